@@ -1,0 +1,323 @@
+//! File content on SQLite: slices, block rows and refcounts, truncate, orphans, garbage.
+//!
+//! `slices.blocks` packs a slice's block references as consecutive 36-byte records:
+//! the 32-byte BLAKE3 id followed by the plain length as u32 little-endian
+//! (docs/FORMAT.md). Every slice insert increments the refcount of each referenced block
+//! and every slice delete decrements it, in the same transaction.
+
+use super::namespace::getattr;
+use crate::error::{MetaError, Result};
+use crate::types::*;
+use fvfs_types::{BlockId, Codec, FileKind, Ino, CHUNK_SIZE};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+const REF_LEN: usize = 36;
+
+pub(crate) fn encode_refs(refs: &[BlockRef]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(refs.len() * REF_LEN);
+    for r in refs {
+        out.extend_from_slice(&r.id.0);
+        out.extend_from_slice(&r.len.to_le_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode_refs(blob: &[u8]) -> Result<Vec<BlockRef>> {
+    if blob.len() % REF_LEN != 0 {
+        return Err(MetaError::Corrupt(format!(
+            "slice block list of {} bytes is not a multiple of {REF_LEN}",
+            blob.len()
+        )));
+    }
+    Ok(blob
+        .chunks_exact(REF_LEN)
+        .map(|c| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&c[..32]);
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&c[32..]);
+            BlockRef {
+                id: BlockId(id),
+                len: u32::from_le_bytes(len),
+            }
+        })
+        .collect())
+}
+
+pub(crate) fn block_from_row(r: &Row<'_>) -> rusqlite::Result<BlockRow> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(BlockRow {
+        id: BlockId::from_slice(&id).unwrap_or(BlockId([0; 32])),
+        size: r.get(1)?,
+        stored_size: r.get(2)?,
+        codec: Codec::from_code(r.get(3)?).unwrap_or(Codec::Raw),
+        refcount: r.get::<_, i64>(4)? as u64,
+        tiers: r.get(5)?,
+    })
+}
+
+pub(crate) const BLOCK_COLS: &str = "id, size, stored_size, codec, refcount, tiers";
+
+pub(crate) fn read_chunk(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, pos, len, zero, blocks FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, u32>(1)?,
+            r.get::<_, u32>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, pos, len, zero, blob) = row?;
+        out.push(Slice {
+            id,
+            pos,
+            len,
+            zero,
+            blocks: decode_refs(&blob)?,
+        });
+    }
+    Ok(out)
+}
+
+fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
+    let n = tx
+        .prepare_cached("UPDATE blocks SET refcount = MAX(refcount + ?2, 0) WHERE id = ?1")?
+        .execute(params![&id.0[..], delta])?;
+    if n == 0 && delta > 0 {
+        return Err(MetaError::MissingBlock(*id));
+    }
+    Ok(())
+}
+
+fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO blocks (id, size, stored_size, codec, refcount, tiers, created, last_access)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)
+         ON CONFLICT(id) DO UPDATE SET tiers = tiers | excluded.tiers",
+    )?;
+    for b in blocks {
+        stmt.execute(params![&b.id.0[..], b.size, b.stored_size, b.codec.code(), b.tiers, now])?;
+    }
+    Ok(())
+}
+
+fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<()> {
+    if s.len == 0 {
+        return Ok(());
+    }
+    if s.pos as u64 + s.len as u64 > CHUNK_SIZE {
+        return Err(MetaError::Invalid("slice crosses a chunk boundary"));
+    }
+    if !s.zero && s.blocks.iter().map(|b| b.len as u64).sum::<u64>() != s.len as u64 {
+        return Err(MetaError::Invalid("slice length differs from its blocks"));
+    }
+    tx.prepare_cached(
+        "INSERT INTO slices (ino, chunk, pos, len, zero, blocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ino as i64, s.chunk as i64, s.pos, s.len, s.zero, encode_refs(&s.blocks)])?;
+    tx.prepare_cached(
+        "INSERT INTO chunks (ino, idx, slices) VALUES (?1, ?2, 1)
+         ON CONFLICT(ino, idx) DO UPDATE SET slices = slices + 1",
+    )?
+    .execute(params![ino as i64, s.chunk as i64])?;
+    for b in &s.blocks {
+        add_ref(tx, &b.id, 1)?;
+    }
+    Ok(())
+}
+
+/// Deletes the slices matching `filter` (an SQL condition on ino/chunk/pos) and releases
+/// their block references. Returns how many slices went.
+fn delete_slices(tx: &Transaction<'_>, ino: Ino, filter: &str, args: &[i64]) -> Result<u64> {
+    let sql = format!("SELECT id, blocks FROM slices WHERE ino = ?1 AND {filter}");
+    let mut victims = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut params_vec: Vec<i64> = vec![ino as i64];
+        params_vec.extend_from_slice(args);
+        let rows = stmt.query_map(rusqlite::params_from_iter(params_vec.iter()), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            victims.push(row?);
+        }
+    }
+    for (id, blob) in &victims {
+        for b in decode_refs(blob)? {
+            add_ref(tx, &b.id, -1)?;
+        }
+        tx.prepare_cached("DELETE FROM slices WHERE id = ?1")?.execute([id])?;
+    }
+    tx.prepare_cached(
+        "UPDATE chunks SET slices = (SELECT COUNT(*) FROM slices s WHERE s.ino = chunks.ino AND s.chunk = chunks.idx) WHERE ino = ?1",
+    )?
+    .execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1 AND slices = 0")?
+        .execute([ino as i64])?;
+    Ok(victims.len() as u64)
+}
+
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn commit_slices(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    slices: &[NewSlice],
+    new_blocks: &[NewBlock],
+    min_size: u64,
+    mtime: Option<i64>,
+) -> Result<Attr> {
+    let a = getattr(tx, ino)?;
+    if a.kind != FileKind::File {
+        return Err(MetaError::Invalid("data on a non-regular file"));
+    }
+    insert_blocks(tx, new_blocks, mtime.unwrap_or_else(now_ns))?;
+    for s in slices {
+        insert_slice(tx, ino, s)?;
+    }
+    let size = a.size.max(min_size);
+    match mtime {
+        Some(t) => tx
+            .prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
+            .execute(params![ino as i64, size as i64, t])?,
+        None => tx
+            .prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
+            .execute(params![ino as i64, size as i64])?,
+    };
+    getattr(tx, ino)
+}
+
+pub(crate) fn replace_chunk(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    chunk: u64,
+    slices: &[NewSlice],
+    new_blocks: &[NewBlock],
+) -> Result<()> {
+    insert_blocks(tx, new_blocks, now_ns())?;
+    let old_max: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM slices WHERE ino = ?1 AND chunk = ?2")?
+        .query_row(params![ino as i64, chunk as i64], |r| r.get(0))?;
+    // Insert (and increment) first so blocks shared by old and new slices never reach
+    // refcount 0 in between.
+    for s in slices {
+        insert_slice(tx, ino, s)?;
+    }
+    delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
+    Ok(())
+}
+
+pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> Result<Attr> {
+    let a = getattr(tx, ino)?;
+    if a.kind == FileKind::Dir {
+        return Err(MetaError::IsDir);
+    }
+    if a.kind != FileKind::File {
+        return Err(MetaError::Invalid("truncate of a special file"));
+    }
+    if size < a.size {
+        let c0 = size / CHUNK_SIZE;
+        let off = size % CHUNK_SIZE;
+        if off == 0 {
+            delete_slices(tx, ino, "chunk >= ?2", &[c0 as i64])?;
+        } else {
+            delete_slices(tx, ino, "chunk > ?2", &[c0 as i64])?;
+            delete_slices(tx, ino, "chunk = ?2 AND pos >= ?3", &[c0 as i64, off as i64])?;
+            let max_end: Option<i64> = tx
+                .prepare_cached("SELECT MAX(pos + len) FROM slices WHERE ino = ?1 AND chunk = ?2")?
+                .query_row(params![ino as i64, c0 as i64], |r| r.get(0))?;
+            if let Some(end) = max_end.filter(|&e| e as u64 > off) {
+                insert_slice(
+                    tx,
+                    ino,
+                    &NewSlice {
+                        chunk: c0,
+                        pos: off as u32,
+                        len: (end as u64 - off) as u32,
+                        zero: true,
+                        blocks: Vec::new(),
+                    },
+                )?;
+            }
+        }
+    }
+    tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
+        .execute(params![ino as i64, size as i64, now])?;
+    getattr(tx, ino)
+}
+
+pub(crate) fn get_block(tx: &Transaction<'_>, id: &BlockId) -> Result<Option<BlockRow>> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
+        .query_row([&id.0[..]], block_from_row)
+        .optional()?)
+}
+
+pub(crate) fn chunk_slice_count(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<u64> {
+    Ok(tx
+        .prepare_cached("SELECT slices FROM chunks WHERE ino = ?1 AND idx = ?2")?
+        .query_row(params![ino as i64, chunk as i64], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+pub(crate) fn purge_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
+    let nlink: Option<u32> = tx
+        .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
+        .query_row([ino as i64], |r| r.get(0))
+        .optional()?;
+    match nlink {
+        Some(0) => {}
+        Some(_) => {
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+            return Ok(());
+        }
+        None => {
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+            return Ok(());
+        }
+    }
+    delete_slices(tx, ino, "1 = 1", &[])?;
+    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+    Ok(())
+}
+
+pub(crate) fn orphans(tx: &Transaction<'_>) -> Result<Vec<Ino>> {
+    let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+    Ok(rows
+        .map(|r| r.map(|i| i as u64))
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn garbage_blocks(tx: &Transaction<'_>, limit: usize) -> Result<Vec<BlockRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], block_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn forget_blocks(tx: &Transaction<'_>, ids: &[BlockId]) -> Result<Vec<BlockId>> {
+    let mut out = Vec::new();
+    let mut stmt = tx.prepare_cached("DELETE FROM blocks WHERE id = ?1 AND refcount = 0")?;
+    for id in ids {
+        if stmt.execute([&id.0[..]])? > 0 {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,459 @@
+//! Namespace operations on SQLite: inodes, dentries, links, rename, xattrs.
+//! Each function runs inside the caller's transaction and keeps these invariants:
+//! a directory's nlink is 2 + its subdirectories; a non-directory's nlink is the number
+//! of entries naming it; an inode reaching nlink 0 is recorded in `orphans`.
+
+use crate::error::{MetaError, Result};
+use crate::types::*;
+use fvfs_types::{FileKind, Ino, NAME_MAX, ROOT_INO};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+/// Most links a non-directory may have (as ext4).
+pub const LINK_MAX: u32 = 65000;
+/// Largest xattr value (as the Linux VFS limit).
+pub const XATTR_SIZE_MAX: usize = 65536;
+
+const ATTR_COLS: &str = "ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent";
+
+pub(crate) fn attr_from_row(r: &Row<'_>) -> rusqlite::Result<Attr> {
+    let kind: i64 = r.get(1)?;
+    Ok(Attr {
+        ino: r.get::<_, i64>(0)? as u64,
+        kind: FileKind::from_code(kind).unwrap_or(FileKind::File),
+        perm: r.get(2)?,
+        uid: r.get(3)?,
+        gid: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        nlink: r.get(6)?,
+        atime: r.get(7)?,
+        mtime: r.get(8)?,
+        ctime: r.get(9)?,
+        rdev: r.get(10)?,
+        parent: r.get::<_, i64>(11)? as u64,
+    })
+}
+
+pub(crate) fn getattr(tx: &Transaction<'_>, ino: Ino) -> Result<Attr> {
+    tx.prepare_cached(&format!("SELECT {ATTR_COLS} FROM inodes WHERE ino = ?1"))?
+        .query_row([ino as i64], attr_from_row)
+        .optional()?
+        .ok_or(MetaError::NotFound)
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(MetaError::Invalid("bad file name"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(MetaError::NameTooLong);
+    }
+    Ok(())
+}
+
+fn dir_attr(tx: &Transaction<'_>, ino: Ino) -> Result<Attr> {
+    let a = getattr(tx, ino)?;
+    if a.kind != FileKind::Dir {
+        return Err(MetaError::NotDir);
+    }
+    Ok(a)
+}
+
+/// (ino, kind) named by `parent/name`.
+fn entry(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
+    Ok(tx
+        .prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
+        .query_row(params![parent as i64, name], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
+        })
+        .optional()?
+        .map(|(i, k)| (i, FileKind::from_code(k).unwrap_or(FileKind::File))))
+}
+
+pub(crate) fn lookup(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Attr> {
+    if name.len() > NAME_MAX {
+        return Err(MetaError::NameTooLong);
+    }
+    let p = dir_attr(tx, parent)?;
+    if name == b"." {
+        return Ok(p);
+    }
+    if name == b".." {
+        return getattr(tx, if p.ino == ROOT_INO { ROOT_INO } else { p.parent });
+    }
+    match entry(tx, parent, name)? {
+        Some((ino, _)) => getattr(tx, ino),
+        None => Err(MetaError::NotFound),
+    }
+}
+
+/// Updates a directory's mtime and ctime and adjusts its link count.
+fn touch_dir(tx: &Transaction<'_>, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE inodes SET mtime = ?2, ctime = ?2, nlink = nlink + ?3 WHERE ino = ?1")?
+        .execute(params![dir as i64, now, nlink_delta])?;
+    Ok(())
+}
+
+fn insert_dentry(tx: &Transaction<'_>, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
+    tx.prepare_cached("INSERT INTO dentries (parent, name, ino, kind) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![parent as i64, name, ino as i64, kind.code()])?;
+    Ok(())
+}
+
+pub(crate) fn create(tx: &Transaction<'_>, parent: Ino, name: &[u8], new: &NewInode<'_>) -> Result<Attr> {
+    check_name(name)?;
+    let p = dir_attr(tx, parent)?;
+    if p.nlink == 0 {
+        return Err(MetaError::NotFound);
+    }
+    if entry(tx, parent, name)?.is_some() {
+        return Err(MetaError::Exists);
+    }
+    let is_dir = new.kind == FileKind::Dir;
+    let size = new.target.map(|t| t.len() as i64).unwrap_or(0);
+    tx.prepare_cached(
+        "INSERT INTO inodes (kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        new.kind.code(),
+        new.perm & 0o7777,
+        new.uid,
+        new.gid,
+        size,
+        if is_dir { 2 } else { 1 },
+        new.now,
+        new.rdev,
+        if is_dir { parent as i64 } else { 0 },
+        new.target,
+    ])?;
+    let ino = tx.last_insert_rowid() as u64;
+    insert_dentry(tx, parent, name, ino, new.kind)?;
+    touch_dir(tx, parent, if is_dir { 1 } else { 0 }, new.now)?;
+    getattr(tx, ino)
+}
+
+pub(crate) fn link(tx: &Transaction<'_>, ino: Ino, newparent: Ino, newname: &[u8], now: i64) -> Result<Attr> {
+    check_name(newname)?;
+    let a = getattr(tx, ino)?;
+    if a.kind == FileKind::Dir {
+        return Err(MetaError::NotPermitted);
+    }
+    if a.nlink >= LINK_MAX {
+        return Err(MetaError::TooManyLinks);
+    }
+    let p = dir_attr(tx, newparent)?;
+    if p.nlink == 0 {
+        return Err(MetaError::NotFound);
+    }
+    if entry(tx, newparent, newname)?.is_some() {
+        return Err(MetaError::Exists);
+    }
+    insert_dentry(tx, newparent, newname, ino, a.kind)?;
+    tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, now])?;
+    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+    touch_dir(tx, newparent, 0, now)?;
+    getattr(tx, ino)
+}
+
+/// Drops one link of a non-directory; records an orphan at 0.
+fn drop_link(tx: &Transaction<'_>, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
+    tx.prepare_cached("UPDATE inodes SET nlink = nlink - 1, ctime = ?2 WHERE ino = ?1 AND nlink > 0")?
+        .execute(params![ino as i64, now])?;
+    let nlink: u32 = tx
+        .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
+        .query_row([ino as i64], |r| r.get(0))?;
+    if nlink == 0 {
+        tx.prepare_cached("INSERT OR IGNORE INTO orphans (ino) VALUES (?1)")?
+            .execute([ino as i64])?;
+    }
+    Ok(Unlinked { ino, kind, nlink })
+}
+
+pub(crate) fn unlink(tx: &Transaction<'_>, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked> {
+    dir_attr(tx, parent)?;
+    let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+    if kind == FileKind::Dir {
+        return Err(MetaError::IsDir);
+    }
+    tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+        .execute(params![parent as i64, name])?;
+    touch_dir(tx, parent, 0, now)?;
+    drop_link(tx, ino, kind, now)
+}
+
+fn dir_is_empty(tx: &Transaction<'_>, dir: Ino) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
+        .query_row([dir as i64], |_| Ok(()))
+        .optional()?
+        .is_none())
+}
+
+fn delete_dir_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
+    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
+    Ok(())
+}
+
+pub(crate) fn rmdir(tx: &Transaction<'_>, parent: Ino, name: &[u8], now: i64) -> Result<Ino> {
+    if name == b"." {
+        return Err(MetaError::Invalid("rmdir of ."));
+    }
+    if name == b".." {
+        return Err(MetaError::NotEmpty);
+    }
+    dir_attr(tx, parent)?;
+    let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+    if kind != FileKind::Dir {
+        return Err(MetaError::NotDir);
+    }
+    if !dir_is_empty(tx, ino)? {
+        return Err(MetaError::NotEmpty);
+    }
+    tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+        .execute(params![parent as i64, name])?;
+    delete_dir_inode(tx, ino)?;
+    touch_dir(tx, parent, -1, now)?;
+    Ok(ino)
+}
+
+/// True if `dir` is `ancestor` or lies below it.
+fn is_within(tx: &Transaction<'_>, mut dir: Ino, ancestor: Ino) -> Result<bool> {
+    for _ in 0..100_000 {
+        if dir == ancestor {
+            return Ok(true);
+        }
+        if dir == ROOT_INO || dir == 0 {
+            return Ok(false);
+        }
+        dir = getattr(tx, dir)?.parent;
+    }
+    Err(MetaError::Corrupt(format!("directory loop above inode {dir}")))
+}
+
+fn set_dentry(tx: &Transaction<'_>, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
+    tx.prepare_cached("UPDATE dentries SET ino = ?3, kind = ?4 WHERE parent = ?1 AND name = ?2")?
+        .execute(params![parent as i64, name, ino as i64, kind.code()])?;
+    Ok(())
+}
+
+fn set_parent(tx: &Transaction<'_>, ino: Ino, parent: Ino, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE inodes SET parent = ?2, ctime = ?3 WHERE ino = ?1")?
+        .execute(params![ino as i64, parent as i64, now])?;
+    Ok(())
+}
+
+fn touch_ctime(tx: &Transaction<'_>, ino: Ino, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE inodes SET ctime = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, now])?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rename(
+    tx: &Transaction<'_>,
+    parent: Ino,
+    name: &[u8],
+    newparent: Ino,
+    newname: &[u8],
+    flags: RenameFlags,
+    now: i64,
+) -> Result<Option<Unlinked>> {
+    if flags.exchange && flags.noreplace {
+        return Err(MetaError::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE"));
+    }
+    check_name(newname)?;
+    dir_attr(tx, parent)?;
+    let np = dir_attr(tx, newparent)?;
+    let (src, skind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+    let dst = entry(tx, newparent, newname)?;
+    if skind == FileKind::Dir && newparent != parent && is_within(tx, newparent, src)? {
+        return Err(MetaError::Invalid("cannot move a directory into itself"));
+    }
+    if flags.exchange {
+        let (dino, dkind) = dst.ok_or(MetaError::NotFound)?;
+        if dkind == FileKind::Dir && parent != newparent && is_within(tx, parent, dino)? {
+            return Err(MetaError::Invalid("cannot move a directory into itself"));
+        }
+        set_dentry(tx, parent, name, dino, dkind)?;
+        set_dentry(tx, newparent, newname, src, skind)?;
+        if parent != newparent {
+            let delta = (skind == FileKind::Dir) as i64 - (dkind == FileKind::Dir) as i64;
+            touch_dir(tx, parent, -delta, now)?;
+            touch_dir(tx, newparent, delta, now)?;
+            if skind == FileKind::Dir {
+                set_parent(tx, src, newparent, now)?;
+            }
+            if dkind == FileKind::Dir {
+                set_parent(tx, dino, parent, now)?;
+            }
+        } else {
+            touch_dir(tx, parent, 0, now)?;
+        }
+        touch_ctime(tx, src, now)?;
+        touch_ctime(tx, dino, now)?;
+        return Ok(None);
+    }
+    let mut replaced = None;
+    if let Some((dino, dkind)) = dst {
+        if flags.noreplace {
+            return Err(MetaError::Exists);
+        }
+        if dino == src {
+            // Two names of one inode: rename(2) does nothing.
+            return Ok(None);
+        }
+        match (skind == FileKind::Dir, dkind == FileKind::Dir) {
+            (true, false) => return Err(MetaError::NotDir),
+            (false, true) => return Err(MetaError::IsDir),
+            (true, true) => {
+                if !dir_is_empty(tx, dino)? {
+                    return Err(MetaError::NotEmpty);
+                }
+                tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                    .execute(params![newparent as i64, newname])?;
+                delete_dir_inode(tx, dino)?;
+                touch_dir(tx, newparent, -1, now)?;
+                replaced = Some(Unlinked {
+                    ino: dino,
+                    kind: dkind,
+                    nlink: 0,
+                });
+            }
+            (false, false) => {
+                tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                    .execute(params![newparent as i64, newname])?;
+                replaced = Some(drop_link(tx, dino, dkind, now)?);
+            }
+        }
+    }
+    if np.nlink == 0 {
+        return Err(MetaError::NotFound);
+    }
+    tx.prepare_cached(
+        "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2",
+    )?
+    .execute(params![parent as i64, name, newparent as i64, newname])?;
+    let is_dir = skind == FileKind::Dir;
+    if parent != newparent {
+        touch_dir(tx, parent, -(is_dir as i64), now)?;
+        touch_dir(tx, newparent, is_dir as i64, now)?;
+        if is_dir {
+            set_parent(tx, src, newparent, now)?;
+        }
+    } else {
+        touch_dir(tx, parent, 0, now)?;
+    }
+    touch_ctime(tx, src, now)?;
+    Ok(replaced)
+}
+
+pub(crate) fn readlink(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<u8>> {
+    let (kind, target): (i64, Option<Vec<u8>>) = tx
+        .prepare_cached("SELECT kind, target FROM inodes WHERE ino = ?1")?
+        .query_row([ino as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(MetaError::NotFound)?;
+    if kind != FileKind::Symlink.code() {
+        return Err(MetaError::Invalid("not a symlink"));
+    }
+    Ok(target.unwrap_or_default())
+}
+
+pub(crate) fn readdir(tx: &Transaction<'_>, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>> {
+    dir_attr(tx, ino)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![ino as i64, cookie as i64, limit as i64], |r| {
+        Ok(DirEntry {
+            cookie: r.get::<_, i64>(0)? as u64,
+            name: r.get(1)?,
+            ino: r.get::<_, i64>(2)? as u64,
+            kind: FileKind::from_code(r.get(3)?).unwrap_or(FileKind::File),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
+    let mut a = getattr(tx, ino)?;
+    if let Some(p) = set.perm {
+        a.perm = p & 0o7777;
+    }
+    if let Some(u) = set.uid {
+        a.uid = u;
+    }
+    if let Some(g) = set.gid {
+        a.gid = g;
+    }
+    if let Some(t) = set.atime {
+        a.atime = t;
+    }
+    if let Some(t) = set.mtime {
+        a.mtime = t;
+    }
+    a.ctime = set.ctime.unwrap_or(now);
+    tx.prepare_cached(
+        "UPDATE inodes SET perm = ?2, uid = ?3, gid = ?4, atime = ?5, mtime = ?6, ctime = ?7 WHERE ino = ?1",
+    )?
+    .execute(params![ino as i64, a.perm, a.uid, a.gid, a.atime, a.mtime, a.ctime])?;
+    Ok(a)
+}
+
+pub(crate) fn get_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+    getattr(tx, ino)?;
+    tx.prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?
+        .query_row(params![ino as i64, name], |r| r.get(0))
+        .optional()?
+        .ok_or(MetaError::NoAttr)
+}
+
+pub(crate) fn set_xattr(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    name: &[u8],
+    value: &[u8],
+    mode: XattrMode,
+    now: i64,
+) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(MetaError::Invalid("bad xattr name"));
+    }
+    if value.len() > XATTR_SIZE_MAX {
+        return Err(MetaError::AttrTooBig);
+    }
+    getattr(tx, ino)?;
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2")?
+        .query_row(params![ino as i64, name], |_| Ok(()))
+        .optional()?
+        .is_some();
+    match (mode, exists) {
+        (XattrMode::Create, true) => return Err(MetaError::Exists),
+        (XattrMode::Replace, false) => return Err(MetaError::NoAttr),
+        _ => {}
+    }
+    tx.prepare_cached("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)")?
+        .execute(params![ino as i64, name, value])?;
+    touch_ctime(tx, ino, now)
+}
+
+pub(crate) fn list_xattr(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<Vec<u8>>> {
+    getattr(tx, ino)?;
+    let mut stmt = tx.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([ino as i64], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn remove_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], now: i64) -> Result<()> {
+    getattr(tx, ino)?;
+    let n = tx
+        .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+        .execute(params![ino as i64, name])?;
+    if n == 0 {
+        return Err(MetaError::NoAttr);
+    }
+    touch_ctime(tx, ino, now)
+}

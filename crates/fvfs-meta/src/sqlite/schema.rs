@@ -1,0 +1,112 @@
+//! The SQLite schema and its versioned migrations. `PRAGMA user_version` holds the schema
+//! version; each migration moves it by one inside one transaction. A database whose version
+//! is newer than [`SCHEMA_VERSION`] is refused (an older binary must not write a newer format).
+//! docs/FORMAT.md describes every table; change both together.
+
+use crate::error::{MetaError, Result};
+use rusqlite::Connection;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const V1: &str = r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE inodes (
+  ino INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind INTEGER NOT NULL,
+  perm INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  size INTEGER NOT NULL DEFAULT 0,
+  nlink INTEGER NOT NULL,
+  atime INTEGER NOT NULL,
+  mtime INTEGER NOT NULL,
+  ctime INTEGER NOT NULL,
+  rdev INTEGER NOT NULL DEFAULT 0,
+  parent INTEGER NOT NULL DEFAULT 0,
+  target BLOB
+);
+CREATE TABLE dentries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  parent INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  ino INTEGER NOT NULL,
+  kind INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dentries_name ON dentries(parent, name);
+CREATE INDEX dentries_ino ON dentries(ino);
+CREATE TABLE xattrs (
+  ino INTEGER NOT NULL,
+  name BLOB NOT NULL,
+  value BLOB NOT NULL,
+  PRIMARY KEY (ino, name)
+) WITHOUT ROWID;
+CREATE TABLE chunks (
+  ino INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  slices INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (ino, idx)
+) WITHOUT ROWID;
+CREATE TABLE slices (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ino INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  pos INTEGER NOT NULL,
+  len INTEGER NOT NULL,
+  zero INTEGER NOT NULL DEFAULT 0,
+  blocks BLOB NOT NULL
+);
+CREATE INDEX slices_chunk ON slices(ino, chunk, id);
+CREATE TABLE blocks (
+  id BLOB PRIMARY KEY,
+  size INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  codec INTEGER NOT NULL,
+  refcount INTEGER NOT NULL,
+  tiers INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL,
+  last_access INTEGER NOT NULL DEFAULT 0,
+  accesses INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX blocks_garbage ON blocks(refcount) WHERE refcount = 0;
+CREATE TABLE wal_pending (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  block BLOB NOT NULL,
+  tier INTEGER NOT NULL,
+  due INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT
+);
+CREATE INDEX wal_pending_due ON wal_pending(due);
+CREATE TABLE sessions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  mountpoint TEXT NOT NULL,
+  started INTEGER NOT NULL,
+  heartbeat INTEGER NOT NULL
+);
+CREATE TABLE orphans (ino INTEGER PRIMARY KEY);
+"#;
+
+/// Migrations in order; entry i moves the schema from version i to i+1.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Brings the schema up to [`SCHEMA_VERSION`], or refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(MetaError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "metadata schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+use super::*;
+use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, ROOT_INO};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("meta.db"), true).unwrap();
+    let settings = Settings {
+        uuid: uuid::Uuid::new_v4(),
+        name: "t".into(),
+        format_version: fvfs_types::FORMAT_VERSION,
+        cdc: CdcParams::default(),
+        compression: Compression::Zstd,
+        storage: vec!["/tmp/x".into()],
+        created: 0,
+    };
+    s.format(&settings, 0, 0, 1).unwrap();
+    (dir, s)
+}
+
+fn file<'a>() -> NewInode<'a> {
+    NewInode {
+        kind: FileKind::File,
+        perm: 0o644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        target: None,
+        now: 2,
+    }
+}
+
+#[test]
+fn create_lookup_unlink_orphan() {
+    let (_d, s) = store();
+    let a = s.create(ROOT_INO, b"f", &file()).unwrap();
+    assert_eq!(s.lookup(ROOT_INO, b"f").unwrap().ino, a.ino);
+    assert!(matches!(s.create(ROOT_INO, b"f", &file()), Err(MetaError::Exists)));
+    let u = s.unlink(ROOT_INO, b"f", 3).unwrap();
+    assert_eq!(u.nlink, 0);
+    assert_eq!(s.orphans().unwrap(), vec![a.ino]);
+    s.purge_inode(a.ino).unwrap();
+    assert!(s.orphans().unwrap().is_empty());
+    assert!(matches!(s.getattr(a.ino), Err(MetaError::NotFound)));
+}
+
+#[test]
+fn dirs_and_rename() {
+    let (_d, s) = store();
+    let dir = NewInode { kind: FileKind::Dir, perm: 0o755, ..file() };
+    let a = s.create(ROOT_INO, b"a", &dir).unwrap();
+    let b = s.create(ROOT_INO, b"b", &dir).unwrap();
+    assert_eq!(s.getattr(ROOT_INO).unwrap().nlink, 4);
+    s.create(a.ino, b"x", &file()).unwrap();
+    assert!(matches!(s.rmdir(ROOT_INO, b"a", 3), Err(MetaError::NotEmpty)));
+    assert!(matches!(
+        s.rename(ROOT_INO, b"b", a.ino, b"x", RenameFlags::default(), 3),
+        Err(MetaError::NotDir)
+    ));
+    assert!(matches!(
+        s.rename(ROOT_INO, b"a", b.ino, b"a", RenameFlags::default(), 3).map(|_| ()),
+        Ok(())
+    ));
+    assert_eq!(s.getattr(b.ino).unwrap().nlink, 3);
+    assert_eq!(s.getattr(a.ino).unwrap().parent, b.ino);
+    assert!(matches!(
+        s.rename(ROOT_INO, b"b", a.ino, b"b", RenameFlags::default(), 3),
+        Err(MetaError::Invalid(_))
+    ));
+    let names: Vec<_> = s.readdir(ROOT_INO, 0, 10).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, vec![b"b".to_vec()]);
+    assert!(s.nlink_mismatches().unwrap().is_empty());
+}
+
+#[test]
+fn exchange() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"f", &file()).unwrap();
+    let dir = NewInode { kind: FileKind::Dir, perm: 0o755, ..file() };
+    let d = s.create(ROOT_INO, b"d", &dir).unwrap();
+    let flags = RenameFlags { exchange: true, noreplace: false };
+    s.rename(ROOT_INO, b"f", ROOT_INO, b"d", flags, 4).unwrap();
+    assert_eq!(s.lookup(ROOT_INO, b"f").unwrap().ino, d.ino);
+    assert_eq!(s.lookup(ROOT_INO, b"d").unwrap().ino, f.ino);
+}
+
+#[test]
+fn slices_refcounts_truncate() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"f", &file()).unwrap();
+    let id = BlockId([7; 32]);
+    let nb = NewBlock { id, size: 100, stored_size: 50, codec: Codec::Zstd, tiers: 1 };
+    let sl = NewSlice {
+        chunk: 0,
+        pos: 0,
+        len: 100,
+        zero: false,
+        blocks: vec![BlockRef { id, len: 100 }],
+    };
+    s.commit_slices(f.ino, &[sl.clone()], &[nb], 100, Some(5)).unwrap();
+    s.commit_slices(f.ino, &[sl.clone()], &[], 100, Some(5)).unwrap();
+    assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2);
+    let missing = NewSlice { blocks: vec![BlockRef { id: BlockId([8; 32]), len: 100 }], ..sl };
+    assert!(matches!(
+        s.commit_slices(f.ino, &[missing], &[], 100, None),
+        Err(MetaError::MissingBlock(_))
+    ));
+    assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2, "failed commit rolled back");
+    let a = s.truncate(f.ino, 10, 6).unwrap();
+    assert_eq!(a.size, 10);
+    let slices = s.read_chunk(f.ino, 0).unwrap();
+    assert_eq!(slices.len(), 3);
+    assert!(slices[2].zero && slices[2].pos == 10 && slices[2].len == 90);
+    s.truncate(f.ino, 0, 7).unwrap();
+    assert!(s.read_chunk(f.ino, 0).unwrap().is_empty());
+    assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 0);
+    assert_eq!(s.garbage_blocks(10).unwrap().len(), 1);
+    assert_eq!(s.forget_blocks(&[id]).unwrap(), vec![id]);
+    assert!(s.refcount_mismatches().unwrap().is_empty());
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("meta.db");
+    drop(SqliteStore::open(&p, true).unwrap());
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(c);
+    assert!(matches!(SqliteStore::open(&p, false), Err(MetaError::TooNew { .. })));
+}

@@ -1,0 +1,135 @@
+//! The [`MetaStore`] trait: every metadata operation fvfs performs, each one atomic.
+//!
+//! The trait is synchronous and object-safe: SQLite is in-process, and a PostgreSQL
+//! implementation can run its client on a blocking pool behind the same signatures.
+//! Names are raw bytes (POSIX names need not be UTF-8). Permission checks are the
+//! caller's (fvfs-vfs); the store enforces only structural rules (ENOTEMPTY, EEXIST, …).
+
+use crate::error::{MetaError, Result};
+use crate::types::*;
+use crate::url::MetaUrl;
+use fvfs_types::{BlockId, Ino, Settings};
+use std::sync::Arc;
+
+pub trait MetaStore: Send + Sync {
+    // ---- settings and lifecycle ----
+    /// Writes the settings and creates the root directory. Fails if already formatted.
+    fn format(&self, settings: &Settings, root_uid: u32, root_gid: u32, now: i64) -> Result<()>;
+    fn settings(&self) -> Result<Settings>;
+    /// A human name of the store for messages (no secrets).
+    fn describe(&self) -> String;
+
+    // ---- namespace ----
+    fn getattr(&self, ino: Ino) -> Result<Attr>;
+    fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr>;
+    /// Creates an inode of any kind and its entry in `parent` (EEXIST if the name exists).
+    fn create(&self, parent: Ino, name: &[u8], new: &NewInode<'_>) -> Result<Attr>;
+    /// Adds a hard link `newparent/newname` to `ino` (not a directory).
+    fn link(&self, ino: Ino, newparent: Ino, newname: &[u8], now: i64) -> Result<Attr>;
+    /// Removes a non-directory entry. At nlink 0 the inode becomes an orphan.
+    fn unlink(&self, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked>;
+    /// Removes an empty directory and its inode.
+    fn rmdir(&self, parent: Ino, name: &[u8], now: i64) -> Result<Ino>;
+    /// rename(2) with NOREPLACE and EXCHANGE. Returns the inode that lost its last name
+    /// by being replaced, if any.
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        newparent: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+        now: i64,
+    ) -> Result<Option<Unlinked>>;
+    fn readlink(&self, ino: Ino) -> Result<Vec<u8>>;
+    /// Entries after `cookie` (0 = from the start), at most `limit`. Excludes `.`/`..`.
+    fn readdir(&self, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>>;
+    /// Changes attributes (not the size: see `truncate`). `now` is the new ctime.
+    fn setattr(&self, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr>;
+
+    // ---- xattrs ----
+    fn get_xattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>>;
+    fn set_xattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode, now: i64)
+        -> Result<()>;
+    fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>>;
+    fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()>;
+
+    // ---- file content ----
+    /// Slices of one chunk, oldest first.
+    fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>>;
+    /// Atomically: inserts missing `new_blocks`, adds `slices` (incrementing each referenced
+    /// block's refcount; a reference to a block without a row is `MissingBlock`), raises the
+    /// size to `min_size` if smaller, and sets mtime/ctime to `mtime` when given.
+    fn commit_slices(
+        &self,
+        ino: Ino,
+        slices: &[NewSlice],
+        new_blocks: &[NewBlock],
+        min_size: u64,
+        mtime: Option<i64>,
+    ) -> Result<Attr>;
+    /// Atomically replaces every slice of a chunk by `slices` (compaction).
+    fn replace_chunk(
+        &self,
+        ino: Ino,
+        chunk: u64,
+        slices: &[NewSlice],
+        new_blocks: &[NewBlock],
+    ) -> Result<()>;
+    /// Sets the size. Shrinking drops slices past the end and overlays a zero slice on
+    /// the cut part of the last chunk, so a later extension reads zeros.
+    fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr>;
+    /// Looks up block rows (for dedup: a present row with refcount > 0 needs no upload).
+    fn get_block(&self, id: &BlockId) -> Result<Option<BlockRow>>;
+    /// Number of slices of one chunk (to decide on compaction).
+    fn chunk_slice_count(&self, ino: Ino, chunk: u64) -> Result<u64>;
+
+    // ---- orphans and garbage ----
+    /// Deletes an orphan (nlink 0) inode with its slices and xattrs, releasing block refs.
+    /// A no-op for an inode that has links again or is gone.
+    fn purge_inode(&self, ino: Ino) -> Result<()>;
+    fn orphans(&self) -> Result<Vec<Ino>>;
+    /// Blocks with refcount 0, at most `limit`.
+    fn garbage_blocks(&self, limit: usize) -> Result<Vec<BlockRow>>;
+    /// Deletes the rows of blocks that still have refcount 0; returns those deleted.
+    fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>>;
+
+    // ---- sessions ----
+    fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64>;
+    fn heartbeat(&self, session: u64, now: i64) -> Result<()>;
+    fn end_session(&self, session: u64) -> Result<()>;
+    fn sessions(&self) -> Result<Vec<Session>>;
+
+    // ---- administration (status, fsck) ----
+    fn stats(&self) -> Result<Stats>;
+    /// Every block row, in id order, `limit` at a time after `after`.
+    fn blocks_page(&self, after: Option<BlockId>, limit: usize) -> Result<Vec<BlockRow>>;
+    /// The reference counts implied by all slices, for blocks whose stored refcount differs.
+    fn refcount_mismatches(&self) -> Result<Vec<(BlockId, u64, u64)>>;
+    /// Slice references to blocks that have no row: (ino, slice id, block id).
+    fn dangling_block_refs(&self) -> Result<Vec<(Ino, u64, BlockId)>>;
+    /// Inodes whose stored link count differs from the entries naming them: (ino, stored, counted).
+    fn nlink_mismatches(&self) -> Result<Vec<(Ino, u32, u32)>>;
+    /// Entries whose inode does not exist: (parent, name, ino).
+    fn dangling_dentries(&self) -> Result<Vec<(Ino, Vec<u8>, Ino)>>;
+    /// fsck --repair helpers.
+    fn set_refcount(&self, id: &BlockId, refcount: u64) -> Result<()>;
+    fn set_nlink(&self, ino: Ino, nlink: u32) -> Result<()>;
+    fn remove_dentry(&self, parent: Ino, name: &[u8]) -> Result<()>;
+    /// Removes slices that reference `id` and re-points nothing: the affected ranges then
+    /// read as zeros. Used by `fsck --repair` for blocks lost from every tier.
+    fn drop_slices_referencing(&self, id: &BlockId) -> Result<u64>;
+    /// Paths of inodes referencing a block (for reports); best effort, at most `limit`.
+    fn inodes_referencing(&self, id: &BlockId, limit: usize) -> Result<Vec<Ino>>;
+}
+
+/// Opens the store a URL names. `create` allows creating a new, empty SQLite database.
+pub fn open(url: &str, create: bool) -> Result<Arc<dyn MetaStore>> {
+    match MetaUrl::parse(url)? {
+        MetaUrl::Sqlite(path) => Ok(Arc::new(crate::sqlite::SqliteStore::open(&path, create)?)),
+        MetaUrl::Postgres(_) => Err(MetaError::BadUrl {
+            url: MetaUrl::parse(url)?.display(),
+            why: "PostgreSQL metadata is not built into this version yet".into(),
+        }),
+    }
+}

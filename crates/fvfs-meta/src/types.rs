@@ -1,0 +1,163 @@
+//! Records the metadata store reads and writes. Times are nanoseconds since the Unix
+//! epoch (i64), sizes are bytes. Invariant: a `Slice` lies inside one chunk
+//! (`pos + len <= CHUNK_SIZE`) and, unless `zero`, its blocks' lengths sum to `len`.
+
+use fvfs_types::{BlockId, Codec, FileKind, Ino};
+
+/// Attributes of one inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: FileKind,
+    /// Permission bits including setuid/setgid/sticky (the low 12 bits of st_mode).
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub nlink: u32,
+    pub atime: i64,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub rdev: u32,
+    /// Parent directory for directories (for `..`); 0 otherwise.
+    pub parent: Ino,
+}
+
+/// A new inode to create.
+#[derive(Clone, Debug)]
+pub struct NewInode<'a> {
+    pub kind: FileKind,
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    /// Target of a symlink.
+    pub target: Option<&'a [u8]>,
+    pub now: i64,
+}
+
+/// One directory entry as listed by `readdir`.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: Ino,
+    pub kind: FileKind,
+    /// Opaque resume cookie: pass it back to continue after this entry. Always > 0.
+    pub cookie: u64,
+}
+
+/// Attribute changes; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct SetAttr {
+    pub perm: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<i64>,
+    pub mtime: Option<i64>,
+    /// Explicit ctime; otherwise ctime becomes `now` when anything changes.
+    pub ctime: Option<i64>,
+}
+
+/// A reference to a block inside a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    pub id: BlockId,
+    pub len: u32,
+}
+
+/// An immutable written extent of one chunk. Later slices (higher `id`) overlay earlier ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub id: u64,
+    /// Offset inside the chunk.
+    pub pos: u32,
+    pub len: u32,
+    /// A zero slice reads as zeros (holes made by truncate and punch-hole) and has no blocks.
+    pub zero: bool,
+    pub blocks: Vec<BlockRef>,
+}
+
+/// A slice to add to a chunk.
+#[derive(Clone, Debug)]
+pub struct NewSlice {
+    pub chunk: u64,
+    pub pos: u32,
+    pub len: u32,
+    pub zero: bool,
+    pub blocks: Vec<BlockRef>,
+}
+
+/// A block row to insert when a slice referencing it is committed (if not present yet).
+#[derive(Clone, Copy, Debug)]
+pub struct NewBlock {
+    pub id: BlockId,
+    pub size: u32,
+    pub stored_size: u32,
+    pub codec: Codec,
+    /// Tier bitmask of the copies that exist now (bit n = tier n).
+    pub tiers: u32,
+}
+
+/// A row of the `blocks` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRow {
+    pub id: BlockId,
+    pub size: u32,
+    pub stored_size: u32,
+    pub codec: Codec,
+    pub refcount: u64,
+    pub tiers: u32,
+}
+
+/// What `unlink`/`rename` did to an inode that lost a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unlinked {
+    pub ino: Ino,
+    pub kind: FileKind,
+    /// Links left. At 0 the inode is an orphan: its data stays until `purge_inode`.
+    pub nlink: u32,
+}
+
+/// Flags of rename(2).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenameFlags {
+    pub noreplace: bool,
+    pub exchange: bool,
+}
+
+/// xattr set mode (XATTR_CREATE / XATTR_REPLACE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XattrMode {
+    Any,
+    Create,
+    Replace,
+}
+
+/// A mount or daemon registered in the metadata.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: u64,
+    pub host: String,
+    pub pid: u32,
+    pub mountpoint: String,
+    pub started: i64,
+    pub heartbeat: i64,
+}
+
+/// Totals for `status` and `statfs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub inodes: u64,
+    /// Sum of the sizes of regular files.
+    pub logical_bytes: u64,
+    /// Number of block rows with refcount > 0.
+    pub blocks: u64,
+    /// Plain bytes of those blocks (each counted once).
+    pub unique_bytes: u64,
+    /// Stored (compressed) bytes of those blocks.
+    pub stored_bytes: u64,
+    /// Plain bytes referenced by all slices (a block counts once per reference).
+    pub referenced_bytes: u64,
+    /// Blocks whose refcount reached 0 and await garbage collection.
+    pub garbage_blocks: u64,
+}
