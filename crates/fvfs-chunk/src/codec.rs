@@ -1,0 +1,167 @@
+//! Block codec: plain bytes ⇄ stored bytes, and the content id.
+//!
+//! Invariants: a block's id is BLAKE3 of its plain bytes; [`decode_block`] never
+//! returns bytes that do not hash to the id it was given; a zstd-stored block is one
+//! zstd frame and is only chosen when strictly smaller than the plain bytes;
+//! decompression never allocates more than [`MAX_BLOCK_SIZE`].
+
+use bytes::Bytes;
+use fvfs_types::{BlockId, Codec, Compression};
+
+use crate::error::ChunkError;
+
+/// Largest plain block this crate stores or decodes (FastCDC v2020's max cut).
+pub const MAX_BLOCK_SIZE: usize = 16 << 20;
+/// zstd level used for new blocks: fast, most of the ratio of the default.
+pub const ZSTD_LEVEL: i32 = 1;
+
+/// A block ready to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedBlock {
+    pub id: BlockId,
+    pub codec: Codec,
+    /// Plain size in bytes.
+    pub size: u32,
+    /// The bytes to store (plain for [`Codec::Raw`], a zstd frame for [`Codec::Zstd`]).
+    pub stored: Bytes,
+}
+
+/// The content id of plain bytes.
+pub fn block_id(plain: &[u8]) -> BlockId {
+    BlockId(*blake3::hash(plain).as_bytes())
+}
+
+/// Computes the id and the stored form of `plain` (at most [`MAX_BLOCK_SIZE`] bytes;
+/// larger input is a caller bug: its `size` saturates).
+pub fn encode_block(plain: &[u8], compression: Compression) -> EncodedBlock {
+    debug_assert!(plain.len() <= MAX_BLOCK_SIZE);
+    let id = block_id(plain);
+    let size = u32::try_from(plain.len()).unwrap_or(u32::MAX);
+    if compression == Compression::Zstd {
+        if let Ok(frame) = zstd::bulk::compress(plain, ZSTD_LEVEL) {
+            if frame.len() < plain.len() {
+                return EncodedBlock {
+                    id,
+                    codec: Codec::Zstd,
+                    size,
+                    stored: Bytes::from(frame),
+                };
+            }
+        }
+    }
+    EncodedBlock {
+        id,
+        codec: Codec::Raw,
+        size,
+        stored: Bytes::copy_from_slice(plain),
+    }
+}
+
+/// Decodes stored bytes and verifies them against `id`. Any mismatch, undecodable
+/// frame or oversize content is [`ChunkError::Corrupt`].
+pub fn decode_block(id: &BlockId, codec: Codec, stored: &[u8]) -> Result<Bytes, ChunkError> {
+    let corrupt = || ChunkError::Corrupt { id: *id };
+    let plain = match codec {
+        Codec::Raw => {
+            if stored.len() > MAX_BLOCK_SIZE {
+                return Err(corrupt());
+            }
+            Bytes::copy_from_slice(stored)
+        }
+        Codec::Zstd => {
+            // The frame header carries the content size (bulk::compress writes it);
+            // use it to allocate exactly, never above the cap.
+            let cap = match zstd::zstd_safe::get_frame_content_size(stored) {
+                Ok(Some(n)) if n <= MAX_BLOCK_SIZE as u64 => n as usize,
+                Ok(None) => MAX_BLOCK_SIZE,
+                _ => return Err(corrupt()),
+            };
+            Bytes::from(zstd::bulk::decompress(stored, cap).map_err(|_| corrupt())?)
+        }
+    };
+    if block_id(&plain) != *id {
+        return Err(corrupt());
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"abcdefgh"[(i / 7) % 8]).collect()
+    }
+
+    #[test]
+    fn round_trip_both_codecs() {
+        let plain = text(100_000);
+        let z = encode_block(&plain, Compression::Zstd);
+        assert_eq!(z.codec, Codec::Zstd);
+        assert!(z.stored.len() < plain.len());
+        assert_eq!(z.size, 100_000);
+        assert_eq!(z.id, block_id(&plain));
+        assert_eq!(
+            decode_block(&z.id, z.codec, &z.stored).expect("zstd"),
+            plain
+        );
+
+        let r = encode_block(&plain, Compression::None);
+        assert_eq!(r.codec, Codec::Raw);
+        assert_eq!(r.id, z.id, "id does not depend on the codec");
+        assert_eq!(decode_block(&r.id, r.codec, &r.stored).expect("raw"), plain);
+    }
+
+    #[test]
+    fn incompressible_is_raw() {
+        let plain: Vec<u8> = (0..65536u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let mut rnd = plain.clone();
+        for (i, b) in rnd.iter_mut().enumerate() {
+            *b ^= blake3::hash(&(i as u64).to_le_bytes()).as_bytes()[0];
+        }
+        let e = encode_block(&rnd, Compression::Zstd);
+        assert_eq!(e.codec, Codec::Raw);
+        assert_eq!(&e.stored[..], &rnd[..]);
+        let empty = encode_block(&[], Compression::Zstd);
+        assert_eq!(empty.codec, Codec::Raw);
+        assert_eq!(
+            decode_block(&empty.id, empty.codec, &empty.stored)
+                .expect("empty")
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let plain = text(50_000);
+        for compression in [Compression::Zstd, Compression::None] {
+            let e = encode_block(&plain, compression);
+            let mut bad = e.stored.to_vec();
+            let mid = bad.len() / 2;
+            bad[mid] ^= 0x40;
+            assert!(matches!(
+                decode_block(&e.id, e.codec, &bad),
+                Err(ChunkError::Corrupt { id }) if id == e.id
+            ));
+            // Truncated.
+            assert!(decode_block(&e.id, e.codec, &e.stored[..10]).is_err());
+            // Wrong codec.
+            let other = if e.codec == Codec::Raw {
+                Codec::Zstd
+            } else {
+                Codec::Raw
+            };
+            assert!(decode_block(&e.id, other, &e.stored).is_err());
+        }
+        // A frame claiming more than the cap is refused before allocating.
+        let big = zstd::bulk::compress(&vec![0u8; MAX_BLOCK_SIZE + 1], 1).expect("zstd");
+        let id = block_id(&[]);
+        assert!(matches!(
+            decode_block(&id, Codec::Zstd, &big),
+            Err(ChunkError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,378 @@
+//! [`BlockStore`]: stores and fetches content-addressed blocks through one tier, with
+//! a memory cache of plain blocks and an optional disk cache of stored blocks.
+//!
+//! Invariants:
+//! - every byte returned by [`BlockStore::fetch`] hashes to the requested id: copies
+//!   from the disk cache and from the tier are decoded and verified; a bad cached copy
+//!   is deleted and the tier is asked instead; a bad tier copy is
+//!   [`ChunkError::Corrupt`], logged with the block and the tier;
+//! - concurrent fetches of one id share one tier GET;
+//! - the caches are an optimisation only: their failures never fail a call;
+//! - CPU work (hashing, zstd) runs on blocking threads, never on the async workers;
+//! - at most `upload_concurrency` tier PUTs run at once per store.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use fvfs_tier::Tier;
+use fvfs_types::{BlockId, Codec, Compression};
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::cache::{DiskCache, MemCache};
+use crate::codec::{decode_block, encode_block, EncodedBlock, MAX_BLOCK_SIZE};
+use crate::error::ChunkError;
+
+/// What the metadata records about a stored block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockMeta {
+    pub id: BlockId,
+    /// Plain size.
+    pub size: u32,
+    /// Size of the stored object.
+    pub stored_size: u32,
+    pub codec: Codec,
+}
+
+impl From<&EncodedBlock> for BlockMeta {
+    fn from(e: &EncodedBlock) -> Self {
+        BlockMeta {
+            id: e.id,
+            size: e.size,
+            stored_size: u32::try_from(e.stored.len()).unwrap_or(u32::MAX),
+            codec: e.codec,
+        }
+    }
+}
+
+/// Settings of a [`BlockStore`].
+#[derive(Clone, Debug)]
+pub struct BlockStoreConfig {
+    /// Compression of new blocks.
+    pub compression: Compression,
+    /// Byte limit of the memory cache of plain blocks (0 disables it).
+    pub mem_cache_bytes: u64,
+    /// Directory and byte limit of the disk cache of stored blocks.
+    pub disk_cache: Option<(PathBuf, u64)>,
+    /// Maximum number of concurrent tier PUTs (at least 1).
+    pub upload_concurrency: usize,
+}
+
+impl Default for BlockStoreConfig {
+    fn default() -> Self {
+        BlockStoreConfig {
+            compression: Compression::Zstd,
+            mem_cache_bytes: 256 << 20,
+            disk_cache: None,
+            upload_concurrency: 16,
+        }
+    }
+}
+
+/// Cache counters since the store was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Fetches served by a cache (memory or disk).
+    pub hits: u64,
+    /// Fetches that went to the tier.
+    pub misses: u64,
+    /// Of `hits`, those served by the memory cache.
+    pub mem_hits: u64,
+    /// Of `hits`, those served by the disk cache.
+    pub disk_hits: u64,
+    pub mem_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+type FetchFuture = Shared<BoxFuture<'static, Result<Bytes, ChunkError>>>;
+
+/// Block storage over one tier. Cheap to clone; all methods take `&self`.
+#[derive(Clone)]
+pub struct BlockStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tier: Tier,
+    compression: Compression,
+    mem: MemCache,
+    disk: Option<Arc<DiskCache>>,
+    uploads: Semaphore,
+    inflight: Mutex<HashMap<BlockId, FetchFuture>>,
+    mem_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+fn task_err(e: tokio::task::JoinError) -> ChunkError {
+    ChunkError::Task(e.to_string())
+}
+
+impl BlockStore {
+    /// A store over `tier`; opens (and indexes) the disk cache if configured.
+    pub fn new(tier: Tier, cfg: BlockStoreConfig) -> Result<BlockStore, ChunkError> {
+        let disk = match &cfg.disk_cache {
+            Some((dir, limit)) => Some(Arc::new(DiskCache::open(dir, *limit)?)),
+            None => None,
+        };
+        Ok(BlockStore {
+            inner: Arc::new(Inner {
+                tier,
+                compression: cfg.compression,
+                mem: MemCache::new(cfg.mem_cache_bytes),
+                disk,
+                uploads: Semaphore::new(cfg.upload_concurrency.max(1)),
+                inflight: Mutex::new(HashMap::new()),
+                mem_hits: AtomicU64::new(0),
+                disk_hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The tier blocks are stored in.
+    pub fn tier(&self) -> &Tier {
+        &self.inner.tier
+    }
+
+    /// The compression applied to new blocks.
+    pub fn compression(&self) -> Compression {
+        self.inner.compression
+    }
+
+    /// Encodes a block with this store's compression (CPU-bound: call from a blocking
+    /// context for big blocks). Lets the caller learn the id first, check for a
+    /// duplicate, then [`BlockStore::put_encoded`].
+    pub fn encode(&self, plain: &[u8]) -> EncodedBlock {
+        encode_block(plain, self.inner.compression)
+    }
+
+    /// Encodes on a blocking thread.
+    pub async fn encode_async(&self, plain: Bytes) -> Result<EncodedBlock, ChunkError> {
+        check_size(plain.len())?;
+        let compression = self.inner.compression;
+        tokio::task::spawn_blocking(move || encode_block(&plain, compression))
+            .await
+            .map_err(task_err)
+    }
+
+    /// Encodes, stores in the tier, and fills both caches.
+    pub async fn upload(&self, plain: Bytes) -> Result<BlockMeta, ChunkError> {
+        let enc = self.encode_async(plain.clone()).await?;
+        self.put_encoded(&enc).await?;
+        self.inner.mem.insert(enc.id, plain);
+        Ok(BlockMeta::from(&enc))
+    }
+
+    /// Stores an encoded block in the tier (bounded by the upload concurrency) and in
+    /// the disk cache.
+    pub async fn put_encoded(&self, enc: &EncodedBlock) -> Result<(), ChunkError> {
+        {
+            let _permit = self
+                .inner
+                .uploads
+                .acquire()
+                .await
+                .map_err(|e| ChunkError::Task(e.to_string()))?;
+            self.inner
+                .tier
+                .put_block(&enc.id, enc.stored.clone())
+                .await?;
+        }
+        if let Some(disk) = &self.inner.disk {
+            let disk = disk.clone();
+            let (id, stored) = (enc.id, enc.stored.clone());
+            // Best effort: a failed cache write is logged inside and ignored here.
+            let _ = tokio::task::spawn_blocking(move || disk.insert(&id, &stored)).await;
+        }
+        Ok(())
+    }
+
+    /// The plain bytes of a block, verified against `id`: memory cache, then disk cache,
+    /// then the tier. `size` is the plain size recorded in the metadata.
+    pub async fn fetch(&self, id: &BlockId, codec: Codec, size: u32) -> Result<Bytes, ChunkError> {
+        if let Some(b) = self.inner.mem.get(id) {
+            self.inner.mem_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(b);
+        }
+        let fut = {
+            let mut inflight = self.inner.inflight.lock();
+            match inflight.get(id) {
+                Some(f) => f.clone(),
+                None => {
+                    // A task, so that the fetch completes (and fills the caches) even
+                    // if every caller gives up; it removes its own map entry.
+                    let inner = self.inner.clone();
+                    let id = *id;
+                    let handle = tokio::spawn(async move {
+                        let _guard = InflightGuard {
+                            inner: inner.clone(),
+                            id,
+                        };
+                        fetch_uncached(&inner, id, codec, size).await
+                    });
+                    let f = async move { handle.await.map_err(task_err)? }
+                        .boxed()
+                        .shared();
+                    inflight.insert(id, f.clone());
+                    f
+                }
+            }
+        };
+        fut.await
+    }
+
+    /// Starts fetching a block into the caches without waiting. Errors are logged at
+    /// debug level only. Does nothing outside a tokio runtime or if already cached.
+    pub fn prefetch(&self, id: BlockId, codec: Codec, size: u32) {
+        if self.inner.mem.get(&id).is_some() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.clone();
+        rt.spawn(async move {
+            if let Err(e) = store.fetch(&id, codec, size).await {
+                tracing::debug!(block = %id, error = %e, "prefetch failed");
+            }
+        });
+    }
+
+    /// Reads a block's object from the tier (bypassing the caches) and checks that it
+    /// decodes to bytes hashing to `id`. Used by fsck and scrubbing.
+    pub async fn verify(&self, id: &BlockId, codec: Codec) -> Result<(), ChunkError> {
+        let stored = self.inner.tier.get_block(id).await?;
+        let id = *id;
+        tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored).map(|_| ()))
+            .await
+            .map_err(task_err)?
+    }
+
+    /// Deletes a block from the tier and both caches. Deleting a missing block is Ok.
+    pub async fn delete(&self, id: &BlockId) -> Result<(), ChunkError> {
+        self.inner.mem.remove(id);
+        if let Some(disk) = &self.inner.disk {
+            let disk = disk.clone();
+            let id = *id;
+            tokio::task::spawn_blocking(move || disk.remove(&id))
+                .await
+                .map_err(task_err)?;
+        }
+        self.inner.tier.delete_block(id).await?;
+        Ok(())
+    }
+
+    /// Drops a block from both caches only (the tier copy stays).
+    pub async fn evict_cached(&self, id: &BlockId) {
+        self.inner.mem.remove(id);
+        if let Some(disk) = &self.inner.disk {
+            let disk = disk.clone();
+            let id = *id;
+            let _ = tokio::task::spawn_blocking(move || disk.remove(&id)).await;
+        }
+    }
+
+    /// Cache counters and sizes.
+    pub fn cache_stats(&self) -> CacheStats {
+        let i = &self.inner;
+        let mem_hits = i.mem_hits.load(Ordering::Relaxed);
+        let disk_hits = i.disk_hits.load(Ordering::Relaxed);
+        CacheStats {
+            hits: mem_hits + disk_hits,
+            misses: i.misses.load(Ordering::Relaxed),
+            mem_hits,
+            disk_hits,
+            mem_bytes: i.mem.bytes(),
+            disk_bytes: i.disk.as_ref().map_or(0, |d| d.bytes()),
+        }
+    }
+}
+
+/// Removes a fetch's in-flight entry when its task ends, even by panic.
+struct InflightGuard {
+    inner: Arc<Inner>,
+    id: BlockId,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.inner.inflight.lock().remove(&self.id);
+    }
+}
+
+fn check_size(len: usize) -> Result<(), ChunkError> {
+    if len > MAX_BLOCK_SIZE {
+        return Err(ChunkError::TooLarge {
+            size: len,
+            max: MAX_BLOCK_SIZE,
+        });
+    }
+    Ok(())
+}
+
+/// The slow path of [`BlockStore::fetch`]: disk cache, then tier; fills the caches.
+async fn fetch_uncached(
+    inner: &Arc<Inner>,
+    id: BlockId,
+    codec: Codec,
+    size: u32,
+) -> Result<Bytes, ChunkError> {
+    // Another fetch may have just filled it.
+    if let Some(b) = inner.mem.get(&id) {
+        inner.mem_hits.fetch_add(1, Ordering::Relaxed);
+        return Ok(b);
+    }
+    if let Some(disk) = &inner.disk {
+        let disk = disk.clone();
+        let from_disk = tokio::task::spawn_blocking(move || {
+            let stored = disk.get(&id)?;
+            match decode_block(&id, codec, &stored) {
+                Ok(plain) => Some(plain),
+                Err(_) => {
+                    tracing::warn!(block = %id, cache = %disk.dir().display(),
+                        "corrupt block in the disk cache: deleted, reading from the tier");
+                    disk.remove(&id);
+                    None
+                }
+            }
+        })
+        .await
+        .map_err(task_err)?;
+        if let Some(plain) = from_disk {
+            inner.disk_hits.fetch_add(1, Ordering::Relaxed);
+            inner.mem.insert(id, plain.clone());
+            return Ok(plain);
+        }
+    }
+    inner.misses.fetch_add(1, Ordering::Relaxed);
+    let stored = inner.tier.get_block(&id).await?;
+    let stored2 = stored.clone();
+    let decoded = tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored2))
+        .await
+        .map_err(task_err)?;
+    let plain = match decoded {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(block = %id, tier = %inner.tier.display(), ?codec,
+                stored_bytes = stored.len(),
+                "block read from the tier does not match its id: corrupt copy");
+            return Err(e);
+        }
+    };
+    if plain.len() != size as usize {
+        tracing::warn!(block = %id, expected = size, actual = plain.len(),
+            "block size differs from the recorded size (content verified by id)");
+    }
+    inner.mem.insert(id, plain.clone());
+    if let Some(disk) = &inner.disk {
+        let disk = disk.clone();
+        // Fire and forget: the caller need not wait for the cache write.
+        tokio::task::spawn_blocking(move || disk.insert(&id, &stored));
+    }
+    Ok(plain)
+}

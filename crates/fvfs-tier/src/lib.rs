@@ -1,0 +1,388 @@
+//! A storage tier: one OpenDAL operator (local directory or S3-compatible bucket) plus
+//! the object key layout fvfs uses in it.
+//!
+//! This crate owns the location syntax ([`TierSpec`]), the construction of the
+//! operator (retry + timeout layers, S3 credentials from the environment / AWS chain)
+//! and the key layout:
+//! - blocks live at `blocks/{hex[0..2]}/{hex[2..4]}/{hex}` ([`Tier::block_key`]);
+//! - health probes at `probe/…` (written and deleted by [`Tier::check`]);
+//! - anything else (metadata backups…) through the generic object calls.
+//!
+//! Invariants:
+//! - an object is either absent or complete: S3 PUTs are atomic and the fs service is
+//!   configured to write into `ROOT/.tmp/` and rename into place;
+//! - no operation blocks forever: every call runs under a timeout, temporary failures
+//!   are retried a few times with a short backoff, and a tier that does not answer
+//!   yields [`TierError::Unreachable`];
+//! - errors and [`Tier::display`] never contain credentials;
+//! - this crate knows nothing of block contents: ids are computed and verified above.
+
+mod error;
+mod spec;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use fvfs_types::BlockId;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::Operator;
+
+pub use error::{redact, BoxError, TierError};
+pub use spec::{TierKind, TierSpec, DEFAULT_REGION};
+
+/// Prefix of every block object.
+pub const BLOCKS_PREFIX: &str = "blocks/";
+/// Prefix of the objects written by [`Tier::check`].
+pub const PROBE_PREFIX: &str = "probe/";
+/// Directory (under an fs root) where objects are written before being renamed.
+pub const FS_TMP_DIR: &str = ".tmp";
+
+/// Explicit S3 credentials, for tests and tools. When absent the standard AWS chain is
+/// used (env `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then
+/// the shared config/profile, then instance metadata).
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tunables of [`Tier::open_with`]; the defaults suit production.
+#[derive(Clone, Debug)]
+pub struct TierOptions {
+    /// Explicit S3 credentials; `None` = AWS default chain. Ignored for fs tiers.
+    pub credentials: Option<S3Credentials>,
+    /// Bound of one control request attempt (stat, delete, list page, request start).
+    pub op_timeout: Duration,
+    /// Bound of one body read/write step of one attempt.
+    pub io_timeout: Duration,
+    /// Retries of a temporary failure (after the first attempt).
+    pub retries: usize,
+    /// Bound of the whole [`Tier::check`].
+    pub check_timeout: Duration,
+}
+
+impl Default for TierOptions {
+    fn default() -> Self {
+        TierOptions {
+            credentials: None,
+            op_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(20),
+            retries: 2,
+            check_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One storage tier. Cheap to clone (shares one operator).
+#[derive(Clone)]
+pub struct Tier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    op: Operator,
+    spec: TierSpec,
+    display: String,
+    check_timeout: Duration,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Tier").field(&self.inner.display).finish()
+    }
+}
+
+static INSTALL: Once = Once::new();
+static PROBE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Tier {
+    /// Opens a tier with default options. Does no network I/O (see [`Tier::check`]);
+    /// for fs, creates the root directory if missing.
+    pub fn open(spec: &TierSpec) -> Result<Tier, TierError> {
+        Self::open_with(spec, &TierOptions::default())
+    }
+
+    /// Opens a tier with explicit options.
+    pub fn open_with(spec: &TierSpec, opts: &TierOptions) -> Result<Tier, TierError> {
+        INSTALL.call_once(opendal::install_default);
+        let display = spec.display();
+        let op = match &spec.kind {
+            TierKind::Fs { root } => open_fs(root, &display)?,
+            TierKind::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                path_style,
+                storage_class,
+            } => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(bucket)
+                    .root(&format!("/{prefix}"))
+                    .region(region);
+                if let Some(ep) = endpoint {
+                    b = b.endpoint(ep);
+                }
+                if !path_style {
+                    b = b.enable_virtual_host_style();
+                }
+                if let Some(sc) = storage_class {
+                    b = b.default_storage_class(sc);
+                }
+                if let Some(c) = &opts.credentials {
+                    b = b
+                        .access_key_id(&c.access_key_id)
+                        .secret_access_key(&c.secret_access_key)
+                        .disable_config_load()
+                        .disable_ec2_metadata();
+                    if let Some(t) = &c.session_token {
+                        b = b.session_token(t);
+                    }
+                }
+                Operator::new(b).map_err(|e| TierError::Config(format!("{display}: {e}")))?
+            }
+        };
+        let op = op
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(opts.op_timeout)
+                    .with_io_timeout(opts.io_timeout),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(opts.retries)
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_factor(2.0)
+                    .with_jitter(),
+            );
+        Ok(Tier {
+            inner: Arc::new(Inner {
+                op,
+                spec: spec.clone(),
+                display,
+                check_timeout: opts.check_timeout,
+            }),
+        })
+    }
+
+    /// Parses `location` and opens it with default options.
+    pub fn open_location(location: &str) -> Result<Tier, TierError> {
+        Self::open(&TierSpec::parse(location)?)
+    }
+
+    /// The spec this tier was opened from.
+    pub fn spec(&self) -> &TierSpec {
+        &self.inner.spec
+    }
+
+    /// Secret-free description for logs and status.
+    pub fn display(&self) -> String {
+        self.inner.display.clone()
+    }
+
+    /// The underlying operator, for callers that need streaming or other services.
+    pub fn operator(&self) -> &Operator {
+        &self.inner.op
+    }
+
+    fn err(&self, key: &str, e: opendal::Error) -> TierError {
+        error::classify(&self.inner.display, key, e)
+    }
+
+    /// Writes, reads back and deletes a probe object. Fails within the check timeout
+    /// (10 s by default) with [`TierError::Unreachable`] when the tier does not answer.
+    pub async fn check(&self) -> Result<(), TierError> {
+        let seq = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let key = format!("{PROBE_PREFIX}{}-{nanos}-{seq}", std::process::id());
+        let payload = Bytes::from(format!("fvfs probe {key}"));
+        let work = async {
+            self.put_object(&key, payload.clone()).await?;
+            let back = self.get_object(&key).await?;
+            let deleted = self.delete_object(&key).await;
+            if back != payload {
+                return Err(TierError::Unreachable {
+                    location: self.display(),
+                    source: "probe object read back with different content".into(),
+                });
+            }
+            deleted
+        };
+        match tokio::time::timeout(self.inner.check_timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(TierError::Unreachable {
+                location: self.display(),
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer within {} s",
+                        self.inner.check_timeout.as_secs_f32()
+                    ),
+                )),
+            }),
+        }
+    }
+
+    /// Object key of a block: `blocks/{hex[0..2]}/{hex[2..4]}/{hex}`.
+    pub fn block_key(id: &BlockId) -> String {
+        let hex = id.to_hex();
+        format!("{BLOCKS_PREFIX}{}/{}/{hex}", &hex[0..2], &hex[2..4])
+    }
+
+    /// Stores a block's stored (possibly compressed) bytes. Atomic.
+    pub async fn put_block(&self, id: &BlockId, data: Bytes) -> Result<(), TierError> {
+        self.put_object(&Self::block_key(id), data).await
+    }
+
+    /// Reads a block's stored bytes; [`TierError::NotFound`] if absent. Not verified.
+    pub async fn get_block(&self, id: &BlockId) -> Result<Bytes, TierError> {
+        self.get_object(&Self::block_key(id)).await
+    }
+
+    /// Whether a block object exists.
+    pub async fn block_exists(&self, id: &BlockId) -> Result<bool, TierError> {
+        self.object_exists(&Self::block_key(id)).await
+    }
+
+    /// Deletes a block; deleting a missing block is Ok.
+    pub async fn delete_block(&self, id: &BlockId) -> Result<(), TierError> {
+        self.delete_object(&Self::block_key(id)).await
+    }
+
+    /// Writes an object atomically (replacing any previous one).
+    pub async fn put_object(&self, key: &str, data: Bytes) -> Result<(), TierError> {
+        check_key(key)?;
+        self.inner
+            .op
+            .write(key, data)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Reads a whole object; [`TierError::NotFound`] if absent.
+    pub async fn get_object(&self, key: &str) -> Result<Bytes, TierError> {
+        check_key(key)?;
+        self.inner
+            .op
+            .read(key)
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Whether an object exists.
+    pub async fn object_exists(&self, key: &str) -> Result<bool, TierError> {
+        check_key(key)?;
+        self.inner
+            .op
+            .exists(key)
+            .await
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Deletes an object; deleting a missing object is Ok.
+    pub async fn delete_object(&self, key: &str) -> Result<(), TierError> {
+        check_key(key)?;
+        match self.inner.op.delete(key).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Lists the objects (not directories) under `prefix`, recursively, with their
+    /// sizes. Keys are relative to the tier root. A missing prefix lists as empty.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, TierError> {
+        let mut out = Vec::new();
+        self.for_each_object(prefix, |key, len| out.push((key.to_string(), len)))
+            .await?;
+        out.sort();
+        Ok(out)
+    }
+
+    async fn for_each_object(
+        &self,
+        prefix: &str,
+        mut f: impl FnMut(&str, u64),
+    ) -> Result<(), TierError> {
+        let mut lister = match self.inner.op.lister_with(prefix).recursive(true).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.err(prefix, e)),
+        };
+        while let Some(entry) = lister.try_next().await.map_err(|e| self.err(prefix, e))? {
+            let meta = entry.metadata();
+            if meta.is_file() {
+                f(entry.path(), meta.content_length());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sum of the stored sizes of all block objects (lists everything: slow on big
+    /// tiers).
+    pub async fn used_bytes(&self) -> Result<u64, TierError> {
+        let mut total = 0u64;
+        self.for_each_object(BLOCKS_PREFIX, |_, len| total += len)
+            .await?;
+        Ok(total)
+    }
+}
+
+/// Rejects keys OpenDAL would treat as directories or that escape the root.
+fn check_key(key: &str) -> Result<(), TierError> {
+    if key.is_empty() || key.ends_with('/') || key.starts_with('/') {
+        return Err(TierError::Config(format!(
+            "invalid object key {key:?}: must be non-empty, relative and not end with /"
+        )));
+    }
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(TierError::Config(format!(
+            "invalid object key {key:?}: empty, . or .. component"
+        )));
+    }
+    Ok(())
+}
+
+fn open_fs(root: &Path, display: &str) -> Result<Operator, TierError> {
+    let unreachable = |e: std::io::Error| TierError::Unreachable {
+        location: display.to_string(),
+        source: Box::new(e),
+    };
+    let tmp = root.join(FS_TMP_DIR);
+    std::fs::create_dir_all(&tmp).map_err(unreachable)?;
+    let (Some(root_s), Some(tmp_s)) = (root.to_str(), tmp.to_str()) else {
+        return Err(TierError::Config(format!(
+            "storage directory {display} is not valid UTF-8"
+        )));
+    };
+    let b = opendal::services::Fs::default()
+        .root(root_s)
+        .atomic_write_dir(tmp_s);
+    Operator::new(b).map_err(|e| TierError::Config(format!("{display}: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

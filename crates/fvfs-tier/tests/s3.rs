@@ -1,0 +1,110 @@
+//! fvfs-tier against a real (in-process) S3 server: fvfs-testkit's s3s-fs.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fvfs_testkit::S3Server;
+use fvfs_tier::{S3Credentials, Tier, TierError, TierOptions, TierSpec};
+use fvfs_types::BlockId;
+
+fn tier_for(srv: &S3Server, prefix: &str) -> Tier {
+    let spec = TierSpec::parse(&srv.location(prefix)).expect("spec");
+    let opts = TierOptions {
+        credentials: Some(S3Credentials {
+            access_key_id: srv.access_key.clone(),
+            secret_access_key: srv.secret_key.clone(),
+            session_token: None,
+        }),
+        ..TierOptions::default()
+    };
+    Tier::open_with(&spec, &opts).expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_block_round_trip_and_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = S3Server::start(dir.path(), "fvfs").await.expect("server");
+    let t = tier_for(&srv, "fs1");
+    t.check().await.expect("check");
+
+    let data = Bytes::from(vec![42u8; 300_000]);
+    let id = BlockId(*blake3::hash(&data).as_bytes());
+    assert!(!t.block_exists(&id).await.expect("exists"));
+    assert!(t.get_block(&id).await.expect_err("missing").is_not_found());
+    t.put_block(&id, data.clone()).await.expect("put");
+    assert!(t.block_exists(&id).await.expect("exists"));
+    assert_eq!(t.get_block(&id).await.expect("get"), data);
+    assert!(dir
+        .path()
+        .join("fvfs/fs1")
+        .join(Tier::block_key(&id))
+        .is_file());
+    assert_eq!(t.used_bytes().await.expect("used"), 300_000);
+    assert_eq!(t.list("blocks/").await.expect("list").len(), 1);
+    t.delete_block(&id).await.expect("delete");
+    t.delete_block(&id).await.expect("delete missing");
+    assert!(!t.block_exists(&id).await.expect("exists"));
+
+    // Wrong credentials: a clear "denied" error, not "unreachable".
+    let spec = TierSpec::parse(&srv.location("fs1")).expect("spec");
+    let bad = Tier::open_with(
+        &spec,
+        &TierOptions {
+            credentials: Some(S3Credentials {
+                access_key_id: srv.access_key.clone(),
+                secret_access_key: "wrong".into(),
+                session_token: None,
+            }),
+            ..TierOptions::default()
+        },
+    )
+    .expect("open");
+    let e = bad.check().await.expect_err("bad secret");
+    assert!(!e.is_unreachable(), "{e}");
+    assert!(!e.to_string().contains("wrong"), "{e}");
+
+    // S3 down: Unreachable, in bounded time.
+    srv.stop().await;
+    let start = Instant::now();
+    let e = t.check().await.expect_err("server stopped");
+    assert!(matches!(e, TierError::Unreachable { .. }), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(e.to_string().contains(&srv.endpoint), "{e}");
+    let e = t.get_block(&id).await.expect_err("get while down");
+    assert!(e.is_unreachable(), "{e}");
+
+    // And back.
+    srv.restart().await.expect("restart");
+    t.check().await.expect("check after restart");
+}
+
+/// An endpoint that accepts TCP connections but never answers (a hung server or a
+/// black-holed network path): `check` must give up within its 10 s bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_endpoint_is_unreachable_in_bounded_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let spec = TierSpec::parse(&format!(
+        "s3://fvfs/x?endpoint=http://{addr}&region=us-east-1&path_style=true"
+    ))
+    .expect("spec");
+    let opts = TierOptions {
+        credentials: Some(S3Credentials {
+            access_key_id: "ak".into(),
+            secret_access_key: "sk".into(),
+            session_token: None,
+        }),
+        ..TierOptions::default()
+    };
+    let t = Tier::open_with(&spec, &opts).expect("open");
+    let start = Instant::now();
+    let e = t.check().await.expect_err("silent server");
+    let took = start.elapsed();
+    assert!(e.is_unreachable(), "{e}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    drop(listener);
+}

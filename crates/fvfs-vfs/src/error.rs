@@ -1,0 +1,77 @@
+//! The error type of the vfs layer and THE table that maps every error of fvfs's engine to
+//! an errno (`VfsError::errno`). Faces use this table and no other.
+
+use fvfs_chunk::ChunkError;
+use fvfs_meta::MetaError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum VfsError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("operation not supported")]
+    NotSupported,
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    #[error("file too large")]
+    TooBig,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = VfsError> = std::result::Result<T, E>;
+
+impl VfsError {
+    /// The errno a POSIX face returns for this error.
+    pub fn errno(&self) -> i32 {
+        use libc::*;
+        match self {
+            VfsError::Meta(m) => match m {
+                MetaError::NotFound => ENOENT,
+                MetaError::Exists => EEXIST,
+                MetaError::NotDir => ENOTDIR,
+                MetaError::IsDir => EISDIR,
+                MetaError::NotEmpty => ENOTEMPTY,
+                MetaError::Invalid(_) => EINVAL,
+                MetaError::NameTooLong => ENAMETOOLONG,
+                MetaError::TooManyLinks => EMLINK,
+                MetaError::NoAttr => ENODATA,
+                MetaError::AttrTooBig => E2BIG,
+                MetaError::NotPermitted => EPERM,
+                MetaError::MissingBlock(_)
+                | MetaError::NotFormatted(_)
+                | MetaError::AlreadyFormatted(_)
+                | MetaError::TooNew { .. }
+                | MetaError::BadUrl { .. }
+                | MetaError::Corrupt(_)
+                | MetaError::Db(_)
+                | MetaError::Io { .. } => EIO,
+            },
+            VfsError::Chunk(c) => {
+                if c.is_no_space() {
+                    ENOSPC
+                } else {
+                    EIO
+                }
+            }
+            VfsError::BadHandle => EBADF,
+            VfsError::NotSupported => EOPNOTSUPP,
+            VfsError::Invalid(_) => EINVAL,
+            VfsError::TooBig => EFBIG,
+            VfsError::NameTooLong => ENAMETOOLONG,
+            VfsError::Internal(_) => EIO,
+        }
+    }
+
+    /// True for errors that are the caller's doing (ENOENT, EEXIST, …): faces log these at
+    /// debug level only; everything else is logged as an error where it is handled.
+    pub fn is_expected(&self) -> bool {
+        !matches!(self.errno(), libc::EIO | libc::ENOSPC)
+    }
+}

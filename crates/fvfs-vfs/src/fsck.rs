@@ -1,0 +1,120 @@
+//! Consistency check of a filesystem (`fvfsd fsck`): every block row's object exists and
+//! hashes to its id, refcounts equal the slice references, link counts equal the names,
+//! no entry or slice points at nothing. `repair` fixes what is safe to fix: counts,
+//! dangling entries, and slice references to blocks that have no row (those ranges then
+//! read as zeros, and the affected inodes are reported).
+
+use crate::Result;
+use fvfs_chunk::BlockStore;
+use fvfs_meta::MetaStore;
+use fvfs_types::{BlockId, Ino};
+use futures::StreamExt;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    pub blocks_checked: u64,
+    /// Live blocks whose object is missing from the tier.
+    pub missing: Vec<BlockId>,
+    /// Live blocks whose object does not hash to its id.
+    pub corrupt: Vec<BlockId>,
+    /// (block, stored refcount, counted references)
+    pub refcounts: Vec<(BlockId, u64, u64)>,
+    /// (inode, slice, block) references to blocks with no row.
+    pub dangling_refs: Vec<(Ino, u64, BlockId)>,
+    /// (inode, stored nlink, counted)
+    pub nlinks: Vec<(Ino, u32, u32)>,
+    /// (parent, name, inode)
+    pub dangling_dentries: Vec<(Ino, Vec<u8>, Ino)>,
+    /// Inodes whose data is damaged (missing or corrupt blocks).
+    pub damaged_inodes: Vec<Ino>,
+    pub repaired: Vec<String>,
+}
+
+impl FsckReport {
+    pub fn problems(&self) -> usize {
+        self.missing.len()
+            + self.corrupt.len()
+            + self.refcounts.len()
+            + self.dangling_refs.len()
+            + self.nlinks.len()
+            + self.dangling_dentries.len()
+    }
+}
+
+/// Progress callback: (blocks done, blocks total).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub async fn fsck(
+    meta: &Arc<dyn MetaStore>,
+    store: &Arc<BlockStore>,
+    repair: bool,
+    progress: Progress<'_>,
+) -> Result<FsckReport> {
+    let mut r = FsckReport::default();
+    let total = meta.stats()?.blocks + meta.stats()?.garbage_blocks;
+    let mut after = None;
+    loop {
+        let page = meta.blocks_page(after, 1024)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let results: Vec<_> = futures::stream::iter(page.into_iter().filter(|b| b.refcount > 0))
+            .map(|b| {
+                let store = store.clone();
+                async move { (b.id, store.verify(&b.id, b.codec).await) }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (id, res) in results {
+            r.blocks_checked += 1;
+            match res {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => r.missing.push(id),
+                Err(e) if e.is_corrupt() => r.corrupt.push(id),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        progress(r.blocks_checked, total);
+    }
+    for id in r.missing.iter().chain(r.corrupt.iter()) {
+        for ino in meta.inodes_referencing(id, 16)? {
+            if !r.damaged_inodes.contains(&ino) {
+                r.damaged_inodes.push(ino);
+            }
+        }
+    }
+    r.dangling_refs = meta.dangling_block_refs()?;
+    r.refcounts = meta.refcount_mismatches()?;
+    r.nlinks = meta.nlink_mismatches()?;
+    r.dangling_dentries = meta.dangling_dentries()?;
+    if repair {
+        for (parent, name, ino) in &r.dangling_dentries {
+            meta.remove_dentry(*parent, name)?;
+            r.repaired.push(format!(
+                "removed entry {:?} in directory {parent} pointing at missing inode {ino}",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        let mut dropped: Vec<BlockId> = Vec::new();
+        for (ino, _, id) in &r.dangling_refs {
+            if !dropped.contains(id) {
+                let n = meta.drop_slices_referencing(id)?;
+                dropped.push(*id);
+                r.repaired.push(format!(
+                    "dropped {n} slice(s) of inode {ino} referencing unknown block {id}: that range now reads as zeros"
+                ));
+            }
+        }
+        // Counts last: the repairs above change them.
+        for (id, _, counted) in meta.refcount_mismatches()? {
+            meta.set_refcount(&id, counted)?;
+            r.repaired.push(format!("set refcount of block {id} to {counted}"));
+        }
+        for (ino, _, counted) in meta.nlink_mismatches()? {
+            meta.set_nlink(ino, counted)?;
+            r.repaired.push(format!("set link count of inode {ino} to {counted}"));
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,115 @@
+//! Garbage collection of blocks whose refcount reached 0, and the pins that keep blocks
+//! of uncommitted writes safe from it.
+//!
+//! Invariant: a block id is pinned from the moment a writer decides whether to upload it
+//! until its slice commit; pinning takes the GC lock shared, and a GC pass holds it
+//! exclusively while it deletes objects, so a pass never deletes an object a writer
+//! relies on and a writer never uploads an object while a pass deletes it.
+
+use crate::worker::{Worker, WorkerState};
+use crate::{Result, Vfs};
+use futures::future::BoxFuture;
+use fvfs_types::BlockId;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock};
+
+#[derive(Default)]
+pub(crate) struct BlockPins {
+    lock: RwLock<()>,
+    pins: Mutex<HashMap<BlockId, usize>>,
+    pub(crate) wake: Notify,
+}
+
+impl BlockPins {
+    pub(crate) async fn pin(&self, id: BlockId) {
+        let _shared = self.lock.read().await;
+        *self.pins.lock().entry(id).or_default() += 1;
+    }
+
+    pub(crate) fn unpin(&self, ids: &[BlockId]) {
+        let mut pins = self.pins.lock();
+        for id in ids {
+            if let Some(n) = pins.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(id);
+                }
+            }
+        }
+    }
+
+    fn is_pinned(&self, id: &BlockId) -> bool {
+        self.pins.lock().contains_key(id)
+    }
+}
+
+impl Vfs {
+    /// Asks the GC worker to look for garbage soon.
+    pub(crate) fn gc_wake(&self) {
+        self.pins.wake.notify_one();
+    }
+
+    /// One GC pass over at most `limit` garbage blocks; returns how many were removed.
+    pub async fn gc_pass(&self, limit: usize) -> Result<usize> {
+        let garbage = self.meta.garbage_blocks(limit)?;
+        if garbage.is_empty() {
+            return Ok(0);
+        }
+        let _exclusive = self.pins.lock.write().await;
+        let ids: Vec<BlockId> = garbage
+            .iter()
+            .map(|b| b.id)
+            .filter(|id| !self.pins.is_pinned(id))
+            .collect();
+        // Rows first: a block whose refcount rose again keeps its row and its object.
+        let forgotten = self.meta.forget_blocks(&ids)?;
+        for id in &forgotten {
+            if let Err(e) = self.store.delete(id).await {
+                // The row is gone; the object is now an orphan object that `fsck` reports.
+                tracing::warn!(block = %id, error = %e, "could not delete a garbage block object");
+            }
+        }
+        Ok(forgotten.len())
+    }
+}
+
+/// Removes garbage blocks in the background.
+pub struct GcWorker {
+    vfs: Weak<Vfs>,
+}
+
+impl GcWorker {
+    pub fn new(vfs: &Arc<Vfs>) -> GcWorker {
+        GcWorker {
+            vfs: Arc::downgrade(vfs),
+        }
+    }
+}
+
+const GC_BATCH: usize = 512;
+
+impl Worker for GcWorker {
+    fn name(&self) -> String {
+        "gc".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return Ok(WorkerState::Done);
+            };
+            let n = vfs.gc_pass(GC_BATCH).await?;
+            Ok(if n >= GC_BATCH { WorkerState::Busy } else { WorkerState::Idle })
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(30), vfs.pins.wake.notified()).await;
+        })
+    }
+}

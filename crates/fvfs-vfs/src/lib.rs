@@ -1,0 +1,141 @@
+//! The vfs layer: POSIX semantics over the metadata store and the block store. Faces
+//! (FUSE, HTTP) hold one [`Vfs`] and call its Result-returning methods; nothing here knows
+//! about FUSE or HTTP.
+//!
+//! Layout: `ns.rs` namespace operations, `handle.rs` open files and unlinked-but-open
+//! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
+//! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
+//! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs.
+//!
+//! Invariants:
+//! - Data written through a handle is visible to every reader in this process at once
+//!   (reads overlay the write buffer) and durable in the tier and the metadata once
+//!   `flush`/`fsync`/`release` returns Ok.
+//! - A block referenced by buffered, not yet committed data is never garbage-collected
+//!   (the `BlockPins` set in gc.rs).
+
+mod error;
+pub mod fsck;
+mod gc;
+mod handle;
+mod ns;
+mod read;
+mod session;
+pub mod worker;
+mod write;
+
+pub use error::{Result, VfsError};
+pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
+pub use fvfs_types::{FileKind, Ino, ROOT_INO};
+pub use handle::OpenFlags;
+pub use ns::{StatFs, TimeSet};
+
+use fvfs_chunk::BlockStore;
+use fvfs_meta::MetaStore;
+use fvfs_types::Settings;
+use gc::BlockPins;
+use handle::Handles;
+use std::sync::Arc;
+
+/// Caller identity of one request (from the FUSE header or the API token).
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+impl Ctx {
+    pub fn root() -> Ctx {
+        Ctx { uid: 0, gid: 0, pid: 0 }
+    }
+}
+
+/// Tunables of the data path.
+#[derive(Clone, Debug)]
+pub struct VfsConfig {
+    /// Uncommitted bytes per inode before buffered blocks are committed as slices.
+    pub commit_bytes: usize,
+    /// A write buffer's unsealed tail is cut into blocks once it reaches this size.
+    pub seal_bytes: usize,
+    /// Most bytes per inode held in sealed-but-uncommitted blocks (back-pressure).
+    pub max_inflight_bytes: usize,
+    /// Slices in one chunk that trigger compaction of the chunk.
+    pub compact_slices: u64,
+    /// Readahead window for sequential reads, bytes.
+    pub readahead_bytes: u64,
+}
+
+impl Default for VfsConfig {
+    fn default() -> Self {
+        VfsConfig {
+            commit_bytes: 16 << 20,
+            seal_bytes: 8 << 20,
+            max_inflight_bytes: 64 << 20,
+            compact_slices: 32,
+            readahead_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The filesystem engine one process serves.
+pub struct Vfs {
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) store: Arc<BlockStore>,
+    pub(crate) settings: Settings,
+    pub(crate) cfg: VfsConfig,
+    pub(crate) handles: Handles,
+    pub(crate) pins: Arc<BlockPins>,
+}
+
+impl Vfs {
+    /// Builds the engine. Purges orphans left by a previous session first: with an
+    /// embedded store only one process mounts, so every orphan is unreferenced now.
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        store: Arc<BlockStore>,
+        cfg: VfsConfig,
+    ) -> Result<Arc<Vfs>> {
+        let settings = meta.settings()?;
+        for ino in meta.orphans()? {
+            meta.purge_inode(ino)?;
+        }
+        Ok(Arc::new(Vfs {
+            meta,
+            store,
+            settings,
+            cfg,
+            handles: Handles::default(),
+            pins: Arc::new(BlockPins::default()),
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+    pub fn store(&self) -> &Arc<BlockStore> {
+        &self.store
+    }
+
+    /// Commits every write buffer (used at unmount).
+    pub async fn flush_all(&self) -> Result<()> {
+        for ino in self.handles.open_inodes() {
+            self.flush_inode(ino).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+pub use gc::GcWorker;
+pub use session::SessionWorker;

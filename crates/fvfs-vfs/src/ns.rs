@@ -1,0 +1,338 @@
+//! Namespace operations with POSIX semantics: ownership of new inodes, setgid
+//! inheritance, setattr (including truncate through the write buffer), readdir with `.`
+//! and `..`, fallocate, statfs, xattrs. Access checks are the kernel's
+//! (`default_permissions`); ownership rules that the kernel leaves to the filesystem are
+//! applied here.
+
+use crate::{now_ns, Ctx, Result, Vfs, VfsError};
+use fvfs_meta::{Attr, DirEntry, NewInode, NewSlice, RenameFlags, SetAttr, XattrMode};
+use fvfs_types::{FileKind, Ino, CHUNK_SIZE, NAME_MAX, ROOT_INO};
+
+/// A time to set: leave alone, now, or a given instant (ns since the epoch).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum TimeSet {
+    #[default]
+    Omit,
+    Now,
+    At(i64),
+}
+
+impl TimeSet {
+    fn resolve(self, now: i64) -> Option<i64> {
+        match self {
+            TimeSet::Omit => None,
+            TimeSet::Now => Some(now),
+            TimeSet::At(t) => Some(t),
+        }
+    }
+}
+
+/// Filesystem totals for statfs(2).
+#[derive(Clone, Copy, Debug)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+const S_ISGID: u32 = 0o2000;
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(VfsError::NameTooLong);
+    }
+    Ok(())
+}
+
+impl Vfs {
+    /// Attributes including the size and mtime of writes still in the buffer.
+    fn with_pending(&self, mut a: Attr) -> Attr {
+        if let Some(st) = self.handles.state(a.ino) {
+            if let Ok(fs) = st.file.try_lock() {
+                if let Some((size, mtime)) = fs.pending() {
+                    a.size = a.size.max(size);
+                    a.mtime = mtime;
+                    a.ctime = a.ctime.max(mtime);
+                }
+            } else if let Some((size, mtime)) = *st.pending_attr.lock() {
+                a.size = a.size.max(size);
+                a.mtime = mtime;
+            }
+        }
+        a
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        Ok(self.with_pending(self.meta.getattr(ino)?))
+    }
+
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        check_name(name)?;
+        Ok(self.with_pending(self.meta.lookup(parent, name)?))
+    }
+
+    /// Creates a node of the kind `mode` names (regular file, FIFO, socket, device, dir).
+    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32, rdev: u32) -> Result<Attr> {
+        let kind = FileKind::from_mode(mode).ok_or(VfsError::Invalid("unknown file type"))?;
+        self.create_node(ctx, parent, name, kind, mode & !umask & 0o7777, rdev, None)
+    }
+
+    pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32) -> Result<Attr> {
+        self.create_node(ctx, parent, name, FileKind::Dir, mode & !umask & 0o7777, 0, None)
+    }
+
+    pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+        if target.is_empty() {
+            return Err(VfsError::Invalid("empty symlink target"));
+        }
+        if target.len() > 4095 {
+            return Err(VfsError::NameTooLong);
+        }
+        self.create_node(ctx, parent, name, FileKind::Symlink, 0o777, 0, Some(target))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &self,
+        ctx: Ctx,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        mut perm: u32,
+        rdev: u32,
+        target: Option<&[u8]>,
+    ) -> Result<Attr> {
+        check_name(name)?;
+        let p = self.meta.getattr(parent)?;
+        let mut gid = ctx.gid;
+        if p.perm & S_ISGID != 0 {
+            gid = p.gid;
+            if kind == FileKind::Dir {
+                perm |= S_ISGID;
+            }
+        }
+        let new = NewInode {
+            kind,
+            perm,
+            uid: ctx.uid,
+            gid,
+            rdev,
+            target,
+            now: now_ns(),
+        };
+        Ok(self.meta.create(parent, name, &new)?)
+    }
+
+    /// create(2): a new regular file, opened.
+    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32, flags: i32) -> Result<(Attr, u64)> {
+        let a = self.create_node(ctx, parent, name, FileKind::File, mode & !umask & 0o7777, 0, None)?;
+        let fh = self.open(a.ino, crate::OpenFlags::from_raw(flags))?;
+        Ok((a, fh))
+    }
+
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
+        check_name(newname)?;
+        Ok(self.with_pending(self.meta.link(ino, newparent, newname, now_ns())?))
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        check_name(name)?;
+        let u = self.meta.unlink(parent, name, now_ns())?;
+        if u.nlink == 0 {
+            self.purge_if_orphan(u.ino)?;
+        }
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        check_name(name)?;
+        self.meta.rmdir(parent, name, now_ns())?;
+        Ok(())
+    }
+
+    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
+        check_name(name)?;
+        check_name(newname)?;
+        if let Some(u) = self.meta.rename(parent, name, newparent, newname, flags, now_ns())? {
+            if u.nlink == 0 && u.kind != FileKind::Dir {
+                self.purge_if_orphan(u.ino)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        Ok(self.meta.readlink(ino)?)
+    }
+
+    /// Directory entries after `offset` (0 = start), `.` and `..` first. Each entry's
+    /// `cookie` is the offset to resume after it.
+    pub fn readdir(&self, ino: Ino, offset: u64, limit: usize) -> Result<Vec<DirEntry>> {
+        let dir = self.meta.getattr(ino)?;
+        if dir.kind != FileKind::Dir {
+            return Err(fvfs_meta::MetaError::NotDir.into());
+        }
+        let mut out = Vec::new();
+        if offset < 1 {
+            out.push(DirEntry { name: b".".to_vec(), ino, kind: FileKind::Dir, cookie: 1 });
+        }
+        if offset < 2 {
+            let up = if ino == ROOT_INO { ROOT_INO } else { dir.parent };
+            out.push(DirEntry { name: b"..".to_vec(), ino: up, kind: FileKind::Dir, cookie: 2 });
+        }
+        let after = offset.saturating_sub(2);
+        for mut e in self.meta.readdir(ino, after, limit)? {
+            e.cookie += 2;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// chmod/chown/utimens/truncate in one call. `size` truncates through the write buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn setattr(
+        &self,
+        ctx: Ctx,
+        ino: Ino,
+        perm: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: TimeSet,
+        mtime: TimeSet,
+    ) -> Result<Attr> {
+        let now = now_ns();
+        if let Some(size) = size {
+            self.truncate(ino, size).await?;
+        }
+        let cur = self.meta.getattr(ino)?;
+        let mut set = SetAttr {
+            perm,
+            uid,
+            gid,
+            atime: atime.resolve(now),
+            mtime: mtime.resolve(now),
+            ctime: None,
+        };
+        // chown by anyone clears setuid, and setgid when group-executable (as ext4).
+        let owner_change = uid.is_some_and(|u| u != cur.uid) || gid.is_some_and(|g| g != cur.gid);
+        if owner_change && cur.kind != FileKind::Dir && perm.is_none() {
+            let mut p = cur.perm & !0o4000;
+            if p & 0o010 != 0 {
+                p &= !S_ISGID;
+            }
+            if p != cur.perm {
+                set.perm = Some(p);
+            }
+        }
+        let _ = ctx;
+        let nothing = set.perm.is_none() && set.uid.is_none() && set.gid.is_none() && set.atime.is_none() && set.mtime.is_none();
+        if nothing && size.is_some() {
+            return self.getattr(ino);
+        }
+        // A buffered mtime would otherwise win over an explicit one: commit it first.
+        if set.mtime.is_some() {
+            self.flush_inode(ino).await?;
+        }
+        Ok(self.with_pending(self.meta.setattr(ino, &set, now)?))
+    }
+
+    /// Sets the size, committing buffered writes first.
+    pub async fn truncate(&self, ino: Ino, size: u64) -> Result<Attr> {
+        if size > crate::write::MAX_FILE_SIZE {
+            return Err(VfsError::TooBig);
+        }
+        match self.handles.state(ino) {
+            Some(st) => {
+                let mut fs = st.file.lock().await;
+                self.commit_all(&st, &mut fs).await?;
+                let a = self.meta.truncate(ino, size, now_ns())?;
+                st.invalidate();
+                self.gc_wake();
+                Ok(a)
+            }
+            None => {
+                let a = self.meta.truncate(ino, size, now_ns())?;
+                self.gc_wake();
+                Ok(a)
+            }
+        }
+    }
+
+    /// fallocate(2): mode 0 (reserve; extends the size), KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE
+    /// and ZERO_RANGE. Space is not reserved: object storage has no such notion.
+    pub async fn fallocate(&self, fh: u64, off: u64, len: u64, mode: i32) -> Result<()> {
+        let h = self.handles.get(fh)?;
+        if !h.flags.write {
+            return Err(VfsError::BadHandle);
+        }
+        let end = off.checked_add(len).ok_or(VfsError::TooBig)?;
+        if len == 0 {
+            return Err(VfsError::Invalid("fallocate of length 0"));
+        }
+        if end > crate::write::MAX_FILE_SIZE {
+            return Err(VfsError::TooBig);
+        }
+        let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let punch = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
+        let zero = mode & libc::FALLOC_FL_ZERO_RANGE != 0;
+        let known = libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        if mode & !known != 0 || (punch && !keep) || (punch && zero) {
+            return Err(VfsError::NotSupported);
+        }
+        let st = h.state.clone();
+        let mut fs = st.file.lock().await;
+        self.commit_all(&st, &mut fs).await?;
+        let size = self.meta.getattr(h.ino)?.size;
+        let now = now_ns();
+        if punch || zero {
+            let zend = if punch || keep { end.min(size) } else { end };
+            let mut slices = Vec::new();
+            let mut pos = off;
+            while pos < zend {
+                let chunk = pos / CHUNK_SIZE;
+                let lo = pos % CHUNK_SIZE;
+                let n = (CHUNK_SIZE - lo).min(zend - pos);
+                slices.push(NewSlice { chunk, pos: lo as u32, len: n as u32, zero: true, blocks: vec![] });
+                pos += n;
+            }
+            let min_size = if keep { 0 } else { end };
+            self.meta.commit_slices(h.ino, &slices, &[], min_size, Some(now))?;
+        } else if !keep && end > size {
+            self.meta.commit_slices(h.ino, &[], &[], end, Some(now))?;
+        }
+        st.invalidate();
+        Ok(())
+    }
+
+    pub fn statfs(&self) -> Result<StatFs> {
+        let s = self.meta.stats()?;
+        let bsize = 4096u64;
+        let total = 1u64 << 50; // object storage: report 1 PiB of capacity
+        let used = s.stored_bytes.div_ceil(bsize);
+        Ok(StatFs {
+            blocks: total / bsize,
+            bfree: (total / bsize).saturating_sub(used),
+            files: s.inodes + (1 << 32),
+            ffree: 1 << 32,
+            bsize: bsize as u32,
+            namelen: NAME_MAX as u32,
+        })
+    }
+
+    pub fn get_xattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.meta.get_xattr(ino, name)?)
+    }
+    pub fn set_xattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        Ok(self.meta.set_xattr(ino, name, value, mode, now_ns())?)
+    }
+    pub fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        Ok(self.meta.list_xattr(ino)?)
+    }
+    pub fn remove_xattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        Ok(self.meta.remove_xattr(ino, name, now_ns())?)
+    }
+}

@@ -1,0 +1,496 @@
+//! The write path: per-inode write buffers, cut into FastCDC blocks, uploaded
+//! concurrently, committed as slices.
+//!
+//! A buffer is a sorted list of disjoint *extents*. Each extent is a run of sealed blocks
+//! (cut, being uploaded, bytes kept for reads) followed by an unsealed tail. A write that
+//! appends to or lands in an extent's tail is merged there; a write touching sealed bytes
+//! or spanning extents first commits everything. Tails are cut once they reach
+//! `seal_bytes`; a cut never crosses a 64 MiB chunk boundary, so every block belongs to one
+//! chunk and a slice is a run of consecutive blocks of one chunk. Uploaded prefixes are
+//! committed once they reach `commit_bytes`; `flush_inode` cuts and commits everything.
+//!
+//! Dedup: a block whose row exists with refcount > 0 is not uploaded again; its id is
+//! pinned (gc.rs) from that check until the commit, so GC cannot remove it in between.
+
+use crate::gc::BlockPins;
+use crate::handle::InodeState;
+use crate::read::ChunkMap;
+use crate::{now_ns, Result, Vfs, VfsError};
+use bytes::Bytes;
+use fvfs_chunk::{cdc, BlockMeta, BlockStore};
+use fvfs_meta::{BlockRef, MetaStore, NewBlock, NewSlice};
+use fvfs_types::{BlockId, Ino, CHUNK_SIZE};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Largest file offset accepted (as ext4 with 4 KiB blocks: 16 TiB).
+pub(crate) const MAX_FILE_SIZE: u64 = 16 << 40;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Uploaded {
+    pub(crate) meta: BlockMeta,
+    /// True when this upload created the object (no live row existed).
+    pub(crate) new: bool,
+}
+
+struct Sealed {
+    data: Bytes,
+    task: Option<JoinHandle<Result<Uploaded>>>,
+    done: Option<Uploaded>,
+}
+
+struct Extent {
+    start: u64,
+    sealed: VecDeque<Sealed>,
+    sealed_len: u64,
+    tail: Vec<u8>,
+}
+
+impl Extent {
+    fn tail_start(&self) -> u64 {
+        self.start + self.sealed_len
+    }
+    fn end(&self) -> u64 {
+        self.tail_start() + self.tail.len() as u64
+    }
+}
+
+/// Buffered, not yet committed writes of one inode.
+#[derive(Default)]
+pub(crate) struct FileState {
+    extents: Vec<Extent>,
+    /// Size and mtime implied by buffered writes (None when nothing is buffered).
+    pending: Option<(u64, i64)>,
+}
+
+impl FileState {
+    pub(crate) fn pending(&self) -> Option<(u64, i64)> {
+        self.pending
+    }
+
+    /// Copies buffered bytes over `buf`, which holds the file range starting at `off`.
+    pub(crate) fn overlay(&self, off: u64, buf: &mut [u8]) {
+        let end = off + buf.len() as u64;
+        for e in &self.extents {
+            if e.end() <= off || e.start >= end {
+                continue;
+            }
+            let mut pos = e.start;
+            for s in &e.sealed {
+                copy_range(pos, &s.data, off, buf);
+                pos += s.data.len() as u64;
+            }
+            copy_range(pos, &e.tail, off, buf);
+        }
+    }
+}
+
+/// Copies the part of `src` (file offset `src_off`) that overlaps `dst` (file offset `dst_off`).
+fn copy_range(src_off: u64, src: &[u8], dst_off: u64, dst: &mut [u8]) {
+    let lo = src_off.max(dst_off);
+    let hi = (src_off + src.len() as u64).min(dst_off + dst.len() as u64);
+    if lo < hi {
+        dst[(lo - dst_off) as usize..(hi - dst_off) as usize]
+            .copy_from_slice(&src[(lo - src_off) as usize..(hi - src_off) as usize]);
+    }
+}
+
+fn upload_task(
+    store: Arc<BlockStore>,
+    meta: Arc<dyn MetaStore>,
+    pins: Arc<BlockPins>,
+    data: Bytes,
+) -> JoinHandle<Result<Uploaded>> {
+    tokio::spawn(async move {
+        let st = store.clone();
+        let enc = tokio::task::spawn_blocking(move || st.encode(&data))
+            .await
+            .map_err(|e| VfsError::Internal(format!("encode task: {e}")))?;
+        pins.pin(enc.id).await;
+        let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
+        if !live {
+            if let Err(e) = store.put_encoded(&enc).await {
+                pins.unpin(&[enc.id]);
+                return Err(e.into());
+            }
+        }
+        Ok(Uploaded {
+            meta: BlockMeta {
+                id: enc.id,
+                size: enc.size,
+                stored_size: enc.stored.len() as u32,
+                codec: enc.codec,
+            },
+            new: !live,
+        })
+    })
+}
+
+impl Vfs {
+    fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
+        upload_task(
+            self.store.clone(),
+            self.meta.clone(),
+            self.pins.clone(),
+            data,
+        )
+    }
+
+    /// Buffers a write. Returns the number of bytes written.
+    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handles.get(fh)?;
+        if !h.flags.write {
+            return Err(VfsError::BadHandle);
+        }
+        let end = off.checked_add(data.len() as u64).ok_or(VfsError::TooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(VfsError::TooBig);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let st = h.state.clone();
+        let mut fs = st.file.lock().await;
+        self.buffer_write(&st, &mut fs, off, data).await?;
+        Ok(data.len() as u32)
+    }
+
+    async fn buffer_write(
+        &self,
+        st: &InodeState,
+        fs: &mut FileState,
+        off: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        let end = off + data.len() as u64;
+        let base_size = match fs.pending {
+            Some((s, _)) => s,
+            None => self.meta.getattr(st.ino)?.size,
+        };
+        let host = fs
+            .extents
+            .iter()
+            .position(|e| off >= e.tail_start() && off <= e.end());
+        let overlaps_other = fs.extents.iter().enumerate().any(|(i, e)| {
+            Some(i) != host && e.start < end && off < e.end()
+        });
+        let idx = match host {
+            Some(i) if !overlaps_other => {
+                let e = &mut fs.extents[i];
+                let rel = (off - e.tail_start()) as usize;
+                let overlap = (e.tail.len() - rel).min(data.len());
+                e.tail[rel..rel + overlap].copy_from_slice(&data[..overlap]);
+                e.tail.extend_from_slice(&data[overlap..]);
+                i
+            }
+            _ => {
+                let touches = fs.extents.iter().any(|e| e.start < end && off < e.end());
+                if touches || fs.extents.len() >= 256 {
+                    self.commit_all(st, fs).await?;
+                }
+                let i = fs.extents.partition_point(|e| e.start < off);
+                fs.extents.insert(
+                    i,
+                    Extent {
+                        start: off,
+                        sealed: VecDeque::new(),
+                        sealed_len: 0,
+                        tail: data.to_vec(),
+                    },
+                );
+                i
+            }
+        };
+        let size = fs.pending.map(|p| p.0).unwrap_or(base_size).max(end);
+        fs.pending = Some((size, now_ns()));
+        *st.pending_attr.lock() = fs.pending;
+        if fs.extents[idx].tail.len() >= self.cfg.seal_bytes {
+            self.seal(&mut fs.extents[idx], false);
+            self.commit_uploaded(st, fs, idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts an extent's tail into blocks and starts their uploads. Without `eof` the last,
+    /// possibly incomplete block stays in the tail.
+    fn seal(&self, e: &mut Extent, eof: bool) {
+        let params = self.settings.cdc;
+        loop {
+            let ts = e.tail_start();
+            let room = (CHUNK_SIZE - ts % CHUNK_SIZE) as usize;
+            let avail = e.tail.len();
+            if avail == 0 {
+                break;
+            }
+            let window = avail.min(room);
+            let at_boundary = avail >= room;
+            let lens = cdc::cut(&e.tail[..window], &params, eof || at_boundary);
+            let total: usize = lens.iter().sum();
+            if total == 0 {
+                break;
+            }
+            let rest = e.tail.split_off(total);
+            let bytes = Bytes::from(std::mem::replace(&mut e.tail, rest));
+            let mut pos = 0;
+            for len in lens {
+                let data = bytes.slice(pos..pos + len);
+                pos += len;
+                e.sealed.push_back(Sealed {
+                    task: Some(self.spawn_upload(data.clone())),
+                    data,
+                    done: None,
+                });
+            }
+            e.sealed_len += total as u64;
+            if !(eof || at_boundary) {
+                break;
+            }
+        }
+    }
+
+    /// Commits the finished uploads at the front of extent `idx` once they reach
+    /// `commit_bytes`; waits for uploads when too many bytes are in flight.
+    async fn commit_uploaded(&self, st: &InodeState, fs: &mut FileState, idx: usize) -> Result<()> {
+        let e = &mut fs.extents[idx];
+        // Back-pressure: wait for the oldest uploads while too much is in flight.
+        if e.sealed_len as usize > self.cfg.max_inflight_bytes {
+            let mut waited = 0u64;
+            for s in e.sealed.iter_mut() {
+                finish(self, s).await?;
+                waited += s.data.len() as u64;
+                if waited >= self.cfg.commit_bytes as u64 {
+                    break;
+                }
+            }
+            self.commit_front(st, fs, idx).await?;
+            return Ok(());
+        }
+        let mut ready = 0u64;
+        for s in e.sealed.iter() {
+            let finished = s.done.is_some() || s.task.as_ref().is_some_and(|t| t.is_finished());
+            if !finished {
+                break;
+            }
+            ready += s.data.len() as u64;
+        }
+        if ready >= self.cfg.commit_bytes as u64 {
+            for s in e.sealed.iter_mut() {
+                if s.done.is_none() && !s.task.as_ref().is_some_and(|t| t.is_finished()) {
+                    break;
+                }
+                finish(self, s).await?;
+            }
+            self.commit_front(st, fs, idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits the leading run of finished sealed blocks of extent `idx` as slices.
+    async fn commit_front(&self, st: &InodeState, fs: &mut FileState, idx: usize) -> Result<()> {
+        let mtime = fs.pending.map(|p| p.1);
+        let e = &mut fs.extents[idx];
+        let n = e.sealed.iter().take_while(|s| s.done.is_some()).count();
+        if n == 0 {
+            return Ok(());
+        }
+        let blocks: Vec<(u64, Uploaded)> = {
+            let mut pos = e.start;
+            e.sealed
+                .iter()
+                .take(n)
+                .map(|s| {
+                    let at = pos;
+                    pos += s.data.len() as u64;
+                    (at, s.done.expect("checked"))
+                })
+                .collect()
+        };
+        let end = self.commit_blocks(st.ino, &blocks, mtime)?;
+        let e = &mut fs.extents[idx];
+        for _ in 0..n {
+            e.sealed.pop_front();
+        }
+        e.sealed_len -= end - e.start;
+        e.start = end;
+        st.invalidate();
+        let chunks: BTreeSet<u64> = blocks.iter().map(|(at, _)| at / CHUNK_SIZE).collect();
+        for c in chunks {
+            self.maybe_compact(st, c).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits consecutive blocks (file offset, upload) as slices; returns the end offset.
+    fn commit_blocks(&self, ino: Ino, blocks: &[(u64, Uploaded)], mtime: Option<i64>) -> Result<u64> {
+        let mut slices: Vec<NewSlice> = Vec::new();
+        let mut new_blocks = Vec::new();
+        let mut end = 0;
+        for (at, up) in blocks {
+            let chunk = at / CHUNK_SIZE;
+            let pos = (at % CHUNK_SIZE) as u32;
+            let r = BlockRef {
+                id: up.meta.id,
+                len: up.meta.size,
+            };
+            match slices.last_mut() {
+                Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
+                    s.len += r.len;
+                    s.blocks.push(r);
+                }
+                _ => slices.push(NewSlice {
+                    chunk,
+                    pos,
+                    len: r.len,
+                    zero: false,
+                    blocks: vec![r],
+                }),
+            }
+            if up.new {
+                new_blocks.push(NewBlock {
+                    id: up.meta.id,
+                    size: up.meta.size,
+                    stored_size: up.meta.stored_size,
+                    codec: up.meta.codec,
+                    tiers: 1,
+                });
+            }
+            end = at + up.meta.size as u64;
+        }
+        let ids: Vec<BlockId> = blocks.iter().map(|(_, u)| u.meta.id).collect();
+        let res = self.meta.commit_slices(ino, &slices, &new_blocks, end, mtime);
+        self.pins.unpin(&ids);
+        res?;
+        Ok(end)
+    }
+
+    /// Cuts, uploads and commits every buffered write of `st`.
+    pub(crate) async fn commit_all(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
+        let mut committed_end = 0;
+        for i in 0..fs.extents.len() {
+            self.seal(&mut fs.extents[i], true);
+            for s in fs.extents[i].sealed.iter_mut() {
+                finish(self, s).await?;
+            }
+            self.commit_front(st, fs, i).await?;
+            committed_end = committed_end.max(fs.extents[i].start);
+        }
+        // Blocks committed before a later write extended the size leave the size to set.
+        if let Some((size, mtime)) = fs.pending {
+            if size > committed_end {
+                self.meta.commit_slices(st.ino, &[], &[], size, Some(mtime))?;
+            }
+        }
+        fs.extents.clear();
+        fs.pending = None;
+        *st.pending_attr.lock() = None;
+        st.invalidate();
+        Ok(())
+    }
+
+    /// Commits an inode's buffered writes, if it is open.
+    pub async fn flush_inode(&self, ino: Ino) -> Result<()> {
+        if let Some(st) = self.handles.state(ino) {
+            let mut fs = st.file.lock().await;
+            self.commit_all(&st, &mut fs).await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites a chunk with many slices as few: each contiguous run of data is re-cut
+    /// (unchanged blocks dedup), holes are dropped (no slice reads as zeros).
+    async fn maybe_compact(&self, st: &InodeState, chunk: u64) -> Result<()> {
+        if self.meta.chunk_slice_count(st.ino, chunk)? <= self.cfg.compact_slices {
+            return Ok(());
+        }
+        let map = ChunkMap::load(self.meta.as_ref(), st.ino, chunk)?;
+        let mut uploads: Vec<(u64, JoinHandle<Result<Uploaded>>)> = Vec::new();
+        for (start, end) in map.data_runs() {
+            let mut buf = vec![0u8; (end - start) as usize];
+            self.read_map(&map, start, &mut buf).await?;
+            let lens = cdc::cut(&buf, &self.settings.cdc, true);
+            let bytes = Bytes::from(buf);
+            let mut pos = 0usize;
+            for len in lens {
+                let at = chunk * CHUNK_SIZE + start + pos as u64;
+                uploads.push((at, self.spawn_upload(bytes.slice(pos..pos + len))));
+                pos += len;
+            }
+        }
+        let mut done = Vec::with_capacity(uploads.len());
+        for (at, t) in uploads {
+            let up = t
+                .await
+                .map_err(|e| VfsError::Internal(format!("upload task: {e}")))??;
+            done.push((at, up));
+        }
+        let mut slices: Vec<NewSlice> = Vec::new();
+        let mut new_blocks = Vec::new();
+        for (at, up) in &done {
+            let pos = (at % CHUNK_SIZE) as u32;
+            let r = BlockRef {
+                id: up.meta.id,
+                len: up.meta.size,
+            };
+            match slices.last_mut() {
+                Some(s) if s.pos + s.len == pos => {
+                    s.len += r.len;
+                    s.blocks.push(r);
+                }
+                _ => slices.push(NewSlice {
+                    chunk,
+                    pos,
+                    len: r.len,
+                    zero: false,
+                    blocks: vec![r],
+                }),
+            }
+            if up.new {
+                new_blocks.push(NewBlock {
+                    id: up.meta.id,
+                    size: up.meta.size,
+                    stored_size: up.meta.stored_size,
+                    codec: up.meta.codec,
+                    tiers: 1,
+                });
+            }
+        }
+        let ids: Vec<BlockId> = done.iter().map(|(_, u)| u.meta.id).collect();
+        let res = self.meta.replace_chunk(st.ino, chunk, &slices, &new_blocks);
+        self.pins.unpin(&ids);
+        res?;
+        st.invalidate();
+        self.gc_wake();
+        Ok(())
+    }
+}
+
+/// Waits for a sealed block's upload; a failed upload is retried once from its bytes.
+async fn finish(vfs: &Vfs, s: &mut Sealed) -> Result<()> {
+    if s.done.is_some() {
+        return Ok(());
+    }
+    let first = match s.task.take() {
+        Some(t) => t
+            .await
+            .map_err(|e| VfsError::Internal(format!("upload task: {e}")))
+            .and_then(|r| r),
+        None => Err(VfsError::Internal("upload lost".into())),
+    };
+    let up = match first {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "block upload failed; retrying once");
+            match vfs.spawn_upload(s.data.clone()).await {
+                Ok(Ok(u)) => u,
+                Ok(Err(e)) => {
+                    s.task = Some(vfs.spawn_upload(s.data.clone()));
+                    return Err(e);
+                }
+                Err(e) => return Err(VfsError::Internal(format!("upload task: {e}"))),
+            }
+        }
+    };
+    s.done = Some(up);
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `fvfsd fsck [--repair]`: runs the vfs consistency check with a progress bar and prints
+//! what it found and fixed. Exit status 1 when problems remain.
+
+use crate::engine::{open_meta, open_tier};
+use anyhow::Result;
+use fvfs_chunk::{BlockStore, BlockStoreConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Arc;
+
+pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
+    let meta = open_meta(meta_url)?;
+    let settings = meta.settings()?;
+    let tier = open_tier(&settings)?;
+    let store = Arc::new(BlockStore::new(
+        tier,
+        BlockStoreConfig {
+            compression: settings.compression,
+            mem_cache_bytes: 0,
+            disk_cache: None,
+            upload_concurrency: 8,
+        },
+    )?);
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("checking blocks {bar:40} {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let r = fvfs_vfs::fsck::fsck(&meta, &store, repair, &progress).await?;
+    bar.finish_and_clear();
+    println!("checked {} blocks", r.blocks_checked);
+    for id in &r.missing {
+        println!("MISSING  block {id}: its object is not in storage");
+    }
+    for id in &r.corrupt {
+        println!("CORRUPT  block {id}: its object does not hash to its id");
+    }
+    if !r.damaged_inodes.is_empty() {
+        println!("damaged inodes (missing or corrupt data): {:?}", r.damaged_inodes);
+    }
+    for (ino, slice, id) in &r.dangling_refs {
+        println!("DANGLING inode {ino} slice {slice} references block {id} that has no row");
+    }
+    for (id, stored, counted) in &r.refcounts {
+        println!("REFCOUNT block {id}: stored {stored}, referenced {counted}");
+    }
+    for (ino, stored, counted) in &r.nlinks {
+        println!("NLINK    inode {ino}: stored {stored}, counted {counted}");
+    }
+    for (parent, name, ino) in &r.dangling_dentries {
+        println!(
+            "DENTRY   {:?} in directory {parent} points at missing inode {ino}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    for fix in &r.repaired {
+        println!("repaired: {fix}");
+    }
+    let problems = r.problems();
+    if problems == 0 {
+        println!("no problems found");
+    } else if repair {
+        let left = r.missing.len() + r.corrupt.len();
+        println!("{problems} problem(s) found; {} repair(s) made; {left} cannot be repaired here (data lost from storage)", r.repaired.len());
+        return Ok(left == 0);
+    } else {
+        println!("{problems} problem(s) found; run with --repair to fix what can be fixed safely");
+    }
+    Ok(problems == 0)
+}

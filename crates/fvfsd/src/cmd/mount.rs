@@ -1,0 +1,189 @@
+//! `fvfsd mount`: mounts a filesystem read-write. In the foreground it serves until
+//! SIGINT/SIGTERM or an external `umount`/`fusermount3 -u`; otherwise it starts itself
+//! in the foreground as a detached child, logging to a file, and returns once the mount
+//! is live (or prints the child's error).
+//!
+//! Order at stop: the kernel session ends (unmount) → buffered writes are committed
+//! (FUSE destroy) → workers stop (bounded) → the session row is removed → the lock drops.
+
+use crate::engine::{Engine, EngineOpts, MountLock};
+use anyhow::{bail, Context, Result};
+use fvfs_vfs::worker::Workers;
+use fvfs_vfs::{GcWorker, SessionWorker};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct MountArgs {
+    pub meta_url: String,
+    pub mountpoint: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_size: u64,
+    pub threads: usize,
+    pub allow_non_empty: bool,
+}
+
+/// True if `path` is a mount point now (from /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = canon.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+pub fn check_mountpoint(mp: &Path, allow_non_empty: bool) -> Result<PathBuf> {
+    let meta = std::fs::metadata(mp).with_context(|| {
+        format!("mountpoint {} does not exist (create it with mkdir -p)", mp.display())
+    })?;
+    if !meta.is_dir() {
+        bail!("mountpoint {} is not a directory", mp.display());
+    }
+    if is_mounted(mp) {
+        bail!("{} is already a mount point", mp.display());
+    }
+    if !allow_non_empty {
+        let mut entries = std::fs::read_dir(mp)
+            .with_context(|| format!("cannot list mountpoint {}", mp.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "mountpoint {} is not empty: mounting over it would hide its files (pass --allow-non-empty to do it anyway)",
+                mp.display()
+            );
+        }
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse is missing: load the fuse module (modprobe fuse) or install fuse3");
+    }
+    Ok(mp.canonicalize()?)
+}
+
+/// Serves the mount in this process until it is unmounted.
+pub fn foreground(args: MountArgs) -> Result<()> {
+    let mp = check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
+    let _lock = MountLock::acquire(&args.meta_url, &mp)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("fvfs-rt")
+        .enable_all()
+        .build()?;
+    let engine = rt.block_on(Engine::open(EngineOpts {
+        meta_url: args.meta_url.clone(),
+        cache_dir: args.cache_dir.clone(),
+        cache_size: args.cache_size,
+        check_tier: true,
+    }))?;
+    let vfs = engine.vfs()?;
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let session_id = engine.meta.register_session(
+        &host,
+        std::process::id(),
+        &mp.display().to_string(),
+        fvfs_vfs::now_ns(),
+    )?;
+    let workers = Workers::new();
+    {
+        let _guard = rt.enter();
+        workers.spawn(GcWorker::new(&vfs));
+        workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
+    }
+    let fs = fvfs_fuse::FuseFs::new(vfs.clone(), rt.handle().clone());
+    let mut session = fvfs_fuse::session(fs, &mp, args.threads)
+        .with_context(|| format!("cannot mount at {}", mp.display()))?;
+    let mut unmounter = session.unmount_callable();
+    rt.spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            tracing::error!(error = %e, "unmount failed (is the mount busy?)");
+        }
+    });
+    tracing::info!(mountpoint = %mp.display(), storage = %engine.store.tier().display(), "mounted");
+    eprintln!("fvfs mounted at {} (pid {})", mp.display(), std::process::id());
+    let served = session.run();
+    rt.block_on(async {
+        if let Err(e) = vfs.flush_all().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        workers.shutdown(Duration::from_secs(10)).await;
+    });
+    if let Err(e) = engine.meta.end_session(session_id) {
+        tracing::warn!(error = %e, "could not remove the session row");
+    }
+    tracing::info!("unmounted");
+    served.context("the FUSE session ended with an error")
+}
+
+/// Starts `fvfsd mount --foreground` detached and waits until the mount is live.
+pub fn background(args: MountArgs, log: &Path) -> Result<()> {
+    let mp = check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log file {}", log.display()))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("mount")
+        .arg("--foreground")
+        .arg("--meta")
+        .arg(&args.meta_url)
+        .arg("--cache-size")
+        .arg(args.cache_size.to_string())
+        .arg("--threads")
+        .arg(args.threads.to_string());
+    if let Some(d) = &args.cache_dir {
+        cmd.arg("--cache-dir").arg(d);
+    }
+    if args.allow_non_empty {
+        cmd.arg("--allow-non-empty");
+    }
+    cmd.arg(&mp)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // SAFETY: setsid() is async-signal-safe; it detaches the child from our terminal.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the mount process")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if is_mounted(&mp) {
+            println!("fvfs mounted at {} (pid {}, log {})", mp.display(), child.id(), log.display());
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("the mount process exited ({status}):\n{}", tail.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    bail!("the mount did not come up within 60 s; see {}", log.display())
+}

@@ -1,0 +1,239 @@
+//! The TOML configuration file (`--config`), with the sections of the fvfs README:
+//! `[daemon]`, `[tiers.NAME]`, `[upload]`, `[eviction]`, plus `[format]` for the settings
+//! `fvfsd format` writes. Unknown keys are errors that name the key. Credentials are never
+//! read from this file: S3 keys come from the environment or the AWS chain.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: Daemon,
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierConfig>,
+    #[serde(default)]
+    pub upload: Upload,
+    #[serde(default)]
+    pub eviction: Eviction,
+    #[serde(default)]
+    pub format: Format,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    pub mount_path: Option<PathBuf>,
+    pub http_port: Option<u16>,
+    /// Path of the SQLite database (the README's key); `meta_url` is the general form.
+    pub metadata_db: Option<PathBuf>,
+    pub meta_url: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_size: Option<ByteSize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub path: Option<PathBuf>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
+    pub endpoint: Option<String>,
+    pub path_style: Option<bool>,
+    pub storage_class: Option<String>,
+    pub high_watermark: Option<ByteSize>,
+    pub low_watermark: Option<ByteSize>,
+    pub high_watermark_gb: Option<u64>,
+    pub low_watermark_gb: Option<u64>,
+    pub durable: Option<bool>,
+    pub keep_copy: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    pub flush_size_mb: Option<u64>,
+    pub flush_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eviction {
+    pub interval_secs: Option<u64>,
+    pub recency_weight: Option<f64>,
+    pub frequency_weight: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    pub compression: Option<String>,
+    pub block_min: Option<ByteSize>,
+    pub block_avg: Option<ByteSize>,
+    pub block_max: Option<ByteSize>,
+}
+
+/// A byte count written as a number or a string such as "200GB", "150GiB", "512 MiB".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses "123", "4KiB", "10 MB", "1.5GiB", "2T".
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size {s:?}: expected e.g. 512MiB or 200GB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        u => bail!("invalid size {s:?}: unknown unit {u:?}"),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("invalid config file {}: {}", path.display(), e.to_string().trim())
+        })
+    }
+
+    /// The metadata URL the config names, if any.
+    pub fn meta_url(&self) -> Option<String> {
+        self.daemon.meta_url.clone().or_else(|| {
+            self.daemon
+                .metadata_db
+                .as_ref()
+                .map(|p| format!("sqlite://{}", p.display()))
+        })
+    }
+
+    /// Storage locations from `[tiers.*]`, hottest first: local, nas, then s3, then others
+    /// in name order.
+    pub fn storage_locations(&self) -> Result<Vec<String>> {
+        let rank = |n: &str| match n {
+            "local" => 0,
+            "nas" => 1,
+            "s3" => 2,
+            _ => 3,
+        };
+        let mut names: Vec<&String> = self.tiers.keys().collect();
+        names.sort_by_key(|n| (rank(n), n.to_string()));
+        names
+            .into_iter()
+            .map(|n| {
+                let t = &self.tiers[n];
+                match (&t.path, &t.bucket) {
+                    (Some(p), None) => Ok(p.display().to_string()),
+                    (None, Some(b)) => {
+                        let mut url = format!("s3://{b}");
+                        if let Some(p) = t.prefix.as_deref().map(|p| p.trim_matches('/')) {
+                            if !p.is_empty() {
+                                url.push('/');
+                                url.push_str(p);
+                            }
+                        }
+                        let mut q = vec![format!(
+                            "region={}",
+                            t.region.as_deref().unwrap_or("us-east-1")
+                        )];
+                        if let Some(e) = &t.endpoint {
+                            q.push(format!("endpoint={e}"));
+                        }
+                        if let Some(ps) = t.path_style {
+                            q.push(format!("path_style={ps}"));
+                        }
+                        if let Some(c) = &t.storage_class {
+                            q.push(format!("storage_class={c}"));
+                        }
+                        Ok(format!("{url}?{}", q.join("&")))
+                    }
+                    _ => bail!("[tiers.{n}] needs exactly one of `path` or `bucket`"),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("200GB").unwrap(), 200_000_000_000);
+        assert_eq!(parse_size("150GiB").unwrap(), 150 << 30);
+        assert_eq!(parse_size("512 MiB").unwrap(), 512 << 20);
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = toml::from_str::<Config>("[daemon]\nmount_pth = \"/x\"\n").unwrap_err();
+        assert!(e.to_string().contains("mount_pth"), "{e}");
+    }
+
+    #[test]
+    fn readme_example_parses() {
+        let c: Config = toml::from_str(
+            r#"
+[daemon]
+mount_path = "/mnt/fvfs"
+http_port = 7734
+metadata_db = "/var/fvfsd/meta.db"
+[tiers.local]
+path = "/srv/fvfs-cache"
+high_watermark_gb = 200
+low_watermark_gb = 150
+[tiers.s3]
+bucket = "freddie-fvfs"
+region = "us-east-1"
+prefix = "fvfs/"
+[upload]
+flush_size_mb = 256
+flush_interval_secs = 300
+[eviction]
+interval_secs = 600
+recency_weight = 0.7
+frequency_weight = 0.3
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.meta_url().unwrap(), "sqlite:///var/fvfsd/meta.db");
+        let locs = c.storage_locations().unwrap();
+        assert_eq!(locs[0], "/srv/fvfs-cache");
+        assert_eq!(locs[1], "s3://freddie-fvfs/fvfs?region=us-east-1");
+    }
+}

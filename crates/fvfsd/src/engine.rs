@@ -1,0 +1,165 @@
+//! Builds the engine a command needs (metadata store → tier → block store → vfs) and
+//! owns the process-level guards: the exclusive mount lock of an embedded (SQLite)
+//! filesystem and the default locations under the XDG directories.
+
+use anyhow::{bail, Context, Result};
+use fvfs_chunk::{BlockStore, BlockStoreConfig};
+use fvfs_meta::{MetaStore, MetaUrl};
+use fvfs_tier::{Tier, TierSpec};
+use fvfs_types::Settings;
+use fvfs_vfs::{Vfs, VfsConfig};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default byte limit of the local block cache.
+pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
+/// Memory cache of decoded blocks (kept small: the kernel page cache is the big one).
+pub const MEM_CACHE: u64 = 64 << 20;
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+fn xdg(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => home().join(fallback),
+    }
+}
+
+/// `$FVFS_HOME`, else `$XDG_DATA_HOME/fvfs` (`~/.local/share/fvfs`).
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os("FVFS_HOME") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => xdg("XDG_DATA_HOME", ".local/share").join("fvfs"),
+    }
+}
+
+/// `$XDG_CACHE_HOME/fvfs/<uuid>` (`~/.cache/fvfs/<uuid>`), or under `$FVFS_HOME/cache`.
+pub fn default_cache_dir(settings: &Settings) -> PathBuf {
+    let base = match std::env::var_os("FVFS_HOME") {
+        Some(v) if !v.is_empty() => PathBuf::from(v).join("cache"),
+        _ => xdg("XDG_CACHE_HOME", ".cache").join("fvfs"),
+    };
+    base.join(settings.uuid.to_string())
+}
+
+pub struct EngineOpts {
+    pub meta_url: String,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_size: u64,
+    /// Check that the storage is reachable before going on.
+    pub check_tier: bool,
+}
+
+pub struct Engine {
+    pub meta: Arc<dyn MetaStore>,
+    pub store: Arc<BlockStore>,
+    pub settings: Settings,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Opens an existing filesystem's metadata with a clear message when there is none.
+pub fn open_meta(url: &str) -> Result<Arc<dyn MetaStore>> {
+    fvfs_meta::open(url, false).with_context(|| format!("cannot open the metadata at {url}"))
+}
+
+/// The tier that holds the blocks: the coldest storage location (the durable one).
+pub fn open_tier(settings: &Settings) -> Result<Tier> {
+    let loc = settings
+        .storage
+        .last()
+        .context("the filesystem has no storage location")?;
+    let spec = TierSpec::parse(loc)?;
+    Ok(Tier::open(&spec)?)
+}
+
+pub async fn check_tier(tier: &Tier) -> Result<()> {
+    match tokio::time::timeout(Duration::from_secs(30), tier.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e).with_context(|| format!("storage {} is not usable", tier.display())),
+        Err(_) => bail!("storage {} did not answer within 30 s", tier.display()),
+    }
+}
+
+impl Engine {
+    pub async fn open(opts: EngineOpts) -> Result<Engine> {
+        let meta = open_meta(&opts.meta_url)?;
+        let settings = meta.settings()?;
+        let tier = open_tier(&settings)?;
+        if opts.check_tier {
+            check_tier(&tier).await?;
+        }
+        let cache_dir = opts.cache_dir.clone().or_else(|| Some(default_cache_dir(&settings)));
+        let disk_cache = match &cache_dir {
+            Some(d) if opts.cache_size > 0 => {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create the cache directory {}", d.display()))?;
+                Some((d.clone(), opts.cache_size))
+            }
+            _ => None,
+        };
+        let store = BlockStore::new(
+            tier,
+            BlockStoreConfig {
+                compression: settings.compression,
+                mem_cache_bytes: MEM_CACHE,
+                disk_cache,
+                upload_concurrency: 16,
+            },
+        )?;
+        Ok(Engine {
+            meta,
+            store: Arc::new(store),
+            settings,
+            cache_dir,
+        })
+    }
+
+    pub fn vfs(&self) -> Result<Arc<Vfs>> {
+        Ok(Vfs::new(self.meta.clone(), self.store.clone(), VfsConfig::default())?)
+    }
+}
+
+/// Held while a process serves an embedded filesystem: a second mount is refused.
+pub struct MountLock {
+    _file: File,
+}
+
+impl MountLock {
+    /// Takes the lock of an SQLite filesystem; other metadata stores need none.
+    pub fn acquire(meta_url: &str, mountpoint: &Path) -> Result<Option<MountLock>> {
+        let MetaUrl::Sqlite(db) = MetaUrl::parse(meta_url)? else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(format!("{}.mount.lock", db.display()));
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            bail!(
+                "the filesystem {} is already mounted ({}); an embedded (SQLite) filesystem can be mounted once",
+                meta_url,
+                holder.trim()
+            );
+        }
+        f.set_len(0)?;
+        f.rewind()?;
+        writeln!(f, "pid {} at {}", std::process::id(), mountpoint.display())?;
+        Ok(Some(MountLock { _file: f }))
+    }
+}

@@ -1,0 +1,207 @@
+//! `fvfsd`: the storage host's binary. Parses arguments and runs one subcommand; the work
+//! lives in the library crates (`cmd/` holds one module per subcommand).
+
+mod bench;
+mod cmd;
+mod config;
+mod engine;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::{parse_size, Config};
+use engine::{data_dir, DEFAULT_CACHE_SIZE};
+use fvfs_types::{CdcParams, Compression};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fvfsd", version, about = "fvfs: one tiered filesystem over local disk, NAS and S3")]
+struct Cli {
+    /// TOML configuration file (see config.example.toml).
+    #[arg(long, global = true, env = "FVFS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a filesystem: settings, root directory, storage check.
+    Format {
+        /// Metadata URL, e.g. sqlite:///var/lib/fvfs/meta.db
+        #[arg(long)]
+        meta: Option<String>,
+        /// Storage location (repeatable, hottest first): /dir or s3://bucket/prefix?endpoint=…&region=…&path_style=true
+        #[arg(long = "storage")]
+        storage: Vec<String>,
+        #[arg(long, value_parser = parse_compression)]
+        compression: Option<Compression>,
+        /// FastCDC sizes (e.g. 256KiB, 1MiB, 4MiB).
+        #[arg(long, value_parser = parse_size)]
+        block_min: Option<u64>,
+        #[arg(long, value_parser = parse_size)]
+        block_avg: Option<u64>,
+        #[arg(long, value_parser = parse_size)]
+        block_max: Option<u64>,
+        #[arg(long, default_value = "fvfs")]
+        name: String,
+    },
+    /// Mount read-write at MOUNTPOINT.
+    Mount {
+        mountpoint: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+        /// Stay in the foreground (otherwise detach and log to a file).
+        #[arg(long)]
+        foreground: bool,
+        /// Local block cache directory.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Local block cache limit (0 disables the disk cache).
+        #[arg(long, value_parser = parse_size)]
+        cache_size: Option<u64>,
+        /// FUSE worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Mount over a directory that has files (they are hidden while mounted).
+        #[arg(long)]
+        allow_non_empty: bool,
+        /// Log file when running in the background.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Serve the filesystem (embedded default when nothing is configured).
+    Serve {
+        #[arg(long)]
+        meta: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Settings, space, inodes, blocks, dedup ratio and sessions.
+    Status {
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Check blocks, refcounts, link counts and entries.
+    Fsck {
+        #[arg(long)]
+        meta: Option<String>,
+        /// Fix what can be fixed safely.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Benchmark a mount against a native directory.
+    Bench {
+        mountpoint: PathBuf,
+        /// Native directory to compare with.
+        #[arg(long)]
+        native: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 1000)]
+        small_files: usize,
+        /// PID of the mount process, for its peak RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
+}
+
+fn default_meta() -> String {
+    format!("sqlite://{}", data_dir().join("meta.db").display())
+}
+
+fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FVFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("fvfsd: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    let cfg = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let meta_or = |m: Option<String>| m.or_else(|| cfg.meta_url()).unwrap_or_else(default_meta);
+    match cli.cmd.unwrap_or(Cmd::Serve { meta: None, threads: 2 }) {
+        Cmd::Format { meta, storage, compression, block_min, block_avg, block_max, name } => {
+            let storage = if storage.is_empty() { cfg.storage_locations()? } else { storage };
+            let compression = match (compression, &cfg.format.compression) {
+                (Some(c), _) => c,
+                (None, Some(s)) => s.parse().map_err(anyhow::Error::msg)?,
+                (None, None) => Compression::Zstd,
+            };
+            let d = CdcParams::default();
+            let pick = |cli: Option<u64>, file: Option<config::ByteSize>, def: u32| -> Result<u32> {
+                let v = cli.or(file.map(|b| b.0)).unwrap_or(def as u64);
+                u32::try_from(v).context("block size too large")
+            };
+            let cdc = CdcParams {
+                min: pick(block_min, cfg.format.block_min, d.min)?,
+                avg: pick(block_avg, cfg.format.block_avg, d.avg)?,
+                max: pick(block_max, cfg.format.block_max, d.max)?,
+            };
+            let meta_url = meta_or(meta);
+            let rt = tokio::runtime::Runtime::new()?;
+            let s = rt.block_on(cmd::format::run(cmd::format::FormatArgs {
+                meta_url: meta_url.clone(),
+                storage,
+                compression,
+                cdc,
+                name,
+            }))?;
+            println!("formatted {} ({}) at {meta_url}", s.name, s.uuid);
+            Ok(0)
+        }
+        Cmd::Mount { mountpoint, meta, foreground, cache_dir, cache_size, threads, allow_non_empty, log } => {
+            let args = cmd::mount::MountArgs {
+                meta_url: meta_or(meta),
+                mountpoint,
+                cache_dir: cache_dir.or(cfg.daemon.cache_dir.clone()),
+                cache_size: cache_size
+                    .or(cfg.daemon.cache_size.map(|b| b.0))
+                    .unwrap_or(DEFAULT_CACHE_SIZE),
+                threads,
+                allow_non_empty,
+            };
+            if foreground {
+                cmd::mount::foreground(args)?;
+            } else {
+                let log = log.unwrap_or_else(|| data_dir().join("mount.log"));
+                cmd::mount::background(args, &log)?;
+            }
+            Ok(0)
+        }
+        Cmd::Serve { meta, threads } => {
+            cmd::serve::run(&cfg, meta, threads)?;
+            Ok(0)
+        }
+        Cmd::Status { meta } => {
+            cmd::status::run(&meta_or(meta))?;
+            Ok(0)
+        }
+        Cmd::Fsck { meta, repair } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;
+            Ok(if clean { 0 } else { 1 })
+        }
+        Cmd::Bench { mountpoint, native, size_mib, small_files, pid } => {
+            bench::run(&bench::BenchArgs { mountpoint, native, big_mib: size_mib, small_files, pid })?;
+            Ok(0)
+        }
+    }
+}

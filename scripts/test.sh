@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# The fvfs test command: system packages, tools, build, unit + integration tests, and the
+# POSIX suites (pjdfstest, fsx) against a real mount backed by the S3 test server.
+#
+#   scripts/test.sh                          # skips the parts that need root + /dev/fuse
+#   FVFS_REQUIRE_PRIVILEGED=1 scripts/test.sh   # CI: those parts must run (as root)
+#
+# Knobs: FVFS_SKIP_SUITES=1 (stop after cargo test), FVFS_LINT=1 (also cargo fmt --check and
+# cargo clippy -D warnings), and those of scripts/lib.sh, scripts/pjdfstest.sh, scripts/fsx.sh.
+# Exit status: 0 when every step passed or was skipped, 1 otherwise.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$FVFS_ROOT"
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [[ -d $CARGO_BIN && :$PATH: != *":$CARGO_BIN:"* ]]; then
+	export PATH="$CARGO_BIN:$PATH"
+fi
+command -v cargo >/dev/null || fvfs_die "cargo is not on PATH; install the Rust toolchain (https://rustup.rs)"
+
+PJDFSTEST_VERSION=0.2.2
+FSX_VERSION=0.3.2
+
+STEP_NAMES=()
+STEP_RESULTS=()
+STEP_SECONDS=()
+failed=0
+record() { # record NAME RESULT SECONDS
+	STEP_NAMES+=("$1")
+	STEP_RESULTS+=("$2")
+	STEP_SECONDS+=("$3")
+	[[ $2 != FAIL* ]] || failed=1
+}
+
+# run_step NAME CMD...: run CMD, record PASS / FAIL / SKIP (exit 77) with its duration.
+run_step() {
+	local name="$1" start rc
+	shift
+	echo
+	fvfs_log "==== $name: $*"
+	start=$SECONDS
+	set +e
+	("$@") # a subshell: a step that calls fvfs_die fails the step, not the whole run
+	rc=$?
+	set -e
+	case $rc in
+	0) record "$name" PASS $((SECONDS - start)) ;;
+	"$FVFS_SKIP_RC") record "$name" SKIP $((SECONDS - start)) ;;
+	*) record "$name" "FAIL (exit $rc)" $((SECONDS - start)) ;;
+	esac
+	fvfs_log "==== $name: ${STEP_RESULTS[-1]} in ${STEP_SECONDS[-1]}s"
+	return "$rc"
+}
+
+summary() {
+	echo
+	echo "==================== fvfs test summary ===================="
+	local i
+	for i in "${!STEP_NAMES[@]}"; do
+		printf '  %-28s %-16s %6ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_SECONDS[$i]}"
+	done
+	echo "==========================================================="
+	if ((failed)); then
+		echo "RESULT: FAILED"
+	else
+		echo "RESULT: OK"
+	fi
+}
+
+# ---- privileges: decided up front, so that CI fails in seconds rather than after the build
+privileged=1
+if ! fvfs_privileged_ok; then
+	privileged=0
+	why=""
+	[[ $(id -u) -eq 0 ]] || why="not running as root"
+	[[ -c /dev/fuse ]] || why="${why:+$why and }/dev/fuse is missing"
+	if [[ ${FVFS_REQUIRE_PRIVILEGED:-0} == 1 ]]; then
+		fvfs_die "FVFS_REQUIRE_PRIVILEGED=1 but $why: the FUSE tests and POSIX suites cannot run"
+	fi
+	echo "SKIP: privileged parts (FUSE integration tests, pjdfstest, fsx): $why"
+fi
+suites=$privileged
+if [[ ${FVFS_SKIP_SUITES:-0} == 1 ]]; then
+	suites=0
+fi
+
+# ---- system packages (Debian names)
+have_libacl_dev() {
+	if command -v dpkg-query >/dev/null; then
+		dpkg-query -W -f='${Status}' libacl1-dev 2>/dev/null | grep -q 'install ok installed'
+	else
+		compgen -G '/usr/lib*/libacl.so' >/dev/null || compgen -G '/usr/lib/*/libacl.so' >/dev/null
+	fi
+}
+system_packages() {
+	local missing=()
+	command -v fusermount3 >/dev/null || missing+=(fuse3)
+	have_libacl_dev || missing+=(libacl1-dev)
+	command -v cc >/dev/null || missing+=(build-essential)
+	command -v pkg-config >/dev/null || missing+=(pkg-config)
+	if ((${#missing[@]} == 0)); then
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config"
+		return 0
+	fi
+	if [[ $(id -u) -ne 0 ]]; then
+		fvfs_die "missing system packages: ${missing[*]}. Install them with:  sudo apt-get install -y ${missing[*]}"
+	fi
+	command -v apt-get >/dev/null ||
+		fvfs_die "missing system packages (${missing[*]}) and no apt-get here; install their equivalents"
+	echo "Installing missing system packages with apt-get: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	timeout 600 apt-get update -q || fvfs_die "apt-get update failed"
+	timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		fvfs_die "apt-get install ${missing[*]} failed"
+}
+run_step "system packages" system_packages || {
+	summary
+	exit 1
+}
+
+# ---- cargo-installed test tools
+cargo_tools() {
+	local spec name version
+	for spec in "pjdfstest@$PJDFSTEST_VERSION" "fsx@$FSX_VERSION"; do
+		name="${spec%@*}"
+		version="${spec#*@}"
+		if command -v "$name" >/dev/null; then
+			fvfs_log "$name present: $(command -v "$name")"
+			continue
+		fi
+		echo "Installing $name $version: cargo install --locked $name --version $version"
+		timeout 1800 cargo install --locked "$name" --version "$version" ||
+			fvfs_die "cargo install $name failed"
+		command -v "$name" >/dev/null || fvfs_die "$name installed but not on PATH (add $CARGO_BIN to PATH)"
+	done
+}
+if ((suites)); then
+	run_step "install pjdfstest + fsx" cargo_tools || true
+else
+	echo "SKIP: installing pjdfstest and fsx (the POSIX suites will not run)"
+	record "install pjdfstest + fsx" SKIP 0
+fi
+
+# ---- build and test
+if ! run_step "cargo build" cargo build --workspace --all-targets; then
+	summary
+	exit 1
+fi
+if [[ ${FVFS_LINT:-0} == 1 ]]; then
+	run_step "cargo fmt --check" cargo fmt --all -- --check || true
+	run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings || true
+fi
+# The integration tests read FVFS_REQUIRE_PRIVILEGED themselves (fail instead of skip).
+run_step "cargo test" cargo test --workspace || true
+
+# ---- POSIX suites on a real mount (the binaries were built above)
+export FVFS_SKIP_BUILD=1
+if ((suites)); then
+	if command -v pjdfstest >/dev/null; then
+		run_step "pjdfstest" "$FVFS_ROOT/scripts/pjdfstest.sh" || true
+	else
+		record "pjdfstest" "FAIL (not installed)" 0
+	fi
+	if command -v fsx >/dev/null; then
+		run_step "fsx" "$FVFS_ROOT/scripts/fsx.sh" || true
+	else
+		record "fsx" "FAIL (not installed)" 0
+	fi
+else
+	echo "SKIP: pjdfstest and fsx (need root and /dev/fuse, or FVFS_SKIP_SUITES=1 was set)"
+	record "pjdfstest" SKIP 0
+	record "fsx" SKIP 0
+fi
+
+summary
+exit "$failed"
