@@ -88,6 +88,8 @@ fvfs_mktemp() {
 	local parent="${FVFS_TMPDIR:-/var/tmp}"
 	mkdir -p "$parent"
 	FVFS_WORK="$(mktemp -d "$parent/fvfs-$1.XXXXXX")"
+	# mktemp makes it 0700: the POSIX suites switch to other users, who must reach the mount.
+	chmod 0755 "$FVFS_WORK"
 	fvfs_log "scratch directory: $FVFS_WORK"
 }
 
