@@ -5,7 +5,7 @@
 //! Invariants every implementation keeps:
 //! - One call is one transaction: after a crash the store is before or after it.
 //! - A slice, its block references, the refcount increments and the new file size become
-//!   visible together (`commit_slices`).
+//!   visible together (`commit`).
 //! - `blocks.refcount` equals the number of slice references to the block; a block with
 //!   refcount 0 is garbage and only `take_garbage`/`forget_blocks` remove its row.
 //! - An inode whose link count reaches 0 is an *orphan*: its data stays until

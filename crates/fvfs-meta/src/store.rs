@@ -57,17 +57,12 @@ pub trait MetaStore: Send + Sync {
     // ---- file content ----
     /// Slices of one chunk, oldest first.
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>>;
-    /// Atomically: inserts missing `new_blocks`, adds `slices` (incrementing each referenced
-    /// block's refcount; a reference to a block without a row is `MissingBlock`), raises the
-    /// size to `min_size` if smaller, and sets mtime/ctime to `mtime` when given.
-    fn commit_slices(
-        &self,
-        ino: Ino,
-        slices: &[NewSlice],
-        new_blocks: &[NewBlock],
-        min_size: u64,
-        mtime: Option<i64>,
-    ) -> Result<Attr>;
+    /// Atomically: inserts missing `new_blocks`, adds the slices (incrementing each
+    /// referenced block's refcount; a reference to a block without a row is
+    /// `MissingBlock`), removes the superseded slices, raises the size to `min_size` if
+    /// smaller and sets mtime/ctime when given. Returns the attributes and the ids of the
+    /// new slices (in order).
+    fn commit(&self, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)>;
     /// Atomically replaces every slice of a chunk by `slices` (compaction).
     fn replace_chunk(
         &self,

@@ -87,6 +87,21 @@ pub struct NewSlice {
     pub blocks: Vec<BlockRef>,
 }
 
+/// One atomic change of a file's content (see `MetaStore::commit`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Commit<'a> {
+    pub slices: &'a [NewSlice],
+    /// Block rows to insert if missing (blocks uploaded for this commit).
+    pub new_blocks: &'a [NewBlock],
+    /// The size becomes at least this.
+    pub min_size: u64,
+    /// New mtime and ctime, if the content changed.
+    pub mtime: Option<i64>,
+    /// Slices (by id) that the new slices fully cover and that are removed in the same
+    /// transaction (provisional slices written by an earlier flush).
+    pub supersede: &'a [u64],
+}
+
 /// A block row to insert when a slice referencing it is committed (if not present yet).
 #[derive(Clone, Copy, Debug)]
 pub struct NewBlock {

@@ -133,19 +133,20 @@ impl Vfs {
         Ok(self.handles.insert(ino, flags))
     }
 
-    /// Commits the handle's buffered writes (close(2) calls this for every descriptor).
+    /// Makes the handle's buffered writes durable (close(2) calls this for every
+    /// descriptor, and so does every exec of a process that inherited one).
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
         if h.flags.write {
-            self.flush_inode(h.ino).await?;
+            self.sync_inode(h.ino).await?;
         }
         Ok(())
     }
 
-    /// Commits buffered writes and makes them durable.
+    /// Makes buffered writes durable.
     pub async fn fsync(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
-        self.flush_inode(h.ino).await
+        self.sync_inode(h.ino).await
     }
 
     /// Closes a handle. The last close of an unlinked inode frees its data.

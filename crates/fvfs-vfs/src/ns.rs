@@ -5,7 +5,7 @@
 //! applied here.
 
 use crate::{now_ns, Ctx, Result, Vfs, VfsError};
-use fvfs_meta::{Attr, DirEntry, NewInode, NewSlice, RenameFlags, SetAttr, XattrMode};
+use fvfs_meta::{Attr, Commit, DirEntry, NewInode, NewSlice, RenameFlags, SetAttr, XattrMode};
 use fvfs_types::{FileKind, Ino, CHUNK_SIZE, NAME_MAX, ROOT_INO};
 
 /// A time to set: leave alone, now, or a given instant (ns since the epoch).
@@ -300,9 +300,11 @@ impl Vfs {
                 pos += n;
             }
             let min_size = if keep { 0 } else { end };
-            self.meta.commit_slices(h.ino, &slices, &[], min_size, Some(now))?;
+            let c = Commit { slices: &slices, min_size, mtime: Some(now), ..Default::default() };
+            self.meta.commit(h.ino, &c)?;
         } else if !keep && end > size {
-            self.meta.commit_slices(h.ino, &[], &[], end, Some(now))?;
+            let c = Commit { min_size: end, mtime: Some(now), ..Default::default() };
+            self.meta.commit(h.ino, &c)?;
         }
         st.invalidate();
         Ok(())

@@ -18,7 +18,7 @@ use crate::read::ChunkMap;
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::{cdc, BlockMeta, BlockStore};
-use fvfs_meta::{BlockRef, MetaStore, NewBlock, NewSlice};
+use fvfs_meta::{BlockRef, Commit, MetaStore, NewBlock, NewSlice};
 use fvfs_types::{BlockId, Ino, CHUNK_SIZE};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -45,6 +45,11 @@ struct Extent {
     sealed: VecDeque<Sealed>,
     sealed_len: u64,
     tail: Vec<u8>,
+    /// Slices committed by `flush`/`fsync` for bytes still in the tail: durable, but cut
+    /// at an arbitrary point. The commit that covers up to `provisional_end` removes them,
+    /// so the block boundaries of a file do not depend on when it was flushed.
+    provisional: Vec<u64>,
+    provisional_end: u64,
 }
 
 impl Extent {
@@ -197,6 +202,8 @@ impl Vfs {
                         sealed: VecDeque::new(),
                         sealed_len: 0,
                         tail: data.to_vec(),
+                        provisional: Vec::new(),
+                        provisional_end: 0,
                     },
                 );
                 i
@@ -306,7 +313,16 @@ impl Vfs {
                 })
                 .collect()
         };
-        let end = self.commit_blocks(st.ino, &blocks, mtime)?;
+        let covers = !e.provisional.is_empty()
+            && blocks.last().map(|(at, u)| at + u.meta.size as u64).unwrap_or(0) >= e.provisional_end;
+        let supersede = if covers { std::mem::take(&mut e.provisional) } else { Vec::new() };
+        let end = match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
+            Ok((end, _)) => end,
+            Err(err) => {
+                fs.extents[idx].provisional = supersede;
+                return Err(err);
+            }
+        };
         let e = &mut fs.extents[idx];
         for _ in 0..n {
             e.sealed.pop_front();
@@ -321,8 +337,15 @@ impl Vfs {
         Ok(())
     }
 
-    /// Commits consecutive blocks (file offset, upload) as slices; returns the end offset.
-    fn commit_blocks(&self, ino: Ino, blocks: &[(u64, Uploaded)], mtime: Option<i64>) -> Result<u64> {
+    /// Commits consecutive blocks (file offset, upload) as slices, removing `supersede`;
+    /// returns the end offset and the new slice ids.
+    fn commit_blocks(
+        &self,
+        ino: Ino,
+        blocks: &[(u64, Uploaded)],
+        mtime: Option<i64>,
+        supersede: &[u64],
+    ) -> Result<(u64, Vec<u64>)> {
         let mut slices: Vec<NewSlice> = Vec::new();
         let mut new_blocks = Vec::new();
         let mut end = 0;
@@ -358,10 +381,72 @@ impl Vfs {
             end = at + up.meta.size as u64;
         }
         let ids: Vec<BlockId> = blocks.iter().map(|(_, u)| u.meta.id).collect();
-        let res = self.meta.commit_slices(ino, &slices, &new_blocks, end, mtime);
+        let res = self.meta.commit(
+            ino,
+            &Commit {
+                slices: &slices,
+                new_blocks: &new_blocks,
+                min_size: end,
+                mtime,
+                supersede,
+            },
+        );
         self.pins.unpin(&ids);
-        res?;
-        Ok(end)
+        let (_, slice_ids) = res?;
+        if !supersede.is_empty() {
+            self.gc_wake();
+        }
+        Ok((end, slice_ids))
+    }
+
+    /// Makes every buffered byte durable without ending the write buffer: complete blocks
+    /// are committed for good, the tails as provisional slices (see `Extent`).
+    pub(crate) async fn commit_durable(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
+        let mtime = fs.pending.map(|p| p.1);
+        for i in 0..fs.extents.len() {
+            self.seal(&mut fs.extents[i], false);
+            for s in fs.extents[i].sealed.iter_mut() {
+                finish(self, s).await?;
+            }
+            self.commit_front(st, fs, i).await?;
+            let e = &mut fs.extents[i];
+            if e.tail.is_empty() {
+                continue;
+            }
+            let tail = Bytes::copy_from_slice(&e.tail);
+            let mut uploads = Vec::new();
+            let mut pos = 0usize;
+            for len in cdc::cut(&tail, &self.settings.cdc, true) {
+                uploads.push((e.start + pos as u64, self.spawn_upload(tail.slice(pos..pos + len))));
+                pos += len;
+            }
+            let mut blocks = Vec::with_capacity(uploads.len());
+            for (at, t) in uploads {
+                let up = t
+                    .await
+                    .map_err(|e| VfsError::Internal(format!("upload task: {e}")))??;
+                blocks.push((at, up));
+            }
+            let e = &mut fs.extents[i];
+            let supersede = std::mem::take(&mut e.provisional);
+            match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
+                Ok((end, ids)) => {
+                    let e = &mut fs.extents[i];
+                    e.provisional = ids;
+                    e.provisional_end = end;
+                }
+                Err(err) => {
+                    fs.extents[i].provisional = supersede;
+                    return Err(err);
+                }
+            }
+        }
+        if let Some((size, mtime)) = fs.pending {
+            let c = Commit { min_size: size, mtime: Some(mtime), ..Default::default() };
+            self.meta.commit(st.ino, &c)?;
+        }
+        st.invalidate();
+        Ok(())
     }
 
     /// Cuts, uploads and commits every buffered write of `st`.
@@ -378,7 +463,8 @@ impl Vfs {
         // Blocks committed before a later write extended the size leave the size to set.
         if let Some((size, mtime)) = fs.pending {
             if size > committed_end {
-                self.meta.commit_slices(st.ino, &[], &[], size, Some(mtime))?;
+                let c = Commit { min_size: size, mtime: Some(mtime), ..Default::default() };
+                self.meta.commit(st.ino, &c)?;
             }
         }
         fs.extents.clear();
@@ -388,7 +474,16 @@ impl Vfs {
         Ok(())
     }
 
-    /// Commits an inode's buffered writes, if it is open.
+    /// Makes an open inode's buffered writes durable, keeping the buffer (flush, fsync).
+    pub async fn sync_inode(&self, ino: Ino) -> Result<()> {
+        if let Some(st) = self.handles.state(ino) {
+            let mut fs = st.file.lock().await;
+            self.commit_durable(&st, &mut fs).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits an inode's buffered writes and empties its buffer, if it is open.
     pub async fn flush_inode(&self, ino: Ino) -> Result<()> {
         if let Some(st) = self.handles.state(ino) {
             let mut fs = st.file.lock().await;

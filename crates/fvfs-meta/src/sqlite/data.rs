@@ -107,9 +107,10 @@ fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<
     Ok(())
 }
 
-fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<()> {
+/// Inserts a slice; false for an empty one (nothing inserted).
+fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
     if s.len == 0 {
-        return Ok(());
+        return Ok(false);
     }
     if s.pos as u64 + s.len as u64 > CHUNK_SIZE {
         return Err(MetaError::Invalid("slice crosses a chunk boundary"));
@@ -121,6 +122,7 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<()> {
         "INSERT INTO slices (ino, chunk, pos, len, zero, blocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![ino as i64, s.chunk as i64, s.pos, s.len, s.zero, encode_refs(&s.blocks)])?;
+    let id = tx.last_insert_rowid();
     tx.prepare_cached(
         "INSERT INTO chunks (ino, idx, slices) VALUES (?1, ?2, 1)
          ON CONFLICT(ino, idx) DO UPDATE SET slices = slices + 1",
@@ -129,7 +131,11 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<()> {
     for b in &s.blocks {
         add_ref(tx, &b.id, 1)?;
     }
-    Ok(())
+    // Leave last_insert_rowid() naming the slice for the caller.
+    if tx.last_insert_rowid() != id {
+        return Err(MetaError::Corrupt("slice id changed during insert".into()));
+    }
+    Ok(true)
 }
 
 /// Deletes the slices matching `filter` (an SQL condition on ino/chunk/pos) and releases
@@ -170,24 +176,23 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn commit_slices(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    slices: &[NewSlice],
-    new_blocks: &[NewBlock],
-    min_size: u64,
-    mtime: Option<i64>,
-) -> Result<Attr> {
+pub(crate) fn commit(tx: &Transaction<'_>, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)> {
     let a = getattr(tx, ino)?;
     if a.kind != FileKind::File {
         return Err(MetaError::Invalid("data on a non-regular file"));
     }
-    insert_blocks(tx, new_blocks, mtime.unwrap_or_else(now_ns))?;
-    for s in slices {
-        insert_slice(tx, ino, s)?;
+    insert_blocks(tx, c.new_blocks, c.mtime.unwrap_or_else(now_ns))?;
+    let mut ids = Vec::with_capacity(c.slices.len());
+    for s in c.slices {
+        if insert_slice(tx, ino, s)? {
+            ids.push(tx.last_insert_rowid() as u64);
+        }
     }
-    let size = a.size.max(min_size);
-    match mtime {
+    for id in c.supersede {
+        delete_slices(tx, ino, "id = ?2", &[*id as i64])?;
+    }
+    let size = a.size.max(c.min_size);
+    match c.mtime {
         Some(t) => tx
             .prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
             .execute(params![ino as i64, size as i64, t])?,
@@ -195,7 +200,7 @@ pub(crate) fn commit_slices(
             .prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
             .execute(params![ino as i64, size as i64])?,
     };
-    getattr(tx, ino)
+    Ok((getattr(tx, ino)?, ids))
 }
 
 pub(crate) fn replace_chunk(
@@ -212,7 +217,7 @@ pub(crate) fn replace_chunk(
     // Insert (and increment) first so blocks shared by old and new slices never reach
     // refcount 0 in between.
     for s in slices {
-        insert_slice(tx, ino, s)?;
+        let _ = insert_slice(tx, ino, s)?;
     }
     delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
     Ok(())
@@ -238,7 +243,7 @@ pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> R
                 .prepare_cached("SELECT MAX(pos + len) FROM slices WHERE ino = ?1 AND chunk = ?2")?
                 .query_row(params![ino as i64, c0 as i64], |r| r.get(0))?;
             if let Some(end) = max_end.filter(|&e| e as u64 > off) {
-                insert_slice(
+                let _ = insert_slice(
                     tx,
                     ino,
                     &NewSlice {

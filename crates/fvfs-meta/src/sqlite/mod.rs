@@ -186,15 +186,8 @@ impl MetaStore for SqliteStore {
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
         self.read(|tx| data::read_chunk(tx, ino, chunk))
     }
-    fn commit_slices(
-        &self,
-        ino: Ino,
-        slices: &[NewSlice],
-        new_blocks: &[NewBlock],
-        min_size: u64,
-        mtime: Option<i64>,
-    ) -> Result<Attr> {
-        self.write(|tx| data::commit_slices(tx, ino, slices, new_blocks, min_size, mtime))
+    fn commit(&self, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)> {
+        self.write(|tx| data::commit(tx, ino, c))
     }
     fn replace_chunk(
         &self,

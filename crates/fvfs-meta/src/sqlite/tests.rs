@@ -96,12 +96,12 @@ fn slices_refcounts_truncate() {
         zero: false,
         blocks: vec![BlockRef { id, len: 100 }],
     };
-    s.commit_slices(f.ino, &[sl.clone()], &[nb], 100, Some(5)).unwrap();
-    s.commit_slices(f.ino, &[sl.clone()], &[], 100, Some(5)).unwrap();
+    s.commit(f.ino, &Commit { slices: &[sl.clone()], new_blocks: &[nb], min_size: 100, mtime: Some(5), supersede: &[] }).unwrap();
+    s.commit(f.ino, &Commit { slices: &[sl.clone()], min_size: 100, mtime: Some(5), ..Default::default() }).unwrap();
     assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2);
     let missing = NewSlice { blocks: vec![BlockRef { id: BlockId([8; 32]), len: 100 }], ..sl };
     assert!(matches!(
-        s.commit_slices(f.ino, &[missing], &[], 100, None),
+        s.commit(f.ino, &Commit { slices: &[missing], min_size: 100, ..Default::default() }),
         Err(MetaError::MissingBlock(_))
     ));
     assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2, "failed commit rolled back");

@@ -1,0 +1,249 @@
+//! Test harness: an in-process S3 server on 127.0.0.1 (s3s-fs), the real `fvfsd` binary
+//! formatting a filesystem on it, and a real FUSE mount run as a child process.
+//!
+//! Tests that need root and /dev/fuse are skipped (with a message) when those are missing,
+//! unless FVFS_REQUIRE_PRIVILEGED=1, when a skip is a failure.
+#![allow(dead_code)]
+
+use fvfs_testkit::S3Server;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const FVFSD: &str = env!("CARGO_BIN_EXE_fvfsd");
+
+/// Whether privileged tests can run here; panics if they must and cannot.
+pub fn privileged() -> bool {
+    let ok = unsafe { libc::geteuid() } == 0 && Path::new("/dev/fuse").exists();
+    if !ok {
+        if std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("FVFS_REQUIRE_PRIVILEGED=1 but this test needs root and /dev/fuse");
+        }
+        eprintln!("SKIP: needs root and /dev/fuse");
+    }
+    ok
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = canon.to_string_lossy().to_string();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub rt: tokio::runtime::Runtime,
+    pub s3: S3Server,
+    pub prefix: String,
+    pub meta_url: String,
+    pub mnt: PathBuf,
+    pub cache: PathBuf,
+    child: Option<Child>,
+}
+
+impl Fixture {
+    /// A fresh S3 server and a formatted filesystem on it (not mounted). None = skip.
+    pub fn new() -> Option<Fixture> {
+        Self::with_format_args(&[])
+    }
+
+    pub fn with_format_args(args: &[&str]) -> Option<Fixture> {
+        if !privileged() {
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("fvfs-it-").tempdir_in("/var/tmp").unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let s3root = dir.path().join("s3");
+        std::fs::create_dir_all(&s3root).unwrap();
+        let s3 = rt.block_on(S3Server::start(&s3root, "fvfs")).unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let f = Fixture {
+            meta_url: format!("sqlite://{}/meta.db", dir.path().display()),
+            cache: dir.path().join("cache"),
+            prefix: "fs".into(),
+            mnt,
+            dir,
+            rt,
+            s3,
+            child: None,
+        };
+        let mut cmd = vec!["format", "--meta", &f.meta_url];
+        let loc = f.location();
+        cmd.extend(["--storage", loc.as_str()]);
+        cmd.extend(args);
+        let out = f.run(&cmd);
+        assert!(out.status.success(), "format failed: {}", String::from_utf8_lossy(&out.stderr));
+        Some(f)
+    }
+
+    pub fn location(&self) -> String {
+        self.s3.location(&self.prefix)
+    }
+
+    /// A `fvfsd` command with the S3 credentials in its environment.
+    pub fn fvfsd(&self) -> Command {
+        let mut c = Command::new(FVFSD);
+        c.env_remove("AWS_CA_BUNDLE");
+        for (k, v) in self.s3.env() {
+            c.env(k, v);
+        }
+        c.env("FVFS_LOG", std::env::var("FVFS_LOG").unwrap_or_else(|_| "info".into()));
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.fvfsd().args(args).output().unwrap()
+    }
+
+    /// Mounts in a child process and waits until the mount is live.
+    pub fn mount(&mut self) {
+        let err = self.try_mount();
+        assert!(err.is_none(), "mount failed: {}", err.unwrap_or_default());
+    }
+
+    /// Starts a mount; Some(stderr) if it did not come up.
+    pub fn try_mount(&mut self) -> Option<String> {
+        let log = self.dir.path().join("mount.log");
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut child = self
+            .fvfsd()
+            .args(["mount", "--foreground", "--meta", &self.meta_url, "--cache-dir"])
+            .arg(&self.cache)
+            .arg(&self.mnt)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if is_mounted(&self.mnt) {
+                self.child = Some(child);
+                return None;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        Some("timed out".into())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Clean unmount; waits for the daemon to exit.
+    pub fn unmount(&mut self) {
+        let st = Command::new("umount").arg(&self.mnt).status().unwrap();
+        assert!(st.success(), "umount failed");
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if c.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "daemon did not exit after umount");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// kill -9 of the mount process, then detach the dead mount.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+
+    /// Remount with an empty local cache, so reads come from S3.
+    pub fn remount_cold(&mut self) {
+        self.unmount();
+        let _ = std::fs::remove_dir_all(&self.cache);
+        self.mount();
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    /// Block objects stored in the S3 bucket.
+    pub fn s3_objects(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let root = self.s3.root().join(&self.s3.bucket).join(&self.prefix).join("blocks");
+        walk(&root, &mut out);
+        out
+    }
+
+    pub fn stats(&self) -> fvfs_meta::Stats {
+        fvfs_meta::open(&self.meta_url, false).unwrap().stats().unwrap()
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("meta.db")).unwrap()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if !p.to_string_lossy().contains(".s3s") {
+            out.push(p);
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("mount.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("---- mount log (last {} lines) ----\n{}", tail.len(), tail.join("\n"));
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("umount").arg(&self.mnt).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no big fixtures.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
