@@ -10,10 +10,10 @@
 //! local locks (one host mounts an embedded-metadata filesystem).
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags as FuseOpenFlags, RenameFlags as FuseRename,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags as FuseOpenFlags, RenameFlags as FuseRename, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use fvfs_vfs::{Attr, Ctx, FileKind, OpenFlags, RenameFlags, TimeSet, Vfs, VfsError, XattrMode};
 use std::ffi::OsStr;
@@ -59,7 +59,11 @@ pub fn config(threads: usize) -> fuser::Config {
 
 /// Mounts and returns the session; the caller runs it (`Session::run`) and may unmount it
 /// from another thread through `unmount_callable`.
-pub fn session(fs: FuseFs, mountpoint: &Path, threads: usize) -> std::io::Result<fuser::Session<FuseFs>> {
+pub fn session(
+    fs: FuseFs,
+    mountpoint: &Path,
+    threads: usize,
+) -> std::io::Result<fuser::Session<FuseFs>> {
     fuser::Session::new(fs, mountpoint, &config(threads))
 }
 
@@ -159,12 +163,17 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply!(reply, "lookup", self.vfs.lookup(parent.0, name.as_bytes()), |a| reply
-            .entry(&TTL, &attr(&a), Generation(0)))
+        reply!(
+            reply,
+            "lookup",
+            self.vfs.lookup(parent.0, name.as_bytes()),
+            |a| reply.entry(&TTL, &attr(&a), Generation(0))
+        )
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        reply!(reply, "getattr", self.vfs.getattr(ino.0), |a| reply.attr(&TTL, &attr(&a)))
+        reply!(reply, "getattr", self.vfs.getattr(ino.0), |a| reply
+            .attr(&TTL, &attr(&a)))
     }
 
     fn setattr(
@@ -199,30 +208,86 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        reply!(reply, "readlink", self.vfs.readlink(ino.0), |t| reply.data(&t))
+        reply!(reply, "readlink", self.vfs.readlink(ino.0), |t| reply
+            .data(&t))
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        let res = self.vfs.mknod(ctx(req), parent.0, name.as_bytes(), mode, umask, rdev);
-        reply!(reply, "mknod", res, |a| reply.entry(&TTL, &attr(&a), Generation(0)))
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let res = self
+            .vfs
+            .mknod(ctx(req), parent.0, name.as_bytes(), mode, umask, rdev);
+        reply!(reply, "mknod", res, |a| reply.entry(
+            &TTL,
+            &attr(&a),
+            Generation(0)
+        ))
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let res = self.vfs.mkdir(ctx(req), parent.0, name.as_bytes(), mode, umask);
-        reply!(reply, "mkdir", res, |a| reply.entry(&TTL, &attr(&a), Generation(0)))
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let res = self
+            .vfs
+            .mkdir(ctx(req), parent.0, name.as_bytes(), mode, umask);
+        reply!(reply, "mkdir", res, |a| reply.entry(
+            &TTL,
+            &attr(&a),
+            Generation(0)
+        ))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply!(reply, "unlink", self.vfs.unlink(parent.0, name.as_bytes()), |_v| reply.ok())
+        reply!(
+            reply,
+            "unlink",
+            self.vfs.unlink(parent.0, name.as_bytes()),
+            |_v| reply.ok()
+        )
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply!(reply, "rmdir", self.vfs.rmdir(parent.0, name.as_bytes()), |_v| reply.ok())
+        reply!(
+            reply,
+            "rmdir",
+            self.vfs.rmdir(parent.0, name.as_bytes()),
+            |_v| reply.ok()
+        )
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let res = self.vfs.symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
-        reply!(reply, "symlink", res, |a| reply.entry(&TTL, &attr(&a), Generation(0)))
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let res = self.vfs.symlink(
+            ctx(req),
+            parent.0,
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+        );
+        reply!(reply, "symlink", res, |a| reply.entry(
+            &TTL,
+            &attr(&a),
+            Generation(0)
+        ))
     }
 
     fn rename(
@@ -242,18 +307,36 @@ impl Filesystem for FuseFs {
             noreplace: flags.contains(FuseRename::RENAME_NOREPLACE),
             exchange: flags.contains(FuseRename::RENAME_EXCHANGE),
         };
-        let res = self.vfs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), f);
+        let res = self.vfs.rename(
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            f,
+        );
         reply!(reply, "rename", res, |_v| reply.ok())
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
-        reply!(reply, "link", res, |a| reply.entry(&TTL, &attr(&a), Generation(0)))
+        reply!(reply, "link", res, |a| reply.entry(
+            &TTL,
+            &attr(&a),
+            Generation(0)
+        ))
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: FuseOpenFlags, reply: ReplyOpen) {
         let res = self.vfs.open(ino.0, OpenFlags::from_raw(flags.0));
-        reply!(reply, "open", res, |fh| reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE))
+        reply!(reply, "open", res, |fh| reply
+            .opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE))
     }
 
     fn read(
@@ -287,8 +370,20 @@ impl Filesystem for FuseFs {
         reply!(reply, "write", res, |n| reply.written(n))
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply!(reply, "flush", self.rt.block_on(self.vfs.flush(fh.0)), |_v| reply.ok())
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply!(
+            reply,
+            "flush",
+            self.rt.block_on(self.vfs.flush(fh.0)),
+            |_v| reply.ok()
+        )
     }
 
     fn release(
@@ -301,11 +396,28 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        reply!(reply, "release", self.rt.block_on(self.vfs.release(fh.0)), |_v| reply.ok())
+        reply!(
+            reply,
+            "release",
+            self.rt.block_on(self.vfs.release(fh.0)),
+            |_v| reply.ok()
+        )
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply!(reply, "fsync", self.rt.block_on(self.vfs.fsync(fh.0)), |_v| reply.ok())
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply!(
+            reply,
+            "fsync",
+            self.rt.block_on(self.vfs.fsync(fh.0)),
+            |_v| reply.ok()
+        )
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: FuseOpenFlags, reply: ReplyOpen) {
@@ -318,18 +430,42 @@ impl Filesystem for FuseFs {
         })
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        reply!(reply, "readdir", self.vfs.readdir(ino.0, offset, 256), |entries| {
-            for e in entries {
-                if reply.add(INodeNo(e.ino), e.cookie, kind(e.kind), OsStr::from_bytes(&e.name)) {
-                    break;
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        reply!(
+            reply,
+            "readdir",
+            self.vfs.readdir(ino.0, offset, 256),
+            |entries| {
+                for e in entries {
+                    if reply.add(
+                        INodeNo(e.ino),
+                        e.cookie,
+                        kind(e.kind),
+                        OsStr::from_bytes(&e.name),
+                    ) {
+                        break;
+                    }
                 }
+                reply.ok()
             }
-            reply.ok()
-        })
+        )
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // Every metadata operation is committed (synchronous=FULL) before it returns.
         reply.ok()
     }
@@ -362,7 +498,12 @@ impl Filesystem for FuseFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        reply!(reply, "getxattr", self.vfs.get_xattr(ino.0, name.as_bytes()), |v| xattr_reply(reply, &v, size))
+        reply!(
+            reply,
+            "getxattr",
+            self.vfs.get_xattr(ino.0, name.as_bytes()),
+            |v| xattr_reply(reply, &v, size)
+        )
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -377,7 +518,12 @@ impl Filesystem for FuseFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply!(reply, "removexattr", self.vfs.remove_xattr(ino.0, name.as_bytes()), |_v| reply.ok())
+        reply!(
+            reply,
+            "removexattr",
+            self.vfs.remove_xattr(ino.0, name.as_bytes()),
+            |_v| reply.ok()
+        )
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -394,7 +540,9 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let res = self.vfs.create(ctx(req), parent.0, name.as_bytes(), mode, umask, flags);
+        let res = self
+            .vfs
+            .create(ctx(req), parent.0, name.as_bytes(), mode, umask, flags);
         reply!(reply, "create", res, |created| reply.created(
             &TTL,
             &attr(&created.0),
@@ -404,8 +552,19 @@ impl Filesystem for FuseFs {
         ))
     }
 
-    fn fallocate(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        let res = self.rt.block_on(self.vfs.fallocate(fh.0, offset, length, mode));
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let res = self
+            .rt
+            .block_on(self.vfs.fallocate(fh.0, offset, length, mode));
         reply!(reply, "fallocate", res, |_v| reply.ok())
     }
 }

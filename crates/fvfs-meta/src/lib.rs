@@ -16,10 +16,10 @@
 //! ops, admin ops).
 
 mod error;
+pub mod sqlite;
 mod store;
 mod types;
 mod url;
-pub mod sqlite;
 
 pub use error::{MetaError, Result};
 pub use store::{open, MetaStore};

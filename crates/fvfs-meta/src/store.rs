@@ -49,8 +49,14 @@ pub trait MetaStore: Send + Sync {
 
     // ---- xattrs ----
     fn get_xattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>>;
-    fn set_xattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode, now: i64)
-        -> Result<()>;
+    fn set_xattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+        now: i64,
+    ) -> Result<()>;
     fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>>;
     fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()>;
 

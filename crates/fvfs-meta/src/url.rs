@@ -19,7 +19,9 @@ impl MetaUrl {
         };
         if let Some(rest) = url.strip_prefix("sqlite://") {
             if rest.is_empty() {
-                return Err(bad("missing database path, e.g. sqlite:///var/lib/fvfs/meta.db"));
+                return Err(bad(
+                    "missing database path, e.g. sqlite:///var/lib/fvfs/meta.db",
+                ));
             }
             if rest.contains('?') {
                 return Err(bad("sqlite URLs take no query options"));

@@ -150,7 +150,9 @@ impl std::str::FromStr for Compression {
         match s {
             "none" => Ok(Compression::None),
             "zstd" => Ok(Compression::Zstd),
-            _ => Err(format!("unknown compression {s:?}: expected \"none\" or \"zstd\"")),
+            _ => Err(format!(
+                "unknown compression {s:?}: expected \"none\" or \"zstd\""
+            )),
         }
     }
 }

@@ -5,10 +5,10 @@
 //! read as zeros, and the affected inodes are reported).
 
 use crate::Result;
+use futures::StreamExt;
 use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaStore;
 use fvfs_types::{BlockId, Ino};
-use futures::StreamExt;
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -109,11 +109,13 @@ pub async fn fsck(
         // Counts last: the repairs above change them.
         for (id, _, counted) in meta.refcount_mismatches()? {
             meta.set_refcount(&id, counted)?;
-            r.repaired.push(format!("set refcount of block {id} to {counted}"));
+            r.repaired
+                .push(format!("set refcount of block {id} to {counted}"));
         }
         for (ino, _, counted) in meta.nlink_mismatches()? {
             meta.set_nlink(ino, counted)?;
-            r.repaired.push(format!("set link count of inode {ino} to {counted}"));
+            r.repaired
+                .push(format!("set link count of inode {ino} to {counted}"));
         }
     }
     Ok(r)

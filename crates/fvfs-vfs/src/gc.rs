@@ -101,7 +101,11 @@ impl Worker for GcWorker {
                 return Ok(WorkerState::Done);
             };
             let n = vfs.gc_pass(GC_BATCH).await?;
-            Ok(if n >= GC_BATCH { WorkerState::Busy } else { WorkerState::Idle })
+            Ok(if n >= GC_BATCH {
+                WorkerState::Busy
+            } else {
+                WorkerState::Idle
+            })
         })
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {

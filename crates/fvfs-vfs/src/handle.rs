@@ -70,7 +70,11 @@ pub(crate) struct Handles {
 
 impl Handles {
     pub(crate) fn get(&self, fh: u64) -> Result<Arc<Handle>> {
-        self.handles.lock().get(&fh).cloned().ok_or(VfsError::BadHandle)
+        self.handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or(VfsError::BadHandle)
     }
 
     /// The state of an open inode, if it is open.

@@ -47,7 +47,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn root() -> Ctx {
-        Ctx { uid: 0, gid: 0, pid: 0 }
+        Ctx {
+            uid: 0,
+            gid: 0,
+            pid: 0,
+        }
     }
 }
 

@@ -75,13 +75,29 @@ impl Vfs {
     }
 
     /// Creates a node of the kind `mode` names (regular file, FIFO, socket, device, dir).
-    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32, rdev: u32) -> Result<Attr> {
+    pub fn mknod(
+        &self,
+        ctx: Ctx,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<Attr> {
         let kind = FileKind::from_mode(mode).ok_or(VfsError::Invalid("unknown file type"))?;
         self.create_node(ctx, parent, name, kind, mode & !umask & 0o7777, rdev, None)
     }
 
     pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32) -> Result<Attr> {
-        self.create_node(ctx, parent, name, FileKind::Dir, mode & !umask & 0o7777, 0, None)
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Dir,
+            mode & !umask & 0o7777,
+            0,
+            None,
+        )
     }
 
     pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
@@ -127,8 +143,24 @@ impl Vfs {
     }
 
     /// create(2): a new regular file, opened.
-    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32, flags: i32) -> Result<(Attr, u64)> {
-        let a = self.create_node(ctx, parent, name, FileKind::File, mode & !umask & 0o7777, 0, None)?;
+    pub fn create(
+        &self,
+        ctx: Ctx,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(Attr, u64)> {
+        let a = self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::File,
+            mode & !umask & 0o7777,
+            0,
+            None,
+        )?;
         let fh = self.open(a.ino, crate::OpenFlags::from_raw(flags))?;
         Ok((a, fh))
     }
@@ -153,10 +185,20 @@ impl Vfs {
         Ok(())
     }
 
-    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        newparent: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> Result<()> {
         check_name(name)?;
         check_name(newname)?;
-        if let Some(u) = self.meta.rename(parent, name, newparent, newname, flags, now_ns())? {
+        if let Some(u) = self
+            .meta
+            .rename(parent, name, newparent, newname, flags, now_ns())?
+        {
             if u.nlink == 0 && u.kind != FileKind::Dir {
                 self.purge_if_orphan(u.ino)?;
             }
@@ -177,11 +219,25 @@ impl Vfs {
         }
         let mut out = Vec::new();
         if offset < 1 {
-            out.push(DirEntry { name: b".".to_vec(), ino, kind: FileKind::Dir, cookie: 1 });
+            out.push(DirEntry {
+                name: b".".to_vec(),
+                ino,
+                kind: FileKind::Dir,
+                cookie: 1,
+            });
         }
         if offset < 2 {
-            let up = if ino == ROOT_INO { ROOT_INO } else { dir.parent };
-            out.push(DirEntry { name: b"..".to_vec(), ino: up, kind: FileKind::Dir, cookie: 2 });
+            let up = if ino == ROOT_INO {
+                ROOT_INO
+            } else {
+                dir.parent
+            };
+            out.push(DirEntry {
+                name: b"..".to_vec(),
+                ino: up,
+                kind: FileKind::Dir,
+                cookie: 2,
+            });
         }
         let after = offset.saturating_sub(2);
         for mut e in self.meta.readdir(ino, after, limit)? {
@@ -229,7 +285,11 @@ impl Vfs {
             }
         }
         let _ = ctx;
-        let nothing = set.perm.is_none() && set.uid.is_none() && set.gid.is_none() && set.atime.is_none() && set.mtime.is_none();
+        let nothing = set.perm.is_none()
+            && set.uid.is_none()
+            && set.gid.is_none()
+            && set.atime.is_none()
+            && set.mtime.is_none();
         if nothing && size.is_some() {
             return self.getattr(ino);
         }
@@ -279,7 +339,8 @@ impl Vfs {
         let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
         let punch = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
         let zero = mode & libc::FALLOC_FL_ZERO_RANGE != 0;
-        let known = libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        let known =
+            libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
         if mode & !known != 0 || (punch && !keep) || (punch && zero) {
             return Err(VfsError::NotSupported);
         }
@@ -296,14 +357,29 @@ impl Vfs {
                 let chunk = pos / CHUNK_SIZE;
                 let lo = pos % CHUNK_SIZE;
                 let n = (CHUNK_SIZE - lo).min(zend - pos);
-                slices.push(NewSlice { chunk, pos: lo as u32, len: n as u32, zero: true, blocks: vec![] });
+                slices.push(NewSlice {
+                    chunk,
+                    pos: lo as u32,
+                    len: n as u32,
+                    zero: true,
+                    blocks: vec![],
+                });
                 pos += n;
             }
             let min_size = if keep { 0 } else { end };
-            let c = Commit { slices: &slices, min_size, mtime: Some(now), ..Default::default() };
+            let c = Commit {
+                slices: &slices,
+                min_size,
+                mtime: Some(now),
+                ..Default::default()
+            };
             self.meta.commit(h.ino, &c)?;
         } else if !keep && end > size {
-            let c = Commit { min_size: end, mtime: Some(now), ..Default::default() };
+            let c = Commit {
+                min_size: end,
+                mtime: Some(now),
+                ..Default::default()
+            };
             self.meta.commit(h.ino, &c)?;
         }
         st.invalidate();

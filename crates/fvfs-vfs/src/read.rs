@@ -47,12 +47,20 @@ fn resolve(slices: &[Slice]) -> Vec<Seg> {
                 break;
             }
             if g.start > cur {
-                add.push(Seg { start: cur, end: g.start, slice: i });
+                add.push(Seg {
+                    start: cur,
+                    end: g.start,
+                    slice: i,
+                });
             }
             cur = cur.max(g.end);
         }
         if cur < hi {
-            add.push(Seg { start: cur, end: hi, slice: i });
+            add.push(Seg {
+                start: cur,
+                end: hi,
+                slice: i,
+            });
         }
         if !add.is_empty() {
             segs.extend(add);
@@ -186,7 +194,8 @@ impl Vfs {
             let n = (CHUNK_SIZE - lo).min(end - pos);
             let map = self.chunk_map(st, chunk)?;
             let dst = (pos - off) as usize;
-            self.read_map(&map, lo, &mut buf[dst..dst + n as usize]).await?;
+            self.read_map(&map, lo, &mut buf[dst..dst + n as usize])
+                .await?;
             pos += n;
         }
         Ok(())
@@ -263,7 +272,16 @@ mod tests {
     use fvfs_types::BlockId;
 
     fn sl(id: u64, pos: u32, len: u32) -> Slice {
-        Slice { id, pos, len, zero: false, blocks: vec![BlockRef { id: BlockId([id as u8; 32]), len }] }
+        Slice {
+            id,
+            pos,
+            len,
+            zero: false,
+            blocks: vec![BlockRef {
+                id: BlockId([id as u8; 32]),
+                len,
+            }],
+        }
     }
 
     #[test]

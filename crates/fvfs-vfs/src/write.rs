@@ -177,9 +177,11 @@ impl Vfs {
             .extents
             .iter()
             .position(|e| off >= e.tail_start() && off <= e.end());
-        let overlaps_other = fs.extents.iter().enumerate().any(|(i, e)| {
-            Some(i) != host && e.start < end && off < e.end()
-        });
+        let overlaps_other = fs
+            .extents
+            .iter()
+            .enumerate()
+            .any(|(i, e)| Some(i) != host && e.start < end && off < e.end());
         let idx = match host {
             Some(i) if !overlaps_other => {
                 let e = &mut fs.extents[i];
@@ -314,8 +316,16 @@ impl Vfs {
                 .collect()
         };
         let covers = !e.provisional.is_empty()
-            && blocks.last().map(|(at, u)| at + u.meta.size as u64).unwrap_or(0) >= e.provisional_end;
-        let supersede = if covers { std::mem::take(&mut e.provisional) } else { Vec::new() };
+            && blocks
+                .last()
+                .map(|(at, u)| at + u.meta.size as u64)
+                .unwrap_or(0)
+                >= e.provisional_end;
+        let supersede = if covers {
+            std::mem::take(&mut e.provisional)
+        } else {
+            Vec::new()
+        };
         let end = match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
             Ok((end, _)) => end,
             Err(err) => {
@@ -417,7 +427,10 @@ impl Vfs {
             let mut uploads = Vec::new();
             let mut pos = 0usize;
             for len in cdc::cut(&tail, &self.settings.cdc, true) {
-                uploads.push((e.start + pos as u64, self.spawn_upload(tail.slice(pos..pos + len))));
+                uploads.push((
+                    e.start + pos as u64,
+                    self.spawn_upload(tail.slice(pos..pos + len)),
+                ));
                 pos += len;
             }
             let mut blocks = Vec::with_capacity(uploads.len());
@@ -442,7 +455,11 @@ impl Vfs {
             }
         }
         if let Some((size, mtime)) = fs.pending {
-            let c = Commit { min_size: size, mtime: Some(mtime), ..Default::default() };
+            let c = Commit {
+                min_size: size,
+                mtime: Some(mtime),
+                ..Default::default()
+            };
             self.meta.commit(st.ino, &c)?;
         }
         st.invalidate();
@@ -463,7 +480,11 @@ impl Vfs {
         // Blocks committed before a later write extended the size leave the size to set.
         if let Some((size, mtime)) = fs.pending {
             if size > committed_end {
-                let c = Commit { min_size: size, mtime: Some(mtime), ..Default::default() };
+                let c = Commit {
+                    min_size: size,
+                    mtime: Some(mtime),
+                    ..Default::default()
+                };
                 self.meta.commit(st.ino, &c)?;
             }
         }

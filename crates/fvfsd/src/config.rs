@@ -8,6 +8,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+// Some keys are validated now and take effect with tiering (see config.example.toml).
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -23,6 +25,8 @@ pub struct Config {
     pub format: Format,
 }
 
+// Some keys are validated now and take effect with tiering (see config.example.toml).
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Daemon {
@@ -35,6 +39,8 @@ pub struct Daemon {
     pub cache_size: Option<ByteSize>,
 }
 
+// Some keys are validated now and take effect with tiering (see config.example.toml).
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
@@ -53,6 +59,8 @@ pub struct TierConfig {
     pub keep_copy: Option<bool>,
 }
 
+// Some keys are validated now and take effect with tiering (see config.example.toml).
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
@@ -60,6 +68,8 @@ pub struct Upload {
     pub flush_interval_secs: Option<u64>,
 }
 
+// Some keys are validated now and take effect with tiering (see config.example.toml).
+#[allow(dead_code)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eviction {
@@ -91,7 +101,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -126,7 +138,11 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("invalid config file {}: {}", path.display(), e.to_string().trim())
+            anyhow::anyhow!(
+                "invalid config file {}: {}",
+                path.display(),
+                e.to_string().trim()
+            )
         })
     }
 

@@ -61,8 +61,6 @@ pub struct EngineOpts {
 pub struct Engine {
     pub meta: Arc<dyn MetaStore>,
     pub store: Arc<BlockStore>,
-    pub settings: Settings,
-    pub cache_dir: Option<PathBuf>,
 }
 
 /// Opens an existing filesystem's metadata with a clear message when there is none.
@@ -96,11 +94,15 @@ impl Engine {
         if opts.check_tier {
             check_tier(&tier).await?;
         }
-        let cache_dir = opts.cache_dir.clone().or_else(|| Some(default_cache_dir(&settings)));
+        let cache_dir = opts
+            .cache_dir
+            .clone()
+            .or_else(|| Some(default_cache_dir(&settings)));
         let disk_cache = match &cache_dir {
             Some(d) if opts.cache_size > 0 => {
-                std::fs::create_dir_all(d)
-                    .with_context(|| format!("cannot create the cache directory {}", d.display()))?;
+                std::fs::create_dir_all(d).with_context(|| {
+                    format!("cannot create the cache directory {}", d.display())
+                })?;
                 Some((d.clone(), opts.cache_size))
             }
             _ => None,
@@ -117,13 +119,15 @@ impl Engine {
         Ok(Engine {
             meta,
             store: Arc::new(store),
-            settings,
-            cache_dir,
         })
     }
 
     pub fn vfs(&self) -> Result<Arc<Vfs>> {
-        Ok(Vfs::new(self.meta.clone(), self.store.clone(), VfsConfig::default())?)
+        Ok(Vfs::new(
+            self.meta.clone(),
+            self.store.clone(),
+            VfsConfig::default(),
+        )?)
     }
 }
 

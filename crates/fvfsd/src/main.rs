@@ -14,7 +14,11 @@ use fvfs_types::{CdcParams, Compression};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "fvfsd", version, about = "fvfs: one tiered filesystem over local disk, NAS and S3")]
+#[command(
+    name = "fvfsd",
+    version,
+    about = "fvfs: one tiered filesystem over local disk, NAS and S3"
+)]
 struct Cli {
     /// TOML configuration file (see config.example.toml).
     #[arg(long, global = true, env = "FVFS_CONFIG")]
@@ -137,19 +141,35 @@ fn run() -> Result<i32> {
         None => Config::default(),
     };
     let meta_or = |m: Option<String>| m.or_else(|| cfg.meta_url()).unwrap_or_else(default_meta);
-    match cli.cmd.unwrap_or(Cmd::Serve { meta: None, threads: 2 }) {
-        Cmd::Format { meta, storage, compression, block_min, block_avg, block_max, name } => {
-            let storage = if storage.is_empty() { cfg.storage_locations()? } else { storage };
+    match cli.cmd.unwrap_or(Cmd::Serve {
+        meta: None,
+        threads: 2,
+    }) {
+        Cmd::Format {
+            meta,
+            storage,
+            compression,
+            block_min,
+            block_avg,
+            block_max,
+            name,
+        } => {
+            let storage = if storage.is_empty() {
+                cfg.storage_locations()?
+            } else {
+                storage
+            };
             let compression = match (compression, &cfg.format.compression) {
                 (Some(c), _) => c,
                 (None, Some(s)) => s.parse().map_err(anyhow::Error::msg)?,
                 (None, None) => Compression::Zstd,
             };
             let d = CdcParams::default();
-            let pick = |cli: Option<u64>, file: Option<config::ByteSize>, def: u32| -> Result<u32> {
-                let v = cli.or(file.map(|b| b.0)).unwrap_or(def as u64);
-                u32::try_from(v).context("block size too large")
-            };
+            let pick =
+                |cli: Option<u64>, file: Option<config::ByteSize>, def: u32| -> Result<u32> {
+                    let v = cli.or(file.map(|b| b.0)).unwrap_or(def as u64);
+                    u32::try_from(v).context("block size too large")
+                };
             let cdc = CdcParams {
                 min: pick(block_min, cfg.format.block_min, d.min)?,
                 avg: pick(block_avg, cfg.format.block_avg, d.avg)?,
@@ -167,7 +187,16 @@ fn run() -> Result<i32> {
             println!("formatted {} ({}) at {meta_url}", s.name, s.uuid);
             Ok(0)
         }
-        Cmd::Mount { mountpoint, meta, foreground, cache_dir, cache_size, threads, allow_non_empty, log } => {
+        Cmd::Mount {
+            mountpoint,
+            meta,
+            foreground,
+            cache_dir,
+            cache_size,
+            threads,
+            allow_non_empty,
+            log,
+        } => {
             let args = cmd::mount::MountArgs {
                 meta_url: meta_or(meta),
                 mountpoint,
@@ -199,8 +228,20 @@ fn run() -> Result<i32> {
             let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;
             Ok(if clean { 0 } else { 1 })
         }
-        Cmd::Bench { mountpoint, native, size_mib, small_files, pid } => {
-            bench::run(&bench::BenchArgs { mountpoint, native, big_mib: size_mib, small_files, pid })?;
+        Cmd::Bench {
+            mountpoint,
+            native,
+            size_mib,
+            small_files,
+            pid,
+        } => {
+            bench::run(&bench::BenchArgs {
+                mountpoint,
+                native,
+                big_mib: size_mib,
+                small_files,
+                pid,
+            })?;
             Ok(0)
         }
     }

@@ -14,7 +14,12 @@ fn unknown_config_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[daemon]\nmount_path = \"/x\"\nhttp_prot = 1\n").unwrap();
-    let o = Command::new(FVFSD).arg("--config").arg(&cfg).arg("status").output().unwrap();
+    let o = Command::new(FVFSD)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("http_prot"), "{}", stderr(&o));
 }
@@ -28,14 +33,20 @@ fn unreachable_s3_at_format_is_a_clear_error() {
         .env("AWS_SECRET_ACCESS_KEY", "s")
         .args(["format", "--meta"])
         .arg(format!("sqlite://{}/m.db", dir.path().display()))
-        .args(["--storage", "s3://b/p?endpoint=http://127.0.0.1:9&region=us-east-1&path_style=true"])
+        .args([
+            "--storage",
+            "s3://b/p?endpoint=http://127.0.0.1:9&region=us-east-1&path_style=true",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(t.elapsed() < Duration::from_secs(40));
     let e = stderr(&o);
     assert!(e.contains("127.0.0.1:9") && e.contains("not usable"), "{e}");
-    assert!(!dir.path().join("m.db").exists(), "a failed format left metadata behind");
+    assert!(
+        !dir.path().join("m.db").exists(),
+        "a failed format left metadata behind"
+    );
 }
 
 #[test]
@@ -43,7 +54,10 @@ fn unreachable_s3_at_mount_is_a_clear_error() {
     let Some(mut f) = Fixture::new() else { return };
     f.rt.block_on(f.s3.stop());
     let err = f.try_mount().expect("mount should fail");
-    assert!(err.contains("not usable") || err.contains("unreachable"), "{err}");
+    assert!(
+        err.contains("not usable") || err.contains("unreachable"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -66,7 +80,13 @@ fn second_mount_of_an_sqlite_filesystem_is_refused() {
     f.mount();
     let other = f.dir.path().join("mnt2");
     std::fs::create_dir(&other).unwrap();
-    let o = f.run(&["mount", "--foreground", "--meta", &f.meta_url, other.to_str().unwrap()]);
+    let o = f.run(&[
+        "mount",
+        "--foreground",
+        "--meta",
+        &f.meta_url,
+        other.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("already mounted"), "{}", stderr(&o));
     std::fs::write(f.path("still-works"), b"ok").unwrap();

@@ -26,7 +26,10 @@ fn kill_9_after_fsync_loses_no_fsynced_byte() {
     let mut want = a.clone();
     want[1_000_000..1_000_017].copy_from_slice(b"fsynced overwrite");
     assert!(got.len() >= want.len());
-    assert!(got[..want.len()] == want[..], "fsynced bytes differ after kill -9");
+    assert!(
+        got[..want.len()] == want[..],
+        "fsynced bytes differ after kill -9"
+    );
 }
 
 #[test]
@@ -36,12 +39,18 @@ fn fsck_finds_and_repairs_a_dangling_block_reference() {
     std::fs::write(f.path("good"), data(2 << 20, 3)).unwrap();
     f.unmount();
     let out = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(out.status.success(), "clean fs: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "clean fs: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A slice pointing at a block that has no row and no object.
     let ino: i64 = f
         .db()
-        .query_row("SELECT ino FROM inodes WHERE kind = 1 LIMIT 1", [], |r| r.get(0))
+        .query_row("SELECT ino FROM inodes WHERE kind = 1 LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let mut blob = vec![0xabu8; 32];
     blob.extend_from_slice(&10u32.to_le_bytes());
@@ -57,9 +66,17 @@ fn fsck_finds_and_repairs_a_dangling_block_reference() {
     assert!(text.contains("DANGLING"), "{text}");
 
     let out = f.run(&["fsck", "--meta", &f.meta_url, "--repair"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -9,7 +9,17 @@ use std::io::{Read, Write};
 fn round_trips_from_0_bytes_to_200_mib() {
     let Some(mut f) = Fixture::new() else { return };
     f.mount();
-    let sizes: [usize; 9] = [0, 1, 4095, 4096, 65_537, (1 << 20) + 7, 5 << 20, 64 << 20, 200 << 20];
+    let sizes: [usize; 9] = [
+        0,
+        1,
+        4095,
+        4096,
+        65_537,
+        (1 << 20) + 7,
+        5 << 20,
+        64 << 20,
+        200 << 20,
+    ];
     for (i, &n) in sizes.iter().enumerate() {
         let p = f.path(&format!("f{i}"));
         let mut file = std::fs::File::create(&p).unwrap();
@@ -28,7 +38,10 @@ fn round_trips_from_0_bytes_to_200_mib() {
                 .unwrap()
                 .read_to_end(&mut got)
                 .unwrap();
-            assert!(got == data(n, i as u64), "file {i} ({n} bytes) differs in round {round}");
+            assert!(
+                got == data(n, i as u64),
+                "file {i} ({n} bytes) differs in round {round}"
+            );
         }
         if round == 0 {
             f.remount_cold();
@@ -49,16 +62,37 @@ fn identical_content_is_stored_once() {
     let after = f.stats();
     if after.blocks != before.blocks {
         let db = f.db();
-        let mut st = db.prepare("SELECT ino, pos, len, blocks FROM slices ORDER BY ino, pos").unwrap();
-        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))).unwrap();
+        let mut st = db
+            .prepare("SELECT ino, pos, len, blocks FROM slices ORDER BY ino, pos")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .unwrap();
         for row in rows {
             let (ino, pos, len, b) = row.unwrap();
-            let lens: Vec<u32> = b.chunks(36).map(|c| u32::from_le_bytes(c[32..36].try_into().unwrap())).collect();
+            let lens: Vec<u32> = b
+                .chunks(36)
+                .map(|c| u32::from_le_bytes(c[32..36].try_into().unwrap()))
+                .collect();
             eprintln!("ino {ino} pos {pos} len {len} blocks {lens:?}");
         }
     }
-    assert_eq!(after.blocks, before.blocks, "the second copy added blocks: {before:?} -> {after:?}");
-    assert_eq!(f.s3_objects().len(), objects_before, "the second copy uploaded objects");
+    assert_eq!(
+        after.blocks, before.blocks,
+        "the second copy added blocks: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        f.s3_objects().len(),
+        objects_before,
+        "the second copy uploaded objects"
+    );
     assert_eq!(after.referenced_bytes, 2 * before.referenced_bytes);
     assert_eq!(std::fs::read(f.path("b")).unwrap(), content);
 }
@@ -77,8 +111,14 @@ fn inserting_one_byte_at_the_front_reuploads_few_blocks() {
     std::fs::write(f.path("shifted"), &shifted).unwrap();
     let new_objects = f.s3_objects().len() - objects_before;
     let ratio = new_objects as f64 / blocks_orig as f64;
-    eprintln!("{new_objects} new objects for {blocks_orig} blocks ({:.1}%)", ratio * 100.0);
-    assert!(ratio < 0.10, "{new_objects} of {blocks_orig} blocks re-uploaded");
+    eprintln!(
+        "{new_objects} new objects for {blocks_orig} blocks ({:.1}%)",
+        ratio * 100.0
+    );
+    assert!(
+        ratio < 0.10,
+        "{new_objects} of {blocks_orig} blocks re-uploaded"
+    );
     assert_eq!(std::fs::read(f.path("shifted")).unwrap(), shifted);
 }
 

@@ -42,7 +42,11 @@ fn random_overwrites_match_a_model() {
     f.mount();
     let mnt = f.mnt.clone();
     let case = std::sync::atomic::AtomicU32::new(0);
-    let cfg = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    let cfg = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     proptest!(cfg, |(ops in proptest::collection::vec(op(), 1..40))| {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = mnt.join(format!("model-{n}"));

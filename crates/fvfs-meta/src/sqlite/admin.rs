@@ -16,14 +16,19 @@ pub(crate) fn format(
     now: i64,
 ) -> Result<()> {
     let exists = tx
-        .query_row("SELECT 1 FROM settings WHERE key = 'settings'", [], |_| Ok(()))
+        .query_row("SELECT 1 FROM settings WHERE key = 'settings'", [], |_| {
+            Ok(())
+        })
         .optional()?
         .is_some();
     if exists {
         return Err(MetaError::AlreadyFormatted(path.to_string()));
     }
     let json = serde_json::to_string(settings).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-    tx.execute("INSERT INTO settings (key, value) VALUES ('settings', ?1)", [json])?;
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('settings', ?1)",
+        [json],
+    )?;
     tx.execute(
         "INSERT INTO inodes (ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, parent)
          VALUES (?1, ?2, ?3, ?4, ?5, 0, 2, ?6, ?6, ?6, ?1)",
@@ -34,11 +39,15 @@ pub(crate) fn format(
 
 pub(crate) fn settings(tx: &Transaction<'_>, path: &str) -> Result<Settings> {
     let json: String = tx
-        .query_row("SELECT value FROM settings WHERE key = 'settings'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'settings'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or_else(|| MetaError::NotFormatted(path.to_string()))?;
-    let s: Settings = serde_json::from_str(&json)
-        .map_err(|e| MetaError::Corrupt(format!("settings: {e}")))?;
+    let s: Settings =
+        serde_json::from_str(&json).map_err(|e| MetaError::Corrupt(format!("settings: {e}")))?;
     if s.format_version > FORMAT_VERSION {
         return Err(MetaError::TooNew {
             found: s.format_version,
@@ -63,7 +72,10 @@ pub(crate) fn register_session(
 }
 
 pub(crate) fn heartbeat(tx: &Transaction<'_>, id: u64, now: i64) -> Result<()> {
-    tx.execute("UPDATE sessions SET heartbeat = ?2 WHERE id = ?1", params![id as i64, now])?;
+    tx.execute(
+        "UPDATE sessions SET heartbeat = ?2 WHERE id = ?1",
+        params![id as i64, now],
+    )?;
     Ok(())
 }
 
@@ -73,8 +85,9 @@ pub(crate) fn end_session(tx: &Transaction<'_>, id: u64) -> Result<()> {
 }
 
 pub(crate) fn sessions(tx: &Transaction<'_>) -> Result<Vec<Session>> {
-    let mut stmt =
-        tx.prepare("SELECT id, host, pid, mountpoint, started, heartbeat FROM sessions ORDER BY id")?;
+    let mut stmt = tx.prepare(
+        "SELECT id, host, pid, mountpoint, started, heartbeat FROM sessions ORDER BY id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(Session {
             id: r.get::<_, i64>(0)? as u64,
@@ -100,8 +113,9 @@ pub(crate) fn stats(tx: &Transaction<'_>) -> Result<Stats> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let garbage: i64 =
-        tx.query_row("SELECT COUNT(*) FROM blocks WHERE refcount = 0", [], |r| r.get(0))?;
+    let garbage: i64 = tx.query_row("SELECT COUNT(*) FROM blocks WHERE refcount = 0", [], |r| {
+        r.get(0)
+    })?;
     Ok(Stats {
         inodes: inodes as u64,
         logical_bytes: logical as u64,
@@ -127,15 +141,16 @@ pub(crate) fn blocks_page(
 }
 
 /// Calls `f(ino, slice id, refs)` for every slice.
-fn for_each_slice(
-    tx: &Transaction<'_>,
-    mut f: impl FnMut(Ino, u64, Vec<BlockRef>),
-) -> Result<()> {
+fn for_each_slice(tx: &Transaction<'_>, mut f: impl FnMut(Ino, u64, Vec<BlockRef>)) -> Result<()> {
     let mut stmt = tx.prepare("SELECT ino, id, blocks FROM slices")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let blob: Vec<u8> = r.get(2)?;
-        f(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, decode_refs(&blob)?);
+        f(
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, i64>(1)? as u64,
+            decode_refs(&blob)?,
+        );
     }
     Ok(())
 }
@@ -170,7 +185,11 @@ pub(crate) fn dangling_block_refs(tx: &Transaction<'_>) -> Result<Vec<(Ino, u64,
     let mut stmt = tx.prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")?;
     let mut out = Vec::new();
     for (ino, sid, id) in refs {
-        if stmt.query_row([&id.0[..]], |_| Ok(())).optional()?.is_none() {
+        if stmt
+            .query_row([&id.0[..]], |_| Ok(()))
+            .optional()?
+            .is_none()
+        {
             out.push((ino, sid, id));
         }
     }
@@ -214,7 +233,11 @@ pub(crate) fn dangling_dentries(tx: &Transaction<'_>) -> Result<Vec<(Ino, Vec<u8
          WHERE i.ino IS NULL",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get(1)?,
+            r.get::<_, i64>(2)? as u64,
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -228,9 +251,15 @@ pub(crate) fn set_refcount(tx: &Transaction<'_>, id: &BlockId, refcount: u64) ->
 }
 
 pub(crate) fn set_nlink(tx: &Transaction<'_>, ino: Ino, nlink: u32) -> Result<()> {
-    tx.execute("UPDATE inodes SET nlink = ?2 WHERE ino = ?1", params![ino as i64, nlink])?;
+    tx.execute(
+        "UPDATE inodes SET nlink = ?2 WHERE ino = ?1",
+        params![ino as i64, nlink],
+    )?;
     if nlink == 0 {
-        tx.execute("INSERT OR IGNORE INTO orphans (ino) VALUES (?1)", [ino as i64])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO orphans (ino) VALUES (?1)",
+            [ino as i64],
+        )?;
     }
     Ok(())
 }

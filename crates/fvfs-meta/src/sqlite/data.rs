@@ -23,7 +23,7 @@ pub(crate) fn encode_refs(refs: &[BlockRef]) -> Vec<u8> {
 }
 
 pub(crate) fn decode_refs(blob: &[u8]) -> Result<Vec<BlockRef>> {
-    if blob.len() % REF_LEN != 0 {
+    if !blob.len().is_multiple_of(REF_LEN) {
         return Err(MetaError::Corrupt(format!(
             "slice block list of {} bytes is not a multiple of {REF_LEN}",
             blob.len()
@@ -102,7 +102,14 @@ fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<
          ON CONFLICT(id) DO UPDATE SET tiers = tiers | excluded.tiers",
     )?;
     for b in blocks {
-        stmt.execute(params![&b.id.0[..], b.size, b.stored_size, b.codec.code(), b.tiers, now])?;
+        stmt.execute(params![
+            &b.id.0[..],
+            b.size,
+            b.stored_size,
+            b.codec.code(),
+            b.tiers,
+            now
+        ])?;
     }
     Ok(())
 }
@@ -121,7 +128,14 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
     tx.prepare_cached(
         "INSERT INTO slices (ino, chunk, pos, len, zero, blocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![ino as i64, s.chunk as i64, s.pos, s.len, s.zero, encode_refs(&s.blocks)])?;
+    .execute(params![
+        ino as i64,
+        s.chunk as i64,
+        s.pos,
+        s.len,
+        s.zero,
+        encode_refs(&s.blocks)
+    ])?;
     let id = tx.last_insert_rowid();
     tx.prepare_cached(
         "INSERT INTO chunks (ino, idx, slices) VALUES (?1, ?2, 1)
@@ -158,7 +172,8 @@ fn delete_slices(tx: &Transaction<'_>, ino: Ino, filter: &str, args: &[i64]) -> 
         for b in decode_refs(blob)? {
             add_ref(tx, &b.id, -1)?;
         }
-        tx.prepare_cached("DELETE FROM slices WHERE id = ?1")?.execute([id])?;
+        tx.prepare_cached("DELETE FROM slices WHERE id = ?1")?
+            .execute([id])?;
     }
     tx.prepare_cached(
         "UPDATE chunks SET slices = (SELECT COUNT(*) FROM slices s WHERE s.ino = chunks.ino AND s.chunk = chunks.idx) WHERE ino = ?1",
@@ -238,7 +253,12 @@ pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> R
             delete_slices(tx, ino, "chunk >= ?2", &[c0 as i64])?;
         } else {
             delete_slices(tx, ino, "chunk > ?2", &[c0 as i64])?;
-            delete_slices(tx, ino, "chunk = ?2 AND pos >= ?3", &[c0 as i64, off as i64])?;
+            delete_slices(
+                tx,
+                ino,
+                "chunk = ?2 AND pos >= ?3",
+                &[c0 as i64, off as i64],
+            )?;
             let max_end: Option<i64> = tx
                 .prepare_cached("SELECT MAX(pos + len) FROM slices WHERE ino = ?1 AND chunk = ?2")?
                 .query_row(params![ino as i64, c0 as i64], |r| r.get(0))?;
@@ -285,18 +305,23 @@ pub(crate) fn purge_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
     match nlink {
         Some(0) => {}
         Some(_) => {
-            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                .execute([ino as i64])?;
             return Ok(());
         }
         None => {
-            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                .execute([ino as i64])?;
             return Ok(());
         }
     }
     delete_slices(tx, ino, "1 = 1", &[])?;
-    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
-    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
-    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+        .execute([ino as i64])?;
     Ok(())
 }
 

@@ -78,7 +78,14 @@ pub(crate) fn lookup(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<A
         return Ok(p);
     }
     if name == b".." {
-        return getattr(tx, if p.ino == ROOT_INO { ROOT_INO } else { p.parent });
+        return getattr(
+            tx,
+            if p.ino == ROOT_INO {
+                ROOT_INO
+            } else {
+                p.parent
+            },
+        );
     }
     match entry(tx, parent, name)? {
         Some((ino, _)) => getattr(tx, ino),
@@ -88,18 +95,31 @@ pub(crate) fn lookup(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<A
 
 /// Updates a directory's mtime and ctime and adjusts its link count.
 fn touch_dir(tx: &Transaction<'_>, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE inodes SET mtime = ?2, ctime = ?2, nlink = nlink + ?3 WHERE ino = ?1")?
-        .execute(params![dir as i64, now, nlink_delta])?;
+    tx.prepare_cached(
+        "UPDATE inodes SET mtime = ?2, ctime = ?2, nlink = nlink + ?3 WHERE ino = ?1",
+    )?
+    .execute(params![dir as i64, now, nlink_delta])?;
     Ok(())
 }
 
-fn insert_dentry(tx: &Transaction<'_>, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
+fn insert_dentry(
+    tx: &Transaction<'_>,
+    parent: Ino,
+    name: &[u8],
+    ino: Ino,
+    kind: FileKind,
+) -> Result<()> {
     tx.prepare_cached("INSERT INTO dentries (parent, name, ino, kind) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![parent as i64, name, ino as i64, kind.code()])?;
     Ok(())
 }
 
-pub(crate) fn create(tx: &Transaction<'_>, parent: Ino, name: &[u8], new: &NewInode<'_>) -> Result<Attr> {
+pub(crate) fn create(
+    tx: &Transaction<'_>,
+    parent: Ino,
+    name: &[u8],
+    new: &NewInode<'_>,
+) -> Result<Attr> {
     check_name(name)?;
     let p = dir_attr(tx, parent)?;
     if p.nlink == 0 {
@@ -132,7 +152,13 @@ pub(crate) fn create(tx: &Transaction<'_>, parent: Ino, name: &[u8], new: &NewIn
     getattr(tx, ino)
 }
 
-pub(crate) fn link(tx: &Transaction<'_>, ino: Ino, newparent: Ino, newname: &[u8], now: i64) -> Result<Attr> {
+pub(crate) fn link(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    newparent: Ino,
+    newname: &[u8],
+    now: i64,
+) -> Result<Attr> {
     check_name(newname)?;
     let a = getattr(tx, ino)?;
     if a.kind == FileKind::Dir {
@@ -151,15 +177,18 @@ pub(crate) fn link(tx: &Transaction<'_>, ino: Ino, newparent: Ino, newname: &[u8
     insert_dentry(tx, newparent, newname, ino, a.kind)?;
     tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
         .execute(params![ino as i64, now])?;
-    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+        .execute([ino as i64])?;
     touch_dir(tx, newparent, 0, now)?;
     getattr(tx, ino)
 }
 
 /// Drops one link of a non-directory; records an orphan at 0.
 fn drop_link(tx: &Transaction<'_>, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
-    tx.prepare_cached("UPDATE inodes SET nlink = nlink - 1, ctime = ?2 WHERE ino = ?1 AND nlink > 0")?
-        .execute(params![ino as i64, now])?;
+    tx.prepare_cached(
+        "UPDATE inodes SET nlink = nlink - 1, ctime = ?2 WHERE ino = ?1 AND nlink > 0",
+    )?
+    .execute(params![ino as i64, now])?;
     let nlink: u32 = tx
         .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
         .query_row([ino as i64], |r| r.get(0))?;
@@ -191,8 +220,10 @@ fn dir_is_empty(tx: &Transaction<'_>, dir: Ino) -> Result<bool> {
 }
 
 fn delete_dir_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
-    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
-    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+        .execute([ino as i64])?;
     Ok(())
 }
 
@@ -229,10 +260,18 @@ fn is_within(tx: &Transaction<'_>, mut dir: Ino, ancestor: Ino) -> Result<bool> 
         }
         dir = getattr(tx, dir)?.parent;
     }
-    Err(MetaError::Corrupt(format!("directory loop above inode {dir}")))
+    Err(MetaError::Corrupt(format!(
+        "directory loop above inode {dir}"
+    )))
 }
 
-fn set_dentry(tx: &Transaction<'_>, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
+fn set_dentry(
+    tx: &Transaction<'_>,
+    parent: Ino,
+    name: &[u8],
+    ino: Ino,
+    kind: FileKind,
+) -> Result<()> {
     tx.prepare_cached("UPDATE dentries SET ino = ?3, kind = ?4 WHERE parent = ?1 AND name = ?2")?
         .execute(params![parent as i64, name, ino as i64, kind.code()])?;
     Ok(())
@@ -361,7 +400,12 @@ pub(crate) fn readlink(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<u8>> {
     Ok(target.unwrap_or_default())
 }
 
-pub(crate) fn readdir(tx: &Transaction<'_>, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>> {
+pub(crate) fn readdir(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    cookie: u64,
+    limit: usize,
+) -> Result<Vec<DirEntry>> {
     dir_attr(tx, ino)?;
     let mut stmt = tx.prepare_cached(
         "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3",

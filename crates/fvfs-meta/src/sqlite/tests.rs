@@ -34,7 +34,10 @@ fn create_lookup_unlink_orphan() {
     let (_d, s) = store();
     let a = s.create(ROOT_INO, b"f", &file()).unwrap();
     assert_eq!(s.lookup(ROOT_INO, b"f").unwrap().ino, a.ino);
-    assert!(matches!(s.create(ROOT_INO, b"f", &file()), Err(MetaError::Exists)));
+    assert!(matches!(
+        s.create(ROOT_INO, b"f", &file()),
+        Err(MetaError::Exists)
+    ));
     let u = s.unlink(ROOT_INO, b"f", 3).unwrap();
     assert_eq!(u.nlink, 0);
     assert_eq!(s.orphans().unwrap(), vec![a.ino]);
@@ -46,18 +49,26 @@ fn create_lookup_unlink_orphan() {
 #[test]
 fn dirs_and_rename() {
     let (_d, s) = store();
-    let dir = NewInode { kind: FileKind::Dir, perm: 0o755, ..file() };
+    let dir = NewInode {
+        kind: FileKind::Dir,
+        perm: 0o755,
+        ..file()
+    };
     let a = s.create(ROOT_INO, b"a", &dir).unwrap();
     let b = s.create(ROOT_INO, b"b", &dir).unwrap();
     assert_eq!(s.getattr(ROOT_INO).unwrap().nlink, 4);
     s.create(a.ino, b"x", &file()).unwrap();
-    assert!(matches!(s.rmdir(ROOT_INO, b"a", 3), Err(MetaError::NotEmpty)));
+    assert!(matches!(
+        s.rmdir(ROOT_INO, b"a", 3),
+        Err(MetaError::NotEmpty)
+    ));
     assert!(matches!(
         s.rename(ROOT_INO, b"b", a.ino, b"x", RenameFlags::default(), 3),
         Err(MetaError::NotDir)
     ));
     assert!(matches!(
-        s.rename(ROOT_INO, b"a", b.ino, b"a", RenameFlags::default(), 3).map(|_| ()),
+        s.rename(ROOT_INO, b"a", b.ino, b"a", RenameFlags::default(), 3)
+            .map(|_| ()),
         Ok(())
     ));
     assert_eq!(s.getattr(b.ino).unwrap().nlink, 3);
@@ -66,7 +77,12 @@ fn dirs_and_rename() {
         s.rename(ROOT_INO, b"b", a.ino, b"b", RenameFlags::default(), 3),
         Err(MetaError::Invalid(_))
     ));
-    let names: Vec<_> = s.readdir(ROOT_INO, 0, 10).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<_> = s
+        .readdir(ROOT_INO, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec![b"b".to_vec()]);
     assert!(s.nlink_mismatches().unwrap().is_empty());
 }
@@ -75,9 +91,16 @@ fn dirs_and_rename() {
 fn exchange() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
-    let dir = NewInode { kind: FileKind::Dir, perm: 0o755, ..file() };
+    let dir = NewInode {
+        kind: FileKind::Dir,
+        perm: 0o755,
+        ..file()
+    };
     let d = s.create(ROOT_INO, b"d", &dir).unwrap();
-    let flags = RenameFlags { exchange: true, noreplace: false };
+    let flags = RenameFlags {
+        exchange: true,
+        noreplace: false,
+    };
     s.rename(ROOT_INO, b"f", ROOT_INO, b"d", flags, 4).unwrap();
     assert_eq!(s.lookup(ROOT_INO, b"f").unwrap().ino, d.ino);
     assert_eq!(s.lookup(ROOT_INO, b"d").unwrap().ino, f.ino);
@@ -88,7 +111,13 @@ fn slices_refcounts_truncate() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     let id = BlockId([7; 32]);
-    let nb = NewBlock { id, size: 100, stored_size: 50, codec: Codec::Zstd, tiers: 1 };
+    let nb = NewBlock {
+        id,
+        size: 100,
+        stored_size: 50,
+        codec: Codec::Zstd,
+        tiers: 1,
+    };
     let sl = NewSlice {
         chunk: 0,
         pos: 0,
@@ -96,15 +125,51 @@ fn slices_refcounts_truncate() {
         zero: false,
         blocks: vec![BlockRef { id, len: 100 }],
     };
-    s.commit(f.ino, &Commit { slices: &[sl.clone()], new_blocks: &[nb], min_size: 100, mtime: Some(5), supersede: &[] }).unwrap();
-    s.commit(f.ino, &Commit { slices: &[sl.clone()], min_size: 100, mtime: Some(5), ..Default::default() }).unwrap();
+    s.commit(
+        f.ino,
+        &Commit {
+            slices: std::slice::from_ref(&sl),
+            new_blocks: &[nb],
+            min_size: 100,
+            mtime: Some(5),
+            supersede: &[],
+        },
+    )
+    .unwrap();
+    s.commit(
+        f.ino,
+        &Commit {
+            slices: std::slice::from_ref(&sl),
+            min_size: 100,
+            mtime: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2);
-    let missing = NewSlice { blocks: vec![BlockRef { id: BlockId([8; 32]), len: 100 }], ..sl };
+    let missing = NewSlice {
+        blocks: vec![BlockRef {
+            id: BlockId([8; 32]),
+            len: 100,
+        }],
+        ..sl
+    };
     assert!(matches!(
-        s.commit(f.ino, &Commit { slices: &[missing], min_size: 100, ..Default::default() }),
+        s.commit(
+            f.ino,
+            &Commit {
+                slices: &[missing],
+                min_size: 100,
+                ..Default::default()
+            }
+        ),
         Err(MetaError::MissingBlock(_))
     ));
-    assert_eq!(s.get_block(&id).unwrap().unwrap().refcount, 2, "failed commit rolled back");
+    assert_eq!(
+        s.get_block(&id).unwrap().unwrap().refcount,
+        2,
+        "failed commit rolled back"
+    );
     let a = s.truncate(f.ino, 10, 6).unwrap();
     assert_eq!(a.size, 10);
     let slices = s.read_chunk(f.ino, 0).unwrap();
@@ -126,5 +191,8 @@ fn newer_schema_is_refused() {
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch("PRAGMA user_version = 99").unwrap();
     drop(c);
-    assert!(matches!(SqliteStore::open(&p, false), Err(MetaError::TooNew { .. })));
+    assert!(matches!(
+        SqliteStore::open(&p, false),
+        Err(MetaError::TooNew { .. })
+    ));
 }

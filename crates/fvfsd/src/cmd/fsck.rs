@@ -39,7 +39,10 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
         println!("CORRUPT  block {id}: its object does not hash to its id");
     }
     if !r.damaged_inodes.is_empty() {
-        println!("damaged inodes (missing or corrupt data): {:?}", r.damaged_inodes);
+        println!(
+            "damaged inodes (missing or corrupt data): {:?}",
+            r.damaged_inodes
+        );
     }
     for (ino, slice, id) in &r.dangling_refs {
         println!("DANGLING inode {ino} slice {slice} references block {id} that has no row");

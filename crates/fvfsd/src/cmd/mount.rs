@@ -38,7 +38,10 @@ pub fn is_mounted(path: &Path) -> bool {
 
 pub fn check_mountpoint(mp: &Path, allow_non_empty: bool) -> Result<PathBuf> {
     let meta = std::fs::metadata(mp).with_context(|| {
-        format!("mountpoint {} does not exist (create it with mkdir -p)", mp.display())
+        format!(
+            "mountpoint {} does not exist (create it with mkdir -p)",
+            mp.display()
+        )
     })?;
     if !meta.is_dir() {
         bail!("mountpoint {} is not a directory", mp.display());
@@ -98,13 +101,14 @@ pub fn foreground(args: MountArgs) -> Result<()> {
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
     let mut unmounter = session.unmount_callable();
     rt.spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -115,7 +119,11 @@ pub fn foreground(args: MountArgs) -> Result<()> {
         }
     });
     tracing::info!(mountpoint = %mp.display(), storage = %engine.store.tier().display(), "mounted");
-    eprintln!("fvfs mounted at {} (pid {})", mp.display(), std::process::id());
+    eprintln!(
+        "fvfs mounted at {} (pid {})",
+        mp.display(),
+        std::process::id()
+    );
     let served = session.run();
     rt.block_on(async {
         if let Err(e) = vfs.flush_all().await {
@@ -173,7 +181,12 @@ pub fn background(args: MountArgs, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if is_mounted(&mp) {
-            println!("fvfs mounted at {} (pid {}, log {})", mp.display(), child.id(), log.display());
+            println!(
+                "fvfs mounted at {} (pid {}, log {})",
+                mp.display(),
+                child.id(),
+                log.display()
+            );
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -185,5 +198,8 @@ pub fn background(args: MountArgs, log: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    bail!("the mount did not come up within 60 s; see {}", log.display())
+    bail!(
+        "the mount did not come up within 60 s; see {}",
+        log.display()
+    )
 }

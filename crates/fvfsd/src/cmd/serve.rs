@@ -15,7 +15,11 @@ pub fn run(cfg: &Config, meta_override: Option<String>, threads: usize) -> Resul
     let meta_url = meta_override
         .or_else(|| cfg.meta_url())
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("meta.db").display()));
-    let mountpoint = cfg.daemon.mount_path.clone().unwrap_or_else(|| home().join("fvfs"));
+    let mountpoint = cfg
+        .daemon
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| home().join("fvfs"));
     let fresh = match MetaUrl::parse(&meta_url)? {
         MetaUrl::Sqlite(p) => !p.exists(),
         MetaUrl::Postgres(_) => false,
@@ -51,12 +55,19 @@ pub fn run(cfg: &Config, meta_override: Option<String>, threads: usize) -> Resul
     }
     println!("cache      {}", cache_dir.display());
     println!("mount      {}", mountpoint.display());
-    println!("stop with Ctrl-C (or SIGTERM, or `umount {}`)", mountpoint.display());
+    println!(
+        "stop with Ctrl-C (or SIGTERM, or `umount {}`)",
+        mountpoint.display()
+    );
     mount::foreground(MountArgs {
         meta_url,
         mountpoint,
         cache_dir: Some(cache_dir),
-        cache_size: cfg.daemon.cache_size.map(|b| b.0).unwrap_or(DEFAULT_CACHE_SIZE),
+        cache_size: cfg
+            .daemon
+            .cache_size
+            .map(|b| b.0)
+            .unwrap_or(DEFAULT_CACHE_SIZE),
         threads,
         allow_non_empty: false,
     })

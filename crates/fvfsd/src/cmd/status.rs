@@ -49,8 +49,15 @@ pub fn run(meta_url: &str) -> Result<()> {
     } else {
         1.0
     };
-    println!("dedup ratio  {ratio:.2} (referenced {} / unique {})", human(st.referenced_bytes), human(st.unique_bytes));
-    println!("garbage      {} blocks awaiting collection", st.garbage_blocks);
+    println!(
+        "dedup ratio  {ratio:.2} (referenced {} / unique {})",
+        human(st.referenced_bytes),
+        human(st.unique_bytes)
+    );
+    println!(
+        "garbage      {} blocks awaiting collection",
+        st.garbage_blocks
+    );
     if sessions.is_empty() {
         println!("sessions     none");
     }

@@ -30,7 +30,8 @@ pub fn is_mounted(path: &Path) -> bool {
     };
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = canon.to_string_lossy().to_string();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 pub struct Fixture {
@@ -54,8 +55,15 @@ impl Fixture {
         if !privileged() {
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("fvfs-it-").tempdir_in("/var/tmp").unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("fvfs-it-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -81,7 +89,11 @@ impl Fixture {
         cmd.extend(["--storage", loc.as_str()]);
         cmd.extend(args);
         let out = f.run(&cmd);
-        assert!(out.status.success(), "format failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "format failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(f)
     }
 
@@ -96,7 +108,10 @@ impl Fixture {
         for (k, v) in self.s3.env() {
             c.env(k, v);
         }
-        c.env("FVFS_LOG", std::env::var("FVFS_LOG").unwrap_or_else(|_| "info".into()));
+        c.env(
+            "FVFS_LOG",
+            std::env::var("FVFS_LOG").unwrap_or_else(|_| "info".into()),
+        );
         c
     }
 
@@ -113,10 +128,20 @@ impl Fixture {
     /// Starts a mount; Some(stderr) if it did not come up.
     pub fn try_mount(&mut self) -> Option<String> {
         let log = self.dir.path().join("mount.log");
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut child = self
             .fvfsd()
-            .args(["mount", "--foreground", "--meta", &self.meta_url, "--cache-dir"])
+            .args([
+                "mount",
+                "--foreground",
+                "--meta",
+                &self.meta_url,
+                "--cache-dir",
+            ])
             .arg(&self.cache)
             .arg(&self.mnt)
             .stdin(Stdio::null())
@@ -131,11 +156,13 @@ impl Fixture {
                 return None;
             }
             if let Ok(Some(_)) = child.try_wait() {
+                let _ = child.wait();
                 return Some(std::fs::read_to_string(&log).unwrap_or_default());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         Some("timed out".into())
     }
 
@@ -153,7 +180,10 @@ impl Fixture {
                 if c.try_wait().unwrap().is_some() {
                     break;
                 }
-                assert!(Instant::now() < deadline, "daemon did not exit after umount");
+                assert!(
+                    Instant::now() < deadline,
+                    "daemon did not exit after umount"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -182,13 +212,21 @@ impl Fixture {
     /// Block objects stored in the S3 bucket.
     pub fn s3_objects(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let root = self.s3.root().join(&self.s3.bucket).join(&self.prefix).join("blocks");
+        let root = self
+            .s3
+            .root()
+            .join(&self.s3.bucket)
+            .join(&self.prefix)
+            .join("blocks");
         walk(&root, &mut out);
         out
     }
 
     pub fn stats(&self) -> fvfs_meta::Stats {
-        fvfs_meta::open(&self.meta_url, false).unwrap().stats().unwrap()
+        fvfs_meta::open(&self.meta_url, false)
+            .unwrap()
+            .stats()
+            .unwrap()
     }
 
     pub fn db(&self) -> rusqlite::Connection {
@@ -197,7 +235,9 @@ impl Fixture {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -211,10 +251,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 impl Drop for Fixture {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.path().join("mount.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.path().join("mount.log")).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!("---- mount log (last {} lines) ----\n{}", tail.len(), tail.join("\n"));
+            eprintln!(
+                "---- mount log (last {} lines) ----\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
         }
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("umount").arg(&self.mnt).status();
