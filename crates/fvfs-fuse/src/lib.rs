@@ -466,8 +466,8 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every metadata operation is committed (synchronous=FULL) before it returns.
-        reply.ok()
+        // Every metadata operation is committed before it returns; this adds the flush.
+        reply!(reply, "fsyncdir", self.vfs.sync_metadata(), |_v| reply.ok())
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

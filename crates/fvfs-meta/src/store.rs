@@ -18,6 +18,10 @@ pub trait MetaStore: Send + Sync {
     fn settings(&self) -> Result<Settings>;
     /// A human name of the store for messages (no secrets).
     fn describe(&self) -> String;
+    /// Makes every committed operation durable against power loss. Every operation is
+    /// atomic and survives a crash of the process when it returns; `sync` adds the
+    /// device flush (fsync/fsyncdir/close call it).
+    fn sync(&self) -> Result<()>;
 
     // ---- namespace ----
     fn getattr(&self, ino: Ino) -> Result<Attr>;

@@ -75,7 +75,7 @@ impl Default for VfsConfig {
         VfsConfig {
             commit_bytes: 16 << 20,
             seal_bytes: 8 << 20,
-            max_inflight_bytes: 64 << 20,
+            max_inflight_bytes: 32 << 20,
             compact_slices: 32,
             readahead_bytes: 16 << 20,
         }
@@ -122,6 +122,11 @@ impl Vfs {
     }
     pub fn store(&self) -> &Arc<BlockStore> {
         &self.store
+    }
+
+    /// Makes every metadata operation so far durable against power loss (fsyncdir).
+    pub fn sync_metadata(&self) -> Result<()> {
+        Ok(self.meta.sync()?)
     }
 
     /// Commits every write buffer (used at unmount).

@@ -50,6 +50,8 @@ struct Extent {
     /// so the block boundaries of a file do not depend on when it was flushed.
     provisional: Vec<u64>,
     provisional_end: u64,
+    /// The tail changed since the provisional slices were committed.
+    tail_dirty: bool,
 }
 
 impl Extent {
@@ -189,6 +191,7 @@ impl Vfs {
                 let overlap = (e.tail.len() - rel).min(data.len());
                 e.tail[rel..rel + overlap].copy_from_slice(&data[..overlap]);
                 e.tail.extend_from_slice(&data[overlap..]);
+                e.tail_dirty = true;
                 i
             }
             _ => {
@@ -206,6 +209,7 @@ impl Vfs {
                         tail: data.to_vec(),
                         provisional: Vec::new(),
                         provisional_end: 0,
+                        tail_dirty: true,
                     },
                 );
                 i
@@ -413,13 +417,19 @@ impl Vfs {
     /// are committed for good, the tails as provisional slices (see `Extent`).
     pub(crate) async fn commit_durable(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
         let mtime = fs.pending.map(|p| p.1);
+        let mut committed_end = 0;
         for i in 0..fs.extents.len() {
+            if !fs.extents[i].tail_dirty && fs.extents[i].sealed.is_empty() {
+                committed_end = committed_end.max(fs.extents[i].provisional_end);
+                continue;
+            }
             self.seal(&mut fs.extents[i], false);
             for s in fs.extents[i].sealed.iter_mut() {
                 finish(self, s).await?;
             }
             self.commit_front(st, fs, i).await?;
             let e = &mut fs.extents[i];
+            committed_end = committed_end.max(e.start);
             if e.tail.is_empty() {
                 continue;
             }
@@ -447,6 +457,8 @@ impl Vfs {
                     let e = &mut fs.extents[i];
                     e.provisional = ids;
                     e.provisional_end = end;
+                    e.tail_dirty = false;
+                    committed_end = committed_end.max(end);
                 }
                 Err(err) => {
                     fs.extents[i].provisional = supersede;
@@ -470,6 +482,15 @@ impl Vfs {
     pub(crate) async fn commit_all(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
         let mut committed_end = 0;
         for i in 0..fs.extents.len() {
+            let e = &mut fs.extents[i];
+            if !e.tail_dirty && e.sealed.is_empty() && !e.provisional.is_empty() {
+                // The provisional slices hold exactly the tail, cut as a final cut would:
+                // they are final.
+                e.provisional.clear();
+                e.tail.clear();
+                committed_end = committed_end.max(e.provisional_end);
+                continue;
+            }
             self.seal(&mut fs.extents[i], true);
             for s in fs.extents[i].sealed.iter_mut() {
                 finish(self, s).await?;
@@ -509,6 +530,7 @@ impl Vfs {
         if let Some(st) = self.handles.state(ino) {
             let mut fs = st.file.lock().await;
             self.commit_all(&st, &mut fs).await?;
+            self.meta.sync()?;
         }
         Ok(())
     }

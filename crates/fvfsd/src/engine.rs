@@ -18,7 +18,7 @@ use std::time::Duration;
 /// Default byte limit of the local block cache.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 /// Memory cache of decoded blocks (kept small: the kernel page cache is the big one).
-pub const MEM_CACHE: u64 = 64 << 20;
+pub const MEM_CACHE: u64 = 32 << 20;
 
 pub fn home() -> PathBuf {
     std::env::var_os("HOME")

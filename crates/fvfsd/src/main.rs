@@ -118,6 +118,12 @@ fn default_meta() -> String {
 }
 
 fn main() {
+    // Few malloc arenas: the data path allocates block buffers on many threads, and
+    // per-thread arenas would keep freed buffers as resident memory.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("FVFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
