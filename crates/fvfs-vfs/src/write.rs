@@ -24,6 +24,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
+/// Blocks up to this size are encoded on the calling task.
+const INLINE_ENCODE_BYTES: usize = 64 << 10;
+
 /// Largest file offset accepted (as ext4 with 4 KiB blocks: 16 TiB).
 pub(crate) const MAX_FILE_SIZE: u64 = 16 << 40;
 
@@ -110,10 +113,15 @@ fn upload_task(
     data: Bytes,
 ) -> JoinHandle<Result<Uploaded>> {
     tokio::spawn(async move {
-        let st = store.clone();
-        let enc = tokio::task::spawn_blocking(move || st.encode(&data))
-            .await
-            .map_err(|e| VfsError::Internal(format!("encode task: {e}")))?;
+        // Hashing and compressing a small block costs less than a hop to the blocking pool.
+        let enc = if data.len() <= INLINE_ENCODE_BYTES {
+            store.encode(&data)
+        } else {
+            let st = store.clone();
+            tokio::task::spawn_blocking(move || st.encode(&data))
+                .await
+                .map_err(|e| VfsError::Internal(format!("encode task: {e}")))?
+        };
         pins.pin(enc.id).await;
         let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
         if !live {
