@@ -59,6 +59,18 @@ pub fn encode_block(plain: &[u8], compression: Compression) -> EncodedBlock {
 
 /// Decodes stored bytes and verifies them against `id`. Any mismatch, undecodable
 /// frame or oversize content is [`ChunkError::Corrupt`].
+/// The stored bytes of `plain` in a given codec (a zstd frame even when not smaller):
+/// re-creates a copy of an existing block for repair or promotion.
+pub fn encode_as(plain: &[u8], codec: Codec) -> Bytes {
+    match codec {
+        Codec::Raw => Bytes::copy_from_slice(plain),
+        Codec::Zstd => match zstd::bulk::compress(plain, ZSTD_LEVEL) {
+            Ok(frame) => Bytes::from(frame),
+            Err(_) => Bytes::copy_from_slice(plain),
+        },
+    }
+}
+
 pub fn decode_block(id: &BlockId, codec: Codec, stored: &[u8]) -> Result<Bytes, ChunkError> {
     let corrupt = || ChunkError::Corrupt { id: *id };
     let plain = match codec {
@@ -85,9 +97,76 @@ pub fn decode_block(id: &BlockId, codec: Codec, stored: &[u8]) -> Result<Bytes, 
     Ok(plain)
 }
 
+/// zstd level of [`compress_bytes`]: whole objects written rarely (metadata backups),
+/// where ratio matters more than speed.
+pub const OBJECT_ZSTD_LEVEL: i32 = 3;
+
+/// Compresses arbitrary bytes (not a block: no id) into one zstd frame that records its
+/// content size. For objects such as metadata backups; read back with
+/// [`decompress_bytes`].
+pub fn compress_bytes(plain: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    zstd::bulk::compress(plain, OBJECT_ZSTD_LEVEL)
+        .map_err(|e| ChunkError::io("zstd compression", e))
+}
+
+/// Decompresses one zstd frame written by [`compress_bytes`], refusing (without
+/// allocating it) content larger than `limit` bytes. A malformed frame or one over the
+/// limit is an [`ChunkError::Io`] of kind `InvalidData`.
+pub fn decompress_bytes(stored: &[u8], limit: u64) -> Result<Vec<u8>, ChunkError> {
+    use std::io::Read;
+    let invalid = |why: String| {
+        ChunkError::io(
+            "zstd decompression",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+        )
+    };
+    let hint = match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(n)) if n > limit => {
+            return Err(invalid(format!(
+                "content of {n} bytes exceeds the {limit} byte limit"
+            )))
+        }
+        Ok(Some(n)) => n,
+        Ok(None) => 0,
+        Err(_) => return Err(invalid("not a zstd frame".into())),
+    };
+    let decoder = zstd::stream::read::Decoder::new(stored)
+        .map_err(|e| ChunkError::io("zstd decompression", e))?;
+    // Read at most one byte past the limit, so a frame that lied about its size is caught
+    // without unbounded allocation.
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    decoder
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| ChunkError::io("zstd decompression", e))?;
+    if out.len() as u64 > limit {
+        return Err(invalid(format!("content exceeds the {limit} byte limit")));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_round_trip_and_limit() {
+        let plain = text(300_000);
+        let z = compress_bytes(&plain).expect("compress");
+        assert!(z.len() < plain.len());
+        assert_eq!(decompress_bytes(&z, 300_000).expect("decompress"), plain);
+        assert!(decompress_bytes(&z, 299_999).is_err(), "over the limit");
+        assert!(
+            decompress_bytes(&plain[..1000], 1 << 20).is_err(),
+            "not zstd"
+        );
+        assert!(
+            decompress_bytes(&z[..z.len() / 2], 1 << 20).is_err(),
+            "truncated"
+        );
+        let empty = compress_bytes(&[]).expect("empty");
+        assert!(decompress_bytes(&empty, 0).expect("empty").is_empty());
+    }
 
     fn text(n: usize) -> Vec<u8> {
         (0..n).map(|i| b"abcdefgh"[(i / 7) % 8]).collect()

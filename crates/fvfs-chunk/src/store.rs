@@ -1,5 +1,8 @@
-//! [`BlockStore`]: stores and fetches content-addressed blocks through one tier, with
-//! a memory cache of plain blocks and an optional disk cache of stored blocks.
+//! [`BlockStore`]: stores and fetches content-addressed blocks through an ordered list
+//! of tiers (hottest first), with a memory cache of plain blocks and an optional disk
+//! cache of stored blocks. It knows nothing of metadata: callers say which tiers hold a
+//! block (a bitmask), and the store reports what it saw on the tiers (served, missing,
+//! corrupt, unreachable) as [`TierEvent`]s for the caller to record and repair.
 //!
 //! Invariants:
 //! - every byte returned by [`BlockStore::fetch`] hashes to the requested id: copies
@@ -7,6 +10,8 @@
 //!   is deleted and the tier is asked instead; a bad tier copy is
 //!   [`ChunkError::Corrupt`], logged with the block and the tier;
 //! - concurrent fetches of one id share one tier GET;
+//! - a fetch tries the tiers holding the block hottest first and falls through to the
+//!   next on a missing, corrupt or unreachable copy;
 //! - the caches are an optimisation only: their failures never fail a call;
 //! - CPU work (hashing, zstd) runs on blocking threads, never on the async workers;
 //! - at most `upload_concurrency` tier PUTs run at once per store.
@@ -90,6 +95,29 @@ pub struct CacheStats {
 
 type FetchFuture = Shared<BoxFuture<'static, Result<Bytes, ChunkError>>>;
 
+/// What a fetch observed on a tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TierEventKind {
+    /// The block was read (and verified) from this tier.
+    Served,
+    /// The tier does not have the object.
+    Missing,
+    /// The tier's copy does not match the id.
+    Corrupt,
+    /// The tier did not answer.
+    Unreachable,
+}
+
+/// One observation of a fetch, for the caller to act on (repair, promote, health).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierEvent {
+    pub id: BlockId,
+    pub tier: usize,
+    pub kind: TierEventKind,
+    pub codec: Codec,
+    pub size: u32,
+}
+
 /// Block storage over one tier. Cheap to clone; all methods take `&self`.
 #[derive(Clone)]
 pub struct BlockStore {
@@ -97,7 +125,9 @@ pub struct BlockStore {
 }
 
 struct Inner {
-    tier: Tier,
+    tiers: Vec<Tier>,
+    durable: usize,
+    events: Mutex<Option<tokio::sync::mpsc::UnboundedSender<TierEvent>>>,
     compression: Compression,
     mem: MemCache,
     disk: Option<Arc<DiskCache>>,
@@ -113,15 +143,29 @@ fn task_err(e: tokio::task::JoinError) -> ChunkError {
 }
 
 impl BlockStore {
-    /// A store over `tier`; opens (and indexes) the disk cache if configured.
+    /// A store over one tier; opens (and indexes) the disk cache if configured.
     pub fn new(tier: Tier, cfg: BlockStoreConfig) -> Result<BlockStore, ChunkError> {
+        Self::with_tiers(vec![tier], 0, cfg)
+    }
+
+    /// A store over `tiers` (hottest first); `durable` is the index of the durable tier.
+    pub fn with_tiers(
+        tiers: Vec<Tier>,
+        durable: usize,
+        cfg: BlockStoreConfig,
+    ) -> Result<BlockStore, ChunkError> {
+        if tiers.is_empty() || durable >= tiers.len() {
+            return Err(ChunkError::Task("a block store needs its durable tier".into()));
+        }
         let disk = match &cfg.disk_cache {
             Some((dir, limit)) => Some(Arc::new(DiskCache::open(dir, *limit)?)),
             None => None,
         };
         Ok(BlockStore {
             inner: Arc::new(Inner {
-                tier,
+                tiers,
+                durable,
+                events: Mutex::new(None),
                 compression: cfg.compression,
                 mem: MemCache::new(cfg.mem_cache_bytes),
                 disk,
@@ -134,9 +178,84 @@ impl BlockStore {
         })
     }
 
-    /// The tier blocks are stored in.
+    /// The durable tier (the source of truth).
     pub fn tier(&self) -> &Tier {
-        &self.inner.tier
+        &self.inner.tiers[self.inner.durable]
+    }
+
+    /// Every tier, hottest first.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.inner.tiers
+    }
+
+    /// Index of the durable tier.
+    pub fn durable(&self) -> usize {
+        self.inner.durable
+    }
+
+    /// Sends every later [`TierEvent`] to the returned receiver (replacing an earlier one).
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<TierEvent> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inner.events.lock() = Some(tx);
+        rx
+    }
+
+    fn tier_at(&self, tier: usize) -> Result<&Tier, ChunkError> {
+        self.inner
+            .tiers
+            .get(tier)
+            .ok_or_else(|| ChunkError::Task(format!("no tier {tier}")))
+    }
+
+    /// Stores an encoded block on tier `tier` (bounded by the upload concurrency) and in
+    /// the disk cache.
+    pub async fn put_encoded_to(&self, enc: &EncodedBlock, tier: usize) -> Result<(), ChunkError> {
+        self.put_stored_to(&enc.id, enc.stored.clone(), tier).await?;
+        if let Some(disk) = &self.inner.disk {
+            let disk = disk.clone();
+            let (id, stored) = (enc.id, enc.stored.clone());
+            let _ = tokio::task::spawn_blocking(move || disk.insert(&id, &stored)).await;
+        }
+        Ok(())
+    }
+
+    /// Stores an object's bytes on one tier as they are (replication, repair).
+    pub async fn put_stored_to(&self, id: &BlockId, stored: Bytes, tier: usize) -> Result<(), ChunkError> {
+        let t = self.tier_at(tier)?;
+        let _permit = self
+            .inner
+            .uploads
+            .acquire()
+            .await
+            .map_err(|e| ChunkError::Task(e.to_string()))?;
+        t.put_block(id, stored).await?;
+        Ok(())
+    }
+
+    /// An object's bytes on one tier, verified against `id` (by decoding with `codec`).
+    pub async fn get_stored_from(&self, id: &BlockId, codec: Codec, tier: usize) -> Result<Bytes, ChunkError> {
+        let stored = self.tier_at(tier)?.get_block(id).await?;
+        let (id2, s2) = (*id, stored.clone());
+        tokio::task::spawn_blocking(move || decode_block(&id2, codec, &s2).map(|_| ()))
+            .await
+            .map_err(task_err)??;
+        Ok(stored)
+    }
+
+    /// Whether one tier has the block's object.
+    pub async fn exists_on(&self, id: &BlockId, tier: usize) -> Result<bool, ChunkError> {
+        Ok(self.tier_at(tier)?.block_exists(id).await?)
+    }
+
+    /// Deletes a block's object from one tier (eviction). Missing is Ok.
+    pub async fn delete_from(&self, id: &BlockId, tier: usize) -> Result<(), ChunkError> {
+        self.tier_at(tier)?.delete_block(id).await?;
+        Ok(())
+    }
+
+    /// Verifies a block's copy on one tier (scrubbing, fsck).
+    pub async fn verify_on(&self, id: &BlockId, codec: Codec, tier: usize) -> Result<(), ChunkError> {
+        self.get_stored_from(id, codec, tier).await.map(|_| ())
     }
 
     /// The compression applied to new blocks.
@@ -171,30 +290,24 @@ impl BlockStore {
     /// Stores an encoded block in the tier (bounded by the upload concurrency) and in
     /// the disk cache.
     pub async fn put_encoded(&self, enc: &EncodedBlock) -> Result<(), ChunkError> {
-        {
-            let _permit = self
-                .inner
-                .uploads
-                .acquire()
-                .await
-                .map_err(|e| ChunkError::Task(e.to_string()))?;
-            self.inner
-                .tier
-                .put_block(&enc.id, enc.stored.clone())
-                .await?;
-        }
-        if let Some(disk) = &self.inner.disk {
-            let disk = disk.clone();
-            let (id, stored) = (enc.id, enc.stored.clone());
-            // Best effort: a failed cache write is logged inside and ignored here.
-            let _ = tokio::task::spawn_blocking(move || disk.insert(&id, &stored)).await;
-        }
-        Ok(())
+        self.put_encoded_to(enc, 0).await
     }
 
     /// The plain bytes of a block, verified against `id`: memory cache, then disk cache,
     /// then the tier. `size` is the plain size recorded in the metadata.
     pub async fn fetch(&self, id: &BlockId, codec: Codec, size: u32) -> Result<Bytes, ChunkError> {
+        self.fetch_masked(id, codec, size, 0).await
+    }
+
+    /// Like [`BlockStore::fetch`], trying only the tiers in `mask` (bit n = tier n;
+    /// 0 = every tier), hottest first.
+    pub async fn fetch_masked(
+        &self,
+        id: &BlockId,
+        codec: Codec,
+        size: u32,
+        mask: u32,
+    ) -> Result<Bytes, ChunkError> {
         if let Some(b) = self.inner.mem.get(id) {
             self.inner.mem_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(b);
@@ -213,7 +326,7 @@ impl BlockStore {
                             inner: inner.clone(),
                             id,
                         };
-                        fetch_uncached(&inner, id, codec, size).await
+                        fetch_uncached(&inner, id, codec, size, mask).await
                     });
                     let f = async move { handle.await.map_err(task_err)? }
                         .boxed()
@@ -228,7 +341,7 @@ impl BlockStore {
 
     /// Starts fetching a block into the caches without waiting. Errors are logged at
     /// debug level only. Does nothing outside a tokio runtime or if already cached.
-    pub fn prefetch(&self, id: BlockId, codec: Codec, size: u32) {
+    pub fn prefetch(&self, id: BlockId, codec: Codec, size: u32, mask: u32) {
         if self.inner.mem.get(&id).is_some() {
             return;
         }
@@ -237,7 +350,7 @@ impl BlockStore {
         };
         let store = self.clone();
         rt.spawn(async move {
-            if let Err(e) = store.fetch(&id, codec, size).await {
+            if let Err(e) = store.fetch_masked(&id, codec, size, mask).await {
                 tracing::debug!(block = %id, error = %e, "prefetch failed");
             }
         });
@@ -246,14 +359,10 @@ impl BlockStore {
     /// Reads a block's object from the tier (bypassing the caches) and checks that it
     /// decodes to bytes hashing to `id`. Used by fsck and scrubbing.
     pub async fn verify(&self, id: &BlockId, codec: Codec) -> Result<(), ChunkError> {
-        let stored = self.inner.tier.get_block(id).await?;
-        let id = *id;
-        tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored).map(|_| ()))
-            .await
-            .map_err(task_err)?
+        self.verify_on(id, codec, self.inner.durable).await
     }
 
-    /// Deletes a block from the tier and both caches. Deleting a missing block is Ok.
+    /// Deletes a block from every tier and both caches. Deleting a missing block is Ok.
     pub async fn delete(&self, id: &BlockId) -> Result<(), ChunkError> {
         self.inner.mem.remove(id);
         if let Some(disk) = &self.inner.disk {
@@ -263,7 +372,9 @@ impl BlockStore {
                 .await
                 .map_err(task_err)?;
         }
-        self.inner.tier.delete_block(id).await?;
+        for t in &self.inner.tiers {
+            t.delete_block(id).await?;
+        }
         Ok(())
     }
 
@@ -315,12 +426,14 @@ fn check_size(len: usize) -> Result<(), ChunkError> {
     Ok(())
 }
 
-/// The slow path of [`BlockStore::fetch`]: disk cache, then tier; fills the caches.
+/// The slow path of [`BlockStore::fetch`]: disk cache, then the tiers in `mask`
+/// hottest first; fills the caches.
 async fn fetch_uncached(
     inner: &Arc<Inner>,
     id: BlockId,
     codec: Codec,
     size: u32,
+    mask: u32,
 ) -> Result<Bytes, ChunkError> {
     // Another fetch may have just filled it.
     if let Some(b) = inner.mem.get(&id) {
@@ -350,19 +463,54 @@ async fn fetch_uncached(
         }
     }
     inner.misses.fetch_add(1, Ordering::Relaxed);
-    let stored = inner.tier.get_block(&id).await?;
-    let stored2 = stored.clone();
-    let decoded = tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored2))
-        .await
-        .map_err(task_err)?;
-    let plain = match decoded {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(block = %id, tier = %inner.tier.display(), ?codec,
-                stored_bytes = stored.len(),
-                "block read from the tier does not match its id: corrupt copy");
-            return Err(e);
+    let emit = |tier: usize, kind: TierEventKind| {
+        if let Some(tx) = inner.events.lock().as_ref() {
+            let _ = tx.send(TierEvent { id, tier, kind, codec, size });
         }
+    };
+    let mut last_err: Option<ChunkError> = None;
+    let mut found = None;
+    for (i, tier) in inner.tiers.iter().enumerate() {
+        if mask != 0 && mask & (1 << i) == 0 {
+            continue;
+        }
+        let stored = match tier.get_block(&id).await {
+            Ok(s) => s,
+            Err(e) => {
+                let e = ChunkError::from(e);
+                let kind = if e.is_not_found() {
+                    TierEventKind::Missing
+                } else {
+                    tracing::warn!(block = %id, tier = %tier.display(), error = %e,
+                        "tier read failed; trying the next tier");
+                    TierEventKind::Unreachable
+                };
+                emit(i, kind);
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let stored2 = stored.clone();
+        let decoded = tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored2))
+            .await
+            .map_err(task_err)?;
+        match decoded {
+            Ok(p) => {
+                emit(i, TierEventKind::Served);
+                found = Some((p, stored));
+                break;
+            }
+            Err(e) => {
+                tracing::error!(block = %id, tier = %tier.display(), ?codec,
+                    stored_bytes = stored.len(),
+                    "block read from the tier does not match its id: corrupt copy");
+                emit(i, TierEventKind::Corrupt);
+                last_err = Some(e);
+            }
+        }
+    }
+    let Some((plain, stored)) = found else {
+        return Err(last_err.unwrap_or_else(|| ChunkError::Task(format!("block {id} is on no tier"))));
     };
     if plain.len() != size as usize {
         tracing::warn!(block = %id, expected = size, actual = plain.len(),

@@ -83,7 +83,7 @@ async fn upload_fetch_and_caches() {
 
     // Prefetch fills the mem cache.
     let store3 = BlockStore::new(store.tier().clone(), BlockStoreConfig::default()).expect("s3");
-    store3.prefetch(m2.id, m2.codec, m2.size);
+    store3.prefetch(m2.id, m2.codec, m2.size, 0);
     for _ in 0..100 {
         if store3.cache_stats().mem_bytes > 0 {
             break;

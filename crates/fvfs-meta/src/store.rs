@@ -22,6 +22,11 @@ pub trait MetaStore: Send + Sync {
     /// atomic and survives a crash of the process when it returns; `sync` adds the
     /// device flush (fsync/fsyncdir/close call it).
     fn sync(&self) -> Result<()>;
+    /// Writes a consistent copy of the whole metadata database to `dest`, a new local file
+    /// (an existing one is an error). The copy is one point in time, standalone (SQLite:
+    /// no `-wal`/`-shm`), durable when this returns, and opens with [`open`]. Concurrent
+    /// operations go on while it runs. Used by the metadata backup.
+    fn snapshot(&self, dest: &std::path::Path) -> Result<()>;
 
     // ---- namespace ----
     fn getattr(&self, ino: Ino) -> Result<Attr>;
@@ -73,13 +78,15 @@ pub trait MetaStore: Send + Sync {
     /// smaller and sets mtime/ctime when given. Returns the attributes and the ids of the
     /// new slices (in order).
     fn commit(&self, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)>;
-    /// Atomically replaces every slice of a chunk by `slices` (compaction).
+    /// Atomically replaces every slice of a chunk by `slices` (compaction), queueing
+    /// replication of `new_blocks` to the tiers of `replicate_to`.
     fn replace_chunk(
         &self,
         ino: Ino,
         chunk: u64,
         slices: &[NewSlice],
         new_blocks: &[NewBlock],
+        replicate_to: u32,
     ) -> Result<()>;
     /// Sets the size. Shrinking drops slices past the end and overlays a zero slice on
     /// the cut part of the last chunk, so a later extension reads zeros.
@@ -98,6 +105,49 @@ pub trait MetaStore: Send + Sync {
     fn garbage_blocks(&self, limit: usize) -> Result<Vec<BlockRow>>;
     /// Deletes the rows of blocks that still have refcount 0; returns those deleted.
     fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>>;
+
+    // ---- tiers: replication queue, usage, eviction, pins ----
+    /// Replaces the settings (tier changes). The uuid and format version must not change.
+    fn set_settings(&self, settings: &Settings) -> Result<()>;
+    /// Installs `settings` whose tier list has a new tier at index `position`, shifting
+    /// the tier bits of every block and queued entry at or above it, atomically.
+    fn insert_tier(&self, settings: &Settings, position: u32) -> Result<()>;
+    /// Replication entries due at `now`, oldest due first, at most `limit`.
+    fn wal_due(&self, now: i64, limit: usize) -> Result<Vec<WalEntry>>;
+    /// Every queued entry (for `fvfsd wal`), at most `limit`, and the total count.
+    fn wal_list(&self, limit: usize) -> Result<(Vec<WalEntry>, u64)>;
+    /// The copy is on the tier: drops the entry and sets the block's tier bit.
+    fn wal_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()>;
+    /// A failed attempt: counts it, records the error, schedules the next at `due`.
+    fn wal_retry(&self, entry: u64, due: i64, error: &str) -> Result<()>;
+    /// Drops an entry without replicating (its block is gone).
+    fn wal_drop(&self, entry: u64) -> Result<()>;
+    /// Makes every entry due now (`fvfsd flush`). Returns how many are queued.
+    fn wal_make_due(&self, now: i64) -> Result<u64>;
+    /// Queues replication of every live block missing from `tier` (backfill of a new
+    /// tier, or after copies were lost). Returns how many rows were queued.
+    fn wal_enqueue_missing(&self, tier: u32, now: i64) -> Result<u64>;
+    /// Queues replication of `blocks` to every tier of `mask` they are not on.
+    fn wal_enqueue(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()>;
+    /// Sets and clears tier bits of a block; returns the new bitmask.
+    fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32>;
+    /// Bytes and blocks per tier index (live blocks), for tiers 0..n.
+    fn tier_usage(&self, n: usize) -> Result<Vec<TierUsage>>;
+    /// Live blocks on `tier` that also have a copy on `durable` and no pin, least
+    /// recently used first, at most `limit`.
+    fn evict_candidates(&self, tier: u32, durable: u32, limit: usize) -> Result<Vec<EvictCandidate>>;
+    /// Adds access statistics: (block, time of last access, number of accesses).
+    fn record_access(&self, batch: &[(BlockId, i64, u32)]) -> Result<()>;
+    /// Pins (`delta` = 1) or unpins (-1) the blocks of one file; returns its block ids.
+    /// Pinning a pinned file or unpinning an unpinned one changes nothing.
+    fn pin_file(&self, ino: Ino, pin: bool) -> Result<Vec<BlockRow>>;
+    /// Whether a file is pinned.
+    fn is_pinned(&self, ino: Ino) -> Result<bool>;
+    /// The blocks of a file (each once) with their rows, for `fvfsd stat` and warmup.
+    fn file_blocks(&self, ino: Ino) -> Result<Vec<BlockRow>>;
+    /// Adds to a durable counter (corruptions repaired, blocks evicted, …).
+    fn bump_counter(&self, name: &str, delta: i64) -> Result<()>;
+    fn counters(&self) -> Result<Vec<(String, i64)>>;
 
     // ---- sessions ----
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64>;

@@ -97,6 +97,9 @@ pub struct Commit<'a> {
     pub min_size: u64,
     /// New mtime and ctime, if the content changed.
     pub mtime: Option<i64>,
+    /// Tiers (bitmask) that must receive a copy of each of `new_blocks`: a
+    /// `wal_pending` row is queued for every such tier the block is not on yet.
+    pub replicate_to: u32,
     /// Slices (by id) that the new slices fully cover and that are removed in the same
     /// transaction (provisional slices written by an earlier flush).
     pub supersede: &'a [u64],
@@ -175,4 +178,34 @@ pub struct Stats {
     pub referenced_bytes: u64,
     /// Blocks whose refcount reached 0 and await garbage collection.
     pub garbage_blocks: u64,
+}
+
+/// A queued replication: copy `block` to tier `tier`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalEntry {
+    pub id: u64,
+    pub block: BlockId,
+    pub tier: u32,
+    /// When the next attempt is due (ns since the epoch).
+    pub due: i64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The block's row: codec, stored size and the tiers holding it now (None if the
+    /// block is gone: the entry is then dropped).
+    pub row: Option<BlockRow>,
+}
+
+/// A block that may be evicted from a tier, with its access statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct EvictCandidate {
+    pub row: BlockRow,
+    pub last_access: i64,
+    pub accesses: u64,
+}
+
+/// Bytes and blocks a tier holds (live blocks only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierUsage {
+    pub bytes: u64,
+    pub blocks: u64,
 }

@@ -195,6 +195,28 @@ impl CdcParams {
     }
 }
 
+/// One storage tier of a filesystem, as recorded in its settings. Tiers are ordered
+/// hottest first; a tier's index is its bit in every block's tier bitmask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierSettings {
+    /// Short name ("local", "nas", "s3", …), unique within the filesystem.
+    pub name: String,
+    /// Storage location (see fvfs-tier for the URL syntax). Never holds credentials.
+    pub location: String,
+    /// Eviction starts when the tier holds more than this many bytes.
+    #[serde(default)]
+    pub high_watermark: Option<u64>,
+    /// Eviction stops below this many bytes.
+    #[serde(default)]
+    pub low_watermark: Option<u64>,
+    /// The source of truth: every block is replicated here and never evicted from it.
+    #[serde(default)]
+    pub durable: bool,
+    /// Also receives a copy of every block (a warm NAS tier that keeps everything).
+    #[serde(default)]
+    pub keep_copy: bool,
+}
+
 /// Settings of one filesystem, written once by `fvfsd format` into the metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -207,4 +229,81 @@ pub struct Settings {
     pub storage: Vec<String>,
     /// Creation time, seconds since the epoch.
     pub created: i64,
+    /// The tiers, hottest first. Empty in filesystems formatted before tiering: then
+    /// `storage` lists the locations and the last one is durable.
+    #[serde(default)]
+    pub tiers: Vec<TierSettings>,
+}
+
+impl Settings {
+    /// The tiers, hottest first, with exactly one durable tier.
+    pub fn tier_list(&self) -> Vec<TierSettings> {
+        let mut tiers = if self.tiers.is_empty() {
+            self.storage
+                .iter()
+                .enumerate()
+                .map(|(i, loc)| TierSettings {
+                    name: format!("tier{i}"),
+                    location: loc.clone(),
+                    high_watermark: None,
+                    low_watermark: None,
+                    durable: false,
+                    keep_copy: false,
+                })
+                .collect()
+        } else {
+            self.tiers.clone()
+        };
+        if !tiers.iter().any(|t| t.durable) {
+            if let Some(last) = tiers.last_mut() {
+                last.durable = true;
+            }
+        }
+        tiers
+    }
+
+    /// Index of the durable tier.
+    pub fn durable_tier(&self) -> usize {
+        self.tier_list()
+            .iter()
+            .position(|t| t.durable)
+            .unwrap_or(0)
+    }
+
+    /// Bitmask of the tiers every block must reach: the durable tier and the tiers that
+    /// keep a copy.
+    pub fn replica_mask(&self) -> u32 {
+        self.tier_list()
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.durable || t.keep_copy)
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+}
+
+/// Checks a tier list: 1 to 32 tiers, unique names, at most one durable, watermarks
+/// ordered, no watermark on the durable tier.
+pub fn validate_tiers(tiers: &[TierSettings]) -> Result<(), String> {
+    if tiers.is_empty() || tiers.len() > 32 {
+        return Err(format!("a filesystem needs 1 to 32 tiers, not {}", tiers.len()));
+    }
+    let mut names = std::collections::HashSet::new();
+    for t in tiers {
+        if !names.insert(t.name.as_str()) {
+            return Err(format!("two tiers are named {:?}", t.name));
+        }
+        if let (Some(h), Some(l)) = (t.high_watermark, t.low_watermark) {
+            if l > h {
+                return Err(format!(
+                    "tier {:?}: low_watermark ({l}) is above high_watermark ({h})",
+                    t.name
+                ));
+            }
+        }
+    }
+    let durable = tiers.iter().filter(|t| t.durable).count();
+    if durable > 1 {
+        return Err("exactly one tier may be durable".into());
+    }
+    Ok(())
 }

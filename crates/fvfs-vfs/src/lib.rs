@@ -5,7 +5,8 @@
 //! Layout: `ns.rs` namespace operations, `handle.rs` open files and unlinked-but-open
 //! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
 //! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
-//! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs.
+//! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
+//! periodic metadata backups to a tier.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -14,13 +15,17 @@
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
 //!   (the `BlockPins` set in gc.rs).
 
+mod backup;
 mod error;
+mod evict;
 pub mod fsck;
 mod gc;
 mod handle;
 mod ns;
 mod read;
+mod replicate;
 mod session;
+mod tiers;
 pub mod worker;
 mod write;
 
@@ -68,6 +73,12 @@ pub struct VfsConfig {
     pub compact_slices: u64,
     /// Readahead window for sequential reads, bytes.
     pub readahead_bytes: u64,
+    /// Replication, eviction and scrubbing.
+    pub policy: TierPolicy,
+    /// Purge orphans (unlinked inodes) at start. Only the process that owns the
+    /// filesystem (the mount) may: a helper process running beside a mount must not free
+    /// the mount's unlinked-but-open files.
+    pub purge_orphans: bool,
 }
 
 impl Default for VfsConfig {
@@ -78,6 +89,8 @@ impl Default for VfsConfig {
             max_inflight_bytes: 32 << 20,
             compact_slices: 32,
             readahead_bytes: 16 << 20,
+            policy: TierPolicy::default(),
+            purge_orphans: true,
         }
     }
 }
@@ -90,20 +103,33 @@ pub struct Vfs {
     pub(crate) cfg: VfsConfig,
     pub(crate) handles: Handles,
     pub(crate) pins: Arc<BlockPins>,
+    pub(crate) tiers: Arc<tiers::TierState>,
 }
 
 impl Vfs {
-    /// Builds the engine. Purges orphans left by a previous session first: with an
-    /// embedded store only one process mounts, so every orphan is unreferenced now.
+    /// Builds the engine. With `purge_orphans`, first purges orphans left by a previous
+    /// session: with an embedded store only one process mounts, so every orphan is
+    /// unreferenced now.
     pub fn new(
         meta: Arc<dyn MetaStore>,
         store: Arc<BlockStore>,
         cfg: VfsConfig,
     ) -> Result<Arc<Vfs>> {
         let settings = meta.settings()?;
-        for ino in meta.orphans()? {
-            meta.purge_inode(ino)?;
+        if cfg.purge_orphans {
+            for ino in meta.orphans()? {
+                meta.purge_inode(ino)?;
+            }
         }
+        let n = settings.tier_list().len();
+        if store.tiers().len() != n {
+            return Err(VfsError::Internal(format!(
+                "the block store has {} tiers, the filesystem {n}",
+                store.tiers().len()
+            )));
+        }
+        let usage = meta.tier_usage(n)?.iter().map(|u| u.bytes).collect();
+        let tiers = Arc::new(tiers::TierState::new(&settings, cfg.policy.clone(), usage));
         Ok(Arc::new(Vfs {
             meta,
             store,
@@ -111,6 +137,7 @@ impl Vfs {
             cfg,
             handles: Handles::default(),
             pins: Arc::new(BlockPins::default()),
+            tiers,
         }))
     }
 
@@ -146,5 +173,12 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+pub use evict::{EvictorWorker, ScrubWorker};
+pub use backup::{
+    backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp,
+    MetaBackupWorker, LATEST_KEY, META_BACKUP_INTERVAL, META_BACKUP_KEEP, META_PREFIX,
+};
 pub use gc::GcWorker;
+pub use replicate::ReplicatorWorker;
+pub use tiers::{TierEventsWorker, TierHealth, TierPolicy};
 pub use session::SessionWorker;

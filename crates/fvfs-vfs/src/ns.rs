@@ -39,6 +39,8 @@ pub struct StatFs {
 }
 
 const S_ISGID: u32 = 0o2000;
+/// The synthetic xattr naming the tiers that hold a file.
+pub const TIERS_XATTR: &[u8] = b"user.fvfs.tiers";
 
 fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
@@ -401,10 +403,21 @@ impl Vfs {
         })
     }
 
+    /// Extended attributes. `user.fvfs.tiers` is synthetic and read-only: the file's tier
+    /// bitmask as "0x7" (not listed, so copies of a file do not try to set it).
     pub fn get_xattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        if name == TIERS_XATTR {
+            let a = self.meta.getattr(ino)?;
+            if a.kind == FileKind::File {
+                return Ok(format!("0x{:x}", self.file_tiers(ino)?).into_bytes());
+            }
+        }
         Ok(self.meta.get_xattr(ino, name)?)
     }
     pub fn set_xattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        if name == TIERS_XATTR {
+            return Err(fvfs_meta::MetaError::NotPermitted.into());
+        }
         Ok(self.meta.set_xattr(ino, name, value, mode, now_ns())?)
     }
     pub fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {

@@ -14,7 +14,8 @@ use std::sync::Arc;
 struct SliceInfo {
     pos: u64,
     zero: bool,
-    blocks: Vec<(BlockRef, Codec)>,
+    /// Each block with its codec and the tiers holding it (bitmask) at load time.
+    blocks: Vec<(BlockRef, Codec, u32)>,
     /// Offset of each block inside the slice.
     offs: Vec<u64>,
 }
@@ -26,6 +27,9 @@ struct Seg {
     end: u64,
     slice: usize,
 }
+
+/// (block, codec, tier mask, offset in block, chunk offset, length)
+type Piece = (BlockRef, Codec, u32, u64, u64, u64);
 
 /// The resolved layout of one chunk's committed data.
 pub(crate) struct ChunkMap {
@@ -80,14 +84,14 @@ impl ChunkMap {
             let mut offs = Vec::with_capacity(s.blocks.len());
             let mut off = 0u64;
             for b in &s.blocks {
-                let codec = match meta.get_block(&b.id)? {
-                    Some(row) => row.codec,
+                let (codec, mask) = match meta.get_block(&b.id)? {
+                    Some(row) => (row.codec, row.tiers),
                     None => {
                         tracing::error!(ino, chunk, block = %b.id, "slice references a block with no row");
                         return Err(fvfs_meta::MetaError::MissingBlock(b.id).into());
                     }
                 };
-                blocks.push((*b, codec));
+                blocks.push((*b, codec, mask));
                 offs.push(off);
                 off += b.len as u64;
             }
@@ -120,9 +124,14 @@ impl ChunkMap {
         runs
     }
 
+    /// Every block id the chunk references.
+    pub(crate) fn block_ids(&self) -> impl Iterator<Item = fvfs_types::BlockId> + '_ {
+        self.slices.iter().flat_map(|s| s.blocks.iter().map(|b| b.0.id))
+    }
+
     /// The block pieces covering chunk range `[lo, hi)`:
-    /// (block, codec, offset in block, chunk offset, length).
-    fn pieces(&self, lo: u64, hi: u64) -> Vec<(BlockRef, Codec, u64, u64, u64)> {
+    /// (block, codec, tier mask, offset in block, chunk offset, length).
+    fn pieces(&self, lo: u64, hi: u64) -> Vec<Piece> {
         let mut out = Vec::new();
         let first = self.segs.partition_point(|g| g.end <= lo);
         for g in &self.segs[first..] {
@@ -138,10 +147,10 @@ impl ChunkMap {
             while x < b {
                 let so = x - s.pos;
                 let bi = s.offs.partition_point(|&o| o <= so) - 1;
-                let (bref, codec) = s.blocks[bi];
+                let (bref, codec, mask) = s.blocks[bi];
                 let in_block = so - s.offs[bi];
                 let n = (bref.len as u64 - in_block).min(b - x);
-                out.push((bref, codec, in_block, x, n));
+                out.push((bref, codec, mask, in_block, x, n));
                 x += n;
             }
         }
@@ -162,13 +171,15 @@ impl Vfs {
     /// Fills `buf` (pre-zeroed) with chunk data starting at chunk offset `lo`.
     pub(crate) async fn read_map(&self, map: &ChunkMap, lo: u64, buf: &mut [u8]) -> Result<()> {
         let pieces = map.pieces(lo, lo + buf.len() as u64);
-        let fetches = pieces.iter().map(|(b, codec, ..)| {
+        let now = crate::now_ns();
+        let fetches = pieces.iter().map(|(b, codec, mask, ..)| {
             let store = self.store.clone();
-            let (id, len, codec) = (b.id, b.len, *codec);
-            async move { store.fetch(&id, codec, len).await }
+            let (id, len, codec, mask) = (b.id, b.len, *codec, *mask);
+            self.tiers.note_access(id, now);
+            async move { store.fetch_masked(&id, codec, len, mask).await }
         });
         let blocks: Vec<Bytes> = futures::future::try_join_all(fetches).await?;
-        for ((bref, _, in_block, at, n), data) in pieces.iter().zip(blocks) {
+        for ((bref, _, _, in_block, at, n), data) in pieces.iter().zip(blocks) {
             if data.len() as u64 != bref.len as u64 {
                 return Err(VfsError::Internal(format!(
                     "block {} has {} bytes, metadata says {}",
@@ -213,9 +224,9 @@ impl Vfs {
             };
             debug_assert_eq!(map.chunk, chunk);
             let mut last = None;
-            for (b, codec, ..) in map.pieces(lo, lo + n) {
+            for (b, codec, mask, ..) in map.pieces(lo, lo + n) {
                 if last != Some(b.id) {
-                    self.store.prefetch(b.id, codec, b.len);
+                    self.store.prefetch(b.id, codec, b.len, mask);
                     last = Some(b.id);
                 }
             }

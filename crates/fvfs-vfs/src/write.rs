@@ -14,6 +14,7 @@
 
 use crate::gc::BlockPins;
 use crate::handle::InodeState;
+use crate::tiers::TierState;
 use crate::read::ChunkMap;
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
@@ -33,6 +34,8 @@ pub(crate) const MAX_FILE_SIZE: u64 = 16 << 40;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Uploaded {
     pub(crate) meta: BlockMeta,
+    /// The tier the object was written to (when `new`).
+    pub(crate) tier: usize,
     /// True when this upload created the object (no live row existed).
     pub(crate) new: bool,
 }
@@ -110,6 +113,7 @@ fn upload_task(
     store: Arc<BlockStore>,
     meta: Arc<dyn MetaStore>,
     pins: Arc<BlockPins>,
+    tiers: Arc<TierState>,
     data: Bytes,
 ) -> JoinHandle<Result<Uploaded>> {
     tokio::spawn(async move {
@@ -124,10 +128,16 @@ fn upload_task(
         };
         pins.pin(enc.id).await;
         let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
+        let mut tier = 0;
         if !live {
-            if let Err(e) = store.put_encoded(&enc).await {
+            tier = tiers.reserve(enc.stored.len() as u64);
+            if let Err(e) = store.put_encoded_to(&enc, tier).await {
+                tiers.add_usage(tier, -(enc.stored.len() as i64));
                 pins.unpin(&[enc.id]);
                 return Err(e.into());
+            }
+            if tiers.over_high(tier) {
+                tiers.evict_wake.notify_one();
             }
         }
         Ok(Uploaded {
@@ -137,6 +147,7 @@ fn upload_task(
                 stored_size: enc.stored.len() as u32,
                 codec: enc.codec,
             },
+            tier,
             new: !live,
         })
     })
@@ -148,8 +159,21 @@ impl Vfs {
             self.store.clone(),
             self.meta.clone(),
             self.pins.clone(),
+            self.tiers.clone(),
             data,
         )
+    }
+
+    /// Counts new blocks' bytes toward the replicator's batch trigger.
+    fn note_queued(&self, new_blocks: &[NewBlock]) {
+        let bytes: u64 = new_blocks.iter().map(|b| b.stored_size as u64).sum();
+        if bytes > 0 {
+            let t = &self.tiers;
+            let before = t.queued_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            if before + bytes >= t.policy.flush_bytes {
+                t.replicate_wake.notify_one();
+            }
+        }
     }
 
     /// Buffers a write. Returns the number of bytes written.
@@ -397,7 +421,7 @@ impl Vfs {
                     size: up.meta.size,
                     stored_size: up.meta.stored_size,
                     codec: up.meta.codec,
-                    tiers: 1,
+                    tiers: 1 << up.tier,
                 });
             }
             end = at + up.meta.size as u64;
@@ -410,9 +434,11 @@ impl Vfs {
                 new_blocks: &new_blocks,
                 min_size: end,
                 mtime,
+                replicate_to: self.tiers.replica_mask,
                 supersede,
             },
         );
+        self.note_queued(&new_blocks);
         self.pins.unpin(&ids);
         let (_, slice_ids) = res?;
         if !supersede.is_empty() {
@@ -483,6 +509,7 @@ impl Vfs {
             self.meta.commit(st.ino, &c)?;
         }
         st.invalidate();
+        self.meta.sync()?;
         Ok(())
     }
 
@@ -597,12 +624,13 @@ impl Vfs {
                     size: up.meta.size,
                     stored_size: up.meta.stored_size,
                     codec: up.meta.codec,
-                    tiers: 1,
+                    tiers: 1 << up.tier,
                 });
             }
         }
         let ids: Vec<BlockId> = done.iter().map(|(_, u)| u.meta.id).collect();
-        let res = self.meta.replace_chunk(st.ino, chunk, &slices, &new_blocks);
+        let res = self.meta.replace_chunk(st.ino, chunk, &slices, &new_blocks, self.tiers.replica_mask);
+        self.note_queued(&new_blocks);
         self.pins.unpin(&ids);
         res?;
         st.invalidate();

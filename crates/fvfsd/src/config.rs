@@ -76,6 +76,8 @@ pub struct Eviction {
     pub interval_secs: Option<u64>,
     pub recency_weight: Option<f64>,
     pub frequency_weight: Option<f64>,
+    /// Blocks per second the scrubber re-verifies (0 or absent: off).
+    pub scrub_blocks_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +156,39 @@ impl Config {
                 .as_ref()
                 .map(|p| format!("sqlite://{}", p.display()))
         })
+    }
+
+    /// Tiers from `[tiers.*]`, hottest first (local, nas, s3, then others by name), with
+    /// their watermarks and roles.
+    pub fn tier_settings(&self) -> Result<Vec<fvfs_types::TierSettings>> {
+        let locs = self.storage_locations()?;
+        let names = self.tier_names();
+        let mut out = Vec::with_capacity(locs.len());
+        for (name, location) in names.into_iter().zip(locs) {
+            let t = &self.tiers[&name];
+            let gb = |v: Option<u64>| v.map(|g| g * 1_000_000_000);
+            out.push(fvfs_types::TierSettings {
+                high_watermark: t.high_watermark.map(|b| b.0).or(gb(t.high_watermark_gb)),
+                low_watermark: t.low_watermark.map(|b| b.0).or(gb(t.low_watermark_gb)),
+                durable: t.durable.unwrap_or(false),
+                keep_copy: t.keep_copy.unwrap_or(false),
+                name,
+                location,
+            });
+        }
+        Ok(out)
+    }
+
+    fn tier_names(&self) -> Vec<String> {
+        let rank = |n: &str| match n {
+            "local" => 0,
+            "nas" => 1,
+            "s3" => 2,
+            _ => 3,
+        };
+        let mut names: Vec<String> = self.tiers.keys().cloned().collect();
+        names.sort_by_key(|n| (rank(n), n.clone()));
+        names
     }
 
     /// Storage locations from `[tiers.*]`, hottest first: local, nas, then s3, then others

@@ -7,7 +7,7 @@ use fvfs_chunk::{BlockStore, BlockStoreConfig};
 use fvfs_meta::{MetaStore, MetaUrl};
 use fvfs_tier::{Tier, TierSpec};
 use fvfs_types::Settings;
-use fvfs_vfs::{Vfs, VfsConfig};
+use fvfs_vfs::{TierPolicy, Vfs, VfsConfig};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -56,11 +56,13 @@ pub struct EngineOpts {
     pub cache_size: u64,
     /// Check that the storage is reachable before going on.
     pub check_tier: bool,
+    pub policy: TierPolicy,
 }
 
 pub struct Engine {
     pub meta: Arc<dyn MetaStore>,
     pub store: Arc<BlockStore>,
+    pub policy: TierPolicy,
 }
 
 /// Opens an existing filesystem's metadata with a clear message when there is none.
@@ -90,9 +92,25 @@ impl Engine {
     pub async fn open(opts: EngineOpts) -> Result<Engine> {
         let meta = open_meta(&opts.meta_url)?;
         let settings = meta.settings()?;
-        let tier = open_tier(&settings)?;
+        let list = settings.tier_list();
+        let mut tiers = Vec::with_capacity(list.len());
+        for t in &list {
+            let spec = TierSpec::parse(&t.location)
+                .with_context(|| format!("tier {:?} ({})", t.name, fvfs_tier::redact(&t.location)))?;
+            tiers.push(Tier::open(&spec)?);
+        }
+        let durable = settings.durable_tier();
         if opts.check_tier {
-            check_tier(&tier).await?;
+            // The durable tier must answer; a hotter tier that does not is skipped for
+            // writes and reads until it answers again.
+            check_tier(&tiers[durable]).await?;
+            for (i, t) in tiers.iter().enumerate() {
+                if i != durable {
+                    if let Err(e) = check_tier(t).await {
+                        tracing::warn!(tier = %list[i].name, error = %format!("{e:#}"), "tier not usable at start");
+                    }
+                }
+            }
         }
         let cache_dir = opts
             .cache_dir
@@ -107,8 +125,9 @@ impl Engine {
             }
             _ => None,
         };
-        let store = BlockStore::new(
-            tier,
+        let store = BlockStore::with_tiers(
+            tiers,
+            durable,
             BlockStoreConfig {
                 compression: settings.compression,
                 mem_cache_bytes: MEM_CACHE,
@@ -119,16 +138,53 @@ impl Engine {
         Ok(Engine {
             meta,
             store: Arc::new(store),
+            policy: opts.policy,
         })
     }
 
+    /// The engine of the process that owns the filesystem (holds the mount lock).
     pub fn vfs(&self) -> Result<Arc<Vfs>> {
-        Ok(Vfs::new(
-            self.meta.clone(),
-            self.store.clone(),
-            VfsConfig::default(),
-        )?)
+        let cfg = VfsConfig {
+            policy: self.policy.clone(),
+            ..VfsConfig::default()
+        };
+        Ok(Vfs::new(self.meta.clone(), self.store.clone(), cfg)?)
     }
+
+    /// An engine for a command that may run beside a live mount (flush, pin, warmup):
+    /// it leaves orphans to the mount.
+    pub fn vfs_beside_mount(&self) -> Result<Arc<Vfs>> {
+        let cfg = VfsConfig {
+            policy: self.policy.clone(),
+            purge_orphans: false,
+            ..VfsConfig::default()
+        };
+        Ok(Vfs::new(self.meta.clone(), self.store.clone(), cfg)?)
+    }
+}
+
+/// The replication and eviction policy a config file asks for.
+pub fn policy(cfg: &crate::config::Config) -> TierPolicy {
+    let mut p = TierPolicy::default();
+    if let Some(mb) = cfg.upload.flush_size_mb {
+        p.flush_bytes = mb << 20;
+    }
+    if let Some(s) = cfg.upload.flush_interval_secs {
+        p.flush_interval = Duration::from_secs(s);
+    }
+    if let Some(s) = cfg.eviction.interval_secs {
+        p.evict_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(w) = cfg.eviction.recency_weight {
+        p.recency_weight = w;
+    }
+    if let Some(w) = cfg.eviction.frequency_weight {
+        p.frequency_weight = w;
+    }
+    if let Some(r) = cfg.eviction.scrub_blocks_per_sec {
+        p.scrub_blocks_per_sec = r;
+    }
+    p
 }
 
 /// Held while a process serves an embedded filesystem: a second mount is refused.

@@ -34,9 +34,13 @@ enum Cmd {
         /// Metadata URL, e.g. sqlite:///var/lib/fvfs/meta.db
         #[arg(long)]
         meta: Option<String>,
-        /// Storage location (repeatable, hottest first): /dir or s3://bucket/prefix?endpoint=…&region=…&path_style=true
+        /// Storage location (repeatable, hottest first; the last is durable): /dir or
+        /// s3://bucket/prefix?endpoint=…&region=…&path_style=true
         #[arg(long = "storage")]
         storage: Vec<String>,
+        /// A tier (repeatable, hottest first): NAME=LOCATION[,durable][,keep-copy][,high=SIZE][,low=SIZE]
+        #[arg(long = "tier")]
+        tier: Vec<String>,
         #[arg(long, value_parser = parse_compression)]
         compression: Option<Compression>,
         /// FastCDC sizes (e.g. 256KiB, 1MiB, 4MiB).
@@ -93,6 +97,72 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
+    /// Back the metadata up to the durable tier now (what the mount does hourly).
+    Backup {
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Rebuild the metadata database from a backup in a storage location.
+    Restore {
+        /// Storage location holding the backups (meta/… objects).
+        #[arg(long)]
+        from: String,
+        /// Where to install the database, e.g. sqlite:///var/lib/fvfs/meta.db
+        #[arg(long)]
+        meta: Option<String>,
+        /// A backup name (meta/backup-….db.zst); default: the latest.
+        #[arg(long)]
+        backup: Option<String>,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List, add or change the tiers.
+    Tier {
+        #[command(subcommand)]
+        cmd: TierCmd,
+        #[arg(long, global = true)]
+        meta: Option<String>,
+    },
+    /// Show the replication queue: pending copies, attempts and last errors.
+    Wal {
+        #[arg(long)]
+        meta: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Replicate every queued copy now (in this process).
+    Flush {
+        #[arg(long)]
+        meta: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// A file's size, blocks and tiers.
+    Stat {
+        path: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Keep a file or tree on the hot tier.
+    Pin {
+        path: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Let a file or tree be evicted again.
+    Unpin {
+        path: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Fetch a file or tree into the hot tier.
+    Warmup {
+        path: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
     /// Benchmark a mount against a native directory.
     Bench {
         mountpoint: PathBuf,
@@ -106,6 +176,44 @@ enum Cmd {
         /// PID of the mount process, for its peak RSS.
         #[arg(long)]
         pid: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TierCmd {
+    /// The tiers, their usage, watermarks and health.
+    List,
+    /// Add a tier (the filesystem must be unmounted).
+    Add {
+        name: String,
+        location: String,
+        /// Position, 0 = hottest (default).
+        #[arg(long)]
+        position: Option<usize>,
+        #[arg(long, value_parser = parse_size)]
+        high: Option<u64>,
+        #[arg(long, value_parser = parse_size)]
+        low: Option<u64>,
+        /// Make it the durable tier.
+        #[arg(long)]
+        durable: bool,
+        /// Keep a copy of every block on it.
+        #[arg(long)]
+        keep_copy: bool,
+    },
+    /// Change a tier (the filesystem must be unmounted).
+    Set {
+        name: String,
+        #[arg(long, value_parser = parse_size)]
+        high: Option<u64>,
+        #[arg(long, value_parser = parse_size)]
+        low: Option<u64>,
+        #[arg(long)]
+        durable: bool,
+        #[arg(long)]
+        keep_copy: Option<bool>,
+        #[arg(long)]
+        location: Option<String>,
     },
 }
 
@@ -146,6 +254,13 @@ fn run() -> Result<i32> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    if !matches!(cli.cmd, None | Some(Cmd::Mount { .. }) | Some(Cmd::Serve { .. })) {
+        // Report commands end quietly when their reader goes away (`fvfsd wal | head`).
+        // SAFETY: restoring the default disposition of a signal; no handler is involved.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let meta_or = |m: Option<String>| m.or_else(|| cfg.meta_url()).unwrap_or_else(default_meta);
     match cli.cmd.unwrap_or(Cmd::Serve {
         meta: None,
@@ -154,16 +269,21 @@ fn run() -> Result<i32> {
         Cmd::Format {
             meta,
             storage,
+            tier,
             compression,
             block_min,
             block_avg,
             block_max,
             name,
         } => {
-            let storage = if storage.is_empty() {
-                cfg.storage_locations()?
+            let tiers = if !tier.is_empty() {
+                tier.iter()
+                    .map(|t| cmd::format::parse_tier_spec(t))
+                    .collect::<Result<Vec<_>>>()?
+            } else if !storage.is_empty() {
+                cmd::format::tiers_from_locations(&storage)
             } else {
-                storage
+                cfg.tier_settings()?
             };
             let compression = match (compression, &cfg.format.compression) {
                 (Some(c), _) => c,
@@ -185,7 +305,7 @@ fn run() -> Result<i32> {
             let rt = tokio::runtime::Runtime::new()?;
             let s = rt.block_on(cmd::format::run(cmd::format::FormatArgs {
                 meta_url: meta_url.clone(),
-                storage,
+                tiers,
                 compression,
                 cdc,
                 name,
@@ -212,6 +332,8 @@ fn run() -> Result<i32> {
                     .unwrap_or(DEFAULT_CACHE_SIZE),
                 threads,
                 allow_non_empty,
+                policy: engine::policy(&cfg),
+                config: cli.config.clone(),
             };
             if foreground {
                 cmd::mount::foreground(args)?;
@@ -226,13 +348,85 @@ fn run() -> Result<i32> {
             Ok(0)
         }
         Cmd::Status { meta } => {
-            cmd::status::run(&meta_or(meta))?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::status::run(&meta_or(meta)))?;
+            Ok(0)
+        }
+        Cmd::Tier { cmd: tc, meta } => {
+            let url = meta_or(meta);
+            let rt = tokio::runtime::Runtime::new()?;
+            match tc {
+                TierCmd::List => rt.block_on(cmd::tiers::list(&url))?,
+                TierCmd::Add { name, location, position, high, low, durable, keep_copy } => {
+                    let t = fvfs_types::TierSettings {
+                        name,
+                        location,
+                        high_watermark: high,
+                        low_watermark: low,
+                        durable,
+                        keep_copy,
+                    };
+                    rt.block_on(cmd::tiers::add(&url, t, position))?
+                }
+                TierCmd::Set { name, high, low, durable, keep_copy, location } => {
+                    let c = cmd::tiers::TierChange { high, low, durable, keep_copy, location };
+                    rt.block_on(cmd::tiers::set(&url, &name, c))?
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Wal { meta, limit } => {
+            cmd::tiers::wal(&meta_or(meta), limit)?;
+            Ok(0)
+        }
+        Cmd::Flush { meta, timeout } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let left = rt.block_on(cmd::tiers::flush(&meta_or(meta), std::time::Duration::from_secs(timeout)))?;
+            Ok(if left == 0 { 0 } else { 1 })
+        }
+        Cmd::Stat { path, meta } => {
+            cmd::files::stat(&meta_or(meta), &path)?;
+            Ok(0)
+        }
+        Cmd::Pin { path, meta } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::files::pin(&meta_or(meta), &path, true))?;
+            Ok(0)
+        }
+        Cmd::Unpin { path, meta } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::files::pin(&meta_or(meta), &path, false))?;
+            Ok(0)
+        }
+        Cmd::Warmup { path, meta } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::files::warmup(&meta_or(meta), &path))?;
             Ok(0)
         }
         Cmd::Fsck { meta, repair } => {
             let rt = tokio::runtime::Runtime::new()?;
             let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;
             Ok(if clean { 0 } else { 1 })
+        }
+        Cmd::Backup { meta } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::restore::backup(&meta_or(meta)))?;
+            Ok(0)
+        }
+        Cmd::Restore {
+            from,
+            meta,
+            backup,
+            force,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::restore::restore(cmd::restore::RestoreArgs {
+                from,
+                meta_url: meta_or(meta),
+                backup,
+                force,
+            }))?;
+            Ok(0)
         }
         Cmd::Bench {
             mountpoint,

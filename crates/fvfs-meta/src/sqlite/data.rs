@@ -145,6 +145,9 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
     for b in &s.blocks {
         add_ref(tx, &b.id, 1)?;
     }
+    if super::tiers::is_pinned(tx, ino)? {
+        super::tiers::adjust_pins(tx, &s.blocks, 1)?;
+    }
     // Leave last_insert_rowid() naming the slice for the caller.
     if tx.last_insert_rowid() != id {
         return Err(MetaError::Corrupt("slice id changed during insert".into()));
@@ -168,9 +171,14 @@ fn delete_slices(tx: &Transaction<'_>, ino: Ino, filter: &str, args: &[i64]) -> 
             victims.push(row?);
         }
     }
+    let pinned = super::tiers::is_pinned(tx, ino)?;
     for (id, blob) in &victims {
-        for b in decode_refs(blob)? {
+        let refs = decode_refs(blob)?;
+        for b in &refs {
             add_ref(tx, &b.id, -1)?;
+        }
+        if pinned {
+            super::tiers::adjust_pins(tx, &refs, -1)?;
         }
         tx.prepare_cached("DELETE FROM slices WHERE id = ?1")?
             .execute([id])?;
@@ -206,6 +214,8 @@ pub(crate) fn commit(tx: &Transaction<'_>, ino: Ino, c: &Commit<'_>) -> Result<(
     for id in c.supersede {
         delete_slices(tx, ino, "id = ?2", &[*id as i64])?;
     }
+    let new_ids: Vec<BlockId> = c.new_blocks.iter().map(|b| b.id).collect();
+    super::tiers::enqueue(tx, &new_ids, c.replicate_to, c.mtime.unwrap_or_else(now_ns))?;
     let size = a.size.max(c.min_size);
     match c.mtime {
         Some(t) => tx
@@ -224,8 +234,11 @@ pub(crate) fn replace_chunk(
     chunk: u64,
     slices: &[NewSlice],
     new_blocks: &[NewBlock],
+    replicate_to: u32,
 ) -> Result<()> {
     insert_blocks(tx, new_blocks, now_ns())?;
+    let new_ids: Vec<BlockId> = new_blocks.iter().map(|b| b.id).collect();
+    super::tiers::enqueue(tx, &new_ids, replicate_to, now_ns())?;
     let old_max: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM slices WHERE ino = ?1 AND chunk = ?2")?
         .query_row(params![ino as i64, chunk as i64], |r| r.get(0))?;
@@ -344,8 +357,10 @@ pub(crate) fn garbage_blocks(tx: &Transaction<'_>, limit: usize) -> Result<Vec<B
 pub(crate) fn forget_blocks(tx: &Transaction<'_>, ids: &[BlockId]) -> Result<Vec<BlockId>> {
     let mut out = Vec::new();
     let mut stmt = tx.prepare_cached("DELETE FROM blocks WHERE id = ?1 AND refcount = 0")?;
+    let mut wal = tx.prepare_cached("DELETE FROM wal_pending WHERE block = ?1")?;
     for id in ids {
         if stmt.execute([&id.0[..]])? > 0 {
+            wal.execute([&id.0[..]])?;
             out.push(*id);
         }
     }

@@ -7,9 +7,11 @@
 //! Every trait method is one transaction.
 
 mod admin;
+mod backup;
 mod data;
 mod namespace;
 pub mod schema;
+mod tiers;
 
 use crate::error::{MetaError, Result};
 use crate::store::MetaStore;
@@ -141,6 +143,10 @@ impl MetaStore for SqliteStore {
         }
     }
 
+    fn snapshot(&self, dest: &Path) -> Result<()> {
+        backup::snapshot(self, dest)
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.read(|tx| namespace::getattr(tx, ino))
     }
@@ -212,8 +218,9 @@ impl MetaStore for SqliteStore {
         chunk: u64,
         slices: &[NewSlice],
         new_blocks: &[NewBlock],
+        replicate_to: u32,
     ) -> Result<()> {
-        self.write(|tx| data::replace_chunk(tx, ino, chunk, slices, new_blocks))
+        self.write(|tx| data::replace_chunk(tx, ino, chunk, slices, new_blocks, replicate_to))
     }
     fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr> {
         self.write(|tx| data::truncate(tx, ino, size, now))
@@ -236,6 +243,64 @@ impl MetaStore for SqliteStore {
     }
     fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>> {
         self.write(|tx| data::forget_blocks(tx, ids))
+    }
+
+    fn set_settings(&self, settings: &Settings) -> Result<()> {
+        self.write(|tx| tiers::set_settings(tx, settings))
+    }
+    fn insert_tier(&self, settings: &Settings, position: u32) -> Result<()> {
+        self.write(|tx| tiers::insert_tier(tx, settings, position))
+    }
+    fn wal_due(&self, now: i64, limit: usize) -> Result<Vec<WalEntry>> {
+        self.read(|tx| tiers::wal_due(tx, now, limit))
+    }
+    fn wal_list(&self, limit: usize) -> Result<(Vec<WalEntry>, u64)> {
+        self.read(|tx| tiers::wal_list(tx, limit))
+    }
+    fn wal_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
+        self.write(|tx| tiers::wal_done(tx, entry, block, tier))
+    }
+    fn wal_retry(&self, entry: u64, due: i64, error: &str) -> Result<()> {
+        self.write(|tx| tiers::wal_retry(tx, entry, due, error))
+    }
+    fn wal_drop(&self, entry: u64) -> Result<()> {
+        self.write(|tx| tiers::wal_drop(tx, entry))
+    }
+    fn wal_make_due(&self, now: i64) -> Result<u64> {
+        self.write(|tx| tiers::wal_make_due(tx, now))
+    }
+    fn wal_enqueue_missing(&self, tier: u32, now: i64) -> Result<u64> {
+        self.write(|tx| tiers::wal_enqueue_missing(tx, tier, now))
+    }
+    fn wal_enqueue(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
+        self.write(|tx| tiers::enqueue(tx, blocks, mask, now))
+    }
+    fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32> {
+        self.write(|tx| tiers::set_block_tiers(tx, id, set, clear))
+    }
+    fn tier_usage(&self, n: usize) -> Result<Vec<TierUsage>> {
+        self.read(|tx| tiers::tier_usage(tx, n))
+    }
+    fn evict_candidates(&self, tier: u32, durable: u32, limit: usize) -> Result<Vec<EvictCandidate>> {
+        self.read(|tx| tiers::evict_candidates(tx, tier, durable, limit))
+    }
+    fn record_access(&self, batch: &[(BlockId, i64, u32)]) -> Result<()> {
+        self.write(|tx| tiers::record_access(tx, batch))
+    }
+    fn pin_file(&self, ino: Ino, pin: bool) -> Result<Vec<BlockRow>> {
+        self.write(|tx| tiers::pin_file(tx, ino, pin))
+    }
+    fn is_pinned(&self, ino: Ino) -> Result<bool> {
+        self.read(|tx| tiers::is_pinned(tx, ino))
+    }
+    fn file_blocks(&self, ino: Ino) -> Result<Vec<BlockRow>> {
+        self.read(|tx| tiers::file_blocks(tx, ino))
+    }
+    fn bump_counter(&self, name: &str, delta: i64) -> Result<()> {
+        self.write(|tx| tiers::bump_counter(tx, name, delta))
+    }
+    fn counters(&self) -> Result<Vec<(String, i64)>> {
+        self.read(tiers::counters)
     }
 
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64> {

@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,8 +89,16 @@ CREATE TABLE sessions (
 CREATE TABLE orphans (ino INTEGER PRIMARY KEY);
 "#;
 
+/// Tiering: one replication row per (block, tier), pins, durable counters.
+const V2: &str = r#"
+CREATE UNIQUE INDEX wal_pending_block_tier ON wal_pending(block, tier);
+ALTER TABLE blocks ADD COLUMN pins INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE pinned (ino INTEGER PRIMARY KEY);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"#;
+
 /// Migrations in order; entry i moves the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], or refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<()> {

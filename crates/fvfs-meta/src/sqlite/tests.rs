@@ -12,6 +12,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
         compression: Compression::Zstd,
         storage: vec!["/tmp/x".into()],
         created: 0,
+        tiers: vec![],
     };
     s.format(&settings, 0, 0, 1).unwrap();
     (dir, s)
@@ -132,6 +133,7 @@ fn slices_refcounts_truncate() {
             new_blocks: &[nb],
             min_size: 100,
             mtime: Some(5),
+            replicate_to: 0b100,
             supersede: &[],
         },
     )
@@ -195,4 +197,32 @@ fn newer_schema_is_refused() {
         SqliteStore::open(&p, false),
         Err(MetaError::TooNew { .. })
     ));
+}
+
+#[test]
+fn replication_queue_and_tier_bits() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"f", &file()).unwrap();
+    let id = BlockId([9; 32]);
+    let nb = NewBlock { id, size: 10, stored_size: 10, codec: Codec::Raw, tiers: 0b001 };
+    let sl = NewSlice { chunk: 0, pos: 0, len: 10, zero: false, blocks: vec![BlockRef { id, len: 10 }] };
+    let c = Commit { slices: std::slice::from_ref(&sl), new_blocks: &[nb], min_size: 10, replicate_to: 0b110, ..Default::default() };
+    s.commit(f.ino, &c).unwrap();
+    let due = s.wal_due(i64::MAX, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(s.tier_usage(3).unwrap()[0].blocks, 1);
+    s.wal_retry(due[0].id, i64::MAX - 1, "down").unwrap();
+    assert_eq!(s.wal_due(0, 10).unwrap().len(), 0);
+    s.wal_done(due[1].id, &id, due[1].tier).unwrap();
+    let row = s.get_block(&id).unwrap().unwrap();
+    assert_eq!(row.tiers, 0b001 | (1 << due[1].tier));
+    // Inserting a tier at the front shifts every bit up.
+    let mut settings = s.settings().unwrap();
+    settings.name = "moved".into();
+    s.insert_tier(&settings, 0).unwrap();
+    assert_eq!(s.get_block(&id).unwrap().unwrap().tiers, (0b001 | (1 << due[1].tier)) << 1);
+    // Pins follow the pinned file's references.
+    s.pin_file(f.ino, true).unwrap();
+    assert!(s.evict_candidates(1, 2, 10).unwrap().is_empty());
+    s.pin_file(f.ino, false).unwrap();
 }

@@ -1,6 +1,9 @@
 //! One module per `fvfsd` subcommand.
+pub mod files;
 pub mod format;
 pub mod fsck;
 pub mod mount;
+pub mod restore;
 pub mod serve;
 pub mod status;
+pub mod tiers;

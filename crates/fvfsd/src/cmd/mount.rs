@@ -21,6 +21,10 @@ pub struct MountArgs {
     pub cache_size: u64,
     pub threads: usize,
     pub allow_non_empty: bool,
+    /// Replication and eviction policy (from the config file).
+    pub policy: fvfs_vfs::TierPolicy,
+    /// The config file, handed to the background process.
+    pub config: Option<PathBuf>,
 }
 
 /// True if `path` is a mount point now (from /proc/self/mountinfo).
@@ -79,6 +83,7 @@ pub fn foreground(args: MountArgs) -> Result<()> {
         cache_dir: args.cache_dir.clone(),
         cache_size: args.cache_size,
         check_tier: true,
+        policy: args.policy.clone(),
     }))?;
     let vfs = engine.vfs()?;
     let host = nix::unistd::gethostname()
@@ -94,7 +99,18 @@ pub fn foreground(args: MountArgs) -> Result<()> {
     {
         let _guard = rt.enter();
         workers.spawn(GcWorker::new(&vfs));
+        workers.spawn(fvfs_vfs::TierEventsWorker::new(&vfs));
+        workers.spawn(fvfs_vfs::ReplicatorWorker::new(&vfs));
+        workers.spawn(fvfs_vfs::EvictorWorker::new(&vfs));
+        workers.spawn(fvfs_vfs::ScrubWorker::new(&vfs));
         workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
+        workers.spawn(fvfs_vfs::MetaBackupWorker::new(
+            engine.meta.clone(),
+            engine.store.tier().clone(),
+            crate::cmd::restore::scratch_dir(&args.meta_url),
+            fvfs_vfs::META_BACKUP_INTERVAL,
+            fvfs_vfs::META_BACKUP_KEEP,
+        ));
     }
     let fs = fvfs_fuse::FuseFs::new(vfs.clone(), rt.handle().clone());
     let mut session = fvfs_fuse::session(fs, &mp, args.threads)
@@ -164,6 +180,9 @@ pub fn background(args: MountArgs, log: &Path) -> Result<()> {
     }
     if args.allow_non_empty {
         cmd.arg("--allow-non-empty");
+    }
+    if let Some(c) = &args.config {
+        cmd.env("FVFS_CONFIG", c);
     }
     cmd.arg(&mp)
         .stdin(std::process::Stdio::null())

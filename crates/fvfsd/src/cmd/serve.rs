@@ -25,14 +25,14 @@ pub fn run(cfg: &Config, meta_override: Option<String>, threads: usize) -> Resul
         MetaUrl::Postgres(_) => false,
     };
     if fresh {
-        let mut storage = cfg.storage_locations()?;
-        if storage.is_empty() {
-            storage.push(dir.join("blocks").display().to_string());
+        let mut tiers = cfg.tier_settings()?;
+        if tiers.is_empty() {
+            tiers = format::tiers_from_locations(&[dir.join("blocks").display().to_string()]);
         }
         let rt = tokio::runtime::Runtime::new()?;
         let s = rt.block_on(format::run(FormatArgs {
             meta_url: meta_url.clone(),
-            storage,
+            tiers,
             compression: Compression::Zstd,
             cdc: CdcParams::default(),
             name: "fvfs".into(),
@@ -70,5 +70,7 @@ pub fn run(cfg: &Config, meta_override: Option<String>, threads: usize) -> Resul
             .unwrap_or(DEFAULT_CACHE_SIZE),
         threads,
         allow_non_empty: false,
+        policy: crate::engine::policy(cfg),
+        config: None,
     })
 }

@@ -18,7 +18,7 @@ pub fn human(n: u64) -> String {
     }
 }
 
-pub fn run(meta_url: &str) -> Result<()> {
+pub async fn run(meta_url: &str) -> Result<()> {
     let meta = open_meta(meta_url)?;
     let s = meta.settings()?;
     let st = meta.stats()?;
@@ -26,8 +26,38 @@ pub fn run(meta_url: &str) -> Result<()> {
     println!("filesystem   {} ({})", s.name, s.uuid);
     println!("format       version {}", s.format_version);
     println!("metadata     {}", meta.describe());
-    for (i, loc) in s.storage.iter().enumerate() {
-        println!("storage[{i}]   {}", fvfs_tier::redact(loc));
+    let tiers = s.tier_list();
+    let usage = meta.tier_usage(tiers.len())?;
+    let health = super::tiers::probe(&tiers).await;
+    for (i, t) in tiers.iter().enumerate() {
+        let role = if t.durable {
+            "durable"
+        } else if t.keep_copy {
+            "keep-copy"
+        } else {
+            "cache"
+        };
+        let wm = match (t.high_watermark, t.low_watermark) {
+            (Some(h), Some(l)) => format!(", watermarks {} / {}", human(h), human(l)),
+            (Some(h), None) => format!(", high watermark {}", human(h)),
+            _ => String::new(),
+        };
+        let h = match &health[i] {
+            Ok(()) => "reachable".to_string(),
+            Err(e) => format!("UNREACHABLE ({e})"),
+        };
+        println!(
+            "tier {i} {:<6} {role}, {} in {} blocks{wm}, {h}: {}",
+            t.name,
+            human(usage[i].bytes),
+            usage[i].blocks,
+            fvfs_tier::redact(&t.location)
+        );
+    }
+    let (_, pending) = meta.wal_list(0)?;
+    println!("replication  {pending} block copies pending (fvfsd wal)");
+    for (name, value) in meta.counters()? {
+        println!("counter      {name} = {value}");
     }
     println!(
         "blocks       FastCDC min {} / avg {} / max {}, compression {:?}",

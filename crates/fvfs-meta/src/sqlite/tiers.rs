@@ -1,0 +1,284 @@
+//! Tiering state on SQLite: the `wal_pending` replication queue, tier bitmasks of
+//! blocks, per-tier usage, eviction candidates, access statistics, pins and counters.
+//!
+//! Invariants: a `wal_pending` row exists at most once per (block, tier) (unique index);
+//! `wal_done` removes the row and sets the tier bit in the same transaction, so after a
+//! crash a copy is either queued or recorded, never neither. `blocks.pins` counts the
+//! pinned files referencing a block (the `pinned` table lists those files).
+
+use super::data::{block_from_row, decode_refs, BLOCK_COLS};
+use crate::error::{MetaError, Result};
+use crate::types::*;
+use fvfs_types::{BlockId, Ino, Settings};
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::BTreeSet;
+
+pub(crate) fn set_settings(tx: &Transaction<'_>, s: &Settings) -> Result<()> {
+    let cur = super::admin::settings(tx, "")?;
+    if cur.uuid != s.uuid || cur.format_version != s.format_version {
+        return Err(MetaError::Invalid("settings of another filesystem"));
+    }
+    let json = serde_json::to_string(s).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+    tx.execute("UPDATE settings SET value = ?1 WHERE key = 'settings'", [json])?;
+    Ok(())
+}
+
+pub(crate) fn insert_tier(tx: &Transaction<'_>, s: &Settings, position: u32) -> Result<()> {
+    if position >= 31 {
+        return Err(MetaError::Invalid("too many tiers"));
+    }
+    let low = (1u32 << position) - 1;
+    tx.execute(
+        "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
+        [low],
+    )?;
+    tx.execute("UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1", [position])?;
+    set_settings(tx, s)
+}
+
+/// Queues (block, tier) rows for `blocks` and every bit of `mask` they lack.
+pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
+    if mask == 0 {
+        return Ok(());
+    }
+    let mut have = tx.prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO wal_pending (block, tier, due, attempts) VALUES (?1, ?2, ?3, 0)",
+    )?;
+    for id in blocks {
+        let tiers: u32 = have
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        for bit in 0..32u32 {
+            if mask & (1 << bit) != 0 && tiers & (1 << bit) == 0 {
+                ins.execute(params![&id.0[..], bit, now])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const WAL_COLS: &str = "w.id, w.block, w.tier, w.due, w.attempts, w.last_error,
+    b.id, b.size, b.stored_size, b.codec, b.refcount, b.tiers";
+
+fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
+    let block: Vec<u8> = r.get(1)?;
+    let has_row: Option<Vec<u8>> = r.get(6)?;
+    let row = match has_row {
+        Some(_) => Some(BlockRow {
+            id: BlockId::from_slice(&block).unwrap_or(BlockId([0; 32])),
+            size: r.get(7)?,
+            stored_size: r.get(8)?,
+            codec: fvfs_types::Codec::from_code(r.get(9)?).unwrap_or(fvfs_types::Codec::Raw),
+            refcount: r.get::<_, i64>(10)? as u64,
+            tiers: r.get(11)?,
+        }),
+        None => None,
+    };
+    Ok(WalEntry {
+        id: r.get::<_, i64>(0)? as u64,
+        block: BlockId::from_slice(&block).unwrap_or(BlockId([0; 32])),
+        tier: r.get(2)?,
+        due: r.get(3)?,
+        attempts: r.get(4)?,
+        last_error: r.get(5)?,
+        row,
+    })
+}
+
+pub(crate) fn wal_due(tx: &Transaction<'_>, now: i64, limit: usize) -> Result<Vec<WalEntry>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
+         WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![now, limit as i64], wal_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn wal_list(tx: &Transaction<'_>, limit: usize) -> Result<(Vec<WalEntry>, u64)> {
+    let total: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
+         ORDER BY w.due LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], wal_from_row)?;
+    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
+}
+
+pub(crate) fn wal_done(tx: &Transaction<'_>, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
+    tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
+        .execute([entry as i64])?;
+    tx.prepare_cached("UPDATE blocks SET tiers = tiers | ?2 WHERE id = ?1")?
+        .execute(params![&block.0[..], 1u32 << tier])?;
+    Ok(())
+}
+
+pub(crate) fn wal_retry(tx: &Transaction<'_>, entry: u64, due: i64, error: &str) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE wal_pending SET attempts = attempts + 1, due = ?2, last_error = ?3 WHERE id = ?1",
+    )?
+    .execute(params![entry as i64, due, error])?;
+    Ok(())
+}
+
+pub(crate) fn wal_drop(tx: &Transaction<'_>, entry: u64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
+        .execute([entry as i64])?;
+    Ok(())
+}
+
+pub(crate) fn wal_make_due(tx: &Transaction<'_>, now: i64) -> Result<u64> {
+    tx.execute("UPDATE wal_pending SET due = ?1 WHERE due > ?1", [now])?;
+    let n: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+pub(crate) fn wal_enqueue_missing(tx: &Transaction<'_>, tier: u32, now: i64) -> Result<u64> {
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO wal_pending (block, tier, due, attempts)
+         SELECT id, ?1, ?2, 0 FROM blocks WHERE refcount > 0 AND (tiers & ?3) = 0",
+        params![tier, now, 1u32 << tier],
+    )?;
+    Ok(n as u64)
+}
+
+pub(crate) fn set_block_tiers(tx: &Transaction<'_>, id: &BlockId, set: u32, clear: u32) -> Result<u32> {
+    tx.prepare_cached("UPDATE blocks SET tiers = (tiers | ?2) & ~?3 WHERE id = ?1")?
+        .execute(params![&id.0[..], set, clear])?;
+    Ok(tx
+        .prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?
+        .query_row([&id.0[..]], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+pub(crate) fn tier_usage(tx: &Transaction<'_>, n: usize) -> Result<Vec<TierUsage>> {
+    let mut out = vec![TierUsage::default(); n];
+    let mut stmt = tx.prepare_cached(
+        "SELECT tiers, COALESCE(SUM(stored_size), 0), COUNT(*) FROM blocks WHERE refcount > 0 GROUP BY tiers",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    for row in rows {
+        let (mask, bytes, blocks) = row?;
+        for (i, u) in out.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                u.bytes += bytes as u64;
+                u.blocks += blocks as u64;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn evict_candidates(
+    tx: &Transaction<'_>,
+    tier: u32,
+    durable: u32,
+    limit: usize,
+) -> Result<Vec<EvictCandidate>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {BLOCK_COLS}, last_access, accesses FROM blocks
+         WHERE refcount > 0 AND pins = 0 AND (tiers & ?1) != 0 AND (tiers & ?2) != 0
+         ORDER BY last_access LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![1u32 << tier, 1u32 << durable, limit as i64], |r| {
+        Ok(EvictCandidate {
+            row: block_from_row(r)?,
+            last_access: r.get(6)?,
+            accesses: r.get::<_, i64>(7)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn record_access(tx: &Transaction<'_>, batch: &[(BlockId, i64, u32)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE blocks SET last_access = MAX(last_access, ?2), accesses = accesses + ?3 WHERE id = ?1",
+    )?;
+    for (id, at, n) in batch {
+        stmt.execute(params![&id.0[..], at, n])?;
+    }
+    Ok(())
+}
+
+/// Distinct block ids of a file, in file order.
+fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
+    let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
+    let rows = stmt.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for blob in rows {
+        for r in decode_refs(&blob?)? {
+            if seen.insert(r.id) {
+                out.push(r.id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn file_blocks(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockRow>> {
+    let ids = file_block_ids(tx, ino)?;
+    let mut stmt = tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = stmt.query_row([&id.0[..]], block_from_row).optional()? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn is_pinned(tx: &Transaction<'_>, ino: Ino) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM pinned WHERE ino = ?1")?
+        .query_row([ino as i64], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn pin_file(tx: &Transaction<'_>, ino: Ino, pin: bool) -> Result<Vec<BlockRow>> {
+    super::namespace::getattr(tx, ino)?;
+    let was = is_pinned(tx, ino)?;
+    if was != pin {
+        let delta: i64 = if pin { 1 } else { -1 };
+        if pin {
+            tx.execute("INSERT INTO pinned (ino) VALUES (?1)", [ino as i64])?;
+        } else {
+            tx.execute("DELETE FROM pinned WHERE ino = ?1", [ino as i64])?;
+        }
+        let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
+        let blobs = stmt
+            .query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for blob in blobs {
+            adjust_pins(tx, &decode_refs(&blob)?, delta)?;
+        }
+    }
+    file_blocks(tx, ino)
+}
+
+/// Adds `delta` to the pin count of each referenced block (once per reference).
+pub(crate) fn adjust_pins(tx: &Transaction<'_>, refs: &[BlockRef], delta: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE blocks SET pins = MAX(pins + ?2, 0) WHERE id = ?1")?;
+    for r in refs {
+        stmt.execute(params![&r.id.0[..], delta])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn bump_counter(tx: &Transaction<'_>, name: &str, delta: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+    )?
+    .execute(params![name, delta])?;
+    Ok(())
+}
+
+pub(crate) fn counters(tx: &Transaction<'_>) -> Result<Vec<(String, i64)>> {
+    let mut stmt = tx.prepare_cached("SELECT name, value FROM counters ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

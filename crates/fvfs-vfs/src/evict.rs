@@ -1,0 +1,222 @@
+//! Eviction by watermarks and the scrubber.
+//!
+//! Eviction: when a non-durable tier holds more than its high watermark, its blocks are
+//! removed lowest score first until it is under the low watermark, where
+//! `score = recency_weight / seconds_since_access + frequency_weight × accesses_30d`
+//! (accesses count as 0 once the last one is over 30 days old). Only blocks whose durable
+//! bit is set and that no pinned file references are candidates (the query enforces it);
+//! blocks of files open now go last.
+//!
+//! Scrubbing: blocks are re-read from every tier that holds them at a bounded rate and
+//! verified against their id; a corrupt copy is repaired from a good one, a missing copy
+//! is un-recorded and re-queued for replication when the tier must hold it.
+
+use crate::worker::{Worker, WorkerState};
+use crate::{now_ns, Result, Vfs};
+use futures::future::BoxFuture;
+use fvfs_meta::EvictCandidate;
+use fvfs_types::BlockId;
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+const THIRTY_DAYS_NS: i64 = 30 * 86_400 * 1_000_000_000;
+
+pub(crate) fn score(c: &EvictCandidate, now: i64, recency: f64, frequency: f64) -> f64 {
+    let age_ns = (now - c.last_access).max(1_000_000_000);
+    let secs = age_ns as f64 / 1e9;
+    let accesses = if age_ns > THIRTY_DAYS_NS { 0.0 } else { c.accesses as f64 };
+    recency / secs + frequency * accesses
+}
+
+impl Vfs {
+    /// Block ids of files open now (their loaded chunk maps).
+    fn open_blocks(&self) -> HashSet<BlockId> {
+        let mut out = HashSet::new();
+        for ino in self.handles.open_inodes() {
+            if let Some(st) = self.handles.state(ino) {
+                for map in st.chunks.lock().values() {
+                    out.extend(map.block_ids());
+                }
+            }
+        }
+        out
+    }
+
+    /// Brings `tier` under its low watermark if it is over its high one. Returns the
+    /// number of blocks evicted.
+    pub async fn evict_tier(&self, tier: usize, force: bool) -> Result<u64> {
+        let t = &self.tiers.list[tier];
+        if tier == self.tiers.durable {
+            return Ok(0);
+        }
+        let Some(high) = t.high_watermark else { return Ok(0) };
+        let low = t.low_watermark.unwrap_or(high * 8 / 10);
+        let usage = self.meta.tier_usage(self.tiers.list.len())?;
+        self.tiers.set_usage(tier, usage[tier].bytes);
+        if usage[tier].bytes <= high && !force {
+            return Ok(0);
+        }
+        let target = if force { low.min(usage[tier].bytes) } else { low };
+        let mut used = usage[tier].bytes;
+        let now = now_ns();
+        let open = self.open_blocks();
+        let mut evicted = 0u64;
+        while used > target {
+            let mut cands = self.meta.evict_candidates(tier as u32, self.tiers.durable as u32, 4096)?;
+            if cands.is_empty() {
+                tracing::warn!(tier = %t.name, used, high, "over the high watermark but nothing can be evicted (no durable copies yet, or pinned)");
+                break;
+            }
+            let (rw, fw) = (self.tiers.policy.recency_weight, self.tiers.policy.frequency_weight);
+            cands.sort_by(|a, b| {
+                let ka = (open.contains(&a.row.id), score(a, now, rw, fw));
+                let kb = (open.contains(&b.row.id), score(b, now, rw, fw));
+                ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let before = evicted;
+            for c in cands {
+                if used <= target {
+                    break;
+                }
+                // Re-check under the current row: the durable copy must still be recorded.
+                let Some(row) = self.meta.get_block(&c.row.id)? else { continue };
+                if row.tiers & (1 << self.tiers.durable) == 0 || row.tiers & (1 << tier) == 0 {
+                    continue;
+                }
+                self.meta.set_block_tiers(&row.id, 0, 1 << tier)?;
+                if let Err(e) = self.store.delete_from(&row.id, tier).await {
+                    // The bit is cleared: the object is now unreferenced space on the tier.
+                    tracing::warn!(block = %row.id, tier = %t.name, error = %e, "evicted block's object could not be deleted");
+                }
+                self.store.evict_cached(&row.id).await;
+                used = used.saturating_sub(row.stored_size as u64);
+                evicted += 1;
+            }
+            if evicted == before {
+                break;
+            }
+        }
+        self.tiers.set_usage(tier, used);
+        if evicted > 0 {
+            self.meta.bump_counter("blocks_evicted", evicted as i64)?;
+            tracing::info!(tier = %t.name, evicted, used, "evicted blocks");
+        }
+        Ok(evicted)
+    }
+
+    /// Verifies up to `limit` blocks after `after` on every tier holding them; repairs
+    /// what it can. Returns the last block id checked (None at the end of the table).
+    pub async fn scrub_step(&self, after: Option<BlockId>, limit: usize) -> Result<Option<BlockId>> {
+        let page = self.meta.blocks_page(after, limit)?;
+        let last = page.last().map(|b| b.id);
+        for b in page.into_iter().filter(|b| b.refcount > 0) {
+            for tier in 0..self.tiers.list.len() {
+                if b.tiers & (1 << tier) == 0 {
+                    continue;
+                }
+                match self.store.verify_on(&b.id, b.codec, tier).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let kind = if e.is_not_found() {
+                            fvfs_chunk::TierEventKind::Missing
+                        } else if e.is_corrupt() {
+                            fvfs_chunk::TierEventKind::Corrupt
+                        } else {
+                            fvfs_chunk::TierEventKind::Unreachable
+                        };
+                        if kind == fvfs_chunk::TierEventKind::Corrupt {
+                            // Make a good copy available to the repair: fetch from the others.
+                            let others = b.tiers & !(1 << tier);
+                            if others != 0 {
+                                let _ = self.store.evict_cached(&b.id).await;
+                                let _ = self.store.fetch_masked(&b.id, b.codec, b.size, others).await;
+                            }
+                        }
+                        self.on_tier_event(fvfs_chunk::TierEvent { id: b.id, tier, kind, codec: b.codec, size: b.size })
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Runs eviction for every tier with watermarks.
+pub struct EvictorWorker {
+    vfs: Weak<Vfs>,
+}
+
+impl EvictorWorker {
+    pub fn new(vfs: &Arc<Vfs>) -> EvictorWorker {
+        EvictorWorker { vfs: Arc::downgrade(vfs) }
+    }
+}
+
+impl Worker for EvictorWorker {
+    fn name(&self) -> String {
+        "evictor".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return Ok(WorkerState::Done);
+            };
+            for tier in 0..vfs.tiers.list.len() {
+                vfs.evict_tier(tier, false).await?;
+            }
+            Ok(WorkerState::Idle)
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return;
+            };
+            let every = vfs.tiers.policy.evict_interval;
+            let _ = tokio::time::timeout(every, vfs.tiers.evict_wake.notified()).await;
+        })
+    }
+}
+
+/// Verifies blocks at `scrub_blocks_per_sec`, cycling through the table.
+pub struct ScrubWorker {
+    vfs: Weak<Vfs>,
+    cursor: Option<BlockId>,
+}
+
+impl ScrubWorker {
+    pub fn new(vfs: &Arc<Vfs>) -> ScrubWorker {
+        ScrubWorker { vfs: Arc::downgrade(vfs), cursor: None }
+    }
+}
+
+const SCRUB_STEP: usize = 16;
+
+impl Worker for ScrubWorker {
+    fn name(&self) -> String {
+        "scrubber".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return Ok(WorkerState::Done);
+            };
+            if vfs.tiers.policy.scrub_blocks_per_sec <= 0.0 {
+                return Ok(WorkerState::Done);
+            }
+            self.cursor = vfs.scrub_step(self.cursor, SCRUB_STEP).await?;
+            Ok(WorkerState::Idle)
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return;
+            };
+            let rate = vfs.tiers.policy.scrub_blocks_per_sec.max(0.001);
+            tokio::time::sleep(Duration::from_secs_f64(SCRUB_STEP as f64 / rate)).await;
+        })
+    }
+}
