@@ -17,7 +17,9 @@ pub mod store;
 
 pub use cache::{DiskCache, MemCache};
 pub use cdc::{cut, effective_params};
-pub use codec::{block_id, decode_block, encode_as, encode_block, EncodedBlock, MAX_BLOCK_SIZE, ZSTD_LEVEL};
+pub use codec::{
+    block_id, decode_block, encode_as, encode_block, EncodedBlock, MAX_BLOCK_SIZE, ZSTD_LEVEL,
+};
 pub use codec::{compress_bytes, decompress_bytes};
 pub use error::ChunkError;
 pub use store::{BlockMeta, BlockStore, BlockStoreConfig, CacheStats, TierEvent, TierEventKind};

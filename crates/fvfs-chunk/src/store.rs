@@ -155,7 +155,9 @@ impl BlockStore {
         cfg: BlockStoreConfig,
     ) -> Result<BlockStore, ChunkError> {
         if tiers.is_empty() || durable >= tiers.len() {
-            return Err(ChunkError::Task("a block store needs its durable tier".into()));
+            return Err(ChunkError::Task(
+                "a block store needs its durable tier".into(),
+            ));
         }
         let disk = match &cfg.disk_cache {
             Some((dir, limit)) => Some(Arc::new(DiskCache::open(dir, *limit)?)),
@@ -210,7 +212,8 @@ impl BlockStore {
     /// Stores an encoded block on tier `tier` (bounded by the upload concurrency) and in
     /// the disk cache.
     pub async fn put_encoded_to(&self, enc: &EncodedBlock, tier: usize) -> Result<(), ChunkError> {
-        self.put_stored_to(&enc.id, enc.stored.clone(), tier).await?;
+        self.put_stored_to(&enc.id, enc.stored.clone(), tier)
+            .await?;
         if let Some(disk) = &self.inner.disk {
             let disk = disk.clone();
             let (id, stored) = (enc.id, enc.stored.clone());
@@ -220,7 +223,12 @@ impl BlockStore {
     }
 
     /// Stores an object's bytes on one tier as they are (replication, repair).
-    pub async fn put_stored_to(&self, id: &BlockId, stored: Bytes, tier: usize) -> Result<(), ChunkError> {
+    pub async fn put_stored_to(
+        &self,
+        id: &BlockId,
+        stored: Bytes,
+        tier: usize,
+    ) -> Result<(), ChunkError> {
         let t = self.tier_at(tier)?;
         let _permit = self
             .inner
@@ -233,7 +241,12 @@ impl BlockStore {
     }
 
     /// An object's bytes on one tier, verified against `id` (by decoding with `codec`).
-    pub async fn get_stored_from(&self, id: &BlockId, codec: Codec, tier: usize) -> Result<Bytes, ChunkError> {
+    pub async fn get_stored_from(
+        &self,
+        id: &BlockId,
+        codec: Codec,
+        tier: usize,
+    ) -> Result<Bytes, ChunkError> {
         let stored = self.tier_at(tier)?.get_block(id).await?;
         let (id2, s2) = (*id, stored.clone());
         tokio::task::spawn_blocking(move || decode_block(&id2, codec, &s2).map(|_| ()))
@@ -254,7 +267,12 @@ impl BlockStore {
     }
 
     /// Verifies a block's copy on one tier (scrubbing, fsck).
-    pub async fn verify_on(&self, id: &BlockId, codec: Codec, tier: usize) -> Result<(), ChunkError> {
+    pub async fn verify_on(
+        &self,
+        id: &BlockId,
+        codec: Codec,
+        tier: usize,
+    ) -> Result<(), ChunkError> {
         self.get_stored_from(id, codec, tier).await.map(|_| ())
     }
 
@@ -465,7 +483,13 @@ async fn fetch_uncached(
     inner.misses.fetch_add(1, Ordering::Relaxed);
     let emit = |tier: usize, kind: TierEventKind| {
         if let Some(tx) = inner.events.lock().as_ref() {
-            let _ = tx.send(TierEvent { id, tier, kind, codec, size });
+            let _ = tx.send(TierEvent {
+                id,
+                tier,
+                kind,
+                codec,
+                size,
+            });
         }
     };
     let mut last_err: Option<ChunkError> = None;
@@ -510,7 +534,9 @@ async fn fetch_uncached(
         }
     }
     let Some((plain, stored)) = found else {
-        return Err(last_err.unwrap_or_else(|| ChunkError::Task(format!("block {id} is on no tier"))));
+        return Err(
+            last_err.unwrap_or_else(|| ChunkError::Task(format!("block {id} is on no tier")))
+        );
     };
     if plain.len() != size as usize {
         tracing::warn!(block = %id, expected = size, actual = plain.len(),

@@ -135,7 +135,12 @@ pub trait MetaStore: Send + Sync {
     fn tier_usage(&self, n: usize) -> Result<Vec<TierUsage>>;
     /// Live blocks on `tier` that also have a copy on `durable` and no pin, least
     /// recently used first, at most `limit`.
-    fn evict_candidates(&self, tier: u32, durable: u32, limit: usize) -> Result<Vec<EvictCandidate>>;
+    fn evict_candidates(
+        &self,
+        tier: u32,
+        durable: u32,
+        limit: usize,
+    ) -> Result<Vec<EvictCandidate>>;
     /// Adds access statistics: (block, time of last access, number of accesses).
     fn record_access(&self, batch: &[(BlockId, i64, u32)]) -> Result<()>;
     /// Pins (`delta` = 1) or unpins (-1) the blocks of one file; returns its block ids.

@@ -264,10 +264,7 @@ impl Settings {
 
     /// Index of the durable tier.
     pub fn durable_tier(&self) -> usize {
-        self.tier_list()
-            .iter()
-            .position(|t| t.durable)
-            .unwrap_or(0)
+        self.tier_list().iter().position(|t| t.durable).unwrap_or(0)
     }
 
     /// Bitmask of the tiers every block must reach: the durable tier and the tiers that
@@ -285,7 +282,10 @@ impl Settings {
 /// ordered, no watermark on the durable tier.
 pub fn validate_tiers(tiers: &[TierSettings]) -> Result<(), String> {
     if tiers.is_empty() || tiers.len() > 32 {
-        return Err(format!("a filesystem needs 1 to 32 tiers, not {}", tiers.len()));
+        return Err(format!(
+            "a filesystem needs 1 to 32 tiers, not {}",
+            tiers.len()
+        ));
     }
     let mut names = std::collections::HashSet::new();
     for t in tiers {

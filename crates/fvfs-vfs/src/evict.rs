@@ -25,7 +25,11 @@ const THIRTY_DAYS_NS: i64 = 30 * 86_400 * 1_000_000_000;
 pub(crate) fn score(c: &EvictCandidate, now: i64, recency: f64, frequency: f64) -> f64 {
     let age_ns = (now - c.last_access).max(1_000_000_000);
     let secs = age_ns as f64 / 1e9;
-    let accesses = if age_ns > THIRTY_DAYS_NS { 0.0 } else { c.accesses as f64 };
+    let accesses = if age_ns > THIRTY_DAYS_NS {
+        0.0
+    } else {
+        c.accesses as f64
+    };
     recency / secs + frequency * accesses
 }
 
@@ -50,25 +54,42 @@ impl Vfs {
         if tier == self.tiers.durable {
             return Ok(0);
         }
-        let Some(high) = t.high_watermark else { return Ok(0) };
+        let Some(high) = t.high_watermark else {
+            return Ok(0);
+        };
         let low = t.low_watermark.unwrap_or(high * 8 / 10);
         let usage = self.meta.tier_usage(self.tiers.list.len())?;
         self.tiers.set_usage(tier, usage[tier].bytes);
-        if usage[tier].bytes <= high && !force {
+        // Hysteresis: a tier that passed its high watermark is evicted until it is under
+        // its low one, across passes (blocks become candidates once replicated).
+        let evicting = &self.tiers.evicting[tier];
+        if usage[tier].bytes >= high {
+            evicting.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if !evicting.load(std::sync::atomic::Ordering::Relaxed) && !force {
             return Ok(0);
         }
-        let target = if force { low.min(usage[tier].bytes) } else { low };
+        let target = if force {
+            low.min(usage[tier].bytes)
+        } else {
+            low
+        };
         let mut used = usage[tier].bytes;
         let now = now_ns();
         let open = self.open_blocks();
         let mut evicted = 0u64;
         while used > target {
-            let mut cands = self.meta.evict_candidates(tier as u32, self.tiers.durable as u32, 4096)?;
+            let mut cands =
+                self.meta
+                    .evict_candidates(tier as u32, self.tiers.durable as u32, 4096)?;
             if cands.is_empty() {
                 tracing::warn!(tier = %t.name, used, high, "over the high watermark but nothing can be evicted (no durable copies yet, or pinned)");
                 break;
             }
-            let (rw, fw) = (self.tiers.policy.recency_weight, self.tiers.policy.frequency_weight);
+            let (rw, fw) = (
+                self.tiers.policy.recency_weight,
+                self.tiers.policy.frequency_weight,
+            );
             cands.sort_by(|a, b| {
                 let ka = (open.contains(&a.row.id), score(a, now, rw, fw));
                 let kb = (open.contains(&b.row.id), score(b, now, rw, fw));
@@ -80,7 +101,9 @@ impl Vfs {
                     break;
                 }
                 // Re-check under the current row: the durable copy must still be recorded.
-                let Some(row) = self.meta.get_block(&c.row.id)? else { continue };
+                let Some(row) = self.meta.get_block(&c.row.id)? else {
+                    continue;
+                };
                 if row.tiers & (1 << self.tiers.durable) == 0 || row.tiers & (1 << tier) == 0 {
                     continue;
                 }
@@ -98,6 +121,9 @@ impl Vfs {
             }
         }
         self.tiers.set_usage(tier, used);
+        if used <= low {
+            evicting.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         if evicted > 0 {
             self.meta.bump_counter("blocks_evicted", evicted as i64)?;
             tracing::info!(tier = %t.name, evicted, used, "evicted blocks");
@@ -107,7 +133,11 @@ impl Vfs {
 
     /// Verifies up to `limit` blocks after `after` on every tier holding them; repairs
     /// what it can. Returns the last block id checked (None at the end of the table).
-    pub async fn scrub_step(&self, after: Option<BlockId>, limit: usize) -> Result<Option<BlockId>> {
+    pub async fn scrub_step(
+        &self,
+        after: Option<BlockId>,
+        limit: usize,
+    ) -> Result<Option<BlockId>> {
         let page = self.meta.blocks_page(after, limit)?;
         let last = page.last().map(|b| b.id);
         for b in page.into_iter().filter(|b| b.refcount > 0) {
@@ -130,11 +160,20 @@ impl Vfs {
                             let others = b.tiers & !(1 << tier);
                             if others != 0 {
                                 let _ = self.store.evict_cached(&b.id).await;
-                                let _ = self.store.fetch_masked(&b.id, b.codec, b.size, others).await;
+                                let _ = self
+                                    .store
+                                    .fetch_masked(&b.id, b.codec, b.size, others)
+                                    .await;
                             }
                         }
-                        self.on_tier_event(fvfs_chunk::TierEvent { id: b.id, tier, kind, codec: b.codec, size: b.size })
-                            .await?;
+                        self.on_tier_event(fvfs_chunk::TierEvent {
+                            id: b.id,
+                            tier,
+                            kind,
+                            codec: b.codec,
+                            size: b.size,
+                        })
+                        .await?;
                     }
                 }
             }
@@ -150,7 +189,9 @@ pub struct EvictorWorker {
 
 impl EvictorWorker {
     pub fn new(vfs: &Arc<Vfs>) -> EvictorWorker {
-        EvictorWorker { vfs: Arc::downgrade(vfs) }
+        EvictorWorker {
+            vfs: Arc::downgrade(vfs),
+        }
     }
 }
 
@@ -188,7 +229,10 @@ pub struct ScrubWorker {
 
 impl ScrubWorker {
     pub fn new(vfs: &Arc<Vfs>) -> ScrubWorker {
-        ScrubWorker { vfs: Arc::downgrade(vfs), cursor: None }
+        ScrubWorker {
+            vfs: Arc::downgrade(vfs),
+            cursor: None,
+        }
     }
 }
 

@@ -173,12 +173,12 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-pub use evict::{EvictorWorker, ScrubWorker};
 pub use backup::{
     backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp,
     MetaBackupWorker, LATEST_KEY, META_BACKUP_INTERVAL, META_BACKUP_KEEP, META_PREFIX,
 };
+pub use evict::{EvictorWorker, ScrubWorker};
 pub use gc::GcWorker;
 pub use replicate::ReplicatorWorker;
-pub use tiers::{TierEventsWorker, TierHealth, TierPolicy};
 pub use session::SessionWorker;
+pub use tiers::{TierEventsWorker, TierHealth, TierPolicy};

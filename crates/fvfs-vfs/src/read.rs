@@ -126,7 +126,9 @@ impl ChunkMap {
 
     /// Every block id the chunk references.
     pub(crate) fn block_ids(&self) -> impl Iterator<Item = fvfs_types::BlockId> + '_ {
-        self.slices.iter().flat_map(|s| s.blocks.iter().map(|b| b.0.id))
+        self.slices
+            .iter()
+            .flat_map(|s| s.blocks.iter().map(|b| b.0.id))
     }
 
     /// The block pieces covering chunk range `[lo, hi)`:

@@ -58,7 +58,10 @@ impl Vfs {
             return Ok(Outcome::AlreadyThere);
         }
         let sources = row.tiers & !(1 << tier);
-        let plain = self.store.fetch_masked(&row.id, row.codec, row.size, sources).await?;
+        let plain = self
+            .store
+            .fetch_masked(&row.id, row.codec, row.size, sources)
+            .await?;
         let stored = crate::tiers::reencode(&plain, row.codec);
         let n = stored.len() as u64;
         self.store.put_stored_to(&row.id, stored, tier).await?;
@@ -89,13 +92,18 @@ impl Vfs {
                     let msg = err.to_string();
                     let next = now_ns() + backoff(e.attempts).as_nanos() as i64;
                     tracing::debug!(block = %e.block, tier = e.tier, attempts = e.attempts + 1, error = %msg, "replication failed");
-                    self.tiers.set_health(e.tier as usize, false, Some(msg.clone()));
+                    self.tiers
+                        .set_health(e.tier as usize, false, Some(msg.clone()));
                     self.meta.wal_retry(e.id, next, &msg)?;
                 }
             }
         }
         if failed > 0 {
-            tracing::warn!(failed, of = n, "replication attempts failed; retrying with backoff");
+            tracing::warn!(
+                failed,
+                of = n,
+                "replication attempts failed; retrying with backoff"
+            );
         }
         Ok((n, failed))
     }

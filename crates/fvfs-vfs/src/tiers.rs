@@ -70,6 +70,8 @@ pub(crate) struct TierState {
     usage: Vec<AtomicU64>,
     health: Mutex<Vec<TierHealth>>,
     reserve_lock: Mutex<()>,
+    /// Tiers that passed their high watermark and are not yet under their low one.
+    pub(crate) evicting: Vec<std::sync::atomic::AtomicBool>,
     access: Mutex<HashMap<BlockId, (i64, u32)>>,
     /// Bytes committed for replication since the replicator last ran.
     pub(crate) queued_bytes: AtomicU64,
@@ -97,6 +99,9 @@ impl TierState {
                 n
             ]),
             reserve_lock: Mutex::new(()),
+            evicting: (0..n)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
             access: Mutex::new(HashMap::new()),
             queued_bytes: AtomicU64::new(0),
             replicate_wake: tokio::sync::Notify::new(),
@@ -131,8 +136,13 @@ impl TierState {
         t
     }
 
-    /// The hottest tier with room for `bytes` more (the durable tier always has room).
+    /// The hottest tier with room (the durable tier always has room). `bytes` is the size
+    /// of what is about to land, for callers that must not cross the watermark (promotion).
     pub(crate) fn write_tier(&self, bytes: u64) -> usize {
+        self.pick(bytes, false)
+    }
+
+    fn pick(&self, bytes: u64, strict: bool) -> usize {
         for (i, t) in self.list.iter().enumerate() {
             if i == self.durable {
                 return i;
@@ -140,17 +150,24 @@ impl TierState {
             if !self.health.lock()[i].reachable {
                 continue;
             }
+            // Room = under the high watermark: the write that crosses it lands here and
+            // wakes the evictor, which brings the tier back under its low watermark.
             match t.high_watermark {
-                Some(h) if self.usage(i) + bytes > h => continue,
+                Some(h) if self.usage(i) >= h || (strict && self.usage(i) + bytes > h) => continue,
                 _ => return i,
             }
         }
         self.durable
     }
 
+    /// Like `write_tier`, but a tier only has room if `bytes` fit under its watermark.
+    pub(crate) fn pick_strict(&self, bytes: u64) -> usize {
+        self.pick(bytes, true)
+    }
+
     /// Whether tier `tier` passed its high watermark.
     pub(crate) fn over_high(&self, tier: usize) -> bool {
-        matches!(self.list[tier].high_watermark, Some(h) if self.usage(tier) > h)
+        matches!(self.list[tier].high_watermark, Some(h) if self.usage(tier) >= h)
     }
 
     pub(crate) fn note_access(&self, id: BlockId, now: i64) {
@@ -211,12 +228,14 @@ impl Vfs {
         match ev.kind {
             TierEventKind::Served => {
                 self.tiers.set_health(ev.tier, true, None);
-                if ev.tier != 0 && self.tiers.write_tier(ev.size as u64) == 0 {
+                // Promote only into free room: never evict to make space for a promotion.
+                if ev.tier != 0 && self.tiers.pick_strict(ev.size as u64) == 0 {
                     self.copy_to_tier(ev.id, ev.codec, ev.size, 0).await?;
                 }
             }
             TierEventKind::Unreachable => {
-                self.tiers.set_health(ev.tier, false, Some("read failed".into()));
+                self.tiers
+                    .set_health(ev.tier, false, Some("read failed".into()));
             }
             TierEventKind::Missing => {
                 // A read through a chunk map loaded before an eviction: nothing was lost.
@@ -238,7 +257,10 @@ impl Vfs {
                 let repaired = match self.store.fetch(&ev.id, ev.codec, ev.size).await {
                     Ok(plain) => {
                         let stored = reencode(&plain, ev.codec);
-                        self.store.put_stored_to(&ev.id, stored, ev.tier).await.is_ok()
+                        self.store
+                            .put_stored_to(&ev.id, stored, ev.tier)
+                            .await
+                            .is_ok()
                     }
                     Err(_) => false,
                 };
@@ -262,7 +284,13 @@ impl Vfs {
     }
 
     /// Copies a block onto `tier` from wherever it is readable (verified), and records it.
-    pub(crate) async fn copy_to_tier(&self, id: BlockId, codec: Codec, size: u32, tier: usize) -> Result<()> {
+    pub(crate) async fn copy_to_tier(
+        &self,
+        id: BlockId,
+        codec: Codec,
+        size: u32,
+        tier: usize,
+    ) -> Result<()> {
         let Some(row) = self.meta.get_block(&id)? else {
             return Ok(());
         };
@@ -303,7 +331,11 @@ impl Vfs {
     }
 
     /// Copies a file's blocks into the hot tier; `progress(bytes)` after each block.
-    pub async fn warmup(&self, ino: fvfs_types::Ino, progress: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+    pub async fn warmup(
+        &self,
+        ino: fvfs_types::Ino,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64> {
         let mut done = 0;
         for b in self.meta.file_blocks(ino)? {
             self.copy_to_tier(b.id, b.codec, b.size, 0).await?;
@@ -361,7 +393,8 @@ impl Worker for TierEventsWorker {
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), self.rx.recv()).await {
+            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), self.rx.recv()).await
+            {
                 self.pending = Some(ev);
             }
         })

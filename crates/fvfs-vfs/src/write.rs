@@ -14,8 +14,8 @@
 
 use crate::gc::BlockPins;
 use crate::handle::InodeState;
-use crate::tiers::TierState;
 use crate::read::ChunkMap;
+use crate::tiers::TierState;
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::{cdc, BlockMeta, BlockStore};
@@ -169,7 +169,9 @@ impl Vfs {
         let bytes: u64 = new_blocks.iter().map(|b| b.stored_size as u64).sum();
         if bytes > 0 {
             let t = &self.tiers;
-            let before = t.queued_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            let before = t
+                .queued_bytes
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             if before + bytes >= t.policy.flush_bytes {
                 t.replicate_wake.notify_one();
             }
@@ -629,7 +631,9 @@ impl Vfs {
             }
         }
         let ids: Vec<BlockId> = done.iter().map(|(_, u)| u.meta.id).collect();
-        let res = self.meta.replace_chunk(st.ino, chunk, &slices, &new_blocks, self.tiers.replica_mask);
+        let res =
+            self.meta
+                .replace_chunk(st.ino, chunk, &slices, &new_blocks, self.tiers.replica_mask);
         self.note_queued(&new_blocks);
         self.pins.unpin(&ids);
         res?;

@@ -95,8 +95,9 @@ impl Engine {
         let list = settings.tier_list();
         let mut tiers = Vec::with_capacity(list.len());
         for t in &list {
-            let spec = TierSpec::parse(&t.location)
-                .with_context(|| format!("tier {:?} ({})", t.name, fvfs_tier::redact(&t.location)))?;
+            let spec = TierSpec::parse(&t.location).with_context(|| {
+                format!("tier {:?} ({})", t.name, fvfs_tier::redact(&t.location))
+            })?;
             tiers.push(Tier::open(&spec)?);
         }
         let durable = settings.durable_tier();

@@ -254,7 +254,10 @@ fn run() -> Result<i32> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    if !matches!(cli.cmd, None | Some(Cmd::Mount { .. }) | Some(Cmd::Serve { .. })) {
+    if !matches!(
+        cli.cmd,
+        None | Some(Cmd::Mount { .. }) | Some(Cmd::Serve { .. })
+    ) {
         // Report commands end quietly when their reader goes away (`fvfsd wal | head`).
         // SAFETY: restoring the default disposition of a signal; no handler is involved.
         unsafe {
@@ -357,7 +360,15 @@ fn run() -> Result<i32> {
             let rt = tokio::runtime::Runtime::new()?;
             match tc {
                 TierCmd::List => rt.block_on(cmd::tiers::list(&url))?,
-                TierCmd::Add { name, location, position, high, low, durable, keep_copy } => {
+                TierCmd::Add {
+                    name,
+                    location,
+                    position,
+                    high,
+                    low,
+                    durable,
+                    keep_copy,
+                } => {
                     let t = fvfs_types::TierSettings {
                         name,
                         location,
@@ -368,8 +379,21 @@ fn run() -> Result<i32> {
                     };
                     rt.block_on(cmd::tiers::add(&url, t, position))?
                 }
-                TierCmd::Set { name, high, low, durable, keep_copy, location } => {
-                    let c = cmd::tiers::TierChange { high, low, durable, keep_copy, location };
+                TierCmd::Set {
+                    name,
+                    high,
+                    low,
+                    durable,
+                    keep_copy,
+                    location,
+                } => {
+                    let c = cmd::tiers::TierChange {
+                        high,
+                        low,
+                        durable,
+                        keep_copy,
+                        location,
+                    };
                     rt.block_on(cmd::tiers::set(&url, &name, c))?
                 }
             }
@@ -381,7 +405,10 @@ fn run() -> Result<i32> {
         }
         Cmd::Flush { meta, timeout } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let left = rt.block_on(cmd::tiers::flush(&meta_or(meta), std::time::Duration::from_secs(timeout)))?;
+            let left = rt.block_on(cmd::tiers::flush(
+                &meta_or(meta),
+                std::time::Duration::from_secs(timeout),
+            ))?;
             Ok(if left == 0 { 0 } else { 1 })
         }
         Cmd::Stat { path, meta } => {

@@ -45,7 +45,15 @@ fn field(out: &str, label: &str) -> u64 {
 
 fn migrate(f: &Fixture, src: &Path) -> (String, bool) {
     let arg = format!("{}:/imp", src.display());
-    let out = f.run(&["migrate", "--meta", &f.meta_url, "--src", &arg, "--jobs", "3"]);
+    let out = f.run(&[
+        "migrate",
+        "--meta",
+        &f.meta_url,
+        "--src",
+        &arg,
+        "--jobs",
+        "3",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("migrate stdout:\n{stdout}\nmigrate stderr:\n{stderr}");

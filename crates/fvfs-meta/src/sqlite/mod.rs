@@ -281,7 +281,12 @@ impl MetaStore for SqliteStore {
     fn tier_usage(&self, n: usize) -> Result<Vec<TierUsage>> {
         self.read(|tx| tiers::tier_usage(tx, n))
     }
-    fn evict_candidates(&self, tier: u32, durable: u32, limit: usize) -> Result<Vec<EvictCandidate>> {
+    fn evict_candidates(
+        &self,
+        tier: u32,
+        durable: u32,
+        limit: usize,
+    ) -> Result<Vec<EvictCandidate>> {
         self.read(|tx| tiers::evict_candidates(tx, tier, durable, limit))
     }
     fn record_access(&self, batch: &[(BlockId, i64, u32)]) -> Result<()> {

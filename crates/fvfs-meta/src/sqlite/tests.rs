@@ -204,9 +204,27 @@ fn replication_queue_and_tier_bits() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     let id = BlockId([9; 32]);
-    let nb = NewBlock { id, size: 10, stored_size: 10, codec: Codec::Raw, tiers: 0b001 };
-    let sl = NewSlice { chunk: 0, pos: 0, len: 10, zero: false, blocks: vec![BlockRef { id, len: 10 }] };
-    let c = Commit { slices: std::slice::from_ref(&sl), new_blocks: &[nb], min_size: 10, replicate_to: 0b110, ..Default::default() };
+    let nb = NewBlock {
+        id,
+        size: 10,
+        stored_size: 10,
+        codec: Codec::Raw,
+        tiers: 0b001,
+    };
+    let sl = NewSlice {
+        chunk: 0,
+        pos: 0,
+        len: 10,
+        zero: false,
+        blocks: vec![BlockRef { id, len: 10 }],
+    };
+    let c = Commit {
+        slices: std::slice::from_ref(&sl),
+        new_blocks: &[nb],
+        min_size: 10,
+        replicate_to: 0b110,
+        ..Default::default()
+    };
     s.commit(f.ino, &c).unwrap();
     let due = s.wal_due(i64::MAX, 10).unwrap();
     assert_eq!(due.len(), 2);
@@ -220,7 +238,10 @@ fn replication_queue_and_tier_bits() {
     let mut settings = s.settings().unwrap();
     settings.name = "moved".into();
     s.insert_tier(&settings, 0).unwrap();
-    assert_eq!(s.get_block(&id).unwrap().unwrap().tiers, (0b001 | (1 << due[1].tier)) << 1);
+    assert_eq!(
+        s.get_block(&id).unwrap().unwrap().tiers,
+        (0b001 | (1 << due[1].tier)) << 1
+    );
     // Pins follow the pinned file's references.
     s.pin_file(f.ino, true).unwrap();
     assert!(s.evict_candidates(1, 2, 10).unwrap().is_empty());

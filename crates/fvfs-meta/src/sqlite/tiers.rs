@@ -19,7 +19,10 @@ pub(crate) fn set_settings(tx: &Transaction<'_>, s: &Settings) -> Result<()> {
         return Err(MetaError::Invalid("settings of another filesystem"));
     }
     let json = serde_json::to_string(s).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-    tx.execute("UPDATE settings SET value = ?1 WHERE key = 'settings'", [json])?;
+    tx.execute(
+        "UPDATE settings SET value = ?1 WHERE key = 'settings'",
+        [json],
+    )?;
     Ok(())
 }
 
@@ -32,7 +35,10 @@ pub(crate) fn insert_tier(tx: &Transaction<'_>, s: &Settings, position: u32) -> 
         "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
         [low],
     )?;
-    tx.execute("UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1", [position])?;
+    tx.execute(
+        "UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1",
+        [position],
+    )?;
     set_settings(tx, s)
 }
 
@@ -143,7 +149,12 @@ pub(crate) fn wal_enqueue_missing(tx: &Transaction<'_>, tier: u32, now: i64) -> 
     Ok(n as u64)
 }
 
-pub(crate) fn set_block_tiers(tx: &Transaction<'_>, id: &BlockId, set: u32, clear: u32) -> Result<u32> {
+pub(crate) fn set_block_tiers(
+    tx: &Transaction<'_>,
+    id: &BlockId,
+    set: u32,
+    clear: u32,
+) -> Result<u32> {
     tx.prepare_cached("UPDATE blocks SET tiers = (tiers | ?2) & ~?3 WHERE id = ?1")?
         .execute(params![&id.0[..], set, clear])?;
     Ok(tx
@@ -158,7 +169,13 @@ pub(crate) fn tier_usage(tx: &Transaction<'_>, n: usize) -> Result<Vec<TierUsage
     let mut stmt = tx.prepare_cached(
         "SELECT tiers, COALESCE(SUM(stored_size), 0), COUNT(*) FROM blocks WHERE refcount > 0 GROUP BY tiers",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, u32>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
     for row in rows {
         let (mask, bytes, blocks) = row?;
         for (i, u) in out.iter_mut().enumerate() {
@@ -204,7 +221,8 @@ pub(crate) fn record_access(tx: &Transaction<'_>, batch: &[(BlockId, i64, u32)])
 
 /// Distinct block ids of a file, in file order.
 fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
-    let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
+    let mut stmt =
+        tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
     let rows = stmt.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();

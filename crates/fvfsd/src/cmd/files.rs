@@ -76,11 +76,19 @@ fn mask_names(mask: u32, names: &[String]) -> String {
 
 pub fn stat(meta_url: &str, path: &Path) -> Result<()> {
     let meta = open_meta(meta_url)?;
-    let names: Vec<String> = meta.settings()?.tier_list().into_iter().map(|t| t.name).collect();
+    let names: Vec<String> = meta
+        .settings()?
+        .tier_list()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     let ino = resolve(meta.as_ref(), path)?;
     let a = meta.getattr(ino)?;
     println!("path     {}", path.display());
-    println!("inode    {ino} ({:?}, mode {:o}, uid {}, gid {})", a.kind, a.perm, a.uid, a.gid);
+    println!(
+        "inode    {ino} ({:?}, mode {:o}, uid {}, gid {})",
+        a.kind, a.perm, a.uid, a.gid
+    );
     println!("size     {} ({} bytes)", human(a.size), a.size);
     if a.kind == FileKind::File {
         let blocks = meta.file_blocks(ino)?;
@@ -92,12 +100,19 @@ pub fn stat(meta_url: &str, path: &Path) -> Result<()> {
         let any = blocks.iter().fold(0, |m, b| m | b.tiers);
         let stored: u64 = blocks.iter().map(|b| b.stored_size as u64).sum();
         println!("blocks   {} ({} stored)", blocks.len(), human(stored));
-        println!("tiers    0x{mask:x} ({}: every block), some blocks also on {}", mask_names(mask, &names), mask_names(any, &names));
+        println!(
+            "tiers    0x{mask:x} ({}: every block), some blocks also on {}",
+            mask_names(mask, &names),
+            mask_names(any, &names)
+        );
         for (i, n) in names.iter().enumerate() {
             let on = blocks.iter().filter(|b| b.tiers & (1 << i) != 0).count();
             println!("  {n:<8} {on}/{} blocks", blocks.len());
         }
-        println!("pinned   {}", if meta.is_pinned(ino)? { "yes" } else { "no" });
+        println!(
+            "pinned   {}",
+            if meta.is_pinned(ino)? { "yes" } else { "no" }
+        );
     }
     Ok(())
 }
@@ -142,8 +157,10 @@ pub async fn warmup(meta_url: &str, path: &Path) -> Result<()> {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("warming {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "warming {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let progress = |n: u64| bar.inc(n);
     let mut done = 0;
@@ -151,6 +168,10 @@ pub async fn warmup(meta_url: &str, path: &Path) -> Result<()> {
         done += vfs.warmup(*ino, &progress).await?;
     }
     bar.finish_and_clear();
-    println!("{} file(s), {} now on the hot tier", files.len(), human(done));
+    println!(
+        "{} file(s), {} now on the hot tier",
+        files.len(),
+        human(done)
+    );
     Ok(())
 }

@@ -22,8 +22,13 @@ pub async fn run(a: FormatArgs) -> Result<Settings> {
     a.cdc.validate().map_err(anyhow::Error::msg)?;
     fvfs_types::validate_tiers(&a.tiers).map_err(anyhow::Error::msg)?;
     for t in &a.tiers {
-        let spec = TierSpec::parse(&t.location)
-            .with_context(|| format!("tier {:?} location {:?}", t.name, fvfs_tier::redact(&t.location)))?;
+        let spec = TierSpec::parse(&t.location).with_context(|| {
+            format!(
+                "tier {:?} location {:?}",
+                t.name,
+                fvfs_tier::redact(&t.location)
+            )
+        })?;
         let tier = Tier::open(&spec)?;
         check_tier(&tier).await?;
     }
@@ -64,9 +69,9 @@ pub fn tiers_from_locations(locs: &[String]) -> Vec<TierSettings> {
 /// Parses `NAME=LOCATION[,durable][,keep-copy][,high=SIZE][,low=SIZE]`. A location that
 /// contains commas cannot be written this way: use the config file.
 pub fn parse_tier_spec(s: &str) -> Result<TierSettings> {
-    let (name, rest) = s
-        .split_once('=')
-        .with_context(|| format!("--tier {s:?}: expected NAME=LOCATION[,durable][,keep-copy][,high=SIZE][,low=SIZE]"))?;
+    let (name, rest) = s.split_once('=').with_context(|| {
+        format!("--tier {s:?}: expected NAME=LOCATION[,durable][,keep-copy][,high=SIZE][,low=SIZE]")
+    })?;
     let mut parts = rest.split(',');
     let location = parts.next().unwrap_or_default().to_string();
     let mut t = TierSettings {

@@ -17,7 +17,11 @@
 use crate::cmd::status::human;
 use crate::engine::{Engine, EngineOpts, MountLock};
 use anyhow::{bail, Context, Result};
-use fvfs_vfs::{Attr, Ctx, FileKind, Ino, OpenFlags, TimeSet, Vfs, VfsError, ROOT_INO};
+use fvfs_vfs::worker::Workers;
+use fvfs_vfs::{
+    Attr, Ctx, EvictorWorker, FileKind, Ino, OpenFlags, ReplicatorWorker, TierEventsWorker,
+    TierPolicy, TimeSet, Vfs, VfsError, ROOT_INO,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::ffi::OsStr;
 use std::fs::Metadata;
@@ -26,11 +30,14 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Mutex};
 
 /// Bytes per `Vfs::write` call.
 const PIECE: usize = 1 << 20;
+/// How long the end of a run waits for queued copies to colder tiers.
+const REPLICATE_WAIT: Duration = Duration::from_secs(600);
 
 /// One source tree and where it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +53,8 @@ pub struct MigrateArgs {
     pub sources: Vec<Source>,
     /// Concurrent file copiers.
     pub jobs: usize,
+    /// Replication and eviction while importing (from the config file, as for a mount).
+    pub policy: TierPolicy,
 }
 
 /// Maps the command line to sources: `--local-src D` → `<dest>/local/<basename D>`,
@@ -264,10 +273,16 @@ async fn migrate(args: MigrateArgs) -> Result<i32> {
         cache_dir: None,
         cache_size: 0,
         check_tier: true,
-        policy: Default::default(),
+        policy: args.policy.clone(),
     })
     .await?;
     let vfs = engine.vfs()?;
+    // As in a mount: copies to colder tiers and eviction run while importing, so an
+    // import larger than the hot tier does not fill it.
+    let workers = Workers::new();
+    workers.spawn(TierEventsWorker::new(&vfs));
+    workers.spawn(ReplicatorWorker::new(&vfs));
+    workers.spawn(EvictorWorker::new(&vfs));
     let before = engine.meta.stats()?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -324,6 +339,13 @@ async fn migrate(args: MigrateArgs) -> Result<i32> {
     }
     vfs.sync_metadata()
         .context("cannot make the metadata durable")?;
+    run.bar.set_message("replicating to colder tiers");
+    vfs.request_flush();
+    let queued = vfs
+        .replicate_all(REPLICATE_WAIT)
+        .await
+        .context("cannot replicate the imported blocks")?;
+    workers.shutdown(Duration::from_secs(10)).await;
     run.bar.finish_and_clear();
 
     let after = engine.meta.stats()?;
@@ -336,7 +358,10 @@ async fn migrate(args: MigrateArgs) -> Result<i32> {
         "n/a".into()
     };
     println!("files imported      {}", Counters::get(&n.files));
-    println!("files skipped       {} (already there)", Counters::get(&n.skipped));
+    println!(
+        "files skipped       {} (already there)",
+        Counters::get(&n.skipped)
+    );
     println!("bytes read          {read} ({})", human(read));
     println!("unique bytes added  {added} ({})", human(added));
     println!("dedup ratio         {ratio}");
@@ -347,6 +372,9 @@ async fn migrate(args: MigrateArgs) -> Result<i32> {
     );
     println!("dirs                {}", Counters::get(&n.dirs));
     println!("other kinds skipped {}", Counters::get(&n.other));
+    if queued > 0 {
+        println!("replication         {queued} block copies still queued (the next mount or serve makes them)");
+    }
     let errors = Counters::get(&n.errors);
     println!("errors              {errors}");
     Ok(if errors > 0 { 1 } else { 0 })
@@ -446,7 +474,13 @@ fn walk_source(run: &Run, s: &Source, tx: &mpsc::Sender<FileJob>, dirs: &mut Vec
     }
 }
 
-fn import_symlink(run: &Run, path: &Path, parent: Ino, name: &OsStr, meta: &Metadata) -> Result<()> {
+fn import_symlink(
+    run: &Run,
+    path: &Path,
+    parent: Ino,
+    name: &OsStr,
+    meta: &Metadata,
+) -> Result<()> {
     let target = std::fs::read_link(path).context("cannot read the link")?;
     let target = target.as_os_str().as_bytes();
     let name = name.as_bytes();
@@ -507,7 +541,8 @@ async fn copy_file(run: &Run, job: &FileJob) -> Result<()> {
             (a.ino, fh)
         }
         None => {
-            let (a, fh) = vfs.create(Ctx::root(), job.parent, &job.name, 0o600, 0, libc::O_WRONLY)?;
+            let (a, fh) =
+                vfs.create(Ctx::root(), job.parent, &job.name, 0o600, 0, libc::O_WRONLY)?;
             (a.ino, fh)
         }
     };
@@ -563,7 +598,10 @@ async fn copy_data(
                 .await
                 .context("cannot write into the filesystem")? as usize;
             if n == 0 {
-                bail!("the filesystem accepted no bytes at offset {}", off + done as u64);
+                bail!(
+                    "the filesystem accepted no bytes at offset {}",
+                    off + done as u64
+                );
             }
             done += n;
         }
@@ -598,7 +636,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let a = t.path().join("photos");
         std::fs::create_dir(&a).unwrap();
-        let p = plan(&[a.clone()], &[a.clone()], &[], "/imported/").unwrap();
+        let p = plan(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&a),
+            &[],
+            "/imported/",
+        )
+        .unwrap();
         assert_eq!(p[0].dest, "/imported/local/photos");
         assert_eq!(p[1].dest, "/imported/nas/photos");
         let p = plan(&[a], &[], &[], "/").unwrap();

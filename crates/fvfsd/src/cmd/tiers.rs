@@ -33,7 +33,10 @@ pub async fn list(meta_url: &str) -> Result<()> {
     let tiers = s.tier_list();
     let usage = meta.tier_usage(tiers.len())?;
     let health = probe(&tiers).await;
-    println!("{:<3} {:<8} {:<9} {:>12} {:>10} {:>10}  {:<11} location", "bit", "name", "role", "used", "high", "low", "health");
+    println!(
+        "{:<3} {:<8} {:<9} {:>12} {:>10} {:>10}  {:<11} location",
+        "bit", "name", "role", "used", "high", "low", "health"
+    );
     for (i, t) in tiers.iter().enumerate() {
         let role = if t.durable {
             "durable"
@@ -83,10 +86,16 @@ pub async fn add(meta_url: &str, new: TierSettings, position: Option<usize>) -> 
     s.storage = tiers.iter().map(|t| t.location.clone()).collect();
     s.tiers = tiers;
     meta.insert_tier(&s, pos as u32)?;
-    println!("added tier {:?} at position {pos} (bit 0x{:x})", new.name, 1u32 << pos);
+    println!(
+        "added tier {:?} at position {pos} (bit 0x{:x})",
+        new.name,
+        1u32 << pos
+    );
     if backfill {
         let n = meta.wal_enqueue_missing(pos as u32, fvfs_vfs::now_ns())?;
-        println!("queued {n} blocks to copy onto it; the next mount replicates them in the background");
+        println!(
+            "queued {n} blocks to copy onto it; the next mount replicates them in the background"
+        );
     }
     Ok(())
 }
@@ -147,22 +156,39 @@ pub async fn set(meta_url: &str, name: &str, c: TierChange) -> Result<()> {
 
 pub fn wal(meta_url: &str, limit: usize) -> Result<()> {
     let meta = open_meta(meta_url)?;
-    let names: Vec<String> = meta.settings()?.tier_list().into_iter().map(|t| t.name).collect();
+    let names: Vec<String> = meta
+        .settings()?
+        .tier_list()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     let (entries, total) = meta.wal_list(limit)?;
     println!("{total} pending replication(s)");
     if entries.is_empty() {
         return Ok(());
     }
     let now = fvfs_vfs::now_ns();
-    println!("{:<18} {:<8} {:>8} {:>10} {:>9}  last error", "block", "to tier", "bytes", "due in", "attempts");
+    println!(
+        "{:<18} {:<8} {:>8} {:>10} {:>9}  last error",
+        "block", "to tier", "bytes", "due in", "attempts"
+    );
     for e in &entries {
         let due = (e.due - now) as f64 / 1e9;
-        let due = if due <= 0.0 { "now".to_string() } else { format!("{due:.1}s") };
+        let due = if due <= 0.0 {
+            "now".to_string()
+        } else {
+            format!("{due:.1}s")
+        };
         println!(
             "{:<18} {:<8} {:>8} {:>10} {:>9}  {}",
             &e.block.to_hex()[..16],
-            names.get(e.tier as usize).cloned().unwrap_or_else(|| format!("#{}", e.tier)),
-            e.row.map(|r| r.stored_size.to_string()).unwrap_or_else(|| "gone".into()),
+            names
+                .get(e.tier as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", e.tier)),
+            e.row
+                .map(|r| r.stored_size.to_string())
+                .unwrap_or_else(|| "gone".into()),
             due,
             e.attempts,
             e.last_error.as_deref().unwrap_or("")

@@ -42,6 +42,10 @@ pub struct Fixture {
     pub meta_url: String,
     pub mnt: PathBuf,
     pub cache: PathBuf,
+    /// Other temporary directories owned by the fixture (tiers).
+    pub extra_dirs: Vec<tempfile::TempDir>,
+    /// Config file handed to mounts (FVFS_CONFIG).
+    pub config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -78,6 +82,8 @@ impl Fixture {
             meta_url: format!("sqlite://{}/meta.db", dir.path().display()),
             cache: dir.path().join("cache"),
             prefix: "fs".into(),
+            config: None,
+            extra_dirs: Vec::new(),
             mnt,
             dir,
             rt,
@@ -86,8 +92,14 @@ impl Fixture {
         };
         let mut cmd = vec!["format", "--meta", &f.meta_url];
         let loc = f.location();
-        cmd.extend(["--storage", loc.as_str()]);
-        cmd.extend(args);
+        let s3tier = format!("s3={loc}");
+        if args.contains(&"--tier") {
+            cmd.extend(args);
+            cmd.extend(["--tier", s3tier.as_str()]);
+        } else {
+            cmd.extend(["--storage", loc.as_str()]);
+            cmd.extend(args);
+        }
         let out = f.run(&cmd);
         assert!(
             out.status.success(),
@@ -95,6 +107,55 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         Some(f)
+    }
+
+    /// Three tiers: `local` (a directory, with watermarks), `nas` (a second directory that
+    /// keeps a copy of everything) and the durable `s3`; replication every 200 ms,
+    /// eviction checks every second.
+    pub fn three_tiers(high: &str, low: &str) -> Option<Fixture> {
+        if !privileged() {
+            return None;
+        }
+        let base = tempfile::Builder::new()
+            .prefix("fvfs-tiers-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let local = base.path().join("local");
+        let nas = base.path().join("nas");
+        let l = format!("local={},high={high},low={low}", local.display());
+        let n = format!("nas={},keep-copy", nas.display());
+        let mut f = Self::with_format_args(&["--tier", &l, "--tier", &n])?;
+        let cfg = f.dir.path().join("fvfs.toml");
+        std::fs::write(
+            &cfg,
+            "[upload]\nflush_size_mb = 1\nflush_interval_secs = 0\n[eviction]\ninterval_secs = 1\n",
+        )
+        .unwrap();
+        f.config = Some(cfg);
+        f.extra_dirs.push(base);
+        Some(f)
+    }
+
+    pub fn tier_dir(&self, name: &str) -> PathBuf {
+        let base = self.extra_dirs.first().expect("three_tiers fixture");
+        base.path().join(name)
+    }
+
+    /// Waits (bounded) until `cond` holds; panics with `what` otherwise.
+    pub fn wait_until(&self, secs: u64, what: &str, mut cond: impl FnMut(&Fixture) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out after {secs} s waiting for: {what}");
+    }
+
+    /// A number from the metadata database.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     pub fn location(&self) -> String {
@@ -230,7 +291,9 @@ impl Fixture {
     }
 
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.path().join("meta.db")).unwrap()
+        let c = rusqlite::Connection::open(self.dir.path().join("meta.db")).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
     }
 }
 

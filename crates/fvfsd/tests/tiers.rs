@@ -1,0 +1,256 @@
+//! Tiering end to end: a local hot tier, a second directory standing for the NAS (keeps a
+//! copy of everything) and the durable S3 tier on loopback, behind a real mount.
+
+mod common;
+use common::{data, Fixture};
+use std::io::Write;
+use std::time::Duration;
+
+const ALL: i64 = 0b111;
+const S3: i64 = 0b100;
+
+fn pending(f: &Fixture) -> i64 {
+    f.count("SELECT COUNT(*) FROM wal_pending")
+}
+
+fn write_files(f: &Fixture, prefix: &str, n: usize, size: usize, seed: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let content = data(size, seed + i as u64);
+            let mut file = std::fs::File::create(f.path(&format!("{prefix}{i}"))).unwrap();
+            file.write_all(&content).unwrap();
+            file.sync_all().unwrap();
+            content
+        })
+        .collect()
+}
+
+fn check_files(f: &Fixture, prefix: &str, want: &[Vec<u8>]) {
+    for (i, w) in want.iter().enumerate() {
+        let got = std::fs::read(f.path(&format!("{prefix}{i}"))).unwrap();
+        assert!(got == *w, "{prefix}{i} differs");
+    }
+}
+
+#[test]
+fn a_write_is_readable_at_once_and_reaches_every_tier() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    f.mount();
+    let files = write_files(&f, "f", 5, 3 << 20, 1);
+    check_files(&f, "f", &files);
+    f.wait_until(60, "replication to nas and s3", |f| pending(f) == 0);
+    let live = f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0");
+    assert!(live > 0);
+    assert_eq!(
+        f.count(&format!(
+            "SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND tiers != {ALL}"
+        )),
+        0
+    );
+    assert_eq!(
+        f.s3_objects().len() as i64,
+        live,
+        "every block is an object on S3"
+    );
+    let out = f.run(&[
+        "stat",
+        "--meta",
+        &f.meta_url,
+        f.path("f0").to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0x7"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let x = xattr(&f.path("f0"), "user.fvfs.tiers");
+    assert_eq!(x, "0x7");
+}
+
+fn xattr(path: &std::path::Path, name: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 64];
+    let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(len >= 0, "getxattr: {}", std::io::Error::last_os_error());
+    String::from_utf8_lossy(&buf[..len as usize]).into_owned()
+}
+
+#[test]
+fn an_s3_outage_does_not_stop_writes_and_the_backlog_drains() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    f.mount();
+    let before = write_files(&f, "pre", 2, 1 << 20, 10);
+    f.wait_until(60, "initial replication", |f| pending(f) == 0);
+    f.rt.block_on(f.s3.stop());
+    let start = std::time::Instant::now();
+    let during = write_files(&f, "down", 4, 2 << 20, 20);
+    check_files(&f, "down", &during);
+    check_files(&f, "pre", &before);
+    assert!(pending(&f) > 0, "copies to S3 wait in the queue");
+    // Keep S3 down for 30 s in all.
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(start.elapsed()));
+    let out = f.run(&["wal", "--meta", &f.meta_url]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("pending"), "{text}");
+    f.rt.block_on(f.s3.restart()).unwrap();
+    f.wait_until(120, "the backlog to drain after S3 returns", |f| {
+        pending(f) == 0
+    });
+    assert_eq!(
+        f.count(&format!(
+            "SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & {S3}) = 0"
+        )),
+        0
+    );
+    assert_eq!(
+        f.s3_objects().len() as i64,
+        f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0")
+    );
+}
+
+#[test]
+fn kill_9_with_a_pending_queue_replays_it() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    f.mount();
+    f.rt.block_on(f.s3.stop());
+    let files = write_files(&f, "k", 3, 2 << 20, 30);
+    assert!(pending(&f) > 0);
+    f.kill9();
+    f.rt.block_on(f.s3.restart()).unwrap();
+    f.mount();
+    f.wait_until(60, "the queue replayed after restart", |f| pending(f) == 0);
+    check_files(&f, "k", &files);
+    assert_eq!(
+        f.count(&format!(
+            "SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND tiers != {ALL}"
+        )),
+        0
+    );
+}
+
+fn local_bytes(f: &Fixture) -> i64 {
+    f.count(
+        "SELECT COALESCE(SUM(stored_size), 0) FROM blocks WHERE refcount > 0 AND (tiers & 1) != 0",
+    )
+}
+
+#[test]
+fn eviction_brings_the_hot_tier_under_its_low_watermark() {
+    let Some(mut f) = Fixture::three_tiers("12MiB", "6MiB") else {
+        return;
+    };
+    f.mount();
+    let files = write_files(&f, "e", 8, 3 << 20, 40);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    f.wait_until(60, "eviction under the low watermark", |f| {
+        local_bytes(f) <= 6 << 20
+    });
+    // Nothing left the hot tier without a durable copy.
+    assert_eq!(
+        f.count(&format!(
+            "SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & {S3}) = 0"
+        )),
+        0
+    );
+    assert!(f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & 1) = 0") > 0);
+    f.remount_cold();
+    check_files(&f, "e", &files);
+    let out = f.run(&["status", "--meta", &f.meta_url]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("blocks_evicted"));
+}
+
+#[test]
+fn a_corrupt_hot_copy_is_read_from_a_colder_tier_and_repaired() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    f.mount();
+    let files = write_files(&f, "c", 1, 2 << 20, 50);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    f.unmount();
+    let mut corrupted = Vec::new();
+    walk(&f.tier_dir("local").join("blocks"), &mut corrupted);
+    assert!(!corrupted.is_empty());
+    for o in &corrupted {
+        let mut b = std::fs::read(o).unwrap();
+        b[0] ^= 0xff;
+        std::fs::write(o, b).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&f.cache);
+    f.mount();
+    check_files(&f, "c", &files);
+    f.wait_until(30, "repair of the hot copies", |f| {
+        f.count("SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'corruptions_repaired'")
+            >= corrupted.len() as i64
+    });
+    // The repaired objects equal the NAS copies.
+    for o in &corrupted {
+        let rel = o.strip_prefix(f.tier_dir("local")).unwrap();
+        assert_eq!(
+            std::fs::read(o).unwrap(),
+            std::fs::read(f.tier_dir("nas").join(rel)).unwrap()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_pinned_file_stays_on_the_hot_tier() {
+    let Some(mut f) = Fixture::three_tiers("10MiB", "5MiB") else {
+        return;
+    };
+    f.mount();
+    write_files(&f, "keep", 1, 3 << 20, 60);
+    let out = f.run(&[
+        "pin",
+        "--meta",
+        &f.meta_url,
+        f.path("keep0").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_files(&f, "fill", 8, 3 << 20, 70);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    f.wait_until(60, "eviction", |f| local_bytes(f) <= 5 << 20);
+    assert_eq!(
+        xattr(&f.path("keep0"), "user.fvfs.tiers"),
+        "0x7",
+        "the pinned file left the hot tier"
+    );
+    let out = f.run(&[
+        "unpin",
+        "--meta",
+        &f.meta_url,
+        f.path("keep0").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    write_files(&f, "more", 6, 3 << 20, 80);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    f.wait_until(60, "the unpinned file to be evicted", |f| {
+        xattr(&f.path("keep0"), "user.fvfs.tiers") != "0x7"
+    });
+}
