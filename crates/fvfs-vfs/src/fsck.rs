@@ -1,5 +1,5 @@
-//! Consistency check of a filesystem (`fvfsd fsck`): every block row's object exists and
-//! hashes to its id, refcounts equal the slice references, link counts equal the names,
+//! Consistency check of a filesystem (`fvfsd fsck`): every block row's object exists on
+//! every tier its bitmask names and hashes to its id, refcounts equal the slice references, link counts equal the names,
 //! no entry or slice points at nothing. `repair` fixes what is safe to fix: counts,
 //! dangling entries, and slice references to blocks that have no row (those ranges then
 //! read as zeros, and the affected inodes are reported).
@@ -61,7 +61,21 @@ pub async fn fsck(
         let results: Vec<_> = futures::stream::iter(page.into_iter().filter(|b| b.refcount > 0))
             .map(|b| {
                 let store = store.clone();
-                async move { (b.id, store.verify(&b.id, b.codec).await) }
+                async move {
+                    // Every tier the row says holds the block must hold a good copy.
+                    let n = store.tiers().len();
+                    let mut res = Ok(());
+                    for t in (0..n).filter(|t| b.tiers & (1 << t) != 0) {
+                        if let Err(e) = store.verify_on(&b.id, b.codec, t).await {
+                            res = Err(e);
+                            break;
+                        }
+                    }
+                    if b.tiers == 0 {
+                        res = store.verify(&b.id, b.codec).await;
+                    }
+                    (b.id, res)
+                }
             })
             .buffer_unordered(8)
             .collect()

@@ -70,16 +70,6 @@ pub fn open_meta(url: &str) -> Result<Arc<dyn MetaStore>> {
     fvfs_meta::open(url, false).with_context(|| format!("cannot open the metadata at {url}"))
 }
 
-/// The tier that holds the blocks: the coldest storage location (the durable one).
-pub fn open_tier(settings: &Settings) -> Result<Tier> {
-    let loc = settings
-        .storage
-        .last()
-        .context("the filesystem has no storage location")?;
-    let spec = TierSpec::parse(loc)?;
-    Ok(Tier::open(&spec)?)
-}
-
 pub async fn check_tier(tier: &Tier) -> Result<()> {
     match tokio::time::timeout(Duration::from_secs(30), tier.check()).await {
         Ok(Ok(())) => Ok(()),

@@ -163,6 +163,26 @@ enum Cmd {
         #[arg(long)]
         meta: Option<String>,
     },
+    /// Import existing directory trees into the filesystem (no mount; resumable).
+    Migrate {
+        #[arg(long)]
+        meta: Option<String>,
+        /// Import DIR under <dest>/local/<basename DIR> (repeatable).
+        #[arg(long = "local-src", value_name = "DIR")]
+        local_src: Vec<PathBuf>,
+        /// Import DIR under <dest>/nas/<basename DIR> (repeatable).
+        #[arg(long = "nas-src", value_name = "DIR")]
+        nas_src: Vec<PathBuf>,
+        /// Import DIR at an explicit path inside the filesystem (repeatable).
+        #[arg(long = "src", value_name = "DIR:/PATH")]
+        src: Vec<String>,
+        /// Where --local-src and --nas-src trees go.
+        #[arg(long, default_value = "/")]
+        dest: String,
+        /// Files copied concurrently.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
     /// Benchmark a mount against a native directory.
     Bench {
         mountpoint: PathBuf,
@@ -399,6 +419,19 @@ fn run() -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Migrate {
+            meta,
+            local_src,
+            nas_src,
+            src,
+            dest,
+            jobs,
+        } => cmd::migrate::run(cmd::migrate::MigrateArgs {
+            meta_url: meta_or(meta),
+            sources: cmd::migrate::plan(&local_src, &nas_src, &src, &dest)?,
+            jobs,
+            policy: engine::policy(&cfg),
+        }),
         Cmd::Wal { meta, limit } => {
             cmd::tiers::wal(&meta_or(meta), limit)?;
             Ok(0)

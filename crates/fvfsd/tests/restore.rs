@@ -41,7 +41,8 @@ fn count_entries(dir: &Path) -> (usize, usize) {
 
 #[test]
 fn restore_from_tier_after_losing_metadata_and_cache() {
-    let Some(mut f) = Fixture::new() else {
+    // Three tiers: the drill loses the hot and warm tiers too and rebuilds from S3 alone.
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
         return;
     };
     f.mount();
@@ -106,6 +107,9 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
         .collect();
     let counts_before = count_entries(&f.mnt);
     assert_eq!(counts_before, (520, 48));
+    f.wait_until(120, "every block replicated to S3", |f| {
+        f.count("SELECT COUNT(*) FROM wal_pending") == 0
+    });
     f.unmount();
 
     // ---- back up, then lose the host's metadata and cache ----
@@ -129,6 +133,8 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
         }
     }
     std::fs::remove_dir_all(&f.cache).expect("delete cache");
+    std::fs::remove_dir_all(f.tier_dir("local")).expect("delete the hot tier");
+    std::fs::remove_dir_all(f.tier_dir("nas")).expect("delete the warm tier");
     assert!(!db.exists());
 
     // ---- restore from the tier alone ----

@@ -1,25 +1,20 @@
 //! `fvfsd fsck [--repair]`: runs the vfs consistency check with a progress bar and prints
 //! what it found and fixed. Exit status 1 when problems remain.
 
-use crate::engine::{open_meta, open_tier};
+use crate::engine::{Engine, EngineOpts};
 use anyhow::Result;
-use fvfs_chunk::{BlockStore, BlockStoreConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::Arc;
 
 pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
-    let meta = open_meta(meta_url)?;
-    let settings = meta.settings()?;
-    let tier = open_tier(&settings)?;
-    let store = Arc::new(BlockStore::new(
-        tier,
-        BlockStoreConfig {
-            compression: settings.compression,
-            mem_cache_bytes: 0,
-            disk_cache: None,
-            upload_concurrency: 8,
-        },
-    )?);
+    let engine = Engine::open(EngineOpts {
+        meta_url: meta_url.to_string(),
+        cache_dir: None,
+        cache_size: 0,
+        check_tier: false,
+        policy: Default::default(),
+    })
+    .await?;
+    let (meta, store) = (engine.meta.clone(), engine.store.clone());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("checking blocks {bar:40} {pos}/{len} ({eta})")
