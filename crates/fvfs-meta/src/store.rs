@@ -101,8 +101,8 @@ pub trait MetaStore: Send + Sync {
     /// A no-op for an inode that has links again or is gone.
     fn purge_inode(&self, ino: Ino) -> Result<()>;
     fn orphans(&self) -> Result<Vec<Ino>>;
-    /// Blocks with refcount 0, at most `limit`.
-    fn garbage_blocks(&self, limit: usize) -> Result<Vec<BlockRow>>;
+    /// Blocks whose refcount reached 0 at or before `freed_before`, at most `limit`.
+    fn garbage_blocks(&self, limit: usize, freed_before: i64) -> Result<Vec<BlockRow>>;
     /// Deletes the rows of blocks that still have refcount 0; returns those deleted.
     fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>>;
 

@@ -1,5 +1,7 @@
-//! Garbage collection of blocks whose refcount reached 0, and the pins that keep blocks
-//! of uncommitted writes safe from it.
+//! Garbage collection of blocks whose refcount reached 0 more than `gc_grace` ago, and the
+//! pins that keep blocks of uncommitted writes safe from it. The grace period (2 h by
+//! default, longer than the hourly metadata backup) keeps the blocks the latest backup
+//! references, so a restore finds them.
 //!
 //! Invariant: a block id is pinned from the moment a writer decides whether to upload it
 //! until its slice commit; pinning takes the GC lock shared, and a GC pass holds it
@@ -54,7 +56,8 @@ impl Vfs {
 
     /// One GC pass over at most `limit` garbage blocks; returns how many were removed.
     pub async fn gc_pass(&self, limit: usize) -> Result<usize> {
-        let garbage = self.meta.garbage_blocks(limit)?;
+        let freed_before = crate::now_ns() - self.cfg.gc_grace.as_nanos() as i64;
+        let garbage = self.meta.garbage_blocks(limit, freed_before)?;
         if garbage.is_empty() {
             return Ok(0);
         }

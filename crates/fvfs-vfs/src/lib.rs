@@ -79,6 +79,8 @@ pub struct VfsConfig {
     /// filesystem (the mount) may: a helper process running beside a mount must not free
     /// the mount's unlinked-but-open files.
     pub purge_orphans: bool,
+    /// How long garbage blocks (refcount 0) are kept before they are deleted.
+    pub gc_grace: std::time::Duration,
 }
 
 impl Default for VfsConfig {
@@ -91,6 +93,7 @@ impl Default for VfsConfig {
             readahead_bytes: 16 << 20,
             policy: TierPolicy::default(),
             purge_orphans: true,
+            gc_grace: std::time::Duration::from_secs(2 * 3600),
         }
     }
 }

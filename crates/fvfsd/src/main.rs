@@ -163,6 +163,14 @@ enum Cmd {
         #[arg(long)]
         meta: Option<String>,
     },
+    /// Delete garbage blocks (no longer referenced) from every tier; needs no mount.
+    Gc {
+        #[arg(long)]
+        meta: Option<String>,
+        /// Only blocks unreferenced for longer than this (seconds; 0 = all).
+        #[arg(long, default_value_t = 7200)]
+        grace_secs: u64,
+    },
     /// Import existing directory trees into the filesystem (no mount; resumable).
     Migrate {
         #[arg(long)]
@@ -417,6 +425,12 @@ fn run() -> Result<i32> {
                     rt.block_on(cmd::tiers::set(&url, &name, c))?
                 }
             }
+            Ok(0)
+        }
+        Cmd::Gc { meta, grace_secs } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let grace = std::time::Duration::from_secs(grace_secs);
+            rt.block_on(cmd::fsck::gc(&meta_or(meta), grace))?;
             Ok(0)
         }
         Cmd::Migrate {

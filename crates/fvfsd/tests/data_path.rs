@@ -142,3 +142,25 @@ fn a_corrupt_block_object_is_eio_not_wrong_data() {
     let err = std::fs::read(f.path("victim")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "got {err}");
 }
+
+#[test]
+fn deleted_data_is_collected_after_the_grace_period() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.mount();
+    std::fs::write(f.path("keep"), data(1 << 20, 90)).unwrap();
+    std::fs::write(f.path("gone"), data(3 << 20, 91)).unwrap();
+    let objects = f.s3_objects().len();
+    std::fs::remove_file(f.path("gone")).unwrap();
+    f.unmount();
+    // Within the grace period nothing is deleted (a backup may still need it).
+    let out = f.run(&["gc", "--meta", &f.meta_url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(f.s3_objects().len(), objects);
+    let out = f.run(&["gc", "--meta", &f.meta_url, "--grace-secs", "0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let live = f.stats().blocks as usize;
+    assert_eq!(f.s3_objects().len(), live, "garbage objects remain");
+    assert!(live < objects);
+    f.mount();
+    assert!(std::fs::read(f.path("keep")).unwrap() == data(1 << 20, 90));
+}

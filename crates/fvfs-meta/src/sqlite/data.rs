@@ -87,8 +87,12 @@ pub(crate) fn read_chunk(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<V
 
 fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
     let n = tx
-        .prepare_cached("UPDATE blocks SET refcount = MAX(refcount + ?2, 0) WHERE id = ?1")?
-        .execute(params![&id.0[..], delta])?;
+        .prepare_cached(
+            "UPDATE blocks SET refcount = MAX(refcount + ?2, 0),
+               freed_at = CASE WHEN refcount + ?2 <= 0 THEN ?3 ELSE 0 END
+             WHERE id = ?1",
+        )?
+        .execute(params![&id.0[..], delta, now_ns()])?;
     if n == 0 && delta > 0 {
         return Err(MetaError::MissingBlock(*id));
     }
@@ -346,11 +350,15 @@ pub(crate) fn orphans(tx: &Transaction<'_>) -> Result<Vec<Ino>> {
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub(crate) fn garbage_blocks(tx: &Transaction<'_>, limit: usize) -> Result<Vec<BlockRow>> {
+pub(crate) fn garbage_blocks(
+    tx: &Transaction<'_>,
+    limit: usize,
+    freed_before: i64,
+) -> Result<Vec<BlockRow>> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 LIMIT ?1"
+        "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 AND freed_at <= ?2 LIMIT ?1"
     ))?;
-    let rows = stmt.query_map([limit as i64], block_from_row)?;
+    let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

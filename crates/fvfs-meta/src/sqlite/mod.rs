@@ -238,8 +238,8 @@ impl MetaStore for SqliteStore {
     fn orphans(&self) -> Result<Vec<Ino>> {
         self.read(data::orphans)
     }
-    fn garbage_blocks(&self, limit: usize) -> Result<Vec<BlockRow>> {
-        self.read(|tx| data::garbage_blocks(tx, limit))
+    fn garbage_blocks(&self, limit: usize, freed_before: i64) -> Result<Vec<BlockRow>> {
+        self.read(|tx| data::garbage_blocks(tx, limit, freed_before))
     }
     fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>> {
         self.write(|tx| data::forget_blocks(tx, ids))

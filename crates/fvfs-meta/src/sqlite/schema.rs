@@ -89,10 +89,12 @@ CREATE TABLE sessions (
 CREATE TABLE orphans (ino INTEGER PRIMARY KEY);
 "#;
 
-/// Tiering: one replication row per (block, tier), pins, durable counters.
+/// Tiering: one replication row per (block, tier), pins, durable counters; the time a
+/// block's refcount reached 0 (garbage is kept for a grace period).
 const V2: &str = r#"
 CREATE UNIQUE INDEX wal_pending_block_tier ON wal_pending(block, tier);
 ALTER TABLE blocks ADD COLUMN pins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blocks ADD COLUMN freed_at INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE pinned (ino INTEGER PRIMARY KEY);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;

@@ -69,3 +69,36 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     }
     Ok(problems == 0)
 }
+
+/// `fvfsd gc`: deletes garbage blocks (refcount 0 for longer than `grace`) from every
+/// tier. Needs the filesystem unmounted: a mount's uncommitted writes may rely on them.
+pub async fn gc(meta_url: &str, grace: std::time::Duration) -> Result<u64> {
+    let _lock = crate::engine::MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"))
+        .map_err(|e| e.context("unmount the filesystem first (a mount runs GC itself)"))?;
+    let engine = Engine::open(EngineOpts {
+        meta_url: meta_url.to_string(),
+        cache_dir: None,
+        cache_size: 0,
+        check_tier: true,
+        policy: Default::default(),
+    })
+    .await?;
+    let vfs = fvfs_vfs::Vfs::new(
+        engine.meta.clone(),
+        engine.store.clone(),
+        fvfs_vfs::VfsConfig {
+            gc_grace: grace,
+            ..Default::default()
+        },
+    )?;
+    let mut total = 0u64;
+    loop {
+        let n = vfs.gc_pass(512).await?;
+        total += n as u64;
+        if n < 512 {
+            break;
+        }
+    }
+    println!("deleted {total} garbage block(s)");
+    Ok(total)
+}
