@@ -154,10 +154,18 @@ fn deleted_data_is_collected_after_the_grace_period() {
     f.unmount();
     // Within the grace period nothing is deleted (a backup may still need it).
     let out = f.run(&["gc", "--meta", &f.meta_url]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(f.s3_objects().len(), objects);
     let out = f.run(&["gc", "--meta", &f.meta_url, "--grace-secs", "0"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let live = f.stats().blocks as usize;
     assert_eq!(f.s3_objects().len(), live, "garbage objects remain");
     assert!(live < objects);
