@@ -120,9 +120,13 @@ impl Vfs {
                 break;
             }
         }
+        // Writes may have landed meanwhile: the flag clears only on the recorded usage.
+        let used = self.meta.tier_usage(self.tiers.list.len())?[tier].bytes;
         self.tiers.set_usage(tier, used);
         if used <= low {
             evicting.store(false, std::sync::atomic::Ordering::Relaxed);
+        } else if evicted > 0 {
+            self.tiers.evict_wake.notify_one();
         }
         if evicted > 0 {
             self.meta.bump_counter("blocks_evicted", evicted as i64)?;
@@ -146,7 +150,7 @@ impl Vfs {
                     continue;
                 }
                 match self.store.verify_on(&b.id, b.codec, tier).await {
-                    Ok(()) => {}
+                    Ok(()) => tracing::trace!(block = %b.id, tier, "scrubbed"),
                     Err(e) => {
                         let kind = if e.is_not_found() {
                             fvfs_chunk::TierEventKind::Missing
@@ -251,6 +255,7 @@ impl Worker for ScrubWorker {
                 return Ok(WorkerState::Done);
             }
             self.cursor = vfs.scrub_step(self.cursor, SCRUB_STEP).await?;
+            tracing::trace!(cursor = ?self.cursor, "scrub step");
             Ok(WorkerState::Idle)
         })
     }

@@ -57,6 +57,10 @@ impl Vfs {
             self.meta.wal_done(e.id, &row.id, e.tier)?;
             return Ok(Outcome::AlreadyThere);
         }
+        let _slot = self.tiers.copy_slots[tier]
+            .acquire()
+            .await
+            .map_err(|e| crate::VfsError::Internal(e.to_string()))?;
         let sources = row.tiers & !(1 << tier);
         let plain = self
             .store

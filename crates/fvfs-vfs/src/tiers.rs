@@ -70,6 +70,8 @@ pub(crate) struct TierState {
     usage: Vec<AtomicU64>,
     health: Mutex<Vec<TierHealth>>,
     reserve_lock: Mutex<()>,
+    /// Copies in flight per target tier (replication concurrency is per tier).
+    pub(crate) copy_slots: Vec<tokio::sync::Semaphore>,
     /// Tiers that passed their high watermark and are not yet under their low one.
     pub(crate) evicting: Vec<std::sync::atomic::AtomicBool>,
     access: Mutex<HashMap<BlockId, (i64, u32)>>,
@@ -84,6 +86,7 @@ impl TierState {
     pub(crate) fn new(settings: &Settings, policy: TierPolicy, usage: Vec<u64>) -> TierState {
         let list = settings.tier_list();
         let n = list.len();
+        let per_tier = policy.replicate_concurrency.max(1);
         TierState {
             durable: settings.durable_tier(),
             replica_mask: settings.replica_mask(),
@@ -99,6 +102,9 @@ impl TierState {
                 n
             ]),
             reserve_lock: Mutex::new(()),
+            copy_slots: (0..n)
+                .map(|_| tokio::sync::Semaphore::new(per_tier))
+                .collect(),
             evicting: (0..n)
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
                 .collect(),

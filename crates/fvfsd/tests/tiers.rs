@@ -136,6 +136,39 @@ fn kill_9_with_a_pending_queue_replays_it() {
     );
 }
 
+fn evicted(f: &Fixture) -> i64 {
+    f.count("SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'blocks_evicted'")
+}
+
+/// Writes 2 MiB files until the hot tier crossed its high watermark and the evictor ran
+/// (bounded), then waits for it to end under the low watermark.
+fn fill_past_high(f: &Fixture, prefix: &str, low: i64) -> Vec<Vec<u8>> {
+    let before = evicted(f);
+    let mut written = Vec::new();
+    for i in 0..40u64 {
+        written.extend(write_files(
+            f,
+            &format!("{prefix}{i}-"),
+            1,
+            2 << 20,
+            1000 + i,
+        ));
+        f.wait_until(60, "replication", |f| pending(f) == 0);
+        if evicted(f) > before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        evicted(f) > before,
+        "the hot tier never passed its high watermark"
+    );
+    f.wait_until(60, "eviction under the low watermark", |f| {
+        local_bytes(f) <= low
+    });
+    written
+}
+
 fn local_bytes(f: &Fixture) -> i64 {
     f.count(
         "SELECT COALESCE(SUM(stored_size), 0) FROM blocks WHERE refcount > 0 AND (tiers & 1) != 0",
@@ -150,9 +183,7 @@ fn eviction_brings_the_hot_tier_under_its_low_watermark() {
     f.mount();
     let files = write_files(&f, "e", 8, 3 << 20, 40);
     f.wait_until(60, "replication", |f| pending(f) == 0);
-    f.wait_until(60, "eviction under the low watermark", |f| {
-        local_bytes(f) <= 6 << 20
-    });
+    let more = fill_past_high(&f, "m", 6 << 20);
     // Nothing left the hot tier without a durable copy.
     assert_eq!(
         f.count(&format!(
@@ -163,6 +194,9 @@ fn eviction_brings_the_hot_tier_under_its_low_watermark() {
     assert!(f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & 1) = 0") > 0);
     f.remount_cold();
     check_files(&f, "e", &files);
+    for (i, w) in more.iter().enumerate() {
+        assert!(std::fs::read(f.path(&format!("m{i}-0"))).unwrap() == *w);
+    }
     let out = f.run(&["status", "--meta", &f.meta_url]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("blocks_evicted"));
 }
@@ -233,9 +267,7 @@ fn a_pinned_file_stays_on_the_hot_tier() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    write_files(&f, "fill", 8, 3 << 20, 70);
-    f.wait_until(60, "replication", |f| pending(f) == 0);
-    f.wait_until(60, "eviction", |f| local_bytes(f) <= 5 << 20);
+    fill_past_high(&f, "fill", 5 << 20);
     assert_eq!(
         xattr(&f.path("keep0"), "user.fvfs.tiers"),
         "0x7",
@@ -253,4 +285,39 @@ fn a_pinned_file_stays_on_the_hot_tier() {
     f.wait_until(60, "the unpinned file to be evicted", |f| {
         xattr(&f.path("keep0"), "user.fvfs.tiers") != "0x7"
     });
+}
+
+#[test]
+fn the_scrubber_repairs_a_corrupt_warm_copy() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    let cfg = f.config.clone().unwrap();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[eviction]\n", "[eviction]\nscrub_blocks_per_sec = 500\n");
+    std::fs::write(&cfg, &text).unwrap();
+    f.mount();
+    write_files(&f, "s", 1, 2 << 20, 90);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    let mut objects = Vec::new();
+    walk(&f.tier_dir("nas").join("blocks"), &mut objects);
+    assert!(!objects.is_empty());
+    let good: Vec<Vec<u8>> = objects.iter().map(|o| std::fs::read(o).unwrap()).collect();
+    for o in &objects {
+        let mut b = std::fs::read(o).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 0x55;
+        std::fs::write(o, b).unwrap();
+    }
+    f.wait_until(60, "the scrubber to repair the warm copies", |f| {
+        f.count("SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'corruptions_repaired'")
+            >= objects.len() as i64
+    });
+    for (o, g) in objects.iter().zip(&good) {
+        assert!(
+            std::fs::read(o).unwrap() == *g,
+            "{} not repaired",
+            o.display()
+        );
+    }
 }

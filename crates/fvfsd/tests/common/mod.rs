@@ -173,6 +173,9 @@ impl Fixture {
             "FVFS_LOG",
             std::env::var("FVFS_LOG").unwrap_or_else(|_| "info".into()),
         );
+        if let Some(cfg) = &self.config {
+            c.env("FVFS_CONFIG", cfg);
+        }
         c
     }
 
