@@ -394,40 +394,11 @@ impl Vfs {
         mtime: Option<i64>,
         supersede: &[u64],
     ) -> Result<(u64, Vec<u64>)> {
-        let mut slices: Vec<NewSlice> = Vec::new();
-        let mut new_blocks = Vec::new();
-        let mut end = 0;
-        for (at, up) in blocks {
-            let chunk = at / CHUNK_SIZE;
-            let pos = (at % CHUNK_SIZE) as u32;
-            let r = BlockRef {
-                id: up.meta.id,
-                len: up.meta.size,
-            };
-            match slices.last_mut() {
-                Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
-                    s.len += r.len;
-                    s.blocks.push(r);
-                }
-                _ => slices.push(NewSlice {
-                    chunk,
-                    pos,
-                    len: r.len,
-                    zero: false,
-                    blocks: vec![r],
-                }),
-            }
-            if up.new {
-                new_blocks.push(NewBlock {
-                    id: up.meta.id,
-                    size: up.meta.size,
-                    stored_size: up.meta.stored_size,
-                    codec: up.meta.codec,
-                    tiers: 1 << up.tier,
-                });
-            }
-            end = at + up.meta.size as u64;
-        }
+        let (slices, new_blocks) = slices_of(blocks);
+        let end = blocks
+            .last()
+            .map(|(at, up)| at + up.meta.size as u64)
+            .unwrap_or(0);
         let ids: Vec<BlockId> = blocks.iter().map(|(_, u)| u.meta.id).collect();
         let res = self.meta.commit(
             ino,
@@ -599,37 +570,7 @@ impl Vfs {
                 .map_err(|e| VfsError::Internal(format!("upload task: {e}")))??;
             done.push((at, up));
         }
-        let mut slices: Vec<NewSlice> = Vec::new();
-        let mut new_blocks = Vec::new();
-        for (at, up) in &done {
-            let pos = (at % CHUNK_SIZE) as u32;
-            let r = BlockRef {
-                id: up.meta.id,
-                len: up.meta.size,
-            };
-            match slices.last_mut() {
-                Some(s) if s.pos + s.len == pos => {
-                    s.len += r.len;
-                    s.blocks.push(r);
-                }
-                _ => slices.push(NewSlice {
-                    chunk,
-                    pos,
-                    len: r.len,
-                    zero: false,
-                    blocks: vec![r],
-                }),
-            }
-            if up.new {
-                new_blocks.push(NewBlock {
-                    id: up.meta.id,
-                    size: up.meta.size,
-                    stored_size: up.meta.stored_size,
-                    codec: up.meta.codec,
-                    tiers: 1 << up.tier,
-                });
-            }
-        }
+        let (slices, new_blocks) = slices_of(&done);
         let ids: Vec<BlockId> = done.iter().map(|(_, u)| u.meta.id).collect();
         let res =
             self.meta
@@ -641,6 +582,44 @@ impl Vfs {
         self.gc_wake();
         Ok(())
     }
+}
+
+/// Groups uploaded blocks (file offset, upload), consecutive by offset, into slices (one
+/// run of blocks per chunk) and the block rows to insert for those the upload created.
+fn slices_of(blocks: &[(u64, Uploaded)]) -> (Vec<NewSlice>, Vec<NewBlock>) {
+    let mut slices: Vec<NewSlice> = Vec::new();
+    let mut new_blocks = Vec::new();
+    for (at, up) in blocks {
+        let chunk = at / CHUNK_SIZE;
+        let pos = (at % CHUNK_SIZE) as u32;
+        let r = BlockRef {
+            id: up.meta.id,
+            len: up.meta.size,
+        };
+        match slices.last_mut() {
+            Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
+                s.len += r.len;
+                s.blocks.push(r);
+            }
+            _ => slices.push(NewSlice {
+                chunk,
+                pos,
+                len: r.len,
+                zero: false,
+                blocks: vec![r],
+            }),
+        }
+        if up.new {
+            new_blocks.push(NewBlock {
+                id: up.meta.id,
+                size: up.meta.size,
+                stored_size: up.meta.stored_size,
+                codec: up.meta.codec,
+                tiers: 1 << up.tier,
+            });
+        }
+    }
+    (slices, new_blocks)
 }
 
 /// Waits for a sealed block's upload; a failed upload is retried once from its bytes.

@@ -133,6 +133,19 @@ impl Engine {
         })
     }
 
+    /// Every tier, no local cache, no reachability check: for commands that work on the
+    /// stored data directly (fsck, gc, flush, pin, warmup).
+    pub async fn open_direct(meta_url: &str, check_tier: bool) -> Result<Engine> {
+        Engine::open(EngineOpts {
+            meta_url: meta_url.to_string(),
+            cache_dir: None,
+            cache_size: 0,
+            check_tier,
+            policy: TierPolicy::default(),
+        })
+        .await
+    }
+
     /// The engine of the process that owns the filesystem (holds the mount lock).
     pub fn vfs(&self) -> Result<Arc<Vfs>> {
         let cfg = VfsConfig {

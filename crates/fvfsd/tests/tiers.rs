@@ -2,7 +2,7 @@
 //! copy of everything) and the durable S3 tier on loopback, behind a real mount.
 
 mod common;
-use common::{data, Fixture};
+use common::{data, walk, Fixture};
 use std::io::Write;
 use std::time::Duration;
 
@@ -232,20 +232,6 @@ fn a_corrupt_hot_copy_is_read_from_a_colder_tier_and_repaired() {
             std::fs::read(o).unwrap(),
             std::fs::read(f.tier_dir("nas").join(rel)).unwrap()
         );
-    }
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
     }
 }
 

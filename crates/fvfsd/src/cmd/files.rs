@@ -3,7 +3,7 @@
 //! ("/photos/a.jpg") or an absolute path under a live mount of it.
 
 use super::status::human;
-use crate::engine::{open_meta, Engine, EngineOpts};
+use crate::engine::{open_meta, Engine};
 use anyhow::{bail, Context, Result};
 use fvfs_meta::MetaStore;
 use fvfs_types::{FileKind, Ino, ROOT_INO};
@@ -118,14 +118,7 @@ pub fn stat(meta_url: &str, path: &Path) -> Result<()> {
 }
 
 async fn engine(meta_url: &str) -> Result<Engine> {
-    Engine::open(EngineOpts {
-        meta_url: meta_url.to_string(),
-        cache_dir: None,
-        cache_size: 0,
-        check_tier: false,
-        policy: Default::default(),
-    })
-    .await
+    Engine::open_direct(meta_url, false).await
 }
 
 pub async fn pin(meta_url: &str, path: &Path, pin: bool) -> Result<()> {

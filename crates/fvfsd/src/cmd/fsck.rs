@@ -1,19 +1,12 @@
 //! `fvfsd fsck [--repair]`: runs the vfs consistency check with a progress bar and prints
 //! what it found and fixed. Exit status 1 when problems remain.
 
-use crate::engine::{Engine, EngineOpts};
+use crate::engine::Engine;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
-    let engine = Engine::open(EngineOpts {
-        meta_url: meta_url.to_string(),
-        cache_dir: None,
-        cache_size: 0,
-        check_tier: false,
-        policy: Default::default(),
-    })
-    .await?;
+    let engine = Engine::open_direct(meta_url, false).await?;
     let (meta, store) = (engine.meta.clone(), engine.store.clone());
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -75,14 +68,7 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
 pub async fn gc(meta_url: &str, grace: std::time::Duration) -> Result<u64> {
     let _lock = crate::engine::MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"))
         .map_err(|e| e.context("unmount the filesystem first (a mount runs GC itself)"))?;
-    let engine = Engine::open(EngineOpts {
-        meta_url: meta_url.to_string(),
-        cache_dir: None,
-        cache_size: 0,
-        check_tier: true,
-        policy: Default::default(),
-    })
-    .await?;
+    let engine = Engine::open_direct(meta_url, true).await?;
     let vfs = fvfs_vfs::Vfs::new(
         engine.meta.clone(),
         engine.store.clone(),

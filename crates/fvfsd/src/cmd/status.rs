@@ -30,13 +30,7 @@ pub async fn run(meta_url: &str) -> Result<()> {
     let usage = meta.tier_usage(tiers.len())?;
     let health = super::tiers::probe(&tiers).await;
     for (i, t) in tiers.iter().enumerate() {
-        let role = if t.durable {
-            "durable"
-        } else if t.keep_copy {
-            "keep-copy"
-        } else {
-            "cache"
-        };
+        let role = super::tiers::role(t);
         let wm = match (t.high_watermark, t.low_watermark) {
             (Some(h), Some(l)) => format!(", watermarks {} / {}", human(h), human(l)),
             (Some(h), None) => format!(", high watermark {}", human(h)),

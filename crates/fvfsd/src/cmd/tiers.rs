@@ -7,12 +7,23 @@
 //! backfilled by the replicator of the next mount.
 
 use super::status::human;
-use crate::engine::{check_tier, open_meta, Engine, EngineOpts, MountLock};
+use crate::engine::{check_tier, open_meta, Engine, MountLock};
 use anyhow::{bail, Context, Result};
 use fvfs_tier::{Tier, TierSpec};
 use fvfs_types::TierSettings;
 use std::path::Path;
 use std::time::Duration;
+
+/// A tier's role as shown to users.
+pub fn role(t: &TierSettings) -> &'static str {
+    if t.durable {
+        "durable"
+    } else if t.keep_copy {
+        "keep-copy"
+    } else {
+        "cache"
+    }
+}
 
 /// Probes each tier (10 s budget each): Ok or the error.
 pub async fn probe(tiers: &[TierSettings]) -> Vec<std::result::Result<(), String>> {
@@ -38,13 +49,7 @@ pub async fn list(meta_url: &str) -> Result<()> {
         "bit", "name", "role", "used", "high", "low", "health"
     );
     for (i, t) in tiers.iter().enumerate() {
-        let role = if t.durable {
-            "durable"
-        } else if t.keep_copy {
-            "keep-copy"
-        } else {
-            "cache"
-        };
+        let role = role(t);
         let wm = |v: Option<u64>| v.map(human).unwrap_or_else(|| "-".into());
         let h = match &health[i] {
             Ok(()) => "ok".to_string(),
@@ -202,14 +207,7 @@ pub fn wal(meta_url: &str, limit: usize) -> Result<()> {
 
 /// Replicates everything queued now, in this process. Returns entries left.
 pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
-    let engine = Engine::open(EngineOpts {
-        meta_url: meta_url.to_string(),
-        cache_dir: None,
-        cache_size: 0,
-        check_tier: false,
-        policy: Default::default(),
-    })
-    .await?;
+    let engine = Engine::open_direct(meta_url, false).await?;
     let vfs = engine.vfs_beside_mount()?;
     let queued = engine.meta.wal_make_due(fvfs_vfs::now_ns())?;
     println!("replicating {queued} queued block copies…");
