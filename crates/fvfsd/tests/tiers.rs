@@ -307,3 +307,73 @@ fn the_scrubber_repairs_a_corrupt_warm_copy() {
         );
     }
 }
+
+#[test]
+fn adding_tiers_backfills_and_warmup_fills_the_hot_tier() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.mount();
+    let files = write_files(&f, "w", 2, 3 << 20, 95);
+    f.unmount();
+    let local = f.dir.path().join("t-local");
+    let nas = f.dir.path().join("t-nas");
+    let out = f.run(&[
+        "tier",
+        "add",
+        "local",
+        local.to_str().unwrap(),
+        "--meta",
+        &f.meta_url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The old tier moved from bit 0 to bit 1.
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND tiers != 2"),
+        0
+    );
+    let out = f.run(&[
+        "tier",
+        "add",
+        "nas",
+        nas.to_str().unwrap(),
+        "--position",
+        "1",
+        "--keep-copy",
+        "--meta",
+        &f.meta_url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pending(&f) > 0, "the keep-copy tier is queued for backfill");
+    let out = f.run(&["tier", "list", "--meta", &f.meta_url]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("keep-copy") && text.contains("durable"),
+        "{text}"
+    );
+    f.mount();
+    f.wait_until(60, "backfill of the new tier", |f| pending(f) == 0);
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & 2) = 0"),
+        0
+    );
+    let out = f.run(&[
+        "warmup",
+        "--meta",
+        &f.meta_url,
+        f.path("w0").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(xattr(&f.path("w0"), "user.fvfs.tiers"), "0x7");
+    check_files(&f, "w", &files);
+}
