@@ -351,6 +351,20 @@ impl Vfs {
         Ok(done)
     }
 
+    /// Probes the tiers marked down; a tier that answers is used again.
+    pub(crate) async fn probe_down_tiers(&self) {
+        let health = self.tiers.health();
+        for (i, h) in health.iter().enumerate() {
+            if h.reachable {
+                continue;
+            }
+            match self.store.tiers()[i].check().await {
+                Ok(()) => self.tiers.set_health(i, true, None),
+                Err(e) => self.tiers.set_health(i, false, Some(e.to_string())),
+            }
+        }
+    }
+
     /// Writes the batched access statistics.
     pub(crate) fn flush_access(&self) -> Result<()> {
         let batch = self.tiers.take_access();
@@ -394,6 +408,7 @@ impl Worker for TierEventsWorker {
                 vfs.on_tier_event(ev).await?;
             }
             vfs.flush_access()?;
+            vfs.probe_down_tiers().await;
             Ok(WorkerState::Idle)
         })
     }

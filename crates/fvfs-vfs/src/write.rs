@@ -130,11 +130,21 @@ fn upload_task(
         let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
         let mut tier = 0;
         if !live {
-            tier = tiers.reserve(enc.stored.len() as u64);
-            if let Err(e) = store.put_encoded_to(&enc, tier).await {
-                tiers.add_usage(tier, -(enc.stored.len() as i64));
-                pins.unpin(&[enc.id]);
-                return Err(e.into());
+            // A tier that fails a write is marked down and the block goes to the next
+            // one; the durable tier is the last resort, and its failure is the caller's.
+            loop {
+                tier = tiers.reserve(enc.stored.len() as u64);
+                match store.put_encoded_to(&enc, tier).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tiers.add_usage(tier, -(enc.stored.len() as i64));
+                        if tier == tiers.durable {
+                            pins.unpin(&[enc.id]);
+                            return Err(e.into());
+                        }
+                        tiers.set_health(tier, false, Some(e.to_string()));
+                    }
+                }
             }
             if tiers.over_high(tier) {
                 tiers.evict_wake.notify_one();

@@ -377,3 +377,30 @@ fn adding_tiers_backfills_and_warmup_fills_the_hot_tier() {
     assert_eq!(xattr(&f.path("w0"), "user.fvfs.tiers"), "0x7");
     check_files(&f, "w", &files);
 }
+
+#[test]
+fn a_full_hot_tier_sends_writes_to_the_next_tier() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    let local = f.tier_dir("local");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&local)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    f.mount();
+    let files = write_files(&f, "full", 2, 3 << 20, 99);
+    check_files(&f, "full", &files);
+    f.wait_until(60, "replication", |f| pending(f) == 0);
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0 AND (tiers & 1) != 0"),
+        0,
+        "nothing fits on the full hot tier"
+    );
+    f.remount_cold();
+    check_files(&f, "full", &files);
+    f.unmount();
+    let _ = std::process::Command::new("umount").arg(&local).status();
+}
