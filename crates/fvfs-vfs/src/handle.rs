@@ -39,11 +39,17 @@ pub(crate) struct InodeState {
     pub(crate) pending_attr: Mutex<Option<(u64, i64)>>,
     /// Resolved chunk maps of committed data, dropped on every commit or truncate.
     pub(crate) chunks: Mutex<HashMap<u64, Arc<ChunkMap>>>,
+    /// Bumped by every `invalidate`.
+    pub(crate) chunks_gen: AtomicU64,
 }
 
 impl InodeState {
+    /// Drops the cached chunk maps after the committed data changed. The generation
+    /// makes a map loaded before the change unable to enter the cache after it.
     pub(crate) fn invalidate(&self) {
-        self.chunks.lock().clear();
+        let mut chunks = self.chunks.lock();
+        self.chunks_gen.fetch_add(1, Ordering::SeqCst);
+        chunks.clear();
     }
 }
 
@@ -100,6 +106,7 @@ impl Handles {
                     file: tokio::sync::Mutex::new(FileState::default()),
                     pending_attr: Mutex::new(None),
                     chunks: Mutex::new(HashMap::new()),
+                    chunks_gen: AtomicU64::new(0),
                 })
             });
             st.open.fetch_add(1, Ordering::SeqCst);

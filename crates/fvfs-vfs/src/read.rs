@@ -165,8 +165,12 @@ impl Vfs {
         if let Some(m) = st.chunks.lock().get(&chunk) {
             return Ok(m.clone());
         }
+        let gen = st.chunks_gen.load(std::sync::atomic::Ordering::SeqCst);
         let m = Arc::new(ChunkMap::load(self.meta.as_ref(), st.ino, chunk)?);
-        st.chunks.lock().insert(chunk, m.clone());
+        let mut chunks = st.chunks.lock();
+        if st.chunks_gen.load(std::sync::atomic::Ordering::SeqCst) == gen {
+            chunks.insert(chunk, m.clone());
+        }
         Ok(m)
     }
 
@@ -240,10 +244,18 @@ impl Vfs {
     pub async fn read(&self, fh: u64, off: u64, size: u32) -> Result<Vec<u8>> {
         let h = self.handles.get(fh)?;
         let st = h.state.clone();
-        let fs = st.file.lock().await;
-        let file_size = match fs.pending() {
-            Some((s, _)) => s,
-            None => self.meta.getattr(st.ino)?.size,
+        // Take the size and a copy of the buffered bytes of the range under the lock, then
+        // read committed data without it, so readers do not wait on each other's fetches
+        // or on a flush. A commit in between moves the same bytes from the buffer into
+        // slices; the copy, applied last, still wins.
+        let (file_size, buffered) = {
+            let fs = st.file.lock().await;
+            let file_size = match fs.pending() {
+                Some((s, _)) => s,
+                None => self.meta.getattr(st.ino)?.size,
+            };
+            let n = (size as u64).min(file_size.saturating_sub(off));
+            (file_size, fs.snapshot(off, n))
         };
         if off >= file_size {
             return Ok(Vec::new());
@@ -274,7 +286,10 @@ impl Vfs {
             self.prefetch(&st, from, to);
         }
         self.read_committed(&st, off, &mut buf).await?;
-        fs.overlay(off, &mut buf);
+        for (at, bytes) in buffered {
+            let dst = (at - off) as usize;
+            buf[dst..dst + bytes.len()].copy_from_slice(&bytes);
+        }
         Ok(buf)
     }
 }

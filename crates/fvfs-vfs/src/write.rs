@@ -82,30 +82,32 @@ impl FileState {
         self.pending
     }
 
-    /// Copies buffered bytes over `buf`, which holds the file range starting at `off`.
-    pub(crate) fn overlay(&self, off: u64, buf: &mut [u8]) {
-        let end = off + buf.len() as u64;
+    /// Copies of the buffered bytes within `[off, off + len)`: (file offset, bytes), in
+    /// buffer order (extents are disjoint, so the order does not matter).
+    pub(crate) fn snapshot(&self, off: u64, len: u64) -> Vec<(u64, Vec<u8>)> {
+        let end = off + len;
+        let mut out = Vec::new();
         for e in &self.extents {
             if e.end() <= off || e.start >= end {
                 continue;
             }
             let mut pos = e.start;
             for s in &e.sealed {
-                copy_range(pos, &s.data, off, buf);
+                piece(pos, &s.data, off, end, &mut out);
                 pos += s.data.len() as u64;
             }
-            copy_range(pos, &e.tail, off, buf);
+            piece(pos, &e.tail, off, end, &mut out);
         }
+        out
     }
 }
 
-/// Copies the part of `src` (file offset `src_off`) that overlaps `dst` (file offset `dst_off`).
-fn copy_range(src_off: u64, src: &[u8], dst_off: u64, dst: &mut [u8]) {
-    let lo = src_off.max(dst_off);
-    let hi = (src_off + src.len() as u64).min(dst_off + dst.len() as u64);
-    if lo < hi {
-        dst[(lo - dst_off) as usize..(hi - dst_off) as usize]
-            .copy_from_slice(&src[(lo - src_off) as usize..(hi - src_off) as usize]);
+/// Adds the part of `src` (at file offset `src_off`) inside `[lo, hi)` to `out`.
+fn piece(src_off: u64, src: &[u8], lo: u64, hi: u64, out: &mut Vec<(u64, Vec<u8>)>) {
+    let a = src_off.max(lo);
+    let b = (src_off + src.len() as u64).min(hi);
+    if a < b {
+        out.push((a, src[(a - src_off) as usize..(b - src_off) as usize].to_vec()));
     }
 }
 
