@@ -107,7 +107,10 @@ fn piece(src_off: u64, src: &[u8], lo: u64, hi: u64, out: &mut Vec<(u64, Vec<u8>
     let a = src_off.max(lo);
     let b = (src_off + src.len() as u64).min(hi);
     if a < b {
-        out.push((a, src[(a - src_off) as usize..(b - src_off) as usize].to_vec()));
+        out.push((
+            a,
+            src[(a - src_off) as usize..(b - src_off) as usize].to_vec(),
+        ));
     }
 }
 
