@@ -183,6 +183,20 @@ impl Fixture {
         self.fvfsd().args(args).output().unwrap()
     }
 
+    /// Runs `fvfsd ARGS --meta <this filesystem>`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--meta", &self.meta_url]);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "fvfsd {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Mounts in a child process and waits until the mount is live.
     pub fn mount(&mut self) {
         let err = self.try_mount();
