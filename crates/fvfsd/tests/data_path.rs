@@ -172,3 +172,23 @@ fn deleted_data_is_collected_after_the_grace_period() {
     f.mount();
     assert!(std::fs::read(f.path("keep")).unwrap() == data(1 << 20, 90));
 }
+
+#[test]
+fn an_unlinked_open_file_stays_readable_until_the_last_close() {
+    let Some(mut f) = Fixture::new() else { return };
+    f.mount();
+    let content = data(2 << 20, 92);
+    std::fs::write(f.path("doomed"), &content).unwrap();
+    let mut file = std::fs::File::open(f.path("doomed")).unwrap();
+    std::fs::remove_file(f.path("doomed")).unwrap();
+    assert!(!f.path("doomed").exists());
+    assert_eq!(f.count("SELECT COUNT(*) FROM orphans"), 1);
+    let mut got = Vec::new();
+    file.read_to_end(&mut got).unwrap();
+    assert!(got == content, "an unlinked open file lost its data");
+    drop(file);
+    f.wait_until(10, "the orphan purged at the last close", |f| {
+        f.count("SELECT COUNT(*) FROM orphans") == 0
+    });
+    assert_eq!(f.count("SELECT COUNT(*) FROM blocks WHERE refcount > 0"), 0);
+}
