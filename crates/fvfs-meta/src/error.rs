@@ -53,3 +53,16 @@ pub enum MetaError {
 }
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+impl MetaError {
+    /// Whether the metadata's disk is full (SQLITE_FULL or ENOSPC).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            MetaError::Db(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+            }
+            MetaError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+}

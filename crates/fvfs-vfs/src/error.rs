@@ -44,6 +44,7 @@ impl VfsError {
                 MetaError::NoAttr => ENODATA,
                 MetaError::AttrTooBig => E2BIG,
                 MetaError::NotPermitted => EPERM,
+                m if m.is_no_space() => ENOSPC,
                 MetaError::MissingBlock(_)
                 | MetaError::NotFormatted(_)
                 | MetaError::AlreadyFormatted(_)

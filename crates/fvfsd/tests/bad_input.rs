@@ -114,3 +114,33 @@ fn a_full_cache_disk_does_not_fail_io() {
     f.unmount();
     let _ = Command::new("umount").arg(&f.cache).status();
 }
+
+#[test]
+fn a_full_metadata_disk_is_enospc_and_loses_nothing() {
+    let Some(mut f) = Fixture::new() else { return };
+    let metafs = f.dir.path().join("metafs");
+    std::fs::create_dir(&metafs).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&metafs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::copy(f.dir.path().join("meta.db"), metafs.join("meta.db")).unwrap();
+    f.meta_url = format!("sqlite://{}/meta.db", metafs.display());
+    f.mount();
+    std::fs::write(f.path("first"), b"kept").unwrap();
+    let mut failure = None;
+    for i in 0..20_000 {
+        let name = format!("{i:0>200}");
+        if let Err(e) = std::fs::create_dir(f.path(&name)) {
+            failure = Some(e);
+            break;
+        }
+    }
+    let e = failure.expect("the metadata disk never filled");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    assert_eq!(std::fs::read(f.path("first")).unwrap(), b"kept");
+    f.unmount();
+    let _ = Command::new("umount").arg(&metafs).status();
+}
