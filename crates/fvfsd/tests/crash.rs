@@ -22,6 +22,11 @@ fn kill_9_after_fsync_loses_no_fsynced_byte() {
     f.kill9();
     drop(file);
     f.mount();
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM sessions"),
+        1,
+        "the dead session was ended"
+    );
     let got = std::fs::read(f.path("synced")).unwrap();
     let mut want = a.clone();
     want[1_000_000..1_000_017].copy_from_slice(b"fsynced overwrite");

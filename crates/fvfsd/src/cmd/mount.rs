@@ -89,6 +89,14 @@ pub fn foreground(args: MountArgs) -> Result<()> {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Sessions of processes on this host that died without a clean stop (kill -9, power
+    // loss) are over: with the mount lock held, no other process serves this filesystem.
+    for old in engine.meta.sessions()? {
+        let alive = std::path::Path::new(&format!("/proc/{}", old.pid)).exists();
+        if old.host == host && !alive {
+            engine.meta.end_session(old.id)?;
+        }
+    }
     let session_id = engine.meta.register_session(
         &host,
         std::process::id(),
