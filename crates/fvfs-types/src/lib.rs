@@ -262,6 +262,11 @@ impl Settings {
         tiers
     }
 
+    /// The tiers' names, hottest first.
+    pub fn tier_names(&self) -> Vec<String> {
+        self.tier_list().into_iter().map(|t| t.name).collect()
+    }
+
     /// Index of the durable tier.
     pub fn durable_tier(&self) -> usize {
         self.tier_list().iter().position(|t| t.durable).unwrap_or(0)

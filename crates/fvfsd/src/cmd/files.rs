@@ -76,12 +76,7 @@ fn mask_names(mask: u32, names: &[String]) -> String {
 
 pub fn stat(meta_url: &str, path: &Path) -> Result<()> {
     let meta = open_meta(meta_url)?;
-    let names: Vec<String> = meta
-        .settings()?
-        .tier_list()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let names = meta.settings()?.tier_names();
     let ino = resolve(meta.as_ref(), path)?;
     let a = meta.getattr(ino)?;
     println!("path     {}", path.display());

@@ -161,12 +161,7 @@ pub async fn set(meta_url: &str, name: &str, c: TierChange) -> Result<()> {
 
 pub fn wal(meta_url: &str, limit: usize) -> Result<()> {
     let meta = open_meta(meta_url)?;
-    let names: Vec<String> = meta
-        .settings()?
-        .tier_list()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let names = meta.settings()?.tier_names();
     let (entries, total) = meta.wal_list(limit)?;
     println!("{total} pending replication(s)");
     if entries.is_empty() {
