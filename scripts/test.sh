@@ -136,6 +136,18 @@ cargo_tools() {
 		command -v "$name" >/dev/null || fvfs_die "$name installed but not on PATH (add $CARGO_BIN to PATH)"
 	done
 }
+# ---- PyPI test tools: wsgidav (a WebDAV server on loopback for the WebDAV tier test)
+python_tools() {
+	if command -v wsgidav >/dev/null || python3 -c 'import wsgidav, cheroot' 2>/dev/null; then
+		fvfs_log "wsgidav present"
+		return 0
+	fi
+	command -v python3 >/dev/null || fvfs_die "python3 is missing: it runs the WebDAV test server"
+	echo "Installing wsgidav and cheroot from PyPI (WebDAV test server): python3 -m pip install wsgidav cheroot"
+	timeout 600 python3 -m pip install --quiet wsgidav cheroot || fvfs_die "pip install wsgidav cheroot failed"
+}
+run_step "install wsgidav" python_tools || true
+
 if ((suites)); then
 	run_step "install pjdfstest + fsx" cargo_tools || true
 else

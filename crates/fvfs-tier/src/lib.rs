@@ -122,6 +122,18 @@ impl Tier {
         let display = spec.display();
         let op = match &spec.kind {
             TierKind::Fs { root } => open_fs(root, &display)?,
+            TierKind::WebDav { endpoint, root } => {
+                let mut b = opendal::services::Webdav::default()
+                    .endpoint(endpoint)
+                    .root(root);
+                if let Ok(u) = std::env::var("FVFS_WEBDAV_USERNAME") {
+                    b = b.username(&u);
+                }
+                if let Ok(p) = std::env::var("FVFS_WEBDAV_PASSWORD") {
+                    b = b.password(&p);
+                }
+                Operator::new(b).map_err(|e| TierError::Config(format!("{display}: {e}")))?
+            }
             TierKind::S3 {
                 bucket,
                 prefix,

@@ -2,7 +2,10 @@
 //!
 //! Accepted forms:
 //! - `/abs/dir` or `file:///abs/dir`: a local (or NAS-mounted) directory;
-//! - `s3://bucket[/prefix][?endpoint=URL&region=R&path_style=BOOL&storage_class=C]`.
+//! - `s3://bucket[/prefix][?endpoint=URL&region=R&path_style=BOOL&storage_class=C]`;
+//! - `webdav://host[:port]/path` (http) or `webdavs://host[:port]/path` (https): a NAS
+//!   share over WebDAV; user and password come from `FVFS_WEBDAV_USERNAME` /
+//!   `FVFS_WEBDAV_PASSWORD`.
 //!
 //! Invariants: a parsed spec never holds credentials (a `user:pass@` part is rejected;
 //! S3 credentials come from the environment or the AWS profile chain), fs roots are
@@ -31,6 +34,13 @@ pub enum TierKind {
         /// `true`: `endpoint/bucket/key` URLs; `false`: `bucket.endpoint/key`.
         path_style: bool,
         storage_class: Option<String>,
+    },
+    /// A WebDAV share (a NAS over HTTP).
+    WebDav {
+        /// `http(s)://host[:port]`.
+        endpoint: String,
+        /// Path of the fvfs root on the server, starting with `/`.
+        root: String,
     },
 }
 
@@ -89,11 +99,41 @@ impl TierSpec {
         match scheme {
             "file" => Self::parse_file(&url, location),
             "s3" => Self::parse_s3(&url, location),
+            "webdav" | "webdavs" => Self::parse_webdav(&url, scheme == "webdavs", location),
             other => Err(config(format!(
-                "unsupported storage scheme {other:?} in {:?} (supported: absolute path, file://, s3://)",
+                "unsupported storage scheme {other:?} in {:?} (supported: absolute path, file://, s3://, webdav://, webdavs://)",
                 redact(location)
             ))),
         }
+    }
+
+    fn parse_webdav(url: &url::Url, tls: bool, location: &str) -> Result<TierSpec, TierError> {
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+            return Err(config(format!(
+                "WebDAV location {location:?} has no host (webdav://host:port/path)"
+            )));
+        };
+        if url.query().is_some() {
+            return Err(config(format!(
+                "WebDAV location {location:?} takes no query parameters"
+            )));
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let endpoint = match url.port() {
+            Some(p) => format!("{scheme}://{host}:{p}"),
+            None => format!("{scheme}://{host}"),
+        };
+        let path = url.path().trim_end_matches('/');
+        Ok(TierSpec {
+            kind: TierKind::WebDav {
+                endpoint,
+                root: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.to_string()
+                },
+            },
+        })
     }
 
     fn parse_file(url: &url::Url, location: &str) -> Result<TierSpec, TierError> {
@@ -184,6 +224,13 @@ impl TierSpec {
     pub fn display(&self) -> String {
         match &self.kind {
             TierKind::Fs { root } => root.display().to_string(),
+            TierKind::WebDav { endpoint, root } => {
+                let (scheme, rest) = match endpoint.strip_prefix("https://") {
+                    Some(r) => ("webdavs", r),
+                    None => ("webdav", endpoint.trim_start_matches("http://")),
+                };
+                format!("{scheme}://{rest}{root}")
+            }
             TierKind::S3 {
                 bucket,
                 prefix,
@@ -224,6 +271,26 @@ impl std::str::FromStr for TierSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webdav_locations() {
+        let s = TierSpec::parse("webdav://nas.local:8080/shares/fvfs/").unwrap();
+        assert_eq!(
+            s.kind,
+            TierKind::WebDav {
+                endpoint: "http://nas.local:8080".into(),
+                root: "/shares/fvfs".into()
+            }
+        );
+        assert_eq!(s.display(), "webdav://nas.local:8080/shares/fvfs");
+        assert_eq!(TierSpec::parse(&s.display()).unwrap(), s);
+        let t = TierSpec::parse("webdavs://nas/x").unwrap();
+        assert!(
+            matches!(t.kind, TierKind::WebDav { ref endpoint, .. } if endpoint == "https://nas")
+        );
+        assert!(TierSpec::parse("webdav://u:p@nas/x").is_err());
+        assert!(TierSpec::parse("webdav://nas/x?a=b").is_err());
+    }
 
     fn err(s: &str) -> String {
         match TierSpec::parse(s) {

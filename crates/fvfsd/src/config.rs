@@ -45,6 +45,8 @@ pub struct Daemon {
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     pub path: Option<PathBuf>,
+    /// Any storage location URL, e.g. `webdav://nas.local:8080/fvfs` for a NAS over WebDAV.
+    pub url: Option<String>,
     pub bucket: Option<String>,
     pub region: Option<String>,
     pub prefix: Option<String>,
@@ -206,9 +208,10 @@ impl Config {
             .into_iter()
             .map(|n| {
                 let t = &self.tiers[n];
-                match (&t.path, &t.bucket) {
-                    (Some(p), None) => Ok(p.display().to_string()),
-                    (None, Some(b)) => {
+                match (&t.path, &t.bucket, &t.url) {
+                    (Some(p), None, None) => Ok(p.display().to_string()),
+                    (None, None, Some(u)) => Ok(u.clone()),
+                    (None, Some(b), None) => {
                         let mut url = format!("s3://{b}");
                         if let Some(p) = t.prefix.as_deref().map(|p| p.trim_matches('/')) {
                             if !p.is_empty() {
@@ -231,7 +234,7 @@ impl Config {
                         }
                         Ok(format!("{url}?{}", q.join("&")))
                     }
-                    _ => bail!("[tiers.{n}] needs exactly one of `path` or `bucket`"),
+                    _ => bail!("[tiers.{n}] needs exactly one of `path`, `bucket` or `url`"),
                 }
             })
             .collect()
@@ -284,6 +287,11 @@ frequency_weight = 0.3
         .unwrap();
         assert_eq!(c.meta_url().unwrap(), "sqlite:///var/fvfsd/meta.db");
         let locs = c.storage_locations().unwrap();
+        let w: Config = toml::from_str("[tiers.nas]\nurl = \"webdav://nas:8080/fvfs\"\n").unwrap();
+        assert_eq!(
+            w.storage_locations().unwrap(),
+            vec!["webdav://nas:8080/fvfs".to_string()]
+        );
         assert_eq!(locs[0], "/srv/fvfs-cache");
         assert_eq!(locs[1], "s3://freddie-fvfs/fvfs?region=us-east-1");
     }
