@@ -167,7 +167,7 @@ impl Filesystem for FuseFs {
             reply,
             "lookup",
             self.vfs.lookup(parent.0, name.as_bytes()),
-            |a| reply.entry(&TTL, &attr(&a), Generation(0))
+            |a| entry(reply, &a)
         )
     }
 
@@ -225,11 +225,7 @@ impl Filesystem for FuseFs {
         let res = self
             .vfs
             .mknod(ctx(req), parent.0, name.as_bytes(), mode, umask, rdev);
-        reply!(reply, "mknod", res, |a| reply.entry(
-            &TTL,
-            &attr(&a),
-            Generation(0)
-        ))
+        reply!(reply, "mknod", res, |a| entry(reply, &a))
     }
 
     fn mkdir(
@@ -244,11 +240,7 @@ impl Filesystem for FuseFs {
         let res = self
             .vfs
             .mkdir(ctx(req), parent.0, name.as_bytes(), mode, umask);
-        reply!(reply, "mkdir", res, |a| reply.entry(
-            &TTL,
-            &attr(&a),
-            Generation(0)
-        ))
+        reply!(reply, "mkdir", res, |a| entry(reply, &a))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -283,11 +275,7 @@ impl Filesystem for FuseFs {
             link_name.as_bytes(),
             target.as_os_str().as_bytes(),
         );
-        reply!(reply, "symlink", res, |a| reply.entry(
-            &TTL,
-            &attr(&a),
-            Generation(0)
-        ))
+        reply!(reply, "symlink", res, |a| entry(reply, &a))
     }
 
     fn rename(
@@ -326,11 +314,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let res = self.vfs.link(ino.0, newparent.0, newname.as_bytes());
-        reply!(reply, "link", res, |a| reply.entry(
-            &TTL,
-            &attr(&a),
-            Generation(0)
-        ))
+        reply!(reply, "link", res, |a| entry(reply, &a))
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: FuseOpenFlags, reply: ReplyOpen) {
@@ -567,6 +551,12 @@ impl Filesystem for FuseFs {
             .block_on(self.vfs.fallocate(fh.0, offset, length, mode));
         reply!(reply, "fallocate", res, |_v| reply.ok())
     }
+}
+
+/// Replies a new or looked-up entry with the standard TTL (inode numbers are never
+/// reused, so the generation is always 0).
+fn entry(reply: ReplyEntry, a: &Attr) {
+    reply.entry(&TTL, &attr(a), Generation(0))
 }
 
 fn xattr_reply(reply: ReplyXattr, value: &[u8], size: u32) {

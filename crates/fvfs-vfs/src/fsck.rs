@@ -52,7 +52,8 @@ pub async fn fsck(
     progress: Progress<'_>,
 ) -> Result<FsckReport> {
     let mut r = FsckReport::default();
-    let total = meta.stats()?.blocks + meta.stats()?.garbage_blocks;
+    let stats = meta.stats()?;
+    let total = stats.blocks + stats.garbage_blocks;
     let mut after = None;
     loop {
         let page = meta.blocks_page(after, 1024)?;
