@@ -4,6 +4,8 @@
 //! Invariants: this crate depends on nothing of fvfs and does no I/O. A `BlockId` is
 //! always the BLAKE3 hash of a block's *plain* (uncompressed) bytes.
 
+pub mod api;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -1,0 +1,1 @@
+//! OWNER: see lib.rs layout. Stub.

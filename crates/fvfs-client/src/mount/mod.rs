@@ -1,0 +1,1 @@
+//! The FUSE mount through the API. Stub.

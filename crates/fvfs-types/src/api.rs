@@ -1,0 +1,330 @@
+//! The HTTP API's request and response models, shared by the server (fvfs-api) and the
+//! client (fvfs-client, fvfsc). docs/API.md describes the routes that carry them.
+//!
+//! Invariants: every field name and every [`ErrorCode`] string is part of the wire format
+//! (`/v1`); add fields as `Option`/`#[serde(default)]` so older clients keep working, never
+//! rename or repurpose one. Times are nanoseconds since the Unix epoch; modes are the
+//! permission bits (low 12 bits of `st_mode`) as a number.
+
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the expected BLAKE3 (hex) of a `PUT` body; a mismatch discards the upload.
+pub const HEADER_BLAKE3: &str = "x-fvfs-blake3";
+/// Header naming the client device (its hostname) for `GET /v1/devices`.
+pub const HEADER_DEVICE: &str = "x-fvfs-device";
+/// DNS-SD service type the daemon registers.
+pub const MDNS_SERVICE: &str = "_fvfs._tcp.local.";
+/// Default TCP port of the API.
+pub const DEFAULT_PORT: u16 = 7734;
+
+/// A stable, machine-readable error code. One table in fvfs-api maps each to an HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    Exists,
+    NotDir,
+    IsDir,
+    NotEmpty,
+    InvalidPath,
+    InvalidArgument,
+    NameTooLong,
+    TooManyLinks,
+    PermissionDenied,
+    Unauthorized,
+    Forbidden,
+    PayloadTooLarge,
+    LengthMismatch,
+    HashMismatch,
+    RangeNotSatisfiable,
+    NotSupported,
+    NoSpace,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            NotFound => "not_found",
+            Exists => "exists",
+            NotDir => "not_dir",
+            IsDir => "is_dir",
+            NotEmpty => "not_empty",
+            InvalidPath => "invalid_path",
+            InvalidArgument => "invalid_argument",
+            NameTooLong => "name_too_long",
+            TooManyLinks => "too_many_links",
+            PermissionDenied => "permission_denied",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            PayloadTooLarge => "payload_too_large",
+            LengthMismatch => "length_mismatch",
+            HashMismatch => "hash_mismatch",
+            RangeNotSatisfiable => "range_not_satisfiable",
+            NotSupported => "not_supported",
+            NoSpace => "no_space",
+            Unavailable => "unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// The body of every error response: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What kind of object a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
+}
+
+impl From<crate::FileKind> for Kind {
+    fn from(k: crate::FileKind) -> Kind {
+        use crate::FileKind as F;
+        match k {
+            F::File => Kind::File,
+            F::Dir => Kind::Dir,
+            F::Symlink => Kind::Symlink,
+            F::Fifo => Kind::Fifo,
+            F::Socket => Kind::Socket,
+            F::CharDev => Kind::CharDev,
+            F::BlockDev => Kind::BlockDev,
+        }
+    }
+}
+
+/// `GET /v1/meta/{path}`: what `lstat` says, plus where the data lives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stat {
+    /// Normalised path, starting with `/`.
+    pub path: String,
+    /// Inode number: stable for the life of the file, never reused.
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    /// Permission bits (e.g. 420 = 0o644).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Tiers holding every block of the file (bit i = tier i, hottest first; `0x7` on three
+    /// tiers = fully replicated). 0 for directories and empty files.
+    #[serde(default)]
+    pub tiers: u32,
+    /// The file's ETag (files only): changes whenever the content changes.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// A symlink's target.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// `GET /v1/ls/{prefix}`: one page of a directory, in name order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Listing {
+    pub path: String,
+    pub entries: Vec<Stat>,
+    /// Pass as `?after=` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// One piece of a file's content: `len` bytes at file offset `offset` are bytes
+/// `[block_offset, block_offset + len)` of block `id` (`GET /v1/blocks/{id}`, whose plain
+/// bytes hash to `id` under BLAKE3). Ranges of the file no piece covers are zeros.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Piece {
+    pub offset: u64,
+    pub len: u64,
+    pub id: String,
+    pub block_offset: u64,
+    pub block_len: u64,
+}
+
+/// `GET /v1/manifest/{path}`: the file's content as blocks, consistent with `etag`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Manifest {
+    pub path: String,
+    pub size: u64,
+    pub etag: String,
+    pub pieces: Vec<Piece>,
+}
+
+/// `PATCH /v1/meta/{path}` (setattr): only the fields given change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetAttrRequest {
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Truncate or extend (with zeros) to this size.
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub atime_ns: Option<i64>,
+    #[serde(default)]
+    pub mtime_ns: Option<i64>,
+}
+
+/// `POST /v1/mkdir/{path}`, `POST /v1/symlink/{path}` and the query of `PUT /v1/files`:
+/// the new object's owner and mode (defaults: the daemon's uid/gid, 0o755 / 0o644).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Create missing parent directories (like `mkdir -p`).
+    #[serde(default)]
+    pub parents: Option<bool>,
+    /// The target of `POST /v1/symlink`.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// `POST /v1/rename`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub from: String,
+    pub to: String,
+    /// Fail with `exists` instead of replacing `to`.
+    #[serde(default)]
+    pub noreplace: bool,
+}
+
+/// One tier in `GET /v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TierStatus {
+    pub name: String,
+    /// Location with credentials removed.
+    pub location: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub high_watermark: Option<u64>,
+    #[serde(default)]
+    pub low_watermark: Option<u64>,
+    pub durable: bool,
+    pub healthy: bool,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// `GET /v1/status`: daemon health and tier figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Status {
+    pub version: String,
+    pub uuid: String,
+    pub name: String,
+    pub uptime_secs: u64,
+    pub tiers: Vec<TierStatus>,
+    /// Block copies still to replicate (the WAL's depth).
+    pub wal_pending: u64,
+    /// Background workers by name → state (`idle`, `busy`, `error: …`).
+    pub workers: std::collections::BTreeMap<String, String>,
+    /// Where the daemon's FUSE mount is, if it has one.
+    #[serde(default)]
+    pub mount: Option<String>,
+    /// Files and bytes in the namespace.
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// One client in `GET /v1/devices`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Device {
+    /// The device's name (`x-fvfs-device`, else the peer address).
+    pub name: String,
+    pub address: String,
+    /// The token's name (`local` over the control socket).
+    pub token: String,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    pub last_seen_unix: i64,
+    pub requests: u64,
+}
+
+/// `GET /v1/devices`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Devices {
+    pub devices: Vec<Device>,
+}
+
+/// One queued replication in `GET /v1/admin/wal`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WalItem {
+    pub id: u64,
+    pub block: String,
+    /// Name of the tier the copy is for.
+    pub tier: String,
+    pub due_ns: i64,
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// `GET /v1/admin/wal`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Wal {
+    pub pending: u64,
+    pub entries: Vec<WalItem>,
+}
+
+/// `POST /v1/admin/evict`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EvictResult {
+    pub evicted_bytes: u64,
+}
+
+/// `POST /v1/admin/flush`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlushResult {
+    pub replicated: u64,
+    pub pending: u64,
+}
