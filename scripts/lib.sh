@@ -76,7 +76,7 @@ fvfs_build_bins() {
 		(cd "$FVFS_ROOT" && cargo build --bins "${profile[@]}") || fvfs_die "cargo build --bins failed"
 	fi
 	local b
-	for b in fvfsd fvfs-s3-server; do
+	for b in fvfsd fvfsc fvfs-s3-server; do
 		[[ -x "$(fvfs_bin_dir)/$b" ]] || fvfs_die "$(fvfs_bin_dir)/$b is missing (cargo build --bins)"
 	done
 	FVFSD="$(fvfs_bin_dir)/fvfsd"
@@ -240,6 +240,7 @@ fvfs_teardown() {
 	if declare -F fvfs_on_teardown >/dev/null; then
 		fvfs_on_teardown # a script's own cleanup, run first
 	fi
+	fvfs_stop_serve
 	if [[ -n ${FVFS_MNT:-} ]]; then
 		fvfs_unmount "$FVFS_MNT"
 	fi
@@ -260,6 +261,8 @@ fvfs_teardown() {
 			mkdir -p "$(fvfs_target_dir)"
 			cp -f "$FVFS_WORK/mount.log" "$(fvfs_target_dir)/$FVFS_LOG_NAME-fvfsd.log" 2>/dev/null
 			cp -f "$FVFS_WORK/s3.log" "$(fvfs_target_dir)/$FVFS_LOG_NAME-s3.log" 2>/dev/null
+			cp -f "$FVFS_WORK/serve.log" "$(fvfs_target_dir)/$FVFS_LOG_NAME-serve.log" 2>/dev/null
+			cp -f "$FVFS_WORK/client.log" "$(fvfs_target_dir)/$FVFS_LOG_NAME-client.log" 2>/dev/null
 		fi
 		if [[ ${FVFS_KEEP_TMP:-0} == 1 || $rc -ne 0 && $rc -ne $FVFS_SKIP_RC ]]; then
 			# Keep the data and metadata of a failed run for fsck and post-mortems.
@@ -305,4 +308,54 @@ fvfs_setup_fs() {
 	fvfs_start_s3
 	fvfs_format --storage "$(fvfs_s3_location "$prefix")" "$@"
 	fvfs_mount "$FVFS_WORK/mnt"
+}
+
+# fvfs_serve [EXTRA SERVE ARGS...]: start `fvfsd serve --no-mount --port 0` on FVFS_META (the
+# HTTP API on 127.0.0.1, its state beside the metadata in FVFS_WORK). Sets FVFS_SERVE_PID,
+# FVFS_URL (from the daemon's `api <url>` line) and FVFS_TOKEN (the admin token written at
+# format); the daemon's log is FVFS_WORK/serve.log.
+fvfs_serve() {
+	fvfs_log "fvfsd serve --meta $FVFS_META --no-mount --port 0 $*"
+	RUST_LOG="${RUST_LOG:-warn}" "$FVFSD" serve --meta "$FVFS_META" --no-mount --port 0 "$@" \
+		>"$FVFS_WORK/serve.out" 2>"$FVFS_WORK/serve.log" </dev/null &
+	FVFS_SERVE_PID=$!
+	local line
+	if ! line="$(fvfs_wait_for_file_line "$FVFS_WORK/serve.out" '^api ' 60 "$FVFS_SERVE_PID")"; then
+		cat "$FVFS_WORK/serve.out" "$FVFS_WORK/serve.log" >&2 || true
+		fvfs_die "fvfsd serve did not print its api line within 60s"
+	fi
+	FVFS_URL="${line#api }"
+	[[ -r $FVFS_WORK/admin.token ]] || fvfs_die "no admin token at $FVFS_WORK/admin.token"
+	FVFS_TOKEN="$(tr -d '[:space:]' <"$FVFS_WORK/admin.token")"
+	export FVFSD_URL="$FVFS_URL" FVFS_TOKEN
+	fvfs_log "fvfsd serve pid $FVFS_SERVE_PID at $FVFS_URL"
+}
+
+# fvfs_client_mount MOUNTPOINT: `fvfsc mount` of the daemon started by fvfs_serve. Sets
+# FVFS_CLIENT_PID (log FVFS_WORK/client.log); returns once the mount is live.
+fvfs_client_mount() {
+	FVFS_CLIENT_MNT="$1"
+	mkdir -p "$FVFS_CLIENT_MNT" "$FVFS_WORK/client-cache"
+	fvfs_log "fvfsc mount $FVFS_CLIENT_MNT (cache $FVFS_WORK/client-cache)"
+	RUST_LOG="${RUST_LOG:-warn}" "$(fvfs_bin_dir)/fvfsc" --url "$FVFS_URL" --token "$FVFS_TOKEN" \
+		mount --cache-dir "$FVFS_WORK/client-cache" "$FVFS_CLIENT_MNT" \
+		>"$FVFS_WORK/client.log" 2>&1 </dev/null &
+	FVFS_CLIENT_PID=$!
+	fvfs_wait_for_mount "$FVFS_CLIENT_MNT" "${FVFS_MOUNT_TIMEOUT:-60}" "$FVFS_CLIENT_PID" || {
+		tail -n 50 "$FVFS_WORK/client.log" >&2 || true
+		fvfs_die "fvfsc mount on $FVFS_CLIENT_MNT did not go live"
+	}
+}
+
+# fvfs_stop_serve: unmount the client mount (if any), then SIGTERM the daemon and wait.
+fvfs_stop_serve() {
+	if [[ -n ${FVFS_CLIENT_MNT:-} ]]; then
+		fvfs_unmount "$FVFS_CLIENT_MNT"
+		[[ -z ${FVFS_CLIENT_PID:-} ]] || fvfs_stop_pid "$FVFS_CLIENT_PID" fvfsc
+		FVFS_CLIENT_MNT="" FVFS_CLIENT_PID=""
+	fi
+	if [[ -n ${FVFS_SERVE_PID:-} ]]; then
+		fvfs_stop_pid "$FVFS_SERVE_PID" "fvfsd serve"
+		FVFS_SERVE_PID=""
+	fi
 }

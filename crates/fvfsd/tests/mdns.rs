@@ -1,0 +1,155 @@
+//! Discovery: inside a network namespace of its own (only `lo`, with multicast on), the
+//! real `fvfsd serve` registers `_fvfs._tcp.local.` and the real `fvfsc`, given no URL at
+//! all, finds it by mDNS and talks to it. The namespace keeps the test off every real
+//! network and away from other daemons.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("fvfs-mdns-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns(name);
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
+        ns.exec_ok(&["ip", "link", "set", "lo", "multicast", "on"]);
+        ns.exec_ok(&["ip", "route", "add", "224.0.0.0/4", "dev", "lo"]);
+        ns
+    }
+    fn cmd(&self, prog: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(prog);
+        c
+    }
+    fn exec_ok(&self, args: &[&str]) {
+        let mut all = vec!["ip", "netns", "exec", &self.0];
+        all.extend(args);
+        sh(&all);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?} failed");
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
+    if !common::privileged() {
+        return;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        if std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("the mDNS test needs `ip` (iproute2)");
+        }
+        eprintln!("SKIP: no `ip` command");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("fvfs-mdns-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let meta = format!("sqlite://{}/meta.db", dir.path().display());
+    let blocks = dir.path().join("blocks");
+    let out = Command::new(common::FVFSD)
+        .args(["format", "--meta", &meta, "--storage", blocks.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = std::fs::read_to_string(dir.path().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let ns = Netns::new();
+    let mut serve = ns.cmd(Path::new(common::FVFSD));
+    serve
+        .args(["serve", "--meta", &meta, "--no-mount", "--port", "0"])
+        .env("FVFS_HOME", dir.path().join("home"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut child = serve.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _serve = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("api ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let api = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("fvfsd serve printed its api line");
+    eprintln!("daemon: {api}");
+
+    // No FVFSD_URL, no VFSD_URL, no stored login: only mDNS can find it.
+    let fvfsc = fvfsc_bin();
+    let mut c = ns.cmd(&fvfsc);
+    c.args(["--json", "status"])
+        .env_remove("FVFSD_URL")
+        .env_remove("VFSD_URL")
+        .env("FVFS_TOKEN", &token)
+        .env("FVFSC_CONFIG_DIR", dir.path().join("fvfsc"))
+        .env("FVFSC_DISCOVERY_TIMEOUT", "10");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "fvfsc status by discovery: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings_uuid = uuid_of(&meta);
+    assert_eq!(status["uuid"].as_str(), Some(settings_uuid.as_str()));
+
+    let mut c = ns.cmd(&fvfsc);
+    c.args(["--json", "discover"])
+        .env("FVFSC_DISCOVERY_TIMEOUT", "10");
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(found.contains(&settings_uuid), "TXT carries the uuid: {found}");
+}
+
+fn uuid_of(meta: &str) -> String {
+    let db = meta.strip_prefix("sqlite://").unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let json: String = conn
+        .query_row("SELECT value FROM settings WHERE key = 'settings'", [], |r| r.get(0))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["uuid"].as_str().unwrap().to_string()
+}
+
+fn fvfsc_bin() -> PathBuf {
+    let dir = Path::new(common::FVFSD).parent().unwrap().to_path_buf();
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "-p", "fvfsc", "--bin", "fvfsc"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir.join("fvfsc")
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Run a pjdfstest subset (the open, mkdir, rmdir, rename and unlink groups) on `fvfsc mount`:
+# the client's FUSE mount through the HTTP API of a real `fvfsd serve` on loopback, itself on
+# the S3 test server. The client mount has documented limits (docs/SEMANTICS.md, "fvfsc
+# mount"); the test names they fail are listed in scripts/pjdfstest-client.known, one per
+# line. Any other failure fails this script.
+#
+#   scripts/pjdfstest-client.sh              # needs root and /dev/fuse
+#
+# Knobs: PJDFSTEST_CLIENT_GROUPS (default "open:: mkdir:: rmdir:: rename:: unlink::"),
+# PJDFSTEST_TIMEOUT (default 900), plus those of scripts/lib.sh.
+# Output: target/pjdfstest-client.log (the suite), target/pjdfstest-client-{serve,client}.log.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TIMEOUT="${PJDFSTEST_TIMEOUT:-900}"
+read -r -a GROUPS_ <<<"${PJDFSTEST_CLIENT_GROUPS:-open:: mkdir:: rmdir:: rename:: unlink::}"
+KNOWN="$FVFS_ROOT/scripts/pjdfstest-client.known"
+
+fvfs_require_privileged "pjdfstest on fvfsc mount"
+command -v pjdfstest >/dev/null ||
+	fvfs_die "pjdfstest is not on PATH: cargo install --locked pjdfstest (needs libacl1-dev)"
+fvfs_build_bins
+for u in "nobody:nogroup" "daemon:daemon"; do
+	getent passwd "${u%%:*}" >/dev/null || fvfs_die "pjdfstest needs the user ${u%%:*} (scripts/pjdfstest.sh creates it)"
+done
+
+export FVFS_LOG_NAME=pjdfstest-client
+trap fvfs_teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+fvfs_mktemp pjdfstest-client
+fvfs_start_s3
+fvfs_format --storage "$(fvfs_s3_location pjdc)"
+fvfs_serve
+fvfs_client_mount "$FVFS_WORK/cmnt"
+
+CONFIG="$FVFS_WORK/pjdfstest.toml"
+cat >"$CONFIG" <<'TOML'
+# Written by scripts/pjdfstest-client.sh. Schema: pjdfstest 0.2.2 src/config.rs.
+[features]
+utime_now = {}
+utimensat = {}
+rename_ctime = {}
+
+[settings]
+naptime = 0.01
+allow_remount = false
+
+[dummy_auth]
+entries = [["nobody", "nogroup"], ["daemon", "daemon"]]
+TOML
+
+TESTDIR="$FVFS_CLIENT_MNT/pjdfstest"
+mkdir -p "$TESTDIR"
+chmod 0777 "$TESTDIR"
+LOG="$(fvfs_target_dir)/pjdfstest-client.log"
+fvfs_log "pjdfstest ${GROUPS_[*]} on $TESTDIR (timeout ${TIMEOUT}s, log $LOG)"
+start=$SECONDS
+set +e
+(cd / && NO_COLOR=1 CLICOLOR=0 timeout --kill-after=30 "$TIMEOUT" \
+	pjdfstest -c "$CONFIG" -p "$TESTDIR" "${GROUPS_[@]}" </dev/null) >"$LOG" 2>&1
+suite_rc=$?
+set -e
+elapsed=$((SECONDS - start))
+clean="$(sed -E 's/\x1b\[[0-9;]*m//g' "$LOG")"
+summary="$(grep -E '^Summary: ' <<<"$clean" | tail -n1 || true)"
+[[ -n $summary ]] || {
+	tail -n 30 "$LOG" >&2
+	fvfs_die "pjdfstest printed no summary (exit $suite_rc after ${elapsed}s); see $LOG"
+}
+kill -0 "$FVFS_CLIENT_PID" 2>/dev/null || fvfs_die "fvfsc mount died during the suite"
+kill -0 "$FVFS_SERVE_PID" 2>/dev/null || fvfs_die "fvfsd serve died during the suite"
+failed="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")"
+skipped="$(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<<"$summary")"
+passed="$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$summary")"
+echo "PJDFSTEST-CLIENT passed=$passed failed=$failed skipped=$skipped seconds=$elapsed"
+mapfile -t failures < <(grep -E '[[:space:]]FAILED$' <<<"$clean" | awk '{print $1}' | sort -u)
+unexpected=()
+for t in "${failures[@]}"; do
+	grep -qxF "$t" <(grep -vE '^\s*(#|$)' "$KNOWN" 2>/dev/null | awk '{print $1}') || unexpected+=("$t")
+done
+if ((${#failures[@]})); then
+	fvfs_log "failed (${#failures[@]}): ${failures[*]}"
+fi
+((${#unexpected[@]} == 0)) ||
+	fvfs_die "pjdfstest on fvfsc mount: unexpected failures (not in $KNOWN): ${unexpected[*]}"
+fvfs_log "pjdfstest on fvfsc mount PASSED ($passed passed, $failed known failures, $skipped skipped)"
