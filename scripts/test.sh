@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fvfs test command: system packages, tools, build, unit + integration tests, and the
-# POSIX suites (pjdfstest, fsx) against a real mount backed by the S3 test server.
+# POSIX suites (pjdfstest, fsx) against a real mount backed by the S3 test server, pjdfstest
+# on the client mount (fvfsc mount) and the API fuzzed from its OpenAPI spec (schemathesis).
 #
 #   scripts/test.sh                          # skips the parts that need root + /dev/fuse
 #   FVFS_REQUIRE_PRIVILEGED=1 scripts/test.sh   # CI: those parts must run (as root)
@@ -100,8 +101,9 @@ system_packages() {
 	have_libacl_dev || missing+=(libacl1-dev)
 	command -v cc >/dev/null || missing+=(build-essential)
 	command -v pkg-config >/dev/null || missing+=(pkg-config)
+	command -v ip >/dev/null || missing+=(iproute2) # network namespaces for the mDNS test
 	if ((${#missing[@]} == 0)); then
-		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config"
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2"
 		return 0
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
@@ -175,6 +177,11 @@ if ((suites)); then
 	else
 		record "pjdfstest" "FAIL (not installed)" 0
 	fi
+	if command -v pjdfstest >/dev/null; then
+		run_step "pjdfstest (fvfsc mount)" "$FVFS_ROOT/scripts/pjdfstest-client.sh" || true
+	else
+		record "pjdfstest (fvfsc mount)" "FAIL (not installed)" 0
+	fi
 	if command -v fsx >/dev/null; then
 		run_step "fsx" "$FVFS_ROOT/scripts/fsx.sh" || true
 	else
@@ -183,7 +190,14 @@ if ((suites)); then
 else
 	echo "SKIP: pjdfstest and fsx (need root and /dev/fuse, or FVFS_SKIP_SUITES=1 was set)"
 	record "pjdfstest" SKIP 0
+	record "pjdfstest (fvfsc mount)" SKIP 0
 	record "fsx" SKIP 0
+fi
+# ---- the HTTP API fuzzed from its own OpenAPI spec (no root needed)
+if [[ ${FVFS_SKIP_SUITES:-0} != 1 ]]; then
+	run_step "schemathesis (API fuzz)" "$FVFS_ROOT/scripts/schemathesis.sh" || true
+else
+	record "schemathesis (API fuzz)" SKIP 0
 fi
 
 summary
