@@ -1,10 +1,172 @@
-//! THE table from errors to HTTP status. OWNER: helper H1.
+//! THE table from error codes to HTTP status ([`status`]), the mapping from engine errors
+//! (through `VfsError::errno`, the engine's one table) to codes, and the JSON error body.
+//!
+//! Invariants: every error response of the API is `{"error": {"code", "message"}}` with
+//! the status [`status`] gives its code; 5xx errors are logged at error level where they
+//! become a response (here), 4xx at debug level only.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use fvfs_types::api::{ErrorBody, ErrorCode, ErrorDetail};
+use fvfs_vfs::VfsError;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
-    pub code: fvfs_types::api::ErrorCode,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The HTTP status of an error code (docs/API.md, "Errors").
+pub fn status(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        NotFound => StatusCode::NOT_FOUND,
+        Exists | NotDir | IsDir | NotEmpty | TooManyLinks => StatusCode::CONFLICT,
+        InvalidPath | InvalidArgument | NameTooLong | LengthMismatch | NotSupported => {
+            StatusCode::BAD_REQUEST
+        }
+        HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+        NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Unauthorized => StatusCode::UNAUTHORIZED,
+        Forbidden | PermissionDenied => StatusCode::FORBIDDEN,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::NotFound, m)
+    }
+    pub fn invalid_path(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::InvalidPath, m)
+    }
+    pub fn invalid_argument(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::InvalidArgument, m)
+    }
+    pub fn name_too_long(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::NameTooLong, m)
+    }
+    pub fn is_dir(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::IsDir, m)
+    }
+    pub fn not_dir(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::NotDir, m)
+    }
+    pub fn exists(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::Exists, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::Unauthorized, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::Forbidden, m)
+    }
+    pub fn payload_too_large(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::PayloadTooLarge, m)
+    }
+    pub fn length_mismatch(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::LengthMismatch, m)
+    }
+    pub fn hash_mismatch(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::HashMismatch, m)
+    }
+    pub fn not_supported(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::NotSupported, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::Unavailable, m)
+    }
+    pub fn internal(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::Internal, m)
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        status(self.code)
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+/// The code of an errno (from `VfsError::errno`).
+pub fn code_of_errno(errno: i32) -> ErrorCode {
+    use ErrorCode::*;
+    match errno {
+        libc::ENOENT | libc::ENODATA => NotFound,
+        libc::EEXIST => Exists,
+        libc::ENOTDIR => NotDir,
+        libc::EISDIR => IsDir,
+        libc::ENOTEMPTY => NotEmpty,
+        libc::EMLINK => TooManyLinks,
+        libc::ENAMETOOLONG => NameTooLong,
+        libc::EINVAL | libc::E2BIG | libc::EFBIG | libc::ELOOP => InvalidArgument,
+        libc::EPERM | libc::EACCES => PermissionDenied,
+        libc::EOPNOTSUPP => NotSupported,
+        libc::ENOSPC | libc::EDQUOT => NoSpace,
+        _ => Internal,
+    }
+}
+
+impl From<VfsError> for ApiError {
+    fn from(e: VfsError) -> ApiError {
+        let code = match &e {
+            VfsError::Chunk(c) if c.is_unreachable() => ErrorCode::Unavailable,
+            _ => code_of_errno(e.errno()),
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let st = self.status();
+        if st.is_server_error() {
+            tracing::error!(code = self.code.as_str(), status = st.as_u16(), error = %self.message, "request failed");
+        } else {
+            tracing::debug!(code = self.code.as_str(), status = st.as_u16(), error = %self.message, "request refused");
+        }
+        let mut resp = (st, axum::Json(self.body())).into_response();
+        if self.code == ErrorCode::Unauthorized {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(status(ErrorCode::NotFound), 404);
+        assert_eq!(status(ErrorCode::NotEmpty), 409);
+        assert_eq!(status(ErrorCode::LengthMismatch), 400);
+        assert_eq!(status(ErrorCode::HashMismatch), 422);
+        assert_eq!(status(ErrorCode::NoSpace), 507);
+        assert_eq!(status(ErrorCode::RangeNotSatisfiable), 416);
+        assert_eq!(code_of_errno(libc::ENOENT), ErrorCode::NotFound);
+        assert_eq!(code_of_errno(libc::EIO), ErrorCode::Internal);
+    }
+}

@@ -1,1 +1,61 @@
-//! OWNER: see lib.rs layout. Stub.
+//! The OpenAPI 3.1 spec generated from the handlers' `#[utoipa::path]` annotations and
+//! the models of `fvfs_types::api`, served at `GET /v1/openapi.json`.
+//!
+//! Invariant: every route of `routes::router` is listed here with its parameters, body
+//! and answers, and every route needs the bearer token (the global security
+//! requirement), as docs/API.md says.
+
+use crate::routes::{admin, blocks, files, ns};
+use axum::Json;
+use fvfs_types::api::*;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Spec;
+use utoipa::{Modify, OpenApi};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut Spec) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        api.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "fvfs", description = "The fvfs daemon's HTTP API (docs/API.md)."),
+    paths(
+        files::get_file, files::head_file, files::put_file, files::delete_file,
+        ns::get_meta, ns::patch_meta, ns::list, ns::mkdir, ns::symlink, ns::rename,
+        blocks::manifest, blocks::block,
+        admin::status, admin::devices, admin::evict, admin::flush, admin::wal,
+        serve, crate::metrics::serve,
+    ),
+    components(schemas(
+        ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
+        SetAttrRequest, CreateRequest, RenameRequest, TierStatus, Status, Device, Devices,
+        WalItem, Wal, EvictResult, FlushResult,
+    )),
+    modifiers(&Security),
+    tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin")),
+)]
+pub struct ApiDoc;
+
+/// The spec as a value.
+pub fn spec() -> Spec {
+    ApiDoc::openapi()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "admin",
+    responses((status = 200, description = "the OpenAPI spec", content_type = "application/json")))]
+pub async fn serve() -> Json<Spec> {
+    Json(spec())
+}

@@ -15,6 +15,7 @@
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
 //!   (the `BlockPins` set in gc.rs).
 
+mod api;
 mod backup;
 mod error;
 mod evict;
@@ -29,6 +30,7 @@ mod tiers;
 pub mod worker;
 mod write;
 
+pub use api::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use error::{Result, VfsError};
 pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};

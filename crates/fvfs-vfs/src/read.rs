@@ -133,7 +133,7 @@ impl ChunkMap {
 
     /// The block pieces covering chunk range `[lo, hi)`:
     /// (block, codec, tier mask, offset in block, chunk offset, length).
-    fn pieces(&self, lo: u64, hi: u64) -> Vec<Piece> {
+    pub(crate) fn pieces(&self, lo: u64, hi: u64) -> Vec<Piece> {
         let mut out = Vec::new();
         let first = self.segs.partition_point(|g| g.end <= lo);
         for g in &self.segs[first..] {

@@ -1,11 +1,153 @@
-//! The `/v1` routes, one file per family. OWNER: helper H1.
+//! The `/v1` routes, one file per family (`files.rs` content, `ns.rs` namespace,
+//! `blocks.rs` manifest and blocks, `admin.rs` status and maintenance), the shared
+//! answers (`Stat`, ETag) and the router with its fallbacks.
+//!
+//! Invariants: every answer that is not a success is an [`ApiError`] JSON body, also for
+//! unknown routes (404), wrong methods (405), bad JSON or queries (400) and JSON bodies
+//! over `Limits::max_json` (413); operations run with the root identity (the token is the
+//! authority; a client mount checks permissions in its own kernel).
 
+pub mod admin;
+pub mod blocks;
+pub mod extract;
+pub mod files;
+pub mod ns;
+
+use crate::error::{ApiError, ApiResult};
+use crate::path::ApiPath;
 use crate::ApiState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use fvfs_types::api::{Kind, Stat};
+use fvfs_types::FileKind;
+use fvfs_vfs::{Attr, FileLayout, NewOwner, Vfs};
 use std::sync::Arc;
+
+/// Shared state as handlers see it.
+pub type AppState = Arc<ApiState>;
 
 /// Every route of the API (without auth: `server.rs` wraps it). `/metrics` and
 /// `/v1/openapi.json` included.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
-    let _ = state;
-    axum::Router::new()
+    let prometheus = crate::metrics::install();
+    let max_json = state.limits.max_json;
+    let api = axum::Router::new()
+        .route("/v1/files", files::routes())
+        .route("/v1/files/", files::routes())
+        .route("/v1/files/{*path}", files::routes())
+        .route("/v1/meta", get(ns::get_meta).patch(ns::patch_meta))
+        .route("/v1/meta/", get(ns::get_meta).patch(ns::patch_meta))
+        .route("/v1/meta/{*path}", get(ns::get_meta).patch(ns::patch_meta))
+        .route("/v1/ls", get(ns::list))
+        .route("/v1/ls/", get(ns::list))
+        .route("/v1/ls/{*path}", get(ns::list))
+        .route("/v1/mkdir", post(ns::mkdir))
+        .route("/v1/mkdir/", post(ns::mkdir))
+        .route("/v1/mkdir/{*path}", post(ns::mkdir))
+        .route("/v1/symlink/{*path}", post(ns::symlink))
+        .route("/v1/rename", post(ns::rename))
+        .route("/v1/manifest/{*path}", get(blocks::manifest))
+        .route("/v1/blocks/{id}", get(blocks::block))
+        .route("/v1/status", get(admin::status))
+        .route("/v1/devices", get(admin::devices))
+        .route("/v1/admin/evict", post(admin::evict))
+        .route("/v1/admin/flush", post(admin::flush))
+        .route("/v1/admin/wal", get(admin::wal))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
+        .with_state(state.clone());
+    let metrics = axum::Router::new()
+        .route("/metrics", get(crate::metrics::serve))
+        .with_state((state, prometheus));
+    api.merge(metrics)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_json))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let e = ApiError::invalid_argument("method not allowed on this route");
+    let mut r = e.into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// The daemon's defaults for new objects: `mode`, and the daemon's uid/gid unless given.
+pub(crate) fn owner(mode: Option<u32>, default_mode: u32, uid: Option<u32>, gid: Option<u32>) -> ApiResult<NewOwner> {
+    let mode = mode.unwrap_or(default_mode);
+    if mode > 0o7777 {
+        return Err(ApiError::invalid_argument(
+            "mode holds permission bits only (at most 0o7777 = 4095)",
+        ));
+    }
+    Ok(NewOwner { mode, uid, gid })
+}
+
+/// A file's ETag (docs/API.md, "ETag"): BLAKE3 over the size and each piece's offset,
+/// length, block id and offset in block (integers as 8 little-endian bytes).
+pub fn etag(layout: &FileLayout) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(&layout.size.to_le_bytes());
+    for p in &layout.pieces {
+        h.update(&p.offset.to_le_bytes());
+        h.update(&p.len.to_le_bytes());
+        h.update(&p.id.0);
+        h.update(&p.block_offset.to_le_bytes());
+    }
+    format!("\"{}\"", &h.finalize().to_hex()[..32])
+}
+
+/// The `Stat` of an object at `path`.
+pub(crate) async fn stat_of(vfs: &Vfs, path: &ApiPath, a: &Attr) -> ApiResult<Stat> {
+    let mut etag_v = None;
+    let mut tiers = 0;
+    let mut target = None;
+    let mut size = a.size;
+    match a.kind {
+        FileKind::File => {
+            let layout = vfs.manifest(a.ino).await?;
+            size = layout.size;
+            etag_v = Some(etag(&layout));
+            if size > 0 {
+                tiers = vfs.file_tiers(a.ino)?;
+            }
+        }
+        FileKind::Symlink => {
+            target = Some(String::from_utf8_lossy(&vfs.readlink(a.ino)?).into_owned());
+        }
+        _ => {}
+    }
+    Ok(Stat {
+        path: path.display(),
+        ino: a.ino,
+        kind: Kind::from(a.kind),
+        size,
+        mode: a.perm & 0o7777,
+        uid: a.uid,
+        gid: a.gid,
+        nlink: a.nlink,
+        atime_ns: a.atime,
+        mtime_ns: a.mtime,
+        ctime_ns: a.ctime,
+        tiers,
+        etag: etag_v,
+        target,
+    })
+}
+
+/// The parent directory of `path` (which must not be the root) and its last name.
+pub(crate) fn parent_of<'p>(vfs: &Vfs, path: &'p ApiPath) -> ApiResult<(Attr, &'p str)> {
+    let Some((parent, name)) = path.split_last() else {
+        return Err(ApiError::invalid_path("the root cannot be the target of this operation"));
+    };
+    let p = vfs.resolve_path(parent)?;
+    if p.kind != FileKind::Dir {
+        return Err(ApiError::not_dir(format!("a parent of {path} is not a directory")));
+    }
+    Ok((p, name))
 }

@@ -1,0 +1,183 @@
+//! `status`, `devices` and the maintenance routes (`admin/evict`, `admin/flush`,
+//! `admin/wal`): the same figures and actions as `fvfsd status`, `fvfsd wal` and
+//! `fvfsd flush`, on the running engine.
+//!
+//! Invariant: locations are shown with credentials removed (`fvfs_tier::redact`).
+
+use super::extract::ApiQuery;
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::State;
+use axum::Json;
+use fvfs_types::api::{
+    Devices, ErrorBody, EvictResult, FlushResult, Status, TierStatus, Wal, WalItem,
+};
+use fvfs_vfs::VfsError;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The longest `admin/flush` replicates before answering.
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(600);
+/// Devices seen within this window are listed.
+const DEVICE_WINDOW_SECS: i64 = 86_400;
+
+fn meta_err(e: fvfs_meta::MetaError) -> ApiError {
+    VfsError::from(e).into()
+}
+
+/// Daemon health, tiers and totals.
+#[utoipa::path(get, path = "/v1/status", tag = "admin",
+    responses((status = 200, body = Status), (status = 500, body = ErrorBody)))]
+pub async fn status(State(st): State<AppState>) -> ApiResult<Json<Status>> {
+    let vfs = &st.vfs;
+    let meta = vfs.meta();
+    let settings = vfs.settings();
+    let tiers = vfs
+        .tier_report()
+        .into_iter()
+        .map(|(t, bytes, h)| TierStatus {
+            name: t.name.clone(),
+            location: fvfs_tier::redact(&t.location),
+            bytes,
+            high_watermark: t.high_watermark,
+            low_watermark: t.low_watermark,
+            durable: t.durable,
+            healthy: h.reachable,
+            last_error: h.last_error,
+        })
+        .collect();
+    let (_, wal_pending) = meta.wal_list(0).map_err(meta_err)?;
+    let stats = meta.stats().map_err(meta_err)?;
+    let workers = st
+        .workers
+        .as_ref()
+        .map(|w| {
+            w.statuses()
+                .into_iter()
+                .map(|(name, s)| {
+                    let state = match (&s.last_error, s.consecutive_errors) {
+                        (Some(e), n) if n > 0 => format!("error: {e}"),
+                        _ => s.state,
+                    };
+                    (name, state)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uuid: settings.uuid.to_string(),
+        name: settings.name.clone(),
+        uptime_secs: st.started.elapsed().as_secs(),
+        tiers,
+        wal_pending,
+        workers,
+        mount: st.mount.as_ref().map(|m| m.display().to_string()),
+        files: stats.inodes,
+        bytes: stats.logical_bytes,
+    }))
+}
+
+/// Clients seen in the last 24 hours.
+#[utoipa::path(get, path = "/v1/devices", tag = "admin",
+    responses((status = 200, body = Devices)))]
+pub async fn devices(State(st): State<AppState>) -> Json<Devices> {
+    Json(Devices {
+        devices: st.devices.recent(DEVICE_WINDOW_SECS),
+    })
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvictQuery {
+    /// Tier name (default: every tier with a watermark).
+    pub tier: Option<String>,
+    /// Evict down to the low watermark even when under the high one.
+    pub force: Option<bool>,
+}
+
+/// Evicts blocks from tiers over their watermarks.
+#[utoipa::path(post, path = "/v1/admin/evict", tag = "admin", params(EvictQuery),
+    responses((status = 200, body = EvictResult), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn evict(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<EvictQuery>,
+) -> ApiResult<Json<EvictResult>> {
+    let report = st.vfs.tier_report();
+    let picked: Vec<usize> = match &q.tier {
+        Some(name) => {
+            let i = report
+                .iter()
+                .position(|(t, ..)| &t.name == name)
+                .ok_or_else(|| ApiError::not_found(format!("no tier named {name:?}")))?;
+            vec![i]
+        }
+        None => report
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, ..))| t.high_watermark.is_some() && !t.durable)
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    let meta = st.vfs.meta();
+    let n = report.len();
+    let mut evicted_bytes = 0u64;
+    for i in picked {
+        let before = meta.tier_usage(n).map_err(meta_err)?[i].bytes;
+        st.vfs.evict_tier(i, q.force.unwrap_or(false)).await?;
+        let after = meta.tier_usage(n).map_err(meta_err)?[i].bytes;
+        evicted_bytes += before.saturating_sub(after);
+    }
+    Ok(Json(EvictResult { evicted_bytes }))
+}
+
+/// Replicates every queued block copy now (at most 10 minutes).
+#[utoipa::path(post, path = "/v1/admin/flush", tag = "admin",
+    responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
+pub async fn flush(State(st): State<AppState>) -> ApiResult<Json<FlushResult>> {
+    let queued = st
+        .vfs
+        .meta()
+        .wal_make_due(fvfs_vfs::now_ns())
+        .map_err(meta_err)?;
+    let pending = st.vfs.replicate_all(FLUSH_DEADLINE).await?;
+    Ok(Json(FlushResult {
+        replicated: queued.saturating_sub(pending),
+        pending,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WalQuery {
+    /// Entries to list (default 100, at most 10000).
+    pub limit: Option<usize>,
+}
+
+/// The replication queue.
+#[utoipa::path(get, path = "/v1/admin/wal", tag = "admin", params(WalQuery),
+    responses((status = 200, body = Wal), (status = 400, body = ErrorBody)))]
+pub async fn wal(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<WalQuery>,
+) -> ApiResult<Json<Wal>> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let names = st.vfs.settings().tier_names();
+    let (entries, pending) = st.vfs.meta().wal_list(limit).map_err(meta_err)?;
+    let entries = entries
+        .into_iter()
+        .map(|e| WalItem {
+            id: e.id,
+            block: e.block.to_hex(),
+            tier: names
+                .get(e.tier as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", e.tier)),
+            due_ns: e.due,
+            attempts: e.attempts,
+            last_error: e.last_error,
+        })
+        .collect();
+    Ok(Json(Wal { pending, entries }))
+}

@@ -1,0 +1,229 @@
+//! Namespace routes: `meta` (lstat, setattr), `ls` (name-ordered pages), `mkdir`,
+//! `symlink` and `rename`.
+//!
+//! Invariant: listings never show upload temporaries (`path::is_hidden`), and every
+//! path, including `rename`'s JSON ones, goes through `path.rs` normalisation.
+
+use super::extract::{path_after, ApiJson, ApiQuery, OptJson};
+use super::{owner, parent_of, stat_of, AppState};
+use crate::error::{ApiError, ApiResult};
+use crate::path::{is_hidden, ApiPath};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::Json;
+use fvfs_types::api::{CreateRequest, ErrorBody, Listing, RenameRequest, SetAttrRequest, Stat};
+use fvfs_types::FileKind;
+use fvfs_vfs::{Ctx, RenameFlags, TimeSet, VfsError};
+use serde::Deserialize;
+
+/// Most entries per `ls` page (also the default).
+pub const MAX_PAGE: usize = 1000;
+
+/// The `Stat` of a path (lstat: symlinks are not followed).
+#[utoipa::path(get, path = "/v1/meta/{path}", tag = "namespace",
+    params(("path" = String, Path, description = "path, percent-encoded")),
+    responses((status = 200, body = Stat), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn get_meta(State(st): State<AppState>, uri: Uri) -> ApiResult<Json<Stat>> {
+    let path = path_after(&uri, "/v1/meta")?;
+    let a = st.vfs.resolve_path(path.components())?;
+    Ok(Json(stat_of(&st.vfs, &path, &a).await?))
+}
+
+/// Changes attributes: only the fields given.
+#[utoipa::path(patch, path = "/v1/meta/{path}", tag = "namespace",
+    params(("path" = String, Path, description = "path, percent-encoded")),
+    request_body = SetAttrRequest,
+    responses((status = 200, body = Stat), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn patch_meta(
+    State(st): State<AppState>,
+    uri: Uri,
+    ApiJson(req): ApiJson<SetAttrRequest>,
+) -> ApiResult<Json<Stat>> {
+    let path = path_after(&uri, "/v1/meta")?;
+    let a = st.vfs.resolve_path(path.components())?;
+    if req.mode.is_some_and(|m| m > 0o7777) {
+        return Err(ApiError::invalid_argument(
+            "mode holds permission bits only (at most 0o7777 = 4095)",
+        ));
+    }
+    if req.size.is_some() && a.kind != FileKind::File {
+        return Err(match a.kind {
+            FileKind::Dir => ApiError::is_dir(format!("{path} is a directory")),
+            _ => ApiError::invalid_argument(format!("{path} is not a regular file")),
+        });
+    }
+    let time = |t: Option<i64>| t.map_or(TimeSet::Omit, TimeSet::At);
+    let a = st
+        .vfs
+        .setattr(
+            Ctx::root(),
+            a.ino,
+            req.mode,
+            req.uid,
+            req.gid,
+            req.size,
+            time(req.atime_ns),
+            time(req.mtime_ns),
+        )
+        .await?;
+    Ok(Json(stat_of(&st.vfs, &path, &a).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LsQuery {
+    /// Entries per page, 1..=1000 (default 1000; larger values are capped).
+    #[param(minimum = 1)]
+    pub limit: Option<usize>,
+    /// Start after this name (the previous page's `next`).
+    pub after: Option<String>,
+}
+
+/// One page of a directory, in name order.
+#[utoipa::path(get, path = "/v1/ls/{path}", tag = "namespace",
+    params(("path" = String, Path, description = "directory, percent-encoded"), LsQuery),
+    responses((status = 200, body = Listing), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    uri: Uri,
+    ApiQuery(q): ApiQuery<LsQuery>,
+) -> ApiResult<Json<Listing>> {
+    let path = path_after(&uri, "/v1/ls")?;
+    let limit = match q.limit {
+        Some(0) => return Err(ApiError::invalid_argument("limit must be at least 1")),
+        Some(n) => n.min(MAX_PAGE),
+        None => MAX_PAGE,
+    };
+    let dir = st.vfs.resolve_path(path.components())?;
+    if dir.kind != FileKind::Dir {
+        return Err(ApiError::not_dir(format!("{path} is not a directory")));
+    }
+    let after = q.after.as_deref().map(str::as_bytes);
+    let (entries, more) = st.vfs.list_sorted(dir.ino, after, limit, |n| {
+        !std::str::from_utf8(n).is_ok_and(is_hidden)
+    })?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let name = String::from_utf8_lossy(&e.name);
+        let a = match st.vfs.getattr(e.ino) {
+            Ok(a) => a,
+            // Removed since the directory was read.
+            Err(VfsError::Meta(fvfs_meta::MetaError::NotFound)) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let child = path.join(&name);
+        out.push(stat_of(&st.vfs, &child, &a).await?);
+    }
+    let next = if more {
+        entries
+            .last()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+    } else {
+        None
+    };
+    Ok(Json(Listing {
+        path: path.display(),
+        entries: out,
+        next,
+    }))
+}
+
+/// Creates a directory.
+#[utoipa::path(post, path = "/v1/mkdir/{path}", tag = "namespace",
+    params(("path" = String, Path, description = "directory, percent-encoded")),
+    request_body(content = Option<CreateRequest>, description = "owner, mode, parents; may be empty"),
+    responses((status = 200, description = "exists (with parents)", body = Stat),
+        (status = 201, description = "created", body = Stat),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn mkdir(
+    State(st): State<AppState>,
+    uri: Uri,
+    OptJson(req): OptJson<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<Stat>)> {
+    let path = path_after(&uri, "/v1/mkdir")?;
+    if req.target.is_some() {
+        return Err(ApiError::invalid_argument("`target` is for POST /v1/symlink"));
+    }
+    let o = owner(req.mode, 0o755, req.uid, req.gid)?;
+    let (a, created) = if req.parents.unwrap_or(false) {
+        st.vfs.mkdir_p(path.components(), o)?
+    } else {
+        let (parent, name) = match parent_of(&st.vfs, &path) {
+            Ok(x) => x,
+            Err(_) if path.is_root() => return Err(ApiError::exists("the root exists")),
+            Err(e) => return Err(e),
+        };
+        (st.vfs.create_dir(parent.ino, name.as_bytes(), o)?, true)
+    };
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(stat_of(&st.vfs, &path, &a).await?)))
+}
+
+/// Creates a symlink to `target`.
+#[utoipa::path(post, path = "/v1/symlink/{path}", tag = "namespace",
+    params(("path" = String, Path, description = "new link, percent-encoded")),
+    request_body = CreateRequest,
+    responses((status = 201, description = "created", body = Stat),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn symlink(
+    State(st): State<AppState>,
+    uri: Uri,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<Stat>)> {
+    let path = path_after(&uri, "/v1/symlink")?;
+    let target = match req.target.as_deref() {
+        Some(t) if !t.is_empty() && !t.contains('\0') => t,
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "`target` must be a non-empty string without NUL",
+            ))
+        }
+    };
+    let o = owner(None, 0o777, req.uid, req.gid)?;
+    let (parent, name) = if req.parents.unwrap_or(false) {
+        let Some((comps, name)) = path.split_last() else {
+            return Err(ApiError::invalid_path("the root cannot be a symlink"));
+        };
+        (st.vfs.mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?.0, name)
+    } else {
+        parent_of(&st.vfs, &path)?
+    };
+    let a = st
+        .vfs
+        .create_symlink(parent.ino, name.as_bytes(), target.as_bytes(), o)?;
+    Ok((StatusCode::CREATED, Json(stat_of(&st.vfs, &path, &a).await?)))
+}
+
+/// Renames `from` to `to` (POSIX rules). Paths are plain (not percent-encoded).
+#[utoipa::path(post, path = "/v1/rename", tag = "namespace",
+    request_body = RenameRequest,
+    responses((status = 200, description = "the renamed object", body = Stat),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn rename(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<RenameRequest>,
+) -> ApiResult<Json<Stat>> {
+    let from = ApiPath::parse(&req.from)?;
+    let to = ApiPath::parse(&req.to)?;
+    let (fp, fname) = parent_of(&st.vfs, &from)?;
+    let (tp, tname) = parent_of(&st.vfs, &to)?;
+    let flags = RenameFlags {
+        noreplace: req.noreplace,
+        exchange: false,
+    };
+    st.vfs
+        .rename(fp.ino, fname.as_bytes(), tp.ino, tname.as_bytes(), flags)?;
+    let a = st.vfs.lookup(tp.ino, tname.as_bytes())?;
+    Ok(Json(stat_of(&st.vfs, &to, &a).await?))
+}
