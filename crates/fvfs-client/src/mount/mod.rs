@@ -1,1 +1,199 @@
-//! The FUSE mount through the API. Stub.
+//! `fvfsc mount`: a read-write FUSE mount of a remote fvfsd through the `/v1` API, reading
+//! file contents as verified blocks through the on-disk [`BlockCache`].
+//!
+//! Invariants: the mount is served until it is unmounted (`umount`, `fusermount3 -u`) or
+//! the process gets SIGINT/SIGTERM, which unmount it; dirty files are uploaded at their
+//! last close and, failing that, at unmount. Nothing is mounted unless the daemon answered
+//! `status` and `stat /` first. Semantics and limits: `fs.rs` (caching), `meta.rs`
+//! (namespace), `io.rs` (contents) and docs/SEMANTICS.md.
+
+mod errno;
+mod fs;
+mod handles;
+mod inodes;
+mod io;
+mod meta;
+
+pub use errno::code_errno;
+
+use crate::cache::{self, BlockCache, CacheError};
+use crate::client::{Client, ClientError};
+use std::path::{Path, PathBuf};
+
+/// What `fvfsc mount` was asked.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub mountpoint: PathBuf,
+    /// The block cache's directory (default: [`cache::default_dir`]).
+    pub cache_dir: Option<PathBuf>,
+    /// The block cache's byte limit (default: [`cache::DEFAULT_LIMIT`]).
+    pub cache_size: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mountpoint {0} does not exist")]
+    MissingMountpoint(PathBuf),
+    #[error("mountpoint {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("mountpoint {0} is not empty")]
+    NotEmpty(PathBuf),
+    #[error("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)")]
+    NoFuse,
+    #[error("fvfsd is unreachable: {0}")]
+    Unreachable(#[source] ClientError),
+    #[error("fvfsd answered but its root cannot be read: {0}")]
+    Root(#[source] ClientError),
+    #[error("no cache directory: set HOME or XDG_CACHE_HOME, or pass a cache directory")]
+    NoCacheDir,
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot mount at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the FUSE session ended with an error: {0}")]
+    Session(#[source] std::io::Error),
+}
+
+/// The mountpoint, made absolute, if it is an existing empty directory.
+pub fn check_mountpoint(p: &Path) -> Result<PathBuf, MountError> {
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(MountError::MissingMountpoint(p.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(MountError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(MountError::NotADirectory(p.to_path_buf()));
+    }
+    let io = |source| MountError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
+    if std::fs::read_dir(p).map_err(io)?.next().is_some() {
+        return Err(MountError::NotEmpty(p.to_path_buf()));
+    }
+    std::fs::canonicalize(p).map_err(io)
+}
+
+/// Mount options: kernel permission checks; every user sees the mount when run as root.
+fn config() -> fuser::Config {
+    let mut c = fuser::Config::default();
+    c.mount_options = vec![
+        fuser::MountOption::FSName("fvfsc".into()),
+        fuser::MountOption::Subtype("fvfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::RW,
+        fuser::MountOption::NoDev,
+    ];
+    if unsafe { libc::geteuid() } == 0 {
+        c.acl = fuser::SessionACL::All;
+    }
+    c.n_threads = Some(4);
+    c
+}
+
+/// Mounts the daemon `client` talks to at `opts.mountpoint` and serves it until it is
+/// unmounted or the process gets SIGINT/SIGTERM. Blocking: runs its own async runtime.
+pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
+    let mp = check_mountpoint(&opts.mountpoint)?;
+    if !Path::new("/dev/fuse").exists() {
+        return Err(MountError::NoFuse);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(MountError::Runtime)?;
+    rt.block_on(client.status())
+        .map_err(MountError::Unreachable)?;
+    let root = rt.block_on(client.stat("")).map_err(MountError::Root)?;
+    let dir = opts
+        .cache_dir
+        .clone()
+        .or_else(cache::default_dir)
+        .ok_or(MountError::NoCacheDir)?;
+    let cache = BlockCache::open(&dir, opts.cache_size.unwrap_or(cache::DEFAULT_LIMIT))?;
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|source| MountError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    let url = client.endpoint().url.clone();
+    let blocks = handles::Blocks::new(client.clone(), rt.handle().clone(), cache);
+    let fs = fs::ClientFs::new(client, rt.handle().clone(), &root, blocks, &tmp);
+    let mut session =
+        fuser::Session::new(fs, &mp, &config()).map_err(|source| MountError::Mount {
+            path: mp.clone(),
+            source,
+        })?;
+    let mut unmounter = session.unmount_callable();
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            tracing::error!(error = %e, "unmount failed (is the mount busy?)");
+        }
+    });
+    tracing::info!(mountpoint = %mp.display(), daemon = %url, cache = %dir.display(), "mounted");
+    eprintln!("fvfsc: {url} mounted at {}", mp.display());
+    let served = session.run();
+    tracing::info!("unmounted");
+    served.map_err(MountError::Session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountpoint_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            check_mountpoint(&missing),
+            Err(MountError::MissingMountpoint(_))
+        ));
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            check_mountpoint(&file),
+            Err(MountError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            check_mountpoint(dir.path()),
+            Err(MountError::NotEmpty(_))
+        ));
+        let empty = dir.path().join("mnt");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_mountpoint(&empty).is_ok());
+    }
+}

@@ -1,0 +1,341 @@
+//! File contents through the client mount: create, open, read, write, flush and release.
+//!
+//! Invariants: reads of a handle come from the inode's local copy when one exists, else
+//! from the manifest fetched at open, block by block through the verified caches. The
+//! first write or truncate of an inode makes its local copy (an anonymous file in the
+//! cache's `tmp/`, filled from the content at open unless the open truncated) which all
+//! its handles share. A dirty copy is uploaded whole (`PUT` with its BLAKE3, so the server
+//! rejects a torn body) at flush, fsync and release, with the file's current mode and
+//! owner; the daemon replaces the file atomically. A copy whose inode lost its path
+//! (unlinked or renamed over) is discarded, never uploaded to another file's path.
+
+use crate::client::{ByteStream, ClientError};
+use crate::mount::errno::{errno, io_errno};
+use crate::mount::fs::{name_str, ClientFs};
+use crate::mount::handles::{sort_pieces, Handle, OpenFile, Seg};
+use bytes::Bytes;
+use fuser::{Errno, FileAttr, Request};
+use fvfs_types::api::{CreateRequest, ErrorCode, Kind, Manifest, SetAttrRequest};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// Bytes per chunk when hashing and uploading a local copy.
+const CHUNK: u64 = 1 << 20;
+
+impl ClientFs {
+    fn fetch_manifest(&self, ino: u64) -> Result<Manifest, Errno> {
+        let path = self.path(ino)?;
+        let mut m = self.call("manifest", self.client.manifest(&path))?;
+        sort_pieces(&mut m);
+        Ok(m)
+    }
+
+    /// Creates an empty regular file (or finds the existing one unless `excl`): returns
+    /// its attributes and whether it existed.
+    pub(super) fn create_file(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        excl: bool,
+    ) -> Result<(FileAttr, bool), Errno> {
+        let name = name_str(name)?;
+        let path = self.child_path(parent, name)?;
+        // The kernel's negative entry may be stale: a PUT would replace an existing file.
+        match self.rt.block_on(self.client.stat(&path)) {
+            Ok(st) if excl => {
+                let _ = st;
+                return Err(Errno::EEXIST);
+            }
+            Ok(st) if st.kind == Kind::Dir => return Err(Errno::EISDIR),
+            Ok(st) => {
+                let ino = self
+                    .inodes
+                    .lock()
+                    .bind(parent, name, st.ino, st.kind == Kind::Dir);
+                return Ok((self.attr(ino, &st), true));
+            }
+            Err(ClientError::Api {
+                code: ErrorCode::NotFound,
+                ..
+            }) => {}
+            Err(e) => return Err(errno("create", &e)),
+        }
+        let (uid, gid, _) = self.owner(req, parent)?;
+        let opts = CreateRequest {
+            mode: Some(mode & !umask & 0o7777),
+            uid: Some(uid),
+            gid: Some(gid),
+            ..Default::default()
+        };
+        let empty = blake3::hash(b"").to_hex();
+        let body: ByteStream = Box::pin(futures::stream::empty());
+        let st = self.call(
+            "create",
+            self.client
+                .put(&path, body, Some(0), Some(empty.as_str()), &opts),
+        )?;
+        let ino = self.inodes.lock().bind(parent, name, st.ino, false);
+        Ok((self.attr(ino, &st), false))
+    }
+
+    pub(super) fn open_file(&self, ino: u64, flags: i32) -> Result<u64, Errno> {
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let trunc = write && flags & libc::O_TRUNC != 0;
+        let append = flags & libc::O_APPEND != 0;
+        let has_copy = self
+            .handles
+            .file(ino)
+            .is_some_and(|s| s.lock().temp.is_some());
+        let manifest = if trunc || has_copy {
+            None
+        } else {
+            Some(Arc::new(self.fetch_manifest(ino)?))
+        };
+        let fh = self.handles.open(Handle {
+            ino,
+            write,
+            append,
+            manifest,
+        });
+        if trunc {
+            let res = self.truncate_copy(ino);
+            if res.is_err() {
+                self.handles.close(fh);
+            }
+            res?;
+        }
+        Ok(fh)
+    }
+
+    /// O_TRUNC: the inode's local copy becomes empty (and dirty).
+    fn truncate_copy(&self, ino: u64) -> Result<(), Errno> {
+        let state = self.handles.file(ino).ok_or(Errno::EBADF)?;
+        let mut st = state.lock();
+        match &st.temp {
+            Some(t) => t.set_len(0).map_err(|e| io_errno("truncate", &e))?,
+            None => st.temp = Some(self.new_copy()?),
+        }
+        st.dirty = true;
+        Ok(())
+    }
+
+    fn new_copy(&self) -> Result<File, Errno> {
+        tempfile::tempfile_in(&self.tmp_dir).map_err(|e| io_errno("temporary file", &e))
+    }
+
+    /// Makes the inode's local copy from the content `h` opened, if there is none yet.
+    pub(super) fn ensure_temp(&self, st: &mut OpenFile, h: &Handle) -> Result<(), Errno> {
+        if st.temp.is_some() {
+            return Ok(());
+        }
+        let file = self.new_copy()?;
+        let m = match &h.manifest {
+            Some(m) => m.clone(),
+            None => Arc::new(self.fetch_manifest(h.ino)?),
+        };
+        file.set_len(m.size)
+            .map_err(|e| io_errno("temporary file", &e))?;
+        let mut buf = Vec::new();
+        for p in m.pieces.iter().filter(|p| p.offset < m.size) {
+            buf.clear();
+            let seg = Seg::Block {
+                id: &p.id,
+                from: p.block_offset,
+                len: p.len.min(m.size - p.offset),
+            };
+            self.blocks.segment(&seg, &mut buf)?;
+            file.write_all_at(&buf, p.offset)
+                .map_err(|e| io_errno("temporary file", &e))?;
+        }
+        st.temp = Some(file);
+        Ok(())
+    }
+
+    pub(super) fn read_file(&self, fh: u64, off: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
+        if let Some(state) = self.handles.file(h.ino) {
+            let st = state.lock();
+            if let Some(t) = &st.temp {
+                return Self::read_local(t, off, size).map_err(|e| io_errno("read", &e));
+            }
+        }
+        let m = match &h.manifest {
+            Some(m) => m.clone(),
+            None => Arc::new(self.fetch_manifest(h.ino)?),
+        };
+        self.blocks.read(&m, off, size as u64)
+    }
+
+    pub(super) fn write_file(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32, Errno> {
+        let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
+        if !h.write {
+            return Err(Errno::EBADF);
+        }
+        let state = self.handles.file(h.ino).ok_or(Errno::EBADF)?;
+        let mut st = state.lock();
+        self.ensure_temp(&mut st, &h)?;
+        let Some(t) = &st.temp else {
+            return Err(Errno::EIO);
+        };
+        let off = if h.append {
+            t.metadata().map_err(|e| io_errno("write", &e))?.len()
+        } else {
+            off
+        };
+        t.write_all_at(data, off)
+            .map_err(|e| io_errno("write", &e))?;
+        st.dirty = true;
+        Ok(data.len() as u32)
+    }
+
+    pub(super) fn flush_handle(&self, fh: u64) -> Result<(), Errno> {
+        let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
+        let Some(state) = self.handles.file(h.ino) else {
+            return Ok(());
+        };
+        let mut st = state.lock();
+        if st.dirty {
+            self.upload(h.ino, &mut st)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn release_handle(&self, fh: u64) -> Result<(), Errno> {
+        let res = self.flush_handle(fh);
+        if let Err(e) = res {
+            // close(2) already returned; the content written through this handle is lost.
+            tracing::error!(fh, errno = ?e, "upload at release failed: writes lost");
+        }
+        self.handles.close(fh);
+        Ok(())
+    }
+
+    /// Uploads every dirty local copy (unmount).
+    pub(super) fn flush_all(&self) {
+        for (ino, state) in self.handles.all() {
+            let mut st = state.lock();
+            if st.dirty {
+                if let Err(e) = self.upload(ino, &mut st) {
+                    tracing::error!(ino, errno = ?e, "upload at unmount failed: writes lost");
+                }
+            }
+        }
+    }
+
+    /// Uploads the inode's dirty local copy as the file's new content.
+    fn upload(&self, ino: u64, st: &mut OpenFile) -> Result<(), Errno> {
+        let path = self.inodes.lock().path(ino);
+        let (Some(path), Some(t)) = (path, &st.temp) else {
+            // Unlinked or replaced since: nobody can see this content any more.
+            st.dirty = false;
+            return Ok(());
+        };
+        let len = t.metadata().map_err(|e| io_errno("upload", &e))?.len();
+        let hash = hash_file(t, len).map_err(|e| io_errno("upload", &e))?;
+        // The current mode and owner: a PUT makes a new inode, which must keep them.
+        let opts = match self.rt.block_on(self.client.stat(&path)) {
+            Ok(cur) => CreateRequest {
+                mode: Some(cur.mode & 0o7777),
+                uid: Some(cur.uid),
+                gid: Some(cur.gid),
+                ..Default::default()
+            },
+            Err(ClientError::Api {
+                code: ErrorCode::NotFound,
+                ..
+            }) => match self.attrs.lock().get(&ino) {
+                Some(a) => CreateRequest {
+                    mode: Some(a.perm as u32),
+                    uid: Some(a.uid),
+                    gid: Some(a.gid),
+                    ..Default::default()
+                },
+                None => CreateRequest::default(),
+            },
+            Err(e) => return Err(errno("upload", &e)),
+        };
+        let body = file_stream(t.try_clone().map_err(|e| io_errno("upload", &e))?, len);
+        let new = self.call(
+            "upload",
+            self.client.put(&path, body, Some(len), Some(&hash), &opts),
+        )?;
+        self.inodes.lock().rebind_server(ino, new.ino);
+        st.dirty = false;
+        if st.atime_ns.is_some() || st.mtime_ns.is_some() {
+            let req = SetAttrRequest {
+                atime_ns: st.atime_ns.take(),
+                mtime_ns: st.mtime_ns.take(),
+                ..Default::default()
+            };
+            self.call("setattr", self.client.setattr(&path, &req))?;
+        }
+        Ok(())
+    }
+}
+
+/// BLAKE3 (hex) of the first `len` bytes of `f`.
+fn hash_file(f: &File, len: u64) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(CHUNK) as usize;
+        f.read_exact_at(&mut buf[..n], off)?;
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// The first `len` bytes of `f` as an upload body, read in chunks as the request goes.
+fn file_stream(f: File, len: u64) -> ByteStream {
+    Box::pin(futures::stream::unfold(
+        (f, 0u64),
+        move |(f, off)| async move {
+            if off >= len {
+                return None;
+            }
+            let n = (len - off).min(CHUNK) as usize;
+            let mut buf = vec![0u8; n];
+            match f.read_exact_at(&mut buf, off) {
+                Ok(()) => Some((Ok(Bytes::from(buf)), (f, off + n as u64))),
+                Err(e) => Some((Err(e), (f, len))),
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[test]
+    fn a_copy_streams_and_hashes_whole() {
+        let f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        let len = data.len() as u64;
+        assert_eq!(
+            hash_file(&f, len).unwrap(),
+            blake3::hash(&data).to_hex().to_string()
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let mut s = file_stream(f, len);
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next().await {
+                out.extend_from_slice(&chunk.unwrap());
+            }
+            out
+        });
+        assert_eq!(got, data);
+    }
+}
