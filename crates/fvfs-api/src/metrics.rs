@@ -119,7 +119,10 @@ fn refresh(st: &ApiState) {
 pub async fn serve(State((st, handle)): State<(Arc<ApiState>, PrometheusHandle)>) -> Response {
     refresh(&st);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     )
         .into_response()

@@ -118,9 +118,15 @@ mod tests {
         assert_eq!(p.display(), "/a/b/ c");
         assert!(ApiPath::from_url("").unwrap().is_root());
         assert!(ApiPath::from_url("///").unwrap().is_root());
-        assert_eq!(ApiPath::from_url("%C3%A9t%C3%A9").unwrap().display(), "/été");
+        assert_eq!(
+            ApiPath::from_url("%C3%A9t%C3%A9").unwrap().display(),
+            "/été"
+        );
         // Decoded once only: %252e is a literal "%2e" name.
-        assert_eq!(ApiPath::from_url("%252e%252e").unwrap().display(), "/%2e%2e");
+        assert_eq!(
+            ApiPath::from_url("%252e%252e").unwrap().display(),
+            "/%2e%2e"
+        );
         assert_eq!(ApiPath::from_url("a%2Fb").unwrap().components(), ["a", "b"]);
         assert_eq!(ApiPath::from_url("a\\b").unwrap().components(), ["a\\b"]);
         assert_eq!(ApiPath::from_url("...").unwrap().components(), ["..."]);
@@ -152,7 +158,10 @@ mod tests {
         let long = "x".repeat(256);
         assert_eq!(code(&long), ErrorCode::NameTooLong);
         assert!(ApiPath::from_url(&"x".repeat(255)).is_ok());
-        assert_eq!(ApiPath::parse("/a/../b").unwrap_err().code, ErrorCode::InvalidPath);
+        assert_eq!(
+            ApiPath::parse("/a/../b").unwrap_err().code,
+            ErrorCode::InvalidPath
+        );
     }
 
     #[test]

@@ -51,7 +51,11 @@ pub async fn manifest(State(st): State<AppState>, uri: Uri) -> ApiResult<Json<Ma
         (status = 200, description = "the bytes", body = inline(super::files::Binary), content_type = "application/octet-stream"),
         (status = 304, description = "the client has it"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn block(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn block(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let raw = uri.path().strip_prefix("/v1/blocks/").unwrap_or("");
     let id = (raw.len() == 64)
         .then(|| BlockId::from_hex(raw))

@@ -185,10 +185,7 @@ async fn serve(st: AppState, method: Method, uri: Uri, headers: HeaderMap) -> Ap
     let (status, first, len) = match parse_range(headers.get(header::RANGE), size) {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part(a, b) => {
-            common.insert(
-                header::CONTENT_RANGE,
-                hv(&format!("bytes {a}-{b}/{size}")),
-            );
+            common.insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{size}")));
             (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
         }
         RangeReq::Unsatisfiable => {

@@ -78,7 +78,12 @@ async fn method_not_allowed() -> axum::response::Response {
 }
 
 /// The daemon's defaults for new objects: `mode`, and the daemon's uid/gid unless given.
-pub(crate) fn owner(mode: Option<u32>, default_mode: u32, uid: Option<u32>, gid: Option<u32>) -> ApiResult<NewOwner> {
+pub(crate) fn owner(
+    mode: Option<u32>,
+    default_mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> ApiResult<NewOwner> {
     let mode = mode.unwrap_or(default_mode);
     if mode > 0o7777 {
         return Err(ApiError::invalid_argument(
@@ -143,11 +148,15 @@ pub(crate) async fn stat_of(vfs: &Vfs, path: &ApiPath, a: &Attr) -> ApiResult<St
 /// The parent directory of `path` (which must not be the root) and its last name.
 pub(crate) fn parent_of<'p>(vfs: &Vfs, path: &'p ApiPath) -> ApiResult<(Attr, &'p str)> {
     let Some((parent, name)) = path.split_last() else {
-        return Err(ApiError::invalid_path("the root cannot be the target of this operation"));
+        return Err(ApiError::invalid_path(
+            "the root cannot be the target of this operation",
+        ));
     };
     let p = vfs.resolve_path(parent)?;
     if p.kind != FileKind::Dir {
-        return Err(ApiError::not_dir(format!("a parent of {path} is not a directory")));
+        return Err(ApiError::not_dir(format!(
+            "a parent of {path} is not a directory"
+        )));
     }
     Ok((p, name))
 }

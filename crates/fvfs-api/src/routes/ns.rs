@@ -147,7 +147,9 @@ pub async fn mkdir(
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
     let path = path_after(&uri, "/v1/mkdir")?;
     if req.target.is_some() {
-        return Err(ApiError::invalid_argument("`target` is for POST /v1/symlink"));
+        return Err(ApiError::invalid_argument(
+            "`target` is for POST /v1/symlink",
+        ));
     }
     let o = owner(req.mode, 0o755, req.uid, req.gid)?;
     let (a, created) = if req.parents.unwrap_or(false) {
@@ -194,14 +196,22 @@ pub async fn symlink(
         let Some((comps, name)) = path.split_last() else {
             return Err(ApiError::invalid_path("the root cannot be a symlink"));
         };
-        (st.vfs.mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?.0, name)
+        (
+            st.vfs
+                .mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?
+                .0,
+            name,
+        )
     } else {
         parent_of(&st.vfs, &path)?
     };
     let a = st
         .vfs
         .create_symlink(parent.ino, name.as_bytes(), target.as_bytes(), o)?;
-    Ok((StatusCode::CREATED, Json(stat_of(&st.vfs, &path, &a).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(stat_of(&st.vfs, &path, &a).await?),
+    ))
 }
 
 /// Renames `from` to `to` (POSIX rules). Paths are plain (not percent-encoded).
