@@ -80,7 +80,7 @@ fn from_resolved(s: &mdns_sd::ResolvedService) -> Option<Discovered> {
 pub fn browse_blocking(timeout: Duration, all: bool) -> Result<Vec<Discovered>> {
     let err = |e: mdns_sd::Error| ClientError::Other(format!("mDNS: {e}"));
     let daemon = ServiceDaemon::new().map_err(err)?;
-    let found = browse_with(&daemon, timeout, all);
+    let found = browse_with(&daemon, timeout, all, &|_| true);
     // Bounded shutdown: the daemon thread answers within a few ms when healthy.
     if let Ok(rx) = daemon.shutdown() {
         let _ = rx.recv_timeout(Duration::from_secs(1));
@@ -88,7 +88,13 @@ pub fn browse_blocking(timeout: Duration, all: bool) -> Result<Vec<Discovered>> 
     found
 }
 
-fn browse_with(daemon: &ServiceDaemon, timeout: Duration, all: bool) -> Result<Vec<Discovered>> {
+/// Browses on `daemon` for services `want` accepts (see [`browse_blocking`]).
+fn browse_with(
+    daemon: &ServiceDaemon,
+    timeout: Duration,
+    all: bool,
+    want: &dyn Fn(&Discovered) -> bool,
+) -> Result<Vec<Discovered>> {
     let err = |e: mdns_sd::Error| ClientError::Other(format!("mDNS: {e}"));
     daemon
         .enable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])
@@ -103,7 +109,7 @@ fn browse_with(daemon: &ServiceDaemon, timeout: Duration, all: bool) -> Result<V
         }
         match rx.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(s)) => {
-                if let Some(d) = from_resolved(&s) {
+                if let Some(d) = from_resolved(&s).filter(|d| want(d)) {
                     if !all {
                         return Ok(vec![d]);
                     }
@@ -180,5 +186,43 @@ mod tests {
         assert_eq!(d.uuid.as_deref(), Some("u-1"));
         assert!(d.tls);
         assert_eq!(d.fingerprint, Some("ab".repeat(32)));
+    }
+
+    #[test]
+    fn a_daemon_on_loopback_is_found() {
+        let server = ServiceDaemon::new().unwrap();
+        server
+            .enable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])
+            .unwrap();
+        let fp = "cd".repeat(32);
+        let props = [
+            ("version", "9"),
+            ("uuid", "loop"),
+            ("tls", "1"),
+            ("fp", fp.as_str()),
+        ];
+        let info = ServiceInfo::new(
+            MDNS_SERVICE,
+            "fvfs-discover-test",
+            "fvfs-discover-test.local.",
+            "127.0.0.1",
+            47734,
+            &props[..],
+        )
+        .unwrap();
+        server.register(info).unwrap();
+        // Other daemons may advertise on this host meanwhile: wait for this one.
+        let client = ServiceDaemon::new().unwrap();
+        let want = |d: &Discovered| d.uuid.as_deref() == Some("loop");
+        let found = browse_with(&client, Duration::from_secs(8), false, &want).unwrap();
+        for d in [client, server] {
+            if let Ok(rx) = d.shutdown() {
+                let _ = rx.recv_timeout(Duration::from_secs(1));
+            }
+        }
+        let d = found.first().expect("the service registered on loopback");
+        assert_eq!(d.url, "https://127.0.0.1:47734");
+        assert_eq!(d.uuid.as_deref(), Some("loop"));
+        assert_eq!(d.fingerprint, Some(fp));
     }
 }
