@@ -30,8 +30,23 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Daemon {
+    /// Where `serve` mounts; an empty path disables the mount.
     pub mount_path: Option<PathBuf>,
+    /// TCP port of the HTTP API (default 7734; 0 = any free port).
     pub http_port: Option<u16>,
+    /// Address the API listens on (default 0.0.0.0 once a token exists, else 127.0.0.1).
+    pub http_bind: Option<std::net::IpAddr>,
+    /// Serve the API over HTTPS with the self-signed certificate of the state dir.
+    pub tls: Option<bool>,
+    /// Advertise the API over mDNS (default true).
+    pub mdns: Option<bool>,
+    /// Largest upload through the API, in GiB (default 1024).
+    pub max_upload_gb: Option<u64>,
+    /// The control socket (default `<state dir>/fvfsd.sock`).
+    pub socket_path: Option<PathBuf>,
+    /// Tokens, certificate, control socket (default: the directory of the SQLite
+    /// database, else the data dir).
+    pub state_dir: Option<PathBuf>,
     /// Path of the SQLite database (the README's key); `meta_url` is the general form.
     pub metadata_db: Option<PathBuf>,
     pub meta_url: Option<String>,
@@ -294,5 +309,17 @@ frequency_weight = 0.3
         );
         assert_eq!(locs[0], "/srv/fvfs-cache");
         assert_eq!(locs[1], "s3://freddie-fvfs/fvfs?region=us-east-1");
+    }
+
+    #[test]
+    fn daemon_api_keys_parse() {
+        let c: Config = toml::from_str(
+            "[daemon]\nhttp_bind = \"192.168.1.5\"\nhttp_port = 0\ntls = true\nmdns = false\nmax_upload_gb = 2\nsocket_path = \"/run/fvfsd.sock\"\nstate_dir = \"/var/lib/fvfs\"\nmount_path = \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.http_bind, Some("192.168.1.5".parse().unwrap()));
+        assert_eq!(c.daemon.tls, Some(true));
+        assert_eq!(c.daemon.mount_path, Some(PathBuf::new()));
+        assert!(toml::from_str::<Config>("[daemon]\nhttp_bind = \"nope\"\n").is_err());
     }
 }

@@ -41,6 +41,21 @@ pub fn data_dir() -> PathBuf {
     }
 }
 
+/// The daemon's state directory (tokens, certificate, control socket, URL file): the
+/// configured one, else the directory of the SQLite database, else the data dir.
+pub fn state_dir(configured: Option<&Path>, meta_url: &str) -> PathBuf {
+    if let Some(d) = configured {
+        return d.to_path_buf();
+    }
+    match MetaUrl::parse(meta_url) {
+        Ok(MetaUrl::Sqlite(db)) => match db.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => data_dir(),
+        },
+        _ => data_dir(),
+    }
+}
+
 /// `$XDG_CACHE_HOME/fvfs/<uuid>` (`~/.cache/fvfs/<uuid>`), or under `$FVFS_HOME/cache`.
 pub fn default_cache_dir(settings: &Settings) -> PathBuf {
     let base = match std::env::var_os("FVFS_HOME") {

@@ -52,6 +52,10 @@ enum Cmd {
         block_max: Option<u64>,
         #[arg(long, default_value = "fvfs")]
         name: String,
+        /// Daemon state directory (tokens, certificate, control socket); default: the
+        /// directory of the SQLite database.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Mount read-write at MOUNTPOINT.
     Mount {
@@ -77,17 +81,45 @@ enum Cmd {
         #[arg(long)]
         log: Option<PathBuf>,
     },
-    /// Serve the filesystem (embedded default when nothing is configured).
+    /// Serve the filesystem: FUSE mount, HTTP API, control socket, mDNS (embedded default
+    /// when nothing is configured).
     Serve {
         #[arg(long)]
         meta: Option<String>,
+        /// FUSE worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// API port (overrides [daemon] http_port; 0 = any free port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// No FUSE mount: serve the API only.
+        #[arg(long)]
+        no_mount: bool,
+        /// Serve the API over HTTPS (as [daemon] tls = true).
+        #[arg(long)]
+        tls: bool,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
-    /// Settings, space, inodes, blocks, dedup ratio and sessions.
+    /// The running daemon's status (over its control socket), else settings, space,
+    /// inodes, blocks, dedup ratio and sessions from the metadata.
     Status {
         #[arg(long)]
         meta: Option<String>,
+        /// Print the daemon's status as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// API tokens: create, list, revoke (takes effect on a running daemon at once).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+        #[arg(long, global = true)]
+        meta: Option<String>,
+        #[arg(long, global = true)]
+        state_dir: Option<PathBuf>,
     },
     /// Check blocks, refcounts, link counts and entries.
     Fsck {
@@ -208,6 +240,24 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print its secret (shown once).
+    Create {
+        name: String,
+        /// GET and HEAD only.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// The tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name or id.
+    Revoke { name_or_id: String },
+}
+
+#[derive(Subcommand)]
 enum TierCmd {
     /// The tiers, their usage, watermarks and health.
     List,
@@ -293,9 +343,16 @@ fn run() -> Result<i32> {
         }
     }
     let meta_or = |m: Option<String>| m.or_else(|| cfg.meta_url()).unwrap_or_else(default_meta);
+    let state_or = |s: Option<PathBuf>, meta: &str| {
+        engine::state_dir(s.as_deref().or(cfg.daemon.state_dir.as_deref()), meta)
+    };
     match cli.cmd.unwrap_or(Cmd::Serve {
         meta: None,
         threads: 2,
+        port: None,
+        no_mount: false,
+        tls: false,
+        state_dir: None,
     }) {
         Cmd::Format {
             meta,
@@ -306,6 +363,7 @@ fn run() -> Result<i32> {
             block_avg,
             block_max,
             name,
+            state_dir,
         } => {
             let tiers = if !tier.is_empty() {
                 tier.iter()
@@ -342,6 +400,11 @@ fn run() -> Result<i32> {
                 name,
             }))?;
             println!("formatted {} ({}) at {meta_url}", s.name, s.uuid);
+            let state = state_or(state_dir, &meta_url);
+            let setup = cmd::token::init_state(&state)?;
+            println!("state        {}", state.display());
+            cmd::token::announce(&setup);
+            println!("tls sha256   {}", setup.fingerprint);
             Ok(0)
         }
         Cmd::Mount {
@@ -374,13 +437,62 @@ fn run() -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Serve { meta, threads } => {
-            cmd::serve::run(&cfg, meta, threads)?;
+        Cmd::Serve {
+            meta,
+            threads,
+            port,
+            no_mount,
+            tls,
+            state_dir,
+        } => {
+            cmd::serve::run(
+                &cfg,
+                cmd::serve::ServeArgs {
+                    meta,
+                    threads,
+                    port,
+                    no_mount,
+                    tls,
+                    state_dir,
+                },
+            )?;
             Ok(0)
         }
-        Cmd::Status { meta } => {
+        Cmd::Status {
+            meta,
+            json,
+            state_dir,
+        } => {
+            let url = meta_or(meta);
+            let state = state_or(state_dir, &url);
+            let socket = cfg
+                .daemon
+                .socket_path
+                .clone()
+                .unwrap_or_else(|| state.join("fvfsd.sock"));
+            if cmd::status::from_daemon(&socket, json)? {
+                return Ok(0);
+            }
+            if json {
+                anyhow::bail!("no daemon answers on {}", socket.display());
+            }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::status::run(&meta_or(meta)))?;
+            rt.block_on(cmd::status::run(&url))?;
+            Ok(0)
+        }
+        Cmd::Token {
+            cmd: tc,
+            meta,
+            state_dir,
+        } => {
+            let state = state_or(state_dir, &meta_or(meta));
+            match tc {
+                TokenCmd::Create { name, read_only } => {
+                    cmd::token::create(&state, &name, read_only)?
+                }
+                TokenCmd::List { json } => cmd::token::list(&state, json)?,
+                TokenCmd::Revoke { name_or_id } => cmd::token::revoke(&state, &name_or_id)?,
+            }
             Ok(0)
         }
         Cmd::Tier { cmd: tc, meta } => {

@@ -8,3 +8,4 @@ pub mod restore;
 pub mod serve;
 pub mod status;
 pub mod tiers;
+pub mod token;

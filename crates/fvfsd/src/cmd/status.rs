@@ -1,7 +1,129 @@
-//! `fvfsd status`: settings, space, inodes, blocks, dedup ratio and live sessions.
+//! `fvfsd status`: when a daemon runs (its control socket answers), what the daemon says
+//! (`GET /v1/status` over the socket); otherwise, read from the metadata: settings, space,
+//! inodes, blocks, dedup ratio and live sessions.
+//!
+//! Invariants: the socket is asked with a bounded wait (5 s to connect/read/write), so a
+//! hung daemon cannot hang `status`; a socket nobody answers on means "no daemon".
 
 use crate::engine::open_meta;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// One HTTP/1.1 request over the control socket: `Ok(None)` if no daemon answers there,
+/// else the status and the body.
+pub fn ask_daemon(socket: &Path, method: &str, path: &str) -> Result<Option<(u16, Vec<u8>)>> {
+    let mut s = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let t = Some(Duration::from_secs(5));
+    s.set_read_timeout(t)?;
+    s.set_write_timeout(t)?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: fvfsd/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .with_context(|| format!("no answer from the daemon on {}", socket.display()))?;
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        bail!("malformed answer from the daemon on {}", socket.display());
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed status line from the daemon")?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked { dechunk(&body)? } else { body };
+    Ok(Some((status, body)))
+}
+
+/// Decodes a chunked HTTP/1.1 body.
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            bail!("truncated chunked body");
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size_text, 16).context("bad chunk size")?;
+        b = &b[eol + 2..];
+        if n == 0 {
+            return Ok(out);
+        }
+        if b.len() < n + 2 {
+            bail!("truncated chunked body");
+        }
+        out.extend_from_slice(&b[..n]);
+        b = &b[n + 2..];
+    }
+}
+
+/// Prints the daemon's status; false if no daemon answers on `socket`.
+pub fn from_daemon(socket: &Path, json: bool) -> Result<bool> {
+    let Some((code, body)) = ask_daemon(socket, "GET", "/v1/status")? else {
+        return Ok(false);
+    };
+    if code != 200 {
+        bail!(
+            "the daemon answered {code}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    if json {
+        std::io::stdout().write_all(&body)?;
+        println!();
+        return Ok(true);
+    }
+    let st: fvfs_types::api::Status =
+        serde_json::from_slice(&body).context("unexpected status from the daemon")?;
+    println!("filesystem   {} ({})", st.name, st.uuid);
+    println!(
+        "daemon       fvfsd {} up {} s, socket {}",
+        st.version,
+        st.uptime_secs,
+        socket.display()
+    );
+    println!(
+        "mount        {}",
+        st.mount.as_deref().unwrap_or("none (API only)")
+    );
+    for (i, t) in st.tiers.iter().enumerate() {
+        let wm = match (t.high_watermark, t.low_watermark) {
+            (Some(h), Some(l)) => format!(", watermarks {} / {}", human(h), human(l)),
+            (Some(h), None) => format!(", high watermark {}", human(h)),
+            _ => String::new(),
+        };
+        let health = match (&t.healthy, &t.last_error) {
+            (true, _) => "healthy".to_string(),
+            (false, Some(e)) => format!("UNHEALTHY ({e})"),
+            (false, None) => "UNHEALTHY".to_string(),
+        };
+        println!(
+            "tier {i} {:<6} {}, {}{wm}, {health}: {}",
+            t.name,
+            if t.durable { "durable" } else { "cache" },
+            human(t.bytes),
+            t.location
+        );
+    }
+    println!("replication  {} block copies pending", st.wal_pending);
+    for (name, state) in &st.workers {
+        println!("worker       {name}: {state}");
+    }
+    println!("files        {} ({})", st.files, human(st.bytes));
+    Ok(true)
+}
 
 pub fn human(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

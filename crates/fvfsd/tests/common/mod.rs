@@ -373,3 +373,204 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// One HTTP/1.1 request over TCP (`Connection: close`): `url` is `http://host:port/path`.
+/// Returns (status, headers with lowercase names, body); chunked bodies are decoded.
+pub fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http:// URL: {url}"));
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let s = std::net::TcpStream::connect(host).unwrap();
+    http_on(s, method, host, path, token, body)
+}
+
+/// The same request over a Unix socket (the daemon's control socket).
+pub fn unix_http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    http_on(s, method, "localhost", path, None, body)
+}
+
+fn http_on<S: std::io::Read + std::io::Write>(
+    mut s: S,
+    method: &str,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\nx-fvfs-device: it-test\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s.flush().unwrap();
+    let mut raw = Vec::new();
+    // Bounded by the daemon closing the connection (Connection: close).
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+    let text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = String::from_utf8_lossy(&b[..eol]).to_string();
+        let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        b = &b[eol + 2..];
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..n]);
+        b = &b[n + 2..];
+    }
+}
+
+/// A running `fvfsd serve` child (stderr in the fixture's mount.log).
+pub struct Daemon {
+    pub child: Child,
+    /// The URL of the `api` line.
+    pub url: String,
+    /// Every stdout line read up to the `api` line.
+    pub stdout: Vec<String>,
+}
+
+impl Fixture {
+    /// Starts `fvfsd serve ARGS --meta <this filesystem>` and waits (60 s) for its `api`
+    /// line. Panics with the log if it exits first.
+    pub fn serve(&self, args: &[&str]) -> Daemon {
+        use std::io::BufRead;
+        let log = self.dir.path().join("mount.log");
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = self
+            .fvfsd()
+            .arg("serve")
+            .args(args)
+            .args(["--meta", &self.meta_url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut stdout = Vec::new();
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let api = line.strip_prefix("api ").map(str::to_string);
+                    stdout.push(line);
+                    if let Some(url) = api {
+                        return Daemon { child, url, stdout };
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        panic!(
+                            "fvfsd serve exited ({st}) before its api line; stdout {stdout:?}; log:\n{}",
+                            std::fs::read_to_string(&log).unwrap_or_default()
+                        );
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    panic!(
+                        "fvfsd serve closed stdout before its api line; stdout {stdout:?}; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no api line within 60 s; stdout {stdout:?}");
+    }
+
+    /// The admin token written at format time.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Daemon {
+    /// SIGTERM; waits up to `secs` for the exit status.
+    pub fn stop(&mut self, secs: u64) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fvfsd serve did not exit within {secs} s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

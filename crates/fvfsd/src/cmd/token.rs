@@ -1,0 +1,126 @@
+//! `fvfsd token create|list|revoke` and the daemon's state directory set-up at format time
+//! (token file, the `admin` token, the TLS certificate).
+//!
+//! Invariants: a secret is shown once (on stdout, when it is created) and otherwise only
+//! stored in `<state>/admin.token` (mode 0600) for the `admin` token made at set-up; the
+//! token file holds hashes only. A running daemon re-reads the token file at its next
+//! request, so these commands need no daemon and no restart.
+
+use anyhow::{Context, Result};
+use fvfs_api::auth::{write_private, TokenInfo, TokenStore};
+use std::io::IsTerminal;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub const TOKENS_FILE: &str = "tokens.json";
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Creates the state directory (mode 0700) if it is missing.
+pub fn ensure_state_dir(state: &Path) -> Result<()> {
+    if !state.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state)
+            .with_context(|| format!("cannot create the state directory {}", state.display()))?;
+    }
+    Ok(())
+}
+
+/// The token file of a state directory (created empty if missing).
+pub fn store(state: &Path) -> Result<TokenStore> {
+    ensure_state_dir(state)?;
+    TokenStore::open(&state.join(TOKENS_FILE)).map_err(anyhow::Error::from)
+}
+
+/// What set-up created: the admin secret and where it is kept, if a new one was made.
+pub struct Setup {
+    pub admin: Option<(String, PathBuf)>,
+    pub fingerprint: String,
+}
+
+/// Prepares the state directory of a newly formatted filesystem: the token file, an
+/// `admin` token (unless one exists) saved in `admin.token`, and the TLS certificate
+/// (kept if present: clients pin it).
+pub fn init_state(state: &Path) -> Result<Setup> {
+    let tokens = store(state)?;
+    let mut admin = None;
+    if !tokens.list()?.iter().any(|t| t.name == "admin") {
+        let (_, secret) = tokens.create("admin", false)?;
+        let path = state.join(ADMIN_TOKEN_FILE);
+        write_private(&path, format!("{secret}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        admin = Some((secret, path));
+    }
+    let fingerprint = fvfs_api::tls::ensure(state, &fvfs_api::mdns::hostname())
+        .context("cannot create the TLS certificate")?;
+    Ok(Setup { admin, fingerprint })
+}
+
+/// Tells the operator about a new admin token: the secret itself on a terminal, only its
+/// file otherwise (stdout of a service ends up in logs).
+pub fn announce(setup: &Setup) {
+    if let Some((secret, path)) = &setup.admin {
+        if std::io::stdout().is_terminal() {
+            println!("admin token  {secret}");
+            println!(
+                "             (shown once; also in {}, mode 0600. Clients: fvfsc login. More: fvfsd token create NAME)",
+                path.display()
+            );
+        } else {
+            println!(
+                "admin token  in {} (mode 0600); more with `fvfsd token create NAME`",
+                path.display()
+            );
+        }
+    }
+}
+
+pub fn create(state: &Path, name: &str, read_only: bool) -> Result<()> {
+    let (info, secret) = store(state)?.create(name, read_only)?;
+    println!("{secret}");
+    eprintln!(
+        "token {:?} (id {}{}) created; the secret above is shown once",
+        info.name,
+        info.id,
+        if info.read_only { ", read-only" } else { "" }
+    );
+    Ok(())
+}
+
+pub fn list(state: &Path, json: bool) -> Result<()> {
+    let tokens: Vec<TokenInfo> = store(state)?.list()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        return Ok(());
+    }
+    if tokens.is_empty() {
+        println!("no tokens (create one with `fvfsd token create NAME`)");
+    }
+    for t in tokens {
+        println!(
+            "{:<8} {:<20} {:<10} created {}",
+            t.id,
+            t.name,
+            if t.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            t.created_unix
+        );
+    }
+    Ok(())
+}
+
+pub fn revoke(state: &Path, name_or_id: &str) -> Result<()> {
+    let t = store(state)?.revoke(name_or_id)?;
+    if t.name == "admin" {
+        let p = state.join(ADMIN_TOKEN_FILE);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    println!("revoked {} ({})", t.name, t.id);
+    Ok(())
+}
