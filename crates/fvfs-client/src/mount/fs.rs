@@ -99,9 +99,13 @@ impl ClientFs {
     /// file reports that file's size. Remembered for [`ClientFs::attrs`].
     pub(super) fn attr(&self, ino: u64, st: &Stat) -> FileAttr {
         let mut a = to_attr(ino, st);
-        if let Some(size) = self.local_size(ino) {
+        if let Some((size, changed)) = self.local_state(ino) {
             a.size = size;
             a.blocks = size.div_ceil(512);
+            if let Some(t) = changed {
+                a.mtime = time(t);
+                a.ctime = a.ctime.max(time(t));
+            }
         }
         self.attrs.lock().insert(ino, a);
         a

@@ -41,6 +41,9 @@ pub struct OpenFile {
     /// Times set explicitly while dirty, applied again after the upload (which sets mtime).
     pub atime_ns: Option<i64>,
     pub mtime_ns: Option<i64>,
+    /// When the local copy last changed (write, truncate): its mtime and ctime until the
+    /// upload, after which the daemon's times take over.
+    pub changed_ns: Option<i64>,
 }
 
 /// An inode's open-handle count and shared state.

@@ -121,6 +121,7 @@ impl ClientFs {
             None => st.temp = Some(self.new_copy()?),
         }
         st.dirty = true;
+        st.changed_ns = Some(now_ns());
         Ok(())
     }
 
@@ -190,6 +191,7 @@ impl ClientFs {
         t.write_all_at(data, off)
             .map_err(|e| io_errno("write", &e))?;
         st.dirty = true;
+        st.changed_ns = Some(now_ns());
         Ok(data.len() as u32)
     }
 
@@ -266,6 +268,7 @@ impl ClientFs {
         )?;
         self.inodes.lock().rebind_server(ino, new.ino);
         st.dirty = false;
+        st.changed_ns = None;
         if st.atime_ns.is_some() || st.mtime_ns.is_some() {
             let req = SetAttrRequest {
                 atime_ns: st.atime_ns.take(),
@@ -276,6 +279,10 @@ impl ClientFs {
         }
         Ok(())
     }
+}
+
+pub(super) fn now_ns() -> i64 {
+    crate::mount::fs::ns(std::time::SystemTime::now())
 }
 
 /// BLAKE3 (hex) of the first `len` bytes of `f`.

@@ -54,7 +54,7 @@ impl ClientFs {
         if !self.inodes.lock().is_attached(ino) {
             // Unlinked but still open: what was last known, with no link left.
             let mut a = self.attrs.lock().get(&ino).copied().ok_or(Errno::ENOENT)?;
-            if let Some(size) = self.local_size(ino) {
+            if let Some((size, _)) = self.local_state(ino) {
                 a.size = size;
             }
             a.nlink = 0;
@@ -92,6 +92,7 @@ impl ClientFs {
                     t.set_len(len)
                         .map_err(|e| crate::mount::errno::io_errno("truncate", &e))?;
                     st.dirty = true;
+                    st.changed_ns = Some(crate::mount::io::now_ns());
                     size = None;
                 }
             }
@@ -254,13 +255,19 @@ impl ClientFs {
         Ok(fh)
     }
 
-    /// The size of `ino`'s local copy, if a handle holds one.
-    pub(super) fn local_size(&self, ino: u64) -> Option<u64> {
+    /// The size of `ino`'s local copy, if a handle holds one, and when it last changed
+    /// (or the mtime set explicitly since) if it is dirty.
+    pub(super) fn local_state(&self, ino: u64) -> Option<(u64, Option<i64>)> {
         let state = self.handles.file(ino)?;
         let st = state.lock();
         let t = st.temp.as_ref()?;
+        let changed = if st.dirty {
+            st.mtime_ns.or(st.changed_ns)
+        } else {
+            None
+        };
         // The copy's length; a failed fstat falls back to the server's size.
-        t.metadata().ok().map(|m| m.len())
+        t.metadata().ok().map(|m| (m.len(), changed))
     }
 
     /// Bytes of the local copy (reads while a handle holds one).
