@@ -361,6 +361,8 @@ async fn namespace_operations() {
         .post_json("/v1/mkdir/x/y/z", serde_json::json!({"parents": true}))
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    let r = e.call("POST", "/v1/mkdir/n", Body::from("null")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(
         e.post_json("/v1/mkdir/q", serde_json::json!({"bogus": 1}))
             .await

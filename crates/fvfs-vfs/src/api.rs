@@ -207,8 +207,12 @@ impl Vfs {
     /// The committed content of a regular file as block pieces (buffered writes of an
     /// open inode are committed first, so the layout matches what a read returns).
     pub async fn manifest(&self, ino: Ino) -> Result<FileLayout> {
-        if self.handles.is_open(ino) {
-            self.flush_inode(ino).await?;
+        if let Some(st) = self.handles.state(ino) {
+            // Only when something is buffered: a flush syncs the metadata.
+            let buffered = st.file.lock().await.pending().is_some();
+            if buffered {
+                self.flush_inode(ino).await?;
+            }
         }
         let a = self.meta.getattr(ino)?;
         match a.kind {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 /// A JSON body (any or no content type), required.
 pub struct ApiJson<T>(pub T);
 
-/// A JSON body, or the type's default when the body is empty.
+/// A JSON body, or the type's default when the body is empty or `null`.
 pub struct OptJson<T>(pub T);
 
 /// Query parameters.
@@ -50,7 +50,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T
         if b.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptJson(T::default()));
         }
-        Ok(OptJson(parse_json(&b)?))
+        // `null` is the empty body too.
+        Ok(OptJson(parse_json::<Option<T>>(&b)?.unwrap_or_default()))
     }
 }
 

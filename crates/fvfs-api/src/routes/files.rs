@@ -265,7 +265,8 @@ fn expected_hash(headers: &HeaderMap) -> ApiResult<Option<[u8; 32]>> {
 /// Replaces (or creates) a file with the request body.
 #[utoipa::path(put, path = "/v1/files/{path}", tag = "files",
     params(("path" = String, Path, description = "file path, percent-encoded"), PutQuery,
-           ("x-fvfs-blake3" = Option<String>, Header, description = "BLAKE3 of the body, hex")),
+           ("x-fvfs-blake3" = Option<String>, Header, description = "BLAKE3 of the body, 64 hex digits",
+            pattern = "^[0-9a-fA-F]{64}$")),
     request_body(content = inline(Binary), content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "replaced", body = Stat),

@@ -71,7 +71,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> axum::response::Response {
     use axum::response::IntoResponse;
-    let e = ApiError::invalid_argument("method not allowed on this route");
+    let e = ApiError::not_supported("method not allowed on this route");
     let mut r = e.into_response();
     *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     r
