@@ -322,4 +322,33 @@ frequency_weight = 0.3
         assert_eq!(c.daemon.mount_path, Some(PathBuf::new()));
         assert!(toml::from_str::<Config>("[daemon]\nhttp_bind = \"nope\"\n").is_err());
     }
+
+    #[test]
+    fn example_file_parses_with_the_api_keys_on() {
+        let text = include_str!("../../../config.example.toml");
+        toml::from_str::<Config>(text).unwrap();
+        let on: String = text
+            .lines()
+            .map(|l| {
+                let keys = [
+                    "http_",
+                    "tls =",
+                    "mdns =",
+                    "max_upload_gb",
+                    "state_dir",
+                    "socket_path",
+                ];
+                match l.strip_prefix("# ") {
+                    Some(k) if keys.iter().any(|p| k.starts_with(p)) => k,
+                    _ => l,
+                }
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c: Config = toml::from_str(&on).unwrap();
+        assert_eq!(c.daemon.http_port, Some(7734));
+        assert_eq!(c.daemon.tls, Some(false));
+        assert_eq!(c.daemon.max_upload_gb, Some(1024));
+        assert!(c.daemon.socket_path.is_some() && c.daemon.state_dir.is_some());
+    }
 }
