@@ -127,6 +127,15 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A connection failure's causes, without reqwest's outer "error sending request for
+/// url (...)" (the URL is already in [`ClientError::Connect`]).
+fn connect_msg(e: &reqwest::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(inner) => chain(inner),
+        None => chain(e),
+    }
+}
+
 /// A `host:port` key for a URL (default ports filled in), as used by `known_hosts.toml`.
 pub fn host_port(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
@@ -200,7 +209,7 @@ pub async fn probe_fingerprint(url: &str) -> Result<String> {
         (Some(fp), _) => Ok(fp),
         (None, Err(e)) => Err(ClientError::Connect {
             url: url.to_string(),
-            msg: chain(&e),
+            msg: connect_msg(&e),
         }),
         (None, Ok(_)) => Err(ClientError::Other(format!(
             "{url} answered without presenting a TLS certificate"
@@ -277,7 +286,7 @@ impl Client {
         if e.is_connect() || e.is_timeout() || e.is_request() {
             ClientError::Connect {
                 url: self.ep.url.clone(),
-                msg: chain(&e),
+                msg: connect_msg(&e),
             }
         } else {
             ClientError::Other(chain(&e))

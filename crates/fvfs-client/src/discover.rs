@@ -14,6 +14,9 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// How long a first answer with only IPv6 addresses waits for an IPv4 one.
+const V4_GRACE: Duration = Duration::from_millis(700);
+
 /// A daemon found over mDNS.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Discovered {
@@ -100,7 +103,7 @@ fn browse_with(
         .enable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])
         .map_err(err)?;
     let rx = daemon.browse(MDNS_SERVICE).map_err(err)?;
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut found: Vec<Discovered> = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -109,13 +112,21 @@ fn browse_with(
         }
         match rx.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(s)) => {
-                if let Some(d) = from_resolved(&s).filter(|d| want(d)) {
-                    if !all {
-                        return Ok(vec![d]);
-                    }
-                    if !found.iter().any(|f| f.instance == d.instance) {
-                        found.push(d);
-                    }
+                let Some(d) = from_resolved(&s).filter(|d| want(d)) else {
+                    continue;
+                };
+                if !all && d.addresses.iter().any(IpAddr::is_ipv4) {
+                    let _ = daemon.stop_browse(MDNS_SERVICE);
+                    return Ok(vec![d]);
+                }
+                if !all {
+                    // IPv6 only so far: give its IPv4 address a moment to follow.
+                    deadline = deadline.min(Instant::now() + V4_GRACE);
+                }
+                // A later resolution of the same instance may carry more addresses.
+                match found.iter_mut().find(|f| f.instance == d.instance) {
+                    Some(f) => *f = d,
+                    None => found.push(d),
                 }
             }
             Ok(_) => {}
@@ -123,6 +134,9 @@ fn browse_with(
         }
     }
     let _ = daemon.stop_browse(MDNS_SERVICE);
+    if !all {
+        found.truncate(1);
+    }
     Ok(found)
 }
 

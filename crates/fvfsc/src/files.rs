@@ -34,7 +34,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 Some(r) => parse_range(r).map_err(anyhow::Error::msg)?,
                 None => (offset.unwrap_or(0), *length),
             };
-            cat(&c, path, off, len).await
+            cat(&c, path, off, len).await.context(path.clone())
         }
         Cmd::Put {
             src,
@@ -42,7 +42,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             parents,
             mode,
         } => {
-            let st = put(&c, src, dest, *parents, *mode).await?;
+            let st = put(&c, src, dest, *parents, *mode)
+                .await
+                .with_context(|| format!("put {src} {dest}"))?;
             if json {
                 print_json(&st)
             } else {
@@ -50,9 +52,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Cmd::Rm { path } => Ok(c.delete(path).await?),
+        Cmd::Rm { path } => Ok(c.delete(path).await.context(path.clone())?),
         Cmd::Stat { path } => {
-            let st = c.stat(path).await?;
+            let st = c.stat(path).await.context(path.clone())?;
             if json {
                 print_json(&st)
             } else {
@@ -70,7 +72,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 parents: parents.then_some(true),
                 ..Default::default()
             };
-            let st = c.mkdir(path, &req).await?;
+            let st = c.mkdir(path, &req).await.context(path.clone())?;
             if json {
                 print_json(&st)?;
             }
@@ -87,7 +89,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     to: to.clone(),
                     noreplace: *no_clobber,
                 })
-                .await?;
+                .await
+                .with_context(|| format!("{from} → {to}"))?;
             if json {
                 print_json(&st)?;
             }
@@ -105,7 +108,7 @@ async fn ls(c: &Client, path: &str, one: bool, json: bool) -> anyhow::Result<()>
             code: ErrorCode::NotDir,
             ..
         }) => {
-            let st = c.stat(path).await?;
+            let st = c.stat(path).await.context(path.to_string())?;
             if json {
                 return print_json(&st);
             }
@@ -120,7 +123,7 @@ async fn ls(c: &Client, path: &str, one: bool, json: bool) -> anyhow::Result<()>
             );
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::new(e).context(path.to_string())),
     };
     if json {
         return print_json(&listing);
