@@ -152,15 +152,35 @@ pub async fn mkdir(
         ));
     }
     let o = owner(req.mode, 0o755, req.uid, req.gid)?;
-    let (a, created) = if req.parents.unwrap_or(false) {
-        st.vfs.mkdir_p(path.components(), o)?
-    } else {
-        let (parent, name) = match parent_of(&st.vfs, &path) {
-            Ok(x) => x,
-            Err(_) if path.is_root() => return Err(ApiError::exists("the root exists")),
-            Err(e) => return Err(e),
+    let parents = req.parents.unwrap_or(false);
+    let Some((comps, name)) = path.split_last() else {
+        return if parents {
+            let root = st.vfs.resolve_path(path.components())?;
+            Ok((StatusCode::OK, Json(stat_of(&st.vfs, &path, &root).await?)))
+        } else {
+            Err(ApiError::exists("the root exists"))
         };
-        (st.vfs.create_dir(parent.ino, name.as_bytes(), o)?, true)
+    };
+    // As `mkdir -p -m`: missing parents get the default mode, the last one `mode`.
+    let parent = if parents {
+        st.vfs
+            .mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?
+            .0
+    } else {
+        parent_of(&st.vfs, &path)?.0
+    };
+    let (a, created) = match st.vfs.create_dir(parent.ino, name.as_bytes(), o) {
+        Ok(a) => (a, true),
+        Err(VfsError::Meta(fvfs_meta::MetaError::Exists)) if parents => {
+            let a = st.vfs.lookup(parent.ino, name.as_bytes())?;
+            if a.kind != FileKind::Dir {
+                return Err(ApiError::exists(format!(
+                    "{path} exists and is not a directory"
+                )));
+            }
+            (a, false)
+        }
+        Err(e) => return Err(e.into()),
     };
     let code = if created {
         StatusCode::CREATED
