@@ -42,14 +42,24 @@ pub enum ClientError {
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
-/// Where and how to reach the daemon.
-#[derive(Clone, Debug)]
+/// Where and how to reach the daemon. Its `Debug` output hides the token.
+#[derive(Clone)]
 pub struct Endpoint {
     /// `http://host:port` or `https://host:port`, no trailing slash.
     pub url: String,
     pub token: Option<String>,
     /// SHA-256 (hex) of the server certificate to accept (https only).
     pub fingerprint: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
 }
 
 #[derive(Clone)]

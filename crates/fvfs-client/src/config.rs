@@ -24,13 +24,22 @@ pub const DEFAULT_URL: &str = "http://localhost:7734";
 /// How long to browse mDNS when resolving (overridden by `FVFSC_DISCOVERY_TIMEOUT`).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `config.toml`: the stored login.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `config.toml`: the stored login. Its `Debug` output hides the token.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Login {
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `known_hosts.toml`: `"host:port" = "<fingerprint>"`.

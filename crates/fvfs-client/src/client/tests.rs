@@ -383,3 +383,14 @@ async fn tls_pin_accepts_exactly_the_pinned_certificate() {
     .unwrap();
     assert!(matches!(c.status().await, Err(ClientError::Connect { .. })));
 }
+
+#[test]
+fn debug_output_hides_the_token() {
+    let ep = Endpoint {
+        url: "http://x:1".into(),
+        token: Some("s3cret".into()),
+        fingerprint: None,
+    };
+    let d = format!("{ep:?}");
+    assert!(!d.contains("s3cret") && d.contains("redacted"), "{d}");
+}
