@@ -65,6 +65,22 @@ pub fn errno(op: &str, e: &ClientError) -> Errno {
     }
 }
 
+/// The errno for a failed block download: a block the daemon no longer has belongs to
+/// content replaced or deleted since the handle's open, which it cannot serve any more
+/// (ESTALE, as NFS says of a file gone under an open handle).
+pub fn block_errno(e: &ClientError) -> Errno {
+    match e {
+        ClientError::Api {
+            code: ErrorCode::NotFound,
+            ..
+        } => {
+            tracing::debug!(error = %e, "block gone: the file changed since it was opened");
+            Errno::from_i32(libc::ESTALE)
+        }
+        e => errno("block", e),
+    }
+}
+
 /// The errno for a local I/O error (temporary files, the block cache).
 pub fn io_errno(op: &str, e: &std::io::Error) -> Errno {
     tracing::error!(op, error = %e, "local I/O failed");

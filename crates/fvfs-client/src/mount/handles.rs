@@ -10,7 +10,7 @@
 
 use crate::cache::BlockCache;
 use crate::client::Client;
-use crate::mount::errno::errno;
+use crate::mount::errno::block_errno;
 use bytes::Bytes;
 use fuser::Errno;
 use fvfs_types::api::{Manifest, Piece};
@@ -196,7 +196,7 @@ impl Blocks {
                 let b = self
                     .rt
                     .block_on(self.client.block(id))
-                    .map_err(|e| errno("block", &e))?;
+                    .map_err(|e| block_errno(&e))?;
                 if let Err(e) = self.disk.put(id, &b) {
                     tracing::warn!(block = id, error = %e, "cannot store a block in the cache");
                 }

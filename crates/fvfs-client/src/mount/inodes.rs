@@ -108,6 +108,11 @@ impl Inodes {
         }
     }
 
+    /// The inode known at (parent, name).
+    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+        self.children.get(&(parent, name.to_string())).copied()
+    }
+
     /// The FUSE inode bound to a server inode.
     pub fn bound(&self, server: u64) -> Option<u64> {
         self.by_server.get(&server).copied()

@@ -134,11 +134,17 @@ impl ClientFs {
         if st.temp.is_some() {
             return Ok(());
         }
-        let file = self.new_copy()?;
         let m = match &h.manifest {
             Some(m) => m.clone(),
             None => Arc::new(self.fetch_manifest(h.ino)?),
         };
+        st.temp = Some(self.fill_copy(&m)?);
+        Ok(())
+    }
+
+    /// A new local copy holding the content `m` describes.
+    fn fill_copy(&self, m: &Manifest) -> Result<File, Errno> {
+        let file = self.new_copy()?;
         file.set_len(m.size)
             .map_err(|e| io_errno("temporary file", &e))?;
         let mut buf = Vec::new();
@@ -153,8 +159,26 @@ impl ClientFs {
             file.write_all_at(&buf, p.offset)
                 .map_err(|e| io_errno("temporary file", &e))?;
         }
-        st.temp = Some(file);
-        Ok(())
+        Ok(file)
+    }
+
+    /// Before the file `ino` loses its path (unlink, rename over it): an open file gets a
+    /// local copy, so that its handles keep reading it after the daemon frees its blocks.
+    pub(super) fn keep_open_copy(&self, ino: u64) {
+        let Some(state) = self.handles.file(ino) else {
+            return;
+        };
+        let mut st = state.lock();
+        if st.temp.is_some() {
+            return;
+        }
+        let copy = self.fetch_manifest(ino).and_then(|m| self.fill_copy(&m));
+        match copy {
+            Ok(f) => st.temp = Some(f),
+            Err(e) => {
+                tracing::warn!(ino, errno = ?e, "cannot keep a copy of an open file being removed")
+            }
+        }
     }
 
     pub(super) fn read_file(&self, fh: u64, off: u64, size: u32) -> Result<Vec<u8>, Errno> {

@@ -193,6 +193,10 @@ impl ClientFs {
     pub(super) fn remove(&self, parent: u64, name: &OsStr, op: &str) -> Result<(), Errno> {
         let name = name_str(name)?;
         let path = self.child_path(parent, name)?;
+        let known = self.inodes.lock().child(parent, name);
+        if let Some(ino) = known {
+            self.keep_open_copy(ino);
+        }
         self.call(op, self.client.delete(&path))?;
         self.inodes.lock().detach(parent, name);
         Ok(())
@@ -212,6 +216,12 @@ impl ClientFs {
             to: self.child_path(newparent, newname)?,
             noreplace,
         };
+        if !noreplace {
+            let known = self.inodes.lock().child(newparent, newname);
+            if let Some(ino) = known {
+                self.keep_open_copy(ino);
+            }
+        }
         self.call("rename", self.client.rename(&req))?;
         self.inodes.lock().rename(parent, name, newparent, newname);
         Ok(())
