@@ -33,7 +33,7 @@ impl Modify for Security {
     info(title = "fvfs", description = "The fvfs daemon's HTTP API (docs/API.md)."),
     paths(
         files::get_file, files::head_file, files::put_file, files::delete_file,
-        ns::get_meta, ns::patch_meta, ns::list, ns::mkdir, ns::symlink, ns::rename,
+        ns::get_meta, ns::patch_meta, ns::list, ns::list_root, ns::mkdir, ns::symlink, ns::rename,
         blocks::manifest, blocks::block,
         admin::status, admin::devices, admin::evict, admin::flush, admin::wal,
         serve, crate::metrics::serve,

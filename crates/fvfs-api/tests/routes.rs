@@ -577,6 +577,26 @@ async fn errors_admin_openapi_metrics() {
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["paths"]["/v1/files/{path}"]["put"].is_object());
     assert!(spec["paths"]["/v1/files/{path}"]["get"].is_object());
+    for p in [
+        "/v1/ls",
+        "/v1/ls/{path}",
+        "/v1/meta/{path}",
+        "/v1/mkdir/{path}",
+        "/v1/symlink/{path}",
+        "/v1/rename",
+        "/v1/manifest/{path}",
+        "/v1/blocks/{id}",
+        "/v1/status",
+        "/v1/devices",
+        "/v1/admin/evict",
+        "/v1/admin/flush",
+        "/v1/admin/wal",
+        "/v1/openapi.json",
+        "/metrics",
+    ] {
+        assert!(spec["paths"][p].is_object(), "{p} missing from the spec");
+    }
+    assert!(spec["paths"]["/v1/files/{path}"]["head"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 
     e.put("f", b"x").await;

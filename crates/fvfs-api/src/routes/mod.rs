@@ -38,7 +38,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/meta", get(ns::get_meta).patch(ns::patch_meta))
         .route("/v1/meta/", get(ns::get_meta).patch(ns::patch_meta))
         .route("/v1/meta/{*path}", get(ns::get_meta).patch(ns::patch_meta))
-        .route("/v1/ls", get(ns::list))
+        .route("/v1/ls", get(ns::list_root))
         .route("/v1/ls/", get(ns::list))
         .route("/v1/ls/{*path}", get(ns::list))
         .route("/v1/mkdir", post(ns::mkdir))

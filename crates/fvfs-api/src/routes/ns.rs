@@ -132,6 +132,17 @@ pub async fn list(
     }))
 }
 
+/// The root directory's page (as `GET /v1/ls/{path}` with an empty path).
+#[utoipa::path(get, path = "/v1/ls", tag = "namespace", params(LsQuery),
+    responses((status = 200, body = Listing), (status = 400, body = ErrorBody)))]
+pub async fn list_root(
+    st: State<AppState>,
+    uri: Uri,
+    q: ApiQuery<LsQuery>,
+) -> ApiResult<Json<Listing>> {
+    list(st, uri, q).await
+}
+
 /// Creates a directory.
 #[utoipa::path(post, path = "/v1/mkdir/{path}", tag = "namespace",
     params(("path" = String, Path, description = "directory, percent-encoded")),
