@@ -177,6 +177,16 @@ pub fn explicit_url(
     set(login.url.clone()).map(|u| (u, Origin::Login))
 }
 
+/// `host:port` → `http://host:port`; a URL keeps its scheme; no trailing slash.
+pub fn normalize_url(u: &str) -> String {
+    let u = u.trim().trim_end_matches('/');
+    if u.contains("://") {
+        u.to_string()
+    } else {
+        format!("http://{u}")
+    }
+}
+
 /// The token: flag > `FVFS_TOKEN` > login.
 pub fn resolve_token(
     o: &Overrides,
@@ -225,7 +235,7 @@ pub async fn resolve(o: &Overrides) -> Result<Resolved> {
             }
         },
     };
-    let url = url.trim_end_matches('/').to_string();
+    let url = normalize_url(&url);
     let announced = discovered
         .as_ref()
         .and_then(|d| d.fingerprint.as_deref())
@@ -350,6 +360,8 @@ mod tests {
             Some(("http://stored:1".into(), Origin::Login))
         );
         assert_eq!(explicit_url(&none, &empty, &Login::default()), None);
+        assert_eq!(normalize_url("nas:7734/"), "http://nas:7734");
+        assert_eq!(normalize_url("https://nas:7734"), "https://nas:7734");
 
         assert_eq!(
             resolve_token(&flag, &both, &login).as_deref(),

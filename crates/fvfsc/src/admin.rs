@@ -222,16 +222,6 @@ impl Drop for EchoOff {
     }
 }
 
-/// `host:port` → `http://host:port`; a URL keeps its scheme; no trailing slash.
-fn normalize_url(u: &str) -> String {
-    let u = u.trim().trim_end_matches('/');
-    if u.contains("://") {
-        u.to_string()
-    } else {
-        format!("http://{u}")
-    }
-}
-
 async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
     let dir = config::config_dir()?;
     let env = |k: &str| std::env::var(k).ok();
@@ -241,7 +231,7 @@ async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
         token: cli.token.clone(),
     };
     let (url, announced) = match config::explicit_url(&o, &env, &stored) {
-        Some((u, _)) => (normalize_url(&u), None),
+        Some((u, _)) => (config::normalize_url(&u), None),
         None => match discover(config::discovery_timeout(&env)).await? {
             Some(d) => {
                 eprintln!("found fvfsd at {} over mDNS", d.url);

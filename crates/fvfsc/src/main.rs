@@ -185,6 +185,11 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn main() {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string().replace('\n', " ");
+        eprintln!("fvfsc: internal error: {msg}");
+    }));
     let cli = Cli::parse();
     // Logs (mostly the mount's) go to stderr; RUST_LOG selects them, default warnings.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
