@@ -218,3 +218,46 @@ fn external_umount_stops_the_daemon() {
     let _ = admin;
     assert!(f.ok(&["stat", "/a.txt"]).contains('4'));
 }
+
+#[test]
+fn tls_and_loopback_without_tokens() {
+    let Some(mut f) = Fixture::new() else { return };
+    config(&mut f, false);
+    let state = f.dir.path().to_path_buf();
+    let log = state.join("mount.log");
+
+    // HTTPS with the certificate made at format time; the printed pin is its SHA-256.
+    let mut d = f.serve(&["--no-mount", "--port", "0", "--tls"]);
+    assert!(d.url.starts_with("https://127.0.0.1:"), "{}", d.url);
+    let fp_line = d
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("tls        sha256 "))
+        .expect("the tls line")
+        .to_string();
+    let (_, fp) = fvfs_api::tls::load(&state).unwrap();
+    assert_eq!(fp_line, fp);
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let addr = d.url.strip_prefix("https://").unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        !buf.starts_with(b"HTTP/1.1 200"),
+        "no plain answer on the TLS port"
+    );
+    assert!(d.stop(60).success());
+
+    // Without any token, the API listens on loopback only and says why.
+    f.ok(&["token", "revoke", "admin"]);
+    assert!(!state.join("admin.token").exists());
+    let mut d = f.serve(&["--no-mount", "--port", "0"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("127.0.0.1 only"), "{text}");
+    assert!(text.contains("listen=127.0.0.1:"), "{text}");
+    assert!(d.stop(60).success());
+}

@@ -302,9 +302,9 @@ fn serve(
     if let Some(fp) = &fingerprint {
         println!("tls        sha256 {fp}");
     }
+    tracing::info!(listen = %local, "API listening");
     println!("api {url}");
     let _ = std::io::stdout().flush();
-    tracing::info!(listen = %local, "API listening");
     eprintln!(
         "fvfsd serving (pid {}); stop with Ctrl-C or SIGTERM",
         std::process::id()
