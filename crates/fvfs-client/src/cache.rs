@@ -127,9 +127,10 @@ impl BlockCache {
     }
 
     /// The block `id` if cached and intact. A cached file whose bytes do not hash to `id`
-    /// is removed and reported as a miss.
+    /// is removed and reported as a miss. A valid file the index does not know (written by
+    /// another process sharing the directory) joins the index.
     pub fn get(&self, id: &str) -> Option<Bytes> {
-        if !valid_id(id) || !self.inner.lock().lru.contains(id) {
+        if !valid_id(id) {
             return None;
         }
         let path = self.path(id);
@@ -146,7 +147,14 @@ impl BlockCache {
             self.forget(id);
             return None;
         }
-        self.inner.lock().lru.promote(id);
+        {
+            let mut index = self.inner.lock();
+            if index.lru.get(id).is_none() {
+                index.lru.put(id.to_string(), data.len() as u64);
+                index.total += data.len() as u64;
+                self.evict(&mut index);
+            }
+        }
         // The mtime records the last use so that the order survives a restart.
         if let Ok(f) = fs::File::open(&path) {
             let _ = f.set_modified(SystemTime::now());
@@ -252,6 +260,12 @@ mod tests {
         assert!(cache.get(&blocks[0].0).is_some());
         assert!(cache.get(&blocks[2].0).is_some());
         assert!(cache.get(&id3).is_some());
+        // A file another process put there joins the index.
+        let (id4, data4) = block(4, 500);
+        let other = BlockCache::open(dir.path(), 3000).unwrap();
+        other.put(&id4, &data4).unwrap();
+        assert_eq!(cache.get(&id4).unwrap(), data4);
+        assert!(cache.used() <= 3000);
         // Larger than the limit: not stored.
         let (big, data) = block(9, 4000);
         cache.put(&big, &data).unwrap();
