@@ -85,7 +85,7 @@ t0=$(now); for i in $(seq "$N"); do cat "$W/mnt/small-local/$i" >/dev/null; done
 sget_local=$(rate "$N" "$(secs "$t0" "$t1")")
 
 # The same small files through `fvfsc mount` (one client process, FUSE on the client side).
-"$FVFSC" mount --cache-dir "$W/ccache" "$W/cmnt" >"$W/client.log" 2>&1 &
+"$FVFSC" mount --foreground --cache-dir "$W/ccache" "$W/cmnt" >"$W/client.log" 2>&1 &
 CLIENTPID=$!
 for _ in $(seq 600); do findmnt -n "$W/cmnt" >/dev/null && break; sleep 0.1; done
 mkdir "$W/cmnt/small-cm"

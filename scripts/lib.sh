@@ -338,7 +338,7 @@ fvfs_client_mount() {
 	mkdir -p "$FVFS_CLIENT_MNT" "$FVFS_WORK/client-cache"
 	fvfs_log "fvfsc mount $FVFS_CLIENT_MNT (cache $FVFS_WORK/client-cache)"
 	RUST_LOG="${RUST_LOG:-warn}" "$(fvfs_bin_dir)/fvfsc" --url "$FVFS_URL" --token "$FVFS_TOKEN" \
-		mount --cache-dir "$FVFS_WORK/client-cache" "$FVFS_CLIENT_MNT" \
+		mount --foreground --cache-dir "$FVFS_WORK/client-cache" "$FVFS_CLIENT_MNT" \
 		>"$FVFS_WORK/client.log" 2>&1 </dev/null &
 	FVFS_CLIENT_PID=$!
 	fvfs_wait_for_mount "$FVFS_CLIENT_MNT" "${FVFS_MOUNT_TIMEOUT:-60}" "$FVFS_CLIENT_PID" || {

@@ -78,6 +78,7 @@ impl Vfs {
         let now = now_ns();
         let open = self.open_blocks();
         let mut evicted = 0u64;
+        let mut evicted_bytes = 0u64;
         while used > target {
             let mut cands =
                 self.meta
@@ -115,6 +116,7 @@ impl Vfs {
                 self.store.evict_cached(&row.id).await;
                 used = used.saturating_sub(row.stored_size as u64);
                 evicted += 1;
+                evicted_bytes += row.stored_size as u64;
             }
             if evicted == before {
                 break;
@@ -130,6 +132,7 @@ impl Vfs {
         }
         if evicted > 0 {
             self.meta.bump_counter("blocks_evicted", evicted as i64)?;
+            self.meta.bump_counter("evicted_bytes", evicted_bytes as i64)?;
             tracing::info!(tier = %t.name, evicted, used, "evicted blocks");
         }
         Ok(evicted)

@@ -542,7 +542,7 @@ fn fvfsc_mount_reads_and_writes_through_the_api() {
     let mount = |d: &Daemon| -> Child {
         let c = d
             .fvfsc()
-            .args(["mount", "--cache-dir", cache.to_str().unwrap(), mnt.to_str().unwrap()])
+            .args(["mount", "--foreground", "--cache-dir", cache.to_str().unwrap(), mnt.to_str().unwrap()])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
