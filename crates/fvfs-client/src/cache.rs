@@ -21,11 +21,10 @@ pub const DEFAULT_LIMIT: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("cannot use the block cache at {path}: {source}")]
+    #[error("cannot use the block cache at {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -60,9 +59,9 @@ impl BlockCache {
     /// Opens (creating it if needed) the cache at `dir`, rebuilds the index from the files
     /// found there (oldest use first) and evicts down to `limit`.
     pub fn open(dir: &Path, limit: u64) -> Result<BlockCache, CacheError> {
-        let err = |source| CacheError::Io {
+        let err = |error| CacheError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         };
         fs::create_dir_all(dir).map_err(err)?;
         let mut found: Vec<(SystemTime, String, u64)> = Vec::new();

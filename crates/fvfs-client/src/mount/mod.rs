@@ -41,29 +41,27 @@ pub enum MountError {
     #[error("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)")]
     NoFuse,
     #[error("fvfsd is unreachable: {0}")]
-    Unreachable(#[source] ClientError),
+    Unreachable(ClientError),
     #[error("fvfsd answered but its root cannot be read: {0}")]
-    Root(#[source] ClientError),
+    Root(ClientError),
     #[error("no cache directory: set HOME or XDG_CACHE_HOME, or pass a cache directory")]
     NoCacheDir,
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("cannot use {path}: {source}")]
+    #[error("cannot use {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("cannot mount at {path}: {source}")]
+    Runtime(std::io::Error),
+    #[error("cannot mount at {path}: {error}")]
     Mount {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the FUSE session ended with an error: {0}")]
-    Session(#[source] std::io::Error),
+    Session(std::io::Error),
 }
 
 /// The mountpoint, made absolute, if it is an existing empty directory.
@@ -73,19 +71,19 @@ pub fn check_mountpoint(p: &Path) -> Result<PathBuf, MountError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(MountError::MissingMountpoint(p.to_path_buf()))
         }
-        Err(source) => {
+        Err(error) => {
             return Err(MountError::Io {
                 path: p.to_path_buf(),
-                source,
+                error,
             })
         }
     };
     if !meta.is_dir() {
         return Err(MountError::NotADirectory(p.to_path_buf()));
     }
-    let io = |source| MountError::Io {
+    let io = |error| MountError::Io {
         path: p.to_path_buf(),
-        source,
+        error,
     };
     if std::fs::read_dir(p).map_err(io)?.next().is_some() {
         return Err(MountError::NotEmpty(p.to_path_buf()));
@@ -132,17 +130,17 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         .ok_or(MountError::NoCacheDir)?;
     let cache = BlockCache::open(&dir, opts.cache_size.unwrap_or(cache::DEFAULT_LIMIT))?;
     let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).map_err(|source| MountError::Io {
+    std::fs::create_dir_all(&tmp).map_err(|error| MountError::Io {
         path: tmp.clone(),
-        source,
+        error,
     })?;
     let url = client.endpoint().url.clone();
     let blocks = handles::Blocks::new(client.clone(), rt.handle().clone(), cache);
     let fs = fs::ClientFs::new(client, rt.handle().clone(), &root, blocks, &tmp);
     let mut session =
-        fuser::Session::new(fs, &mp, &config()).map_err(|source| MountError::Mount {
+        fuser::Session::new(fs, &mp, &config()).map_err(|error| MountError::Mount {
             path: mp.clone(),
-            source,
+            error,
         })?;
     let mut unmounter = session.unmount_callable();
     rt.spawn(async move {
