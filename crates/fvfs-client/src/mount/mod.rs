@@ -4,8 +4,14 @@
 //! Invariants: the mount is served until it is unmounted (`umount`, `fusermount3 -u`) or
 //! the process gets SIGINT/SIGTERM, which unmount it; dirty files are uploaded at their
 //! last close and, failing that, at unmount. Nothing is mounted unless the daemon answered
-//! `status` and `stat /` first. Semantics and limits: `fs.rs` (caching), `meta.rs`
-//! (namespace), `io.rs` (contents) and docs/SEMANTICS.md.
+//! `status` and `stat /` first. Semantics: `fs.rs` (caching), `meta.rs` (namespace),
+//! `io.rs` (contents) and docs/SEMANTICS.md.
+//!
+//! Limits (what the API cannot express): no hard links (EPERM), no fifos, sockets or
+//! device nodes (mknod EPERM), no xattrs and no fallocate (ENOSYS → EOPNOTSUPP), no
+//! RENAME_EXCHANGE/WHITEOUT (EINVAL); locks are local to this host; O_EXCL is checked by a
+//! `stat` before the `PUT`, not atomically against other clients; writes reach the daemon
+//! at close/fsync, whole-file.
 
 mod errno;
 mod fs;
