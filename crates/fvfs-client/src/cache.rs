@@ -22,10 +22,7 @@ pub const DEFAULT_LIMIT: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cannot use the block cache at {path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: io::Error,
-    },
+    Io { path: PathBuf, error: io::Error },
 }
 
 /// A thread-safe, size-bounded cache of verified blocks on disk.
