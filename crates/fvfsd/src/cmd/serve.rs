@@ -32,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 /// How long requests in flight may run on after a stop signal.
 const DRAIN: Duration = Duration::from_secs(30);
 /// How long an unmount may be refused (busy mount) before it is detached lazily.
-const UNMOUNT_RETRY: Duration = Duration::from_secs(20);
+const UNMOUNT_RETRY: Duration = Duration::from_secs(10);
+/// How long the FUSE session may take to end once unmounted.
+const FUSE_END_WAIT: Duration = Duration::from_secs(10);
 
 /// `fvfsd serve` flags (they win over the config file).
 #[derive(Debug, Default)]
@@ -296,8 +298,10 @@ fn serve(
         fuse = Some((unmounter, thread));
     }
     let url_file = state.join("fvfsd.url");
-    std::fs::write(&url_file, format!("{url}\n"))
-        .with_context(|| format!("cannot write {}", url_file.display()))?;
+    // Only a hint for local tools (the stdout line is the contract): not worth a stop.
+    if let Err(e) = std::fs::write(&url_file, format!("{url}\n")) {
+        tracing::warn!(path = %url_file.display(), error = %e, "cannot write the URL file");
+    }
     println!("socket     {}", socket_path.display());
     if let Some(fp) = &fingerprint {
         println!("tls        sha256 {fp}");
@@ -372,7 +376,7 @@ fn stop_fuse(
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + FUSE_END_WAIT;
     while !thread.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -380,7 +384,7 @@ fn stop_fuse(
         let _ = thread.join();
         tracing::info!("unmounted");
     } else {
-        tracing::error!("the FUSE session did not end within 30 s; stopping anyway");
+        tracing::error!("the FUSE session did not end in time; stopping anyway");
     }
 }
 
