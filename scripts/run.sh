@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: `fvfsd serve` on the embedded default (SQLite + a local block directory
-# under ~/.local/share/fvfs, mounted at ~/fvfs; formatted on first run). It checks for
-# fuse3 first and installs it with apt-get when missing and running as root.
+# under ~/.local/share/fvfs, mounted at ~/fvfs; formatted on first run, which also makes
+# the admin token), with the HTTP API on :7734 (loopback-only until a token exists), the
+# Unix control socket and mDNS. It checks for fuse3 first and installs it with apt-get
+# when missing and running as root.
 #   scripts/run.sh [--config FILE]     # any fvfsd global flag may follow
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
