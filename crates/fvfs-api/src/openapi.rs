@@ -5,7 +5,7 @@
 //! and answers, and every route needs the bearer token (the global security
 //! requirement), as docs/API.md says.
 
-use crate::routes::{admin, blocks, files, ns};
+use crate::routes::{admin, blocks, files, ns, special};
 use axum::Json;
 use fvfs_types::api::*;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,13 +34,14 @@ impl Modify for Security {
     paths(
         files::get_file, files::head_file, files::put_file, files::delete_file,
         ns::get_meta, ns::patch_meta, ns::list, ns::list_root, ns::mkdir, ns::symlink, ns::rename,
+        special::mknod, special::link,
         blocks::manifest, blocks::block,
         admin::status, admin::devices, admin::evict, admin::flush, admin::wal,
         serve, crate::metrics::serve,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
-        SetAttrRequest, CreateRequest, RenameRequest, TierStatus, Status, Device, Devices,
+        SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, LinkRequest, TierStatus, Status, Device, Devices,
         WalItem, Wal, EvictResult, FlushResult,
     )),
     modifiers(&Security),

@@ -143,6 +143,9 @@ pub struct Stat {
     /// A symlink's target.
     #[serde(default)]
     pub target: Option<String>,
+    /// Device number of a character or block device (0 otherwise).
+    #[serde(default)]
+    pub rdev: u32,
 }
 
 /// `GET /v1/ls/{prefix}`: one page of a directory, in name order.
@@ -229,6 +232,34 @@ pub struct RenameRequest {
     /// Fail with `exists` instead of replacing `to`.
     #[serde(default)]
     pub noreplace: bool,
+}
+
+/// `POST /v1/mknod/{path}`: a special file (fifo, socket, character or block device).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MknodRequest {
+    /// `fifo`, `socket`, `char_dev` or `block_dev` (other kinds are `invalid_argument`).
+    pub kind: Kind,
+    /// Permission bits (default 0o644).
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Device number of a device node (`makedev(major, minor)`), 0 otherwise.
+    #[serde(default)]
+    pub rdev: u32,
+}
+
+/// `POST /v1/link`: a new name `to` for the non-directory `from` (a hard link).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub from: String,
+    pub to: String,
 }
 
 /// One tier in `GET /v1/status`.

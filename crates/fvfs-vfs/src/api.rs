@@ -157,6 +157,34 @@ impl Vfs {
         self.force_gid(a, owner)
     }
 
+    /// A new fifo, socket or device node owned by `owner`; `rdev` is kept for devices
+    /// only. Other kinds are `Invalid`.
+    pub fn create_special(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        rdev: u32,
+        owner: NewOwner,
+    ) -> Result<Attr> {
+        let (fmt, rdev) = match kind {
+            FileKind::Fifo => (libc::S_IFIFO, 0),
+            FileKind::Socket => (libc::S_IFSOCK, 0),
+            FileKind::CharDev => (libc::S_IFCHR, rdev),
+            FileKind::BlockDev => (libc::S_IFBLK, rdev),
+            _ => return Err(VfsError::Invalid("not a special file kind")),
+        };
+        let a = self.mknod(
+            owner.ctx(),
+            parent,
+            name,
+            fmt | (owner.mode & 0o7777),
+            0,
+            rdev,
+        )?;
+        self.force_gid(a, owner)
+    }
+
     /// Removes a file, symlink or empty directory.
     pub fn remove(&self, parent: Ino, name: &[u8]) -> Result<()> {
         let a = self.lookup(parent, name)?;
@@ -243,13 +271,13 @@ impl Vfs {
         })
     }
 
-    /// The plain bytes of a live block, verified against its id. An unknown block (or
-    /// one no file references any more) is `NotFound`.
+    /// The plain bytes of a block, verified against its id. Served while its metadata row
+    /// exists, also at refcount 0 (garbage within the GC grace period): a client that
+    /// read a manifest before the file was replaced can still fetch the old content. The
+    /// bytes hash to the id, so this reveals nothing the caller does not already name.
+    /// A block without a row (unknown or collected) is `NotFound`.
     pub async fn read_block(&self, id: &BlockId) -> Result<Bytes> {
-        let row = match self.meta.get_block(id)? {
-            Some(r) if r.refcount > 0 => r,
-            _ => return Err(MetaError::NotFound.into()),
-        };
+        let row = self.meta.get_block(id)?.ok_or(MetaError::NotFound)?;
         self.tiers.note_access(*id, crate::now_ns());
         let data = self
             .store

@@ -81,13 +81,13 @@ pub async fn block(
             t == "*" || t.eq_ignore_ascii_case(&tag)
         });
     if cached {
-        // A 304 must not confirm an unknown id.
+        // A 304 must not confirm an unknown id (the same rule as `read_block`: a row).
         let live = st
             .vfs
             .meta()
             .get_block(&id)
             .map_err(|e| ApiError::from(fvfs_vfs::VfsError::from(e)))?
-            .is_some_and(|r| r.refcount > 0);
+            .is_some();
         if !live {
             return Err(ApiError::not_found(format!("no block {id}")));
         }

@@ -1,6 +1,7 @@
 //! The `/v1` routes, one file per family (`files.rs` content, `ns.rs` namespace,
-//! `blocks.rs` manifest and blocks, `admin.rs` status and maintenance), the shared
-//! answers (`Stat`, ETag) and the router with its fallbacks.
+//! `special.rs` special files and hard links, `blocks.rs` manifest and blocks, `admin.rs`
+//! status and maintenance), the shared answers (`Stat`, ETag) and the router with its
+//! fallbacks.
 //!
 //! Invariants: every answer that is not a success is an [`ApiError`] JSON body, also for
 //! unknown routes (404), wrong methods (405), bad JSON or queries (400) and JSON bodies
@@ -12,6 +13,7 @@ pub mod blocks;
 pub mod extract;
 pub mod files;
 pub mod ns;
+pub mod special;
 
 use crate::error::{ApiError, ApiResult};
 use crate::path::ApiPath;
@@ -46,6 +48,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/mkdir/{*path}", post(ns::mkdir))
         .route("/v1/symlink/{*path}", post(ns::symlink))
         .route("/v1/rename", post(ns::rename))
+        .route("/v1/mknod/{*path}", post(special::mknod))
+        .route("/v1/link", post(special::link))
         .route("/v1/manifest/{*path}", get(blocks::manifest))
         .route("/v1/blocks/{id}", get(blocks::block))
         .route("/v1/status", get(admin::status))
@@ -107,17 +111,31 @@ pub fn etag(layout: &FileLayout) -> String {
     format!("\"{}\"", &h.finalize().to_hex()[..32])
 }
 
-/// The `Stat` of an object at `path`.
+/// The `Stat` of an object at `path`, with a file's ETag (computed from its layout).
 pub(crate) async fn stat_of(vfs: &Vfs, path: &ApiPath, a: &Attr) -> ApiResult<Stat> {
+    stat_with(vfs, path, a, true).await
+}
+
+/// The `Stat` of an object at `path`; `with_etag` = false skips the file's layout (a
+/// listing's entries carry no ETag: computing it reads every chunk map of every file).
+pub(crate) async fn stat_with(
+    vfs: &Vfs,
+    path: &ApiPath,
+    a: &Attr,
+    with_etag: bool,
+) -> ApiResult<Stat> {
     let mut etag_v = None;
     let mut tiers = 0;
     let mut target = None;
     let mut size = a.size;
+    let mut rdev = 0;
     match a.kind {
         FileKind::File => {
-            let layout = vfs.manifest(a.ino).await?;
-            size = layout.size;
-            etag_v = Some(etag(&layout));
+            if with_etag {
+                let layout = vfs.manifest(a.ino).await?;
+                size = layout.size;
+                etag_v = Some(etag(&layout));
+            }
             if size > 0 {
                 tiers = vfs.file_tiers(a.ino)?;
             }
@@ -125,6 +143,7 @@ pub(crate) async fn stat_of(vfs: &Vfs, path: &ApiPath, a: &Attr) -> ApiResult<St
         FileKind::Symlink => {
             target = Some(String::from_utf8_lossy(&vfs.readlink(a.ino)?).into_owned());
         }
+        FileKind::CharDev | FileKind::BlockDev => rdev = a.rdev,
         _ => {}
     }
     Ok(Stat {
@@ -142,6 +161,7 @@ pub(crate) async fn stat_of(vfs: &Vfs, path: &ApiPath, a: &Attr) -> ApiResult<St
         tiers,
         etag: etag_v,
         target,
+        rdev,
     })
 }
 

@@ -5,7 +5,7 @@
 //! path, including `rename`'s JSON ones, goes through `path.rs` normalisation.
 
 use super::extract::{path_after, ApiJson, ApiQuery, OptJson};
-use super::{owner, parent_of, stat_of, AppState};
+use super::{owner, parent_of, stat_of, stat_with, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::path::{is_hidden, ApiPath};
 use axum::extract::State;
@@ -82,7 +82,7 @@ pub struct LsQuery {
     pub after: Option<String>,
 }
 
-/// One page of a directory, in name order.
+/// One page of a directory, in name order. Entries carry no `etag` (`GET /v1/meta` does).
 #[utoipa::path(get, path = "/v1/ls/{path}", tag = "namespace",
     params(("path" = String, Path, description = "directory, percent-encoded"), LsQuery),
     responses((status = 200, body = Listing), (status = 400, body = ErrorBody),
@@ -116,7 +116,7 @@ pub async fn list(
             Err(err) => return Err(err.into()),
         };
         let child = path.join(&name);
-        out.push(stat_of(&st.vfs, &child, &a).await?);
+        out.push(stat_with(&st.vfs, &child, &a, false).await?);
     }
     let next = if more {
         entries
