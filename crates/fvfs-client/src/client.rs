@@ -443,6 +443,21 @@ impl Client {
         self.json(self.request(Method::POST, &url).json(req)).await
     }
 
+    /// A fifo, socket or device node (`POST /v1/mknod`).
+    pub async fn mknod(&self, path: &str, req: &MknodRequest) -> Result<Stat> {
+        self.json(
+            self.request(Method::POST, &self.url("mknod", path))
+                .json(req),
+        )
+        .await
+    }
+
+    /// A hard link: `req.to` becomes a new name of `req.from` (`POST /v1/link`).
+    pub async fn link(&self, req: &LinkRequest) -> Result<Stat> {
+        let url = format!("{}/v1/link", self.ep.url);
+        self.json(self.request(Method::POST, &url).json(req)).await
+    }
+
     pub async fn setattr(&self, path: &str, req: &SetAttrRequest) -> Result<Stat> {
         self.json(
             self.request(Method::PATCH, &self.url("meta", path))

@@ -95,6 +95,17 @@ async fn mock(log: Arc<Mutex<Vec<Seen>>>, req: Request<Body>) -> AxResponse {
         )
             .into_response(),
         p if p.starts_with("/v1/blocks/") => CONTENT.into_response(),
+        p if p.starts_with("/v1/mknod/") => {
+            let mut st = stat_json(p.trim_start_matches("/v1/mknod"), 0);
+            st["kind"] = "char_dev".into();
+            st["rdev"] = 0x801.into();
+            (AxStatus::CREATED, axum::Json(st)).into_response()
+        }
+        "/v1/link" => {
+            let mut st = stat_json("/b", 10);
+            st["nlink"] = 2.into();
+            (AxStatus::CREATED, axum::Json(st)).into_response()
+        }
         _ => err_json(404, "not_found"),
     }
 }
@@ -281,6 +292,43 @@ async fn put_streams_with_length_hash_and_query() {
     assert_eq!(seen.headers["content-length"], "11");
     assert_eq!(seen.headers[HEADER_BLAKE3], hash.as_str());
     assert_eq!(seen.body, b"hello world");
+}
+
+#[tokio::test]
+async fn mknod_and_link() {
+    let (url, log) = serve_mock().await;
+    let c = client(&url);
+    let req = MknodRequest {
+        kind: Kind::CharDev,
+        mode: Some(0o600),
+        uid: Some(1),
+        gid: None,
+        rdev: 0x801,
+    };
+    let st = c.mknod("/dev node", &req).await.unwrap();
+    assert_eq!((st.kind, st.rdev), (Kind::CharDev, 0x801));
+    let st = c
+        .link(&LinkRequest {
+            from: "/a".into(),
+            to: "/b".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.nlink, 2);
+    let seen = log.lock().clone();
+    assert_eq!(seen[0].uri, "/v1/mknod/dev%20node");
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["kind"], "char_dev");
+    assert_eq!(body["rdev"], 0x801);
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].uri.as_str()),
+        ("POST", "/v1/link")
+    );
+    let body: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(
+        (body["from"].as_str(), body["to"].as_str()),
+        (Some("/a"), Some("/b"))
+    );
 }
 
 #[tokio::test]

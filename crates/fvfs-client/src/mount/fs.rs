@@ -165,7 +165,7 @@ fn to_attr(ino: u64, st: &Stat) -> FileAttr {
         nlink: st.nlink.max(1),
         uid: st.uid,
         gid: st.gid,
-        rdev: 0,
+        rdev: st.rdev,
         blksize: BLKSIZE,
         flags: 0,
     }
@@ -249,15 +249,16 @@ impl Filesystem for ClientFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Only regular files: the API has no fifos, sockets or device nodes.
-        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-            return reply.error(Errno::EPERM);
-        }
-        let res = self.create_file(req, parent.0, name, mode, umask, true);
-        reply!(reply, res, |a| reply.entry(&TTL, &a.0, Generation(0)))
+        let res = if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
+            self.create_file(req, parent.0, name, mode, umask, true)
+                .map(|a| a.0)
+        } else {
+            self.make_special(req, parent.0, name, mode, umask, rdev)
+        };
+        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
     }
 
     fn mkdir(
@@ -315,13 +316,13 @@ impl Filesystem for ClientFs {
     fn link(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        // The API has no hard links.
-        reply.error(Errno::EPERM)
+        let res = self.link_entry(ino.0, newparent.0, newname);
+        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

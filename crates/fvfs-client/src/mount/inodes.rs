@@ -1,12 +1,15 @@
-//! The mount's inode table: FUSE inode number → (parent, name) so that the path of any
-//! inode the kernel knows can be built, plus the server inode it currently stands for.
+//! The mount's inode table: FUSE inode number → the (parent, name) pairs it is known
+//! under, so that the path of any inode the kernel knows can be built, plus the server
+//! inode it currently stands for.
 //!
 //! Invariants: FUSE inode 1 is the root. A FUSE inode number is the server's inode number
 //! of the first object it was bound to (the root and any clash get a number from a
 //! private range above 2^63), so numbers are never reused: server inode numbers never are.
 //! A server inode is bound to at most one FUSE inode and a (parent, name) to at most one
-//! inode. A `PUT` replaces a file by a new server inode: the mount re-binds the new
-//! number to the same FUSE inode, so a file keeps its number across rewrites. An inode
+//! inode. A hard-linked file has several names (at most [`MAX_NAMES`] remembered, the most
+//! recently confirmed first: that one addresses it); a directory has one. A `PUT` replaces
+//! a file by a new server inode: the mount re-binds the new number to the same FUSE
+//! inode, so a file keeps its number across rewrites. An inode whose last known name is
 //! unlinked or renamed over is *detached*: it has no path any more and path operations on
 //! it fail with ENOENT. Nodes live until the kernel forgets its last lookup.
 
@@ -16,24 +19,28 @@ use std::collections::HashMap;
 pub const ROOT: u64 = 1;
 /// First FUSE inode number handed out when a server number cannot be used as is.
 const PRIVATE_BASE: u64 = 1 << 63;
+/// Names remembered per hard-linked inode (older ones are forgotten; a lookup of a
+/// forgotten name binds it again).
+pub const MAX_NAMES: usize = 8;
+
+type Key = (u64, String);
 
 #[derive(Debug)]
 struct Node {
-    parent: u64,
-    name: String,
+    /// The names the inode is known under, the one used to address it first. Empty =
+    /// detached (unlinked or replaced).
+    names: Vec<Key>,
     /// Kernel references (entry replies minus forgets).
     nlookup: u64,
     /// The server inode this node currently stands for.
     server: u64,
     dir: bool,
-    /// False once unlinked or replaced: the node has no path.
-    attached: bool,
 }
 
 #[derive(Debug)]
 pub struct Inodes {
     nodes: HashMap<u64, Node>,
-    children: HashMap<(u64, String), u64>,
+    children: HashMap<Key, u64>,
     by_server: HashMap<u64, u64>,
     next_private: u64,
 }
@@ -50,12 +57,10 @@ impl Inodes {
         t.nodes.insert(
             ROOT,
             Node {
-                parent: ROOT,
-                name: String::new(),
+                names: Vec::new(),
                 nlookup: 1,
                 server: root_server,
                 dir: true,
-                attached: true,
             },
         );
         t.by_server.insert(root_server, ROOT);
@@ -73,12 +78,9 @@ impl Inodes {
                 names.reverse();
                 return Some(names.join("/"));
             }
-            let n = self.nodes.get(&cur)?;
-            if !n.attached {
-                return None;
-            }
-            names.push(n.name.as_str());
-            cur = n.parent;
+            let (parent, name) = self.nodes.get(&cur)?.names.first()?;
+            names.push(name.as_str());
+            cur = *parent;
         }
         None
     }
@@ -119,11 +121,13 @@ impl Inodes {
     }
 
     pub fn is_attached(&self, ino: u64) -> bool {
-        self.nodes.get(&ino).is_some_and(|n| n.attached)
+        ino == ROOT || self.nodes.get(&ino).is_some_and(|n| !n.names.is_empty())
     }
 
-    /// Records an entry reply for `name` in `parent`, standing for server inode `server`:
-    /// returns its FUSE inode and counts one kernel reference.
+    /// Records an entry reply for `name` in `parent`, standing for server inode `server`
+    /// (lookup, creation, link): returns its FUSE inode and counts one kernel reference.
+    /// A file already bound under another name gains this one (a hard link); a directory
+    /// moves to it.
     pub fn bind(&mut self, parent: u64, name: &str, server: u64, dir: bool) -> u64 {
         let key = (parent, name.to_string());
         let ino = if let Some(&ino) = self.by_server.get(&server) {
@@ -149,18 +153,17 @@ impl Inodes {
             self.nodes.insert(
                 ino,
                 Node {
-                    parent,
-                    name: name.to_string(),
+                    names: Vec::new(),
                     nlookup: 0,
                     server,
                     dir,
-                    attached: true,
                 },
             );
             ino
         };
         if ino != ROOT {
-            self.place(ino, parent, name);
+            let only = self.nodes.get(&ino).is_some_and(|n| n.dir);
+            self.place(ino, key, only);
         }
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.nlookup += 1;
@@ -183,50 +186,88 @@ impl Inodes {
         self.by_server.insert(server, ino);
     }
 
-    /// Puts `ino` at (parent, name), detaching whatever was there.
-    fn place(&mut self, ino: u64, parent: u64, name: &str) {
-        let key = (parent, name.to_string());
+    /// Removes `key` from the names of `ino` (the table entry stays as it is).
+    fn drop_name(&mut self, ino: u64, key: &Key) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.names.retain(|k| k != key);
+        }
+    }
+
+    /// Puts `ino` at `key` as the name that addresses it; whatever else was there loses
+    /// that name. With `only`, every other name of `ino` is dropped (a directory, a move).
+    fn place(&mut self, ino: u64, key: Key, only: bool) {
         if let Some(&other) = self.children.get(&key) {
-            if other == ino {
-                if let Some(n) = self.nodes.get_mut(&ino) {
-                    n.attached = true;
-                }
-                return;
-            }
-            if let Some(n) = self.nodes.get_mut(&other) {
-                n.attached = false;
+            if other != ino {
+                self.drop_name(other, &key);
             }
         }
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            if n.attached {
-                let old = (n.parent, std::mem::take(&mut n.name));
-                if self.children.get(&old) == Some(&ino) {
-                    self.children.remove(&old);
-                }
+        let Some(n) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        let dropped: Vec<Key> = if only {
+            std::mem::take(&mut n.names)
+                .into_iter()
+                .filter(|k| *k != key)
+                .collect()
+        } else {
+            n.names.retain(|k| *k != key);
+            n.names.insert(0, key.clone());
+            if n.names.len() > MAX_NAMES {
+                n.names.split_off(MAX_NAMES)
+            } else {
+                Vec::new()
             }
+        };
+        if only {
+            n.names.push(key.clone());
         }
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            n.parent = parent;
-            n.name = name.to_string();
-            n.attached = true;
+        for k in dropped {
+            if self.children.get(&k) == Some(&ino) {
+                self.children.remove(&k);
+            }
         }
         self.children.insert(key, ino);
     }
 
-    /// The name `name` in `parent` is gone (unlink, rmdir): its inode is detached.
+    /// The name `name` in `parent` is gone (unlink, rmdir): its inode loses it, and is
+    /// detached when it was its last known name.
     pub fn detach(&mut self, parent: u64, name: &str) -> Option<u64> {
-        let ino = self.children.remove(&(parent, name.to_string()))?;
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            n.attached = false;
-        }
+        let key = (parent, name.to_string());
+        let ino = self.children.remove(&key)?;
+        self.drop_name(ino, &key);
         Some(ino)
     }
 
+    /// The name addressing `ino` turned out stale (the daemon no longer knows it): drops it
+    /// when another name remains to try. Returns whether one does.
+    pub fn drop_stale_name(&mut self, ino: u64) -> bool {
+        let Some(n) = self.nodes.get_mut(&ino) else {
+            return false;
+        };
+        if n.names.len() < 2 {
+            return false;
+        }
+        let key = n.names.remove(0);
+        if self.children.get(&key) == Some(&ino) {
+            self.children.remove(&key);
+        }
+        true
+    }
+
     /// A rename succeeded: the inode at (parent, name), if known, moves to
-    /// (newparent, newname); whatever was there is detached.
+    /// (newparent, newname); whatever was there loses that name. Two names of one file:
+    /// POSIX renames nothing.
     pub fn rename(&mut self, parent: u64, name: &str, newparent: u64, newname: &str) {
-        match self.children.get(&(parent, name.to_string())).copied() {
-            Some(ino) => self.place(ino, newparent, newname),
+        let key = (parent, name.to_string());
+        let newkey = (newparent, newname.to_string());
+        match self.children.get(&key).copied() {
+            Some(ino) if self.children.get(&newkey) == Some(&ino) => {}
+            Some(ino) => {
+                self.children.remove(&key);
+                self.drop_name(ino, &key);
+                let only = self.nodes.get(&ino).is_some_and(|n| n.dir);
+                self.place(ino, newkey, only);
+            }
             None => {
                 self.detach(newparent, newname);
             }
@@ -248,9 +289,10 @@ impl Inodes {
         let Some(node) = self.nodes.remove(&ino) else {
             return;
         };
-        let key = (node.parent, node.name);
-        if self.children.get(&key) == Some(&ino) {
-            self.children.remove(&key);
+        for key in node.names {
+            if self.children.get(&key) == Some(&ino) {
+                self.children.remove(&key);
+            }
         }
         if self.by_server.get(&node.server) == Some(&ino) {
             self.by_server.remove(&node.server);
@@ -329,5 +371,54 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.forget(ROOT, 5);
         assert_eq!(t.path(ROOT).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn hard_links_share_one_inode() {
+        let mut t = Inodes::new(1);
+        let d = t.bind(ROOT, "d", 50, true);
+        let f = t.bind(ROOT, "a", 51, false);
+        // link: the new name is the same inode and now addresses it.
+        assert_eq!(t.bind(d, "b", 51, false), f);
+        assert_eq!(t.path(f).as_deref(), Some("d/b"));
+        assert_eq!(t.child(ROOT, "a"), Some(f));
+        // Unlink of the addressing name: the other one takes over.
+        assert_eq!(t.detach(d, "b"), Some(f));
+        assert_eq!(t.path(f).as_deref(), Some("a"));
+        assert!(t.is_attached(f));
+        // A stale addressing name is dropped while another remains.
+        assert_eq!(t.bind(d, "c", 51, false), f);
+        assert!(t.drop_stale_name(f));
+        assert_eq!(t.path(f).as_deref(), Some("a"));
+        assert!(!t.drop_stale_name(f));
+        // Renaming one name over the other is a no-op (POSIX).
+        t.bind(d, "c", 51, false);
+        t.rename(d, "c", ROOT, "a");
+        assert_eq!((t.child(d, "c"), t.child(ROOT, "a")), (Some(f), Some(f)));
+        // Renamed over by another file: that name goes, the other stays.
+        let g = t.bind(ROOT, "g", 52, false);
+        t.rename(ROOT, "g", d, "c");
+        assert_eq!(t.path(g).as_deref(), Some("d/c"));
+        assert_eq!(t.path(f).as_deref(), Some("a"));
+        t.detach(ROOT, "a");
+        assert!(!t.is_attached(f));
+        // A directory found under a new name moves.
+        assert_eq!(t.bind(ROOT, "d2", 50, true), d);
+        assert_eq!(t.child(ROOT, "d"), None);
+        assert_eq!(t.path(g).as_deref(), Some("d2/c"));
+        t.forget(f, 100);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn names_per_inode_are_bounded() {
+        let mut t = Inodes::new(1);
+        let f = t.bind(ROOT, "n0", 60, false);
+        for i in 1..20 {
+            assert_eq!(t.bind(ROOT, &format!("n{i}"), 60, false), f);
+        }
+        assert_eq!(t.child(ROOT, "n0"), None, "the oldest names are forgotten");
+        assert_eq!(t.child(ROOT, "n19"), Some(f));
+        assert_eq!(t.path(f).as_deref(), Some("n19"));
     }
 }

@@ -1,5 +1,5 @@
 //! Namespace operations of the client mount: lookup, attributes, directories, symlinks,
-//! unlink and rename, each one API call (plus a parent `stat` where POSIX ownership
+//! special files, hard links, unlink and rename, each one API call (plus a parent `stat` where POSIX ownership
 //! rules need the parent's mode).
 //!
 //! Invariants: the inode table changes only after the daemon confirmed the operation.
@@ -9,7 +9,9 @@
 
 use crate::mount::fs::{file_type, name_str, ClientFs, DirEntry};
 use fuser::{Errno, FileAttr, FileType, Request};
-use fvfs_types::api::{CreateRequest, Kind, RenameRequest, SetAttrRequest, Stat};
+use fvfs_types::api::{
+    CreateRequest, Kind, LinkRequest, MknodRequest, RenameRequest, SetAttrRequest, Stat,
+};
 use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -35,10 +37,19 @@ impl ClientFs {
         }
     }
 
-    /// A fresh `stat` of `ino`, checked to still be the same object.
+    /// A fresh `stat` of `ino`, checked to still be the same object. A hard-linked inode
+    /// whose addressing name is gone on the daemon is tried under its other names.
     pub(super) fn stat_ino(&self, ino: u64) -> Result<Stat, Errno> {
-        let path = self.path(ino)?;
-        let st = self.call("getattr", self.client.stat(&path))?;
+        let mut tries = crate::mount::inodes::MAX_NAMES;
+        let st = loop {
+            let path = self.path(ino)?;
+            match self.call("getattr", self.client.stat(&path)) {
+                Err(Errno::ENOENT) if tries > 1 && self.inodes.lock().drop_stale_name(ino) => {
+                    tries -= 1;
+                }
+                r => break r?,
+            }
+        };
         let mut inodes = self.inodes.lock();
         if inodes.server(ino) != Some(st.ino) {
             if inodes.bound(st.ino).is_some_and(|other| other != ino) {
@@ -187,6 +198,64 @@ impl ClientFs {
         let st = self.call("symlink", self.client.symlink(&path, &opts))?;
         let ino = self.inodes.lock().bind(parent, name, st.ino, false);
         Ok(self.attr(ino, &st))
+    }
+
+    /// A fifo, socket or device node (`mode` carries the type bits).
+    pub(super) fn make_special(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<FileAttr, Errno> {
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDev,
+            libc::S_IFBLK => Kind::BlockDev,
+            _ => return Err(Errno::EINVAL),
+        };
+        let name = name_str(name)?;
+        let path = self.child_path(parent, name)?;
+        let (uid, gid, _) = self.owner(req, parent)?;
+        let dev = matches!(kind, Kind::CharDev | Kind::BlockDev);
+        let opts = MknodRequest {
+            kind,
+            mode: Some(mode & !umask & 0o7777),
+            uid: Some(uid),
+            gid: Some(gid),
+            rdev: if dev { rdev } else { 0 },
+        };
+        let st = self.call("mknod", self.client.mknod(&path, &opts))?;
+        let ino = self.inodes.lock().bind(parent, name, st.ino, false);
+        Ok(self.attr(ino, &st))
+    }
+
+    /// A hard link: `newparent/newname` becomes a name of `ino` (the same FUSE inode).
+    pub(super) fn link_entry(
+        &self,
+        ino: u64,
+        newparent: u64,
+        newname: &OsStr,
+    ) -> Result<FileAttr, Errno> {
+        let newname = name_str(newname)?;
+        let req = LinkRequest {
+            from: self.path(ino)?,
+            to: self.child_path(newparent, newname)?,
+        };
+        let st = self.call("link", self.client.link(&req))?;
+        let bound = {
+            let mut inodes = self.inodes.lock();
+            // The source path named the server inode `ino` stands for, unless it was
+            // replaced meanwhile: then the new name is that other object's.
+            if inodes.server(ino) != Some(st.ino) && inodes.bound(st.ino).is_none() {
+                inodes.rebind_server(ino, st.ino);
+            }
+            inodes.bind(newparent, newname, st.ino, st.kind == Kind::Dir)
+        };
+        Ok(self.attr(bound, &st))
     }
 
     /// unlink and rmdir: the kernel has checked the kind of the entry (EISDIR/ENOTDIR).
