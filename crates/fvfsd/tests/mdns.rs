@@ -74,10 +74,20 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     let meta = format!("sqlite://{}/meta.db", dir.path().display());
     let blocks = dir.path().join("blocks");
     let out = Command::new(common::FVFSD)
-        .args(["format", "--meta", &meta, "--storage", blocks.to_str().unwrap()])
+        .args([
+            "format",
+            "--meta",
+            &meta,
+            "--storage",
+            blocks.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = std::fs::read_to_string(dir.path().join("admin.token"))
         .unwrap()
         .trim()
@@ -129,16 +139,27 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     c.args(["--json", "discover"])
         .env("FVFSC_DISCOVERY_TIMEOUT", "10");
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let found = String::from_utf8_lossy(&out.stdout);
-    assert!(found.contains(&settings_uuid), "TXT carries the uuid: {found}");
+    assert!(
+        found.contains(&settings_uuid),
+        "TXT carries the uuid: {found}"
+    );
 }
 
 fn uuid_of(meta: &str) -> String {
     let db = meta.strip_prefix("sqlite://").unwrap();
     let conn = rusqlite::Connection::open(db).unwrap();
     let json: String = conn
-        .query_row("SELECT value FROM settings WHERE key = 'settings'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'settings'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     v["uuid"].as_str().unwrap().to_string()
