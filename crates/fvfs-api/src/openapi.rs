@@ -41,7 +41,7 @@ impl Modify for Security {
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
-        SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, LinkRequest, TierStatus, Status, Device, Devices,
+        SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, SpecialKind, LinkRequest, TierStatus, Status, Device, Devices,
         WalItem, Wal, EvictResult, FlushResult,
     )),
     modifiers(&Security),

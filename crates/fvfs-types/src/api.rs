@@ -240,9 +240,11 @@ pub struct RenameRequest {
 #[serde(deny_unknown_fields)]
 pub struct MknodRequest {
     /// `fifo`, `socket`, `char_dev` or `block_dev` (other kinds are `invalid_argument`).
+    #[cfg_attr(feature = "openapi", schema(value_type = SpecialKind))]
     pub kind: Kind,
     /// Permission bits (default 0o644).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 4095))]
     pub mode: Option<u32>,
     #[serde(default)]
     pub uid: Option<u32>,
@@ -251,6 +253,29 @@ pub struct MknodRequest {
     /// Device number of a device node (`makedev(major, minor)`), 0 otherwise.
     #[serde(default)]
     pub rdev: u32,
+}
+
+/// The kinds `POST /v1/mknod` creates: the schema of [`MknodRequest::kind`] (the wire
+/// values are those of [`Kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialKind {
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
+}
+
+impl From<SpecialKind> for Kind {
+    fn from(k: SpecialKind) -> Kind {
+        match k {
+            SpecialKind::Fifo => Kind::Fifo,
+            SpecialKind::Socket => Kind::Socket,
+            SpecialKind::CharDev => Kind::CharDev,
+            SpecialKind::BlockDev => Kind::BlockDev,
+        }
+    }
 }
 
 /// `POST /v1/link`: a new name `to` for the non-directory `from` (a hard link).
