@@ -167,3 +167,31 @@ async fn replaced_blocks_stay_readable_and_ls_has_no_etag() {
         assert_eq!(blake3::hash(&r.body).to_hex().as_str(), id);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_over_a_hard_link_keeps_the_inode() {
+    let e = env();
+    let a = e.put("a", &data(3 << 20, 1)).await.json();
+    e.post_json("/v1/link", json!({"from": "/a", "to": "/b"}))
+        .await;
+    // Shorter new content: the old tail must go.
+    let new = data(1 << 20, 2);
+    let r = e.put("b", &new).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let st = r.json();
+    assert_eq!(
+        (st["ino"].as_u64(), st["nlink"].as_u64()),
+        (a["ino"].as_u64(), Some(2))
+    );
+    assert_eq!(st["size"], new.len() as u64);
+    for p in ["a", "b"] {
+        let r = e.get(&format!("/v1/files/{p}")).await;
+        assert!(r.body[..] == new[..], "{p} sees the new content");
+    }
+    let raw = e
+        .vfs
+        .list_sorted(fvfs_vfs::ROOT_INO, None, 100, |_| true)
+        .unwrap()
+        .0;
+    assert_eq!(raw.len(), 2, "the temporary upload file was removed");
+}
