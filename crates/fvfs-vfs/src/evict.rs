@@ -132,7 +132,8 @@ impl Vfs {
         }
         if evicted > 0 {
             self.meta.bump_counter("blocks_evicted", evicted as i64)?;
-            self.meta.bump_counter("evicted_bytes", evicted_bytes as i64)?;
+            self.meta
+                .bump_counter("evicted_bytes", evicted_bytes as i64)?;
             tracing::info!(tier = %t.name, evicted, used, "evicted blocks");
         }
         Ok(evicted)
