@@ -125,6 +125,16 @@ impl ClientFs {
         Ok(())
     }
 
+    /// A local copy of `ino`'s current content on the daemon, to be cut to `len` (an
+    /// empty one for `len` 0: nothing needs fetching).
+    pub(super) fn current_copy(&self, ino: u64, len: u64) -> Result<File, Errno> {
+        if len == 0 {
+            return self.new_copy();
+        }
+        let m = self.fetch_manifest(ino)?;
+        self.fill_copy(&m)
+    }
+
     fn new_copy(&self) -> Result<File, Errno> {
         tempfile::tempfile_in(&self.tmp_dir).map_err(|e| io_errno("temporary file", &e))
     }

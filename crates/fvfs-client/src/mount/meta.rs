@@ -88,24 +88,26 @@ impl ClientFs {
         fh: Option<u64>,
     ) -> Result<FileAttr, Errno> {
         let mut size = size;
-        // A size change of a file with a local copy (or opened for writing through `fh`)
-        // applies to that copy: the upload at close carries it.
+        // A size change of an open file applies to its local copy (made now if needed):
+        // the upload at close carries it.
         if let (Some(len), Some(state)) = (size, self.handles.file(ino)) {
             let handle = fh.and_then(|f| self.handles.get(f)).filter(|h| h.write);
             let mut st = state.lock();
-            if st.temp.is_some() || handle.is_some() {
-                if st.temp.is_none() {
-                    if let Some(h) = &handle {
-                        self.ensure_temp(&mut st, h)?;
-                    }
+            // Any open handle: its writes land on a local copy made from the content it
+            // opened, so a size change the daemon applied alone would be undone by the
+            // upload at close (O_TRUNC reaches us as open, then a truncate without `fh`).
+            if st.temp.is_none() {
+                match &handle {
+                    Some(h) => self.ensure_temp(&mut st, h)?,
+                    None => st.temp = Some(self.current_copy(ino, len)?),
                 }
-                if let Some(t) = &st.temp {
-                    t.set_len(len)
-                        .map_err(|e| crate::mount::errno::io_errno("truncate", &e))?;
-                    st.dirty = true;
-                    st.changed_ns = Some(crate::mount::io::now_ns());
-                    size = None;
-                }
+            }
+            if let Some(t) = &st.temp {
+                t.set_len(len)
+                    .map_err(|e| crate::mount::errno::io_errno("truncate", &e))?;
+                st.dirty = true;
+                st.changed_ns = Some(crate::mount::io::now_ns());
+                size = None;
             }
             if st.dirty {
                 st.atime_ns = atime_ns.or(st.atime_ns);
