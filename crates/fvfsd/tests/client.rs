@@ -39,18 +39,21 @@ struct Daemon {
     addr: String,
     token: String,
     state: PathBuf,
+    /// The daemon's log (debug level): checked for secrets at stop.
+    log: PathBuf,
 }
 
 impl Daemon {
     fn start(f: &Fixture, extra: &[&str]) -> Daemon {
+        let log = f.dir.path().join(format!("serve-{}.log", rand::random::<u32>()));
         let mut cmd = f.fvfsd();
         cmd.args(["serve", "--meta", &f.meta_url, "--no-mount", "--port", "0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("FVFS_LOG", "debug")
             .env("FVFS_HOME", f.dir.path().join("home"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(std::fs::File::create(&log).unwrap());
         let mut child = cmd.spawn().expect("spawn fvfsd serve");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -80,7 +83,15 @@ impl Daemon {
             addr,
             token,
             state,
+            log,
         }
+    }
+
+    /// Asserts that the daemon's log (debug level) never carried `secret`.
+    fn assert_not_logged(&self, secret: &str) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(!log.is_empty(), "the daemon logged nothing at debug level");
+        assert!(!log.contains(secret), "a secret appeared in the daemon's log");
     }
 
     /// `fvfsc ARGS` against this daemon, with a private config dir.
@@ -119,6 +130,8 @@ impl Daemon {
 
     /// SIGTERM and wait (bounded); asserts a clean exit.
     fn stop(mut self) {
+        self.assert_not_logged(&self.token.clone());
+        self.assert_not_logged(fvfs_testkit::DEFAULT_SECRET_KEY);
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -444,6 +457,7 @@ fn raw_http_range_etag_and_tokens() {
         b"",
     );
     assert_eq!(st, 401, "a revoked token is refused without a restart");
+    d.assert_not_logged(&ro);
     // The token file is private and holds no secret.
     let tokens = std::fs::read_to_string(d.state.join("tokens.json")).unwrap();
     assert!(!tokens.contains(&d.token));
