@@ -30,11 +30,12 @@ export FVFS_LOG_NAME=pjdfstest-client
 trap fvfs_teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-fvfs_mktemp pjdfstest-client
+# Short paths: pjdfstest binds Unix sockets under -p, and sun_path holds 108 bytes.
+fvfs_mktemp pjdc
 fvfs_start_s3
 fvfs_format --storage "$(fvfs_s3_location pjdc)"
 fvfs_serve
-fvfs_client_mount "$FVFS_WORK/cmnt"
+fvfs_client_mount "$FVFS_WORK/c"
 
 CONFIG="$FVFS_WORK/pjdfstest.toml"
 cat >"$CONFIG" <<'TOML'
@@ -52,7 +53,7 @@ allow_remount = false
 entries = [["nobody", "nogroup"], ["daemon", "daemon"]]
 TOML
 
-TESTDIR="$FVFS_CLIENT_MNT/pjdfstest"
+TESTDIR="$FVFS_CLIENT_MNT/p"
 mkdir -p "$TESTDIR"
 chmod 0777 "$TESTDIR"
 LOG="$(fvfs_target_dir)/pjdfstest-client.log"
