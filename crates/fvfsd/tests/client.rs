@@ -314,6 +314,11 @@ fn fvfsc_drives_every_command() {
         !dev["devices"].as_array().unwrap().is_empty(),
         "fvfsc is a device"
     );
+    let fl = d.json(&["flush"]);
+    assert_eq!(fl["pending"], 0, "flush drains the replication queue: {fl}");
+    let ev = d.json(&["evict"]);
+    assert!(ev["evicted_bytes"].is_u64(), "{ev}");
+    assert!(d.ok(&["devices"]).contains("fvfsc"), "human devices output names the client");
 
     // login stores the URL and token (mode 0600); later commands need neither.
     let cfgdir = dir.join("login-config");
@@ -693,4 +698,40 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn tls_login_pins_the_certificate_on_first_use() {
+    let Some(f) = Fixture::new() else { return };
+    let d = Daemon::start(&f, &["--tls"]);
+    assert!(d.url.starts_with("https://"), "{}", d.url);
+    let cfgdir = f.dir.path().join("tls-config");
+    let fvfsc = |args: &[&str]| {
+        Command::new(fvfsc_bin())
+            .env("FVFSC_CONFIG_DIR", &cfgdir)
+            .env("FVFS_TOKEN", &d.token)
+            .env_remove("FVFSD_URL")
+            .env_remove("VFSD_URL")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = fvfsc(&["login", &d.url]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "login over https: {err}");
+    assert!(err.contains("pinned certificate"), "first use says what it pinned: {err}");
+    let known = std::fs::read_to_string(cfgdir.join("known_hosts.toml")).unwrap();
+    assert!(known.contains(&d.addr), "{known}");
+    let out = fvfsc(&["--json", "status"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Another certificate at the same address is refused, with both fingerprints named.
+    let fp = known.split('"').find(|p| p.len() == 64).unwrap().to_string();
+    let wrong: String = fp.chars().rev().collect();
+    std::fs::write(cfgdir.join("known_hosts.toml"), known.replace(&fp, &wrong)).unwrap();
+    let out = fvfsc(&["ls", "/"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a changed certificate must be refused");
+    assert!(err.contains(&wrong) && err.contains(&fp), "{err}");
+    d.stop();
 }

@@ -1,6 +1,7 @@
 //! Discovery: inside a network namespace of its own (only `lo`, with multicast on), the
 //! real `fvfsd serve` registers `_fvfs._tcp.local.` and the real `fvfsc`, given no URL at
-//! all, finds it by mDNS and talks to it. The namespace keeps the test off every real
+//! all, finds it by mDNS and talks to it over HTTPS, pinning the certificate whose
+//! SHA-256 the TXT record carries. The namespace keeps the test off every real
 //! network and away from other daemons.
 
 mod common;
@@ -96,7 +97,7 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     let ns = Netns::new();
     let mut serve = ns.cmd(Path::new(common::FVFSD));
     serve
-        .args(["serve", "--meta", &meta, "--no-mount", "--port", "0"])
+        .args(["serve", "--meta", &meta, "--no-mount", "--port", "0", "--tls"])
         .env("FVFS_HOME", dir.path().join("home"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
@@ -106,14 +107,20 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("api ") {
+            if line.starts_with("api ") || line.starts_with("tls ") {
                 let _ = tx.send(line);
             }
         }
     });
+    let tls = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("fvfsd serve printed its tls line");
+    let fp = tls.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(fp.len(), 64, "a SHA-256 fingerprint: {tls}");
     let api = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("fvfsd serve printed its api line");
+    assert!(api.starts_with("api https://"), "{api}");
     eprintln!("daemon: {api}");
 
     // No FVFSD_URL, no VFSD_URL, no stored login: only mDNS can find it.
@@ -149,6 +156,11 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
         found.contains(&settings_uuid),
         "TXT carries the uuid: {found}"
     );
+    assert!(found.contains(&fp), "TXT carries the fingerprint: {found}");
+    // The fingerprint learnt from mDNS was pinned for the daemon's address.
+    let known = std::fs::read_to_string(dir.path().join("fvfsc/known_hosts.toml"))
+        .expect("fvfsc stored the pin");
+    assert!(known.contains(&fp), "{known}");
 }
 
 fn uuid_of(meta: &str) -> String {
