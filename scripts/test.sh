@@ -166,6 +166,7 @@ if [[ ${FVFS_LINT:-0} == 1 ]]; then
 	run_step "cargo fmt --check" cargo fmt --all -- --check || true
 	run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings || true
 fi
+run_step "fvfsc dependencies" "$FVFS_ROOT/scripts/check-client-deps.sh" || true
 # The integration tests read FVFS_REQUIRE_PRIVILEGED themselves (fail instead of skip).
 run_step "cargo test" cargo test --workspace || true
 
