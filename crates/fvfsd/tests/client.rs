@@ -45,7 +45,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(f: &Fixture, extra: &[&str]) -> Daemon {
-        let log = f.dir.path().join(format!("serve-{}.log", rand::random::<u32>()));
+        let log = f
+            .dir
+            .path()
+            .join(format!("serve-{}.log", rand::random::<u32>()));
         let mut cmd = f.fvfsd();
         cmd.args(["serve", "--meta", &f.meta_url, "--no-mount", "--port", "0"])
             .args(extra)
@@ -91,7 +94,10 @@ impl Daemon {
     fn assert_not_logged(&self, secret: &str) {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         assert!(!log.is_empty(), "the daemon logged nothing at debug level");
-        assert!(!log.contains(secret), "a secret appeared in the daemon's log");
+        assert!(
+            !log.contains(secret),
+            "a secret appeared in the daemon's log"
+        );
     }
 
     /// `fvfsc ARGS` against this daemon, with a private config dir.
@@ -318,7 +324,10 @@ fn fvfsc_drives_every_command() {
     assert_eq!(fl["pending"], 0, "flush drains the replication queue: {fl}");
     let ev = d.json(&["evict"]);
     assert!(ev["evicted_bytes"].is_u64(), "{ev}");
-    assert!(d.ok(&["devices"]).contains("fvfsc"), "human devices output names the client");
+    assert!(
+        d.ok(&["devices"]).contains("fvfsc"),
+        "human devices output names the client"
+    );
 
     // login stores the URL and token (mode 0600); later commands need neither.
     let cfgdir = dir.join("login-config");
@@ -719,19 +728,33 @@ fn tls_login_pins_the_certificate_on_first_use() {
     let out = fvfsc(&["login", &d.url]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "login over https: {err}");
-    assert!(err.contains("pinned certificate"), "first use says what it pinned: {err}");
+    assert!(
+        err.contains("pinned certificate"),
+        "first use says what it pinned: {err}"
+    );
     let known = std::fs::read_to_string(cfgdir.join("known_hosts.toml")).unwrap();
     assert!(known.contains(&d.addr), "{known}");
     let out = fvfsc(&["--json", "status"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Another certificate at the same address is refused, with both fingerprints named.
-    let fp = known.split('"').find(|p| p.len() == 64).unwrap().to_string();
+    let fp = known
+        .split('"')
+        .find(|p| p.len() == 64)
+        .unwrap()
+        .to_string();
     let wrong: String = fp.chars().rev().collect();
     std::fs::write(cfgdir.join("known_hosts.toml"), known.replace(&fp, &wrong)).unwrap();
     let out = fvfsc(&["ls", "/"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "a changed certificate must be refused");
+    assert!(
+        !out.status.success(),
+        "a changed certificate must be refused"
+    );
     assert!(err.contains(&wrong) && err.contains(&fp), "{err}");
     d.stop();
 }

@@ -97,7 +97,15 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     let ns = Netns::new();
     let mut serve = ns.cmd(Path::new(common::FVFSD));
     serve
-        .args(["serve", "--meta", &meta, "--no-mount", "--port", "0", "--tls"])
+        .args([
+            "serve",
+            "--meta",
+            &meta,
+            "--no-mount",
+            "--port",
+            "0",
+            "--tls",
+        ])
         .env("FVFS_HOME", dir.path().join("home"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
