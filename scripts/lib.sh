@@ -359,3 +359,18 @@ fvfs_stop_serve() {
 		FVFS_SERVE_PID=""
 	fi
 }
+
+# fvfs_pjdfstest_config FILE FEATURE...: write a pjdfstest 0.2.2 configuration (schema:
+# its src/config.rs) enabling FEATUREs, with the two dummy users the suite switches to
+# (nobody/nogroup, daemon/daemon) and no remounting.
+fvfs_pjdfstest_config() {
+	local file="$1" f
+	shift
+	{
+		echo "# Written by scripts/lib.sh (fvfs_pjdfstest_config). Schema: pjdfstest 0.2.2 src/config.rs."
+		echo "[features]"
+		for f in "$@"; do echo "$f = {}"; done
+		printf '\n[settings]\nnaptime = 0.01\nallow_remount = false\n'
+		printf '\n[dummy_auth]\nentries = [["nobody", "nogroup"], ["daemon", "daemon"]]\n'
+	} >"$file"
+}

@@ -38,20 +38,7 @@ fvfs_serve
 fvfs_client_mount "$FVFS_WORK/c"
 
 CONFIG="$FVFS_WORK/pjdfstest.toml"
-cat >"$CONFIG" <<'TOML'
-# Written by scripts/pjdfstest-client.sh. Schema: pjdfstest 0.2.2 src/config.rs.
-[features]
-utime_now = {}
-utimensat = {}
-rename_ctime = {}
-
-[settings]
-naptime = 0.01
-allow_remount = false
-
-[dummy_auth]
-entries = [["nobody", "nogroup"], ["daemon", "daemon"]]
-TOML
+fvfs_pjdfstest_config "$CONFIG" utime_now utimensat rename_ctime
 
 TESTDIR="$FVFS_CLIENT_MNT/p"
 mkdir -p "$TESTDIR"

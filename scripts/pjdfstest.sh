@@ -46,21 +46,7 @@ export FVFS_LOG_NAME=pjdfstest
 fvfs_setup_fs pjdfstest pjd
 
 CONFIG="$FVFS_WORK/pjdfstest.toml"
-cat >"$CONFIG" <<'EOF'
-# Written by scripts/pjdfstest.sh. Schema: pjdfstest 0.2.2 src/config.rs.
-[features]
-posix_fallocate = {}
-utime_now = {}
-utimensat = {}
-rename_ctime = {}
-
-[settings]
-naptime = 0.01
-allow_remount = false
-
-[dummy_auth]
-entries = [["nobody", "nogroup"], ["daemon", "daemon"]]
-EOF
+fvfs_pjdfstest_config "$CONFIG" posix_fallocate utime_now utimensat rename_ctime
 
 # pjdfstest creates its files under -p; give it a directory of its own on the mount.
 TESTDIR="$FVFS_MNT/pjdfstest"

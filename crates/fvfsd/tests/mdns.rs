@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -132,7 +132,7 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     eprintln!("daemon: {api}");
 
     // No FVFSD_URL, no VFSD_URL, no stored login: only mDNS can find it.
-    let fvfsc = fvfsc_bin();
+    let fvfsc = common::api::fvfsc_bin();
     let mut c = ns.cmd(&fvfsc);
     c.args(["--json", "status"])
         .env_remove("FVFSD_URL")
@@ -183,14 +183,4 @@ fn uuid_of(meta: &str) -> String {
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     v["uuid"].as_str().unwrap().to_string()
-}
-
-fn fvfsc_bin() -> PathBuf {
-    let dir = Path::new(common::FVFSD).parent().unwrap().to_path_buf();
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "-p", "fvfsc", "--bin", "fvfsc"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dir.join("fvfsc")
 }

@@ -5,6 +5,8 @@
 //! unless FVFS_REQUIRE_PRIVILEGED=1, when a skip is a failure.
 #![allow(dead_code)]
 
+pub mod api;
+
 use fvfs_testkit::S3Server;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -423,9 +425,15 @@ fn http_on<S: std::io::Read + std::io::Write>(
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     s.flush().unwrap();
+    read_response(&mut s)
+}
+
+/// Reads one whole response (the daemon closes the connection: `Connection: close`).
+/// Returns (status, headers with lowercase names, body); chunked bodies are decoded.
+pub fn read_response<S: std::io::Read>(s: &mut S) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut raw = Vec::new();
     // Bounded by the daemon closing the connection (Connection: close).
-    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    std::io::Read::read_to_end(s, &mut raw).unwrap();
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -1,0 +1,188 @@
+//! Helpers of the tests that drive `fvfsd serve` over the network: the daemon with its
+//! admin token and a debug log (checked for secrets), the `fvfsc` binary, and raw
+//! HTTP/1.1 written by hand so that nothing normalises what a test sends.
+
+use super::Fixture;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/fvfsc`, built on demand: it is another package's binary.
+pub fn fvfsc_bin() -> PathBuf {
+    let dir = Path::new(super::FVFSD).parent().unwrap().to_path_buf();
+    let bin = dir.join("fvfsc");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "fvfsc", "--bin", "fvfsc"]);
+        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build -p fvfsc");
+        assert!(st.success(), "cargo build -p fvfsc failed");
+    });
+    assert!(bin.exists(), "{} is missing", bin.display());
+    bin
+}
+
+/// A running `fvfsd serve` and how to reach it.
+pub struct ApiDaemon {
+    pub child: Child,
+    pub url: String,
+    pub addr: String,
+    pub token: String,
+    pub state: PathBuf,
+    /// The daemon's log (debug level): checked for secrets at stop.
+    pub log: PathBuf,
+}
+
+impl ApiDaemon {
+    pub fn start(f: &Fixture, extra: &[&str]) -> ApiDaemon {
+        let log = f
+            .dir
+            .path()
+            .join(format!("serve-{}.log", rand::random::<u32>()));
+        let mut cmd = f.fvfsd();
+        cmd.args(["serve", "--meta", &f.meta_url, "--no-mount", "--port", "0"])
+            .args(extra)
+            .env("FVFS_LOG", "debug")
+            .env("FVFS_HOME", f.dir.path().join("home"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = cmd.spawn().expect("spawn fvfsd serve");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("api ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("fvfsd serve printed no `api` line within 60 s");
+            }
+        };
+        let state = f.dir.path().to_path_buf();
+        let token = std::fs::read_to_string(state.join("admin.token"))
+            .expect("admin.token beside the metadata")
+            .trim()
+            .to_string();
+        let addr = url.split("://").nth(1).unwrap().to_string();
+        ApiDaemon {
+            child,
+            url,
+            addr,
+            token,
+            state,
+            log,
+        }
+    }
+
+    /// Asserts that the daemon's log (debug level) never carried `secret`.
+    pub fn assert_not_logged(&self, secret: &str) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(!log.is_empty(), "the daemon logged nothing at debug level");
+        assert!(
+            !log.contains(secret),
+            "a secret appeared in the daemon's log"
+        );
+    }
+
+    /// `fvfsc ARGS` against this daemon, with a private config dir.
+    pub fn fvfsc(&self) -> Command {
+        let mut c = Command::new(fvfsc_bin());
+        c.env("FVFSD_URL", &self.url)
+            .env("FVFS_TOKEN", &self.token)
+            .env("FVFSC_CONFIG_DIR", self.state.join("fvfsc-config"))
+            .env("XDG_CACHE_HOME", self.state.join("fvfsc-cache"))
+            .env_remove("VFSD_URL");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.fvfsc().args(args).output().unwrap()
+    }
+
+    /// Runs fvfsc, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fvfsc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend(args);
+        let s = self.ok(&all);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("fvfsc {args:?} --json: {e}: {s}"))
+    }
+
+    /// SIGTERM and wait (bounded); asserts a clean exit.
+    pub fn stop(mut self) {
+        self.assert_not_logged(&self.token.clone());
+        self.assert_not_logged(fvfs_testkit::DEFAULT_SECRET_KEY);
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "fvfsd serve exited with {st}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "fvfsd serve ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ApiDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One raw HTTP/1.1 exchange: `head` is the request line and headers (without the blank
+/// line), `body` is sent as is. Returns (status, headers lowercased, body).
+/// One raw HTTP/1.1 exchange: `head` is the request line and headers (without the blank
+/// line), `body` is sent as is. Returns (status, headers lowercased, body).
+pub fn raw(addr: &str, head: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    super::read_response(&mut s)
+}
+
+pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+pub fn get(d: &ApiDaemon, path: &str, extra: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let auth = format!("Authorization: Bearer {}", d.token);
+    let head = if extra.is_empty() {
+        format!("GET {path} HTTP/1.1\r\n{auth}")
+    } else {
+        format!("GET {path} HTTP/1.1\r\n{auth}\r\n{extra}")
+    };
+    raw(&d.addr, &head, b"")
+}
+
+pub fn error_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not a JSON error: {}", String::from_utf8_lossy(body)));
+    v["error"]["code"].as_str().unwrap().to_string()
+}
