@@ -113,6 +113,12 @@ impl BlockCache {
         self.limit
     }
 
+    /// True if the index knows `id` (no read, no verification, no LRU update): for
+    /// readahead, which skips blocks already here.
+    pub fn contains(&self, id: &str) -> bool {
+        self.inner.lock().lru.peek(id).is_some()
+    }
+
     /// Bytes currently indexed.
     pub fn used(&self) -> u64 {
         self.inner.lock().total

@@ -158,13 +158,22 @@ pub fn plan(pieces: &[Piece], size: u64, off: u64, len: u64) -> Vec<Seg<'_>> {
 
 /// Bytes of decoded blocks kept in memory.
 const MEM_LIMIT: u64 = 64 << 20;
+/// Readahead: blocks after a read's end fetched in the background (at most this many, and
+/// at most `READAHEAD_BYTES` of them), so a sequential reader finds them in the disk cache.
+const READAHEAD_BLOCKS: usize = 4;
+const READAHEAD_BYTES: u64 = 16 << 20;
+/// How long a read waits for a block that readahead is already fetching.
+const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where blocks come from: memory, then the disk cache, then the daemon.
 pub struct Blocks {
     client: Client,
     rt: tokio::runtime::Handle,
-    disk: BlockCache,
+    disk: Arc<BlockCache>,
     mem: Mutex<MemCache>,
+    /// Blocks readahead is fetching now; a read of one waits for it instead of fetching
+    /// it a second time.
+    inflight: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 struct MemCache {
@@ -177,7 +186,8 @@ impl Blocks {
         Blocks {
             client,
             rt,
-            disk,
+            disk: Arc::new(disk),
+            inflight: Arc::default(),
             mem: Mutex::new(MemCache {
                 lru: LruCache::unbounded(),
                 bytes: 0,
@@ -190,6 +200,7 @@ impl Blocks {
         if let Some(b) = self.mem.lock().lru.get(id) {
             return Ok(b.clone());
         }
+        self.wait_inflight(id);
         let b = match self.disk.get(id) {
             Some(b) => b,
             None => {
@@ -239,7 +250,56 @@ impl Blocks {
         for seg in plan(&m.pieces, m.size, off, len) {
             self.segment(&seg, &mut out)?;
         }
+        self.read_ahead(m, off.saturating_add(len));
         Ok(out)
+    }
+
+    /// Waits (bounded) while readahead fetches `id`.
+    fn wait_inflight(&self, id: &str) {
+        let deadline = std::time::Instant::now() + INFLIGHT_WAIT;
+        while self.inflight.lock().contains(id) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Starts background fetches of the blocks that follow `end` in `m` and are in neither
+    /// cache. Each is verified (`Client::block`) and stored in the disk cache; a failure
+    /// only costs the later read its own fetch.
+    fn read_ahead(&self, m: &Manifest, end: u64) {
+        let first = m.pieces.partition_point(|p| p.offset + p.len <= end);
+        let mut bytes = 0u64;
+        for p in m.pieces[first..].iter().take(READAHEAD_BLOCKS) {
+            bytes += p.block_len;
+            if bytes > READAHEAD_BYTES {
+                break;
+            }
+            if self.mem.lock().lru.contains(&p.id) || self.disk.contains(&p.id) {
+                continue;
+            }
+            if !self.inflight.lock().insert(p.id.clone()) {
+                continue;
+            }
+            let (client, disk, inflight, id) = (
+                self.client.clone(),
+                self.disk.clone(),
+                self.inflight.clone(),
+                p.id.clone(),
+            );
+            self.rt.spawn(async move {
+                match client.block(&id).await {
+                    Ok(b) => {
+                        let d = disk.clone();
+                        let id2 = id.clone();
+                        let stored = tokio::task::spawn_blocking(move || d.put(&id2, &b)).await;
+                        if let Ok(Err(e)) = stored {
+                            tracing::debug!(block = %id, error = %e, "readahead: cannot cache");
+                        }
+                    }
+                    Err(e) => tracing::debug!(block = %id, error = %e, "readahead failed"),
+                }
+                inflight.lock().remove(&id);
+            });
+        }
     }
 }
 
