@@ -101,6 +101,9 @@ pub trait MetaStore: Send + Sync {
     /// A no-op for an inode that has links again or is gone.
     fn purge_inode(&self, ino: Ino) -> Result<()>;
     fn orphans(&self) -> Result<Vec<Ino>>;
+    /// Directory entries (parent, name, ino) whose name starts with `prefix`, in any
+    /// directory, at most `limit`: for the sweep of reserved names (a full scan).
+    fn entries_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Ino, Vec<u8>, Ino)>>;
     /// Blocks whose refcount reached 0 at or before `freed_before`, at most `limit`.
     fn garbage_blocks(&self, limit: usize, freed_before: i64) -> Result<Vec<BlockRow>>;
     /// Deletes the rows of blocks that still have refcount 0; returns those deleted.

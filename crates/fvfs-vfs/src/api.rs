@@ -191,6 +191,34 @@ impl Vfs {
     }
 
     /// Removes a file, symlink or empty directory.
+    /// Removes the temporaries of uploads that a killed process left behind (every entry
+    /// named [`UPLOAD_PREFIX`]`…`, in any directory); returns how many. Only the process
+    /// that owns the filesystem may call it, before it accepts uploads of its own: any
+    /// such name then belongs to an upload that can never finish.
+    pub fn sweep_uploads(&self) -> Result<usize> {
+        let mut n = 0;
+        // Bounded: each pass removes what it found; an entry that cannot be removed
+        // (gone meanwhile) ends the sweep instead of looping.
+        for _ in 0..1024 {
+            let found = self
+                .meta
+                .entries_with_prefix(UPLOAD_PREFIX.as_bytes(), 1024)?;
+            let mut removed = 0;
+            for (parent, name, _) in &found {
+                match self.unlink(*parent, name) {
+                    Ok(()) => removed += 1,
+                    Err(VfsError::Meta(MetaError::NotFound)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            n += removed;
+            if found.len() < 1024 || removed == 0 {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn remove(&self, parent: Ino, name: &[u8]) -> Result<()> {
         let a = self.lookup(parent, name)?;
         if a.kind == FileKind::Dir {

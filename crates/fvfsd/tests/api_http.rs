@@ -234,3 +234,36 @@ fn bad_input_is_refused_and_loses_nothing() {
     assert_eq!(get(&d, "/v1/status", "").0, 200);
     d.stop();
 }
+
+#[test]
+fn a_daemon_killed_mid_put_leaves_nothing_after_restart() {
+    let Some(f) = Fixture::new() else { return };
+    let mut d = Daemon::start(&f, &[]);
+    let auth = format!("Authorization: Bearer {}", d.token);
+    let old = data(300_000, 7);
+    let src = f.dir.path().join("old.bin");
+    std::fs::write(&src, &old).unwrap();
+    d.ok(&["put", src.to_str().unwrap(), "/keep.bin"]);
+
+    // An upload in progress (its temporary exists), then kill -9 of the daemon.
+    let mut s = TcpStream::connect(&d.addr).unwrap();
+    write!(
+        s,
+        "PUT /v1/files/keep.bin HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Length: 50000000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&data(2_000_000, 8)).unwrap();
+    f.wait_until(30, "the upload's temporary exists", |f| leftovers(f) == 1);
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    drop(s);
+    assert_eq!(leftovers(&f), 1, "the killed daemon left its temporary");
+
+    // The next start removes it; the old content is intact.
+    let d = Daemon::start(&f, &[]);
+    assert_eq!(leftovers(&f), 0, "the restart swept the unfinished upload");
+    assert!(get(&d, "/v1/files/keep.bin", "").2 == old);
+    let ls = d.json(&["ls", "/"]);
+    assert_eq!(ls["entries"].as_array().unwrap().len(), 1, "{ls}");
+    d.stop();
+}

@@ -350,6 +350,28 @@ pub(crate) fn orphans(tx: &Transaction<'_>) -> Result<Vec<Ino>> {
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+pub(crate) fn entries_with_prefix(
+    tx: &Transaction<'_>,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<(Ino, Vec<u8>, Ino)>> {
+    // substr() on a BLOB counts bytes: a byte-exact prefix match.
+    let mut stmt = tx.prepare_cached(
+        "SELECT parent, name, ino FROM dentries WHERE substr(name, 1, ?1) = ?2 LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![prefix.len() as i64, prefix, limit as i64],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)? as Ino,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)? as Ino,
+            ))
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(crate) fn garbage_blocks(
     tx: &Transaction<'_>,
     limit: usize,

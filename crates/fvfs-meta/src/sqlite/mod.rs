@@ -238,6 +238,9 @@ impl MetaStore for SqliteStore {
     fn orphans(&self) -> Result<Vec<Ino>> {
         self.read(data::orphans)
     }
+    fn entries_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Ino, Vec<u8>, Ino)>> {
+        self.read(|tx| data::entries_with_prefix(tx, prefix, limit))
+    }
     fn garbage_blocks(&self, limit: usize, freed_before: i64) -> Result<Vec<BlockRow>> {
         self.read(|tx| data::garbage_blocks(tx, limit, freed_before))
     }

@@ -100,6 +100,13 @@ impl Running {
             policy: args.policy.clone(),
         }))?;
         let vfs = engine.vfs()?;
+        // With the mount lock held no other process uploads: hidden upload temporaries
+        // are what a killed daemon left behind.
+        match vfs.sweep_uploads() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed unfinished uploads of a previous run"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
+        }
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
