@@ -53,6 +53,14 @@ pub trait MetaStore: Send + Sync {
     fn readlink(&self, ino: Ino) -> Result<Vec<u8>>;
     /// Entries after `cookie` (0 = from the start), at most `limit`. Excludes `.`/`..`.
     fn readdir(&self, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>>;
+    /// Entries in name (byte) order whose name sorts after `after` (None = from the
+    /// start), at most `limit`: one page of a listing by name without reading the rest.
+    fn readdir_by_name(
+        &self,
+        ino: Ino,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<DirEntry>>;
     /// Changes attributes (not the size: see `truncate`). `now` is the new ctime.
     fn setattr(&self, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr>;
 

@@ -229,8 +229,8 @@ impl Vfs {
     }
 
     /// One page of a directory in name (byte) order: entries whose name is after `after`
-    /// and for which `keep` holds, at most `limit`; and whether more follow. Reads the
-    /// whole directory (the metadata lists in creation order).
+    /// and for which `keep` holds, at most `limit`; and whether more follow. Reads only
+    /// the page (and the hidden names it skips) from the metadata's name index.
     pub fn list_sorted(
         &self,
         dir: Ino,
@@ -242,27 +242,25 @@ impl Vfs {
         if a.kind != FileKind::Dir {
             return Err(not_dir());
         }
-        let mut all = Vec::new();
-        let mut cookie = 0;
-        loop {
-            let batch = self.meta.readdir(dir, cookie, LIST_BATCH)?;
+        let mut page = Vec::new();
+        let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        // One entry more than the page tells whether more follow.
+        while page.len() <= limit {
+            let batch =
+                self.meta
+                    .readdir_by_name(dir, cursor.as_deref(), LIST_BATCH.min(limit + 1))?;
             let n = batch.len();
             if let Some(last) = batch.last() {
-                cookie = last.cookie;
+                cursor = Some(last.name.clone());
             }
-            all.extend(
-                batch
-                    .into_iter()
-                    .filter(|e| after.is_none_or(|a| e.name.as_slice() > a) && keep(&e.name)),
-            );
-            if n < LIST_BATCH {
+            page.extend(batch.into_iter().filter(|e| keep(&e.name)));
+            if n < LIST_BATCH.min(limit + 1) {
                 break;
             }
         }
-        all.sort_by(|x, y| x.name.cmp(&y.name));
-        let more = all.len() > limit;
-        all.truncate(limit);
-        Ok((all, more))
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
     }
 
     /// The committed content of a regular file as block pieces (buffered writes of an

@@ -182,6 +182,14 @@ impl MetaStore for SqliteStore {
     fn readdir(&self, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>> {
         self.read(|tx| namespace::readdir(tx, ino, cookie, limit))
     }
+    fn readdir_by_name(
+        &self,
+        ino: Ino,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<DirEntry>> {
+        self.read(|tx| namespace::readdir_by_name(tx, ino, after, limit))
+    }
     fn setattr(&self, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
         self.write(|tx| namespace::setattr(tx, ino, set, now))
     }

@@ -421,6 +421,31 @@ pub(crate) fn readdir(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// Uses the `(parent, name)` index: names are BLOBs, compared bytewise.
+pub(crate) fn readdir_by_name(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<DirEntry>> {
+    dir_attr(tx, ino)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![ino as i64, after.unwrap_or(&[]), limit as i64],
+        |r| {
+            Ok(DirEntry {
+                cookie: r.get::<_, i64>(0)? as u64,
+                name: r.get(1)?,
+                ino: r.get::<_, i64>(2)? as u64,
+                kind: FileKind::from_code(r.get(3)?).unwrap_or(FileKind::File),
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
     let mut a = getattr(tx, ino)?;
     if let Some(p) = set.perm {
