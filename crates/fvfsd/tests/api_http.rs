@@ -254,8 +254,8 @@ fn a_daemon_killed_mid_put_leaves_nothing_after_restart() {
     .unwrap();
     s.write_all(&data(2_000_000, 8)).unwrap();
     f.wait_until(30, "the upload's temporary exists", |f| leftovers(f) == 1);
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
+    d.daemon.child.kill().unwrap();
+    d.daemon.child.wait().unwrap();
     drop(s);
     assert_eq!(leftovers(&f), 1, "the killed daemon left its temporary");
 

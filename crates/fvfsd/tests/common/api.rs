@@ -3,11 +3,11 @@
 //! HTTP/1.1 written by hand so that nothing normalises what a test sends.
 
 use super::Fixture;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// `target/<profile>/fvfsc`, built on demand: it is another package's binary.
 pub fn fvfsc_bin() -> PathBuf {
@@ -28,9 +28,9 @@ pub fn fvfsc_bin() -> PathBuf {
     bin
 }
 
-/// A running `fvfsd serve` and how to reach it.
+/// A running `fvfsd serve` (no mount of its own, port 0, debug log) and how to reach it.
 pub struct ApiDaemon {
-    pub child: Child,
+    pub daemon: super::Daemon,
     pub url: String,
     pub addr: String,
     pub token: String,
@@ -45,43 +45,22 @@ impl ApiDaemon {
             .dir
             .path()
             .join(format!("serve-{}.log", rand::random::<u32>()));
-        let mut cmd = f.fvfsd();
-        cmd.args(["serve", "--meta", &f.meta_url, "--no-mount", "--port", "0"])
-            .args(extra)
-            .env("FVFS_LOG", "debug")
-            .env("FVFS_HOME", f.dir.path().join("home"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = cmd.spawn().expect("spawn fvfsd serve");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("api ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("fvfsd serve printed no `api` line within 60 s");
-            }
-        };
-        let state = f.dir.path().to_path_buf();
-        let token = std::fs::read_to_string(state.join("admin.token"))
-            .expect("admin.token beside the metadata")
-            .trim()
-            .to_string();
+        let home = f.dir.path().join("home");
+        let mut args = vec!["--no-mount", "--port", "0"];
+        args.extend(extra);
+        let daemon = f.serve_with(
+            &args,
+            &[("FVFS_LOG", "debug"), ("FVFS_HOME", home.to_str().unwrap())],
+            &log,
+        );
+        let url = daemon.url.trim().to_string();
         let addr = url.split("://").nth(1).unwrap().to_string();
         ApiDaemon {
-            child,
-            url,
+            daemon,
             addr,
-            token,
-            state,
+            url,
+            token: f.admin_token(),
+            state: f.dir.path().to_path_buf(),
             log,
         }
     }
@@ -130,32 +109,15 @@ impl ApiDaemon {
         serde_json::from_str(&s).unwrap_or_else(|e| panic!("fvfsc {args:?} --json: {e}: {s}"))
     }
 
-    /// SIGTERM and wait (bounded); asserts a clean exit.
+    /// SIGTERM and wait (bounded); asserts a clean exit and a log without secrets.
     pub fn stop(mut self) {
-        self.assert_not_logged(&self.token.clone());
+        self.assert_not_logged(&self.token);
         self.assert_not_logged(fvfs_testkit::DEFAULT_SECRET_KEY);
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "fvfsd serve exited with {st}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "fvfsd serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let st = self.daemon.stop(60);
+        assert!(st.success(), "fvfsd serve exited with {st}");
     }
 }
 
-impl Drop for ApiDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One raw HTTP/1.1 exchange: `head` is the request line and headers (without the blank
-/// line), `body` is sent as is. Returns (status, headers lowercased, body).
 /// One raw HTTP/1.1 exchange: `head` is the request line and headers (without the blank
 /// line), `body` is sent as is. Returns (status, headers lowercased, body).
 pub fn raw(addr: &str, head: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {

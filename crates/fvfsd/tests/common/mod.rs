@@ -487,8 +487,13 @@ impl Fixture {
     /// Starts `fvfsd serve ARGS --meta <this filesystem>` and waits (60 s) for its `api`
     /// line. Panics with the log if it exits first.
     pub fn serve(&self, args: &[&str]) -> Daemon {
+        self.serve_with(args, &[], &self.dir.path().join("mount.log"))
+    }
+
+    /// `serve` with extra environment variables and the daemon's stderr appended to `log`.
+    pub fn serve_with(&self, args: &[&str], env: &[(&str, &str)], log: &Path) -> Daemon {
         use std::io::BufRead;
-        let log = self.dir.path().join("mount.log");
+        let log = log.to_path_buf();
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -499,6 +504,7 @@ impl Fixture {
             .arg("serve")
             .args(args)
             .args(["--meta", &self.meta_url])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
