@@ -382,3 +382,26 @@ fvfs_pjdfstest_config() {
 		printf '\n[dummy_auth]\nentries = [["nobody", "nogroup"], ["daemon", "daemon"]]\n'
 	} >"$file"
 }
+
+# fvfs_pip_install PKG...: install Python packages for the test tools (wsgidav, schemathesis).
+# A fresh Debian has neither python3 nor pip: as root with apt-get they are installed first.
+# Debian's system Python refuses `pip install` outside a venv (PEP 668); these are test
+# tools of a throwaway machine, so the install is retried with --break-system-packages.
+fvfs_pip_install() {
+	if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+		[[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+			fvfs_die "python3 with pip is needed for $*: install python3-pip"
+		fvfs_log "installing python3-pip with apt-get (for $*)"
+		export DEBIAN_FRONTEND=noninteractive
+		timeout 600 apt-get update -q >/dev/null || fvfs_die "apt-get update failed"
+		timeout 900 apt-get install -y -q --no-install-recommends python3 python3-pip >/dev/null ||
+			fvfs_die "apt-get install python3-pip failed"
+	fi
+	timeout 900 python3 -m pip install --quiet "$@" ||
+		timeout 900 python3 -m pip install --quiet --break-system-packages "$@" ||
+		fvfs_die "pip install $* failed"
+	# pip puts console scripts in ~/.local/bin for a user install.
+	if [[ -d $HOME/.local/bin && :$PATH: != *":$HOME/.local/bin:"* ]]; then
+		export PATH="$HOME/.local/bin:$PATH"
+	fi
+}

@@ -14,10 +14,8 @@ set -euo pipefail
 
 VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 if ! command -v schemathesis >/dev/null; then
-	command -v python3 >/dev/null || fvfs_die "python3 is missing: schemathesis needs it"
 	fvfs_log "installing schemathesis $VERSION from PyPI: python3 -m pip install schemathesis==$VERSION"
-	timeout 900 python3 -m pip install --quiet "schemathesis==$VERSION" ||
-		fvfs_die "pip install schemathesis failed"
+	fvfs_pip_install "schemathesis==$VERSION"
 fi
 command -v schemathesis >/dev/null || fvfs_die "schemathesis installed but not on PATH"
 fvfs_build_bins

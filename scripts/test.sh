@@ -144,9 +144,8 @@ python_tools() {
 		fvfs_log "wsgidav present"
 		return 0
 	fi
-	command -v python3 >/dev/null || fvfs_die "python3 is missing: it runs the WebDAV test server"
 	echo "Installing wsgidav and cheroot from PyPI (WebDAV test server): python3 -m pip install wsgidav cheroot"
-	timeout 600 python3 -m pip install --quiet wsgidav cheroot || fvfs_die "pip install wsgidav cheroot failed"
+	fvfs_pip_install wsgidav cheroot
 }
 run_step "install wsgidav" python_tools || true
 
