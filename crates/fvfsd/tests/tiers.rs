@@ -134,10 +134,29 @@ fn evicted(f: &Fixture) -> i64 {
     f.count("SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'blocks_evicted'")
 }
 
+/// The hot-tier usage the evictor logged at the end of each of its passes, oldest first.
+fn pass_ends(f: &Fixture) -> Vec<i64> {
+    let log = std::fs::read_to_string(f.dir.path().join("mount.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("evicted blocks") && l.contains("tier=local"))
+        .filter_map(|l| {
+            l.split("used=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// Writes 2 MiB files until the hot tier crossed its high watermark and the evictor ran
-/// (bounded), then waits for it to end under the low watermark.
-fn fill_past_high(f: &Fixture, prefix: &str, low: i64) -> Vec<Vec<u8>> {
+/// (bounded), then waits for its pass to end under the low watermark. A pass may run while
+/// a file is still being written: blocks sealed after it lift usage above the low watermark
+/// again, and rightly start no new pass while usage stays under the high one.
+fn fill_past_high(f: &Fixture, prefix: &str, high: i64, low: i64) -> Vec<Vec<u8>> {
     let before = evicted(f);
+    let passes_before = pass_ends(f).len();
     let mut written = Vec::new();
     for i in 0..40u64 {
         written.extend(write_files(
@@ -159,7 +178,14 @@ fn fill_past_high(f: &Fixture, prefix: &str, low: i64) -> Vec<Vec<u8>> {
     );
     f.wait_until(60, "eviction under the low watermark", |f| {
         local_bytes(f) <= low
+            || pass_ends(f)[passes_before..]
+                .last()
+                .is_some_and(|&u| u <= low)
     });
+    assert!(
+        local_bytes(f) < high,
+        "the hot tier stayed over its high watermark"
+    );
     written
 }
 
@@ -177,7 +203,7 @@ fn eviction_brings_the_hot_tier_under_its_low_watermark() {
     f.mount();
     let files = write_files(&f, "e", 8, 3 << 20, 40);
     f.wait_until(60, "replication", |f| pending(f) == 0);
-    let more = fill_past_high(&f, "m", 6 << 20);
+    let more = fill_past_high(&f, "m", 12 << 20, 6 << 20);
     // Nothing left the hot tier without a durable copy.
     assert_eq!(
         f.count(&format!(
@@ -236,7 +262,7 @@ fn a_pinned_file_stays_on_the_hot_tier() {
     f.mount();
     write_files(&f, "keep", 1, 3 << 20, 60);
     f.ok(&["pin", f.path("keep0").to_str().unwrap()]);
-    fill_past_high(&f, "fill", 5 << 20);
+    fill_past_high(&f, "fill", 10 << 20, 5 << 20);
     assert_eq!(
         xattr(&f.path("keep0"), "user.fvfs.tiers"),
         "0x7",
@@ -244,7 +270,7 @@ fn a_pinned_file_stays_on_the_hot_tier() {
     );
     f.ok(&["unpin", f.path("keep0").to_str().unwrap()]);
     for round in 0..3 {
-        fill_past_high(&f, &format!("more{round}-"), 5 << 20);
+        fill_past_high(&f, &format!("more{round}-"), 10 << 20, 5 << 20);
         if xattr(&f.path("keep0"), "user.fvfs.tiers") != "0x7" {
             break;
         }
