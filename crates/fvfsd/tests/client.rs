@@ -155,38 +155,8 @@ fn fvfsc_mount_reads_and_writes_through_the_api() {
     let mnt = f.dir.path().join("cmnt");
     let cache = f.dir.path().join("ccache");
     std::fs::create_dir_all(&mnt).unwrap();
-    let mount = |d: &Daemon| -> Child {
-        let c = d
-            .fvfsc()
-            .args([
-                "mount",
-                "--foreground",
-                "--cache-dir",
-                cache.to_str().unwrap(),
-                mnt.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !common::is_mounted(&mnt) {
-            assert!(Instant::now() < deadline, "fvfsc mount did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c
-    };
-    let unmount = |mut c: Child| {
-        let st = Command::new("umount").arg(&mnt).status().unwrap();
-        assert!(st.success(), "umount of the client mount");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while c.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "fvfsc mount did not exit after umount"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let mount = |d: &Daemon| mount_client(d, &mnt, &cache);
+    let unmount = |c: Child| unmount_client(&mnt, c);
 
     let big = data(20 << 20, 6);
     let src = f.dir.path().join("big.bin");
@@ -238,6 +208,137 @@ fn fvfsc_mount_reads_and_writes_through_the_api() {
     let c = mount(&d);
     assert!(std::fs::read(mnt.join("a/big.bin")).unwrap() == want);
     unmount(c);
+    d.stop();
+}
+
+/// `fvfsc mount --foreground` of `d` at `mnt` with its block cache (and spool) in `cache`,
+/// once the mount is up.
+fn mount_client(d: &Daemon, mnt: &std::path::Path, cache: &std::path::Path) -> Child {
+    let mut c = d
+        .fvfsc()
+        .args([
+            "mount",
+            "--foreground",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            mnt.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !common::is_mounted(mnt) {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "fvfsc mount exited before mounting"
+        );
+        assert!(Instant::now() < deadline, "fvfsc mount did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c
+}
+
+/// `umount` of a client mount, then its process must exit (bounded).
+fn unmount_client(mnt: &std::path::Path, mut c: Child) {
+    let st = Command::new("umount").arg(mnt).status().unwrap();
+    assert!(st.success(), "umount of the client mount");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "fvfsc mount did not exit after umount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Entries (`.json`) in a client's spool of pending uploads.
+fn spooled(cache: &std::path::Path) -> usize {
+    std::fs::read_dir(cache.join("pending"))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
+    let Some(f) = Fixture::new() else { return };
+    let d = Daemon::start(&f, &[]);
+    let port = d.port();
+    let mnt = f.dir.path().join("cmnt");
+    let cache = f.dir.path().join("ccache");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let src = f.dir.path().join("old.txt");
+    std::fs::write(&src, b"old content").unwrap();
+    d.ok(&["put", "--parents", src.to_str().unwrap(), "/p/a.txt"]);
+    let c = mount_client(&d, &mnt, &cache);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(mnt.join("p/a.txt"))
+            .unwrap()
+    };
+
+    // The daemon goes away between open and close: the close still succeeds, the content
+    // waits in the spool, and reaches the daemon once it is back (same address).
+    let mut fh = open();
+    d.stop();
+    fh.write_all(b"written while fvfsd was away").unwrap();
+    let err = fh
+        .sync_all()
+        .expect_err("fsync cannot succeed without the daemon");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    drop(fh);
+    assert_eq!(
+        spooled(&cache),
+        1,
+        "the closed file's content is in the spool"
+    );
+    let d = Daemon::start_on(&f, port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while d.run(&["cat", "/p/a.txt"]).stdout != b"written while fvfsd was away" {
+        assert!(
+            Instant::now() < deadline,
+            "the pending upload never reached the daemon"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spooled(&cache) != 0 {
+        assert!(Instant::now() < deadline, "the spool entry stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read(mnt.join("p/a.txt")).unwrap(),
+        b"written while fvfsd was away"
+    );
+
+    // The client is killed while an upload is pending: the next mount uploads it first.
+    let mut fh = open();
+    d.stop();
+    fh.write_all(b"second version").unwrap();
+    drop(fh);
+    let mut c = c;
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let st = Command::new("umount").arg("-l").arg(&mnt).status().unwrap();
+    assert!(st.success(), "lazy umount of the dead client mount");
+    assert_eq!(spooled(&cache), 1);
+    let d = Daemon::start_on(&f, port, &[]);
+    let c = mount_client(&d, &mnt, &cache);
+    assert_eq!(d.ok(&["cat", "/p/a.txt"]), "second version");
+    assert_eq!(spooled(&cache), 0);
+    assert_eq!(
+        std::fs::read(mnt.join("p/a.txt")).unwrap(),
+        b"second version"
+    );
+    unmount_client(&mnt, c);
     d.stop();
 }
 

@@ -11,19 +11,20 @@ use crate::client::Client;
 use crate::mount::errno::errno;
 use crate::mount::handles::{Blocks, Handles};
 use crate::mount::inodes::Inodes;
+use crate::mount::spool::Spool;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 use fvfs_types::api::{Kind, Stat};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,22 @@ pub struct ClientFs {
     pub(super) next_dir: AtomicU64,
     /// The last attributes sent for each inode, for inodes that lost their path while open.
     pub(super) attrs: Mutex<HashMap<u64, FileAttr>>,
+    /// Uploads the daemon could not take (`pending.rs`).
+    pub(super) spool: Spool,
+    /// The spool may hold entries of an earlier run still to upload.
+    pub(super) earlier: AtomicBool,
+    /// Earlier entries the daemon refused for good (not retried in this run).
+    pub(super) gave_up: Mutex<HashSet<String>>,
+}
+
+/// What `fuser` serves: the [`ClientFs`] shared with the uploads worker.
+pub struct Mount(pub Arc<ClientFs>);
+
+impl std::ops::Deref for Mount {
+    type Target = ClientFs;
+    fn deref(&self) -> &ClientFs {
+        &self.0
+    }
 }
 
 impl ClientFs {
@@ -61,6 +78,7 @@ impl ClientFs {
         root: &Stat,
         blocks: Blocks,
         tmp_dir: &Path,
+        spool: Spool,
     ) -> ClientFs {
         ClientFs {
             client,
@@ -72,6 +90,9 @@ impl ClientFs {
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(0),
             attrs: Mutex::new(HashMap::new()),
+            spool,
+            earlier: AtomicBool::new(true),
+            gave_up: Mutex::new(HashSet::new()),
         }
     }
 
@@ -180,7 +201,7 @@ macro_rules! reply {
     };
 }
 
-impl Filesystem for ClientFs {
+impl Filesystem for Mount {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
@@ -369,7 +390,7 @@ impl Filesystem for ClientFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply!(reply, self.flush_handle(fh.0), |_v| reply.ok())
+        reply!(reply, self.flush_handle(fh.0, false), |_v| reply.ok())
     }
 
     fn release(
@@ -393,7 +414,7 @@ impl Filesystem for ClientFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply!(reply, self.flush_handle(fh.0), |_v| reply.ok())
+        reply!(reply, self.flush_handle(fh.0, true), |_v| reply.ok())
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -447,6 +468,40 @@ impl Filesystem for ClientFs {
     ) {
         // Every namespace call is committed by the daemon before it answers.
         reply.ok()
+    }
+
+    // No xattrs through the API: ENOSYS, which the kernel remembers and reports as
+    // EOPNOTSUPP from then on (fuser's defaults would log each as unimplemented).
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENOSYS)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

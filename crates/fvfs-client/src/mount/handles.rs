@@ -4,7 +4,8 @@
 //! [`OpenFile`], which lives while at least one handle is open. An `OpenFile` with a
 //! temporary file holds the inode's whole current content locally (pending writes
 //! included): reads and writes of every handle of that inode go to it until the last
-//! close. Without one, reads come from the [`Manifest`] the handle fetched at open
+//! close, and after it while its upload is pending (the daemon could not take it: see
+//! `spool.rs`). Without one, reads come from the [`Manifest`] the handle fetched at open
 //! (close-to-open consistency). Blocks are used only after their BLAKE3 matches their id
 //! (verified by the client on download and by the disk cache on every hit).
 
@@ -44,6 +45,8 @@ pub struct OpenFile {
     /// When the local copy last changed (write, truncate): its mtime and ctime until the
     /// upload, after which the daemon's times take over.
     pub changed_ns: Option<i64>,
+    /// The version (`changed_ns`) and path saved in the spool, once an upload failed.
+    pub spooled: Option<(Option<i64>, String)>,
 }
 
 /// An inode's open-handle count and shared state.
@@ -79,17 +82,41 @@ impl Handles {
         self.files.lock().get(&ino).map(|e| e.1.clone())
     }
 
-    /// Forgets handle `fh`; the inode's shared state goes with its last handle.
-    pub fn close(&self, fh: u64) -> Option<Arc<Handle>> {
+    /// Forgets handle `fh`; the inode's shared state goes with its last handle unless
+    /// `keep` (its upload is pending).
+    pub fn close(&self, fh: u64, keep: bool) -> Option<Arc<Handle>> {
         let h = self.handles.lock().remove(&fh)?;
         let mut files = self.files.lock();
         if let Some(e) = files.get_mut(&h.ino) {
             e.0 -= 1;
-            if e.0 == 0 {
+            if e.0 == 0 && !keep {
                 files.remove(&h.ino);
             }
         }
         Some(h)
+    }
+
+    /// Inodes without open handles whose shared state is kept (pending uploads).
+    pub fn idle(&self) -> Vec<(u64, Arc<Mutex<OpenFile>>)> {
+        self.files
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.0 == 0)
+            .map(|(ino, e)| (*ino, e.1.clone()))
+            .collect()
+    }
+
+    /// Drops the kept state of `ino` if no handle is open and it has nothing left to
+    /// upload. Returns whether it went.
+    pub fn drop_if_done(&self, ino: u64) -> bool {
+        let mut files = self.files.lock();
+        let done = files
+            .get(&ino)
+            .is_some_and(|e| e.0 == 0 && e.1.try_lock().is_some_and(|st| !st.dirty));
+        if done {
+            files.remove(&ino);
+        }
+        done
     }
 
     /// Every inode with open handles and its shared state.
@@ -379,11 +406,23 @@ mod tests {
         s.lock().dirty = true;
         assert!(hs.file(5).unwrap().lock().dirty);
         assert_eq!(hs.count(5), 2);
-        hs.close(a).unwrap();
+        hs.close(a, false).unwrap();
         assert!(hs.file(5).is_some());
-        hs.close(b).unwrap();
+        hs.close(b, false).unwrap();
         assert!(hs.file(5).is_none());
-        assert!(hs.close(b).is_none());
+        assert!(hs.close(b, false).is_none());
         assert!(hs.get(a).is_none());
+        // A pending upload keeps the state after the last close, until it is clean.
+        let c = hs.open(h(6));
+        hs.file(6).unwrap().lock().dirty = true;
+        hs.close(c, true).unwrap();
+        assert_eq!(hs.idle().len(), 1);
+        assert!(!hs.drop_if_done(6));
+        let d = hs.open(h(6));
+        assert!(hs.file(6).unwrap().lock().dirty, "a new open shares it");
+        hs.close(d, true).unwrap();
+        hs.file(6).unwrap().lock().dirty = false;
+        assert!(hs.drop_if_done(6));
+        assert!(hs.file(6).is_none() && hs.idle().is_empty());
     }
 }

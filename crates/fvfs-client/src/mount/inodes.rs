@@ -276,13 +276,28 @@ impl Inodes {
 
     /// The kernel dropped `n` references to `ino`; the node goes with the last one.
     pub fn forget(&mut self, ino: u64, n: u64) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.nlookup = node.nlookup.saturating_sub(n);
+        }
+        self.reap(ino);
+    }
+
+    /// Like [`Inodes::forget`], but the node stays (unreferenced) while something local
+    /// still needs its path: a pending upload. [`Inodes::reap`] removes it later.
+    pub fn forget_keep(&mut self, ino: u64, n: u64) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.nlookup = node.nlookup.saturating_sub(n);
+        }
+    }
+
+    /// Removes `ino` if the kernel holds no reference to it.
+    pub fn reap(&mut self, ino: u64) {
         if ino == ROOT {
             return;
         }
         let Some(node) = self.nodes.get_mut(&ino) else {
             return;
         };
-        node.nlookup = node.nlookup.saturating_sub(n);
         if node.nlookup > 0 {
             return;
         }

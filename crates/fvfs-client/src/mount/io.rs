@@ -7,12 +7,14 @@
 //! its handles share. A dirty copy is uploaded whole (`PUT` with its BLAKE3, so the server
 //! rejects a torn body) at flush, fsync and release, with the file's current mode and
 //! owner; the daemon replaces the file atomically. A copy whose inode lost its path
-//! (unlinked or renamed over) is discarded, never uploaded to another file's path.
+//! (unlinked or renamed over) is discarded, never uploaded to another file's path. A copy
+//! the daemon cannot take goes to the spool and stays pending (`pending.rs`).
 
 use crate::client::{ByteStream, ClientError};
 use crate::mount::errno::{errno, io_errno};
 use crate::mount::fs::{name_str, ClientFs};
 use crate::mount::handles::{sort_pieces, Handle, OpenFile, Seg};
+use crate::mount::pending::UploadError;
 use bytes::Bytes;
 use fuser::{Errno, FileAttr, Request};
 use fvfs_types::api::{CreateRequest, ErrorCode, Kind, Manifest, SetAttrRequest};
@@ -105,7 +107,7 @@ impl ClientFs {
         if trunc {
             let res = self.truncate_copy(ino);
             if res.is_err() {
-                self.handles.close(fh);
+                self.handles.close(fh, false);
             }
             res?;
         }
@@ -229,50 +231,72 @@ impl ClientFs {
         Ok(data.len() as u32)
     }
 
-    pub(super) fn flush_handle(&self, fh: u64) -> Result<(), Errno> {
+    /// `flush` (each close) and `fsync`: the inode's dirty copy goes to the daemon. A close
+    /// succeeds when the daemon cannot be reached but the copy is safe in the spool; an
+    /// fsync does not (the daemon does not have the content).
+    pub(super) fn flush_handle(&self, fh: u64, fsync: bool) -> Result<(), Errno> {
         let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
         let Some(state) = self.handles.file(h.ino) else {
             return Ok(());
         };
         let mut st = state.lock();
-        if st.dirty {
-            self.upload(h.ino, &mut st)?;
+        if !st.dirty {
+            return Ok(());
         }
-        Ok(())
+        match self.sync_copy(h.ino, &mut st) {
+            Ok(()) => Ok(()),
+            Err(e) if e.retry && !fsync && Self::spooled_current(&st) => Ok(()),
+            Err(e) => Err(e.errno),
+        }
     }
 
+    /// The last step of a close. A copy whose upload failed stays pending (kept with its
+    /// inode, retried by the uploads worker) if the failure may pass.
     pub(super) fn release_handle(&self, fh: u64) -> Result<(), Errno> {
-        let res = self.flush_handle(fh);
-        if let Err(e) = res {
-            // close(2) already returned; the content written through this handle is lost.
-            tracing::error!(fh, errno = ?e, "upload at release failed: writes lost");
+        let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
+        let mut keep = false;
+        if let Some(state) = self.handles.file(h.ino) {
+            let mut st = state.lock();
+            // A version already spooled after a failed flush waits for the worker.
+            if st.dirty && !Self::spooled_current(&st) {
+                if let Err(e) = self.sync_copy(h.ino, &mut st) {
+                    tracing::debug!(fh, errno = ?e.errno, "upload at release failed");
+                }
+            }
+            keep = st.dirty && Self::spooled_current(&st);
         }
-        self.handles.close(fh);
+        self.handles.close(fh, keep);
         Ok(())
     }
 
-    /// Uploads every dirty local copy (unmount).
+    /// Uploads every dirty local copy (unmount); what the daemon cannot take stays in the
+    /// spool for the next mount.
     pub(super) fn flush_all(&self) {
         for (ino, state) in self.handles.all() {
             let mut st = state.lock();
             if st.dirty {
-                if let Err(e) = self.upload(ino, &mut st) {
-                    tracing::error!(ino, errno = ?e, "upload at unmount failed: writes lost");
+                if let Err(e) = self.sync_copy(ino, &mut st) {
+                    if Self::spooled_current(&st) {
+                        tracing::warn!(ino, errno = ?e.errno, spool = %self.spool.dir().display(), "not uploaded at unmount: the next `fvfsc mount` with this cache directory uploads it");
+                    } else {
+                        tracing::error!(ino, errno = ?e.errno, "upload at unmount failed and the spool could not keep it: writes lost");
+                    }
                 }
             }
         }
     }
 
     /// Uploads the inode's dirty local copy as the file's new content.
-    fn upload(&self, ino: u64, st: &mut OpenFile) -> Result<(), Errno> {
+    pub(super) fn upload(&self, ino: u64, st: &mut OpenFile) -> Result<(), UploadError> {
         let path = self.inodes.lock().path(ino);
         let (Some(path), Some(t)) = (path, &st.temp) else {
             // Unlinked or replaced since: nobody can see this content any more.
             st.dirty = false;
             return Ok(());
         };
-        let len = t.metadata().map_err(|e| io_errno("upload", &e))?.len();
-        let hash = hash_file(t, len).map_err(|e| io_errno("upload", &e))?;
+        let io = |e: std::io::Error| UploadError::io("upload", &e);
+        let len = t.metadata().map_err(io)?.len();
+        let hash = hash_file(t, len).map_err(io)?;
         // The current mode and owner: a PUT makes a new inode, which must keep them.
         let opts = match self.rt.block_on(self.client.stat(&path)) {
             Ok(cur) => CreateRequest {
@@ -293,13 +317,13 @@ impl ClientFs {
                 },
                 None => CreateRequest::default(),
             },
-            Err(e) => return Err(errno("upload", &e)),
+            Err(e) => return Err(UploadError::client("upload", &e)),
         };
-        let body = file_stream(t.try_clone().map_err(|e| io_errno("upload", &e))?, len);
-        let new = self.call(
-            "upload",
-            self.client.put(&path, body, Some(len), Some(&hash), &opts),
-        )?;
+        let body = file_stream(t.try_clone().map_err(io)?, len);
+        let new = self
+            .rt
+            .block_on(self.client.put(&path, body, Some(len), Some(&hash), &opts))
+            .map_err(|e| UploadError::client("upload", &e))?;
         self.inodes.lock().rebind_server(ino, new.ino);
         st.dirty = false;
         st.changed_ns = None;
@@ -309,7 +333,10 @@ impl ClientFs {
                 mtime_ns: st.mtime_ns.take(),
                 ..Default::default()
             };
-            self.call("setattr", self.client.setattr(&path, &req))?;
+            // The content is on the daemon: a failure here loses only the times.
+            if let Err(e) = self.rt.block_on(self.client.setattr(&path, &req)) {
+                errno("setattr", &e);
+            }
         }
         Ok(())
     }
@@ -320,7 +347,7 @@ pub(super) fn now_ns() -> i64 {
 }
 
 /// BLAKE3 (hex) of the first `len` bytes of `f`.
-fn hash_file(f: &File, len: u64) -> std::io::Result<String> {
+pub(super) fn hash_file(f: &File, len: u64) -> std::io::Result<String> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK as usize];
     let mut off = 0;
@@ -334,7 +361,7 @@ fn hash_file(f: &File, len: u64) -> std::io::Result<String> {
 }
 
 /// The first `len` bytes of `f` as an upload body, read in chunks as the request goes.
-fn file_stream(f: File, len: u64) -> ByteStream {
+pub(super) fn file_stream(f: File, len: u64) -> ByteStream {
     Box::pin(futures::stream::unfold(
         (f, 0u64),
         move |(f, off)| async move {

@@ -31,7 +31,12 @@ impl ClientFs {
 
     pub(super) fn forget_inode(&self, ino: u64, n: u64) {
         let mut inodes = self.inodes.lock();
-        inodes.forget(ino, n);
+        // A pending upload needs the file's path until it reaches the daemon.
+        if self.handles.file(ino).is_some() {
+            inodes.forget_keep(ino, n);
+        } else {
+            inodes.forget(ino, n);
+        }
         if inodes.server(ino).is_none() {
             self.attrs.lock().remove(&ino);
         }

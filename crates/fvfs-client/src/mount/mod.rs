@@ -2,16 +2,14 @@
 //! file contents as verified blocks through the on-disk [`BlockCache`].
 //!
 //! Invariants: the mount is served until it is unmounted (`umount`, `fusermount3 -u`) or
-//! the process gets SIGINT/SIGTERM, which unmount it; dirty files are uploaded at their
-//! last close and, failing that, at unmount. Nothing is mounted unless the daemon answered
-//! `status` and `stat /` first. Semantics: `fs.rs` (caching), `meta.rs` (namespace),
-//! `io.rs` (contents) and docs/SEMANTICS.md.
-//!
-//! Limits (what the API cannot express): no hard links (EPERM), no fifos, sockets or
-//! device nodes (mknod EPERM), no xattrs and no fallocate (ENOSYS → EOPNOTSUPP), no
-//! RENAME_EXCHANGE/WHITEOUT (EINVAL); locks are local to this host; O_EXCL is checked by a
-//! `stat` before the `PUT`, not atomically against other clients; writes reach the daemon
-//! at close/fsync, whole-file.
+//! the process gets SIGINT/SIGTERM, which unmount it. Dirty files are uploaded whole at
+//! close and fsync; what the daemon cannot take then is kept in the spool
+//! (`<cache>/pending/`) and retried by the uploads worker, and by the next mount if this
+//! one ends first (`pending.rs`). Nothing is mounted unless the daemon answered `status`
+//! and `stat /` first. Semantics: `fs.rs` (caching), `meta.rs` (namespace), `io.rs`
+//! (contents) and docs/SEMANTICS.md ("The client mount"): no xattrs and no fallocate
+//! (EOPNOTSUPP), no RENAME_EXCHANGE/WHITEOUT (EINVAL); locks are local to this host; O_EXCL
+//! is checked by a `stat` before the `PUT`, not atomically against other clients.
 
 mod errno;
 mod fs;
@@ -19,12 +17,15 @@ mod handles;
 mod inodes;
 mod io;
 mod meta;
+mod pending;
+mod spool;
 
 pub use errno::code_errno;
 
 use crate::cache::{self, BlockCache, CacheError};
 use crate::client::{Client, ClientError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What `fvfsc mount` was asked.
 #[derive(Clone, Debug)]
@@ -140,14 +141,45 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         path: tmp.clone(),
         error,
     })?;
+    let spool_dir = dir.join("pending");
+    let session = format!(
+        "{:x}p{}",
+        fs::ns(std::time::SystemTime::now()),
+        std::process::id()
+    );
+    let spool = spool::Spool::open(&spool_dir, &session).map_err(|error| MountError::Io {
+        path: spool_dir.clone(),
+        error,
+    })?;
     let url = client.endpoint().url.clone();
     let blocks = handles::Blocks::new(client.clone(), rt.handle().clone(), cache);
-    let fs = fs::ClientFs::new(client, rt.handle().clone(), &root, blocks, &tmp);
+    let fs = Arc::new(fs::ClientFs::new(
+        client,
+        rt.handle().clone(),
+        &root,
+        blocks,
+        &tmp,
+        spool,
+    ));
+    // Content an earlier run could not upload goes first: the mount then shows it.
+    if !fs.replay_spool() {
+        tracing::warn!(spool = %spool_dir.display(), "uploads from an earlier run are still pending: retried in the background");
+    }
     let mut session =
-        fuser::Session::new(fs, &mp, &config()).map_err(|error| MountError::Mount {
-            path: mp.clone(),
-            error,
+        fuser::Session::new(fs::Mount(fs.clone()), &mp, &config()).map_err(|error| {
+            MountError::Mount {
+                path: mp.clone(),
+                error,
+            }
         })?;
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let worker = {
+        let fs = fs.clone();
+        std::thread::Builder::new()
+            .name("fvfsc-uploads".into())
+            .spawn(move || pending::run_worker(fs, stopped))
+            .map_err(MountError::Runtime)?
+    };
     let mut unmounter = session.unmount_callable();
     rt.spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -171,6 +203,11 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
     eprintln!("fvfsc: {url} mounted at {}", mp.display());
     let served = session.run();
     tracing::info!("unmounted");
+    // The worker ends at its next wake-up; an upload it is making runs to its end.
+    drop(stop);
+    if worker.join().is_err() {
+        tracing::error!("the uploads worker panicked");
+    }
     served.map_err(MountError::Session)
 }
 

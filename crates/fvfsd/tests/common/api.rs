@@ -41,12 +41,18 @@ pub struct ApiDaemon {
 
 impl ApiDaemon {
     pub fn start(f: &Fixture, extra: &[&str]) -> ApiDaemon {
+        Self::start_on(f, 0, extra)
+    }
+
+    /// [`ApiDaemon::start`] on a given port (0: any), e.g. to come back where clients know.
+    pub fn start_on(f: &Fixture, port: u16, extra: &[&str]) -> ApiDaemon {
         let log = f
             .dir
             .path()
             .join(format!("serve-{}.log", rand::random::<u32>()));
         let home = f.dir.path().join("home");
-        let mut args = vec!["--no-mount", "--port", "0"];
+        let port = port.to_string();
+        let mut args = vec!["--no-mount", "--port", port.as_str()];
         args.extend(extra);
         let daemon = f.serve_with(
             &args,
@@ -63,6 +69,10 @@ impl ApiDaemon {
             state: f.dir.path().to_path_buf(),
             log,
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// Asserts that the daemon's log (debug level) never carried `secret`.

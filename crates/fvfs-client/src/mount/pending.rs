@@ -1,0 +1,296 @@
+//! Uploads the daemon could not take, and their retries.
+//!
+//! Invariants: a closed file's content is either on the daemon or in the spool (durable on
+//! local disk) before `close` returns success. When an upload at flush or release fails
+//! because the daemon is unreachable or failing (connection errors, 5xx), the content is
+//! saved in the spool and the inode's shared state (its local copy) is kept after the last
+//! close, so reads and later writes through this mount see it; the uploads worker retries
+//! it with backoff until the daemon takes it, then drops the state and the spool entry.
+//! Entries left by an earlier run (the client was killed or unmounted while the daemon was
+//! away) are uploaded by the next mount of the same cache directory, before it is served,
+//! and retried after. An upload
+//! the daemon refuses for good (a 4xx: revoked token, parent gone...) is reported with the
+//! spool file that holds the content and not retried in this run.
+
+use crate::client::ClientError;
+use crate::mount::errno::errno;
+use crate::mount::fs::ClientFs;
+use crate::mount::handles::OpenFile;
+use crate::mount::io::{file_stream, hash_file, now_ns};
+use crate::mount::spool::{SpoolEntry, SpoolMeta};
+use fuser::Errno;
+use fvfs_types::api::{CreateRequest, ErrorCode, SetAttrRequest};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A failed upload: the errno to report and whether a later try can succeed.
+#[derive(Debug)]
+pub(super) struct UploadError {
+    pub errno: Errno,
+    pub retry: bool,
+}
+
+impl UploadError {
+    pub(super) fn io(op: &str, e: &std::io::Error) -> UploadError {
+        UploadError {
+            errno: crate::mount::errno::io_errno(op, e),
+            retry: false,
+        }
+    }
+
+    pub(super) fn client(op: &str, e: &ClientError) -> UploadError {
+        UploadError {
+            errno: errno(op, e),
+            retry: retryable(e),
+        }
+    }
+}
+
+/// Whether the daemon may take the same request later: it was not reached, or failed.
+pub(super) fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. } | ClientError::Other(_) => true,
+        ClientError::Api { code, .. } => {
+            matches!(code, ErrorCode::Unavailable | ErrorCode::Internal)
+        }
+    }
+}
+
+/// Pause between passes of the uploads worker while nothing fails, and its longest backoff.
+pub(super) const RETRY_MIN: Duration = Duration::from_secs(2);
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(60);
+
+impl ClientFs {
+    /// Uploads the inode's dirty copy; on failure saves it in the spool first. `Ok` means
+    /// the daemon has it (or nobody can see it any more: the file was unlinked).
+    pub(super) fn sync_copy(&self, ino: u64, st: &mut OpenFile) -> Result<(), UploadError> {
+        match self.upload(ino, st) {
+            Ok(()) => {
+                self.unspool(ino, st);
+                Ok(())
+            }
+            Err(e) => {
+                self.spool_copy(ino, st, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the current version of the copy is already saved in the spool.
+    pub(super) fn spooled_current(st: &OpenFile) -> bool {
+        st.spooled
+            .as_ref()
+            .is_some_and(|(v, _)| *v == st.changed_ns)
+    }
+
+    /// Saves the copy in the spool (once per version and path). Returns whether it is
+    /// there.
+    fn spool_copy(&self, ino: u64, st: &mut OpenFile, why: &UploadError) -> bool {
+        let path = self.inodes.lock().path(ino);
+        let (Some(path), Some(t)) = (path, &st.temp) else {
+            return false;
+        };
+        if Self::spooled_current(st) && st.spooled.as_ref().is_some_and(|(_, p)| *p == path) {
+            return true;
+        }
+        let saved = t
+            .metadata()
+            .and_then(|m| Ok((m.len(), hash_file(t, m.len())?)))
+            .and_then(|(len, blake3)| {
+                let a = self.attrs.lock().get(&ino).copied();
+                let meta = SpoolMeta {
+                    path: path.clone(),
+                    mode: a.map(|a| a.perm as u32),
+                    uid: a.map(|a| a.uid),
+                    gid: a.map(|a| a.gid),
+                    atime_ns: st.atime_ns,
+                    mtime_ns: st.mtime_ns,
+                    len,
+                    blake3,
+                    spooled_ns: now_ns(),
+                };
+                self.spool.save(&self.spool.key(ino), t, &meta)
+            });
+        match saved {
+            Ok(file) => {
+                st.spooled = Some((st.changed_ns, path.clone()));
+                if why.retry {
+                    tracing::warn!(path, spool = %file.display(), "fvfsd cannot take the upload now: the content is kept in the spool and uploaded when it answers");
+                } else {
+                    tracing::error!(path, spool = %file.display(), errno = ?why.errno, "fvfsd refused the upload: the content is kept in the spool file");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(path, spool = %self.spool.dir().display(), error = %e, "cannot save a failed upload in the spool");
+                false
+            }
+        }
+    }
+
+    /// Forgets the spool entry of a copy the daemon now has.
+    fn unspool(&self, ino: u64, st: &mut OpenFile) {
+        if st.spooled.take().is_some() {
+            if let Err(e) = self.spool.remove(&self.spool.key(ino)) {
+                tracing::warn!(ino, error = %e, "cannot remove an uploaded entry from the spool");
+            }
+        }
+    }
+
+    /// One pass of the uploads worker: the kept copies of closed files, then entries of an
+    /// earlier run. Returns whether nothing is left to retry.
+    pub(super) fn retry_pending(&self) -> bool {
+        let mut clear = true;
+        for (ino, state) in self.handles.idle() {
+            let done = {
+                let Some(mut st) = state.try_lock() else {
+                    clear = false;
+                    continue;
+                };
+                if !st.dirty {
+                    true
+                } else {
+                    match self.sync_copy(ino, &mut st) {
+                        Ok(()) => {
+                            tracing::info!(ino, "pending upload reached fvfsd");
+                            true
+                        }
+                        Err(e) if e.retry => {
+                            clear = false;
+                            false
+                        }
+                        Err(_) => {
+                            // Refused for good: the spool keeps the content for the user.
+                            st.dirty = false;
+                            true
+                        }
+                    }
+                }
+            };
+            if done && self.handles.drop_if_done(ino) {
+                self.inodes.lock().reap(ino);
+            }
+        }
+        if self.earlier.load(Ordering::Relaxed) {
+            clear &= self.replay_spool();
+        }
+        clear
+    }
+
+    /// Uploads the spool entries of earlier runs. Returns whether none is left to retry.
+    pub(super) fn replay_spool(&self) -> bool {
+        let entries = match self.spool.list_orphans() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(spool = %self.spool.dir().display(), error = %e, "cannot read the spool");
+                return false;
+            }
+        };
+        let mut left = false;
+        for e in &entries {
+            if self.gave_up.lock().contains(&e.key) {
+                continue;
+            }
+            match self.upload_spooled(e) {
+                Ok(()) => {
+                    tracing::info!(
+                        path = e.meta.path,
+                        "upload from an earlier run reached fvfsd"
+                    );
+                    if let Err(err) = self.spool.remove(&e.key) {
+                        tracing::warn!(key = e.key, error = %err, "cannot remove an uploaded entry from the spool");
+                    }
+                }
+                Err(err) if err.retry => {
+                    left = true;
+                    break;
+                }
+                Err(err) => {
+                    tracing::error!(path = e.meta.path, spool = %e.data.display(), errno = ?err.errno, "an upload from an earlier run cannot be made: its content stays in the spool file");
+                    self.gave_up.lock().insert(e.key.clone());
+                }
+            }
+        }
+        self.earlier.store(left, Ordering::Relaxed);
+        !left
+    }
+
+    fn upload_spooled(&self, e: &SpoolEntry) -> Result<(), UploadError> {
+        let f = std::fs::File::open(&e.data).map_err(|err| UploadError::io("spool", &err))?;
+        let len = f
+            .metadata()
+            .map_err(|err| UploadError::io("spool", &err))?
+            .len();
+        let hash = hash_file(&f, len).map_err(|err| UploadError::io("spool", &err))?;
+        if len != e.meta.len || hash != e.meta.blake3 {
+            tracing::error!(spool = %e.data.display(), "spool entry does not match its recorded length and hash");
+            return Err(UploadError {
+                errno: Errno::EIO,
+                retry: false,
+            });
+        }
+        let opts = CreateRequest {
+            mode: e.meta.mode,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            ..Default::default()
+        };
+        let body = file_stream(f, len);
+        self.rt
+            .block_on(
+                self.client
+                    .put(&e.meta.path, body, Some(len), Some(&hash), &opts),
+            )
+            .map_err(|err| UploadError::client("upload", &err))?;
+        if e.meta.atime_ns.is_some() || e.meta.mtime_ns.is_some() {
+            let req = SetAttrRequest {
+                atime_ns: e.meta.atime_ns,
+                mtime_ns: e.meta.mtime_ns,
+                ..Default::default()
+            };
+            if let Err(err) = self.rt.block_on(self.client.setattr(&e.meta.path, &req)) {
+                tracing::warn!(path = e.meta.path, error = %err, "uploaded, but its times could not be set");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The uploads worker: retries pending uploads until `stop` says the mount ended.
+pub(super) fn run_worker(fs: std::sync::Arc<ClientFs>, stop: std::sync::mpsc::Receiver<()>) {
+    let mut pause = RETRY_MIN;
+    loop {
+        match stop.recv_timeout(pause) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        pause = if fs.retry_pending() {
+            RETRY_MIN
+        } else {
+            (pause * 2).min(RETRY_MAX)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unreached_or_failing_daemons_are_retried() {
+        let api = |code| ClientError::Api {
+            status: 0,
+            code,
+            message: String::new(),
+        };
+        assert!(retryable(&ClientError::Connect {
+            url: "u".into(),
+            msg: "refused".into()
+        }));
+        assert!(retryable(&api(ErrorCode::Unavailable)));
+        assert!(retryable(&api(ErrorCode::Internal)));
+        assert!(!retryable(&api(ErrorCode::Forbidden)));
+        assert!(!retryable(&api(ErrorCode::NotFound)));
+        assert!(!retryable(&api(ErrorCode::NoSpace)));
+    }
+}

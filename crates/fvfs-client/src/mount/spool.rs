@@ -1,0 +1,295 @@
+//! The spool of uploads the daemon could not take: a closed file's content that must reach
+//! the daemon, kept on local disk until it does.
+//!
+//! Layout (`<cache dir>/pending/`, mode 0700): for each entry `KEY`, `KEY.data` holds the
+//! file's whole content and `KEY.json` its [`SpoolMeta`] (destination path, mode, owner,
+//! times, length and BLAKE3). Both are written to a temporary name, fsynced and renamed,
+//! data first, then the directory is fsynced: an entry is complete once its `.json` exists,
+//! and an entry whose data does not match its length and hash is reported, never uploaded.
+//! Entries are plain files so that a user can recover one by hand (`KEY.json` names the
+//! path; `KEY.data` is the content).
+//!
+//! Keys are `SESSION-INO`. A running mount holds an exclusive `flock` on `SESSION.lock`
+//! for its lifetime, so another mount sharing the cache directory never takes over the
+//! entries of a live one; those of an ended session are anyone's to upload.
+
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where a spooled content goes and with which attributes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SpoolMeta {
+    /// Daemon path of the file (its name at the time it was spooled).
+    pub path: String,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime_ns: Option<i64>,
+    pub mtime_ns: Option<i64>,
+    pub len: u64,
+    /// BLAKE3 (hex) of the content.
+    pub blake3: String,
+    /// When it was spooled (ns since the epoch).
+    pub spooled_ns: i64,
+}
+
+/// One complete entry found on disk.
+#[derive(Debug)]
+pub struct SpoolEntry {
+    pub key: String,
+    pub meta: SpoolMeta,
+    pub data: PathBuf,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    /// This run's session name and its held lock.
+    session: String,
+    _lock: File,
+}
+
+impl Spool {
+    /// Opens (creating) the spool directory for a new session named `session` (no `-`).
+    pub fn open(dir: &Path, session: &str) -> std::io::Result<Spool> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let lock = new_file(&dir.join(format!("{session}.lock")))?;
+        if !try_lock(&lock)? {
+            return Err(std::io::Error::other(format!(
+                "spool session {session} is already in use"
+            )));
+        }
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            session: session.to_string(),
+            _lock: lock,
+        })
+    }
+
+    /// The key of this session's entry for inode `ino`.
+    pub fn key(&self, ino: u64) -> String {
+        format!("{}-{ino}", self.session)
+    }
+
+    /// Whether entry (or temporary) `name` belongs to a running mount, this one included.
+    pub fn live(&self, name: &str) -> bool {
+        let session = name.split('-').next().unwrap_or_default();
+        if session == self.session {
+            return true;
+        }
+        match File::open(self.dir.join(format!("{session}.lock"))) {
+            Ok(f) => !try_lock(&f).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn data_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.data"))
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// Saves the first `meta.len` bytes of `src` as entry `key`, replacing any earlier
+    /// version of it. Durable when it returns.
+    pub fn save(&self, key: &str, src: &File, meta: &SpoolMeta) -> std::io::Result<PathBuf> {
+        let data = self.data_path(key);
+        let tmp = self.dir.join(format!("{key}.data.tmp"));
+        {
+            let out = new_file(&tmp)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = 0u64;
+            while off < meta.len {
+                let n = (meta.len - off).min(buf.len() as u64) as usize;
+                src.read_exact_at(&mut buf[..n], off)?;
+                out.write_all_at(&buf[..n], off)?;
+                off += n as u64;
+            }
+            out.sync_all()?;
+        }
+        std::fs::rename(&tmp, &data)?;
+        let tmp = self.dir.join(format!("{key}.json.tmp"));
+        {
+            let mut out = new_file(&tmp)?;
+            out.write_all(&serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?)?;
+            out.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.meta_path(key))?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(data)
+    }
+
+    /// Forgets entry `key` (after its upload).
+    pub fn remove(&self, key: &str) -> std::io::Result<()> {
+        for p in [self.meta_path(key), self.data_path(key)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every complete entry of a session that is not running, oldest first. Leftover
+    /// temporaries of an interrupted save and lock files of ended sessions without entries
+    /// are removed; unreadable entries are logged and left for the user.
+    pub fn list_orphans(&self) -> std::io::Result<Vec<SpoolEntry>> {
+        let mut out = Vec::new();
+        let mut locks = Vec::new();
+        for e in std::fs::read_dir(&self.dir)? {
+            let name = e?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(session) = name.strip_suffix(".lock") {
+                locks.push(session.to_string());
+                continue;
+            }
+            if self.live(name) {
+                continue;
+            }
+            if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(self.dir.join(name));
+                continue;
+            }
+            let Some(key) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let meta = std::fs::read(self.dir.join(name))
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<SpoolMeta>(&b).map_err(|e| e.to_string()));
+            match meta {
+                Ok(meta) => out.push(SpoolEntry {
+                    key: key.to_string(),
+                    meta,
+                    data: self.data_path(key),
+                }),
+                Err(error) => {
+                    tracing::error!(entry = %self.dir.join(name).display(), %error, "unreadable pending upload left in the spool")
+                }
+            }
+        }
+        for session in locks {
+            let prefix = format!("{session}-");
+            let has_entries = std::fs::read_dir(&self.dir)?
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+            if !has_entries && !self.live(&prefix) {
+                let _ = std::fs::remove_file(self.dir.join(format!("{session}.lock")));
+            }
+        }
+        out.sort_by_key(|e| e.meta.spooled_ns);
+        Ok(out)
+    }
+}
+
+/// Takes an exclusive `flock` on `f` without waiting; false if another holder has it.
+fn try_lock(f: &File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+impl Drop for Spool {
+    /// A session that leaves no entry leaves no lock file.
+    fn drop(&mut self) {
+        let prefix = format!("{}-", self.session);
+        let empty = std::fs::read_dir(&self.dir).is_ok_and(|d| {
+            !d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        });
+        if empty {
+            let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.session)));
+        }
+    }
+}
+
+fn new_file(p: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(path: &str, data: &[u8], at: i64) -> SpoolMeta {
+        SpoolMeta {
+            path: path.into(),
+            mode: Some(0o640),
+            uid: Some(1),
+            gid: Some(2),
+            atime_ns: None,
+            mtime_ns: Some(5),
+            len: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+            spooled_ns: at,
+        }
+    }
+
+    #[test]
+    fn entries_of_ended_sessions_are_found_and_live_ones_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("pending");
+        let one = Spool::open(&dir, "s1").unwrap();
+        let src = tempfile::tempfile().unwrap();
+        src.write_all_at(b"first version", 0).unwrap();
+        let (a, b) = (one.key(7), one.key(8));
+        one.save(&a, &src, &meta("x/a", b"first version", 2))
+            .unwrap();
+        src.write_all_at(b"second", 0).unwrap();
+        one.save(&b, &src, &meta("b", b"second", 1)).unwrap();
+        one.save(&a, &src, &meta("x/a", b"second", 3)).unwrap();
+        // An interrupted save leaves a temporary, which does not count as an entry.
+        std::fs::write(dir.join(format!("{a}.data.tmp")), b"junk").unwrap();
+        // While session 1 runs, session 2 neither sees nor takes its entries.
+        let two = Spool::open(&dir, "s2").unwrap();
+        assert!(Spool::open(&dir, "s2").is_err(), "a session is locked");
+        assert!(two.list_orphans().unwrap().is_empty());
+        assert!(
+            one.list_orphans().unwrap().is_empty(),
+            "its own are not orphans"
+        );
+        drop(one);
+        let got = two.list_orphans().unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            [b.as_str(), a.as_str()]
+        );
+        assert_eq!(got[1].meta, meta("x/a", b"second", 3));
+        assert_eq!(std::fs::read(&got[1].data).unwrap(), b"second");
+        assert!(!dir.join(format!("{a}.data.tmp")).exists());
+        two.remove(&a).unwrap();
+        two.remove(&a).unwrap();
+        assert_eq!(two.list_orphans().unwrap().len(), 1);
+        assert!(dir.join("s1.lock").exists(), "s1 still has an entry");
+        two.remove(&b).unwrap();
+        assert!(two.list_orphans().unwrap().is_empty());
+        assert!(
+            !dir.join("s1.lock").exists(),
+            "an ended, empty session's lock goes"
+        );
+        drop(two);
+        assert!(!dir.join("s2.lock").exists());
+    }
+}
