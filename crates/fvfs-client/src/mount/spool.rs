@@ -1,13 +1,16 @@
 //! The spool of uploads the daemon could not take: a closed file's content that must reach
 //! the daemon, kept on local disk until it does.
 //!
-//! Layout (`<cache dir>/pending/`, mode 0700): for each entry `KEY`, `KEY.data` holds the
-//! file's whole content and `KEY.json` its [`SpoolMeta`] (destination path, mode, owner,
-//! times, length and BLAKE3). Both are written to a temporary name, fsynced and renamed,
-//! data first, then the directory is fsynced: an entry is complete once its `.json` exists,
-//! and an entry whose data does not match its length and hash is reported, never uploaded.
-//! Entries are plain files so that a user can recover one by hand (`KEY.json` names the
-//! path; `KEY.data` is the content).
+//! Layout (`<cache dir>/pending/`, mode 0700): for each entry `KEY`, `KEY.json` holds its
+//! [`SpoolMeta`] (destination path, mode, owner, times, length, BLAKE3 and the version
+//! `V`, its save time) and `KEY.V.data` the file's whole content. A save writes the new
+//! version's data, then its `.json`, each to a temporary name, fsynced and renamed, fsyncs
+//! the directory, and only then deletes older versions' data: at any instant `KEY.json`
+//! names a whole data file, so a crash mid-save leaves the previous version intact. Data
+//! files no `.json` names (superseded, or from a save that never finished, which therefore
+//! never let a `close` succeed) are deleted with the session's leftovers. An entry whose
+//! data does not match its length and hash is reported, never uploaded. Entries are plain
+//! files so that a user can recover one by hand.
 //!
 //! Keys are `SESSION-INO`. A running mount holds an exclusive `flock` on `SESSION.lock`
 //! for its lifetime, so another mount sharing the cache directory never takes over the
@@ -92,8 +95,30 @@ impl Spool {
         &self.dir
     }
 
-    fn data_path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.data"))
+    fn data_path(&self, key: &str, meta: &SpoolMeta) -> PathBuf {
+        self.dir.join(format!("{key}.{:x}.data", meta.spooled_ns))
+    }
+
+    /// Removes the files of entry `key` (all if `keep` is None) but the one named `keep`.
+    fn remove_data(&self, key: &str, keep: Option<&Path>) -> std::io::Result<()> {
+        let prefix = format!("{key}.");
+        for e in std::fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with(&prefix) || !name.ends_with(".data") {
+                continue;
+            }
+            if keep.is_some_and(|k| k.file_name() == Some(e.file_name().as_os_str())) {
+                continue;
+            }
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn meta_path(&self, key: &str) -> PathBuf {
@@ -101,10 +126,10 @@ impl Spool {
     }
 
     /// Saves the first `meta.len` bytes of `src` as entry `key`, replacing any earlier
-    /// version of it. Durable when it returns.
+    /// version of it (`meta.spooled_ns` must differ from theirs). Durable when it returns.
     pub fn save(&self, key: &str, src: &File, meta: &SpoolMeta) -> std::io::Result<PathBuf> {
-        let data = self.data_path(key);
-        let tmp = self.dir.join(format!("{key}.data.tmp"));
+        let data = self.data_path(key, meta);
+        let tmp = data.with_extension("data.tmp");
         {
             let out = new_file(&tmp)?;
             let mut buf = vec![0u8; 1 << 20];
@@ -126,19 +151,18 @@ impl Spool {
         }
         std::fs::rename(&tmp, self.meta_path(key))?;
         File::open(&self.dir)?.sync_all()?;
+        self.remove_data(key, Some(&data))?;
         Ok(data)
     }
 
     /// Forgets entry `key` (after its upload).
     pub fn remove(&self, key: &str) -> std::io::Result<()> {
-        for p in [self.meta_path(key), self.data_path(key)] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        match std::fs::remove_file(self.meta_path(key)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        Ok(())
+        self.remove_data(key, None)
     }
 
     /// Every complete entry of a session that is not running, oldest first. Leftover
@@ -170,12 +194,25 @@ impl Spool {
             match meta {
                 Ok(meta) => out.push(SpoolEntry {
                     key: key.to_string(),
+                    data: self.data_path(key, &meta),
                     meta,
-                    data: self.data_path(key),
                 }),
                 Err(error) => {
                     tracing::error!(entry = %self.dir.join(name).display(), %error, "unreadable pending upload left in the spool")
                 }
+            }
+        }
+        // Data of ended sessions that no entry names.
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".data")
+                && !self.live(&name)
+                && !out
+                    .iter()
+                    .any(|o| o.data.file_name() == Some(e.file_name().as_os_str()))
+            {
+                let _ = std::fs::remove_file(e.path());
             }
         }
         for session in locks {
@@ -260,8 +297,10 @@ mod tests {
         src.write_all_at(b"second", 0).unwrap();
         one.save(&b, &src, &meta("b", b"second", 1)).unwrap();
         one.save(&a, &src, &meta("x/a", b"second", 3)).unwrap();
-        // An interrupted save leaves a temporary, which does not count as an entry.
-        std::fs::write(dir.join(format!("{a}.data.tmp")), b"junk").unwrap();
+        // An interrupted save leaves a temporary, which does not count as an entry, and
+        // maybe a whole data file that no entry names yet.
+        std::fs::write(dir.join(format!("{a}.9.data.tmp")), b"junk").unwrap();
+        std::fs::write(dir.join(format!("{a}.9.data")), b"never acknowledged").unwrap();
         // While session 1 runs, session 2 neither sees nor takes its entries.
         let two = Spool::open(&dir, "s2").unwrap();
         assert!(Spool::open(&dir, "s2").is_err(), "a session is locked");
@@ -278,7 +317,12 @@ mod tests {
         );
         assert_eq!(got[1].meta, meta("x/a", b"second", 3));
         assert_eq!(std::fs::read(&got[1].data).unwrap(), b"second");
-        assert!(!dir.join(format!("{a}.data.tmp")).exists());
+        assert!(!dir.join(format!("{a}.9.data.tmp")).exists());
+        assert!(!dir.join(format!("{a}.9.data")).exists());
+        assert!(
+            !dir.join(format!("{a}.2.data")).exists(),
+            "the superseded version went"
+        );
         two.remove(&a).unwrap();
         two.remove(&a).unwrap();
         assert_eq!(two.list_orphans().unwrap().len(), 1);
