@@ -131,6 +131,13 @@ pub enum Cmd {
         #[arg(long)]
         foreground: bool,
     },
+    /// Closed files a mount could not upload yet (kept in the cache's spool); needs no
+    /// daemon.
+    Pending {
+        /// Block cache directory the mount uses (default: ~/.cache/fvfsc).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -210,7 +217,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = if matches!(cli.cmd, Cmd::Mount { .. }) {
+    let result = if let Cmd::Pending { cache_dir } = &cli.cmd {
+        mount::pending(cli.json, cache_dir.as_deref())
+    } else if matches!(cli.cmd, Cmd::Mount { .. }) {
         // The mount blocks and runs its own runtime: resolve here, serve off this runtime.
         let client = rt.block_on(mount::prepare(&cli));
         rt.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -6,9 +6,9 @@
 //!
 //! Invariants: the child gets the resolved URL and token through the environment
 //! (`FVFSD_URL`, `FVFS_TOKEN`), never on its command line; the wait for the mount is
-//! bounded (30 s).
+//! bounded (30 s). `fvfsc pending` reads the mount's spool of uploads not made yet.
 
-use crate::{Cli, Cmd};
+use crate::{format, Cli, Cmd};
 use anyhow::{bail, Context};
 use fvfs_client::config;
 use fvfs_client::mount::{self, MountOptions};
@@ -51,6 +51,34 @@ pub fn serve(cli: &Cli, client: Client) -> anyhow::Result<()> {
         return Ok(());
     }
     background(&client, mountpoint)
+}
+
+/// `fvfsc pending`: the spool's entries, oldest first.
+pub fn pending(json: bool, cache_dir: Option<&Path>) -> anyhow::Result<()> {
+    let list = mount::pending_uploads(cache_dir)?;
+    if json {
+        return crate::print_json(&list);
+    }
+    if list.is_empty() {
+        println!("no pending uploads");
+        return Ok(());
+    }
+    for p in &list {
+        let state = if p.retrying {
+            "retrying (mounted)"
+        } else {
+            "next mount uploads it"
+        };
+        println!(
+            "{:>9}  {}  {}  {}  {}",
+            format::human_bytes(p.len),
+            format::date_ns(p.spooled_ns),
+            p.path,
+            state,
+            p.data.display()
+        );
+    }
+    Ok(())
 }
 
 /// `/proc/self/mountinfo`'s escaping of a path (space, tab, newline, backslash).

@@ -300,6 +300,28 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
         1,
         "the closed file's content is in the spool"
     );
+    // `fvfsc pending` reads the spool alone: no daemon, no URL.
+    let pending = || -> serde_json::Value {
+        let out = Command::new(fvfsc_bin())
+            .args(["--json", "pending", "--cache-dir", cache.to_str().unwrap()])
+            .env_remove("FVFSD_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let p = pending();
+    assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p[0]["path"], "p/a.txt");
+    assert_eq!(p[0]["retrying"], true, "{p}");
+    assert_eq!(
+        std::fs::read(p[0]["data"].as_str().unwrap()).unwrap(),
+        b"written while fvfsd was away"
+    );
     let d = Daemon::start_on(&f, port, &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     while d.run(&["cat", "/p/a.txt"]).stdout != b"written while fvfsd was away" {
@@ -330,10 +352,17 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     let st = Command::new("umount").arg("-l").arg(&mnt).status().unwrap();
     assert!(st.success(), "lazy umount of the dead client mount");
     assert_eq!(spooled(&cache), 1);
+    let p = pending();
+    assert_eq!(
+        (p[0]["path"].as_str(), p[0]["retrying"].as_bool()),
+        (Some("p/a.txt"), Some(false)),
+        "{p}"
+    );
     let d = Daemon::start_on(&f, port, &[]);
     let c = mount_client(&d, &mnt, &cache);
     assert_eq!(d.ok(&["cat", "/p/a.txt"]), "second version");
     assert_eq!(spooled(&cache), 0);
+    assert_eq!(pending(), serde_json::json!([]));
     assert_eq!(
         std::fs::read(mnt.join("p/a.txt")).unwrap(),
         b"second version"

@@ -47,6 +47,14 @@ fn expected(code: ErrorCode) -> bool {
     )
 }
 
+/// The errno for `e`, not logged (for callers that log it themselves).
+pub fn errno_of(e: &ClientError) -> Errno {
+    match e {
+        ClientError::Api { code, .. } => Errno::from_i32(code_errno(*code)),
+        ClientError::Connect { .. } | ClientError::Other(_) => Errno::from_i32(libc::EIO),
+    }
+}
+
 /// The errno for `e`, logged here where the mount handles it.
 pub fn errno(op: &str, e: &ClientError) -> Errno {
     match e {

@@ -317,13 +317,13 @@ impl ClientFs {
                 },
                 None => CreateRequest::default(),
             },
-            Err(e) => return Err(UploadError::client("upload", &e)),
+            Err(e) => return Err(UploadError::client(&e)),
         };
         let body = file_stream(t.try_clone().map_err(io)?, len);
         let new = self
             .rt
             .block_on(self.client.put(&path, body, Some(len), Some(&hash), &opts))
-            .map_err(|e| UploadError::client("upload", &e))?;
+            .map_err(|e| UploadError::client(&e))?;
         self.inodes.lock().rebind_server(ino, new.ino);
         st.dirty = false;
         st.changed_ns = None;

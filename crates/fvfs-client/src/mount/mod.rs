@@ -21,6 +21,21 @@ mod pending;
 mod spool;
 
 pub use errno::code_errno;
+pub use spool::PendingUpload;
+
+/// The uploads a mount with the cache directory `cache_dir` (default:
+/// [`cache::default_dir`]) has not made yet: the daemon could not take them at close.
+pub fn pending_uploads(cache_dir: Option<&Path>) -> Result<Vec<PendingUpload>, MountError> {
+    let dir = match cache_dir {
+        Some(d) => d.to_path_buf(),
+        None => cache::default_dir().ok_or(MountError::NoCacheDir)?,
+    }
+    .join(SPOOL_DIR);
+    spool::scan(&dir).map_err(|error| MountError::Io { path: dir, error })
+}
+
+/// The spool's directory under the cache directory.
+const SPOOL_DIR: &str = "pending";
 
 use crate::cache::{self, BlockCache, CacheError};
 use crate::client::{Client, ClientError};
@@ -141,7 +156,7 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         path: tmp.clone(),
         error,
     })?;
-    let spool_dir = dir.join("pending");
+    let spool_dir = dir.join(SPOOL_DIR);
     let session = format!(
         "{:x}p{}",
         fs::ns(std::time::SystemTime::now()),

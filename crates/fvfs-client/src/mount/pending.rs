@@ -13,7 +13,7 @@
 //! spool file that holds the content and not retried in this run.
 
 use crate::client::ClientError;
-use crate::mount::errno::errno;
+use crate::mount::errno::errno_of;
 use crate::mount::fs::ClientFs;
 use crate::mount::handles::OpenFile;
 use crate::mount::io::{file_stream, hash_file, now_ns};
@@ -23,11 +23,14 @@ use fvfs_types::api::{CreateRequest, ErrorCode, SetAttrRequest};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// A failed upload: the errno to report and whether a later try can succeed.
+/// A failed upload: the errno to report, whether a later try can succeed, and why (logged
+/// by whoever handles it: the spool at the first failure of a version, the worker at debug
+/// level on retries).
 #[derive(Debug)]
 pub(super) struct UploadError {
     pub errno: Errno,
     pub retry: bool,
+    pub msg: String,
 }
 
 impl UploadError {
@@ -35,13 +38,15 @@ impl UploadError {
         UploadError {
             errno: crate::mount::errno::io_errno(op, e),
             retry: false,
+            msg: format!("{op}: {e}"),
         }
     }
 
-    pub(super) fn client(op: &str, e: &ClientError) -> UploadError {
+    pub(super) fn client(e: &ClientError) -> UploadError {
         UploadError {
-            errno: errno(op, e),
+            errno: errno_of(e),
             retry: retryable(e),
+            msg: e.to_string(),
         }
     }
 }
@@ -115,9 +120,9 @@ impl ClientFs {
             Ok(file) => {
                 st.spooled = Some((st.changed_ns, path.clone()));
                 if why.retry {
-                    tracing::warn!(path, spool = %file.display(), "fvfsd cannot take the upload now: the content is kept in the spool and uploaded when it answers");
+                    tracing::warn!(path, spool = %file.display(), error = why.msg, "fvfsd cannot take the upload now: the content is kept in the spool and uploaded when it answers");
                 } else {
-                    tracing::error!(path, spool = %file.display(), errno = ?why.errno, "fvfsd refused the upload: the content is kept in the spool file");
+                    tracing::error!(path, spool = %file.display(), error = why.msg, "fvfsd refused the upload: the content is kept in the spool file");
                 }
                 true
             }
@@ -156,6 +161,11 @@ impl ClientFs {
                             true
                         }
                         Err(e) if e.retry => {
+                            tracing::debug!(
+                                ino,
+                                error = e.msg,
+                                "pending upload: fvfsd still cannot take it"
+                            );
                             clear = false;
                             false
                         }
@@ -202,11 +212,16 @@ impl ClientFs {
                     }
                 }
                 Err(err) if err.retry => {
+                    tracing::debug!(
+                        path = e.meta.path,
+                        error = err.msg,
+                        "upload from an earlier run: fvfsd cannot take it yet"
+                    );
                     left = true;
                     break;
                 }
                 Err(err) => {
-                    tracing::error!(path = e.meta.path, spool = %e.data.display(), errno = ?err.errno, "an upload from an earlier run cannot be made: its content stays in the spool file");
+                    tracing::error!(path = e.meta.path, spool = %e.data.display(), error = err.msg, "an upload from an earlier run cannot be made: its content stays in the spool file");
                     self.gave_up.lock().insert(e.key.clone());
                 }
             }
@@ -227,6 +242,7 @@ impl ClientFs {
             return Err(UploadError {
                 errno: Errno::EIO,
                 retry: false,
+                msg: "the spooled data does not match its length and hash".into(),
             });
         }
         let opts = CreateRequest {
@@ -241,7 +257,7 @@ impl ClientFs {
                 self.client
                     .put(&e.meta.path, body, Some(len), Some(&hash), &opts),
             )
-            .map_err(|err| UploadError::client("upload", &err))?;
+            .map_err(|err| UploadError::client(&err))?;
         if e.meta.atime_ns.is_some() || e.meta.mtime_ns.is_some() {
             let req = SetAttrRequest {
                 atime_ns: e.meta.atime_ns,

@@ -96,6 +96,7 @@ impl Spool {
     }
 
     fn data_path(&self, key: &str, meta: &SpoolMeta) -> PathBuf {
+        // The same name `scan` derives.
         self.dir.join(format!("{key}.{:x}.data", meta.spooled_ns))
     }
 
@@ -229,6 +230,58 @@ impl Spool {
     }
 }
 
+/// One entry as `fvfsc pending` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingUpload {
+    /// Daemon path the content goes to.
+    pub path: String,
+    pub len: u64,
+    /// When it was spooled (ns since the epoch).
+    pub spooled_ns: i64,
+    /// A running mount is retrying it (else the next mount of this cache uploads it).
+    pub retrying: bool,
+    /// The file that holds the content.
+    pub data: PathBuf,
+}
+
+/// Every entry in the spool directory `dir`, oldest first, without taking any (read only:
+/// nothing is created, removed or locked for long).
+pub fn scan(dir: &Path) -> std::io::Result<Vec<PendingUpload>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        let name = e.file_name();
+        let Some(key) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::read(e.path())
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<SpoolMeta>(&b).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        let session = key.split('-').next().unwrap_or_default();
+        let retrying = match File::open(dir.join(format!("{session}.lock"))) {
+            Ok(f) => !try_lock(&f).unwrap_or(false),
+            Err(_) => false,
+        };
+        out.push(PendingUpload {
+            path: meta.path.clone(),
+            len: meta.len,
+            spooled_ns: meta.spooled_ns,
+            retrying,
+            data: dir.join(format!("{key}.{:x}.data", meta.spooled_ns)),
+        });
+    }
+    out.sort_by_key(|p| p.spooled_ns);
+    Ok(out)
+}
+
 /// Takes an exclusive `flock` on `f` without waiting; false if another holder has it.
 fn try_lock(f: &File) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
@@ -309,7 +362,12 @@ mod tests {
             one.list_orphans().unwrap().is_empty(),
             "its own are not orphans"
         );
+        let seen = scan(&dir).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|p| p.retrying && p.data.exists()));
+        assert_eq!((seen[1].path.as_str(), seen[1].len), ("x/a", 6));
         drop(one);
+        assert!(scan(&dir).unwrap().iter().all(|p| !p.retrying));
         let got = two.list_orphans().unwrap();
         assert_eq!(
             got.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
