@@ -367,6 +367,18 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
         std::fs::read(mnt.join("p/a.txt")).unwrap(),
         b"second version"
     );
+
+    // A clean unmount while the daemon is away: the entry stays for the next mount.
+    let mut fh = open();
+    d.stop();
+    fh.write_all(b"third version").unwrap();
+    drop(fh);
+    unmount_client(&mnt, c);
+    assert_eq!(spooled(&cache), 1);
+    let d = Daemon::start_on(&f, port, &[]);
+    let c = mount_client(&d, &mnt, &cache);
+    assert_eq!(d.ok(&["cat", "/p/a.txt"]), "third version");
+    assert_eq!(spooled(&cache), 0);
     unmount_client(&mnt, c);
     d.stop();
 }

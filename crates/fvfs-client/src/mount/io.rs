@@ -270,17 +270,30 @@ impl ClientFs {
     }
 
     /// Uploads every dirty local copy (unmount); what the daemon cannot take stays in the
-    /// spool for the next mount.
+    /// spool for the next mount. After one failure that may pass the others go straight
+    /// to the spool: an unreachable daemon must not hold the unmount for a timeout per file.
     pub(super) fn flush_all(&self) {
+        let mut reachable = true;
         for (ino, state) in self.handles.all() {
             let mut st = state.lock();
-            if st.dirty {
-                if let Err(e) = self.sync_copy(ino, &mut st) {
-                    if Self::spooled_current(&st) {
-                        tracing::warn!(ino, errno = ?e.errno, spool = %self.spool.dir().display(), "not uploaded at unmount: the next `fvfsc mount` with this cache directory uploads it");
-                    } else {
-                        tracing::error!(ino, errno = ?e.errno, "upload at unmount failed and the spool could not keep it: writes lost");
-                    }
+            if !st.dirty {
+                continue;
+            }
+            let res = if reachable {
+                self.sync_copy(ino, &mut st)
+            } else {
+                Err(self.spool_only(ino, &mut st))
+            };
+            if let Err(e) = res {
+                reachable &= !e.retry;
+                if Self::spooled_current(&st) {
+                    tracing::warn!(ino, error = e.msg, spool = %self.spool.dir().display(), "not uploaded at unmount: the next `fvfsc mount` with this cache directory uploads it");
+                } else {
+                    tracing::error!(
+                        ino,
+                        error = e.msg,
+                        "upload at unmount failed and the spool could not keep it: writes lost"
+                    );
                 }
             }
         }

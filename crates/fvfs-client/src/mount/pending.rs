@@ -81,6 +81,18 @@ impl ClientFs {
         }
     }
 
+    /// Saves the copy in the spool without trying the daemon (it just failed for another
+    /// file); returns the error that stands for the upload not made.
+    pub(super) fn spool_only(&self, ino: u64, st: &mut OpenFile) -> UploadError {
+        let e = UploadError {
+            errno: Errno::EIO,
+            retry: true,
+            msg: "fvfsd did not answer for another file: not tried".into(),
+        };
+        self.spool_copy(ino, st, &e);
+        e
+    }
+
     /// Whether the current version of the copy is already saved in the spool.
     pub(super) fn spooled_current(st: &OpenFile) -> bool {
         st.spooled
@@ -143,9 +155,12 @@ impl ClientFs {
     }
 
     /// One pass of the uploads worker: the kept copies of closed files, then entries of an
-    /// earlier run. Returns whether nothing is left to retry.
+    /// earlier run. The pass stops trying at the first failure that may pass (the daemon
+    /// is away: one timeout per pass, not one per file). Returns whether nothing is left
+    /// to retry.
     pub(super) fn retry_pending(&self) -> bool {
         let mut clear = true;
+        let mut away = false;
         for (ino, state) in self.handles.idle() {
             let done = {
                 let Some(mut st) = state.try_lock() else {
@@ -154,6 +169,9 @@ impl ClientFs {
                 };
                 if !st.dirty {
                     true
+                } else if away {
+                    clear = false;
+                    false
                 } else {
                     match self.sync_copy(ino, &mut st) {
                         Ok(()) => {
@@ -167,6 +185,7 @@ impl ClientFs {
                                 "pending upload: fvfsd still cannot take it"
                             );
                             clear = false;
+                            away = true;
                             false
                         }
                         Err(_) => {
@@ -181,7 +200,7 @@ impl ClientFs {
                 self.inodes.lock().reap(ino);
             }
         }
-        if self.earlier.load(Ordering::Relaxed) {
+        if self.earlier.load(Ordering::Relaxed) && !away {
             clear &= self.replay_spool();
         }
         clear
