@@ -389,6 +389,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_node_outlives_the_kernels_references_until_reaped() {
+        let mut t = Inodes::new(1);
+        let f = t.bind(ROOT, "f", 40, false);
+        t.forget_keep(f, 1);
+        assert_eq!(
+            t.path(f).as_deref(),
+            Some("f"),
+            "kept for its pending upload"
+        );
+        // A new lookup finds the same inode again; reaping then leaves it alone.
+        assert_eq!(t.bind(ROOT, "f", 40, false), f);
+        t.reap(f);
+        assert!(t.path(f).is_some());
+        t.forget_keep(f, 1);
+        t.reap(f);
+        assert!(t.path(f).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
     fn hard_links_share_one_inode() {
         let mut t = Inodes::new(1);
         let d = t.bind(ROOT, "d", 50, true);
