@@ -126,15 +126,18 @@ fn inserting_one_byte_at_the_front_reuploads_few_blocks() {
     shifted.push(0x5a);
     shifted.extend_from_slice(&content);
     std::fs::write(f.path("shifted"), &shifted).unwrap();
+    // Live blocks only: a flush mid-write (see identical_content_is_stored_once) may add
+    // a provisional object that is garbage at once.
+    let new_blocks = f.stats().blocks - blocks_orig;
     let new_objects = f.s3_objects().len() - objects_before;
-    let ratio = new_objects as f64 / blocks_orig as f64;
+    let ratio = new_blocks as f64 / blocks_orig as f64;
     eprintln!(
-        "{new_objects} new objects for {blocks_orig} blocks ({:.1}%)",
+        "{new_blocks} new blocks ({new_objects} new objects) for {blocks_orig} blocks ({:.1}%)",
         ratio * 100.0
     );
     assert!(
         ratio < 0.10,
-        "{new_objects} of {blocks_orig} blocks re-uploaded"
+        "{new_blocks} of {blocks_orig} blocks re-uploaded"
     );
     assert_eq!(std::fs::read(f.path("shifted")).unwrap(), shifted);
 }
