@@ -23,20 +23,6 @@ mod spool;
 pub use errno::code_errno;
 pub use spool::PendingUpload;
 
-/// The uploads a mount with the cache directory `cache_dir` (default:
-/// [`cache::default_dir`]) has not made yet: the daemon could not take them at close.
-pub fn pending_uploads(cache_dir: Option<&Path>) -> Result<Vec<PendingUpload>, MountError> {
-    let dir = match cache_dir {
-        Some(d) => d.to_path_buf(),
-        None => cache::default_dir().ok_or(MountError::NoCacheDir)?,
-    }
-    .join(SPOOL_DIR);
-    spool::scan(&dir).map_err(|error| MountError::Io { path: dir, error })
-}
-
-/// The spool's directory under the cache directory.
-const SPOOL_DIR: &str = "pending";
-
 use crate::cache::{self, BlockCache, CacheError};
 use crate::client::{Client, ClientError};
 use std::path::{Path, PathBuf};
@@ -85,6 +71,20 @@ pub enum MountError {
     #[error("the FUSE session ended with an error: {0}")]
     Session(std::io::Error),
 }
+
+/// The uploads a mount with the cache directory `cache_dir` (default:
+/// [`cache::default_dir`]) has not made yet: the daemon could not take them at close.
+pub fn pending_uploads(cache_dir: Option<&Path>) -> Result<Vec<PendingUpload>, MountError> {
+    let dir = match cache_dir {
+        Some(d) => d.to_path_buf(),
+        None => cache::default_dir().ok_or(MountError::NoCacheDir)?,
+    }
+    .join(SPOOL_DIR);
+    spool::scan(&dir).map_err(|error| MountError::Io { path: dir, error })
+}
+
+/// The spool's directory under the cache directory.
+const SPOOL_DIR: &str = "pending";
 
 /// The mountpoint, made absolute, if it is an existing empty directory.
 pub fn check_mountpoint(p: &Path) -> Result<PathBuf, MountError> {

@@ -81,14 +81,7 @@ impl Spool {
 
     /// Whether entry (or temporary) `name` belongs to a running mount, this one included.
     pub fn live(&self, name: &str) -> bool {
-        let session = name.split('-').next().unwrap_or_default();
-        if session == self.session {
-            return true;
-        }
-        match File::open(self.dir.join(format!("{session}.lock"))) {
-            Ok(f) => !try_lock(&f).unwrap_or(false),
-            Err(_) => false,
-        }
+        name.split('-').next() == Some(self.session.as_str()) || live(&self.dir, name)
     }
 
     pub fn dir(&self) -> &Path {
@@ -265,11 +258,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PendingUpload>> {
         else {
             continue;
         };
-        let session = key.split('-').next().unwrap_or_default();
-        let retrying = match File::open(dir.join(format!("{session}.lock"))) {
-            Ok(f) => !try_lock(&f).unwrap_or(false),
-            Err(_) => false,
-        };
+        let retrying = live(dir, key);
         out.push(PendingUpload {
             path: meta.path.clone(),
             len: meta.len,
@@ -280,6 +269,16 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PendingUpload>> {
     }
     out.sort_by_key(|p| p.spooled_ns);
     Ok(out)
+}
+
+/// Whether the session of entry (or file) `name` in `dir` is held by a running mount: its
+/// lock file exists and cannot be locked.
+fn live(dir: &Path, name: &str) -> bool {
+    let session = name.split('-').next().unwrap_or_default();
+    match File::open(dir.join(format!("{session}.lock"))) {
+        Ok(f) => !try_lock(&f).unwrap_or(false),
+        Err(_) => false,
+    }
 }
 
 /// Takes an exclusive `flock` on `f` without waiting; false if another holder has it.
