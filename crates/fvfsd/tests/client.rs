@@ -277,19 +277,22 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     std::fs::write(&src, b"old content").unwrap();
     d.ok(&["put", "--parents", src.to_str().unwrap(), "/p/a.txt"]);
     let c = mount_client(&d, &mnt, &cache);
-    let open = || {
-        std::fs::OpenOptions::new()
+    // Opens p/a.txt for writing while the daemon is there, then stops the daemon and
+    // writes `text`: the open file is returned, to be synced or closed without it.
+    let write_while_away = |d: Daemon, text: &[u8]| {
+        let mut fh = std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(mnt.join("p/a.txt"))
-            .unwrap()
+            .unwrap();
+        d.stop();
+        fh.write_all(text).unwrap();
+        fh
     };
 
     // The daemon goes away between open and close: the close still succeeds, the content
     // waits in the spool, and reaches the daemon once it is back (same address).
-    let mut fh = open();
-    d.stop();
-    fh.write_all(b"written while fvfsd was away").unwrap();
+    let fh = write_while_away(d, b"written while fvfsd was away");
     let err = fh
         .sync_all()
         .expect_err("fsync cannot succeed without the daemon");
@@ -342,10 +345,7 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     );
 
     // The client is killed while an upload is pending: the next mount uploads it first.
-    let mut fh = open();
-    d.stop();
-    fh.write_all(b"second version").unwrap();
-    drop(fh);
+    drop(write_while_away(d, b"second version"));
     let mut c = c;
     c.kill().unwrap();
     c.wait().unwrap();
@@ -369,10 +369,7 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     );
 
     // A clean unmount while the daemon is away: the entry stays for the next mount.
-    let mut fh = open();
-    d.stop();
-    fh.write_all(b"third version").unwrap();
-    drop(fh);
+    drop(write_while_away(d, b"third version"));
     unmount_client(&mnt, c);
     assert_eq!(spooled(&cache), 1);
     let d = Daemon::start_on(&f, port, &[]);

@@ -58,19 +58,10 @@ pub fn errno_of(e: &ClientError) -> Errno {
 /// The errno for `e`, logged here where the mount handles it.
 pub fn errno(op: &str, e: &ClientError) -> Errno {
     match e {
-        ClientError::Api { code, .. } => {
-            if expected(*code) {
-                tracing::debug!(op, error = %e);
-            } else {
-                tracing::error!(op, error = %e, "request to fvfsd failed");
-            }
-            Errno::from_i32(code_errno(*code))
-        }
-        ClientError::Connect { .. } | ClientError::Other(_) => {
-            tracing::error!(op, error = %e, "request to fvfsd failed");
-            Errno::from_i32(libc::EIO)
-        }
+        ClientError::Api { code, .. } if expected(*code) => tracing::debug!(op, error = %e),
+        _ => tracing::error!(op, error = %e, "request to fvfsd failed"),
     }
+    errno_of(e)
 }
 
 /// The errno for a failed block download: a block the daemon no longer has belongs to

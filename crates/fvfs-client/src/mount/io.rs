@@ -17,7 +17,7 @@ use crate::mount::handles::{sort_pieces, Handle, OpenFile, Seg};
 use crate::mount::pending::UploadError;
 use bytes::Bytes;
 use fuser::{Errno, FileAttr, Request};
-use fvfs_types::api::{CreateRequest, ErrorCode, Kind, Manifest, SetAttrRequest};
+use fvfs_types::api::{CreateRequest, ErrorCode, Kind, Manifest, SetAttrRequest, Stat};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -332,26 +332,46 @@ impl ClientFs {
             },
             Err(e) => return Err(UploadError::client(&e)),
         };
-        let body = file_stream(t.try_clone().map_err(io)?, len);
-        let new = self
-            .rt
-            .block_on(self.client.put(&path, body, Some(len), Some(&hash), &opts))
-            .map_err(|e| UploadError::client(&e))?;
+        let new = self.put_local(&path, t, len, &hash, &opts)?;
         self.inodes.lock().rebind_server(ino, new.ino);
         st.dirty = false;
         st.changed_ns = None;
-        if st.atime_ns.is_some() || st.mtime_ns.is_some() {
-            let req = SetAttrRequest {
-                atime_ns: st.atime_ns.take(),
-                mtime_ns: st.mtime_ns.take(),
-                ..Default::default()
-            };
-            // The content is on the daemon: a failure here loses only the times.
-            if let Err(e) = self.rt.block_on(self.client.setattr(&path, &req)) {
-                errno("setattr", &e);
-            }
-        }
+        self.set_times(&path, st.atime_ns.take(), st.mtime_ns.take());
         Ok(())
+    }
+
+    /// `PUT` of the first `len` bytes of the local file `f` (BLAKE3 `hash`) as `path`.
+    pub(super) fn put_local(
+        &self,
+        path: &str,
+        f: &File,
+        len: u64,
+        hash: &str,
+        opts: &CreateRequest,
+    ) -> Result<Stat, UploadError> {
+        let body = file_stream(
+            f.try_clone().map_err(|e| UploadError::io("upload", &e))?,
+            len,
+        );
+        self.rt
+            .block_on(self.client.put(path, body, Some(len), Some(hash), opts))
+            .map_err(|e| UploadError::client(&e))
+    }
+
+    /// Sets times given explicitly after an upload (which set mtime to its own time). The
+    /// content is on the daemon: a failure here loses only the times, and is logged.
+    pub(super) fn set_times(&self, path: &str, atime_ns: Option<i64>, mtime_ns: Option<i64>) {
+        if atime_ns.is_none() && mtime_ns.is_none() {
+            return;
+        }
+        let req = SetAttrRequest {
+            atime_ns,
+            mtime_ns,
+            ..Default::default()
+        };
+        if let Err(e) = self.rt.block_on(self.client.setattr(path, &req)) {
+            errno("setattr", &e);
+        }
     }
 }
 

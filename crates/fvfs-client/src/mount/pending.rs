@@ -8,18 +8,18 @@
 //! it with backoff until the daemon takes it, then drops the state and the spool entry.
 //! Entries left by an earlier run (the client was killed or unmounted while the daemon was
 //! away) are uploaded by the next mount of the same cache directory, before it is served,
-//! and retried after. An upload
-//! the daemon refuses for good (a 4xx: revoked token, parent gone...) is reported with the
-//! spool file that holds the content and not retried in this run.
+//! and retried after. An upload the daemon refuses for good (a 4xx: revoked token, parent
+//! gone...) is reported with the spool file that holds the content and not retried in
+//! this run.
 
 use crate::client::ClientError;
 use crate::mount::errno::errno_of;
 use crate::mount::fs::ClientFs;
 use crate::mount::handles::OpenFile;
-use crate::mount::io::{file_stream, hash_file, now_ns};
+use crate::mount::io::{hash_file, now_ns};
 use crate::mount::spool::{SpoolEntry, SpoolMeta};
 use fuser::Errno;
-use fvfs_types::api::{CreateRequest, ErrorCode, SetAttrRequest};
+use fvfs_types::api::{CreateRequest, ErrorCode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -270,23 +270,8 @@ impl ClientFs {
             gid: e.meta.gid,
             ..Default::default()
         };
-        let body = file_stream(f, len);
-        self.rt
-            .block_on(
-                self.client
-                    .put(&e.meta.path, body, Some(len), Some(&hash), &opts),
-            )
-            .map_err(|err| UploadError::client(&err))?;
-        if e.meta.atime_ns.is_some() || e.meta.mtime_ns.is_some() {
-            let req = SetAttrRequest {
-                atime_ns: e.meta.atime_ns,
-                mtime_ns: e.meta.mtime_ns,
-                ..Default::default()
-            };
-            if let Err(err) = self.rt.block_on(self.client.setattr(&e.meta.path, &req)) {
-                tracing::warn!(path = e.meta.path, error = %err, "uploaded, but its times could not be set");
-            }
-        }
+        self.put_local(&e.meta.path, &f, len, &hash, &opts)?;
+        self.set_times(&e.meta.path, e.meta.atime_ns, e.meta.mtime_ns);
         Ok(())
     }
 }
