@@ -99,6 +99,12 @@ pub trait MetaStore: Send + Sync {
     /// Sets the size. Shrinking drops slices past the end and overlays a zero slice on
     /// the cut part of the last chunk, so a later extension reads zeros.
     fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr>;
+    /// Atomically replaces the whole content of regular file `ino` by that of regular
+    /// file `from` (an atomic rewrite that keeps `ino` and its links): `ino`'s slices go
+    /// (releasing their block references), `from`'s slices move to `ino` with their
+    /// references, `ino` takes `from`'s size, the mtime `mtime` and the ctime `now`, and
+    /// `from` is left empty (size 0). Returns `ino`'s new attributes.
+    fn replace_content(&self, ino: Ino, from: Ino, mtime: i64, now: i64) -> Result<Attr>;
     /// Looks up block rows (for dedup: a present row with refcount > 0 needs no upload).
     fn get_block(&self, id: &BlockId) -> Result<Option<BlockRow>>;
     /// Number of slices of one chunk (to decide on compaction).

@@ -3,7 +3,8 @@
 //! `slices.blocks` packs a slice's block references as consecutive 36-byte records:
 //! the 32-byte BLAKE3 id followed by the plain length as u32 little-endian
 //! (docs/FORMAT.md). Every slice insert increments the refcount of each referenced block
-//! and every slice delete decrements it, in the same transaction.
+//! and every slice delete decrements it, in the same transaction; `replace_content` moves
+//! slices between inodes, their references with them (the counts do not change).
 
 use super::namespace::getattr;
 use crate::error::{MetaError, Result};
@@ -296,6 +297,53 @@ pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> R
     }
     tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
         .execute(params![ino as i64, size as i64, now])?;
+    getattr(tx, ino)
+}
+
+pub(crate) fn replace_content(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    from: Ino,
+    mtime: i64,
+    now: i64,
+) -> Result<Attr> {
+    if ino == from {
+        return Err(MetaError::Invalid("content replaced by itself"));
+    }
+    for i in [ino, from] {
+        match getattr(tx, i)?.kind {
+            FileKind::File => {}
+            FileKind::Dir => return Err(MetaError::IsDir),
+            _ => return Err(MetaError::Invalid("content of a special file")),
+        }
+    }
+    let size = getattr(tx, from)?.size;
+    delete_slices(tx, ino, "1 = 1", &[])?;
+    // The moved references change owner, not count; only per-file pins follow them.
+    let (pinned_to, pinned_from) = (
+        super::tiers::is_pinned(tx, ino)?,
+        super::tiers::is_pinned(tx, from)?,
+    );
+    if pinned_to != pinned_from {
+        let delta = if pinned_to { 1 } else { -1 };
+        let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
+        let blobs = stmt
+            .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for blob in blobs {
+            super::tiers::adjust_pins(tx, &decode_refs(&blob)?, delta)?;
+        }
+    }
+    tx.prepare_cached("UPDATE slices SET ino = ?1 WHERE ino = ?2")?
+        .execute(params![ino as i64, from as i64])?;
+    tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    tx.prepare_cached("UPDATE chunks SET ino = ?1 WHERE ino = ?2")?
+        .execute(params![ino as i64, from as i64])?;
+    tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?4 WHERE ino = ?1")?
+        .execute(params![ino as i64, size as i64, mtime, now])?;
+    tx.prepare_cached("UPDATE inodes SET size = 0, mtime = ?2, ctime = ?2 WHERE ino = ?1")?
+        .execute(params![from as i64, now])?;
     getattr(tx, ino)
 }
 

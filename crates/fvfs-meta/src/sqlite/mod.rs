@@ -233,6 +233,9 @@ impl MetaStore for SqliteStore {
     fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr> {
         self.write(|tx| data::truncate(tx, ino, size, now))
     }
+    fn replace_content(&self, ino: Ino, from: Ino, mtime: i64, now: i64) -> Result<Attr> {
+        self.write(|tx| data::replace_content(tx, ino, from, mtime, now))
+    }
     fn get_block(&self, id: &BlockId) -> Result<Option<BlockRow>> {
         self.read(|tx| data::get_block(tx, id))
     }

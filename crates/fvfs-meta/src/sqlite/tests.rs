@@ -1,5 +1,5 @@
 use super::*;
-use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, ROOT_INO};
+use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, CHUNK_SIZE, ROOT_INO};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -247,4 +247,90 @@ fn replication_queue_and_tier_bits() {
     s.pin_file(f.ino, true).unwrap();
     assert!(s.evict_candidates(1, 2, 10).unwrap().is_empty());
     s.pin_file(f.ino, false).unwrap();
+}
+
+#[test]
+fn replace_content_moves_slices_and_references() {
+    let (_d, s) = store();
+    let dst = s.create(ROOT_INO, b"dst", &file()).unwrap();
+    s.link(dst.ino, ROOT_INO, b"dst2", 3).unwrap();
+    let src = s.create(ROOT_INO, b"src", &file()).unwrap();
+    let (old, new, shared) = (BlockId([1; 32]), BlockId([2; 32]), BlockId([3; 32]));
+    let nb = |id| NewBlock {
+        id,
+        size: 10,
+        stored_size: 10,
+        codec: Codec::Raw,
+        tiers: 1,
+    };
+    let sl = |chunk, ids: &[BlockId]| NewSlice {
+        chunk,
+        pos: 0,
+        len: 10 * ids.len() as u32,
+        zero: false,
+        blocks: ids.iter().map(|&id| BlockRef { id, len: 10 }).collect(),
+    };
+    let commit = |ino, slices: &[NewSlice], blocks: &[NewBlock], size| {
+        let c = Commit {
+            slices,
+            new_blocks: blocks,
+            min_size: size,
+            mtime: Some(4),
+            ..Default::default()
+        };
+        s.commit(ino, &c).unwrap();
+    };
+    // dst: two chunks (old, shared); src: one chunk (new, shared), 20 bytes.
+    commit(
+        dst.ino,
+        &[sl(0, &[old]), sl(1, &[shared])],
+        &[nb(old), nb(shared)],
+        CHUNK_SIZE + 10,
+    );
+    commit(src.ino, &[sl(0, &[new, shared])], &[nb(new)], 20);
+    s.pin_file(dst.ino, true).unwrap();
+    let refs = |id| s.get_block(&id).unwrap().unwrap().refcount;
+    assert_eq!((refs(old), refs(new), refs(shared)), (1, 1, 2));
+
+    let a = s.replace_content(dst.ino, src.ino, 7, 8).unwrap();
+    assert_eq!(
+        (a.ino, a.size, a.mtime, a.ctime, a.nlink),
+        (dst.ino, 20, 7, 8, 2)
+    );
+    assert_eq!((refs(old), refs(new), refs(shared)), (0, 1, 1));
+    let chunk0 = s.read_chunk(dst.ino, 0).unwrap();
+    assert_eq!(chunk0.len(), 1);
+    assert_eq!(
+        chunk0[0].blocks.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [new, shared]
+    );
+    assert!(s.read_chunk(dst.ino, 1).unwrap().is_empty());
+    assert_eq!(s.chunk_slice_count(dst.ino, 0).unwrap(), 1);
+    assert_eq!(s.chunk_slice_count(dst.ino, 1).unwrap(), 0);
+    assert_eq!(s.lookup(ROOT_INO, b"dst2").unwrap().size, 20);
+    // The source is left empty; the pin of dst now covers the moved blocks.
+    assert_eq!(s.getattr(src.ino).unwrap().size, 0);
+    assert!(s.read_chunk(src.ino, 0).unwrap().is_empty());
+    assert_eq!(s.chunk_slice_count(src.ino, 0).unwrap(), 0);
+    let pins = |id: BlockId| -> i64 {
+        s.read(|tx| {
+            Ok(
+                tx.query_row("SELECT pins FROM blocks WHERE id = ?1", [&id.0[..]], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap()
+    };
+    assert_eq!((pins(old), pins(new), pins(shared)), (0, 1, 1));
+    assert!(s.refcount_mismatches().unwrap().is_empty());
+    // Directories and special files are refused, and so is the file itself.
+    assert!(matches!(
+        s.replace_content(ROOT_INO, src.ino, 9, 9),
+        Err(MetaError::IsDir)
+    ));
+    assert!(matches!(
+        s.replace_content(dst.ino, dst.ino, 9, 9),
+        Err(MetaError::Invalid(_))
+    ));
 }
