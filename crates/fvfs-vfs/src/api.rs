@@ -5,9 +5,10 @@
 //! Invariants:
 //! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` and renames it
 //!   over the target only after every byte is durable: readers see the old content or
-//!   the new, never a part. A target with several hard links is the exception: its inode
-//!   is kept (every name must keep seeing one file), so the durable content is copied
-//!   over it in place. An upload that is aborted, fails or is dropped unfinished
+//!   the new, never a part. A target with several hard links keeps its inode (every name
+//!   must keep seeing one file): the durable content replaces its content in one
+//!   metadata transaction, so there too every reader and every concurrent upload sees
+//!   one writer's whole content, never a mixture. An upload that is aborted, fails or is dropped unfinished
 //!   unlinks its temporary file and releases its handle (from `Drop` when needed), so
 //!   nothing half-written ever becomes visible under the target name.
 //! - A [`FileReader`] holds a handle for its life, so the inode (and its data) stays
@@ -28,9 +29,6 @@ pub const UPLOAD_PREFIX: &str = ".fvfs-put.";
 
 /// Entries read from the metadata per batch when listing a directory.
 const LIST_BATCH: usize = 4096;
-
-/// Bytes per read when an upload is copied over a hard-linked target.
-const COPY_BUF: u64 = 1 << 20;
 
 static UPLOAD_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -515,60 +513,17 @@ impl Upload {
     }
 
     /// A target with several hard links keeps its inode, so every name still sees one
-    /// file: the durable temporary content is copied over it (readers may see a mix of old
-    /// and new bytes meanwhile, never a shorter file than either), cut to the new length,
-    /// made durable, and the temporary file removed.
+    /// file: the durable temporary content replaces the target's whole content in one
+    /// metadata transaction under the target's write lock (`Vfs::replace_content`), and
+    /// the emptied temporary file is removed.
     async fn rewrite_in_place(&mut self, target: Ino, mtime: Option<i64>) -> Result<(Attr, bool)> {
         let vfs = self.vfs.clone();
-        let src = vfs.open(
-            self.ino,
-            OpenFlags {
-                read: true,
-                write: false,
-                append: false,
-            },
-        )?;
-        let dst = match vfs.open(
-            target,
-            OpenFlags {
-                read: false,
-                write: true,
-                append: false,
-            },
-        ) {
-            Ok(fh) => fh,
-            Err(e) => {
-                release_quietly(&vfs, src).await;
-                return Err(e);
-            }
-        };
-        let copied = copy_handle(&vfs, src, dst, self.written).await;
-        release_quietly(&vfs, src).await;
-        let r = match copied {
-            Ok(()) => vfs.fsync(dst).await,
-            Err(e) => Err(e),
-        };
-        let released = vfs.release(dst).await;
-        r?;
-        released?;
-        let time = mtime.map_or(TimeSet::Omit, TimeSet::At);
-        let a = vfs
-            .setattr(
-                Ctx::root(),
-                target,
-                None,
-                None,
-                None,
-                Some(self.written),
-                TimeSet::Omit,
-                time,
-            )
-            .await?;
-        // The copy is complete: the temporary file goes (its handle is released).
+        vfs.replace_content(target, self.ino, mtime).await?;
+        // The content moved: the temporary file goes (its handle is released).
         self.done = true;
         cleanup(&vfs, self.parent, &self.tmp, None).await;
         vfs.sync_metadata()?;
-        Ok((a, true))
+        Ok((vfs.getattr(target)?, true))
     }
 
     /// Discards the upload: the temporary file is unlinked, the handle released.
@@ -582,36 +537,6 @@ impl Upload {
         }
         self.done = true;
         cleanup(&self.vfs, self.parent, &self.tmp, self.fh.take()).await;
-    }
-}
-
-/// Copies `len` bytes from handle `src` to handle `dst`, both from offset 0.
-async fn copy_handle(vfs: &Vfs, src: u64, dst: u64, len: u64) -> Result<()> {
-    let mut off = 0u64;
-    while off < len {
-        let n = (len - off).min(COPY_BUF) as u32;
-        let buf = vfs.read(src, off, n).await?;
-        if buf.is_empty() {
-            return Err(VfsError::Internal(format!(
-                "upload content ends at {off}, {len} bytes were written"
-            )));
-        }
-        let mut at = 0usize;
-        while at < buf.len() {
-            let w = vfs.write(dst, off + at as u64, &buf[at..]).await? as usize;
-            if w == 0 {
-                return Err(VfsError::Internal("write accepted no bytes".into()));
-            }
-            at += w;
-        }
-        off += buf.len() as u64;
-    }
-    Ok(())
-}
-
-async fn release_quietly(vfs: &Vfs, fh: u64) {
-    if let Err(e) = vfs.release(fh).await {
-        tracing::warn!(error = %e, "releasing a handle failed");
     }
 }
 

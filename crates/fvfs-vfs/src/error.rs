@@ -23,6 +23,8 @@ pub enum VfsError {
     NameTooLong,
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0} bytes written earlier are still waiting to be stored: no more are buffered until they are")]
+    Backlog(u64),
 }
 
 pub type Result<T, E = VfsError> = std::result::Result<T, E>;
@@ -67,6 +69,7 @@ impl VfsError {
             VfsError::TooBig => EFBIG,
             VfsError::NameTooLong => ENAMETOOLONG,
             VfsError::Internal(_) => EIO,
+            VfsError::Backlog(_) => ENOSPC,
         }
     }
 

@@ -1,6 +1,17 @@
 //! Open files: the handle table and the per-inode state shared by all handles of an
-//! inode (write buffer, cached chunk maps). An inode's state lives while it has handles;
-//! when the last one is released an unlinked inode (nlink 0) is purged.
+//! inode (write buffer, cached chunk maps).
+//!
+//! Invariants:
+//! - An inode's state lives while it has handles, or while it is *retained*: its last
+//!   handle went while its buffer still held bytes whose commit had failed (a full
+//!   descriptor table, a tier down). Bytes that `write` accepted are never dropped on a
+//!   transient error: a retained state stays readable (reads, getattr, a later open
+//!   share it), is committed by the writeback worker (writeback.rs), by any flush or
+//!   fsync of the inode, or at stop (spooled to disk when even that fails, spool.rs).
+//! - A retained state goes when its buffer is committed or discarded (truncate), or when
+//!   its inode has no link left (nobody can see the bytes any more: they are dropped and
+//!   the inode purged at the last close, as any unlinked file).
+//! - The state is in the table when `state(ino)` answers; `is_open` counts handles only.
 
 use crate::read::ChunkMap;
 use crate::write::FileState;
@@ -8,7 +19,7 @@ use crate::{Result, Vfs, VfsError};
 use fvfs_types::Ino;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How a handle was opened.
@@ -36,7 +47,12 @@ pub(crate) struct InodeState {
     open: AtomicU64,
     pub(crate) file: tokio::sync::Mutex<FileState>,
     /// Size and mtime of buffered writes, readable while `file` is held by a commit.
+    /// `Some` exactly while the buffer holds uncommitted bytes (set with the buffer).
     pub(crate) pending_attr: Mutex<Option<(u64, i64)>>,
+    /// Bytes the buffer holds (set with the buffer), for the cap on retained bytes.
+    pub(crate) buffered: AtomicU64,
+    /// The state outlives its handles (see the module invariants).
+    retained: AtomicBool,
     /// Resolved chunk maps of committed data, dropped on every commit or truncate.
     pub(crate) chunks: Mutex<HashMap<u64, Arc<ChunkMap>>>,
     /// Bumped by every `invalidate`.
@@ -50,6 +66,10 @@ impl InodeState {
         let mut chunks = self.chunks.lock();
         self.chunks_gen.fetch_add(1, Ordering::SeqCst);
         chunks.clear();
+    }
+
+    fn dirty(&self) -> bool {
+        self.pending_attr.lock().is_some()
     }
 }
 
@@ -72,6 +92,9 @@ pub(crate) struct Handles {
     next: AtomicU64,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     inodes: Mutex<HashMap<Ino, Arc<InodeState>>>,
+    retained: AtomicUsize,
+    /// Signalled when a state becomes retained (the writeback worker waits on it).
+    pub(crate) retained_wake: tokio::sync::Notify,
 }
 
 impl Handles {
@@ -83,17 +106,48 @@ impl Handles {
             .ok_or(VfsError::BadHandle)
     }
 
-    /// The state of an open inode, if it is open.
+    /// The state of an inode that is open or retained.
     pub(crate) fn state(&self, ino: Ino) -> Option<Arc<InodeState>> {
         self.inodes.lock().get(&ino).cloned()
     }
 
+    /// Whether the inode has handles.
     pub(crate) fn is_open(&self, ino: Ino) -> bool {
-        self.inodes.lock().contains_key(&ino)
+        self.inodes
+            .lock()
+            .get(&ino)
+            .is_some_and(|st| st.open.load(Ordering::SeqCst) > 0)
     }
 
+    /// Inodes that have a state (open or retained).
     pub(crate) fn open_inodes(&self) -> Vec<Ino> {
         self.inodes.lock().keys().copied().collect()
+    }
+
+    /// Retained inodes (no handle, uncommitted bytes).
+    pub(crate) fn retained_inodes(&self) -> Vec<Ino> {
+        if self.retained.load(Ordering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        self.inodes
+            .lock()
+            .values()
+            .filter(|st| st.retained.load(Ordering::SeqCst))
+            .map(|st| st.ino)
+            .collect()
+    }
+
+    /// Bytes held by retained states.
+    pub(crate) fn retained_bytes(&self) -> u64 {
+        if self.retained.load(Ordering::SeqCst) == 0 {
+            return 0;
+        }
+        self.inodes
+            .lock()
+            .values()
+            .filter(|st| st.retained.load(Ordering::SeqCst))
+            .map(|st| st.buffered.load(Ordering::SeqCst))
+            .sum()
     }
 
     fn insert(&self, ino: Ino, flags: OpenFlags) -> u64 {
@@ -105,6 +159,8 @@ impl Handles {
                     open: AtomicU64::new(0),
                     file: tokio::sync::Mutex::new(FileState::default()),
                     pending_attr: Mutex::new(None),
+                    buffered: AtomicU64::new(0),
+                    retained: AtomicBool::new(false),
                     chunks: Mutex::new(HashMap::new()),
                     chunks_gen: AtomicU64::new(0),
                 })
@@ -125,15 +181,65 @@ impl Handles {
         fh
     }
 
-    /// Removes a handle; true if it was the inode's last.
+    /// Removes a handle; true if it was the inode's last. The last handle of a dirty
+    /// state leaves it retained.
     fn remove(&self, fh: u64) -> Option<(Arc<Handle>, bool)> {
         let h = self.handles.lock().remove(&fh)?;
         let mut inodes = self.inodes.lock();
-        let last = h.state.open.fetch_sub(1, Ordering::SeqCst) == 1;
+        let st = &h.state;
+        let last = st.open.fetch_sub(1, Ordering::SeqCst) == 1;
         if last {
-            inodes.remove(&h.ino);
+            if st.dirty() {
+                if !st.retained.swap(true, Ordering::SeqCst) {
+                    self.retained.fetch_add(1, Ordering::SeqCst);
+                    self.retained_wake.notify_one();
+                }
+            } else {
+                self.unretain_locked(&mut inodes, st);
+            }
         }
         Some((h, last))
+    }
+
+    /// Called once a state's buffer is empty (committed or discarded): it is no longer
+    /// retained, and goes from the table if it has no handle.
+    pub(crate) fn buffer_emptied(&self, st: &InodeState) {
+        let mut inodes = self.inodes.lock();
+        if !st.dirty() {
+            self.unretain_locked(&mut inodes, st);
+        }
+    }
+
+    fn unretain_locked(&self, inodes: &mut HashMap<Ino, Arc<InodeState>>, st: &InodeState) {
+        if st.retained.swap(false, Ordering::SeqCst) {
+            self.retained.fetch_sub(1, Ordering::SeqCst);
+        }
+        let ours = inodes
+            .get(&st.ino)
+            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), st));
+        if ours && st.open.load(Ordering::SeqCst) == 0 {
+            inodes.remove(&st.ino);
+        }
+    }
+
+    /// Forgets the state of an inode without handles, buffered bytes included (the inode
+    /// lost its last link). The bytes' block pins go when the last user drops the state.
+    fn forget(&self, ino: Ino) {
+        let mut inodes = self.inodes.lock();
+        let Some(st) = inodes.get(&ino).cloned() else {
+            return;
+        };
+        if st.open.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        if st.retained.swap(false, Ordering::SeqCst) {
+            self.retained.fetch_sub(1, Ordering::SeqCst);
+            tracing::info!(
+                ino,
+                "dropped the uncommitted writes of a file that has no name"
+            );
+        }
+        inodes.remove(&ino);
     }
 }
 
@@ -154,13 +260,16 @@ impl Vfs {
         Ok(())
     }
 
-    /// Makes buffered writes durable.
+    /// Makes buffered writes durable. Until they are, every fsync of the inode (through
+    /// any handle) fails.
     pub async fn fsync(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
         self.sync_inode(h.ino).await
     }
 
-    /// Closes a handle. The last close of an unlinked inode frees its data.
+    /// Closes a handle. The last close of an unlinked inode frees its data; the last
+    /// close of an inode whose commit failed leaves its bytes retained (module doc) and
+    /// returns the commit's error.
     pub async fn release(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
         let flushed = if h.flags.write {
@@ -171,18 +280,25 @@ impl Vfs {
         if let Some((h, last)) = self.handles.remove(fh) {
             if last {
                 self.purge_if_orphan(h.ino)?;
+                if flushed.is_err() && self.handles.state(h.ino).is_some() {
+                    tracing::warn!(
+                        ino = h.ino,
+                        "the last close could not commit the file's writes: kept in memory and retried"
+                    );
+                }
             }
         }
         flushed
     }
 
-    /// Purges an inode with no links and no open handles.
+    /// Purges an inode with no links and no open handles (with its retained bytes).
     pub(crate) fn purge_if_orphan(&self, ino: Ino) -> Result<()> {
         if self.handles.is_open(ino) {
             return Ok(());
         }
         match self.meta.getattr(ino) {
             Ok(a) if a.nlink == 0 => {
+                self.handles.forget(ino);
                 self.meta.purge_inode(ino)?;
                 self.gc_wake();
                 Ok(())

@@ -6,7 +6,9 @@
 //! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
 //! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
 //! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
-//! periodic metadata backups to a tier.
+//! periodic metadata backups to a tier, `writeback.rs` the retry of commits that failed at
+//! the last close, `spool.rs` the on-disk spool of writes that could not be committed by
+//! the time the process stops.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -14,6 +16,9 @@
 //!   `flush`/`fsync`/`release` returns Ok.
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
 //!   (the `BlockPins` set in gc.rs).
+//! - Bytes a `write` accepted are stored or stay buffered: a failed commit returns an
+//!   error and keeps them (retained after the last close, handle.rs), they are retried
+//!   until stored, and spooled to disk at stop when they still cannot be.
 
 mod api;
 mod backup;
@@ -26,9 +31,11 @@ mod ns;
 mod read;
 mod replicate;
 mod session;
+mod spool;
 mod tiers;
 pub mod worker;
 mod write;
+mod writeback;
 
 pub use api::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use error::{Result, VfsError};
@@ -71,6 +78,9 @@ pub struct VfsConfig {
     pub seal_bytes: usize,
     /// Most bytes per inode held in sealed-but-uncommitted blocks (back-pressure).
     pub max_inflight_bytes: usize,
+    /// Most bytes kept in memory for files closed with a failed commit (retained): past
+    /// it, writes fail with ENOSPC until the writeback worker has stored some.
+    pub max_retained_bytes: u64,
     /// Slices in one chunk that trigger compaction of the chunk.
     pub compact_slices: u64,
     /// Readahead window for sequential reads, bytes.
@@ -91,6 +101,7 @@ impl Default for VfsConfig {
             commit_bytes: 16 << 20,
             seal_bytes: 8 << 20,
             max_inflight_bytes: 32 << 20,
+            max_retained_bytes: 256 << 20,
             compact_slices: 32,
             readahead_bytes: 16 << 20,
             policy: TierPolicy::default(),
@@ -161,12 +172,16 @@ impl Vfs {
         Ok(self.meta.sync()?)
     }
 
-    /// Commits every write buffer (used at unmount).
+    /// Commits every write buffer, open or retained (used at unmount); tries them all
+    /// and returns the first error.
     pub async fn flush_all(&self) -> Result<()> {
+        let mut first = None;
         for ino in self.handles.open_inodes() {
-            self.flush_inode(ino).await?;
+            if let Err(e) = self.flush_inode(ino).await {
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -186,4 +201,6 @@ pub use evict::{EvictorWorker, ScrubWorker};
 pub use gc::GcWorker;
 pub use replicate::ReplicatorWorker;
 pub use session::SessionWorker;
+pub use spool::{Spool, SPOOL_SUFFIX};
 pub use tiers::{TierEventsWorker, TierHealth, TierPolicy};
+pub use writeback::{WritebackWorker, STOP_RETRY};

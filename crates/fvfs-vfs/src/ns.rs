@@ -302,7 +302,9 @@ impl Vfs {
         Ok(self.with_pending(self.meta.setattr(ino, &set, now)?))
     }
 
-    /// Sets the size, committing buffered writes first.
+    /// Sets the size. Buffered writes past the new size are dropped (they need no
+    /// upload, so a retained buffer can be truncated while the tiers fail); buffered
+    /// writes across it are committed first.
     pub async fn truncate(&self, ino: Ino, size: u64) -> Result<Attr> {
         if size > crate::write::MAX_FILE_SIZE {
             return Err(VfsError::TooBig);
@@ -310,9 +312,15 @@ impl Vfs {
         match self.handles.state(ino) {
             Some(st) => {
                 let mut fs = st.file.lock().await;
-                self.commit_all(&st, &mut fs).await?;
+                if fs.straddles(size) {
+                    self.commit_all(&st, &mut fs).await?;
+                }
                 let a = self.meta.truncate(ino, size, now_ns())?;
+                fs.discard_from(size);
+                crate::write::publish(&st, &fs);
                 st.invalidate();
+                drop(fs);
+                self.handles.buffer_emptied(&st);
                 self.gc_wake();
                 Ok(a)
             }

@@ -11,6 +11,13 @@
 //!
 //! Dedup: a block whose row exists with refcount > 0 is not uploaded again; its id is
 //! pinned (gc.rs) from that check until the commit, so GC cannot remove it in between.
+//! A failed commit keeps the pins of the blocks it could not commit (they stay in the
+//! buffer for the next attempt); a sealed block dropped uncommitted (discarded buffer)
+//! releases its pin.
+//!
+//! Failure: a failed upload or commit leaves the buffer as it was (minus what was
+//! committed), so any later flush, fsync, release or the writeback worker can retry it;
+//! bytes are only ever dropped by a truncate or when their inode is purged.
 
 use crate::gc::BlockPins;
 use crate::handle::InodeState;
@@ -19,7 +26,7 @@ use crate::tiers::TierState;
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::{cdc, BlockMeta, BlockStore};
-use fvfs_meta::{BlockRef, Commit, MetaStore, NewBlock, NewSlice};
+use fvfs_meta::{Attr, BlockRef, Commit, MetaStore, NewBlock, NewSlice};
 use fvfs_types::{BlockId, Ino, CHUNK_SIZE};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -44,6 +51,36 @@ struct Sealed {
     data: Bytes,
     task: Option<JoinHandle<Result<Uploaded>>>,
     done: Option<Uploaded>,
+    pins: Arc<BlockPins>,
+}
+
+impl Sealed {
+    /// Forgets a block whose slice was committed (the commit released its pin).
+    fn committed(mut self) {
+        self.done = None;
+    }
+}
+
+impl Drop for Sealed {
+    /// An uncommitted block releases the pin its upload took (now or when it ends).
+    fn drop(&mut self) {
+        if let Some(up) = self.done.take() {
+            self.pins.unpin(&[up.meta.id]);
+        }
+        if let Some(task) = self.task.take() {
+            let pins = self.pins.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Ok(Ok(up)) = task.await {
+                            pins.unpin(&[up.meta.id]);
+                        }
+                    });
+                }
+                Err(_) => task.abort(),
+            }
+        }
+    }
 }
 
 struct Extent {
@@ -80,6 +117,56 @@ pub(crate) struct FileState {
 impl FileState {
     pub(crate) fn pending(&self) -> Option<(u64, i64)> {
         self.pending
+    }
+
+    /// Sets the size and mtime the buffered writes imply (spool replay).
+    pub(crate) fn set_pending(&mut self, size: u64, mtime: i64) {
+        self.pending = Some((size, mtime));
+    }
+
+    /// Bytes held by the buffer (sealed and unsealed).
+    pub(crate) fn buffered_bytes(&self) -> u64 {
+        self.extents
+            .iter()
+            .map(|e| e.sealed_len + e.tail.len() as u64)
+            .sum()
+    }
+
+    /// Each extent's buffered bytes as (file offset, bytes), in offset order.
+    pub(crate) fn extents_bytes(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in &self.extents {
+            let mut bytes = Vec::with_capacity((e.end() - e.start) as usize);
+            for s in &e.sealed {
+                bytes.extend_from_slice(&s.data);
+            }
+            bytes.extend_from_slice(&e.tail);
+            if !bytes.is_empty() {
+                out.push((e.start, bytes));
+            }
+        }
+        out
+    }
+
+    /// Whether a truncate to `size` cuts through buffered bytes (it must commit first).
+    pub(crate) fn straddles(&self, size: u64) -> bool {
+        self.extents
+            .iter()
+            .any(|e| e.start < size && e.end() > size)
+    }
+
+    /// Drops the buffered bytes at or after `size` once the committed data was truncated
+    /// there. No extent may straddle `size`. Their provisional slices lay past `size`, so
+    /// the truncate removed them.
+    pub(crate) fn discard_from(&mut self, size: u64) {
+        debug_assert!(!self.straddles(size));
+        self.extents.retain(|e| e.start < size);
+        if self.extents.iter().all(|e| e.end() == e.start) {
+            self.extents.clear();
+            self.pending = None;
+        } else if let Some(p) = &mut self.pending {
+            p.0 = p.0.min(size);
+        }
     }
 
     /// Copies of the buffered bytes within `[off, off + len)`: (file offset, bytes), in
@@ -168,6 +255,47 @@ fn upload_task(
     })
 }
 
+/// Awaits every upload; on a failure releases the pins of the uploads that succeeded
+/// (their blocks will not be committed) and returns the first error.
+async fn await_uploads(
+    pins: &BlockPins,
+    uploads: Vec<(u64, JoinHandle<Result<Uploaded>>)>,
+) -> Result<Vec<(u64, Uploaded)>> {
+    let mut done = Vec::with_capacity(uploads.len());
+    let mut failed = None;
+    for (at, t) in uploads {
+        match t
+            .await
+            .map_err(|e| VfsError::Internal(format!("upload task: {e}")))
+            .and_then(|r| r)
+        {
+            Ok(up) => done.push((at, up)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        None => Ok(done),
+        Some(e) => {
+            pins.unpin(&block_ids(&done));
+            Err(e)
+        }
+    }
+}
+
+fn block_ids(blocks: &[(u64, Uploaded)]) -> Vec<BlockId> {
+    blocks.iter().map(|(_, u)| u.meta.id).collect()
+}
+
+/// Publishes a buffer's pending size/mtime and byte count to the lock-free fields of its
+/// state (getattr, retention).
+pub(crate) fn publish(st: &InodeState, fs: &FileState) {
+    *st.pending_attr.lock() = fs.pending;
+    st.buffered
+        .store(fs.buffered_bytes(), std::sync::atomic::Ordering::SeqCst);
+}
+
 impl Vfs {
     fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
         upload_task(
@@ -206,13 +334,19 @@ impl Vfs {
         if data.is_empty() {
             return Ok(0);
         }
+        // Bytes whose commit failed stay in memory; past the cap, writes are refused
+        // (ENOSPC) rather than buffered without bound.
+        let retained = self.handles.retained_bytes();
+        if retained > self.cfg.max_retained_bytes {
+            return Err(VfsError::Backlog(retained));
+        }
         let st = h.state.clone();
         let mut fs = st.file.lock().await;
         self.buffer_write(&st, &mut fs, off, data).await?;
         Ok(data.len() as u32)
     }
 
-    async fn buffer_write(
+    pub(crate) async fn buffer_write(
         &self,
         st: &InodeState,
         fs: &mut FileState,
@@ -266,7 +400,7 @@ impl Vfs {
         };
         let size = fs.pending.map(|p| p.0).unwrap_or(base_size).max(end);
         fs.pending = Some((size, now_ns()));
-        *st.pending_attr.lock() = fs.pending;
+        publish(st, fs);
         if fs.extents[idx].tail.len() >= self.cfg.seal_bytes {
             self.seal(&mut fs.extents[idx], false);
             self.commit_uploaded(st, fs, idx).await?;
@@ -302,6 +436,7 @@ impl Vfs {
                     task: Some(self.spawn_upload(data.clone())),
                     data,
                     done: None,
+                    pins: self.pins.clone(),
                 });
             }
             e.sealed_len += total as u64;
@@ -388,10 +523,13 @@ impl Vfs {
         };
         let e = &mut fs.extents[idx];
         for _ in 0..n {
-            e.sealed.pop_front();
+            if let Some(s) = e.sealed.pop_front() {
+                s.committed();
+            }
         }
         e.sealed_len -= end - e.start;
         e.start = end;
+        publish(st, fs);
         st.invalidate();
         let chunks: BTreeSet<u64> = blocks.iter().map(|(at, _)| at / CHUNK_SIZE).collect();
         for c in chunks {
@@ -401,7 +539,8 @@ impl Vfs {
     }
 
     /// Commits consecutive blocks (file offset, upload) as slices, removing `supersede`;
-    /// returns the end offset and the new slice ids.
+    /// returns the end offset and the new slice ids. The blocks' pins are released on
+    /// success only: after a failure the caller still holds them.
     fn commit_blocks(
         &self,
         ino: Ino,
@@ -414,8 +553,7 @@ impl Vfs {
             .last()
             .map(|(at, up)| at + up.meta.size as u64)
             .unwrap_or(0);
-        let ids: Vec<BlockId> = blocks.iter().map(|(_, u)| u.meta.id).collect();
-        let res = self.meta.commit(
+        let (_, slice_ids) = self.meta.commit(
             ino,
             &Commit {
                 slices: &slices,
@@ -425,10 +563,9 @@ impl Vfs {
                 replicate_to: self.tiers.replica_mask,
                 supersede,
             },
-        );
+        )?;
         self.note_queued(&new_blocks);
-        self.pins.unpin(&ids);
-        let (_, slice_ids) = res?;
+        self.pins.unpin(&block_ids(blocks));
         if !supersede.is_empty() {
             self.gc_wake();
         }
@@ -465,13 +602,7 @@ impl Vfs {
                 ));
                 pos += len;
             }
-            let mut blocks = Vec::with_capacity(uploads.len());
-            for (at, t) in uploads {
-                let up = t
-                    .await
-                    .map_err(|e| VfsError::Internal(format!("upload task: {e}")))??;
-                blocks.push((at, up));
-            }
+            let blocks = await_uploads(&self.pins, uploads).await?;
             let e = &mut fs.extents[i];
             let supersede = std::mem::take(&mut e.provisional);
             match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
@@ -483,6 +614,8 @@ impl Vfs {
                     committed_end = committed_end.max(end);
                 }
                 Err(err) => {
+                    // The tail stays buffered; these copies of it are not kept.
+                    self.pins.unpin(&block_ids(&blocks));
                     fs.extents[i].provisional = supersede;
                     return Err(err);
                 }
@@ -534,8 +667,9 @@ impl Vfs {
         }
         fs.extents.clear();
         fs.pending = None;
-        *st.pending_attr.lock() = None;
+        publish(st, fs);
         st.invalidate();
+        self.handles.buffer_emptied(st);
         Ok(())
     }
 
@@ -558,6 +692,44 @@ impl Vfs {
         Ok(())
     }
 
+    /// Gives regular file `ino` the whole committed content of `from` (which has no
+    /// buffered writes) in one metadata transaction, under `ino`'s write lock: `ino`'s
+    /// buffered writes are committed first (they came before), its cached chunk maps are
+    /// dropped after, so every reader and writer of `ino` sees the old content or the new,
+    /// never a mixture. The mtime is `mtime`, else now. `from` is left empty.
+    pub async fn replace_content(&self, ino: Ino, from: Ino, mtime: Option<i64>) -> Result<Attr> {
+        // A handle makes every other user of `ino` share this state (lock and cache).
+        let fh = self.open(
+            ino,
+            crate::OpenFlags {
+                read: true,
+                write: false,
+                append: false,
+            },
+        )?;
+        let replaced = async {
+            let st = self.handles.get(fh)?.state.clone();
+            let mut fs = st.file.lock().await;
+            self.commit_all(&st, &mut fs).await?;
+            let now = now_ns();
+            let a = self
+                .meta
+                .replace_content(ino, from, mtime.unwrap_or(now), now)?;
+            st.invalidate();
+            drop(fs);
+            if let Some(src) = self.handles.state(from) {
+                src.invalidate();
+            }
+            self.gc_wake();
+            Ok::<_, VfsError>(a)
+        }
+        .await;
+        let released = self.release(fh).await;
+        let a = replaced?;
+        released?;
+        Ok(a)
+    }
+
     /// Rewrites a chunk with many slices as few: each contiguous run of data is re-cut
     /// (unchanged blocks dedup), holes are dropped (no slice reads as zeros).
     async fn maybe_compact(&self, st: &InodeState, chunk: u64) -> Result<()> {
@@ -578,15 +750,9 @@ impl Vfs {
                 pos += len;
             }
         }
-        let mut done = Vec::with_capacity(uploads.len());
-        for (at, t) in uploads {
-            let up = t
-                .await
-                .map_err(|e| VfsError::Internal(format!("upload task: {e}")))??;
-            done.push((at, up));
-        }
+        let done = await_uploads(&self.pins, uploads).await?;
         let (slices, new_blocks) = slices_of(&done);
-        let ids: Vec<BlockId> = done.iter().map(|(_, u)| u.meta.id).collect();
+        let ids = block_ids(&done);
         let res =
             self.meta
                 .replace_chunk(st.ino, chunk, &slices, &new_blocks, self.tiers.replica_mask);

@@ -65,6 +65,15 @@ pub fn default_cache_dir(settings: &Settings) -> PathBuf {
     base.join(settings.uuid.to_string())
 }
 
+/// The writeback spool of a filesystem (writes not yet stored when a run stopped):
+/// `<meta.db>.spool/` beside an SQLite database, else `spool/<uuid>` under the data dir.
+pub fn spool_dir(meta_url: &str, settings: &Settings) -> PathBuf {
+    match MetaUrl::parse(meta_url) {
+        Ok(MetaUrl::Sqlite(db)) => PathBuf::from(format!("{}.spool", db.display())),
+        _ => data_dir().join("spool").join(settings.uuid.to_string()),
+    }
+}
+
 pub struct EngineOpts {
     pub meta_url: String,
     pub cache_dir: Option<PathBuf>,

@@ -4,8 +4,10 @@
 //! is live (or prints the child's error).
 //!
 //! Order at stop: the kernel session ends (unmount) → buffered writes are committed
-//! (FUSE destroy, then a final flush) → workers stop (bounded) → the session row is
-//! removed → the lock drops. [`Running`] is that engine life cycle, shared with `serve`.
+//! (FUSE destroy, then a final flush retried for a bounded time; what still cannot be
+//! committed goes to the writeback spool, replayed at the next start before anything is
+//! served) → workers stop (bounded) → the session row is removed → the lock drops.
+//! [`Running`] is that engine life cycle, shared with `serve`.
 
 use crate::engine::{Engine, EngineOpts, MountLock};
 use anyhow::{bail, Context, Result};
@@ -78,6 +80,7 @@ pub struct Running {
     pub vfs: Arc<Vfs>,
     pub workers: Arc<Workers>,
     session_id: u64,
+    spool: fvfs_vfs::Spool,
     /// Last: dropped after everything that may still use it.
     pub rt: tokio::runtime::Runtime,
 }
@@ -100,6 +103,13 @@ impl Running {
             policy: args.policy.clone(),
         }))?;
         let vfs = engine.vfs()?;
+        // Writes a previous run could not store, before anything else touches the files.
+        let spool =
+            fvfs_vfs::Spool::open(&crate::engine::spool_dir(&args.meta_url, vfs.settings()))?;
+        let replayed = rt.block_on(vfs.replay_spool(&spool))?;
+        if replayed > 0 {
+            tracing::info!(entries = replayed, dir = %spool.dir().display(), "committed the writeback spool");
+        }
         // With the mount lock held no other process uploads: hidden upload temporaries
         // are what a killed daemon left behind.
         match vfs.sweep_uploads() {
@@ -132,6 +142,7 @@ impl Running {
             workers.spawn(fvfs_vfs::EvictorWorker::new(&vfs));
             workers.spawn(fvfs_vfs::ScrubWorker::new(&vfs));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
+            workers.spawn(fvfs_vfs::WritebackWorker::new(&vfs));
             workers.spawn(fvfs_vfs::MetaBackupWorker::new(
                 engine.meta.clone(),
                 engine.store.tier().clone(),
@@ -146,6 +157,7 @@ impl Running {
             vfs,
             workers,
             session_id,
+            spool,
         })
     }
 
@@ -153,7 +165,8 @@ impl Running {
     /// Call once nothing writes any more (unmounted, listeners drained).
     pub fn stop(self) {
         self.rt.block_on(async {
-            if let Err(e) = self.vfs.flush_all().await {
+            let spool = Some(&self.spool);
+            if let Err(e) = self.vfs.stop_writeback(spool, fvfs_vfs::STOP_RETRY).await {
                 tracing::error!(error = %e, "final flush failed");
             }
             self.workers.shutdown(Duration::from_secs(10)).await;

@@ -1,0 +1,140 @@
+//! Writes whose commit failed: the writeback worker that retries retained buffers (files
+//! whose last close could not commit, handle.rs), and the stop policy (commit with a
+//! bounded retry, then spool to disk, spool.rs).
+//!
+//! Invariants: the worker only ever commits (never drops) a buffer; at stop every buffer
+//! is committed or spooled, and `stop_writeback` fails only when a buffer could be
+//! neither (then the caller must say so loudly: those bytes live only in this process).
+
+use crate::spool::Spool;
+use crate::worker::{Worker, WorkerState};
+use crate::{Result, Vfs};
+use futures::future::BoxFuture;
+use fvfs_types::Ino;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How long a stopping process keeps retrying commits before it spools.
+pub const STOP_RETRY: Duration = Duration::from_secs(10);
+
+/// The worker also looks every this often, whatever woke it.
+const RECHECK: Duration = Duration::from_secs(30);
+
+impl Vfs {
+    /// Tries once to commit every retained buffer. Ok(n): n buffers were stored; an
+    /// error is the first failure (the others were tried too).
+    pub async fn writeback_pass(&self) -> Result<usize> {
+        let mut stored = 0;
+        let mut failed = None;
+        for ino in self.handles.retained_inodes() {
+            match self.flush_inode(ino).await {
+                Ok(()) => {
+                    stored += 1;
+                    tracing::info!(ino, "stored the retained writes of a closed file");
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        failed.map_or(Ok(stored), Err)
+    }
+
+    /// Inodes whose buffer holds uncommitted bytes (open or retained).
+    pub fn dirty_inodes(&self) -> Vec<Ino> {
+        self.handles
+            .open_inodes()
+            .into_iter()
+            .filter(|&ino| {
+                self.handles
+                    .state(ino)
+                    .is_some_and(|st| st.pending_attr.lock().is_some())
+            })
+            .collect()
+    }
+
+    /// Inodes retained after a failed commit at their last close.
+    pub fn retained_inodes(&self) -> Vec<Ino> {
+        self.handles.retained_inodes()
+    }
+
+    /// At stop, once nothing writes any more: commits every buffer, retrying for
+    /// `retry_for`, then writes what still cannot be committed to `spool` (each file
+    /// logged at ERROR). Fails only if some bytes could be neither committed nor spooled.
+    pub async fn stop_writeback(&self, spool: Option<&Spool>, retry_for: Duration) -> Result<()> {
+        let deadline = Instant::now() + retry_for;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let flushed = self.flush_all().await;
+            if self.dirty_inodes().is_empty() {
+                // Every byte is committed; a failed metadata sync is SQLite's to finish at
+                // its checkpoint.
+                if let Err(e) = flushed {
+                    tracing::warn!(error = %e, "syncing the metadata at stop failed");
+                }
+                return Ok(());
+            }
+            let err = flushed.err().map(|e| e.to_string()).unwrap_or_default();
+            if Instant::now() + delay > deadline {
+                tracing::error!(error = %err, "buffered writes could not be stored before stop");
+                break;
+            }
+            tracing::warn!(error = %err, retry_in = ?delay, "storing buffered writes at stop failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        let Some(spool) = spool else {
+            let n = self.dirty_inodes().len();
+            tracing::error!(
+                files = n,
+                "no spool: the writes of these files are lost with this process"
+            );
+            return Err(crate::VfsError::Internal(format!(
+                "{n} files have writes that could not be stored"
+            )));
+        };
+        for f in self.spool_dirty(spool).await? {
+            tracing::error!(
+                file = %f.display(),
+                "uncommitted writes saved to the spool; they are committed at the next start (docs/FORMAT.md, \"Writeback spool\")"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Commits retained buffers in the background, with the workers' backoff after failures.
+pub struct WritebackWorker {
+    vfs: Weak<Vfs>,
+}
+
+impl WritebackWorker {
+    pub fn new(vfs: &Arc<Vfs>) -> WritebackWorker {
+        WritebackWorker {
+            vfs: Arc::downgrade(vfs),
+        }
+    }
+}
+
+impl Worker for WritebackWorker {
+    fn name(&self) -> String {
+        "writeback".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return Ok(WorkerState::Done);
+            };
+            vfs.writeback_pass().await?;
+            Ok(WorkerState::Idle)
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(vfs) = self.vfs.upgrade() else {
+                return;
+            };
+            let _ = tokio::time::timeout(RECHECK, vfs.handles.retained_wake.notified()).await;
+        })
+    }
+}
