@@ -1,0 +1,250 @@
+//! The retained state of files whose commit failed, with a tier that fails on demand: the
+//! durable tier is a directory whose path is swapped for a regular file (every block write
+//! fails) and back. Real SQLite metadata, real block store, no mocks.
+
+use fvfs_chunk::{BlockStore, BlockStoreConfig};
+use fvfs_meta::MetaError;
+use fvfs_tier::{Tier, TierSpec};
+use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION, ROOT_INO};
+use fvfs_vfs::{Ctx, OpenFlags, Spool, Vfs, VfsConfig, VfsError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    tier: PathBuf,
+    meta: Arc<dyn fvfs_meta::MetaStore>,
+    store: Arc<BlockStore>,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let tier = root.join("tier");
+    std::fs::create_dir(&tier).unwrap();
+    let loc = tier.display().to_string();
+    let meta = fvfs_meta::open(&format!("sqlite://{}/meta.db", root.display()), true).unwrap();
+    let settings = Settings {
+        uuid: "6f1c1d6e-0000-4000-8000-000000000001".parse().unwrap(),
+        name: "t".into(),
+        format_version: FORMAT_VERSION,
+        cdc: CdcParams::default(),
+        compression: Compression::Zstd,
+        storage: vec![loc.clone()],
+        created: 0,
+        tiers: vec![TierSettings {
+            name: "t0".into(),
+            location: loc.clone(),
+            high_watermark: None,
+            low_watermark: None,
+            durable: true,
+            keep_copy: false,
+        }],
+    };
+    meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
+    let t = Tier::open(&TierSpec::parse(&loc).unwrap()).unwrap();
+    let cfg = BlockStoreConfig {
+        compression: Compression::Zstd,
+        mem_cache_bytes: 0,
+        disk_cache: None,
+        upload_concurrency: 4,
+    };
+    let store = Arc::new(BlockStore::with_tiers(vec![t], 0, cfg).unwrap());
+    Env {
+        _dir: dir,
+        root,
+        tier,
+        meta,
+        store,
+    }
+}
+
+impl Env {
+    fn vfs(&self, cfg: VfsConfig) -> Arc<Vfs> {
+        Vfs::new(self.meta.clone(), self.store.clone(), cfg).unwrap()
+    }
+    /// Every block write fails from now on.
+    fn break_tier(&self) {
+        std::fs::rename(&self.tier, self.root.join("away")).unwrap();
+        std::fs::write(&self.tier, b"not a directory").unwrap();
+    }
+    fn heal_tier(&self) {
+        std::fs::remove_file(&self.tier).unwrap();
+        std::fs::rename(self.root.join("away"), &self.tier).unwrap();
+    }
+}
+
+const RW: OpenFlags = OpenFlags {
+    read: true,
+    write: true,
+    append: false,
+};
+const RO: OpenFlags = OpenFlags {
+    read: true,
+    write: false,
+    append: false,
+};
+
+/// A new file holding `data` whose last close failed to commit (the tier is broken).
+async fn retained_file(vfs: &Vfs, name: &str, data: &[u8]) -> u64 {
+    let (a, fh) = vfs
+        .create(
+            Ctx::root(),
+            ROOT_INO,
+            name.as_bytes(),
+            0o644,
+            0,
+            libc::O_RDWR,
+        )
+        .unwrap();
+    assert_eq!(vfs.write(fh, 0, data).await.unwrap() as usize, data.len());
+    let e = vfs.release(fh).await.unwrap_err();
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    a.ino
+}
+
+async fn read_all(vfs: &Vfs, ino: u64) -> Vec<u8> {
+    let fh = vfs.open(ino, RO).unwrap();
+    let got = vfs.read(fh, 0, 64 << 20).await.unwrap();
+    vfs.release(fh).await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_last_close_keeps_the_bytes_until_they_are_committed() {
+    let env = env();
+    let vfs = env.vfs(VfsConfig::default());
+    env.break_tier();
+    let (a, fh) = vfs
+        .create(Ctx::root(), ROOT_INO, b"f", 0o644, 0, libc::O_RDWR)
+        .unwrap();
+    vfs.write(fh, 0, b"hello").await.unwrap();
+    assert_eq!(vfs.fsync(fh).await.unwrap_err().errno(), libc::EIO);
+    assert_eq!(vfs.release(fh).await.unwrap_err().errno(), libc::EIO);
+    assert_eq!(vfs.retained_inodes(), vec![a.ino]);
+    // Visible (size, bytes) though not committed.
+    assert_eq!(vfs.getattr(a.ino).unwrap().size, 5);
+    assert_eq!(env.meta.getattr(a.ino).unwrap().size, 0);
+    let rh = vfs.open(a.ino, RO).unwrap();
+    assert_eq!(vfs.read(rh, 0, 100).await.unwrap(), b"hello");
+    // fsync through any handle fails while the bytes are not stored.
+    assert_eq!(vfs.fsync(rh).await.unwrap_err().errno(), libc::EIO);
+    vfs.release(rh).await.unwrap();
+    assert_eq!(
+        vfs.retained_inodes(),
+        vec![a.ino],
+        "a reader's close keeps them"
+    );
+    assert!(vfs.writeback_pass().await.is_err());
+
+    env.heal_tier();
+    assert_eq!(vfs.writeback_pass().await.unwrap(), 1);
+    assert!(vfs.retained_inodes().is_empty());
+    assert_eq!(env.meta.getattr(a.ino).unwrap().size, 5);
+    assert_eq!(read_all(&vfs, a.ino).await, b"hello");
+    // Stored for good: a fresh engine on the same metadata reads them.
+    drop(vfs);
+    let vfs = env.vfs(VfsConfig::default());
+    assert_eq!(read_all(&vfs, a.ino).await, b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_unlink_rename_and_reopen_of_retained_files() {
+    let env = env();
+    let vfs = env.vfs(VfsConfig::default());
+    env.break_tier();
+    let a = retained_file(&vfs, "a", b"aaaa").await;
+    let b = retained_file(&vfs, "b", b"bbbb").await;
+    let c = retained_file(&vfs, "c", b"cccc").await;
+    let d = retained_file(&vfs, "d", b"dddd").await;
+    let mut all = vfs.retained_inodes();
+    all.sort();
+    assert_eq!(all, vec![a, b, c, d]);
+
+    // Truncating drops the bytes past the new size without any upload.
+    let attr = vfs.truncate(a, 0).await.unwrap();
+    assert_eq!(attr.size, 0);
+    assert_eq!(vfs.getattr(a).unwrap().size, 0);
+    // Unlinking the last name drops the bytes and purges the inode.
+    vfs.unlink(ROOT_INO, b"b").unwrap();
+    assert!(matches!(env.meta.getattr(b), Err(MetaError::NotFound)));
+    // So does a rename over it; the renamed file keeps its bytes.
+    vfs.rename(ROOT_INO, b"d", ROOT_INO, b"c", Default::default())
+        .unwrap();
+    assert!(matches!(env.meta.getattr(c), Err(MetaError::NotFound)));
+    assert_eq!(vfs.retained_inodes(), vec![d]);
+    // A new open shares the retained buffer: an append lands after it.
+    let fh = vfs.open(d, RW).unwrap();
+    assert_eq!(vfs.getattr(d).unwrap().size, 4);
+    vfs.write(fh, 4, b"+more").await.unwrap();
+    assert!(vfs.release(fh).await.is_err());
+    assert_eq!(vfs.retained_inodes(), vec![d]);
+    assert_eq!(read_all(&vfs, d).await, b"dddd+more");
+
+    env.heal_tier();
+    assert_eq!(vfs.writeback_pass().await.unwrap(), 1);
+    assert!(vfs.retained_inodes().is_empty());
+    assert_eq!(env.meta.getattr(d).unwrap().size, 9);
+    assert_eq!(env.meta.lookup(ROOT_INO, b"c").unwrap().ino, d);
+    assert_eq!(read_all(&vfs, d).await, b"dddd+more");
+    assert_eq!(env.meta.getattr(a).unwrap().size, 0);
+    assert!(env.meta.refcount_mismatches().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_retained_bytes_refuse_new_writes() {
+    let env = env();
+    let vfs = env.vfs(VfsConfig {
+        max_retained_bytes: 1 << 20,
+        ..VfsConfig::default()
+    });
+    env.break_tier();
+    let x = retained_file(&vfs, "x", &vec![7u8; 2 << 20]).await;
+    let (_, fh) = vfs
+        .create(Ctx::root(), ROOT_INO, b"y", 0o644, 0, libc::O_RDWR)
+        .unwrap();
+    let e = vfs.write(fh, 0, b"more").await.unwrap_err();
+    assert!(matches!(e, VfsError::Backlog(n) if n == 2 << 20), "{e}");
+    assert_eq!(e.errno(), libc::ENOSPC);
+    env.heal_tier();
+    vfs.writeback_pass().await.unwrap();
+    assert_eq!(vfs.write(fh, 0, b"more").await.unwrap(), 4);
+    vfs.release(fh).await.unwrap();
+    assert_eq!(read_all(&vfs, x).await, vec![7u8; 2 << 20]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_cannot_commit_spools_and_a_start_replays() {
+    let env = env();
+    let vfs = env.vfs(VfsConfig::default());
+    let spool = Spool::open(&env.root.join("spool")).unwrap();
+    env.break_tier();
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let f = retained_file(&vfs, "f", &body).await;
+    // A file still open at stop, with two extents, is spooled too.
+    let (g, fh) = vfs
+        .create(Ctx::root(), ROOT_INO, b"g", 0o644, 0, libc::O_RDWR)
+        .unwrap();
+    let g = g.ino;
+    vfs.write(fh, 0, b"head").await.unwrap();
+    vfs.write(fh, 100_000, b"tail").await.unwrap();
+    vfs.stop_writeback(Some(&spool), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(spool.entries().unwrap().len(), 2);
+    drop(vfs);
+
+    // The next start: the tier is back, the entries are committed and removed.
+    env.heal_tier();
+    let vfs = env.vfs(VfsConfig::default());
+    assert_eq!(vfs.replay_spool(&spool).await.unwrap(), 2);
+    assert!(spool.entries().unwrap().is_empty());
+    assert_eq!(read_all(&vfs, f).await, body);
+    let mut want = vec![0u8; 100_004];
+    want[..4].copy_from_slice(b"head");
+    want[100_000..].copy_from_slice(b"tail");
+    assert_eq!(env.meta.getattr(g).unwrap().size, 100_004);
+    assert_eq!(read_all(&vfs, g).await, want);
+}
