@@ -52,6 +52,8 @@ struct Sealed {
     task: Option<JoinHandle<Result<Uploaded>>>,
     done: Option<Uploaded>,
     pins: Arc<BlockPins>,
+    /// Where a dropped block waits for its upload (drops may happen off the runtime).
+    rt: tokio::runtime::Handle,
 }
 
 impl Sealed {
@@ -69,16 +71,11 @@ impl Drop for Sealed {
         }
         if let Some(task) = self.task.take() {
             let pins = self.pins.clone();
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(async move {
-                        if let Ok(Ok(up)) = task.await {
-                            pins.unpin(&[up.meta.id]);
-                        }
-                    });
+            self.rt.spawn(async move {
+                if let Ok(Ok(up)) = task.await {
+                    pins.unpin(&[up.meta.id]);
                 }
-                Err(_) => task.abort(),
-            }
+            });
         }
     }
 }
@@ -437,6 +434,7 @@ impl Vfs {
                     data,
                     done: None,
                     pins: self.pins.clone(),
+                    rt: tokio::runtime::Handle::current(),
                 });
             }
             e.sealed_len += total as u64;
