@@ -316,7 +316,7 @@ impl Vfs {
                     self.commit_all(&st, &mut fs).await?;
                 }
                 let a = self.meta.truncate(ino, size, now_ns())?;
-                fs.discard_from(size);
+                fs.discard_from(size, a.mtime);
                 crate::write::publish(&st, &fs);
                 st.invalidate();
                 drop(fs);

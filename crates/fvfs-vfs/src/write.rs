@@ -153,16 +153,17 @@ impl FileState {
     }
 
     /// Drops the buffered bytes at or after `size` once the committed data was truncated
-    /// there. No extent may straddle `size`. Their provisional slices lay past `size`, so
-    /// the truncate removed them.
-    pub(crate) fn discard_from(&mut self, size: u64) {
+    /// there (at `mtime`). No extent may straddle `size`. Their provisional slices lay past
+    /// `size`, so the truncate removed them. What stays buffered now implies the size
+    /// `size` and the truncate's mtime.
+    pub(crate) fn discard_from(&mut self, size: u64, mtime: i64) {
         debug_assert!(!self.straddles(size));
         self.extents.retain(|e| e.start < size);
         if self.extents.iter().all(|e| e.end() == e.start) {
             self.extents.clear();
             self.pending = None;
-        } else if let Some(p) = &mut self.pending {
-            p.0 = p.0.min(size);
+        } else if self.pending.is_some() {
+            self.pending = Some((size, mtime));
         }
     }
 

@@ -105,6 +105,12 @@ async fn retained_file(vfs: &Vfs, name: &str, data: &[u8]) -> u64 {
     a.ino
 }
 
+fn retained(vfs: &Vfs) -> Vec<u64> {
+    let mut v = vfs.retained_inodes();
+    v.sort();
+    v
+}
+
 async fn read_all(vfs: &Vfs, ino: u64) -> Vec<u8> {
     let fh = vfs.open(ino, RO).unwrap();
     let got = vfs.read(fh, 0, 64 << 20).await.unwrap();
@@ -159,14 +165,18 @@ async fn truncate_unlink_rename_and_reopen_of_retained_files() {
     let b = retained_file(&vfs, "b", b"bbbb").await;
     let c = retained_file(&vfs, "c", b"cccc").await;
     let d = retained_file(&vfs, "d", b"dddd").await;
-    let mut all = vfs.retained_inodes();
-    all.sort();
-    assert_eq!(all, vec![a, b, c, d]);
+    let e = retained_file(&vfs, "e", b"eeee").await;
+    assert_eq!(retained(&vfs), vec![a, b, c, d, e]);
 
     // Truncating drops the bytes past the new size without any upload.
     let attr = vfs.truncate(a, 0).await.unwrap();
     assert_eq!(attr.size, 0);
     assert_eq!(vfs.getattr(a).unwrap().size, 0);
+    // Extending keeps the buffered bytes and reads zeros after them; the mtime is the
+    // truncate's, and stays so once the bytes are committed.
+    let ext = vfs.truncate(e, 10).await.unwrap();
+    assert_eq!(vfs.getattr(e).unwrap().size, 10);
+    assert_eq!(read_all(&vfs, e).await, b"eeee\0\0\0\0\0\0");
     // Unlinking the last name drops the bytes and purges the inode.
     vfs.unlink(ROOT_INO, b"b").unwrap();
     assert!(matches!(env.meta.getattr(b), Err(MetaError::NotFound)));
@@ -174,22 +184,25 @@ async fn truncate_unlink_rename_and_reopen_of_retained_files() {
     vfs.rename(ROOT_INO, b"d", ROOT_INO, b"c", Default::default())
         .unwrap();
     assert!(matches!(env.meta.getattr(c), Err(MetaError::NotFound)));
-    assert_eq!(vfs.retained_inodes(), vec![d]);
+    assert_eq!(retained(&vfs), vec![d, e]);
     // A new open shares the retained buffer: an append lands after it.
     let fh = vfs.open(d, RW).unwrap();
     assert_eq!(vfs.getattr(d).unwrap().size, 4);
     vfs.write(fh, 4, b"+more").await.unwrap();
     assert!(vfs.release(fh).await.is_err());
-    assert_eq!(vfs.retained_inodes(), vec![d]);
+    assert_eq!(retained(&vfs), vec![d, e]);
     assert_eq!(read_all(&vfs, d).await, b"dddd+more");
 
     env.heal_tier();
-    assert_eq!(vfs.writeback_pass().await.unwrap(), 1);
+    assert_eq!(vfs.writeback_pass().await.unwrap(), 2);
     assert!(vfs.retained_inodes().is_empty());
     assert_eq!(env.meta.getattr(d).unwrap().size, 9);
     assert_eq!(env.meta.lookup(ROOT_INO, b"c").unwrap().ino, d);
     assert_eq!(read_all(&vfs, d).await, b"dddd+more");
     assert_eq!(env.meta.getattr(a).unwrap().size, 0);
+    let committed = env.meta.getattr(e).unwrap();
+    assert_eq!((committed.size, committed.mtime), (10, ext.mtime));
+    assert_eq!(read_all(&vfs, e).await, b"eeee\0\0\0\0\0\0");
     assert!(env.meta.refcount_mismatches().unwrap().is_empty());
 }
 
