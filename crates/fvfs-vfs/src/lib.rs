@@ -3,9 +3,9 @@
 //! about FUSE or HTTP.
 //!
 //! Layout: `ns.rs` namespace operations, `handle.rs` open files and unlinked-but-open
-//! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
-//! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
-//! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
+//! inodes, `write.rs` per-inode write buffers (CDC cut, slice commit), `upload.rs` block
+//! uploads (tier choice, dedup, pins), `read.rs` slice overlay resolution and block reads
+//! with readahead, `gc.rs` garbage blocks, `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
 //! periodic metadata backups to a tier, `writeback.rs` the retry of commits that failed at
 //! the last close, `spool.rs` the on-disk spool of writes that could not be committed by
 //! the time the process stops.
@@ -33,6 +33,7 @@ mod replicate;
 mod session;
 mod spool;
 mod tiers;
+mod upload;
 pub mod worker;
 mod write;
 mod writeback;

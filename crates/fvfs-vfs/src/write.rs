@@ -22,30 +22,18 @@
 use crate::gc::BlockPins;
 use crate::handle::InodeState;
 use crate::read::ChunkMap;
-use crate::tiers::TierState;
+use crate::upload::{await_uploads, block_ids, slices_of, Uploaded};
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
-use fvfs_chunk::{cdc, BlockMeta, BlockStore};
-use fvfs_meta::{Attr, BlockRef, Commit, MetaStore, NewBlock, NewSlice};
-use fvfs_types::{BlockId, Ino, CHUNK_SIZE};
+use fvfs_chunk::cdc;
+use fvfs_meta::{Attr, Commit};
+use fvfs_types::{Ino, CHUNK_SIZE};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-/// Blocks up to this size are encoded on the calling task.
-const INLINE_ENCODE_BYTES: usize = 64 << 10;
-
 /// Largest file offset accepted (as ext4 with 4 KiB blocks: 16 TiB).
 pub(crate) const MAX_FILE_SIZE: u64 = 16 << 40;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Uploaded {
-    pub(crate) meta: BlockMeta,
-    /// The tier the object was written to (when `new`).
-    pub(crate) tier: usize,
-    /// True when this upload created the object (no live row existed).
-    pub(crate) new: bool,
-}
 
 struct Sealed {
     data: Bytes,
@@ -199,93 +187,6 @@ fn piece(src_off: u64, src: &[u8], lo: u64, hi: u64, out: &mut Vec<(u64, Vec<u8>
     }
 }
 
-fn upload_task(
-    store: Arc<BlockStore>,
-    meta: Arc<dyn MetaStore>,
-    pins: Arc<BlockPins>,
-    tiers: Arc<TierState>,
-    data: Bytes,
-) -> JoinHandle<Result<Uploaded>> {
-    tokio::spawn(async move {
-        // Hashing and compressing a small block costs less than a hop to the blocking pool.
-        let enc = if data.len() <= INLINE_ENCODE_BYTES {
-            store.encode(&data)
-        } else {
-            let st = store.clone();
-            tokio::task::spawn_blocking(move || st.encode(&data))
-                .await
-                .map_err(|e| VfsError::Internal(format!("encode task: {e}")))?
-        };
-        pins.pin(enc.id).await;
-        let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
-        let mut tier = 0;
-        if !live {
-            // A tier that fails a write is marked down and the block goes to the next
-            // one; the durable tier is the last resort, and its failure is the caller's.
-            loop {
-                tier = tiers.reserve(enc.stored.len() as u64);
-                match store.put_encoded_to(&enc, tier).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tiers.add_usage(tier, -(enc.stored.len() as i64));
-                        if tier == tiers.durable {
-                            pins.unpin(&[enc.id]);
-                            return Err(e.into());
-                        }
-                        tiers.set_health(tier, false, Some(e.to_string()));
-                    }
-                }
-            }
-            if tiers.over_high(tier) {
-                tiers.evict_wake.notify_one();
-            }
-        }
-        Ok(Uploaded {
-            meta: BlockMeta {
-                id: enc.id,
-                size: enc.size,
-                stored_size: enc.stored.len() as u32,
-                codec: enc.codec,
-            },
-            tier,
-            new: !live,
-        })
-    })
-}
-
-/// Awaits every upload; on a failure releases the pins of the uploads that succeeded
-/// (their blocks will not be committed) and returns the first error.
-async fn await_uploads(
-    pins: &BlockPins,
-    uploads: Vec<(u64, JoinHandle<Result<Uploaded>>)>,
-) -> Result<Vec<(u64, Uploaded)>> {
-    let mut done = Vec::with_capacity(uploads.len());
-    let mut failed = None;
-    for (at, t) in uploads {
-        match t
-            .await
-            .map_err(|e| VfsError::Internal(format!("upload task: {e}")))
-            .and_then(|r| r)
-        {
-            Ok(up) => done.push((at, up)),
-            Err(e) => {
-                failed.get_or_insert(e);
-            }
-        }
-    }
-    match failed {
-        None => Ok(done),
-        Some(e) => {
-            pins.unpin(&block_ids(&done));
-            Err(e)
-        }
-    }
-}
-
-fn block_ids(blocks: &[(u64, Uploaded)]) -> Vec<BlockId> {
-    blocks.iter().map(|(_, u)| u.meta.id).collect()
-}
-
 /// Publishes a buffer's pending size/mtime and byte count to the lock-free fields of its
 /// state (getattr, retention).
 pub(crate) fn publish(st: &InodeState, fs: &FileState) {
@@ -295,31 +196,6 @@ pub(crate) fn publish(st: &InodeState, fs: &FileState) {
 }
 
 impl Vfs {
-    fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
-        upload_task(
-            self.store.clone(),
-            self.meta.clone(),
-            self.pins.clone(),
-            self.tiers.clone(),
-            data,
-        )
-    }
-
-    /// Counts new blocks' bytes toward the replicator's batch trigger.
-    fn note_queued(&self, new_blocks: &[NewBlock]) {
-        let bytes: u64 = new_blocks.iter().map(|b| b.stored_size as u64).sum();
-        if bytes > 0 {
-            let t = &self.tiers;
-            let before = t
-                .queued_bytes
-                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-            if before + bytes >= t.policy.flush_bytes {
-                t.replicate_wake.notify_one();
-            }
-        }
-    }
-
-    /// Buffers a write. Returns the number of bytes written.
     pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
         let h = self.handles.get(fh)?;
         if !h.flags.write {
@@ -762,44 +638,6 @@ impl Vfs {
         self.gc_wake();
         Ok(())
     }
-}
-
-/// Groups uploaded blocks (file offset, upload), consecutive by offset, into slices (one
-/// run of blocks per chunk) and the block rows to insert for those the upload created.
-fn slices_of(blocks: &[(u64, Uploaded)]) -> (Vec<NewSlice>, Vec<NewBlock>) {
-    let mut slices: Vec<NewSlice> = Vec::new();
-    let mut new_blocks = Vec::new();
-    for (at, up) in blocks {
-        let chunk = at / CHUNK_SIZE;
-        let pos = (at % CHUNK_SIZE) as u32;
-        let r = BlockRef {
-            id: up.meta.id,
-            len: up.meta.size,
-        };
-        match slices.last_mut() {
-            Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
-                s.len += r.len;
-                s.blocks.push(r);
-            }
-            _ => slices.push(NewSlice {
-                chunk,
-                pos,
-                len: r.len,
-                zero: false,
-                blocks: vec![r],
-            }),
-        }
-        if up.new {
-            new_blocks.push(NewBlock {
-                id: up.meta.id,
-                size: up.meta.size,
-                stored_size: up.meta.stored_size,
-                codec: up.meta.codec,
-                tiers: 1 << up.tier,
-            });
-        }
-    }
-    (slices, new_blocks)
 }
 
 /// Waits for a sealed block's upload; a failed upload is retried once from its bytes.

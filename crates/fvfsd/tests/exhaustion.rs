@@ -67,14 +67,16 @@ fn lowest_free_fd(pid: u32) -> u64 {
     (0..).find(|n| !used.contains(n)).unwrap()
 }
 
-/// The spool's reserve descriptor: opened on /dev/null right after the spool directory.
+/// The spool's reserve descriptor: the first one open on /dev/null after the spool
+/// directory's (both are opened at start, one after the other).
 fn reserve_fd(pid: u32, spool: &Path) -> u64 {
     let link = |n: u64| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).ok();
     let dir = (0..4096)
         .find(|&n| link(n).as_deref() == Some(spool))
         .expect("the daemon holds its spool directory open");
-    assert_eq!(link(dir + 1).as_deref(), Some(Path::new("/dev/null")));
-    dir + 1
+    (dir + 1..dir + 64)
+        .find(|&n| link(n).as_deref() == Some(Path::new("/dev/null")))
+        .expect("the reserve descriptor follows the spool directory's")
 }
 
 /// Sets the soft RLIMIT_NOFILE of `pid` (the hard limit stays); returns the old soft one.

@@ -1,0 +1,180 @@
+//! Block uploads of the write path: encode, pin, dedup check, choice of tier and PUT
+//! (`upload_task`), waiting for a batch of uploads, and grouping uploaded blocks into the
+//! slices of a commit.
+//!
+//! Invariant: a successful upload leaves its block id pinned (gc.rs) until the caller
+//! commits the block or gives it up (`BlockPins::unpin`); a failed one leaves nothing
+//! pinned.
+
+use crate::gc::BlockPins;
+use crate::tiers::TierState;
+use crate::{Result, Vfs, VfsError};
+use bytes::Bytes;
+use fvfs_chunk::{BlockMeta, BlockStore};
+use fvfs_meta::{BlockRef, MetaStore, NewBlock, NewSlice};
+use fvfs_types::{BlockId, CHUNK_SIZE};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Blocks up to this size are encoded on the calling task.
+const INLINE_ENCODE_BYTES: usize = 64 << 10;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Uploaded {
+    pub(crate) meta: BlockMeta,
+    /// The tier the object was written to (when `new`).
+    pub(crate) tier: usize,
+    /// True when this upload created the object (no live row existed).
+    pub(crate) new: bool,
+}
+
+fn upload_task(
+    store: Arc<BlockStore>,
+    meta: Arc<dyn MetaStore>,
+    pins: Arc<BlockPins>,
+    tiers: Arc<TierState>,
+    data: Bytes,
+) -> JoinHandle<Result<Uploaded>> {
+    tokio::spawn(async move {
+        // Hashing and compressing a small block costs less than a hop to the blocking pool.
+        let enc = if data.len() <= INLINE_ENCODE_BYTES {
+            store.encode(&data)
+        } else {
+            let st = store.clone();
+            tokio::task::spawn_blocking(move || st.encode(&data))
+                .await
+                .map_err(|e| VfsError::Internal(format!("encode task: {e}")))?
+        };
+        pins.pin(enc.id).await;
+        let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
+        let mut tier = 0;
+        if !live {
+            // A tier that fails a write is marked down and the block goes to the next
+            // one; the durable tier is the last resort, and its failure is the caller's.
+            loop {
+                tier = tiers.reserve(enc.stored.len() as u64);
+                match store.put_encoded_to(&enc, tier).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tiers.add_usage(tier, -(enc.stored.len() as i64));
+                        if tier == tiers.durable {
+                            pins.unpin(&[enc.id]);
+                            return Err(e.into());
+                        }
+                        tiers.set_health(tier, false, Some(e.to_string()));
+                    }
+                }
+            }
+            if tiers.over_high(tier) {
+                tiers.evict_wake.notify_one();
+            }
+        }
+        Ok(Uploaded {
+            meta: BlockMeta {
+                id: enc.id,
+                size: enc.size,
+                stored_size: enc.stored.len() as u32,
+                codec: enc.codec,
+            },
+            tier,
+            new: !live,
+        })
+    })
+}
+
+/// Awaits every upload; on a failure releases the pins of the uploads that succeeded
+/// (their blocks will not be committed) and returns the first error.
+pub(crate) async fn await_uploads(
+    pins: &BlockPins,
+    uploads: Vec<(u64, JoinHandle<Result<Uploaded>>)>,
+) -> Result<Vec<(u64, Uploaded)>> {
+    let mut done = Vec::with_capacity(uploads.len());
+    let mut failed = None;
+    for (at, t) in uploads {
+        match t
+            .await
+            .map_err(|e| VfsError::Internal(format!("upload task: {e}")))
+            .and_then(|r| r)
+        {
+            Ok(up) => done.push((at, up)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        None => Ok(done),
+        Some(e) => {
+            pins.unpin(&block_ids(&done));
+            Err(e)
+        }
+    }
+}
+
+pub(crate) fn block_ids(blocks: &[(u64, Uploaded)]) -> Vec<BlockId> {
+    blocks.iter().map(|(_, u)| u.meta.id).collect()
+}
+
+impl Vfs {
+    pub(crate) fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
+        upload_task(
+            self.store.clone(),
+            self.meta.clone(),
+            self.pins.clone(),
+            self.tiers.clone(),
+            data,
+        )
+    }
+
+    /// Counts new blocks' bytes toward the replicator's batch trigger.
+    pub(crate) fn note_queued(&self, new_blocks: &[NewBlock]) {
+        let bytes: u64 = new_blocks.iter().map(|b| b.stored_size as u64).sum();
+        if bytes > 0 {
+            let t = &self.tiers;
+            let before = t
+                .queued_bytes
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            if before + bytes >= t.policy.flush_bytes {
+                t.replicate_wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Groups uploaded blocks (file offset, upload), consecutive by offset, into slices (one
+/// run of blocks per chunk) and the block rows to insert for those the upload created.
+pub(crate) fn slices_of(blocks: &[(u64, Uploaded)]) -> (Vec<NewSlice>, Vec<NewBlock>) {
+    let mut slices: Vec<NewSlice> = Vec::new();
+    let mut new_blocks = Vec::new();
+    for (at, up) in blocks {
+        let chunk = at / CHUNK_SIZE;
+        let pos = (at % CHUNK_SIZE) as u32;
+        let r = BlockRef {
+            id: up.meta.id,
+            len: up.meta.size,
+        };
+        match slices.last_mut() {
+            Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
+                s.len += r.len;
+                s.blocks.push(r);
+            }
+            _ => slices.push(NewSlice {
+                chunk,
+                pos,
+                len: r.len,
+                zero: false,
+                blocks: vec![r],
+            }),
+        }
+        if up.new {
+            new_blocks.push(NewBlock {
+                id: up.meta.id,
+                size: up.meta.size,
+                stored_size: up.meta.stored_size,
+                codec: up.meta.codec,
+                tiers: 1 << up.tier,
+            });
+        }
+    }
+    (slices, new_blocks)
+}
