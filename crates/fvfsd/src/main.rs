@@ -304,6 +304,12 @@ fn default_meta() -> String {
 }
 
 fn main() {
+    // Everything the daemon creates (state, database, blocks, cache, backups, the control
+    // socket) is owner-only: file contents and names must not leak to other local users.
+    // SAFETY: umask only sets the process's file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     // Few malloc arenas: the data path allocates block buffers on many threads, and
     // per-thread arenas would keep freed buffers as resident memory.
     // SAFETY: mallopt only tunes the allocator; called before any other thread starts.

@@ -519,6 +519,23 @@ impl Filesystem for Mount {
         )
     }
 
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply!(
+            reply,
+            self.fallocate_file(fh.0, offset, length, mode),
+            |_v| reply.ok()
+        )
+    }
+
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         reply.ok()
     }
