@@ -313,7 +313,10 @@ pub async fn trust_on_first_use(
         Some(fp) => fp,
         None => probe_fingerprint(url).await?,
     };
-    match load_known_hosts(dir)?.get(&hp).and_then(|p| normalize_pin(p)) {
+    match load_known_hosts(dir)?
+        .get(&hp)
+        .and_then(|p| normalize_pin(p))
+    {
         Some(old) if old == fp => {}
         Some(old) => return Err(ClientError::Other(pin_changed(url, &old, &fp))),
         None => {

@@ -230,7 +230,10 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("pinned with TLS") && err.contains(&fp), "{err}");
+        assert!(
+            err.contains("pinned with TLS") && err.contains(&fp),
+            "{err}"
+        );
         match impostor.accept() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             other => panic!("the client connected to the tls=0 host: {other:?}"),

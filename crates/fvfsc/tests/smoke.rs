@@ -53,7 +53,11 @@ impl Daemon {
         let out = fvfsd(&["format", "--storage", blocks.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut child = fvfsd(&["serve", "--no-mount", "--bind", "127.0.0.1", "--port", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -76,7 +76,9 @@ fn login_refuses_a_changed_certificate_until_replace_pin_names_it() {
     assert!(d.url.starts_with("https://127.0.0.1:"), "{}", d.url);
     let fp1 = status_fingerprint(&f);
     assert!(
-        d.daemon.stdout.contains(&format!("tls        sha256 {fp1}")),
+        d.daemon
+            .stdout
+            .contains(&format!("tls        sha256 {fp1}")),
         "{:?}",
         d.daemon.stdout
     );
@@ -133,12 +135,7 @@ fn login_refuses_a_changed_certificate_until_replace_pin_names_it() {
 
     // With the fingerprint `fvfsd status` shows (typed as AB:CD:…): replaced, then the
     // token goes, once.
-    let typed: Vec<String> = fp2
-        .to_uppercase()
-        .as_bytes()
-        .chunks(2)
-        .map(|c| text(c))
-        .collect();
+    let typed: Vec<String> = fp2.to_uppercase().as_bytes().chunks(2).map(text).collect();
     let out = fvfsc(&["login", "--replace-pin", &typed.join(":"), &d.url]);
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -306,7 +303,10 @@ fn plain_http_beyond_loopback_needs_insecure_http() {
     let api = lines.iter().find(|l| l.starts_with("api ")).unwrap();
     assert!(api.starts_with("api http://10.77.0.1:"), "{api}");
     assert!(!lines.iter().any(|l| l.starts_with("tls ")), "{lines:?}");
-    let warn: Vec<&str> = log.lines().filter(|l| l.contains("insecure_http")).collect();
+    let warn: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("insecure_http"))
+        .collect();
     assert_eq!(warn.len(), 1, "{log}");
     assert!(
         warn[0].contains("WARN") && warn[0].contains("over plain HTTP"),
@@ -320,7 +320,11 @@ fn plain_http_beyond_loopback_needs_insecure_http() {
     let Served::Running(child, lines, log) = served else {
         panic!("the default start failed")
     };
-    let api = lines.iter().find(|l| l.starts_with("api ")).unwrap().clone();
+    let api = lines
+        .iter()
+        .find(|l| l.starts_with("api "))
+        .unwrap()
+        .clone();
     let addr = api
         .strip_prefix("api https://")
         .unwrap_or_else(|| panic!("{api}"))

@@ -434,7 +434,11 @@ async fn tls_pin_accepts_exactly_the_pinned_certificate() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(heads.lock().len(), 2, "no request crossed a refused handshake");
+    assert_eq!(
+        heads.lock().len(),
+        2,
+        "no request crossed a refused handshake"
+    );
 
     // --replace-pin: a wrong fingerprint is refused, the right one accepted; the probe
     // carries no token either way.

@@ -467,7 +467,11 @@ mod tests {
             assert_eq!(t(wide, None, false), Ok(Transport::Tls), "{wide}");
             assert_eq!(t(wide, Some(true), true), Ok(Transport::Tls), "{wide}");
             assert_eq!(t(wide, None, true), Ok(Transport::InsecureHttp), "{wide}");
-            assert_eq!(t(wide, Some(false), true), Ok(Transport::InsecureHttp), "{wide}");
+            assert_eq!(
+                t(wide, Some(false), true),
+                Ok(Transport::InsecureHttp),
+                "{wide}"
+            );
             let e = t(wide, Some(false), false).unwrap_err();
             assert!(
                 e.contains("remove `tls = false`") && e.contains("insecure_http = true"),

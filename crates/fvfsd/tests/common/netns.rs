@@ -27,7 +27,9 @@ impl Netns {
     /// `10.77.0.1/24`) on `name`, both up: an address beyond loopback that leads nowhere.
     pub fn add_veth(&self, name: &str, cidr: &str) {
         let peer = format!("{name}-p");
-        self.exec_ok(&["ip", "link", "add", name, "type", "veth", "peer", "name", &peer]);
+        self.exec_ok(&[
+            "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ]);
         self.exec_ok(&["ip", "addr", "add", cidr, "dev", name]);
         self.exec_ok(&["ip", "link", "set", name, "up"]);
         self.exec_ok(&["ip", "link", "set", &peer, "up"]);
