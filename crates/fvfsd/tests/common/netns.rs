@@ -14,7 +14,11 @@ impl Netns {
     /// `fvfs-<tag>-<pid>`, with `lo` up, multicast on, and the multicast route on `lo`.
     pub fn new(tag: &str) -> Netns {
         let name = format!("fvfs-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        // A namespace left by a killed run of this pid (usually none: quiet).
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&["ip", "netns", "add", &name]);
         let ns = Netns(name);
         ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
