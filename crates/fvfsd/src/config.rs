@@ -37,7 +37,10 @@ pub struct Daemon {
     /// Address the API listens on (default 0.0.0.0 once a token exists, else 127.0.0.1).
     pub http_bind: Option<std::net::IpAddr>,
     /// Serve the API over HTTPS with the self-signed certificate of the state dir.
+    /// Default: on when the API listens beyond loopback, off on loopback only.
     pub tls: Option<bool>,
+    /// Allow plain HTTP beyond loopback (tokens then cross the network in the clear).
+    pub insecure_http: Option<bool>,
     /// Advertise the API over mDNS (default true).
     pub mdns: Option<bool>,
     /// Largest upload through the API, in GiB (default 1024).
@@ -333,6 +336,7 @@ frequency_weight = 0.3
                 let keys = [
                     "http_",
                     "tls =",
+                    "insecure_http =",
                     "mdns =",
                     "max_upload_gb",
                     "state_dir",
@@ -347,7 +351,8 @@ frequency_weight = 0.3
             .collect();
         let c: Config = toml::from_str(&on).unwrap();
         assert_eq!(c.daemon.http_port, Some(7734));
-        assert_eq!(c.daemon.tls, Some(false));
+        assert_eq!(c.daemon.tls, Some(true));
+        assert_eq!(c.daemon.insecure_http, Some(false));
         assert_eq!(c.daemon.max_upload_gb, Some(1024));
         assert!(c.daemon.socket_path.is_some() && c.daemon.state_dir.is_some());
     }

@@ -95,9 +95,12 @@ enum Cmd {
         /// No FUSE mount: serve the API only.
         #[arg(long)]
         no_mount: bool,
-        /// Serve the API over HTTPS (as [daemon] tls = true).
+        /// Serve the API over HTTPS (as [daemon] tls = true; the default beyond loopback).
         #[arg(long)]
         tls: bool,
+        /// API listen address (overrides [daemon] http_bind).
+        #[arg(long, value_name = "IP")]
+        bind: Option<std::net::IpAddr>,
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
@@ -358,6 +361,7 @@ fn run() -> Result<i32> {
         port: None,
         no_mount: false,
         tls: false,
+        bind: None,
         state_dir: None,
     }) {
         Cmd::Format {
@@ -449,6 +453,7 @@ fn run() -> Result<i32> {
             port,
             no_mount,
             tls,
+            bind,
             state_dir,
         } => {
             cmd::serve::run(
@@ -459,6 +464,7 @@ fn run() -> Result<i32> {
                     port,
                     no_mount,
                     tls,
+                    bind,
                     state_dir,
                 },
             )?;
@@ -476,14 +482,14 @@ fn run() -> Result<i32> {
                 .socket_path
                 .clone()
                 .unwrap_or_else(|| state.join("fvfsd.sock"));
-            if cmd::status::from_daemon(&socket, json)? {
+            if cmd::status::from_daemon(&socket, &state, json)? {
                 return Ok(0);
             }
             if json {
                 anyhow::bail!("no daemon answers on {}", socket.display());
             }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::status::run(&url))?;
+            rt.block_on(cmd::status::run(&url, &state))?;
             Ok(0)
         }
         Cmd::Token {
