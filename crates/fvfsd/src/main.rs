@@ -305,7 +305,7 @@ fn default_meta() -> String {
 
 /// Raises the soft limit of open descriptors to the hard one: every API connection, block
 /// file and database handle needs one. Returns (before, after), or the error.
-fn raise_nofile() -> std::io::Result<(u64, u64)> {
+fn raise_nofile() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
     let mut l = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -322,7 +322,7 @@ fn raise_nofile() -> std::io::Result<(u64, u64)> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    Ok((before as u64, l.rlim_cur as u64))
+    Ok((before, l.rlim_cur))
 }
 
 fn main() {
