@@ -346,27 +346,33 @@ async fn until_closed<S: AsyncRead + Unpin>(
     (out, since.elapsed())
 }
 
-/// Reads one keep-alive response (head and Content-Length body); returns (status, body).
+/// Reads one keep-alive response (head and Content-Length body) within 10 s; returns
+/// (status, body).
 async fn read_one(s: &mut tokio::net::TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    let mut b = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed mid-head");
-        raw.push(b[0]);
-    }
-    let head = String::from_utf8(raw).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap();
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, String::from_utf8(body).unwrap())
+    let read = async {
+        let mut raw = Vec::new();
+        let mut b = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed mid-head");
+            raw.push(b[0]);
+        }
+        let head = String::from_utf8(raw).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, String::from_utf8(body).unwrap())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
 }
 
 fn secs(d: Duration) -> f64 {

@@ -133,10 +133,10 @@ fn idle_and_slow_connections_are_closed_by_the_timeouts() {
     // Distinct values, so each close shows which timeout made it.
     config(
         &mut f,
-        "header_timeout_secs = 4\nidle_timeout_secs = 2\nbody_timeout_secs = 3",
+        "header_timeout_secs = 6\nidle_timeout_secs = 2\nbody_timeout_secs = 3",
     );
     let (header_t, idle_t, body_t) = (
-        Duration::from_secs(4),
+        Duration::from_secs(6),
         Duration::from_secs(2),
         Duration::from_secs(3),
     );
@@ -160,7 +160,8 @@ fn idle_and_slow_connections_are_closed_by_the_timeouts() {
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
     }
-    let (got, when) = until_closed(&mut ka, t_ka, idle_t + SLACK);
+    // Before hyper's own header timer (6 s) would: the idle timeout closed it.
+    let (got, when) = until_closed(&mut ka, t_ka, header_t);
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     closed_by("keep-alive", when, idle_t);
     for (what, s) in [("silent", &mut silent), ("half head", &mut half)] {
@@ -280,9 +281,9 @@ fn tls_connections_are_closed_by_the_timeouts() {
     let Some(mut f) = Fixture::new() else { return };
     config(
         &mut f,
-        "header_timeout_secs = 3\nidle_timeout_secs = 2\nbody_timeout_secs = 30",
+        "header_timeout_secs = 6\nidle_timeout_secs = 2\nbody_timeout_secs = 30",
     );
-    let (header_t, idle_t) = (Duration::from_secs(3), Duration::from_secs(2));
+    let (header_t, idle_t) = (Duration::from_secs(6), Duration::from_secs(2));
     let d = ApiDaemon::start(&f, &["--tls"]);
     assert!(d.url.starts_with("https://"), "{}", d.url);
     let addr = d.addr.clone();
@@ -326,7 +327,8 @@ fn tls_connections_are_closed_by_the_timeouts() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
 
-    let (rest, when) = until_closed(&mut ka, t_ka, idle_t + SLACK);
+    // Before hyper's own header timer (6 s) would: the idle timeout closed it.
+    let (rest, when) = until_closed(&mut ka, t_ka, header_t);
     assert!(!rest.is_empty(), "the rest of the response");
     closed_by("TLS keep-alive", when, idle_t);
     let (got, when) = until_closed(&mut idle, t, header_t + SLACK);
