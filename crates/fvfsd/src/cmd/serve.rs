@@ -307,6 +307,7 @@ fn serve(
         tls,
         cancel.clone(),
         DRAIN,
+        cfg.daemon.server_limits()?,
     ));
     let sp = socket_path.clone();
     let c2 = cancel.clone();
