@@ -4,27 +4,18 @@
 //! neither root nor FUSE, so it runs in every `cargo test`. Outputs are compared exactly.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-/// `target/<profile>/fvfsd`, built on demand: it is another package's binary.
+mod common;
+
 fn fvfsd_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_fvfsc")).parent().unwrap();
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "fvfsd", "--bin", "fvfsd"]);
-        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("cargo build -p fvfsd");
-        assert!(st.success(), "cargo build -p fvfsd failed");
-    });
-    let bin = dir.join("fvfsd");
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
+    PathBuf::from(common::FVFSD)
+}
+
+fn fvfsc() -> PathBuf {
+    common::api::fvfsc_bin()
 }
 
 /// A running `fvfsd serve` (killed on drop) and how `fvfsc` reaches it.
@@ -95,7 +86,7 @@ impl Daemon {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fvfsc"));
+        let mut cmd = Command::new(fvfsc());
         cmd.arg("--url")
             .arg(&self.url)
             .args(args)
@@ -202,7 +193,7 @@ fn smoke_against_a_daemon_of_its_own() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
 
     // No token: 401, with the hint.
-    let out = Command::new(env!("CARGO_BIN_EXE_fvfsc"))
+    let out = Command::new(fvfsc())
         .args(["--url", &d.url, "ls", "/"])
         .env("FVFSC_CONFIG_DIR", d.dir.path().join("none"))
         .env_remove("FVFS_TOKEN")
