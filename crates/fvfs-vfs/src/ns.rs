@@ -11,6 +11,7 @@
 
 use crate::acl::{self, Acl, AclKind, ACL_ACCESS, ACL_DEFAULT};
 use crate::{now_ns, Ctx, Result, Vfs, VfsError};
+use fvfs_meta::alloc::chunk_alloc;
 use fvfs_meta::{
     Attr, Commit, DirEntry, MetaError, NewInode, NewSlice, RenameFlags, SetAttr, XattrChange,
     XattrMode,
@@ -78,7 +79,8 @@ fn caller_in_group(ctx: &Ctx, gid: u32) -> bool {
 }
 
 impl Vfs {
-    /// Attributes including the size and mtime of writes still in the buffer.
+    /// Attributes including the size, mtime and st_blocks of writes still in the buffer
+    /// (the kernel may cache them past the commit, so they must already count).
     fn with_pending(&self, mut a: Attr) -> Attr {
         if let Some(st) = self.handles.state(a.ino) {
             if let Ok(fs) = st.file.try_lock() {
@@ -86,6 +88,7 @@ impl Vfs {
                     a.size = a.size.max(size);
                     a.mtime = mtime;
                     a.ctime = a.ctime.max(mtime);
+                    a.blocks = self.blocks_with(a.ino, a.blocks, &fs.buffered_ranges());
                 }
             } else if let Some((size, mtime)) = *st.pending_attr.lock() {
                 a.size = a.size.max(size);
@@ -93,6 +96,43 @@ impl Vfs {
             }
         }
         a
+    }
+
+    /// st_blocks once buffered `ranges` are committed: each chunk they touch is counted
+    /// again with them overlaid as the newest data. Best effort: on a metadata error the
+    /// committed figure stands.
+    fn blocks_with(&self, ino: Ino, committed: u64, ranges: &[(u64, u64)]) -> u64 {
+        let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
+        for &(mut pos, end) in ranges {
+            while pos < end {
+                let (chunk, off) = (pos / CHUNK_SIZE, pos % CHUNK_SIZE);
+                let len = (CHUNK_SIZE - off).min(end - pos);
+                pieces.push((chunk, off, len));
+                pos += len;
+            }
+        }
+        let mut chunks: Vec<u64> = pieces.iter().map(|p| p.0).collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let mut bytes = committed * 512;
+        for c in chunks {
+            let Ok(slices) = self.meta.read_chunk(ino, c) else {
+                return committed;
+            };
+            let mut segs: Vec<(u64, u64, bool)> = slices
+                .iter()
+                .map(|s| (s.pos as u64, s.len as u64, s.zero))
+                .collect();
+            let before = chunk_alloc(&segs);
+            segs.extend(
+                pieces
+                    .iter()
+                    .filter(|p| p.0 == c)
+                    .map(|p| (p.1, p.2, false)),
+            );
+            bytes = (bytes + chunk_alloc(&segs)).saturating_sub(before);
+        }
+        bytes / 512
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {

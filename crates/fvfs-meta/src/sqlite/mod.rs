@@ -7,7 +7,7 @@
 //! Every trait method is one transaction.
 
 mod admin;
-pub mod alloc;
+mod alloc;
 mod backup;
 mod data;
 mod namespace;
