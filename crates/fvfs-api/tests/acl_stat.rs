@@ -42,7 +42,13 @@ async fn stat_shows_blocks_and_acls_and_puts_inherit() {
         (Tag::Other, 4),
     ]);
     e.vfs
-        .set_xattr(Ctx::root(), ino, ACL_ACCESS, &named.to_xattr(), XattrMode::Any)
+        .set_xattr(
+            Ctx::root(),
+            ino,
+            ACL_ACCESS,
+            &named.to_xattr(),
+            XattrMode::Any,
+        )
         .unwrap();
     let st = e.get("/v1/meta/f").await.json();
     assert_eq!(
@@ -64,7 +70,13 @@ async fn stat_shows_blocks_and_acls_and_puts_inherit() {
         (Tag::Other, 0),
     ]);
     e.vfs
-        .set_xattr(Ctx::root(), dir, ACL_DEFAULT, &def.to_xattr(), XattrMode::Any)
+        .set_xattr(
+            Ctx::root(),
+            dir,
+            ACL_DEFAULT,
+            &def.to_xattr(),
+            XattrMode::Any,
+        )
         .unwrap();
     let st = e.get("/v1/meta/shared").await.json();
     assert_eq!(

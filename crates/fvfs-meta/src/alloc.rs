@@ -102,7 +102,11 @@ mod tests {
         );
         // ...but not data written after it.
         assert_eq!(
-            chunk_alloc(&[(0, 64 * K, false), (8 * K, 16 * K, true), (8 * K, 4 * K, false)]),
+            chunk_alloc(&[
+                (0, 64 * K, false),
+                (8 * K, 16 * K, true),
+                (8 * K, 4 * K, false)
+            ]),
             52 * K
         );
         // A zero slice over nothing, or alone, allocates nothing.

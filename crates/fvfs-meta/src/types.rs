@@ -153,9 +153,14 @@ pub struct RenameFlags {
 /// the mode it implies change together).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XattrChange<'a> {
-    Set { name: &'a [u8], value: &'a [u8] },
+    Set {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
     /// Removes the xattr; a missing one is no error.
-    Remove { name: &'a [u8] },
+    Remove {
+        name: &'a [u8],
+    },
 }
 
 /// xattr set mode (XATTR_CREATE / XATTR_REPLACE).

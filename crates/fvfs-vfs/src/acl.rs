@@ -124,7 +124,9 @@ impl Acl {
         }
         let body = &value[4..];
         if body.is_empty() || !body.len().is_multiple_of(8) {
-            return Err(malformed("POSIX ACL length is not a whole number of entries"));
+            return Err(malformed(
+                "POSIX ACL length is not a whole number of entries",
+            ));
         }
         let mut entries = Vec::with_capacity(body.len() / 8);
         let mut last_kind = 0u16;

@@ -98,7 +98,13 @@ fn malformed_acls_are_einval() {
         ),
         (
             "two masks",
-            raw(&[(0x01, 6, U), (0x04, 4, U), (0x10, 4, U), (0x10, 4, U), (0x20, 4, U)]),
+            raw(&[
+                (0x01, 6, U),
+                (0x04, 4, U),
+                (0x10, 4, U),
+                (0x10, 4, U),
+                (0x20, 4, U),
+            ]),
         ),
         (
             "same user twice",
@@ -125,7 +131,13 @@ fn malformed_acls_are_einval() {
         ),
         (
             "named user without id",
-            raw(&[(0x01, 6, U), (0x02, 4, U), (0x04, 4, U), (0x10, 4, U), (0x20, 4, U)]),
+            raw(&[
+                (0x01, 6, U),
+                (0x02, 4, U),
+                (0x04, 4, U),
+                (0x10, 4, U),
+                (0x20, 4, U),
+            ]),
         ),
     ];
     for (what, bytes) in cases {
@@ -294,6 +306,9 @@ fn permits_each_entry_kind_and_the_mask() {
 #[test]
 fn acl_names() {
     assert_eq!(acl_name(b"system.posix_acl_access"), Some(AclKind::Access));
-    assert_eq!(acl_name(b"system.posix_acl_default"), Some(AclKind::Default));
+    assert_eq!(
+        acl_name(b"system.posix_acl_default"),
+        Some(AclKind::Default)
+    );
     assert_eq!(acl_name(b"user.posix_acl_access"), None);
 }

@@ -169,7 +169,15 @@ impl Vfs {
         if target.len() > 4095 {
             return Err(VfsError::NameTooLong);
         }
-        self.create_node(ctx, parent, name, FileKind::Symlink, (0o777, 0), 0, Some(target))
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Symlink,
+            (0o777, 0),
+            0,
+            Some(target),
+        )
     }
 
     /// Creates an inode with the requested `(mode, umask)`: setgid inheritance, then the
@@ -396,12 +404,12 @@ impl Vfs {
         // chmod rewrites the access ACL's owner, group class and other entries
         // (posix_acl_chmod), in the same transaction as the mode.
         let acl = match set.perm {
-            Some(p) if cur.kind != FileKind::Symlink => self
-                .stored_acl(ino, AclKind::Access)?
-                .map(|mut acl| {
+            Some(p) if cur.kind != FileKind::Symlink => {
+                self.stored_acl(ino, AclKind::Access)?.map(|mut acl| {
                     acl.chmod(p);
                     acl.to_xattr()
-                }),
+                })
+            }
             _ => None,
         };
         let a = match &acl {

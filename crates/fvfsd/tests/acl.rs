@@ -66,9 +66,16 @@ fn read_as(uid: u32, gid: u32, path: &Path) -> String {
 
 /// [`read_as`] of `name/rel` on the mount, asserted equal to the same on ext4.
 fn read_both(f: &Fixture, name: &str, rel: &str, who: (u32, u32)) -> String {
-    let on_ext4 = read_as(who.0, who.1, &f.dir.path().join(format!("ext4-{name}/{rel}")));
+    let on_ext4 = read_as(
+        who.0,
+        who.1,
+        &f.dir.path().join(format!("ext4-{name}/{rel}")),
+    );
     let got = read_as(who.0, who.1, &f.mnt.join(name).join(rel));
-    assert_eq!(got, on_ext4, "{name}/{rel} as {who:?}: the mount differs from ext4");
+    assert_eq!(
+        got, on_ext4,
+        "{name}/{rel} as {who:?}: the mount differs from ext4"
+    );
     got
 }
 
@@ -165,7 +172,11 @@ fn default_acls_are_inherited_and_the_umask_applies_only_without_one() {
         .gid(DAEMON.1)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A setgid parent with a default ACL: the group and setgid pass on as well.
     let out = same_as_ext4(
@@ -193,8 +204,17 @@ fn cp_a_keeps_modes_owners_and_acls() {
                 setfacl -d -m u:1000:rwx sg";
     sh(&src, tree);
     let dst = f.mnt.join("copy");
-    let out = Command::new("cp").arg("-a").arg(&src).arg(&dst).output().unwrap();
-    assert!(out.status.success(), "cp -a: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list = "find . -printf '%p %m %U:%G\\n' | sort; getfacl -Rnc . 2>/dev/null | sort";
     let want = sh(&src, list);
     let got = sh(&dst, list);
@@ -212,7 +232,10 @@ fn cp_a_keeps_modes_owners_and_acls() {
         "./sg/own 640 1001:100",
         "./acl 660 0:0",
     ] {
-        assert!(got.lines().any(|l| l == line), "missing {line:?} in:\n{got}");
+        assert!(
+            got.lines().any(|l| l == line),
+            "missing {line:?} in:\n{got}"
+        );
     }
     assert!(got.contains("user:1000:rw-\n") && got.contains("default:user:1000:rwx\n"));
 }

@@ -31,7 +31,9 @@ fn run(cmd: &str, args: &[&str], dir: &Path) -> String {
 }
 
 fn fs_type(dir: &Path) -> String {
-    run("stat", &["-f", "-c", "%T", "."], dir).trim().to_string()
+    run("stat", &["-f", "-c", "%T", "."], dir)
+        .trim()
+        .to_string()
 }
 
 /// A loop-mounted ext4 image, unmounted on drop.
@@ -82,7 +84,9 @@ fn build_tree(src: &Path) {
     let mut sparse = std::fs::File::create(src.join("sparse")).unwrap();
     for (i, at) in [10 * MIB, 50 * MIB, 90 * MIB].into_iter().enumerate() {
         sparse.seek(SeekFrom::Start(at)).unwrap();
-        sparse.write_all(&data(MIB as usize, 10 + i as u64)).unwrap();
+        sparse
+            .write_all(&data(MIB as usize, 10 + i as u64))
+            .unwrap();
     }
     sparse.set_len(100 * MIB).unwrap();
     sparse.sync_all().unwrap();
@@ -139,10 +143,7 @@ fn cp_a_and_rsync_leave_no_difference() {
     // The source has what the test claims (the script stops at a failed setfacl/setfattr).
     let listing = run(
         "bash",
-        &[
-            "-c",
-            "find . -printf '%y %m %n %U:%G %p\\n'",
-        ],
+        &["-c", "find . -printf '%y %m %n %U:%G %p\\n'"],
         &src,
     );
     for want in [

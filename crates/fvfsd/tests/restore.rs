@@ -30,7 +30,11 @@ fn acls(mnt: &Path) -> String {
         .current_dir(mnt)
         .output()
         .expect("getfacl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -102,7 +106,10 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
     assert!(st.success(), "setting ACLs failed");
     let acls_before = acls(&f.mnt);
     for entry in ["user:1001:r--", "group:100:rw-", "default:user:1000:rwx"] {
-        assert!(acls_before.lines().any(|l| l == entry), "{entry}: {acls_before}");
+        assert!(
+            acls_before.lines().any(|l| l == entry),
+            "{entry}: {acls_before}"
+        );
     }
     // What the filesystem says before the disaster is what it must say after.
     let expected: Vec<Expect> = files

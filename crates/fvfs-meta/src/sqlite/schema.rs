@@ -115,8 +115,14 @@ struct Migration {
 
 /// Migrations in order; entry i moves the schema from version i to i+1.
 const MIGRATIONS: &[Migration] = &[
-    Migration { sql: V1, fill: None },
-    Migration { sql: V2, fill: None },
+    Migration {
+        sql: V1,
+        fill: None,
+    },
+    Migration {
+        sql: V2,
+        fill: None,
+    },
     Migration {
         sql: V3,
         fill: Some(super::alloc::refresh_all),

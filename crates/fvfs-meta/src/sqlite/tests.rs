@@ -364,9 +364,15 @@ fn migration_to_v3_fills_st_blocks() {
     .unwrap();
     drop(c);
     let s = SqliteStore::open(&p, false).unwrap();
-    assert_eq!(s.getattr(f.ino).unwrap().blocks, 16, "8192..13192: two 4 KiB units");
+    assert_eq!(
+        s.getattr(f.ino).unwrap().blocks,
+        16,
+        "8192..13192: two 4 KiB units"
+    );
     let c = rusqlite::Connection::open(&p).unwrap();
-    let v: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: u32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, schema::SCHEMA_VERSION);
 }
 
@@ -391,12 +397,25 @@ fn xattrs_with_create_and_setattr_are_one_change() {
         ..Default::default()
     };
     let a = s
-        .setattr_xattr(f.ino, &set, XattrChange::Set { name: acl, value: b"v2" }, 20)
+        .setattr_xattr(
+            f.ino,
+            &set,
+            XattrChange::Set {
+                name: acl,
+                value: b"v2",
+            },
+            20,
+        )
         .unwrap();
     assert_eq!((a.perm, a.ctime), (0o751, 20));
     assert_eq!(s.get_xattr(f.ino, acl).unwrap(), b"v2");
     let a = s
-        .setattr_xattr(f.ino, &SetAttr::default(), XattrChange::Remove { name: acl }, 21)
+        .setattr_xattr(
+            f.ino,
+            &SetAttr::default(),
+            XattrChange::Remove { name: acl },
+            21,
+        )
         .unwrap();
     assert_eq!((a.perm, a.ctime), (0o751, 21));
     assert!(matches!(s.get_xattr(f.ino, acl), Err(MetaError::NoAttr)));
@@ -409,7 +428,15 @@ fn xattrs_with_create_and_setattr_are_one_change() {
         ..Default::default()
     };
     assert!(matches!(
-        s.setattr_xattr(f.ino, &chmod, XattrChange::Set { name: acl, value: &big }, 23),
+        s.setattr_xattr(
+            f.ino,
+            &chmod,
+            XattrChange::Set {
+                name: acl,
+                value: &big
+            },
+            23
+        ),
         Err(MetaError::AttrTooBig)
     ));
     assert_eq!(s.getattr(f.ino).unwrap().perm, 0o751);
