@@ -232,8 +232,9 @@ impl Vfs {
         Ok(self.meta.create(parent, name, &new)?)
     }
 
-    /// The stored ACL of `kind` on `ino`, if any.
-    fn stored_acl(&self, ino: Ino, kind: AclKind) -> Result<Option<Acl>> {
+    /// The stored ACL of `kind` on `ino`, if any (None: the mode says everything). With
+    /// `acl::permits`, what a permission check on behalf of a network caller consults.
+    pub(crate) fn stored_acl(&self, ino: Ino, kind: AclKind) -> Result<Option<Acl>> {
         let name = match kind {
             AclKind::Access => ACL_ACCESS,
             AclKind::Default => ACL_DEFAULT,
