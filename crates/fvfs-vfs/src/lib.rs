@@ -2,7 +2,7 @@
 //! (FUSE, HTTP) hold one [`Vfs`] and call its Result-returning methods; nothing here knows
 //! about FUSE or HTTP.
 //!
-//! Layout: `ns.rs` namespace operations, `handle.rs` open files and unlinked-but-open
+//! Layout: `ns.rs` namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files and unlinked-but-open
 //! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
 //! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
 //! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
@@ -15,6 +15,7 @@
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
 //!   (the `BlockPins` set in gc.rs).
 
+pub mod acl;
 mod api;
 mod backup;
 mod error;

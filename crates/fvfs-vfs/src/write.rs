@@ -82,6 +82,11 @@ impl FileState {
         self.pending
     }
 
+    /// The file ranges `[start, end)` holding buffered bytes (for st_blocks).
+    pub(crate) fn buffered_ranges(&self) -> Vec<(u64, u64)> {
+        self.extents.iter().map(|e| (e.start, e.end())).collect()
+    }
+
     /// Copies of the buffered bytes within `[off, off + len)`: (file offset, bytes), in
     /// buffer order (extents are disjoint, so the order does not matter).
     pub(crate) fn snapshot(&self, off: u64, len: u64) -> Vec<(u64, Vec<u8>)> {

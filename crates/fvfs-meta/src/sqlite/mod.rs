@@ -7,6 +7,7 @@
 //! Every trait method is one transaction.
 
 mod admin;
+mod alloc;
 mod backup;
 mod data;
 mod namespace;
@@ -237,6 +238,15 @@ impl MetaStore for SqliteStore {
     }
     fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()> {
         self.write(|tx| namespace::remove_xattr(tx, ino, name, now))
+    }
+    fn setattr_xattr(
+        &self,
+        ino: Ino,
+        set: &SetAttr,
+        change: XattrChange<'_>,
+        now: i64,
+    ) -> Result<Attr> {
+        self.write(|tx| namespace::setattr_xattr(tx, ino, set, change, now))
     }
 
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
