@@ -323,8 +323,8 @@ fvfs_serve() {
 		printf '[daemon]\nmount_path = "%s"\nmdns = false\n' "$FVFS_SERVE_MOUNT" >"$FVFS_WORK/serve.toml"
 		mount=(--config "$FVFS_WORK/serve.toml")
 	fi
-	fvfs_log "fvfsd serve --meta $FVFS_META ${mount[*]} --port 0 $*"
-	RUST_LOG="${RUST_LOG:-warn}" "$FVFSD" serve --meta "$FVFS_META" "${mount[@]}" --port 0 "$@" \
+	fvfs_log "fvfsd serve --meta $FVFS_META ${mount[*]} --bind 127.0.0.1 --port 0 $*"
+	RUST_LOG="${RUST_LOG:-warn}" "$FVFSD" serve --meta "$FVFS_META" "${mount[@]}" --bind 127.0.0.1 --port 0 "$@" \
 		>"$FVFS_WORK/serve.out" 2>"$FVFS_WORK/serve.log" </dev/null &
 	FVFS_SERVE_PID=$!
 	local line

@@ -14,7 +14,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MIN_PASSED="${PJDFSTEST_MIN_PASSED:-380}"
+MIN_PASSED="${PJDFSTEST_MIN_PASSED:-382}"
 TIMEOUT="${PJDFSTEST_TIMEOUT:-1200}"
 
 fvfs_require_privileged "pjdfstest"

@@ -138,21 +138,54 @@ pub fn register(name: &str, port: u16, bind: IpAddr, txt: &Txt) -> Result<Advert
 mod tests {
     use super::*;
 
-    /// Registers on 127.0.0.1 and browses for it from a second daemon (bounded: 10 s).
-    /// Needs multicast on some interface; skipped with a message if browsing finds nothing
-    /// and FVFS_REQUIRE_MDNS is not set.
+    /// As root, moves the calling thread (and the threads and processes it starts) into a
+    /// new network namespace with only `lo`, up, multicast on, routed for multicast. The
+    /// test then needs no LAN multicast and sees no other daemon. False when not root.
+    fn private_netns() -> bool {
+        // SAFETY: plain syscalls; unshare(CLONE_NEWNET) affects the calling thread only.
+        if unsafe { libc::geteuid() } != 0 {
+            return false;
+        }
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["link", "set", "lo", "multicast", "on"],
+            &["route", "add", "224.0.0.0/4", "dev", "lo"],
+        ] {
+            // A child starts in the namespace of the thread that spawns it.
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("`ip` (iproute2) for the test's network namespace");
+            assert!(st.success(), "ip {args:?}");
+        }
+        true
+    }
+
+    /// Registers on 127.0.0.1 and browses for it from a second daemon (bounded: 10 s). As
+    /// root it runs in a network namespace of its own and must find it; otherwise on the
+    /// host's interfaces, where a miss (no multicast) is a skip unless
+    /// FVFS_REQUIRE_PRIVILEGED=1.
     #[test]
     fn register_and_browse() {
-        let txt = Txt {
-            version: "0.0.0".into(),
-            uuid: "u-1".into(),
-            tls: true,
-            fingerprint: Some("ab".repeat(32)),
-        };
-        let name = format!("test{}", std::process::id());
-        let ad = register(&name, 7999, "127.0.0.1".parse().unwrap(), &txt).unwrap();
-        assert!(ad.fullname().starts_with(&name), "{}", ad.fullname());
+        std::thread::spawn(|| {
+            let isolated = private_netns();
+            if !isolated && std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+                panic!("FVFS_REQUIRE_PRIVILEGED=1: this test needs root for its network namespace");
+            }
+            register_and_browse_here(isolated)
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// The advertisement `ad` as a second mDNS daemon on loopback resolves it (10 s).
+    fn browse_for(ad: &Advert) -> Option<Box<mdns_sd::ResolvedService>> {
         let browser = ServiceDaemon::new().unwrap();
+        browser
+            .enable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])
+            .unwrap();
         let rx = browser.browse(fvfs_types::api::MDNS_SERVICE).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut found = None;
@@ -165,22 +198,68 @@ mod tests {
                 }
             }
         }
-        let _ = browser.shutdown();
-        match found {
+        if let Ok(rx) = browser.shutdown() {
+            let _ = rx.recv_timeout(STOP_WAIT);
+        }
+        found
+    }
+
+    fn register_and_browse_here(must_find: bool) {
+        let txt = Txt {
+            version: "0.0.0".into(),
+            uuid: "u-1".into(),
+            tls: true,
+            fingerprint: Some("ab".repeat(32)),
+        };
+        let name = format!("test{}", std::process::id());
+        let ad = register(&name, 7999, "127.0.0.1".parse().unwrap(), &txt).unwrap();
+        assert!(ad.fullname().starts_with(&name), "{}", ad.fullname());
+        match browse_for(&ad) {
             Some(info) => {
                 let p = &info.txt_properties;
                 assert_eq!(info.port, 7999);
+                assert_eq!(p.get_property_val_str("version"), Some("0.0.0"));
                 assert_eq!(p.get_property_val_str("uuid"), Some("u-1"));
                 assert_eq!(p.get_property_val_str("tls"), Some("1"));
                 assert_eq!(p.get_property_val_str("fp"), Some(&*"ab".repeat(32)));
+                let addrs: Vec<IpAddr> = info.addresses.iter().map(|a| a.to_ip_addr()).collect();
+                assert_eq!(addrs, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
             }
-            None if std::env::var("FVFS_REQUIRE_MDNS").as_deref() == Ok("1") => {
-                panic!("the advertisement was not seen within 10 s")
-            }
+            None if must_find => panic!("the advertisement was not seen within 10 s"),
             None => eprintln!("SKIP: no mDNS answer here (multicast unavailable?)"),
         }
         let t = std::time::Instant::now();
         ad.shutdown();
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Without TLS the TXT says `tls=0` and carries no `fp`, whatever fingerprint is known.
+    #[test]
+    fn plain_http_is_announced_without_a_fingerprint() {
+        std::thread::spawn(|| {
+            if !private_netns() {
+                assert_ne!(
+                    std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref(),
+                    Ok("1"),
+                    "this test needs root for its network namespace"
+                );
+                eprintln!("SKIP: needs root for its network namespace");
+                return;
+            }
+            let txt = Txt {
+                version: "0.0.0".into(),
+                uuid: "u-2".into(),
+                tls: false,
+                fingerprint: Some("cd".repeat(32)),
+            };
+            let ad = register("plain", 7998, "127.0.0.1".parse().unwrap(), &txt).unwrap();
+            let info = browse_for(&ad).expect("the advertisement within 10 s");
+            let p = &info.txt_properties;
+            assert_eq!(p.get_property_val_str("tls"), Some("0"));
+            assert_eq!(p.get_property_val_str("fp"), None);
+            assert_eq!(p.get_property_val_str("uuid"), Some("u-2"));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -2,8 +2,9 @@
 //! the models of `fvfs_types::api`, served at `GET /v1/openapi.json`.
 //!
 //! Invariant: every route of `routes::router` is listed here with its parameters, body
-//! and answers, and every route needs the bearer token (the global security
-//! requirement), as docs/API.md says.
+//! and answers (the answers any route may give are added to each by `CommonResponses`),
+//! and every route needs the bearer token (the global security requirement), as
+//! docs/API.md says.
 
 use crate::routes::{admin, blocks, files, ns, special};
 use axum::Json;
@@ -28,6 +29,60 @@ impl Modify for Security {
     }
 }
 
+/// Answers any operation may give, documented on each (so a client or a fuzzer checking
+/// status codes against the spec knows them): no or a bad token, a token or an identity
+/// that may not do this, the connection cap or a tier away, an internal failure, and for
+/// writes a full storage.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, api: &mut Spec) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let answer = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let common = [
+            ("401", "no token, or an invalid or revoked one"),
+            (
+                "403",
+                "the token (read-only) or its identity may not do this",
+            ),
+            ("500", "an internal error"),
+            ("503", "too many connections, or a tier is unreachable"),
+        ];
+        for item in api.paths.paths.values_mut() {
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.head, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (op, writes) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let r = &mut op.responses.responses;
+                for (code, what) in common {
+                    r.entry(code.to_string())
+                        .or_insert_with(|| answer(what).into());
+                }
+                if writes {
+                    r.entry("507".to_string())
+                        .or_insert_with(|| answer("no space left on the storage").into());
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "fvfs", description = "The fvfs daemon's HTTP API (docs/API.md)."),
@@ -44,7 +99,7 @@ impl Modify for Security {
         SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, SpecialKind, LinkRequest, TierStatus, Status, Device, Devices,
         WalItem, Wal, EvictResult, FlushResult,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &CommonResponses),
     tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin")),
 )]
 pub struct ApiDoc;

@@ -83,6 +83,7 @@ async fn tcp_tokens_and_drain() {
         None,
         cancel.clone(),
         Duration::from_secs(5),
+        ServerLimits::default(),
     ));
 
     let (st, body) = tcp(addr, "GET", "/x", None).await;
@@ -254,6 +255,7 @@ async fn https_with_the_generated_certificate() {
         Some(cfg),
         cancel.clone(),
         Duration::from_secs(5),
+        ServerLimits::default(),
     ));
     let s = tls_connect(addr, &fp).await.unwrap();
     assert_eq!(
@@ -273,4 +275,288 @@ async fn https_with_the_generated_certificate() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// Limits for the bound tests: 30 s for whatever a test does not exercise.
+fn bounded(max: usize, header: u64, idle: u64, body: u64) -> ServerLimits {
+    ServerLimits {
+        max_connections: max,
+        header_timeout: Duration::from_secs(header),
+        idle_timeout: Duration::from_secs(idle),
+        body_timeout: Duration::from_secs(body),
+        tls_handshake_timeout: Duration::from_secs(30),
+    }
+}
+
+/// The test routes plus `/echo` (the length of the body read, or the read error) and
+/// `/big` (64 MiB).
+fn bounded_app() -> Router {
+    async fn echo(body: axum::body::Body) -> (axum::http::StatusCode, String) {
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(b) => (axum::http::StatusCode::OK, b.len().to_string()),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    }
+    async fn big() -> Vec<u8> {
+        vec![7u8; BIG]
+    }
+    guard(app(), Access::Local, None)
+        .route("/echo", axum::routing::put(echo))
+        .route("/big", get(big))
+}
+
+const BIG: usize = 64 << 20;
+
+/// A TCP listener serving [`bounded_app`] within `limits`.
+async fn serve_bounded(limits: ServerLimits) -> (SocketAddr, CancellationToken) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    tokio::spawn(serve_tcp(
+        l,
+        bounded_app(),
+        None,
+        cancel.clone(),
+        Duration::from_secs(5),
+        limits,
+    ));
+    (addr, cancel)
+}
+
+/// Reads until the peer closes (EOF or reset), at most `max`; returns the bytes read and
+/// when the close came (from `since`).
+async fn until_closed<S: AsyncRead + Unpin>(
+    s: &mut S,
+    since: std::time::Instant,
+    max: Duration,
+) -> (Vec<u8>, Duration) {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(max, read_all)
+        .await
+        .expect("the server closed the connection in time");
+    (out, since.elapsed())
+}
+
+/// Reads one keep-alive response (head and Content-Length body) within 10 s; returns
+/// (status, body).
+async fn read_one(s: &mut tokio::net::TcpStream) -> (u16, String) {
+    let read = async {
+        let mut raw = Vec::new();
+        let mut b = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed mid-head");
+            raw.push(b[0]);
+        }
+        let head = String::from_utf8(raw).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, String::from_utf8(body).unwrap())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[tokio::test]
+async fn silent_and_half_sent_connections_close_at_the_header_timeout() {
+    let (addr, _c) = serve_bounded(bounded(8, 2, 30, 30)).await;
+    // Nothing sent at all: hyper-util's protocol sniffing alone would wait forever.
+    let t = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Half a request head.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    // The HTTP/2 preface and nothing more.
+    let mut h2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    for (what, s) in [("silent", &mut silent), ("half head", &mut half)] {
+        let (got, when) = until_closed(s, t, Duration::from_secs(10)).await;
+        assert!(
+            got.is_empty(),
+            "{what}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(
+            secs(when) >= 1.5 && secs(when) < 6.0,
+            "{what}: closed after {when:?}, the header timeout is 2 s"
+        );
+    }
+    let (_, when) = until_closed(&mut h2, t, Duration::from_secs(10)).await;
+    assert!(secs(when) >= 1.5 && secs(when) < 6.0, "h2: {when:?}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_closes_at_the_idle_timeout() {
+    // The idle timeout (1 s) under the header timeout (5 s): the watchdog, not hyper's
+    // header timer, closes it.
+    let (addr, _c) = serve_bounded(bounded(8, 5, 1, 30)).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for _ in 0..3 {
+        // Requests 0.5 s apart keep it open past the idle timeout.
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_one(&mut s).await, (200, "local".into()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let t = std::time::Instant::now();
+    let (got, when) = until_closed(&mut s, t, Duration::from_secs(10)).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        secs(when) >= 0.3 && secs(when) < 3.0,
+        "closed {when:?} after the last sleep; idle timeout 1 s"
+    );
+}
+
+#[tokio::test]
+async fn a_request_body_that_goes_idle_fails_and_a_slow_one_passes() {
+    let (addr, _c) = serve_bounded(bounded(8, 30, 30, 1)).await;
+    // A byte every 400 ms: slow, never idle for 1 s.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        s.write_all(b"z").await.unwrap();
+    }
+    assert_eq!(read_one(&mut s).await, (200, "5".into()));
+    // 10 bytes of 100, then silence.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let (status, body) = read_one(&mut s).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("the request body sent no data for 1 s"),
+        "{body}"
+    );
+    assert!(
+        secs(t.elapsed()) >= 0.8 && secs(t.elapsed()) < 4.0,
+        "{:?}",
+        t.elapsed()
+    );
+    // The rest of that body can never be read: the connection ends.
+    let (got, _) = until_closed(&mut s, t, Duration::from_secs(5)).await;
+    assert!(got.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_loses_the_connection() {
+    let (addr, _c) = serve_bounded(bounded(8, 30, 30, 1)).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The socket buffers fill within the first second; then 1 s with nothing read.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let t = std::time::Instant::now();
+    let (got, _) = until_closed(&mut s, t, Duration::from_secs(10)).await;
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(
+        got.len() < BIG,
+        "the whole body arrived: the stalled connection was kept"
+    );
+}
+
+#[tokio::test]
+async fn past_the_cap_a_503_then_served_again() {
+    let (addr, _c) = serve_bounded(bounded(2, 30, 30, 30)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_one(&mut s).await, (200, "local".into()));
+        held.push(s);
+    }
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let (raw, _) = until_closed(&mut s, t, Duration::from_secs(10)).await;
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines: Vec<String> = head.lines().map(str::to_ascii_lowercase).collect();
+    assert_eq!(lines.remove(0), "http/1.1 503 service unavailable");
+    lines.retain(|l| !l.starts_with("date:"));
+    lines.sort();
+    let want = r#"{"error":{"code":"unavailable","message":"too many connections; retry later"}}"#;
+    assert_eq!(body, want);
+    assert_eq!(
+        lines,
+        [
+            "connection: close".to_string(),
+            format!("content-length: {}", want.len()),
+            "content-type: application/json".into(),
+            "retry-after: 1".into()
+        ]
+    );
+    // A held connection goes: its slot serves the next one.
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, body) = tcp(addr, "GET", "/x", None).await;
+        if st == 200 {
+            assert_eq!(body, "local");
+            break;
+        }
+        assert_eq!(st, 503);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn accept_backoff_doubles_to_a_second_and_resets() {
+    let mut b = AcceptBackoff::new();
+    let e = io::Error::from_raw_os_error(libc::EMFILE);
+    let ms: Vec<u128> = (0..10).map(|_| b.failed(&e, "t").as_millis()).collect();
+    assert_eq!(ms, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+    b.succeeded();
+    assert_eq!(b.failed(&e, "t"), Duration::from_millis(5));
+}
+
+#[tokio::test]
+async fn log_every_holds_back_repeats() {
+    let l = LogEvery::new(Duration::from_millis(300));
+    assert_eq!(l.hit(), Some(0));
+    assert_eq!(l.hit(), None);
+    assert_eq!(l.hit(), None);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(l.hit(), Some(2));
+    assert_eq!(l.hit(), None);
 }

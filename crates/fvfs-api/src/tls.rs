@@ -83,6 +83,16 @@ fn load_cert(path: &Path) -> Result<CertificateDer<'static>, TlsError> {
     })
 }
 
+/// The fingerprint of the certificate in `<state>/tls/` (the one `serve` presents), or
+/// None when there is none yet.
+pub fn stored_fingerprint(state_dir: &Path) -> Result<Option<String>, TlsError> {
+    let (cert_p, _) = paths(state_dir);
+    if !cert_p.exists() {
+        return Ok(None);
+    }
+    Ok(Some(fingerprint(&load_cert(&cert_p)?)))
+}
+
 /// The server configuration of `<state>/tls/` and the certificate's fingerprint.
 pub fn load(state_dir: &Path) -> Result<(Arc<rustls::ServerConfig>, String), TlsError> {
     let (cert_p, key_p) = paths(state_dir);
@@ -119,6 +129,9 @@ mod tests {
         assert_eq!(mode, 0o600);
         let (_, fp2) = load(dir.path()).unwrap();
         assert_eq!(fp, fp2);
+        assert_eq!(stored_fingerprint(dir.path()).unwrap(), Some(fp.clone()));
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(stored_fingerprint(none.path()).unwrap(), None);
         assert_eq!(
             ensure(dir.path(), "other").unwrap(),
             fp,

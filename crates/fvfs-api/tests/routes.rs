@@ -508,7 +508,10 @@ async fn manifest_and_blocks_reproduce_the_file() {
         assert_eq!(blake3::hash(&r.body).to_hex().as_str(), id);
         assert_eq!(r.body.len() as u64, p["block_len"].as_u64().unwrap());
         assert_eq!(r.header("etag"), format!("\"{id}\""));
-        assert!(r.header("cache-control").contains("immutable"));
+        assert_eq!(
+            r.header("cache-control"),
+            "private, max-age=31536000, immutable"
+        );
         let (off, len, bo) = (
             p["offset"].as_u64().unwrap() as usize,
             p["len"].as_u64().unwrap() as usize,

@@ -169,7 +169,19 @@ pub fn host_port(url: &str) -> Option<String> {
     Some(format!("{}:{port}", authority.to_ascii_lowercase()))
 }
 
-fn is_https(url: &str) -> bool {
+/// What to say when `url` presents the certificate `seen` instead of the pinned `pin`:
+/// both fingerprints, and how to accept the new one after checking it on the host.
+pub fn pin_changed(url: &str, pin: &str, seen: &str) -> String {
+    let hp = host_port(url).unwrap_or_else(|| url.to_string());
+    format!(
+        "the TLS certificate of {hp} changed: pinned SHA-256 {pin}, presented {seen}; \
+         nothing was sent. Compare it with the `tls` line of `fvfsd status` on the host; if \
+         they match, run `fvfsc login --replace-pin {seen} {url}`"
+    )
+}
+
+/// Whether a URL is `https://` (case-insensitive scheme).
+pub fn is_https(url: &str) -> bool {
     url.get(..8)
         .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
 }
@@ -287,15 +299,9 @@ impl Client {
         if let Some(v) = &self.pin {
             if let (Some(seen), Some(pin)) = (v.seen(), v.pin()) {
                 if seen != pin {
-                    let hp = host_port(&self.ep.url).unwrap_or_else(|| self.ep.url.clone());
                     return ClientError::Connect {
                         url: self.ep.url.clone(),
-                        msg: format!(
-                            "the TLS certificate of {hp} changed: expected SHA-256 {pin}, \
-                             saw {seen}; if the daemon's certificate was replaced on purpose, \
-                             run `fvfsc login {}` again to pin the new one",
-                            self.ep.url
-                        ),
+                        msg: pin_changed(&self.ep.url, pin, &seen),
                     };
                 }
             }

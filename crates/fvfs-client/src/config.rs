@@ -7,10 +7,19 @@
 //! (temporary file + rename), because `config.toml` holds a bearer token. Resolution
 //! order: URL = `--url` > `FVFSD_URL` > `VFSD_URL` > login > mDNS > `http://localhost:7734`;
 //! token = `--token` > `FVFS_TOKEN` > login; pin = `known_hosts.toml` > mDNS TXT `fp` >
-//! first use (recorded, stored and announced on stderr). A stored pin is never replaced
-//! silently: only [`trust_on_first_use`] with `replace` (from `fvfsc login`) does that.
+//! first use (recorded, stored and announced on stderr).
+//!
+//! Invariants (the token never reaches a host that is not the pinned one): a stored pin is
+//! never replaced here; only `fvfsc login --replace-pin FP` replaces one, after
+//! [`check_replacement`] saw FP presented by the server (probed without the token). A
+//! `host:port` pinned with TLS is never spoken to over plain HTTP ([`pin_for`] refuses an
+//! `http://` URL for it, whether named or announced over mDNS with `tls=0`). A changed
+//! certificate is refused during the TLS handshake, before any request is written.
 
-use crate::client::{host_port, normalize_pin, probe_fingerprint, ClientError, Endpoint, Result};
+use crate::client::{
+    host_port, is_https, normalize_pin, pin_changed, probe_fingerprint, ClientError, Endpoint,
+    Result,
+};
 use crate::discover::{discover, Discovered};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -235,55 +244,68 @@ pub async fn resolve(o: &Overrides) -> Result<Resolved> {
             }
         },
     };
-    let url = normalize_url(&url);
-    let announced = discovered
-        .as_ref()
-        .and_then(|d| d.fingerprint.as_deref())
-        .and_then(normalize_pin);
-    let fingerprint = pin_for(&dir, &url, announced, false).await?;
+    let endpoint = endpoint_for(&dir, &url, token, discovered.as_ref()).await?;
     Ok(Resolved {
-        endpoint: Endpoint {
-            url,
-            token,
-            fingerprint,
-        },
+        endpoint,
         origin,
         discovered,
     })
 }
 
-/// The pin to use for `url`: None for http; for https the stored pin, else `announced`
-/// (from mDNS), else the certificate seen now (first use), stored in `known_hosts.toml`.
-/// With `replace` (login) the stored pin is ignored and overwritten.
-pub async fn pin_for(
+/// The endpoint for `url` (named, or `discovered`'s) with its pin ([`pin_for`]); an error,
+/// before anything is sent, when the URL is plain HTTP for a `host:port` pinned with TLS.
+pub async fn endpoint_for(
     dir: &Path,
     url: &str,
-    announced: Option<String>,
-    replace: bool,
-) -> Result<Option<String>> {
-    if !url
-        .get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-    {
-        return Ok(None);
+    token: Option<String>,
+    discovered: Option<&Discovered>,
+) -> Result<Endpoint> {
+    let url = normalize_url(url);
+    let announced = discovered
+        .and_then(|d| d.fingerprint.as_deref())
+        .and_then(normalize_pin);
+    let fingerprint = pin_for(dir, &url, announced).await?;
+    Ok(Endpoint {
+        url,
+        token,
+        fingerprint,
+    })
+}
+
+/// The refusal to speak plain HTTP to `url`, whose `host:port` was pinned with TLS.
+fn downgrade(dir: &Path, url: &str, pin: &str) -> ClientError {
+    let hp = host_port(url).unwrap_or_else(|| url.to_string());
+    ClientError::Other(format!(
+        "{hp} was pinned with TLS (SHA-256 {pin}) but is now offered over plain HTTP \
+         ({url}); refusing to send the token in the clear. Use its https:// URL; if the \
+         daemon really serves plain HTTP now, remove the line for \"{hp}\" from {}",
+        dir.join("known_hosts.toml").display()
+    ))
+}
+
+/// The pin to use for `url`: for https the stored pin, else `announced` (from mDNS), else
+/// the certificate seen now (first use), stored in `known_hosts.toml`. For http none,
+/// unless its `host:port` has a pin: then an error (a downgrade, see [`downgrade`]).
+pub async fn pin_for(dir: &Path, url: &str, announced: Option<String>) -> Result<Option<String>> {
+    let stored = stored_pin(dir, url)?;
+    if !is_https(url) {
+        return match stored {
+            Some(pin) => Err(downgrade(dir, url, &pin)),
+            None => Ok(None),
+        };
     }
-    if !replace {
-        if let Some(fp) = stored_pin(dir, url)? {
-            return Ok(Some(fp));
-        }
+    if let Some(fp) = stored {
+        return Ok(Some(fp));
     }
-    trust_on_first_use(dir, url, announced, replace)
-        .await
-        .map(Some)
+    trust_on_first_use(dir, url, announced).await.map(Some)
 }
 
 /// Learns the certificate of `url` (or takes `announced`), stores it as the pin of its
-/// `host:port` and says so on stderr. `replace` overwrites a different stored pin.
+/// `host:port` and says so on stderr. A different stored pin is an error (never replaced).
 pub async fn trust_on_first_use(
     dir: &Path,
     url: &str,
     announced: Option<String>,
-    replace: bool,
 ) -> Result<String> {
     let hp = host_port(url)
         .ok_or_else(|| ClientError::Other(format!("bad daemon URL {url:?}: no host")))?;
@@ -291,25 +313,43 @@ pub async fn trust_on_first_use(
         Some(fp) => fp,
         None => probe_fingerprint(url).await?,
     };
-    let old = load_known_hosts(dir)?.get(&hp).cloned();
-    match old {
+    match load_known_hosts(dir)?
+        .get(&hp)
+        .and_then(|p| normalize_pin(p))
+    {
         Some(old) if old == fp => {}
-        Some(old) if !replace => {
-            return Err(ClientError::Other(format!(
-                "the TLS certificate of {hp} changed: expected SHA-256 {old}, saw {fp}; if \
-                 the daemon's certificate was replaced on purpose, run `fvfsc login {url}` again"
-            )))
-        }
-        Some(old) => {
-            save_pin(dir, &hp, &fp)?;
-            eprintln!("replaced pinned certificate {old} by {fp} for {hp}");
-        }
+        Some(old) => return Err(ClientError::Other(pin_changed(url, &old, &fp))),
         None => {
             save_pin(dir, &hp, &fp)?;
             eprintln!("pinned certificate {fp} for {hp}");
         }
     }
     Ok(fp)
+}
+
+/// `fvfsc login --replace-pin WANTED`: the certificate `url` presents now (probed without
+/// the token) must be `WANTED`; returns it, normalised. Storing it is the caller's, once
+/// the daemon accepted the token over a connection pinned to it.
+pub async fn check_replacement(url: &str, wanted: &str) -> Result<String> {
+    if !is_https(url) {
+        return Err(ClientError::Other(format!(
+            "--replace-pin needs an https:// URL, not {url}"
+        )));
+    }
+    let wanted = normalize_pin(wanted).ok_or_else(|| {
+        ClientError::Other(format!(
+            "bad certificate fingerprint {wanted:?}: expected 64 hex digits (SHA-256)"
+        ))
+    })?;
+    let seen = probe_fingerprint(url).await?;
+    if seen != wanted {
+        let hp = host_port(url).unwrap_or_else(|| url.to_string());
+        return Err(ClientError::Other(format!(
+            "{hp} presents the certificate SHA-256 {seen}, not the {wanted} given to \
+             --replace-pin; the pin is unchanged and the token was not sent"
+        )));
+    }
+    Ok(seen)
 }
 
 #[cfg(test)]
@@ -441,33 +481,53 @@ mod tests {
         let a = "aa".repeat(32);
         let b = "bb".repeat(32);
         assert_eq!(
-            pin_for(dir, "http://x:1", Some(a.clone()), false)
-                .await
-                .unwrap(),
+            pin_for(dir, "http://x:1", Some(a.clone())).await.unwrap(),
             None
         );
         assert_eq!(
-            pin_for(dir, url, Some(a.clone()), false).await.unwrap(),
+            pin_for(dir, url, Some(a.clone())).await.unwrap(),
             Some(a.clone())
         );
         // Stored pin wins over a different announcement.
         assert_eq!(
-            pin_for(dir, url, Some(b.clone()), false).await.unwrap(),
+            pin_for(dir, url, Some(b.clone())).await.unwrap(),
             Some(a.clone())
         );
-        let err = trust_on_first_use(dir, url, Some(b.clone()), false)
+        let err = trust_on_first_use(dir, url, Some(b.clone()))
             .await
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&a) && err.contains(&b) && err.contains("fvfsc login"),
+            err.contains(&a)
+                && err.contains(&b)
+                && err.contains("fvfsd status")
+                && err.contains(&format!("fvfsc login --replace-pin {b} {url}")),
             "{err}"
         );
-        // Login replaces it.
-        assert_eq!(
-            pin_for(dir, url, Some(b.clone()), true).await.unwrap(),
-            Some(b.clone())
+        assert_eq!(stored_pin(dir, url).unwrap(), Some(a.clone()), "unchanged");
+        // The same host:port over plain HTTP is a downgrade: refused.
+        let err = pin_for(dir, "http://127.0.0.1:9", None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pinned with TLS") && err.contains(&a) && err.contains("127.0.0.1:9"),
+            "{err}"
         );
-        assert_eq!(stored_pin(dir, url).unwrap(), Some(b));
+        assert_eq!(stored_pin(dir, url).unwrap(), Some(a));
+    }
+
+    #[tokio::test]
+    async fn a_replacement_must_name_a_well_formed_pin_over_https() {
+        let e = check_replacement("http://127.0.0.1:9", &"aa".repeat(32))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs an https:// URL"), "{e}");
+        let e = check_replacement("https://127.0.0.1:9", "abc")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected 64 hex digits"), "{e}");
     }
 }

@@ -202,6 +202,50 @@ mod tests {
         assert_eq!(d.fingerprint, Some("ab".repeat(32)));
     }
 
+    /// A daemon pinned with TLS that now answers mDNS with `tls=0` (an impostor, or a
+    /// downgrade): the client refuses before connecting, so the token is never sent.
+    #[tokio::test]
+    async fn a_tls_pinned_host_announcing_tls_0_gets_no_token() {
+        let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        impostor.set_nonblocking(true).unwrap();
+        let port = impostor.local_addr().unwrap().port();
+        let fp = "ef".repeat(32);
+        let props = [("version", "9"), ("uuid", "u"), ("tls", "0"), ("fp", &fp)];
+        let info = ServiceInfo::new(
+            MDNS_SERVICE,
+            "nas",
+            "nas.local.",
+            "127.0.0.1",
+            port,
+            &props[..],
+        )
+        .unwrap();
+        let d = from_resolved(&info.as_resolved_service()).unwrap();
+        assert_eq!(d.url, format!("http://127.0.0.1:{port}"));
+        assert_eq!(d.fingerprint, None, "no pin is taken from a tls=0 answer");
+
+        let tmp = tempfile::tempdir().unwrap();
+        crate::config::save_pin(tmp.path(), &format!("127.0.0.1:{port}"), &fp).unwrap();
+        let err = crate::config::endpoint_for(tmp.path(), &d.url, Some("tok".into()), Some(&d))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pinned with TLS") && err.contains(&fp),
+            "{err}"
+        );
+        match impostor.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the client connected to the tls=0 host: {other:?}"),
+        }
+        // Without a pin for that host:port, plain HTTP stays usable (loopback daemons).
+        let fresh = tempfile::tempdir().unwrap();
+        let ep = crate::config::endpoint_for(fresh.path(), &d.url, None, Some(&d))
+            .await
+            .unwrap();
+        assert_eq!((ep.url.as_str(), ep.fingerprint), (d.url.as_str(), None));
+    }
+
     #[test]
     fn a_daemon_on_loopback_is_found() {
         let server = ServiceDaemon::new().unwrap();

@@ -6,7 +6,8 @@
 //! Caching: entries and attributes are cached by the kernel for [`TTL`]; file pages are
 //! kept across opens (FOPEN_KEEP_CACHE) because every write to this filesystem from this
 //! host passes through this mount, which keeps the kernel's cache coherent. Permission
-//! checks are the kernel's (`default_permissions`); POSIX and flock locks are the kernel's
+//! checks are the kernel's (`default_permissions`, with POSIX ACLs: see `init`); POSIX
+//! and flock locks are the kernel's
 //! local locks (one host mounts an embedded-metadata filesystem).
 
 use fuser::{
@@ -98,7 +99,7 @@ fn attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
-        blocks: a.size.div_ceil(512),
+        blocks: a.blocks,
         atime: time(a.atime),
         mtime: time(a.mtime),
         ctime: time(a.ctime),
@@ -150,9 +151,23 @@ macro_rules! reply {
 }
 
 impl Filesystem for FuseFs {
+    /// POSIX ACLs: with FUSE_POSIX_ACL the kernel reads the ACL xattrs, caches them and
+    /// checks permissions against them (it turns `default_permissions` on); the vfs keeps
+    /// mode and ACL together and applies default ACLs to new inodes. FUSE_DONT_MASK makes
+    /// the kernel send the mode of a create/mkdir/mknod unmasked, with the caller's umask
+    /// in its own field: the umask must not apply under a default ACL, which only the vfs
+    /// knows (fs/fuse/dir.c masks the mode itself unless `dont_mask`).
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let acl = InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK;
+        if let Err(missing) = config.add_capabilities(acl) {
+            tracing::warn!(
+                ?missing,
+                "the kernel does not offer POSIX ACL support: ACLs are stored but not enforced"
+            );
+            let _ = config.add_capabilities(acl & !missing);
+        }
         Ok(())
     }
 
@@ -462,7 +477,7 @@ impl Filesystem for FuseFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -477,7 +492,9 @@ impl Filesystem for FuseFs {
         } else {
             XattrMode::Any
         };
-        let res = self.vfs.set_xattr(ino.0, name.as_bytes(), value, mode);
+        let res = self
+            .vfs
+            .set_xattr(ctx(req), ino.0, name.as_bytes(), value, mode);
         reply!(reply, "setxattr", res, |_v| reply.ok())
     }
 

@@ -11,10 +11,11 @@
 //! - An inode whose link count reaches 0 is an *orphan*: its data stays until
 //!   `purge_inode`, so unlinked-but-open files stay readable.
 //!
-//! Layout: `store.rs` (the [`MetaStore`] trait), `types.rs`, `url.rs` (metadata URLs),
-//! `sqlite/` (the embedded implementation: schema and migrations, namespace ops, data
-//! ops, admin ops).
+//! Layout: `store.rs` (the [`MetaStore`] trait), `types.rs`, `alloc.rs` (st_blocks),
+//! `url.rs` (metadata URLs), `sqlite/` (the embedded implementation: schema and
+//! migrations, namespace ops, data ops, admin ops).
 
+pub mod alloc;
 mod error;
 pub mod sqlite;
 mod store;

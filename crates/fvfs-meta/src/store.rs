@@ -76,6 +76,15 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<()>;
     fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>>;
     fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()>;
+    /// Atomically applies `set` (as `setattr`) and one xattr change: the mode and the
+    /// POSIX ACL that must agree with it never disagree on disk. `now` is the new ctime.
+    fn setattr_xattr(
+        &self,
+        ino: Ino,
+        set: &SetAttr,
+        change: XattrChange<'_>,
+        now: i64,
+    ) -> Result<Attr>;
 
     // ---- file content ----
     /// Slices of one chunk, oldest first.

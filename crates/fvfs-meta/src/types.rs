@@ -21,6 +21,9 @@ pub struct Attr {
     pub rdev: u32,
     /// Parent directory for directories (for `..`); 0 otherwise.
     pub parent: Ino,
+    /// st_blocks (512-byte units). A regular file counts only its stored data: the 4 KiB
+    /// units its written data touches, holes excluded; other kinds count their size.
+    pub blocks: u64,
 }
 
 /// A new inode to create.
@@ -34,6 +37,9 @@ pub struct NewInode<'a> {
     /// Target of a symlink.
     pub target: Option<&'a [u8]>,
     pub now: i64,
+    /// Extended attributes (name, value) stored with the new inode in the same
+    /// transaction (inherited POSIX ACLs).
+    pub xattrs: &'a [(&'a [u8], &'a [u8])],
 }
 
 /// One directory entry as listed by `readdir`.
@@ -141,6 +147,20 @@ pub struct Unlinked {
 pub struct RenameFlags {
     pub noreplace: bool,
     pub exchange: bool,
+}
+
+/// One xattr change made in the same transaction as an attribute change (a POSIX ACL and
+/// the mode it implies change together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XattrChange<'a> {
+    Set {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
+    /// Removes the xattr; a missing one is no error.
+    Remove {
+        name: &'a [u8],
+    },
 }
 
 /// xattr set mode (XATTR_CREATE / XATTR_REPLACE).

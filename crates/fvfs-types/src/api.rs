@@ -146,6 +146,17 @@ pub struct Stat {
     /// Device number of a character or block device (0 otherwise).
     #[serde(default)]
     pub rdev: u32,
+    /// `st_blocks`: 512-byte units of stored data (a file's holes are not counted).
+    #[serde(default)]
+    pub blocks: u64,
+    /// The POSIX access ACL in `getfacl`'s short text form with numeric ids, e.g.
+    /// `user::rw-,user:1000:r-x,group::r--,mask::r-x,other::r--`; absent when the mode
+    /// says everything.
+    #[serde(default)]
+    pub acl_access: Option<String>,
+    /// A directory's default ACL (what new entries inherit), in the same form.
+    #[serde(default)]
+    pub acl_default: Option<String>,
 }
 
 /// `GET /v1/ls/{prefix}`: one page of a directory, in name order.

@@ -17,6 +17,8 @@ pub enum VfsError {
     NotSupported,
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
+    #[error("permission denied")]
+    PermissionDenied,
     #[error("file too large")]
     TooBig,
     #[error("name too long")]
@@ -66,6 +68,7 @@ impl VfsError {
             VfsError::BadHandle => EBADF,
             VfsError::NotSupported => EOPNOTSUPP,
             VfsError::Invalid(_) => EINVAL,
+            VfsError::PermissionDenied => EACCES,
             VfsError::TooBig => EFBIG,
             VfsError::NameTooLong => ENAMETOOLONG,
             VfsError::Internal(_) => EIO,

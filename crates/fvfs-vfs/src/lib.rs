@@ -2,13 +2,14 @@
 //! (FUSE, HTTP) hold one [`Vfs`] and call its Result-returning methods; nothing here knows
 //! about FUSE or HTTP.
 //!
-//! Layout: `ns.rs` namespace operations, `handle.rs` open files and unlinked-but-open
-//! inodes, `write.rs` per-inode write buffers (CDC cut, slice commit), `upload.rs` block
-//! uploads (tier choice, dedup, pins), `read.rs` slice overlay resolution and block reads
-//! with readahead, `gc.rs` garbage blocks, `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
-//! periodic metadata backups to a tier, `writeback.rs` the retry of commits that failed at
-//! the last close, `spool.rs` the on-disk spool of writes that could not be committed by
-//! the time the process stops.
+//! Layout: `ns.rs` namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files
+//! and unlinked-but-open inodes, `write.rs` per-inode write buffers (CDC cut, slice
+//! commit), `upload.rs` block uploads (tier choice, dedup, pins), `read.rs` slice overlay
+//! resolution and block reads with readahead, `gc.rs` garbage blocks, `fsck.rs`
+//! consistency checks, `worker.rs` the one shape of background jobs, `backup.rs` periodic
+//! metadata backups to a tier, `writeback.rs` the retry of commits that failed at the
+//! last close, `spool.rs` the on-disk spool of writes that could not be committed by the
+//! time the process stops.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -20,6 +21,7 @@
 //!   error and keeps them (retained after the last close, handle.rs), they are retried
 //!   until stored, and spooled to disk at stop when they still cannot be.
 
+pub mod acl;
 mod api;
 mod backup;
 mod error;

@@ -1,11 +1,21 @@
 //! Namespace operations with POSIX semantics: ownership of new inodes, setgid
-//! inheritance, setattr (including truncate through the write buffer), readdir with `.`
-//! and `..`, fallocate, statfs, xattrs. Access checks are the kernel's
-//! (`default_permissions`); ownership rules that the kernel leaves to the filesystem are
-//! applied here.
+//! inheritance, the umask and POSIX ACLs of new inodes, setattr (including truncate
+//! through the write buffer), readdir with `.` and `..`, fallocate, statfs, xattrs.
+//! Access checks are the kernel's (`default_permissions`, which consults the access
+//! ACLs stored here); ownership and mode rules that the kernel leaves to the filesystem
+//! are applied here.
+//!
+//! Invariant: a stored access ACL and the mode agree (its owner, group class and other
+//! entries are the mode's rwx bits): every change of one changes the other in the same
+//! metadata transaction (acl.rs has the rules).
 
+use crate::acl::{self, Acl, AclKind, ACL_ACCESS, ACL_DEFAULT};
 use crate::{now_ns, Ctx, Result, Vfs, VfsError};
-use fvfs_meta::{Attr, Commit, DirEntry, NewInode, NewSlice, RenameFlags, SetAttr, XattrMode};
+use fvfs_meta::alloc::chunk_alloc;
+use fvfs_meta::{
+    Attr, Commit, DirEntry, MetaError, NewInode, NewSlice, RenameFlags, SetAttr, XattrChange,
+    XattrMode,
+};
 use fvfs_types::{FileKind, Ino, CHUNK_SIZE, NAME_MAX, ROOT_INO};
 
 /// A time to set: leave alone, now, or a given instant (ns since the epoch).
@@ -49,8 +59,28 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether the caller keeps a setgid bit when it sets a file's access ACL, as the kernel's
+/// posix_acl_update_mode decides: root, or a member of the file's group (the fsgid, or a
+/// supplementary group of a local caller, read from /proc/<pid>/status).
+fn caller_in_group(ctx: &Ctx, gid: u32) -> bool {
+    if ctx.uid == 0 || ctx.gid == gid {
+        return true;
+    }
+    if ctx.pid == 0 {
+        return false;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", ctx.pid)) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
+}
+
 impl Vfs {
-    /// Attributes including the size and mtime of writes still in the buffer.
+    /// Attributes including the size, mtime and st_blocks of writes still in the buffer
+    /// (the kernel may cache them past the commit, so they must already count).
     fn with_pending(&self, mut a: Attr) -> Attr {
         if let Some(st) = self.handles.state(a.ino) {
             if let Ok(fs) = st.file.try_lock() {
@@ -58,6 +88,7 @@ impl Vfs {
                     a.size = a.size.max(size);
                     a.mtime = mtime;
                     a.ctime = a.ctime.max(mtime);
+                    a.blocks = self.blocks_with(a.ino, a.blocks, &fs.buffered_ranges());
                 }
             } else if let Some((size, mtime)) = *st.pending_attr.lock() {
                 a.size = a.size.max(size);
@@ -65,6 +96,43 @@ impl Vfs {
             }
         }
         a
+    }
+
+    /// st_blocks once buffered `ranges` are committed: each chunk they touch is counted
+    /// again with them overlaid as the newest data. Best effort: on a metadata error the
+    /// committed figure stands.
+    fn blocks_with(&self, ino: Ino, committed: u64, ranges: &[(u64, u64)]) -> u64 {
+        let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
+        for &(mut pos, end) in ranges {
+            while pos < end {
+                let (chunk, off) = (pos / CHUNK_SIZE, pos % CHUNK_SIZE);
+                let len = (CHUNK_SIZE - off).min(end - pos);
+                pieces.push((chunk, off, len));
+                pos += len;
+            }
+        }
+        let mut chunks: Vec<u64> = pieces.iter().map(|p| p.0).collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let mut bytes = committed * 512;
+        for c in chunks {
+            let Ok(slices) = self.meta.read_chunk(ino, c) else {
+                return committed;
+            };
+            let mut segs: Vec<(u64, u64, bool)> = slices
+                .iter()
+                .map(|s| (s.pos as u64, s.len as u64, s.zero))
+                .collect();
+            let before = chunk_alloc(&segs);
+            segs.extend(
+                pieces
+                    .iter()
+                    .filter(|p| p.0 == c)
+                    .map(|p| (p.1, p.2, false)),
+            );
+            bytes = (bytes + chunk_alloc(&segs)).saturating_sub(before);
+        }
+        bytes / 512
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
@@ -87,19 +155,11 @@ impl Vfs {
         rdev: u32,
     ) -> Result<Attr> {
         let kind = FileKind::from_mode(mode).ok_or(VfsError::Invalid("unknown file type"))?;
-        self.create_node(ctx, parent, name, kind, mode & !umask & 0o7777, rdev, None)
+        self.create_node(ctx, parent, name, kind, (mode, umask), rdev, None)
     }
 
     pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32, umask: u32) -> Result<Attr> {
-        self.create_node(
-            ctx,
-            parent,
-            name,
-            FileKind::Dir,
-            mode & !umask & 0o7777,
-            0,
-            None,
-        )
+        self.create_node(ctx, parent, name, FileKind::Dir, (mode, umask), 0, None)
     }
 
     pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
@@ -109,9 +169,20 @@ impl Vfs {
         if target.len() > 4095 {
             return Err(VfsError::NameTooLong);
         }
-        self.create_node(ctx, parent, name, FileKind::Symlink, 0o777, 0, Some(target))
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Symlink,
+            (0o777, 0),
+            0,
+            Some(target),
+        )
     }
 
+    /// Creates an inode with the requested `(mode, umask)`: setgid inheritance, then the
+    /// parent's default ACL (inherited, umask ignored) or else the umask, as
+    /// posix_acl_create; the inherited ACLs are stored in the creating transaction.
     #[allow(clippy::too_many_arguments)]
     fn create_node(
         &self,
@@ -119,29 +190,69 @@ impl Vfs {
         parent: Ino,
         name: &[u8],
         kind: FileKind,
-        mut perm: u32,
+        (mode, umask): (u32, u32),
         rdev: u32,
         target: Option<&[u8]>,
     ) -> Result<Attr> {
         check_name(name)?;
         let p = self.meta.getattr(parent)?;
         let mut gid = ctx.gid;
+        let mut mode = mode & 0o7777;
         if p.perm & S_ISGID != 0 {
             gid = p.gid;
             if kind == FileKind::Dir {
-                perm |= S_ISGID;
+                mode |= S_ISGID;
             }
+        }
+        let made = if kind == FileKind::Symlink {
+            acl::create(None, false, mode, 0)
+        } else {
+            let def = self.stored_acl(parent, AclKind::Default)?;
+            acl::create(def.as_ref(), kind == FileKind::Dir, mode, umask)
+        };
+        let access = made.access.as_ref().map(Acl::to_xattr);
+        let default = made.default.as_ref().map(Acl::to_xattr);
+        let mut xattrs: Vec<(&[u8], &[u8])> = Vec::new();
+        if let Some(v) = &access {
+            xattrs.push((ACL_ACCESS, v));
+        }
+        if let Some(v) = &default {
+            xattrs.push((ACL_DEFAULT, v));
         }
         let new = NewInode {
             kind,
-            perm,
+            perm: made.perm,
             uid: ctx.uid,
             gid,
             rdev,
             target,
             now: now_ns(),
+            xattrs: &xattrs,
         };
         Ok(self.meta.create(parent, name, &new)?)
+    }
+
+    /// The stored ACL of `kind` on `ino`, if any (None: the mode says everything). With
+    /// `acl::permits`, what a permission check on behalf of a network caller consults.
+    pub(crate) fn stored_acl(&self, ino: Ino, kind: AclKind) -> Result<Option<Acl>> {
+        let name = match kind {
+            AclKind::Access => ACL_ACCESS,
+            AclKind::Default => ACL_DEFAULT,
+        };
+        match self.meta.get_xattr(ino, name) {
+            Ok(v) => Ok(Some(Acl::from_xattr(&v)?)),
+            Err(MetaError::NoAttr) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The access and default ACLs of `ino` in the text form `getfacl` uses (None where
+    /// the inode has none stored: its mode says everything).
+    pub fn acl_texts(&self, ino: Ino) -> Result<(Option<String>, Option<String>)> {
+        Ok((
+            self.stored_acl(ino, AclKind::Access)?.map(|a| a.to_text()),
+            self.stored_acl(ino, AclKind::Default)?.map(|a| a.to_text()),
+        ))
     }
 
     /// create(2): a new regular file, opened.
@@ -154,15 +265,7 @@ impl Vfs {
         umask: u32,
         flags: i32,
     ) -> Result<(Attr, u64)> {
-        let a = self.create_node(
-            ctx,
-            parent,
-            name,
-            FileKind::File,
-            mode & !umask & 0o7777,
-            0,
-            None,
-        )?;
+        let a = self.create_node(ctx, parent, name, FileKind::File, (mode, umask), 0, None)?;
         let fh = self.open(a.ino, crate::OpenFlags::from_raw(flags))?;
         Ok((a, fh))
     }
@@ -299,7 +402,28 @@ impl Vfs {
         if set.mtime.is_some() {
             self.flush_inode(ino).await?;
         }
-        Ok(self.with_pending(self.meta.setattr(ino, &set, now)?))
+        // chmod rewrites the access ACL's owner, group class and other entries
+        // (posix_acl_chmod), in the same transaction as the mode.
+        let acl = match set.perm {
+            Some(p) if cur.kind != FileKind::Symlink => {
+                self.stored_acl(ino, AclKind::Access)?.map(|mut acl| {
+                    acl.chmod(p);
+                    acl.to_xattr()
+                })
+            }
+            _ => None,
+        };
+        let a = match &acl {
+            Some(value) => {
+                let change = XattrChange::Set {
+                    name: ACL_ACCESS,
+                    value,
+                };
+                self.meta.setattr_xattr(ino, &set, change, now)?
+            }
+            None => self.meta.setattr(ino, &set, now)?,
+        };
+        Ok(self.with_pending(a))
     }
 
     /// Sets the size. Buffered writes past the new size are dropped (they need no
@@ -422,16 +546,82 @@ impl Vfs {
         }
         Ok(self.meta.get_xattr(ino, name)?)
     }
-    pub fn set_xattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+    /// Sets an xattr. The two POSIX ACL names are parsed and validated (EINVAL) and
+    /// applied as the kernel's set_acl path does for ext4: see [`Vfs::set_acl`].
+    pub fn set_xattr(
+        &self,
+        ctx: Ctx,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<()> {
         if name == TIERS_XATTR {
             return Err(fvfs_meta::MetaError::NotPermitted.into());
         }
+        if let Some(kind) = acl::acl_name(name) {
+            return self.set_acl(ctx, ino, kind, &Acl::from_xattr(value)?);
+        }
         Ok(self.meta.set_xattr(ino, name, value, mode, now_ns())?)
     }
+
+    /// Sets an ACL (the xattr flags do not apply: the kernel's set_acl passes none).
+    /// Access: the mode's rwx bits become the ACL's owner, group class and other entries,
+    /// setgid is cleared unless the caller is in the file's group, and an ACL equivalent to
+    /// the mode is not stored (a stored one is removed) — posix_acl_update_mode. Default:
+    /// directories only (EACCES otherwise), stored as given. Symlinks take no ACL.
+    pub fn set_acl(&self, ctx: Ctx, ino: Ino, kind: AclKind, acl: &Acl) -> Result<()> {
+        let a = self.meta.getattr(ino)?;
+        if a.kind == FileKind::Symlink {
+            return Err(VfsError::NotSupported);
+        }
+        let now = now_ns();
+        match kind {
+            AclKind::Access => {
+                let u = acl::update_mode(acl.clone(), a.perm, caller_in_group(&ctx, a.gid));
+                let set = SetAttr {
+                    perm: Some(u.perm),
+                    ..Default::default()
+                };
+                let value = u.acl.as_ref().map(Acl::to_xattr);
+                let change = match &value {
+                    Some(value) => XattrChange::Set {
+                        name: ACL_ACCESS,
+                        value,
+                    },
+                    None => XattrChange::Remove { name: ACL_ACCESS },
+                };
+                self.meta.setattr_xattr(ino, &set, change, now)?;
+            }
+            AclKind::Default => {
+                if a.kind != FileKind::Dir {
+                    return Err(VfsError::PermissionDenied);
+                }
+                let value = acl.to_xattr();
+                let change = XattrChange::Set {
+                    name: ACL_DEFAULT,
+                    value: &value,
+                };
+                self.meta
+                    .setattr_xattr(ino, &SetAttr::default(), change, now)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
         Ok(self.meta.list_xattr(ino)?)
     }
+
+    /// Removes an xattr (ENODATA if missing). Removing an ACL leaves the mode as it is and
+    /// succeeds when there is none, as on ext4.
     pub fn remove_xattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        if acl::acl_name(name).is_some() {
+            let change = XattrChange::Remove { name };
+            self.meta
+                .setattr_xattr(ino, &SetAttr::default(), change, now_ns())?;
+            return Ok(());
+        }
         Ok(self.meta.remove_xattr(ino, name, now_ns())?)
     }
 }

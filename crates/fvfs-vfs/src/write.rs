@@ -104,6 +104,11 @@ impl FileState {
         self.pending
     }
 
+    /// The file ranges `[start, end)` holding buffered bytes (for st_blocks).
+    pub(crate) fn buffered_ranges(&self) -> Vec<(u64, u64)> {
+        self.extents.iter().map(|e| (e.start, e.end())).collect()
+    }
+
     /// Sets the size and mtime the buffered writes imply (spool replay).
     pub(crate) fn set_pending(&mut self, size: u64, mtime: i64) {
         self.pending = Some((size, mtime));

@@ -2,14 +2,18 @@
 //! `discover`.
 //!
 //! Invariants: `login` stores nothing until the daemon accepted the token (`GET
-//! /v1/status`); over HTTPS it pins the certificate it saw (or the one mDNS announced)
-//! anew, replacing an older pin, and says so on stderr. A token read from a terminal is
-//! not echoed and is never printed.
+//! /v1/status`). Over HTTPS the token goes only over a connection pinned to: the stored
+//! pin of that `host:port` (never replaced silently: a changed certificate fails the
+//! handshake, naming both fingerprints); else the `--replace-pin` fingerprint, once a
+//! probe without the token saw the daemon present exactly it; else, on first use, the
+//! certificate mDNS announced or the probe saw (printed). A `host:port` pinned with TLS is
+//! never sent the token over plain HTTP. A token read from a terminal is not echoed and is
+//! never printed.
 
 use crate::format::{date_ns, date_secs, human_bytes};
 use crate::{connect, print_json, Cli, Cmd};
 use anyhow::{bail, Context};
-use fvfs_client::client::{host_port, probe_fingerprint, Endpoint};
+use fvfs_client::client::{host_port, is_https, probe_fingerprint, Endpoint};
 use fvfs_client::config::{self, Login, Overrides};
 use fvfs_client::discover::{discover, discover_all};
 use fvfs_client::Client;
@@ -20,7 +24,7 @@ use std::time::Duration;
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.cmd {
-        Cmd::Login { url } => login(cli, url.clone()).await,
+        Cmd::Login { url, replace_pin } => login(cli, url.clone(), replace_pin.as_deref()).await,
         Cmd::Discover { all, timeout } => discover_cmd(*all, *timeout, json).await,
         Cmd::Status => {
             let s = connect(cli).await?.status().await?;
@@ -222,7 +226,7 @@ impl Drop for EchoOff {
     }
 }
 
-async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
+async fn login(cli: &Cli, url_arg: Option<String>, replace: Option<&str>) -> anyhow::Result<()> {
     let dir = config::config_dir()?;
     let env = |k: &str| std::env::var(k).ok();
     let stored = config::load_login(&dir)?;
@@ -240,6 +244,25 @@ async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
             None => (config::DEFAULT_URL.to_string(), None),
         },
     };
+    let hp = host_port(&url).with_context(|| format!("bad URL {url}"))?;
+    let pinned = config::stored_pin(&dir, &url)?;
+    // Which certificate the token may go to, decided before the token is read or sent.
+    let (fingerprint, new_pin) = match (is_https(&url), replace, pinned) {
+        (_, Some(fp), _) => {
+            let fp = config::check_replacement(&url, fp).await?;
+            (Some(fp.clone()), Some(fp))
+        }
+        // A downgrade (pinned, now plain HTTP) is refused here.
+        (false, None, _) => (config::pin_for(&dir, &url, None).await?, None),
+        (true, None, Some(pin)) => (Some(pin), None),
+        (true, None, None) => {
+            let fp = match announced {
+                Some(fp) => fp,
+                None => probe_fingerprint(&url).await?,
+            };
+            (Some(fp.clone()), Some(fp))
+        }
+    };
     let token = match o
         .token
         .clone()
@@ -248,12 +271,6 @@ async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
     {
         Some(t) => t.trim().to_string(),
         None => read_token(&url)?,
-    };
-    let https = url.to_ascii_lowercase().starts_with("https://");
-    let fingerprint = match (https, announced) {
-        (false, _) => None,
-        (true, Some(fp)) => Some(fp),
-        (true, None) => Some(probe_fingerprint(&url).await?),
     };
     let client = Client::new(Endpoint {
         url: url.clone(),
@@ -264,14 +281,16 @@ async fn login(cli: &Cli, url_arg: Option<String>) -> anyhow::Result<()> {
         .status()
         .await
         .with_context(|| format!("logging in to {url}"))?;
-    if let Some(fp) = &fingerprint {
-        let hp = host_port(&url).with_context(|| format!("bad URL {url}"))?;
-        let old = config::load_known_hosts(&dir)?.get(&hp).cloned();
+    if let Some(fp) = &new_pin {
+        let old = config::stored_pin(&dir, &url)?;
         if old.as_deref() != Some(fp.as_str()) {
             config::save_pin(&dir, &hp, fp)?;
             match old {
                 Some(old) => eprintln!("replaced pinned certificate {old} by {fp} for {hp}"),
-                None => eprintln!("pinned certificate {fp} for {hp}"),
+                None => eprintln!(
+                    "pinned certificate {fp} for {hp} (compare it with the `tls` line of \
+                     `fvfsd status` on the host)"
+                ),
             }
         }
     }

@@ -107,8 +107,14 @@ pub enum Cmd {
         tier: Option<String>,
     },
     /// Store a daemon URL and token (token from --token, FVFS_TOKEN or one line of stdin);
-    /// over HTTPS pins the daemon's certificate anew.
-    Login { url: Option<String> },
+    /// over HTTPS pins the daemon's certificate on first use (a stored pin is kept).
+    Login {
+        url: Option<String>,
+        /// Accept a new certificate for this host: its SHA-256 as `fvfsd status` prints it
+        /// on the host. The token is sent only if the daemon presents exactly that one.
+        #[arg(long, value_name = "SHA256")]
+        replace_pin: Option<String>,
+    },
     /// Browse the LAN (mDNS) for daemons.
     Discover {
         /// Wait the whole timeout and list every daemon found.

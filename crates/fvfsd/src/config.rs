@@ -37,11 +37,24 @@ pub struct Daemon {
     /// Address the API listens on (default 0.0.0.0 once a token exists, else 127.0.0.1).
     pub http_bind: Option<std::net::IpAddr>,
     /// Serve the API over HTTPS with the self-signed certificate of the state dir.
+    /// Default: on when the API listens beyond loopback, off on loopback only.
     pub tls: Option<bool>,
+    /// Allow plain HTTP beyond loopback (tokens then cross the network in the clear).
+    pub insecure_http: Option<bool>,
     /// Advertise the API over mDNS (default true).
     pub mdns: Option<bool>,
     /// Largest upload through the API, in GiB (default 1024).
     pub max_upload_gb: Option<u64>,
+    /// TCP connections the API serves at once (default 512); one more gets `503`.
+    pub max_connections: Option<usize>,
+    /// Seconds from accept (TLS handshake included) to a complete request head, and for
+    /// HTTP/1 from a response to the next head (default 30).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may send nothing while it is read, and a client may read
+    /// nothing of a response (default 60).
+    pub body_timeout_secs: Option<u64>,
     /// The control socket (default `<state dir>/fvfsd.sock`).
     pub socket_path: Option<PathBuf>,
     /// Tokens, certificate, control socket (default: the directory of the SQLite
@@ -150,6 +163,32 @@ pub fn parse_size(s: &str) -> Result<u64> {
         u => bail!("invalid size {s:?}: unknown unit {u:?}"),
     };
     Ok((n * mult as f64) as u64)
+}
+
+impl Daemon {
+    /// The connection bounds of the API listeners, defaults filled in.
+    pub fn server_limits(&self) -> Result<fvfs_api::server::ServerLimits> {
+        let d = fvfs_api::server::ServerLimits::default();
+        let secs = |key: &str, v: Option<u64>, default: std::time::Duration| match v {
+            Some(0) => bail!("[daemon] {key} must be at least 1"),
+            Some(n) => Ok(std::time::Duration::from_secs(n)),
+            None => Ok(default),
+        };
+        if self.max_connections == Some(0) {
+            bail!("[daemon] max_connections must be at least 1");
+        }
+        Ok(fvfs_api::server::ServerLimits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            header_timeout: secs(
+                "header_timeout_secs",
+                self.header_timeout_secs,
+                d.header_timeout,
+            )?,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, d.idle_timeout)?,
+            body_timeout: secs("body_timeout_secs", self.body_timeout_secs, d.body_timeout)?,
+            tls_handshake_timeout: d.tls_handshake_timeout,
+        })
+    }
 }
 
 impl Config {
@@ -324,6 +363,28 @@ frequency_weight = 0.3
     }
 
     #[test]
+    fn connection_limits() {
+        use std::time::Duration;
+        let d = Config::default().daemon.server_limits().unwrap();
+        assert_eq!(d, fvfs_api::server::ServerLimits::default());
+        let c: Config = toml::from_str(
+            "[daemon]\nmax_connections = 8\nheader_timeout_secs = 2\nidle_timeout_secs = 3\nbody_timeout_secs = 4\n",
+        )
+        .unwrap();
+        let l = c.daemon.server_limits().unwrap();
+        assert_eq!(l.max_connections, 8);
+        assert_eq!(l.header_timeout, Duration::from_secs(2));
+        assert_eq!(l.idle_timeout, Duration::from_secs(3));
+        assert_eq!(l.body_timeout, Duration::from_secs(4));
+        assert_eq!(l.tls_handshake_timeout, d.tls_handshake_timeout);
+        for bad in ["max_connections = 0", "idle_timeout_secs = 0"] {
+            let c: Config = toml::from_str(&format!("[daemon]\n{bad}\n")).unwrap();
+            let e = c.daemon.server_limits().unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{e}");
+        }
+    }
+
+    #[test]
     fn example_file_parses_with_the_api_keys_on() {
         let text = include_str!("../../../config.example.toml");
         toml::from_str::<Config>(text).unwrap();
@@ -333,8 +394,13 @@ frequency_weight = 0.3
                 let keys = [
                     "http_",
                     "tls =",
+                    "insecure_http =",
                     "mdns =",
                     "max_upload_gb",
+                    "max_connections",
+                    "header_timeout_secs",
+                    "idle_timeout_secs",
+                    "body_timeout_secs",
                     "state_dir",
                     "socket_path",
                 ];
@@ -347,8 +413,14 @@ frequency_weight = 0.3
             .collect();
         let c: Config = toml::from_str(&on).unwrap();
         assert_eq!(c.daemon.http_port, Some(7734));
-        assert_eq!(c.daemon.tls, Some(false));
+        assert_eq!(c.daemon.tls, Some(true));
+        assert_eq!(c.daemon.insecure_http, Some(false));
         assert_eq!(c.daemon.max_upload_gb, Some(1024));
+        assert_eq!(
+            c.daemon.server_limits().unwrap(),
+            fvfs_api::server::ServerLimits::default(),
+            "the example shows the defaults"
+        );
         assert!(c.daemon.socket_path.is_some() && c.daemon.state_dir.is_some());
     }
 }

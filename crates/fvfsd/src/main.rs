@@ -95,9 +95,12 @@ enum Cmd {
         /// No FUSE mount: serve the API only.
         #[arg(long)]
         no_mount: bool,
-        /// Serve the API over HTTPS (as [daemon] tls = true).
+        /// Serve the API over HTTPS (as [daemon] tls = true; the default beyond loopback).
         #[arg(long)]
         tls: bool,
+        /// API listen address (overrides [daemon] http_bind).
+        #[arg(long, value_name = "IP")]
+        bind: Option<std::net::IpAddr>,
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
@@ -303,7 +306,36 @@ fn default_meta() -> String {
     format!("sqlite://{}", data_dir().join("meta.db").display())
 }
 
+/// Raises the soft limit of open descriptors to the hard one: every API connection, block
+/// file and database handle needs one. Returns (before, after), or the error.
+fn raise_nofile() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = l.rlim_cur;
+    if l.rlim_cur < l.rlim_max {
+        l.rlim_cur = l.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, l.rlim_cur))
+}
+
 fn main() {
+    // Everything the daemon creates (state, database, blocks, cache, backups, the control
+    // socket) is owner-only: file contents and names must not leak to other local users.
+    // SAFETY: umask only sets the process's file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let nofile = raise_nofile();
     // Few malloc arenas: the data path allocates block buffers on many threads, and
     // per-thread arenas would keep freed buffers as resident memory.
     // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
@@ -317,6 +349,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    match nofile {
+        Ok((before, after)) => tracing::debug!(before, after, "open-file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     match run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -352,6 +388,7 @@ fn run() -> Result<i32> {
         port: None,
         no_mount: false,
         tls: false,
+        bind: None,
         state_dir: None,
     }) {
         Cmd::Format {
@@ -443,6 +480,7 @@ fn run() -> Result<i32> {
             port,
             no_mount,
             tls,
+            bind,
             state_dir,
         } => {
             cmd::serve::run(
@@ -453,6 +491,7 @@ fn run() -> Result<i32> {
                     port,
                     no_mount,
                     tls,
+                    bind,
                     state_dir,
                 },
             )?;
@@ -470,14 +509,14 @@ fn run() -> Result<i32> {
                 .socket_path
                 .clone()
                 .unwrap_or_else(|| state.join("fvfsd.sock"));
-            if cmd::status::from_daemon(&socket, json)? {
+            if cmd::status::from_daemon(&socket, &state, json)? {
                 return Ok(0);
             }
             if json {
                 anyhow::bail!("no daemon answers on {}", socket.display());
             }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::status::run(&url))?;
+            rt.block_on(cmd::status::run(&url, &state))?;
             Ok(0)
         }
         Cmd::Token {

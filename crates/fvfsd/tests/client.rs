@@ -265,6 +265,17 @@ fn spooled(cache: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// close(2) of `f`, with its result (dropping a `File` ignores it).
+fn close(f: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: the descriptor is owned by `f`, which is consumed: nothing else closes it.
+    if unsafe { libc::close(f.into_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[test]
 fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     let Some(f) = Fixture::new() else { return };
@@ -297,7 +308,7 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
         .sync_all()
         .expect_err("fsync cannot succeed without the daemon");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    drop(fh);
+    close(fh).expect("close succeeds: the content is safe in the spool");
     assert_eq!(
         spooled(&cache),
         1,
@@ -345,7 +356,7 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     );
 
     // The client is killed while an upload is pending: the next mount uploads it first.
-    drop(write_while_away(d, b"second version"));
+    close(write_while_away(d, b"second version")).expect("close with the daemon away");
     let mut c = c;
     c.kill().unwrap();
     c.wait().unwrap();
@@ -369,7 +380,7 @@ fn fvfsc_mount_keeps_closed_writes_while_the_daemon_is_away() {
     );
 
     // A clean unmount while the daemon is away: the entry stays for the next mount.
-    drop(write_while_away(d, b"third version"));
+    close(write_while_away(d, b"third version")).expect("close with the daemon away");
     unmount_client(&mnt, c);
     assert_eq!(spooled(&cache), 1);
     let d = Daemon::start_on(&f, port, &[]);

@@ -6,47 +6,11 @@
 
 mod common;
 
+use common::netns::Netns;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("fvfs-mdns-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
-        ns.exec_ok(&["ip", "link", "set", "lo", "multicast", "on"]);
-        ns.exec_ok(&["ip", "route", "add", "224.0.0.0/4", "dev", "lo"]);
-        ns
-    }
-    fn cmd(&self, prog: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(prog);
-        c
-    }
-    fn exec_ok(&self, args: &[&str]) {
-        let mut all = vec!["ip", "netns", "exec", &self.0];
-        all.extend(args);
-        sh(&all);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -61,11 +25,7 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
     if !common::privileged() {
         return;
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        if std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("the mDNS test needs `ip` (iproute2)");
-        }
-        eprintln!("SKIP: no `ip` command");
+    if !common::netns::have_ip() {
         return;
     }
     let dir = tempfile::Builder::new()
@@ -94,7 +54,7 @@ fn fvfsc_finds_the_daemon_by_mdns_in_a_namespace() {
         .trim()
         .to_string();
 
-    let ns = Netns::new();
+    let ns = Netns::new("mdns");
     let mut serve = ns.cmd(Path::new(common::FVFSD));
     serve
         .args([

@@ -1,5 +1,7 @@
 //! A reference model of file contents: random writes, truncates, fsyncs and reopens on a
-//! real mount, compared with an in-memory Vec after every step (proptest).
+//! real mount, compared with an in-memory Vec after every step (proptest). After each
+//! fsync, st_blocks must count exactly the 4 KiB units that hold written data (holes from
+//! seeks past the end, truncation and punching excluded).
 
 mod common;
 use common::Fixture;
@@ -23,6 +25,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => (0u64..3_000_000, 1u64..300_000).prop_map(|(off, len)| Op::PunchHole { off, len }),
     ]
+}
+
+/// st_blocks (512-byte units) of the 4 KiB units holding any byte `written` marks.
+fn model_blocks(written: &[bool]) -> u64 {
+    written.chunks(4096).filter(|u| u.contains(&true)).count() as u64 * 8
 }
 
 fn check(file: &mut std::fs::File, model: &[u8]) {
@@ -53,20 +60,27 @@ fn random_overwrites_match_a_model() {
         let open = || std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
         let mut file = open();
         let mut model: Vec<u8> = Vec::new();
+        let mut written: Vec<bool> = Vec::new();
         for op in ops {
             match op {
                 Op::Write { off, len, byte } => {
                     file.seek(SeekFrom::Start(off)).unwrap();
                     file.write_all(&vec![byte; len]).unwrap();
                     let end = off as usize + len;
-                    if model.len() < end { model.resize(end, 0); }
+                    if model.len() < end { model.resize(end, 0); written.resize(end, false); }
                     model[off as usize..end].fill(byte);
+                    written[off as usize..end].fill(true);
                 }
                 Op::Truncate(n) => {
                     file.set_len(n).unwrap();
                     model.resize(n as usize, 0);
+                    written.resize(n as usize, false);
                 }
-                Op::Fsync => file.sync_all().unwrap(),
+                Op::Fsync => {
+                    file.sync_all().unwrap();
+                    let blocks = std::os::unix::fs::MetadataExt::blocks(&file.metadata().unwrap());
+                    assert_eq!(blocks, model_blocks(&written), "st_blocks after fsync");
+                }
                 Op::Reopen => { drop(file); file = open(); }
                 Op::PunchHole { off, len } => {
                     let rc = unsafe {
@@ -75,7 +89,10 @@ fn random_overwrites_match_a_model() {
                     };
                     assert_eq!(rc, 0, "punch hole failed: {}", std::io::Error::last_os_error());
                     let end = ((off + len) as usize).min(model.len());
-                    if (off as usize) < end { model[off as usize..end].fill(0); }
+                    if (off as usize) < end {
+                        model[off as usize..end].fill(0);
+                        written[off as usize..end].fill(false);
+                    }
                 }
             }
             check(&mut file, &model);

@@ -1,6 +1,6 @@
 //! The metadata disaster drill: a host loses its metadata database and its local cache;
 //! `fvfsd restore` rebuilds it from the S3 tier alone (the backup `fvfsd backup` made),
-//! and every file comes back byte-identical with its mode and mtime.
+//! and every file comes back byte-identical with its mode, mtime and POSIX ACLs.
 
 mod common;
 
@@ -21,6 +21,21 @@ struct Expect {
 fn stat_of(p: &Path) -> (u32, (i64, i64)) {
     let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
     (m.mode() & 0o7777, (m.mtime(), m.mtime_nsec()))
+}
+
+/// `getfacl -Rnc acl` run in `mnt`.
+fn acls(mnt: &Path) -> String {
+    let out = std::process::Command::new("getfacl")
+        .args(["-Rnc", "acl"])
+        .current_dir(mnt)
+        .output()
+        .expect("getfacl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn count_entries(dir: &Path) -> (usize, usize) {
@@ -78,6 +93,24 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
     }
     std::fs::set_permissions(f.path("d3"), std::fs::Permissions::from_mode(0o700))
         .expect("chmod dir");
+    // POSIX ACLs: a default ACL, an inherited one and one set on a file.
+    let st = std::process::Command::new("bash")
+        .args([
+            "-euc",
+            "mkdir acl; setfacl -d -m u:1000:rwx acl; printf x > acl/f
+             setfacl -m u:1001:r,g:100:rw acl/f; touch acl/inherited",
+        ])
+        .current_dir(&f.mnt)
+        .status()
+        .expect("bash");
+    assert!(st.success(), "setting ACLs failed");
+    let acls_before = acls(&f.mnt);
+    for entry in ["user:1001:r--", "group:100:rw-", "default:user:1000:rwx"] {
+        assert!(
+            acls_before.lines().any(|l| l == entry),
+            "{entry}: {acls_before}"
+        );
+    }
     // What the filesystem says before the disaster is what it must say after.
     let expected: Vec<Expect> = files
         .into_iter()
@@ -106,7 +139,7 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
         })
         .collect();
     let counts_before = count_entries(&f.mnt);
-    assert_eq!(counts_before, (520, 48));
+    assert_eq!(counts_before, (522, 49));
     f.wait_until(120, "every block replicated to S3", |f| {
         f.count("SELECT COUNT(*) FROM wal_pending") == 0
     });
@@ -185,6 +218,8 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
     for (name, mode, mtime) in &dirs_before {
         assert_eq!(stat_of(&f.path(name)), (*mode, *mtime), "dir {name}");
     }
+    assert_eq!(acls(&f.mnt), acls_before, "ACLs after restore");
+    assert_eq!(std::fs::read(f.path("acl/f")).expect("read acl/f"), b"x");
     // The restored filesystem is writable.
     std::fs::write(f.path("after-restore"), b"new").expect("write after restore");
     f.unmount();

@@ -3,7 +3,8 @@
 //!
 //! Invariants: a manifest's `etag` is computed from exactly the pieces it lists; a block
 //! answer is the bytes hashing to its id (the store verifies them), so it is immutable
-//! and cacheable forever.
+//! and cacheable forever, but only `private`ly: it needs a token, so no shared cache may
+//! keep it.
 
 use super::extract::path_after;
 use super::{etag, AppState};
@@ -69,7 +70,7 @@ pub async fn block(
     );
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
     );
     let cached = headers
         .get_all(header::IF_NONE_MATCH)

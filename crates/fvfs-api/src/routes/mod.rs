@@ -146,6 +146,10 @@ pub(crate) async fn stat_with(
         FileKind::CharDev | FileKind::BlockDev => rdev = a.rdev,
         _ => {}
     }
+    let (acl_access, acl_default) = match a.kind {
+        FileKind::Symlink => (None, None),
+        _ => vfs.acl_texts(a.ino)?,
+    };
     Ok(Stat {
         path: path.display(),
         ino: a.ino,
@@ -162,6 +166,9 @@ pub(crate) async fn stat_with(
         etag: etag_v,
         target,
         rdev,
+        blocks: a.blocks,
+        acl_access,
+        acl_default,
     })
 }
 

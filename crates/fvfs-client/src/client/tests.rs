@@ -342,9 +342,11 @@ async fn block_with_wrong_bytes_is_refused() {
     assert!(c.block("nothex").await.is_err());
 }
 
-/// A TLS server answering every request with a fixed `Status`; returns its URL and the
-/// certificate's fingerprint.
-async fn serve_tls() -> (String, String) {
+/// A TLS server answering every request with a fixed `Status`; returns its URL, the
+/// certificate's fingerprint and the head of every request it decrypted.
+async fn serve_tls() -> (String, String, Arc<Mutex<Vec<String>>>) {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let log = heads.clone();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let der = ck.cert.der().clone();
     let fp = fingerprint(der.as_ref());
@@ -365,6 +367,7 @@ async fn serve_tls() -> (String, String) {
                 return;
             };
             let acceptor = acceptor.clone();
+            let log = log.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
@@ -377,6 +380,8 @@ async fn serve_tls() -> (String, String) {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
+                log.lock()
+                    .push(String::from_utf8_lossy(&buf).to_ascii_lowercase());
                 let body = serde_json::json!({"version": "t", "uuid": "u", "name": "n",
                     "uptime_secs": 1, "tiers": [], "wal_pending": 0, "workers": {},
                     "files": 0, "bytes": 0})
@@ -390,13 +395,14 @@ async fn serve_tls() -> (String, String) {
             });
         }
     });
-    (format!("https://127.0.0.1:{}", addr.port()), fp)
+    (format!("https://127.0.0.1:{}", addr.port()), fp, heads)
 }
 
 #[tokio::test]
 async fn tls_pin_accepts_exactly_the_pinned_certificate() {
-    let (url, fp) = serve_tls().await;
+    let (url, fp, heads) = serve_tls().await;
     assert_eq!(probe_fingerprint(&url).await.unwrap(), fp);
+    assert_eq!(heads.lock().len(), 1, "the probe made one request");
 
     let pinned = Client::new(Endpoint {
         url: url.clone(),
@@ -406,22 +412,59 @@ async fn tls_pin_accepts_exactly_the_pinned_certificate() {
     .unwrap();
     assert_eq!(pinned.status().await.unwrap().uuid, "u");
 
+    assert_eq!(heads.lock().len(), 2);
+
+    // A wrong pin: refused in the handshake, so the token never leaves the client.
     let wrong = "00".repeat(32);
     let c = Client::new(Endpoint {
         url: url.clone(),
-        token: None,
+        token: Some("s3cret-token".into()),
         fingerprint: Some(wrong.clone()),
     })
     .unwrap();
     match c.status().await {
         Err(ClientError::Connect { msg, .. }) => {
             assert!(
-                msg.contains(&wrong) && msg.contains(&fp) && msg.contains("fvfsc login"),
+                msg.contains(&wrong)
+                    && msg.contains(&fp)
+                    && msg.contains("fvfsd status")
+                    && msg.contains(&format!("fvfsc login --replace-pin {fp} {url}")),
                 "{msg}"
             )
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        heads.lock().len(),
+        2,
+        "no request crossed a refused handshake"
+    );
+
+    // --replace-pin: a wrong fingerprint is refused, the right one accepted; the probe
+    // carries no token either way.
+    let e = crate::config::check_replacement(&url, &wrong)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&wrong) && e.contains(&fp), "{e}");
+    let colons: Vec<String> = fp
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert_eq!(
+        crate::config::check_replacement(&url, &colons.join(":"))
+            .await
+            .unwrap(),
+        fp
+    );
+    let heads = heads.lock().clone();
+    assert_eq!(heads.len(), 4, "{heads:?}");
+    assert!(
+        heads.iter().all(|h| !h.contains("authorization")),
+        "no token was sent: {heads:?}"
+    );
     // Without a pin the self-signed certificate fails the system roots.
     let c = Client::new(Endpoint {
         url,

@@ -122,6 +122,7 @@ impl ClientFs {
         let mut a = to_attr(ino, st);
         if let Some((size, changed)) = self.local_state(ino) {
             a.size = size;
+            // The local copy is written whole at close; until then count it as allocated.
             a.blocks = size.div_ceil(512);
             if let Some(t) = changed {
                 a.mtime = time(t);
@@ -176,7 +177,7 @@ fn to_attr(ino: u64, st: &Stat) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: st.size,
-        blocks: st.size.div_ceil(512),
+        blocks: st.blocks,
         atime: time(st.atime_ns),
         mtime: time(st.mtime_ns),
         ctime: time(st.ctime_ns),
@@ -516,6 +517,23 @@ impl Filesystem for Mount {
             4096,
             255,
             4096,
+        )
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply!(
+            reply,
+            self.fallocate_file(fh.0, offset, length, mode),
+            |_v| reply.ok()
         )
     }
 

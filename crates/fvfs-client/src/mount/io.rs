@@ -231,6 +231,40 @@ impl ClientFs {
         Ok(data.len() as u32)
     }
 
+    /// fallocate(2) on the inode's local copy (made as for a write): the modes the local
+    /// filesystem supports (0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE...) with its
+    /// errors; the copy is uploaded whole at flush like any write.
+    pub(super) fn fallocate_file(
+        &self,
+        fh: u64,
+        off: u64,
+        len: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
+        let h = self.handles.get(fh).ok_or(Errno::EBADF)?;
+        if !h.write {
+            return Err(Errno::EBADF);
+        }
+        let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+            return Err(Errno::EFBIG);
+        };
+        let state = self.handles.file(h.ino).ok_or(Errno::EBADF)?;
+        let mut st = state.lock();
+        self.ensure_temp(&mut st, &h)?;
+        let Some(t) = &st.temp else {
+            return Err(Errno::EIO);
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate on a descriptor the open copy owns; no memory is passed.
+        if unsafe { libc::fallocate(t.as_raw_fd(), mode, off, len) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)));
+        }
+        st.dirty = true;
+        st.changed_ns = Some(now_ns());
+        Ok(())
+    }
+
     /// `flush` (each close) and `fsync`: the inode's dirty copy goes to the daemon. A close
     /// succeeds when the daemon cannot be reached but the copy is safe in the spool; an
     /// fsync does not (the daemon does not have the content).

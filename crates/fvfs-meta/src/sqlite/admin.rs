@@ -274,12 +274,12 @@ pub(crate) fn remove_dentry(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> R
 
 pub(crate) fn drop_slices_referencing(tx: &Transaction<'_>, id: &BlockId) -> Result<u64> {
     let mut victims = Vec::new();
-    for_each_slice(tx, |_, sid, refs| {
+    for_each_slice(tx, |ino, sid, refs| {
         if refs.iter().any(|r| r.id == *id) {
-            victims.push((sid, refs));
+            victims.push((ino, sid, refs));
         }
     })?;
-    for (sid, refs) in &victims {
+    for (_, sid, refs) in &victims {
         for r in refs {
             tx.execute(
                 "UPDATE blocks SET refcount = MAX(refcount - 1, 0) WHERE id = ?1",
@@ -287,6 +287,12 @@ pub(crate) fn drop_slices_referencing(tx: &Transaction<'_>, id: &BlockId) -> Res
             )?;
         }
         tx.execute("DELETE FROM slices WHERE id = ?1", [*sid as i64])?;
+    }
+    let mut inos: Vec<Ino> = victims.iter().map(|v| v.0).collect();
+    inos.sort_unstable();
+    inos.dedup();
+    for ino in inos {
+        super::alloc::refresh_inode(tx, ino)?;
     }
     Ok(victims.len() as u64)
 }

@@ -76,6 +76,7 @@ mod tests {
             rdev: 0,
             target: None,
             now: 2,
+            xattrs: &[],
         };
         let a = s.create(ROOT_INO, b"kept", &new).expect("create");
 

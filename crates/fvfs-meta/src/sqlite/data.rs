@@ -211,13 +211,22 @@ pub(crate) fn commit(tx: &Transaction<'_>, ino: Ino, c: &Commit<'_>) -> Result<(
     }
     insert_blocks(tx, c.new_blocks, c.mtime.unwrap_or_else(now_ns))?;
     let mut ids = Vec::with_capacity(c.slices.len());
+    let mut touched: Vec<u64> = c.slices.iter().map(|s| s.chunk).collect();
     for s in c.slices {
         if insert_slice(tx, ino, s)? {
             ids.push(tx.last_insert_rowid() as u64);
         }
     }
     for id in c.supersede {
+        let chunk: Option<i64> = tx
+            .prepare_cached("SELECT chunk FROM slices WHERE id = ?1 AND ino = ?2")?
+            .query_row(params![*id as i64, ino as i64], |r| r.get(0))
+            .optional()?;
+        touched.extend(chunk.map(|c| c as u64));
         delete_slices(tx, ino, "id = ?2", &[*id as i64])?;
+    }
+    if !touched.is_empty() {
+        super::alloc::refresh(tx, ino, touched)?;
     }
     let new_ids: Vec<BlockId> = c.new_blocks.iter().map(|b| b.id).collect();
     super::tiers::enqueue(tx, &new_ids, c.replicate_to, c.mtime.unwrap_or_else(now_ns))?;
@@ -253,7 +262,7 @@ pub(crate) fn replace_chunk(
         let _ = insert_slice(tx, ino, s)?;
     }
     delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
-    Ok(())
+    super::alloc::refresh(tx, ino, [chunk])
 }
 
 pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> Result<Attr> {
@@ -294,6 +303,7 @@ pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> R
                 )?;
             }
         }
+        super::alloc::refresh(tx, ino, [c0])?;
     }
     tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
         .execute(params![ino as i64, size as i64, now])?;
@@ -344,6 +354,9 @@ pub(crate) fn replace_content(
         .execute(params![ino as i64, size as i64, mtime, now])?;
     tx.prepare_cached("UPDATE inodes SET size = 0, mtime = ?2, ctime = ?2 WHERE ino = ?1")?
         .execute(params![from as i64, now])?;
+    // The chunk rows carried their allocation; only the inode totals change.
+    super::alloc::refresh(tx, ino, [])?;
+    super::alloc::refresh(tx, from, [])?;
     getattr(tx, ino)
 }
 

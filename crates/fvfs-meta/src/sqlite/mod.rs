@@ -7,6 +7,7 @@
 //! Every trait method is one transaction.
 
 mod admin;
+mod alloc;
 mod backup;
 mod data;
 mod namespace;
@@ -54,6 +55,30 @@ fn open_conn(path: &Path, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The database holds every name and attribute of the filesystem: its files (and SQLite's
+/// `-wal`/`-shm`, which take the database's mode) are made owner-only, also those of a
+/// filesystem created before this rule. Best effort: a failure is logged, not fatal.
+fn keep_private(db: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => {
+                    tracing::info!(path = %p.display(), was = format!("{mode:o}"), "made the metadata file owner-only")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot make the metadata file owner-only")
+                }
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (and with `create`, creates) the database and migrates its schema.
     pub fn open(path: &Path, create: bool) -> Result<SqliteStore> {
@@ -69,6 +94,7 @@ impl SqliteStore {
         }
         let mut writer = open_conn(path, create)?;
         schema::migrate(&mut writer)?;
+        keep_private(path);
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
@@ -212,6 +238,15 @@ impl MetaStore for SqliteStore {
     }
     fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()> {
         self.write(|tx| namespace::remove_xattr(tx, ino, name, now))
+    }
+    fn setattr_xattr(
+        &self,
+        ino: Ino,
+        set: &SetAttr,
+        change: XattrChange<'_>,
+        now: i64,
+    ) -> Result<Attr> {
+        self.write(|tx| namespace::setattr_xattr(tx, ino, set, change, now))
     }
 
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {

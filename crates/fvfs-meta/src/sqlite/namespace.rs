@@ -13,23 +13,31 @@ pub const LINK_MAX: u32 = 65000;
 /// Largest xattr value (as the Linux VFS limit).
 pub const XATTR_SIZE_MAX: usize = 65536;
 
-const ATTR_COLS: &str = "ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent";
+const ATTR_COLS: &str =
+    "ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, alloc_bytes";
 
 pub(crate) fn attr_from_row(r: &Row<'_>) -> rusqlite::Result<Attr> {
-    let kind: i64 = r.get(1)?;
+    let kind = FileKind::from_code(r.get(1)?).unwrap_or(FileKind::File);
+    let size = r.get::<_, i64>(5)? as u64;
+    let blocks = if kind == FileKind::File {
+        r.get::<_, i64>(12)? as u64 / 512
+    } else {
+        size.div_ceil(512)
+    };
     Ok(Attr {
         ino: r.get::<_, i64>(0)? as u64,
-        kind: FileKind::from_code(kind).unwrap_or(FileKind::File),
+        kind,
         perm: r.get(2)?,
         uid: r.get(3)?,
         gid: r.get(4)?,
-        size: r.get::<_, i64>(5)? as u64,
+        size,
         nlink: r.get(6)?,
         atime: r.get(7)?,
         mtime: r.get(8)?,
         ctime: r.get(9)?,
         rdev: r.get(10)?,
         parent: r.get::<_, i64>(11)? as u64,
+        blocks,
     })
 }
 
@@ -147,6 +155,9 @@ pub(crate) fn create(
         new.target,
     ])?;
     let ino = tx.last_insert_rowid() as u64;
+    for (xname, value) in new.xattrs {
+        put_xattr(tx, ino, xname, value)?;
+    }
     insert_dentry(tx, parent, name, ino, new.kind)?;
     touch_dir(tx, parent, if is_dir { 1 } else { 0 }, new.now)?;
     getattr(tx, ino)
@@ -446,6 +457,25 @@ pub(crate) fn readdir_by_name(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// `setattr` and one xattr change in the caller's transaction.
+pub(crate) fn setattr_xattr(
+    tx: &Transaction<'_>,
+    ino: Ino,
+    set: &SetAttr,
+    change: XattrChange<'_>,
+    now: i64,
+) -> Result<Attr> {
+    let a = setattr(tx, ino, set, now)?;
+    match change {
+        XattrChange::Set { name, value } => put_xattr(tx, ino, name, value)?,
+        XattrChange::Remove { name } => {
+            tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .execute(params![ino as i64, name])?;
+        }
+    }
+    Ok(a)
+}
+
 pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
     let mut a = getattr(tx, ino)?;
     if let Some(p) = set.perm {
@@ -479,6 +509,19 @@ pub(crate) fn get_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8]) -> Result<V
         .ok_or(MetaError::NoAttr)
 }
 
+/// Checks the limits and writes one xattr (inserted or replaced).
+fn put_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(MetaError::Invalid("bad xattr name"));
+    }
+    if value.len() > XATTR_SIZE_MAX {
+        return Err(MetaError::AttrTooBig);
+    }
+    tx.prepare_cached("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)")?
+        .execute(params![ino as i64, name, value])?;
+    Ok(())
+}
+
 pub(crate) fn set_xattr(
     tx: &Transaction<'_>,
     ino: Ino,
@@ -504,8 +547,7 @@ pub(crate) fn set_xattr(
         (XattrMode::Replace, false) => return Err(MetaError::NoAttr),
         _ => {}
     }
-    tx.prepare_cached("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)")?
-        .execute(params![ino as i64, name, value])?;
+    put_xattr(tx, ino, name, value)?;
     touch_ctime(tx, ino, now)
 }
 

@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,8 +99,35 @@ CREATE TABLE pinned (ino INTEGER PRIMARY KEY);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;
 
+/// `st_blocks`: bytes of stored data per chunk and per inode (alloc.rs), filled for the
+/// files of an existing filesystem by [`super::alloc::refresh_all`].
+const V3: &str = r#"
+ALTER TABLE inodes ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chunks ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// One schema step: SQL, then an optional fill of the new columns from existing rows, in
+/// the same transaction.
+struct Migration {
+    sql: &'static str,
+    fill: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
+}
+
 /// Migrations in order; entry i moves the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: V1,
+        fill: None,
+    },
+    Migration {
+        sql: V2,
+        fill: None,
+    },
+    Migration {
+        sql: V3,
+        fill: Some(super::alloc::refresh_all),
+    },
+];
 
 /// Brings the schema up to [`SCHEMA_VERSION`], or refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
@@ -111,9 +138,12 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(m.sql)?;
+        if let Some(fill) = m.fill {
+            fill(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
         tracing::info!(version = i + 1, "metadata schema migrated");

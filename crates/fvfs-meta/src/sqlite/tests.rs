@@ -27,6 +27,7 @@ fn file<'a>() -> NewInode<'a> {
         rdev: 0,
         target: None,
         now: 2,
+        xattrs: &[],
     }
 }
 
@@ -292,11 +293,16 @@ fn replace_content_moves_slices_and_references() {
     let refs = |id| s.get_block(&id).unwrap().unwrap().refcount;
     assert_eq!((refs(old), refs(new), refs(shared)), (1, 1, 2));
 
+    let src_blocks = s.getattr(src.ino).unwrap().blocks;
+    assert!(src_blocks > 0 && s.getattr(dst.ino).unwrap().blocks > src_blocks);
     let a = s.replace_content(dst.ino, src.ino, 7, 8).unwrap();
     assert_eq!(
         (a.ino, a.size, a.mtime, a.ctime, a.nlink),
         (dst.ino, 20, 7, 8, 2)
     );
+    // st_blocks follows the content.
+    assert_eq!(a.blocks, src_blocks);
+    assert_eq!(s.getattr(src.ino).unwrap().blocks, 0);
     assert_eq!((refs(old), refs(new), refs(shared)), (0, 1, 1));
     let chunk0 = s.read_chunk(dst.ino, 0).unwrap();
     assert_eq!(chunk0.len(), 1);
@@ -333,4 +339,196 @@ fn replace_content_moves_slices_and_references() {
         s.replace_content(dst.ino, dst.ino, 9, 9),
         Err(MetaError::Invalid(_))
     ));
+}
+
+/// A data slice of `len` bytes at `pos` of `chunk` referencing block `id` (inserted by the
+/// first commit that names it).
+fn data_commit(s: &SqliteStore, ino: Ino, chunk: u64, pos: u32, len: u32, id: u8) {
+    let id = BlockId([id; 32]);
+    let nb = NewBlock {
+        id,
+        size: len,
+        stored_size: len,
+        codec: Codec::Raw,
+        tiers: 1,
+    };
+    let sl = NewSlice {
+        chunk,
+        pos,
+        len,
+        zero: false,
+        blocks: vec![BlockRef { id, len }],
+    };
+    let end = chunk * fvfs_types::CHUNK_SIZE + pos as u64 + len as u64;
+    s.commit(
+        ino,
+        &Commit {
+            slices: std::slice::from_ref(&sl),
+            new_blocks: &[nb],
+            min_size: end,
+            mtime: Some(9),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn st_blocks_count_stored_data_only() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"sparse", &file()).unwrap();
+    assert_eq!(f.blocks, 0);
+    const M: u32 = 1 << 20;
+    // Three 1 MiB regions of a 100 MiB file (chunks 0 and 1).
+    data_commit(&s, f.ino, 0, 0, M, 1);
+    data_commit(&s, f.ino, 0, 40 * M, M, 2);
+    data_commit(&s, f.ino, 1, 20 * M, M, 3);
+    let a = s.truncate(f.ino, 100 << 20, 10).unwrap();
+    assert_eq!((a.size, a.blocks), (100 << 20, 3 * 2048));
+    assert_eq!(s.getattr(f.ino).unwrap().blocks, 3 * 2048);
+    // A punched hole (a zero slice) inside the first region.
+    s.commit(
+        f.ino,
+        &Commit {
+            slices: &[NewSlice {
+                chunk: 0,
+                pos: 4096,
+                len: 8192,
+                zero: true,
+                blocks: vec![],
+            }],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.getattr(f.ino).unwrap().blocks, 3 * 2048 - 16);
+    // Truncating into the second region drops the third and half the second.
+    let a = s.truncate(f.ino, 40 * M as u64 + M as u64 / 2, 11).unwrap();
+    assert_eq!(a.blocks, 2048 - 16 + 1024);
+    // Compaction (replace_chunk) recounts: one small slice left in chunk 0.
+    let id = BlockId([1; 32]);
+    s.replace_chunk(
+        f.ino,
+        0,
+        &[NewSlice {
+            chunk: 0,
+            pos: 100,
+            len: 10,
+            zero: false,
+            blocks: vec![BlockRef { id, len: 10 }],
+        }],
+        &[],
+        0,
+    )
+    .unwrap();
+    assert_eq!(s.getattr(f.ino).unwrap().blocks, 8);
+    // Directories and symlinks report their size.
+    let d = s
+        .create(
+            ROOT_INO,
+            b"l",
+            &NewInode {
+                kind: FileKind::Symlink,
+                perm: 0o777,
+                target: Some(&[b'x'; 600]),
+                ..file()
+            },
+        )
+        .unwrap();
+    assert_eq!(d.blocks, 2);
+}
+
+#[test]
+fn migration_to_v3_fills_st_blocks() {
+    let (d, s) = store();
+    let f = s.create(ROOT_INO, b"f", &file()).unwrap();
+    data_commit(&s, f.ino, 0, 8192, 5000, 4);
+    drop(s);
+    // Back to a version-2 database: the new columns gone, the version lowered.
+    let p = d.path().join("meta.db");
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute_batch(
+        "ALTER TABLE inodes DROP COLUMN alloc_bytes;
+         ALTER TABLE chunks DROP COLUMN alloc_bytes;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(c);
+    let s = SqliteStore::open(&p, false).unwrap();
+    assert_eq!(
+        s.getattr(f.ino).unwrap().blocks,
+        16,
+        "8192..13192: two 4 KiB units"
+    );
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let v: u32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, schema::SCHEMA_VERSION);
+}
+
+#[test]
+fn xattrs_with_create_and_setattr_are_one_change() {
+    let (_d, s) = store();
+    let acl: &[u8] = b"system.posix_acl_access";
+    let new = NewInode {
+        xattrs: &[(acl, b"v1"), (b"user.k", b"x")],
+        ..file()
+    };
+    let f = s.create(ROOT_INO, b"f", &new).unwrap();
+    assert_eq!(s.get_xattr(f.ino, acl).unwrap(), b"v1");
+    assert_eq!(s.list_xattr(f.ino).unwrap().len(), 2);
+    // A refused create leaves no xattr behind (the name exists).
+    assert!(matches!(
+        s.create(ROOT_INO, b"f", &new),
+        Err(MetaError::Exists)
+    ));
+    let set = SetAttr {
+        perm: Some(0o751),
+        ..Default::default()
+    };
+    let a = s
+        .setattr_xattr(
+            f.ino,
+            &set,
+            XattrChange::Set {
+                name: acl,
+                value: b"v2",
+            },
+            20,
+        )
+        .unwrap();
+    assert_eq!((a.perm, a.ctime), (0o751, 20));
+    assert_eq!(s.get_xattr(f.ino, acl).unwrap(), b"v2");
+    let a = s
+        .setattr_xattr(
+            f.ino,
+            &SetAttr::default(),
+            XattrChange::Remove { name: acl },
+            21,
+        )
+        .unwrap();
+    assert_eq!((a.perm, a.ctime), (0o751, 21));
+    assert!(matches!(s.get_xattr(f.ino, acl), Err(MetaError::NoAttr)));
+    // Removing a missing one is no error; a too-big value rolls the mode back.
+    s.setattr_xattr(f.ino, &set, XattrChange::Remove { name: acl }, 22)
+        .unwrap();
+    let big = vec![0u8; 70_000];
+    let chmod = SetAttr {
+        perm: Some(0o700),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.setattr_xattr(
+            f.ino,
+            &chmod,
+            XattrChange::Set {
+                name: acl,
+                value: &big
+            },
+            23
+        ),
+        Err(MetaError::AttrTooBig)
+    ));
+    assert_eq!(s.getattr(f.ino).unwrap().perm, 0o751);
 }

@@ -1,16 +1,20 @@
 //! `fvfsd serve`: the daemon, one process. With no configuration it uses the embedded
 //! default (an SQLite database and a block directory under the data dir, formatted on
 //! first run). It runs the engine and its workers, the FUSE mount (`[daemon] mount_path`,
-//! default `~/fvfs`), the HTTP API on TCP (bearer tokens; HTTPS with `tls`), the Unix
-//! control socket and the mDNS advertisement, until SIGTERM/SIGINT or an external unmount.
+//! default `~/fvfs`), the HTTP API on TCP (bearer tokens; HTTPS with the state dir's
+//! certificate), the Unix control socket and the mDNS advertisement, until SIGTERM/SIGINT
+//! or an external unmount.
 //!
-//! Invariants: the mount lock is held for the whole life of the process (a second serve or
-//! mount of the same SQLite filesystem is refused); exactly one stdout line starts with
-//! `api ` (`api <scheme>://<ip>:<port>`, also written to `<state>/fvfsd.url`), printed once
-//! the listeners are bound; no secret or credential is logged. Stop order: listeners stop
-//! accepting → requests in flight finish (bounded) → the FUSE mount ends (no write can
-//! arrive after the final flush) → final flush, workers stop (bounded) → the session row
-//! goes → the metadata store and then the lock drop.
+//! Invariants: a listener beyond loopback (a wildcard included) serves TLS unless
+//! `[daemon] insecure_http = true` says otherwise (logged as a warning); plain HTTP beyond
+//! loopback is never chosen silently (see [`transport`]); the mDNS TXT `tls`/`fp` say what
+//! the listener serves. The mount lock is held for the whole life of the process (a
+//! second serve or mount of the same SQLite filesystem is refused); exactly one stdout
+//! line starts with `api ` (`api <scheme>://<ip>:<port>`, also written to
+//! `<state>/fvfsd.url`), printed once the listeners are bound; no secret or credential is
+//! logged. Stop order: listeners stop accepting → requests in flight finish (bounded) →
+//! the FUSE mount ends (no write can arrive after the final flush) → final flush, workers
+//! stop (bounded) → the session row goes → the metadata store and then the lock drop.
 
 use super::format::{self, FormatArgs};
 use super::mount::{self, MountArgs, Running};
@@ -44,7 +48,42 @@ pub struct ServeArgs {
     pub port: Option<u16>,
     pub no_mount: bool,
     pub tls: bool,
+    /// Listen address (wins over `[daemon] http_bind`).
+    pub bind: Option<IpAddr>,
     pub state_dir: Option<PathBuf>,
+}
+
+/// How the API listens, from its address and `[daemon] tls` / `insecure_http`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Tls,
+    /// Plain HTTP on loopback only.
+    Http,
+    /// Plain HTTP beyond loopback, allowed by `insecure_http = true`.
+    InsecureHttp,
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The TLS rule: `tls` (`--tls` or `[daemon] tls`) set to true wins; on loopback the
+/// default is plain HTTP; beyond loopback (a wildcard included) TLS is the default, and
+/// plain HTTP needs `insecure_http` (asked for with `tls = false` without it: an error
+/// that names the ways out).
+fn transport(bind: IpAddr, tls: Option<bool>, insecure_http: bool) -> Result<Transport> {
+    Ok(match tls {
+        Some(true) => Transport::Tls,
+        _ if is_loopback(bind) => Transport::Http,
+        _ if insecure_http => Transport::InsecureHttp,
+        None => Transport::Tls,
+        Some(false) => anyhow::bail!(
+            "`[daemon] tls = false` would serve the API on {bind}, beyond loopback, over plain \
+             HTTP, where tokens cross the network in the clear; either remove `tls = false` \
+             (TLS is the default beyond loopback) or set `[daemon] insecure_http = true` to \
+             accept plain HTTP (or listen on loopback only: `http_bind = \"127.0.0.1\"`)"
+        ),
+    })
 }
 
 /// The URL clients use for a listener bound at `addr` (a wildcard becomes loopback).
@@ -163,15 +202,7 @@ fn serve(
     run: &Running,
 ) -> Result<()> {
     let tokens = Arc::new(token::store(state)?);
-    let tls_on = a.tls || cfg.daemon.tls.unwrap_or(false);
-    let (tls, fingerprint) = if tls_on {
-        fvfs_api::tls::ensure(state, &fvfs_api::mdns::hostname())?;
-        let (c, fp) = fvfs_api::tls::load(state)?;
-        (Some(c), Some(fp))
-    } else {
-        (None, None)
-    };
-    let bind = match cfg.daemon.http_bind {
+    let bind = match a.bind.or(cfg.daemon.http_bind) {
         Some(ip) => ip,
         None if tokens.any() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         None => {
@@ -183,6 +214,37 @@ fn serve(
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
     };
+    let tls_cfg = if a.tls { Some(true) } else { cfg.daemon.tls };
+    let insecure = cfg.daemon.insecure_http.unwrap_or(false);
+    let transport = transport(bind, tls_cfg, insecure)?;
+    let tls_on = transport == Transport::Tls;
+    let (tls, fingerprint) = if tls_on {
+        let loaded = fvfs_api::tls::ensure(state, &fvfs_api::mdns::hostname())
+            .and_then(|_| fvfs_api::tls::load(state));
+        match loaded {
+            Ok((c, fp)) => (Some(c), Some(fp)),
+            Err(e) if tls_cfg.is_none() => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "the API listens on {bind}, beyond loopback, so it needs TLS, and the \
+                         certificate in {} is unusable; repair or remove it (a new one is made \
+                         at start), or set `[daemon] insecure_http = true` to serve plain HTTP",
+                        state.join("tls").display()
+                    )
+                })
+            }
+            Err(e) => return Err(e).context("cannot serve TLS"),
+        }
+    } else {
+        (None, None)
+    };
+    if transport == Transport::InsecureHttp {
+        tracing::warn!(
+            listen = %bind,
+            "insecure_http = true: the API listens beyond loopback over plain HTTP, so tokens \
+             and data cross the network in the clear; remove insecure_http to serve TLS"
+        );
+    }
     let port = a
         .port
         .or(cfg.daemon.http_port)
@@ -245,6 +307,7 @@ fn serve(
         tls,
         cancel.clone(),
         DRAIN,
+        cfg.daemon.server_limits()?,
     ));
     let sp = socket_path.clone();
     let c2 = cancel.clone();
@@ -391,6 +454,32 @@ fn stop_fuse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_beyond_loopback() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let t = |b: &str, tls, insecure| transport(ip(b), tls, insecure).map_err(|e| e.to_string());
+        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(t(lo, None, false), Ok(Transport::Http), "{lo}");
+            assert_eq!(t(lo, Some(false), false), Ok(Transport::Http), "{lo}");
+            assert_eq!(t(lo, Some(true), false), Ok(Transport::Tls), "{lo}");
+        }
+        for wide in ["0.0.0.0", "::", "192.168.1.5", "::ffff:10.0.0.1"] {
+            assert_eq!(t(wide, None, false), Ok(Transport::Tls), "{wide}");
+            assert_eq!(t(wide, Some(true), true), Ok(Transport::Tls), "{wide}");
+            assert_eq!(t(wide, None, true), Ok(Transport::InsecureHttp), "{wide}");
+            assert_eq!(
+                t(wide, Some(false), true),
+                Ok(Transport::InsecureHttp),
+                "{wide}"
+            );
+            let e = t(wide, Some(false), false).unwrap_err();
+            assert!(
+                e.contains("remove `tls = false`") && e.contains("insecure_http = true"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn urls() {

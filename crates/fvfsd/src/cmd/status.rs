@@ -2,6 +2,10 @@
 //! (`GET /v1/status` over the socket); otherwise, read from the metadata: settings, space,
 //! inodes, blocks, dedup ratio and live sessions.
 //!
+//! Both forms print the SHA-256 of the daemon's TLS certificate (`<state>/tls/cert.pem`) in
+//! the form `fvfsc` shows and pins (64 lowercase hex digits), so that a user can compare
+//! it before `fvfsc login --replace-pin`.
+//!
 //! Invariants: the socket is asked with a bounded wait (5 s to connect/read/write), so a
 //! hung daemon cannot hang `status`; a socket nobody answers on means "no daemon".
 
@@ -69,8 +73,27 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// Prints the daemon's status; false if no daemon answers on `socket`.
-pub fn from_daemon(socket: &Path, json: bool) -> Result<bool> {
+/// The fingerprint of the certificate in `state` (None before the first format/serve).
+fn fingerprint(state: &Path) -> Result<Option<String>> {
+    fvfs_api::tls::stored_fingerprint(state)
+        .with_context(|| format!("cannot read the TLS certificate of {}", state.display()))
+}
+
+/// The `tls` and `api` lines: the certificate clients pin, and the URL the running daemon
+/// wrote (its scheme says whether it serves that certificate).
+fn print_tls(state: &Path) -> Result<()> {
+    if let Some(fp) = fingerprint(state)? {
+        println!("tls          sha256 {fp}");
+    }
+    if let Ok(url) = std::fs::read_to_string(state.join("fvfsd.url")) {
+        println!("api          {}", url.trim());
+    }
+    Ok(())
+}
+
+/// Prints the daemon's status; false if no daemon answers on `socket`. `state` is the
+/// daemon's state directory (its certificate).
+pub fn from_daemon(socket: &Path, state: &Path, json: bool) -> Result<bool> {
     let Some((code, body)) = ask_daemon(socket, "GET", "/v1/status")? else {
         return Ok(false);
     };
@@ -81,8 +104,12 @@ pub fn from_daemon(socket: &Path, json: bool) -> Result<bool> {
         );
     }
     if json {
-        std::io::stdout().write_all(&body)?;
-        println!();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&body).context("unexpected status from the daemon")?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("tls_fingerprint".into(), fingerprint(state)?.into());
+        }
+        println!("{v}");
         return Ok(true);
     }
     let st: fvfs_types::api::Status =
@@ -98,6 +125,7 @@ pub fn from_daemon(socket: &Path, json: bool) -> Result<bool> {
         "mount        {}",
         st.mount.as_deref().unwrap_or("none (API only)")
     );
+    print_tls(state)?;
     for (i, t) in st.tiers.iter().enumerate() {
         let wm = match (t.high_watermark, t.low_watermark) {
             (Some(h), Some(l)) => format!(", watermarks {} / {}", human(h), human(l)),
@@ -140,7 +168,7 @@ pub fn human(n: u64) -> String {
     }
 }
 
-pub async fn run(meta_url: &str) -> Result<()> {
+pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
     let meta = open_meta(meta_url)?;
     let s = meta.settings()?;
     let st = meta.stats()?;
@@ -148,6 +176,9 @@ pub async fn run(meta_url: &str) -> Result<()> {
     println!("filesystem   {} ({})", s.name, s.uuid);
     println!("format       version {}", s.format_version);
     println!("metadata     {}", meta.describe());
+    if let Some(fp) = fingerprint(state)? {
+        println!("tls          sha256 {fp}");
+    }
     let tiers = s.tier_list();
     let usage = meta.tier_usage(tiers.len())?;
     let health = super::tiers::probe(&tiers).await;

@@ -15,14 +15,27 @@ use std::path::{Path, PathBuf};
 pub const TOKENS_FILE: &str = "tokens.json";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
-/// Creates the state directory (mode 0700) if it is missing.
+/// Creates the state directory (mode 0700) if it is missing. An existing one is left as
+/// it is (it may be a directory the user shares with other things, such as the one holding
+/// the database), with a warning when other local users can enter it.
 pub fn ensure_state_dir(state: &Path) -> Result<()> {
-    if !state.exists() {
-        std::fs::DirBuilder::new()
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(state) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %state.display(),
+                    mode = format!("{mode:o}"),
+                    "the state directory is open to other local users; `chmod 700` it"
+                );
+            }
+        }
+        Err(_) => std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(state)
-            .with_context(|| format!("cannot create the state directory {}", state.display()))?;
+            .with_context(|| format!("cannot create the state directory {}", state.display()))?,
     }
     Ok(())
 }

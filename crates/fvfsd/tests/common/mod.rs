@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod netns;
 
 use fvfs_testkit::S3Server;
 use std::path::{Path, PathBuf};
@@ -491,16 +492,25 @@ impl Fixture {
     }
 
     /// `serve` with extra environment variables and the daemon's stderr appended to `log`.
+    /// The API listens on 127.0.0.1 (plain HTTP unless `--tls`) unless `args` has `--bind`.
     pub fn serve_with(&self, args: &[&str], env: &[(&str, &str)], log: &Path) -> Daemon {
-        use std::io::BufRead;
-        let log = log.to_path_buf();
+        let mut args = args.to_vec();
+        if !args.contains(&"--bind") {
+            args.extend(["--bind", "127.0.0.1"]);
+        }
+        let child = self.serve_child(&args, env, log);
+        wait_for_api(child, log)
+    }
+
+    /// `fvfsd serve ARGS --meta <this filesystem>` as a child, stdout piped, stderr
+    /// appended to `log` (no `--bind` added).
+    pub fn serve_child(&self, args: &[&str], env: &[(&str, &str)], log: &Path) -> Child {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
+            .open(log)
             .unwrap();
-        let mut child = self
-            .fvfsd()
+        self.fvfsd()
             .arg("serve")
             .args(args)
             .args(["--meta", &self.meta_url])
@@ -509,50 +519,57 @@ impl Fixture {
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+            .unwrap()
+    }
+}
+
+/// Waits (60 s) for the `api` line of a `serve` child; panics with `log` if it exits first.
+pub fn wait_for_api(mut child: Child, log: &Path) -> Daemon {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stdout = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let api = line.strip_prefix("api ").map(str::to_string);
+                stdout.push(line);
+                if let Some(url) = api {
+                    return Daemon { child, url, stdout };
                 }
             }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut stdout = Vec::new();
-        while Instant::now() < deadline {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let api = line.strip_prefix("api ").map(str::to_string);
-                    stdout.push(line);
-                    if let Some(url) = api {
-                        return Daemon { child, url, stdout };
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(st)) = child.try_wait() {
-                        panic!(
-                            "fvfsd serve exited ({st}) before its api line; stdout {stdout:?}; log:\n{}",
-                            std::fs::read_to_string(&log).unwrap_or_default()
-                        );
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = child.wait();
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(st)) = child.try_wait() {
                     panic!(
-                        "fvfsd serve closed stdout before its api line; stdout {stdout:?}; log:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
+                        "fvfsd serve exited ({st}) before its api line; stdout {stdout:?}; log:\n{}",
+                        std::fs::read_to_string(log).unwrap_or_default()
                     );
                 }
             }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                panic!(
+                    "fvfsd serve closed stdout before its api line; stdout {stdout:?}; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("no api line within 60 s; stdout {stdout:?}");
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no api line within 60 s; stdout {stdout:?}");
+}
 
+impl Fixture {
     /// The admin token written at format time.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("admin.token"))
