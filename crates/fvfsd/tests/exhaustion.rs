@@ -1,7 +1,8 @@
 //! A full descriptor table loses no byte (issue 8, item 4). `fvfsd serve` runs with its
 //! FUSE mount over a durable tier that is a local directory (the README's default), so
 //! every block upload opens a file; the test lowers the daemon's RLIMIT_NOFILE with
-//! prlimit(2) to its lowest free descriptor (no new descriptor can be opened), writes,
+//! prlimit(2) until no new descriptor can be opened (every slot below the limit in use),
+//! writes,
 //! closes, fsyncs and PUTs, raises the limit again and checks the exact bytes, before and
 //! after a restart. A stop while the table is still full spools the writes, and the next
 //! start commits them.
@@ -34,7 +35,7 @@ fn fixture() -> Option<Fixture> {
     std::fs::write(
         &cfg,
         format!(
-            "[daemon]\nmdns = false\nhttp_bind = \"127.0.0.1\"\nmount_path = \"{}\"\ncache_dir = \"{}\"\n\
+            "[daemon]\nmdns = false\nmount_path = \"{}\"\ncache_dir = \"{}\"\n\
              [upload]\nflush_size_mb = 4096\nflush_interval_secs = 86400\n",
             f.mnt.display(),
             f.cache.display()
@@ -97,12 +98,17 @@ fn set_nofile(pid: u32, soft: u64) -> u64 {
     old.rlim_cur
 }
 
-/// Fills the daemon's descriptor table; returns the soft limit to restore.
-fn exhaust(d: &Daemon) -> u64 {
+/// Fills the daemon's descriptor table: the limit drops to just above the spool's
+/// reserve descriptor, opened at start; every slot below is in use by then, and the
+/// descriptors opened later (connections, the FUSE device, block files being closed) sit
+/// above it, so closing one of them frees no usable slot. Returns the soft limit to
+/// restore.
+fn exhaust(f: &Fixture, d: &Daemon) -> u64 {
     let pid = d.child.id();
-    let free = lowest_free_fd(pid);
-    let old = set_nofile(pid, free);
-    eprintln!("daemon {pid}: RLIMIT_NOFILE {old} -> {free}");
+    let reserve = reserve_fd(pid, &spool_dir(f));
+    assert!(lowest_free_fd(pid) > reserve, "a hole below the reserve");
+    let old = set_nofile(pid, reserve + 1);
+    eprintln!("daemon {pid}: RLIMIT_NOFILE {old} -> {}", reserve + 1);
     old
 }
 
@@ -218,7 +224,7 @@ fn full_descriptor_table_loses_no_written_byte() {
     let mut conn = Conn::open(&url, &token);
     let big = data(6 << 20, 8);
 
-    let restore = exhaust(&d);
+    let restore = exhaust(&f, &d);
 
     // `echo data > small`: bash ignores close's error; the bytes are retained.
     let st = std::process::Command::new("bash")
@@ -313,20 +319,15 @@ fn a_stop_with_a_full_table_spools_and_the_next_start_commits() {
     let Some(f) = fixture() else { return };
     let mut d = start(&f);
     let content = data((5 << 20) + 123, 9);
-    exhaust(&d);
+    exhaust(&f, &d);
     let mut w = std::fs::File::create(f.path("spooled")).unwrap();
     w.write_all(&content).unwrap();
     assert_eq!(close_errno(w), Some(libc::EIO));
     let ino = std::fs::metadata(f.path("spooled")).unwrap();
     let ino = std::os::unix::fs::MetadataExt::ino(&ino);
-    // The table stays full while the daemon stops: a stop closes the listeners and the
-    // FUSE device, so the limit drops to just above the spool's reserve descriptor
-    // (opened at start), below every descriptor opened after it. The bounded retry fails, the bytes go to the spool through the reserve,
-    // fsynced, and the spool file is named at ERROR level.
-    let pid = d.child.id();
-    let reserve = reserve_fd(pid, &spool_dir(&f));
-    assert!(lowest_free_fd(pid) > reserve);
-    set_nofile(pid, reserve + 1);
+    // The table stays full while the daemon stops (closing the listeners and the FUSE
+    // device frees no usable slot): the bounded retry fails, the bytes go to the spool
+    // through the reserve descriptor, fsynced, and the spool file is named at ERROR level.
     let t = Instant::now();
     stop(&mut d);
     eprintln!("stop took {:?}", t.elapsed());
