@@ -42,7 +42,7 @@ impl Modify for Security {
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
         SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, SpecialKind, LinkRequest, TierStatus, Status, Device, Devices,
-        WalItem, Wal, EvictResult, FlushResult,
+        WalItem, Wal, EvictResult, FlushResult, CallerInfo,
     )),
     modifiers(&Security),
     tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin")),

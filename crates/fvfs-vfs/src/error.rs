@@ -23,6 +23,12 @@ pub enum VfsError {
     NameTooLong,
     #[error("internal error: {0}")]
     Internal(String),
+    /// EACCES: the caller lacks a permission the mode bits (or ACL) grant (access.rs).
+    #[error("permission denied: {0}")]
+    PermissionDenied(&'static str),
+    /// EPERM: only the owner or root may do this (access.rs).
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
 }
 
 pub type Result<T, E = VfsError> = std::result::Result<T, E>;
@@ -67,6 +73,8 @@ impl VfsError {
             VfsError::TooBig => EFBIG,
             VfsError::NameTooLong => ENAMETOOLONG,
             VfsError::Internal(_) => EIO,
+            VfsError::PermissionDenied(_) => EACCES,
+            VfsError::NotPermitted(_) => EPERM,
         }
     }
 
