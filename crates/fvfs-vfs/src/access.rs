@@ -546,9 +546,9 @@ mod tests {
     fn truncate_needs_write() {
         let me = Checker::without_acls(ctx(1000, 1000));
         let o = TimeSet::Omit;
-        assert!(eacces(me.setattr(&file(0o444, 1000, 1000), None, None, None, Some(0), o, o)));
+        assert!(eacces(me.setattr(&file(0o444, 1000, 1000), false, None, None, None, Some(0), o, o)));
         assert!(me
-            .setattr(&file(0o646, 1001, 1001), None, None, None, Some(0), o, o)
+            .setattr(&file(0o646, 1001, 1001), false, None, None, None, Some(0), o, o)
             .is_ok());
     }
 
