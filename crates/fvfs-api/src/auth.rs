@@ -669,8 +669,15 @@ mod tests {
         assert_eq!(again.verify(&secret).unwrap(), t);
         let l = again.list().unwrap();
         assert_eq!(
-            l.iter().map(|t| (t.name.as_str(), t.admin)).collect::<Vec<_>>(),
-            vec![("admin", true), ("phone", false), ("laptop", false), ("ops", true)]
+            l.iter()
+                .map(|t| (t.name.as_str(), t.admin))
+                .collect::<Vec<_>>(),
+            vec![
+                ("admin", true),
+                ("phone", false),
+                ("laptop", false),
+                ("ops", true)
+            ]
         );
     }
 

@@ -71,7 +71,15 @@ async fn tcp_tokens_and_drain() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(TokenStore::open(&dir.path().join("tokens.json")).unwrap());
     let (_, admin) = store.create("admin", NewToken::default()).unwrap();
-    let (_, ro) = store.create("viewer", NewToken { read_only: true, ..Default::default() }).unwrap();
+    let (_, ro) = store
+        .create(
+            "viewer",
+            NewToken {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let (seen, f) = recorder();
     let app = guard(app(), Access::Tokens(store.clone()), Some(f));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -128,7 +128,11 @@ impl<'a> Checker<'a> {
 
     /// Search (x) on a directory on the way to a name.
     pub fn search(&self, dir: &Attr) -> Result<()> {
-        self.need(dir, MAY_EXEC, "no search (x) permission on a directory of the path")
+        self.need(
+            dir,
+            MAY_EXEC,
+            "no search (x) permission on a directory of the path",
+        )
     }
 
     /// Read a file's content.
@@ -160,8 +164,7 @@ impl<'a> Checker<'a> {
     pub fn may_delete(&self, dir: &Attr, victim: &Attr) -> Result<()> {
         self.may_create(dir)?;
         let ctx = &self.ctx;
-        if dir.perm & S_ISVTX != 0 && !is_root(ctx) && ctx.uid != victim.uid && ctx.uid != dir.uid
-        {
+        if dir.perm & S_ISVTX != 0 && !is_root(ctx) && ctx.uid != victim.uid && ctx.uid != dir.uid {
             return Err(VfsError::NotPermitted(
                 "the directory is sticky: only the owner of the entry or of the directory may remove or replace it",
             ));
@@ -197,7 +200,8 @@ impl<'a> Checker<'a> {
     /// root), or anyone with read and write on a regular file that is not set-id.
     pub fn may_link(&self, src: &Attr, dir: &Attr) -> Result<()> {
         if !owner_or_root(&self.ctx, src) {
-            let setid = src.perm & S_ISUID != 0 || src.perm & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
+            let setid =
+                src.perm & S_ISUID != 0 || src.perm & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
             if src.kind != FileKind::File || setid || !self.permits(src, MAY_READ | MAY_WRITE)? {
                 return Err(VfsError::NotPermitted(
                     "a hard link to another user's file needs read and write permission on a regular, non-set-id file",
@@ -243,11 +247,17 @@ impl<'a> Checker<'a> {
         let root = is_root(ctx);
         let owner = ctx.uid == cur.uid;
         if size.is_some() {
-            self.need(cur, MAY_WRITE, "truncate needs write permission on the file")?;
+            self.need(
+                cur,
+                MAY_WRITE,
+                "truncate needs write permission on the file",
+            )?;
         }
         if let Some(u) = uid {
             if !root && !chown_any && !(owner && u == cur.uid) {
-                return Err(VfsError::NotPermitted("only root may change a file's owner"));
+                return Err(VfsError::NotPermitted(
+                    "only root may change a file's owner",
+                ));
             }
         }
         if let Some(g) = gid {
@@ -341,7 +351,12 @@ mod tests {
         // The owner class decides for the owner, even when group or other grant more.
         let g = file(0o077, 1001, 100);
         assert!(!permits(&ctx(1001, 100), &g, None, MAY_READ));
-        assert!(permits(&ctx(1000, 100), &g, None, MAY_READ | MAY_WRITE | MAY_EXEC));
+        assert!(permits(
+            &ctx(1000, 100),
+            &g,
+            None,
+            MAY_READ | MAY_WRITE | MAY_EXEC
+        ));
         // Group decides for members, even when other grants more.
         let h = file(0o607, 1001, 100);
         assert!(!permits(&ctx(1000, 100), &h, None, MAY_READ));
@@ -355,7 +370,12 @@ mod tests {
         assert!(permits(&root, &f, None, MAY_READ | MAY_WRITE));
         assert!(!permits(&root, &f, None, MAY_EXEC));
         assert!(permits(&root, &file(0o001, 1001, 100), None, MAY_EXEC));
-        assert!(permits(&root, &dir(0o000, 1001, 100), None, MAY_EXEC | MAY_READ));
+        assert!(permits(
+            &root,
+            &dir(0o000, 1001, 100),
+            None,
+            MAY_EXEC | MAY_READ
+        ));
     }
 
     #[test]
@@ -366,10 +386,14 @@ mod tests {
             Ok(None)
         };
         let f = file(0o640, 1001, 100);
-        Checker::new(ctx(1001, 5), &src).permits(&f, MAY_READ).unwrap();
+        Checker::new(ctx(1001, 5), &src)
+            .permits(&f, MAY_READ)
+            .unwrap();
         Checker::new(ctx(0, 0), &src).permits(&f, MAY_READ).unwrap();
         assert_eq!(asked.get(), 0);
-        Checker::new(ctx(1000, 100), &src).permits(&f, MAY_READ).unwrap();
+        Checker::new(ctx(1000, 100), &src)
+            .permits(&f, MAY_READ)
+            .unwrap();
         assert_eq!(asked.get(), 1);
     }
 
@@ -464,7 +488,9 @@ mod tests {
         assert!(me.may_link(&file(0o666, 1001, 1001), &d).is_ok());
         assert!(eperm(me.may_link(&file(0o4666, 1001, 1001), &d)));
         assert!(eperm(me.may_link(&file(0o2676, 1001, 1001), &d)));
-        assert!(eacces(me.may_link(&file(0o600, 1000, 1000), &dir(0o755, 0, 0))));
+        assert!(eacces(
+            me.may_link(&file(0o600, 1000, 1000), &dir(0o755, 0, 0))
+        ));
     }
 
     #[test]
@@ -472,13 +498,21 @@ mod tests {
         let me = Checker::without_acls(ctx(1000, 1000));
         let t = TimeSet::Omit;
         let theirs = file(0o666, 1001, 1001);
-        assert!(eperm(me.setattr(&theirs, false, Some(0o600), None, None, None, t, t)));
+        assert!(eperm(me.setattr(
+            &theirs,
+            false,
+            Some(0o600),
+            None,
+            None,
+            None,
+            t,
+            t
+        )));
         let mine = file(0o644, 1000, 1000);
         assert_eq!(
-            me.setattr(&mine, false, Some(0o2755), None, None, None, t, t).unwrap(),
-            SetattrPlan {
-                perm: Some(0o2755)
-            }
+            me.setattr(&mine, false, Some(0o2755), None, None, None, t, t)
+                .unwrap(),
+            SetattrPlan { perm: Some(0o2755) }
         );
         // A file of the caller's whose group it is not in: set-group-ID is cleared.
         let other_group = file(0o644, 1000, 50);
@@ -502,14 +536,47 @@ mod tests {
         let me = Checker::without_acls(ctx(1000, 1000));
         let t = TimeSet::Omit;
         let mine = file(0o644, 1000, 50);
-        assert!(eperm(me.setattr(&mine, false, None, Some(1001), None, None, t, t)));
+        assert!(eperm(me.setattr(
+            &mine,
+            false,
+            None,
+            Some(1001),
+            None,
+            None,
+            t,
+            t
+        )));
         // Naming the present owner is no change.
-        assert!(me.setattr(&mine, false, None, Some(1000), None, None, t, t).is_ok());
-        assert!(me.setattr(&mine, false, None, None, Some(1000), None, t, t).is_ok());
-        assert!(me.setattr(&mine, false, None, None, Some(50), None, t, t).is_ok());
-        assert!(eperm(me.setattr(&mine, false, None, None, Some(51), None, t, t)));
+        assert!(me
+            .setattr(&mine, false, None, Some(1000), None, None, t, t)
+            .is_ok());
+        assert!(me
+            .setattr(&mine, false, None, None, Some(1000), None, t, t)
+            .is_ok());
+        assert!(me
+            .setattr(&mine, false, None, None, Some(50), None, t, t)
+            .is_ok());
+        assert!(eperm(me.setattr(
+            &mine,
+            false,
+            None,
+            None,
+            Some(51),
+            None,
+            t,
+            t
+        )));
         let theirs = file(0o666, 1001, 1000);
-        assert!(eperm(me.setattr(&theirs, false, None, None, Some(1000), None, t, t)));
+        assert!(eperm(me.setattr(
+            &theirs,
+            false,
+            None,
+            None,
+            Some(1000),
+            None,
+            t,
+            t
+        )));
         let root = Checker::without_acls(ctx(0, 0));
         assert!(root
             .setattr(&theirs, false, None, Some(5), Some(6), None, t, t)
@@ -518,7 +585,16 @@ mod tests {
         assert!(me
             .setattr(&theirs, true, None, Some(5), Some(6), None, t, t)
             .is_ok());
-        assert!(eperm(me.setattr(&theirs, true, Some(0o600), None, None, None, t, t)));
+        assert!(eperm(me.setattr(
+            &theirs,
+            true,
+            Some(0o600),
+            None,
+            None,
+            None,
+            t,
+            t
+        )));
     }
 
     #[test]
@@ -527,12 +603,48 @@ mod tests {
         let o = TimeSet::Omit;
         let writable = file(0o666, 1001, 1001);
         let readonly = file(0o644, 1001, 1001);
-        assert!(eperm(me.setattr(&writable, false, None, None, None, None, o, TimeSet::At(5))));
-        assert!(eperm(me.setattr(&writable, false, None, None, None, None, TimeSet::At(5), o)));
+        assert!(eperm(me.setattr(
+            &writable,
+            false,
+            None,
+            None,
+            None,
+            None,
+            o,
+            TimeSet::At(5)
+        )));
+        assert!(eperm(me.setattr(
+            &writable,
+            false,
+            None,
+            None,
+            None,
+            None,
+            TimeSet::At(5),
+            o
+        )));
         assert!(me
-            .setattr(&writable, false, None, None, None, None, TimeSet::Now, TimeSet::Now)
+            .setattr(
+                &writable,
+                false,
+                None,
+                None,
+                None,
+                None,
+                TimeSet::Now,
+                TimeSet::Now
+            )
             .is_ok());
-        assert!(eacces(me.setattr(&readonly, false, None, None, None, None, o, TimeSet::Now)));
+        assert!(eacces(me.setattr(
+            &readonly,
+            false,
+            None,
+            None,
+            None,
+            None,
+            o,
+            TimeSet::Now
+        )));
         let mine = file(0o400, 1000, 1000);
         assert!(me
             .setattr(&mine, false, None, None, None, None, o, TimeSet::At(5))
@@ -546,9 +658,27 @@ mod tests {
     fn truncate_needs_write() {
         let me = Checker::without_acls(ctx(1000, 1000));
         let o = TimeSet::Omit;
-        assert!(eacces(me.setattr(&file(0o444, 1000, 1000), false, None, None, None, Some(0), o, o)));
+        assert!(eacces(me.setattr(
+            &file(0o444, 1000, 1000),
+            false,
+            None,
+            None,
+            None,
+            Some(0),
+            o,
+            o
+        )));
         assert!(me
-            .setattr(&file(0o646, 1001, 1001), false, None, None, None, Some(0), o, o)
+            .setattr(
+                &file(0o646, 1001, 1001),
+                false,
+                None,
+                None,
+                None,
+                Some(0),
+                o,
+                o
+            )
             .is_ok());
     }
 

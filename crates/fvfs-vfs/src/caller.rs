@@ -301,7 +301,9 @@ impl Vfs {
         atime: TimeSet,
         mtime: TimeSet,
     ) -> Result<Attr> {
-        let plan = self.with_checker(ctx, |c| c.setattr(a, chown_any, perm, uid, gid, size, atime, mtime))?;
+        let plan = self.with_checker(ctx, |c| {
+            c.setattr(a, chown_any, perm, uid, gid, size, atime, mtime)
+        })?;
         self.setattr(ctx, a.ino, plan.perm, uid, gid, size, atime, mtime)
             .await
     }

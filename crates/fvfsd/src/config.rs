@@ -381,6 +381,9 @@ frequency_weight = 0.3
                     "max_upload_gb",
                     "state_dir",
                     "socket_path",
+                    "allow_devices",
+                    "mount_suid",
+                    "mount_dev",
                 ];
                 match l.strip_prefix("# ") {
                     Some(k) if keys.iter().any(|p| k.starts_with(p)) => k,
@@ -394,5 +397,13 @@ frequency_weight = 0.3
         assert_eq!(c.daemon.tls, Some(false));
         assert_eq!(c.daemon.max_upload_gb, Some(1024));
         assert!(c.daemon.socket_path.is_some() && c.daemon.state_dir.is_some());
+        assert_eq!(
+            (
+                c.daemon.allow_devices,
+                c.daemon.mount_suid,
+                c.daemon.mount_dev
+            ),
+            (Some(false), Some(false), Some(false))
+        );
     }
 }

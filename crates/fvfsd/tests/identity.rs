@@ -112,7 +112,13 @@ fn setid_files_and_devices_need_an_admin_token_and_allow_devices() {
 
     // The attack of issue 8: a setuid-root file and a character device 1:5.
     refused(
-        call(&d, &rw, "PUT", "/v1/files/x?uid=0&mode=2541", b"#!/bin/sh\n"),
+        call(
+            &d,
+            &rw,
+            "PUT",
+            "/v1/files/x?uid=0&mode=2541",
+            b"#!/bin/sh\n",
+        ),
         403,
         "not_permitted",
         "setuid-root PUT",
@@ -159,11 +165,23 @@ fn setid_files_and_devices_need_an_admin_token_and_allow_devices() {
     assert_eq!(meta(&d, "tool").unwrap()["mode"], 0o755);
     // Ordinary: a fifo, a socket, a setgid directory, a sticky directory.
     let fifo = json!({"kind": "fifo"}).to_string();
-    ok(call(&d, &rw, "POST", "/v1/mknod/p", fifo.as_bytes()), 201, "fifo");
+    ok(
+        call(&d, &rw, "POST", "/v1/mknod/p", fifo.as_bytes()),
+        201,
+        "fifo",
+    );
     let sock = json!({"kind": "socket"}).to_string();
-    ok(call(&d, &rw, "POST", "/v1/mknod/s", sock.as_bytes()), 201, "socket");
+    ok(
+        call(&d, &rw, "POST", "/v1/mknod/s", sock.as_bytes()),
+        201,
+        "socket",
+    );
     let sg = json!({"mode": 0o2775}).to_string();
-    let st = ok(call(&d, &rw, "POST", "/v1/mkdir/sg", sg.as_bytes()), 201, "setgid dir");
+    let st = ok(
+        call(&d, &rw, "POST", "/v1/mkdir/sg", sg.as_bytes()),
+        201,
+        "setgid dir",
+    );
     assert_eq!(st["mode"], 0o2775);
     // An admin token without `allow_devices` is refused the same way.
     refused(
@@ -201,7 +219,10 @@ fn setid_files_and_devices_need_an_admin_token_and_allow_devices() {
         201,
         "admin setuid PUT",
     );
-    assert_eq!((st["mode"].as_u64(), st["uid"].as_u64()), (Some(0o4755), Some(0)));
+    assert_eq!(
+        (st["mode"].as_u64(), st["uid"].as_u64()),
+        (Some(0o4755), Some(0))
+    );
     let st = ok(
         call(&d, &d.token, "POST", "/v1/mknod/zero", dev.as_bytes()),
         201,
@@ -233,7 +254,11 @@ fn nobody_cannot_gain_root_through_the_daemon_mount() {
         ),
     );
     let d = Daemon::start_with(&f, &["--port", "0", "--config", &cfg]);
-    assert!(common::is_mounted(&f.mnt), "the daemon mounts at {}", f.mnt.display());
+    assert!(
+        common::is_mounted(&f.mnt),
+        "the daemon mounts at {}",
+        f.mnt.display()
+    );
     let opts = mount_options(&f.mnt);
     assert!(
         opts.split(',').any(|o| o == "nosuid") && opts.split(',').any(|o| o == "nodev"),
@@ -243,7 +268,13 @@ fn nobody_cannot_gain_root_through_the_daemon_mount() {
     // A setuid-root copy of id(1) and /dev/zero's device, made by the admin token.
     let id = std::fs::read("/usr/bin/id").unwrap();
     ok(
-        call(&d, &d.token, "PUT", "/v1/files/id?uid=0&gid=0&mode=493", &id),
+        call(
+            &d,
+            &d.token,
+            "PUT",
+            "/v1/files/id?uid=0&gid=0&mode=493",
+            &id,
+        ),
         201,
         "copy of id",
     );
@@ -306,7 +337,10 @@ fn mount_options(mnt: &std::path::Path) -> String {
 fn tokens_act_as_their_identity() {
     let Some(f) = Fixture::new() else { return };
     let (u1000, err) = token(&f, "u1000", &["--uid", "1000", "--gid", "1000"]);
-    assert!(err.contains("acting as 1000:1000") && !err.contains("warning"), "{err}");
+    assert!(
+        err.contains("acting as 1000:1000") && !err.contains("warning"),
+        "{err}"
+    );
     let (u1001, _) = token(&f, "u1001", &["--uid", "1001", "--gid", "1001"]);
     let list: Value = serde_json::from_str(&f.ok(&["token", "list", "--json"])).unwrap();
     let row = |n: &str| {
@@ -318,11 +352,17 @@ fn tokens_act_as_their_identity() {
             .unwrap()
     };
     assert_eq!(
-        (row("admin")["admin"].as_bool(), row("admin")["uid"].as_u64()),
+        (
+            row("admin")["admin"].as_bool(),
+            row("admin")["uid"].as_u64()
+        ),
         (Some(true), Some(0))
     );
     assert_eq!(
-        (row("u1000")["admin"].as_bool(), row("u1000")["uid"].as_u64()),
+        (
+            row("u1000")["admin"].as_bool(),
+            row("u1000")["uid"].as_u64()
+        ),
         (Some(false), Some(1000))
     );
     let d = Daemon::start(&f, &[]);
@@ -334,16 +374,25 @@ fn tokens_act_as_their_identity() {
 
     // A 0600 file of uid 1001: 1000 can neither read it nor take it; the admin can.
     let st = ok(
-        call(&d, &d.token, "PUT", "/v1/files/secret?uid=1001&gid=1001&mode=384", b"s3cret"),
+        call(
+            &d,
+            &d.token,
+            "PUT",
+            "/v1/files/secret?uid=1001&gid=1001&mode=384",
+            b"s3cret",
+        ),
         201,
         "admin PUT for 1001",
     );
-    assert_eq!((st["uid"].as_u64(), st["mode"].as_u64()), (Some(1001), Some(0o600)));
-    for (m, p) in [
-        ("GET", "/v1/files/secret"),
-        ("HEAD", "/v1/files/secret"),
-        ("GET", "/v1/manifest/secret"),
-    ] {
+    assert_eq!(
+        (st["uid"].as_u64(), st["mode"].as_u64()),
+        (Some(1001), Some(0o600))
+    );
+    // stat works (search on / suffices) but carries no ETag, derived from the content.
+    let st = ok(call(&d, &u1000, "GET", "/v1/meta/secret", b""), 200, "stat");
+    assert_eq!((st["size"].as_u64(), st["etag"].is_null()), (Some(6), true));
+    assert!(meta(&d, "secret").unwrap()["etag"].is_string());
+    for (m, p) in [("HEAD", "/v1/files/secret"), ("GET", "/v1/manifest/secret")] {
         let (st, b) = call(&d, &u1000, m, p, b"");
         assert_eq!(st, 403, "{m} {p}");
         if m != "HEAD" {
@@ -362,7 +411,13 @@ fn tokens_act_as_their_identity() {
         (json!({"mtime_ns": 5}), "utimes of another's file"),
     ] {
         refused(
-            call(&d, &u1000, "PATCH", "/v1/meta/secret", body.to_string().as_bytes()),
+            call(
+                &d,
+                &u1000,
+                "PATCH",
+                "/v1/meta/secret",
+                body.to_string().as_bytes(),
+            ),
             403,
             "not_permitted",
             what,
@@ -383,7 +438,10 @@ fn tokens_act_as_their_identity() {
         200,
         "admin chown",
     );
-    assert_eq!((st["uid"].as_u64(), st["gid"].as_u64()), (Some(1000), Some(1000)));
+    assert_eq!(
+        (st["uid"].as_u64(), st["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
     assert_eq!(
         call(&d, &u1000, "GET", "/v1/files/secret", b""),
         (200, b"s3cret".to_vec()),
@@ -399,15 +457,37 @@ fn tokens_act_as_their_identity() {
     );
     // In a 0777 directory what it creates is its own; it cannot name another owner.
     let w = json!({"mode": 0o777}).to_string();
-    ok(call(&d, &d.token, "POST", "/v1/mkdir/w", w.as_bytes()), 201, "w");
-    let st = ok(call(&d, &u1000, "PUT", "/v1/files/w/mine", b"m"), 201, "PUT");
-    assert_eq!((st["uid"].as_u64(), st["gid"].as_u64()), (Some(1000), Some(1000)));
-    let st = ok(call(&d, &u1000, "POST", "/v1/mkdir/w/mydir", b""), 201, "mkdir");
-    assert_eq!((st["uid"].as_u64(), st["gid"].as_u64()), (Some(1000), Some(1000)));
+    ok(
+        call(&d, &d.token, "POST", "/v1/mkdir/w", w.as_bytes()),
+        201,
+        "w",
+    );
+    let st = ok(
+        call(&d, &u1000, "PUT", "/v1/files/w/mine", b"m"),
+        201,
+        "PUT",
+    );
+    assert_eq!(
+        (st["uid"].as_u64(), st["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
+    let st = ok(
+        call(&d, &u1000, "POST", "/v1/mkdir/w/mydir", b""),
+        201,
+        "mkdir",
+    );
+    assert_eq!(
+        (st["uid"].as_u64(), st["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
     for (m, p, b) in [
         ("PUT", "/v1/files/w/other?uid=1001", Vec::new()),
         ("PUT", "/v1/files/w/other?gid=1001", Vec::new()),
-        ("POST", "/v1/mkdir/w/other", json!({"uid": 0}).to_string().into_bytes()),
+        (
+            "POST",
+            "/v1/mkdir/w/other",
+            json!({"uid": 0}).to_string().into_bytes(),
+        ),
         (
             "POST",
             "/v1/symlink/w/other",
@@ -416,7 +496,9 @@ fn tokens_act_as_their_identity() {
         (
             "POST",
             "/v1/mknod/w/other",
-            json!({"kind": "fifo", "uid": 1001}).to_string().into_bytes(),
+            json!({"kind": "fifo", "uid": 1001})
+                .to_string()
+                .into_bytes(),
         ),
     ] {
         refused(call(&d, &u1000, m, p, &b), 403, "not_permitted", p);
@@ -425,8 +507,16 @@ fn tokens_act_as_their_identity() {
 
     // A 0755 directory of another user: no creation, removal or rename in it.
     let home = json!({"mode": 0o755, "uid": 1001, "gid": 1001}).to_string();
-    ok(call(&d, &d.token, "POST", "/v1/mkdir/home", home.as_bytes()), 201, "home");
-    ok(call(&d, &u1001, "PUT", "/v1/files/home/f", b"f"), 201, "owner PUT");
+    ok(
+        call(&d, &d.token, "POST", "/v1/mkdir/home", home.as_bytes()),
+        201,
+        "home",
+    );
+    ok(
+        call(&d, &u1001, "PUT", "/v1/files/home/f", b"f"),
+        201,
+        "owner PUT",
+    );
     let denied = [
         ("PUT", "/v1/files/home/new", Vec::new()),
         ("PUT", "/v1/files/home/f", Vec::new()),
@@ -445,13 +535,17 @@ fn tokens_act_as_their_identity() {
         (
             "POST",
             "/v1/link",
-            json!({"from": "w/mine", "to": "home/ln"}).to_string().into_bytes(),
+            json!({"from": "w/mine", "to": "home/ln"})
+                .to_string()
+                .into_bytes(),
         ),
         ("DELETE", "/v1/files/home/f", Vec::new()),
         (
             "POST",
             "/v1/rename",
-            json!({"from": "home/f", "to": "stolen"}).to_string().into_bytes(),
+            json!({"from": "home/f", "to": "stolen"})
+                .to_string()
+                .into_bytes(),
         ),
     ];
     for (m, p, b) in &denied {
@@ -462,7 +556,11 @@ fn tokens_act_as_their_identity() {
     assert_eq!(meta(&d, "stolen"), Err(404));
     // Search and list permission: a 0700 directory hides its entries.
     let body = json!({"mode": 0o700}).to_string();
-    ok(call(&d, &u1001, "PATCH", "/v1/meta/home", body.as_bytes()), 200, "chmod");
+    ok(
+        call(&d, &u1001, "PATCH", "/v1/meta/home", body.as_bytes()),
+        200,
+        "chmod",
+    );
     refused(
         call(&d, &u1000, "GET", "/v1/meta/home/f", b""),
         403,
@@ -475,24 +573,40 @@ fn tokens_act_as_their_identity() {
         "permission_denied",
         "ls of a 0700 dir",
     );
-    ok(call(&d, &u1001, "GET", "/v1/ls/home", b""), 200, "its owner lists it");
+    ok(
+        call(&d, &u1001, "GET", "/v1/ls/home", b""),
+        200,
+        "its owner lists it",
+    );
 
     // The sticky rule: in a 01777 directory only the owner removes or replaces a name.
     let tmp = json!({"mode": 0o1777}).to_string();
-    ok(call(&d, &d.token, "POST", "/v1/mkdir/tmp", tmp.as_bytes()), 201, "tmp");
-    ok(call(&d, &u1001, "PUT", "/v1/files/tmp/theirs", b"t"), 201, "theirs");
+    ok(
+        call(&d, &d.token, "POST", "/v1/mkdir/tmp", tmp.as_bytes()),
+        201,
+        "tmp",
+    );
+    ok(
+        call(&d, &u1001, "PUT", "/v1/files/tmp/theirs", b"t"),
+        201,
+        "theirs",
+    );
     let sticky = [
         ("DELETE", "/v1/files/tmp/theirs", Vec::new()),
         ("PUT", "/v1/files/tmp/theirs", b"mine".to_vec()),
         (
             "POST",
             "/v1/rename",
-            json!({"from": "tmp/theirs", "to": "tmp/moved"}).to_string().into_bytes(),
+            json!({"from": "tmp/theirs", "to": "tmp/moved"})
+                .to_string()
+                .into_bytes(),
         ),
         (
             "POST",
             "/v1/rename",
-            json!({"from": "w/mine", "to": "tmp/theirs"}).to_string().into_bytes(),
+            json!({"from": "w/mine", "to": "tmp/theirs"})
+                .to_string()
+                .into_bytes(),
         ),
     ];
     for (m, p, b) in &sticky {
@@ -502,15 +616,33 @@ fn tokens_act_as_their_identity() {
         call(&d, &u1001, "GET", "/v1/files/tmp/theirs", b""),
         (200, b"t".to_vec())
     );
-    ok(call(&d, &u1000, "PUT", "/v1/files/tmp/own", b"o"), 201, "own in tmp");
+    ok(
+        call(&d, &u1000, "PUT", "/v1/files/tmp/own", b"o"),
+        201,
+        "own in tmp",
+    );
     assert_eq!(call(&d, &u1000, "DELETE", "/v1/files/tmp/own", b"").0, 204);
-    assert_eq!(call(&d, &d.token, "DELETE", "/v1/files/tmp/theirs", b"").0, 204);
+    assert_eq!(
+        call(&d, &d.token, "DELETE", "/v1/files/tmp/theirs", b"").0,
+        204
+    );
 
     // A setgid directory passes its group on; naming that group is no other owner.
     let grp = json!({"mode": 0o2777, "gid": 50}).to_string();
-    ok(call(&d, &d.token, "POST", "/v1/mkdir/grp", grp.as_bytes()), 201, "grp");
-    let st = ok(call(&d, &u1000, "PUT", "/v1/files/grp/f?gid=50", b"g"), 201, "in grp");
-    assert_eq!((st["uid"].as_u64(), st["gid"].as_u64()), (Some(1000), Some(50)));
+    ok(
+        call(&d, &d.token, "POST", "/v1/mkdir/grp", grp.as_bytes()),
+        201,
+        "grp",
+    );
+    let st = ok(
+        call(&d, &u1000, "PUT", "/v1/files/grp/f?gid=50", b"g"),
+        201,
+        "in grp",
+    );
+    assert_eq!(
+        (st["uid"].as_u64(), st["gid"].as_u64()),
+        (Some(1000), Some(50))
+    );
     d.stop();
 }
 
@@ -519,7 +651,11 @@ fn read_only_tokens_are_refused_on_every_mutating_route() {
     let Some(f) = Fixture::new() else { return };
     let (ro, _) = token(&f, "viewer", &["--read-only"]);
     let d = Daemon::start(&f, &[]);
-    ok(call(&d, &d.token, "PUT", "/v1/files/keep", b"k"), 201, "PUT");
+    ok(
+        call(&d, &d.token, "PUT", "/v1/files/keep", b"k"),
+        201,
+        "PUT",
+    );
     let before = ok(call(&d, &d.token, "GET", "/v1/ls", b""), 200, "ls");
     let spec = ok(call(&d, &ro, "GET", "/v1/openapi.json", b""), 200, "spec");
     let mut tried = Vec::new();
@@ -575,7 +711,14 @@ fn put_with_parents_creates_them_only_for_an_accepted_body() {
     let body = b"the content";
     let wrong = format!("x-fvfs-blake3: {}", "ab".repeat(32));
     refused(
-        call_h(&d, &d.token, "PUT", "/v1/files/a/b/c/f?parents=true", &wrong, body),
+        call_h(
+            &d,
+            &d.token,
+            "PUT",
+            "/v1/files/a/b/c/f?parents=true",
+            &wrong,
+            body,
+        ),
         422,
         "hash_mismatch",
         "wrong hash",
@@ -604,7 +747,10 @@ fn put_with_parents_creates_them_only_for_an_accepted_body() {
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "the cut upload was never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the cut upload was never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(meta(&d, "a"), Err(404));
@@ -613,14 +759,25 @@ fn put_with_parents_creates_them_only_for_an_accepted_body() {
     assert_eq!(leftovers, 0, "the aborted upload's temporary file is gone");
     let right = format!("x-fvfs-blake3: {}", blake3::hash(body).to_hex());
     let st = ok(
-        call_h(&d, &d.token, "PUT", "/v1/files/a/b/c/f?parents=true", &right, body),
+        call_h(
+            &d,
+            &d.token,
+            "PUT",
+            "/v1/files/a/b/c/f?parents=true",
+            &right,
+            body,
+        ),
         201,
         "accepted",
     );
     assert_eq!(st["path"], "/a/b/c/f");
     for p in ["a", "a/b", "a/b/c"] {
         let m = meta(&d, p).unwrap();
-        assert_eq!((m["kind"].as_str(), m["mode"].as_u64()), (Some("dir"), Some(0o755)), "{p}");
+        assert_eq!(
+            (m["kind"].as_str(), m["mode"].as_u64()),
+            (Some("dir"), Some(0o755)),
+            "{p}"
+        );
     }
     assert_eq!(
         call(&d, &d.token, "GET", "/v1/files/a/b/c/f", b""),
@@ -642,7 +799,11 @@ fn failed_logins_are_counted_and_logged_with_the_peer() {
         );
         assert_eq!(st, 401);
     }
-    let (st, _, _) = raw(&d.addr, "GET /v1/status HTTP/1.1\r\nAuthorization: Basic eDp5", b"");
+    let (st, _, _) = raw(
+        &d.addr,
+        "GET /v1/status HTTP/1.1\r\nAuthorization: Basic eDp5",
+        b"",
+    );
     assert_eq!(st, 401);
     // No credential at all is refused too, but is no login attempt.
     let (st, _, _) = raw(&d.addr, "GET /v1/status HTTP/1.1", b"");
@@ -674,7 +835,11 @@ fn client_mount_with_a_non_admin_token() {
     let (u1000, _) = token(&f, "laptop", &["--uid", "1000", "--gid", "1000"]);
     let d = Daemon::start(&f, &[]);
     let body = json!({"mode": 0o777}).to_string();
-    ok(call(&d, &d.token, "POST", "/v1/mkdir/shared", body.as_bytes()), 201, "shared");
+    ok(
+        call(&d, &d.token, "POST", "/v1/mkdir/shared", body.as_bytes()),
+        201,
+        "shared",
+    );
     let mnt = f.dir.path().join("cmnt");
     let cache = f.dir.path().join("ccache");
     std::fs::create_dir_all(&mnt).unwrap();
@@ -701,9 +866,15 @@ fn client_mount_with_a_non_admin_token() {
     std::fs::write(mnt.join("shared/new.txt"), b"from the laptop").unwrap();
     std::fs::create_dir(mnt.join("shared/dir")).unwrap();
     let m = meta(&d, "shared/new.txt").unwrap();
-    assert_eq!((m["uid"].as_u64(), m["gid"].as_u64()), (Some(1000), Some(1000)));
+    assert_eq!(
+        (m["uid"].as_u64(), m["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
     let m = meta(&d, "shared/dir").unwrap();
-    assert_eq!((m["uid"].as_u64(), m["gid"].as_u64()), (Some(1000), Some(1000)));
+    assert_eq!(
+        (m["uid"].as_u64(), m["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
     assert_eq!(
         call(&d, &d.token, "GET", "/v1/files/shared/new.txt", b""),
         (200, b"from the laptop".to_vec())
@@ -717,7 +888,9 @@ fn client_mount_with_a_non_admin_token() {
     // chown through the mount: refused by the daemon (EPERM), whatever local root may.
     let e = std::os::unix::fs::chown(mnt.join("shared/new.txt"), Some(0), None).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
-    let p = std::fs::metadata(mnt.join("shared/new.txt")).unwrap().permissions();
+    let p = std::fs::metadata(mnt.join("shared/new.txt"))
+        .unwrap()
+        .permissions();
     assert_eq!(p.mode() & 0o7777, 0o644);
     let st = Command::new("umount").arg(&mnt).status().unwrap();
     assert!(st.success());

@@ -21,11 +21,7 @@ use fvfs_types::BlockId;
     params(("path" = String, Path, description = "file path, percent-encoded")),
     responses((status = 200, body = Manifest), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn manifest(
-    State(st): State<AppState>,
-    who: Who,
-    uri: Uri,
-) -> ApiResult<Json<Manifest>> {
+pub async fn manifest(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Manifest>> {
     let path = path_after(&uri, "/v1/manifest")?;
     let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
     let layout = st.vfs.manifest_as(who.ctx, &a).await?;

@@ -431,11 +431,7 @@ pub async fn put_file(
     responses((status = 204, description = "removed"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-pub async fn delete_file(
-    State(st): State<AppState>,
-    who: Who,
-    uri: Uri,
-) -> ApiResult<StatusCode> {
+pub async fn delete_file(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<StatusCode> {
     let path = path_after(&uri, PREFIX)?;
     let (parent, name) = parent_of(&st.vfs, who.ctx, &path)?;
     st.vfs.remove_as(who.ctx, &parent, name.as_bytes())?;

@@ -30,7 +30,10 @@ pub const MAX_PAGE: usize = 1000;
 pub async fn get_meta(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Stat>> {
     let path = path_after(&uri, "/v1/meta")?;
     let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
-    Ok(Json(stat_of(&st.vfs, &path, &a).await?))
+    // The ETag is derived from the content: only for a caller who may read it (stat(2)
+    // needs no read permission, and tells nothing of the content).
+    let readable = st.vfs.permits_as(who.ctx, &a, fvfs_vfs::access::MAY_READ)?;
+    Ok(Json(stat_with(&st.vfs, &path, &a, readable).await?))
 }
 
 /// Changes attributes: only the fields given.
@@ -281,14 +284,8 @@ pub async fn rename(
         noreplace: req.noreplace,
         exchange: false,
     };
-    st.vfs.rename_as(
-        who.ctx,
-        &fp,
-        fname.as_bytes(),
-        &tp,
-        tname.as_bytes(),
-        flags,
-    )?;
+    st.vfs
+        .rename_as(who.ctx, &fp, fname.as_bytes(), &tp, tname.as_bytes(), flags)?;
     let a = st.vfs.lookup(tp.ino, tname.as_bytes())?;
     Ok(Json(stat_of(&st.vfs, &to, &a).await?))
 }
