@@ -253,15 +253,19 @@ impl<'a> Checker<'a> {
                 "truncate needs write permission on the file",
             )?;
         }
+        // Naming the present owner is no change, which the owner may ask.
+        let may_chown = root || chown_any;
         if let Some(u) = uid {
-            if !root && !chown_any && !(owner && u == cur.uid) {
+            let allowed = may_chown || (owner && u == cur.uid);
+            if !allowed {
                 return Err(VfsError::NotPermitted(
                     "only root may change a file's owner",
                 ));
             }
         }
         if let Some(g) = gid {
-            if !root && !chown_any && !(owner && (g == cur.gid || in_group(ctx, g))) {
+            let allowed = may_chown || (owner && (g == cur.gid || in_group(ctx, g)));
+            if !allowed {
                 return Err(VfsError::NotPermitted(
                     "only the owner may change a file's group, and only to its own group",
                 ));

@@ -163,6 +163,23 @@ fn setid_files_and_devices_need_an_admin_token_and_allow_devices() {
         );
     }
     assert_eq!(meta(&d, "tool").unwrap()["mode"], 0o755);
+    // Its identity is uid 0, which passes every permission check, yet it is no admin:
+    // it names no other owner.
+    let body = json!({"uid": 1000}).to_string();
+    refused(
+        call(&d, &rw, "PATCH", "/v1/meta/tool", body.as_bytes()),
+        403,
+        "not_permitted",
+        "chown by a non-admin uid-0 token",
+    );
+    refused(
+        call(&d, &rw, "PUT", "/v1/files/theirs?uid=1000&gid=1000", b"x"),
+        403,
+        "not_permitted",
+        "PUT for another owner by a non-admin uid-0 token",
+    );
+    assert_eq!(meta(&d, "theirs"), Err(404));
+    assert_eq!(meta(&d, "tool").unwrap()["uid"], 0);
     // Ordinary: a fifo, a socket, a setgid directory, a sticky directory.
     let fifo = json!({"kind": "fifo"}).to_string();
     ok(
