@@ -49,8 +49,13 @@ fn json_of(b: &[u8]) -> Value {
 
 /// Asserts an exact refusal: `status` and error `code`.
 fn refused(r: (u16, Vec<u8>), status: u16, code: &str, what: &str) {
+    let got = serde_json::from_slice::<Value>(&r.1).ok();
+    let got = got
+        .as_ref()
+        .and_then(|v| v["error"]["code"].as_str())
+        .unwrap_or("(no error code)");
     assert_eq!(
-        (r.0, error_code(&r.1).as_str()),
+        (r.0, got),
         (status, code),
         "{what}: {}",
         String::from_utf8_lossy(&r.1)
