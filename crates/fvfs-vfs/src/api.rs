@@ -3,7 +3,8 @@
 //! (`manifest`), verified block reads, a streamed reader and the atomic upload.
 //!
 //! Invariants:
-//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` and renames it
+//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` (or a hidden file
+//!   in an ancestor: [`Upload::set_target_dir`]) and renames it
 //!   over the target only after every byte is durable: readers see the old content or
 //!   the new, never a part. A target with several hard links is the exception: its inode
 //!   is kept (every name must keep seeing one file), so the durable content is copied
