@@ -865,7 +865,7 @@ fn client_mount_with_a_non_admin_token() {
     let mnt = f.dir.path().join("cmnt");
     let cache = f.dir.path().join("ccache");
     std::fs::create_dir_all(&mnt).unwrap();
-    let mut c = d
+    let c = d
         .fvfsc()
         .env("FVFS_TOKEN", &u1000)
         .args([
@@ -878,9 +878,13 @@ fn client_mount_with_a_non_admin_token() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
+    let mut c = ClientMount {
+        child: c,
+        mnt: mnt.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !common::is_mounted(&mnt) {
-        assert!(c.try_wait().unwrap().is_none(), "fvfsc mount exited");
+        assert!(c.child.try_wait().unwrap().is_none(), "fvfsc mount exited");
         assert!(Instant::now() < deadline, "fvfsc mount did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -917,9 +921,25 @@ fn client_mount_with_a_non_admin_token() {
     let st = Command::new("umount").arg(&mnt).status().unwrap();
     assert!(st.success());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while c.try_wait().unwrap().is_none() {
+    while c.child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "fvfsc mount did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
     d.stop();
+}
+
+/// A `fvfsc mount` child, unmounted and killed if the test fails before its `umount`.
+struct ClientMount {
+    child: std::process::Child,
+    mnt: std::path::PathBuf,
+}
+
+impl Drop for ClientMount {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
