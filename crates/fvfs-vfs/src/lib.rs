@@ -5,8 +5,9 @@
 //! Layout: `ns.rs` namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files and unlinked-but-open
 //! inodes, `write.rs` per-inode write buffers (CDC cut, upload, slice commit), `read.rs`
 //! slice overlay resolution and block reads with readahead, `gc.rs` garbage blocks,
-//! `fsck.rs` consistency checks, `worker.rs` the one shape of background jobs, `backup.rs`
-//! periodic metadata backups to a tier.
+//! `fsck.rs` consistency checks, `access.rs` the POSIX permission rules, `caller.rs` the
+//! operations checked with a caller's identity (the HTTP face's entry points), `worker.rs`
+//! the one shape of background jobs, `backup.rs` periodic metadata backups to a tier.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -15,9 +16,11 @@
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
 //!   (the `BlockPins` set in gc.rs).
 
+pub mod access;
 pub mod acl;
 mod api;
 mod backup;
+mod caller;
 mod error;
 mod evict;
 pub mod fsck;

@@ -5,6 +5,7 @@
 //! Invariant: locations are shown with credentials removed (`fvfs_tier::redact`).
 
 use super::extract::ApiQuery;
+use super::who::Who;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -25,10 +26,10 @@ fn meta_err(e: fvfs_meta::MetaError) -> ApiError {
     VfsError::from(e).into()
 }
 
-/// Daemon health, tiers and totals.
+/// Daemon health, tiers and totals, and the identity the caller acts as.
 #[utoipa::path(get, path = "/v1/status", tag = "admin",
     responses((status = 200, body = Status), (status = 500, body = ErrorBody)))]
-pub async fn status(State(st): State<AppState>) -> ApiResult<Json<Status>> {
+pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Status>> {
     let vfs = &st.vfs;
     let meta = vfs.meta();
     let settings = vfs.settings();
@@ -75,6 +76,7 @@ pub async fn status(State(st): State<AppState>) -> ApiResult<Json<Status>> {
         mount: st.mount.as_ref().map(|m| m.display().to_string()),
         files: stats.inodes,
         bytes: stats.logical_bytes,
+        caller: Some(who.info()),
     }))
 }
 
