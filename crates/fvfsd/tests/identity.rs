@@ -394,6 +394,17 @@ fn tokens_act_as_their_identity() {
         json!({"token": "u1000", "uid": 1000, "gid": 1000, "admin": false, "read_only": false})
     );
 
+    // The daemon's own routes are the admin's: a user token gets 403 forbidden on each.
+    for (m, p) in [
+        ("GET", "/v1/devices"),
+        ("GET", "/v1/admin/wal"),
+        ("POST", "/v1/admin/flush"),
+        ("POST", "/v1/admin/evict"),
+    ] {
+        refused(call(&d, &u1000, m, p, b""), 403, "forbidden", p);
+        ok(call(&d, &d.token, m, p, b""), 200, p);
+    }
+
     // A 0600 file of uid 1001: 1000 can neither read it nor take it; the admin can.
     let st = ok(
         call(

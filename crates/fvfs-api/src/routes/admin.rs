@@ -83,10 +83,11 @@ pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Stat
 /// Clients seen in the last 24 hours.
 #[utoipa::path(get, path = "/v1/devices", tag = "admin",
     responses((status = 200, body = Devices)))]
-pub async fn devices(State(st): State<AppState>) -> Json<Devices> {
-    Json(Devices {
+pub async fn devices(State(st): State<AppState>, who: Who) -> ApiResult<Json<Devices>> {
+    who.need_admin("the list of clients")?;
+    Ok(Json(Devices {
         devices: st.devices.recent(DEVICE_WINDOW_SECS),
-    })
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -104,8 +105,10 @@ pub struct EvictQuery {
         (status = 404, body = ErrorBody)))]
 pub async fn evict(
     State(st): State<AppState>,
+    who: Who,
     ApiQuery(q): ApiQuery<EvictQuery>,
 ) -> ApiResult<Json<EvictResult>> {
+    who.need_admin("eviction")?;
     let report = st.vfs.tier_report();
     let picked: Vec<usize> = match &q.tier {
         Some(name) => {
@@ -137,7 +140,8 @@ pub async fn evict(
 /// Replicates every queued block copy now (at most 10 minutes).
 #[utoipa::path(post, path = "/v1/admin/flush", tag = "admin",
     responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
-pub async fn flush(State(st): State<AppState>) -> ApiResult<Json<FlushResult>> {
+pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
+    who.need_admin("replicating the queue")?;
     let queued = st
         .vfs
         .meta()
@@ -162,8 +166,10 @@ pub struct WalQuery {
     responses((status = 200, body = Wal), (status = 400, body = ErrorBody)))]
 pub async fn wal(
     State(st): State<AppState>,
+    who: Who,
     ApiQuery(q): ApiQuery<WalQuery>,
 ) -> ApiResult<Json<Wal>> {
+    who.need_admin("the replication queue")?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let names = st.vfs.settings().tier_names();
     let (entries, pending) = st.vfs.meta().wal_list(limit).map_err(meta_err)?;

@@ -9,6 +9,7 @@
 //! - Only an admin token (or the control socket) names another owner: a `uid` other
 //!   than the identity's, a `gid` other than the identity's or the one the parent
 //!   passes on. Anything else is `403 not_permitted` (EPERM), never silently changed.
+//! - The daemon's own routes (`/v1/admin/*`, `/v1/devices`) need an admin token.
 //! - No token creates a set-user-ID or set-group-ID regular file or a character or block
 //!   device, unless it is an admin token and `[daemon] allow_devices = true`; the control
 //!   socket may. Set-group-ID directories, fifos and sockets are ordinary.
@@ -64,6 +65,20 @@ impl Who {
             "{what} (token {:?} acts as uid {} gid {})",
             self.token, self.ctx.uid, self.ctx.gid
         ))
+    }
+
+    /// Routes that act on the daemon rather than on files (tier eviction, replication,
+    /// the queue, the clients seen) are for admin tokens (and the control socket): a local
+    /// user cannot do these either.
+    pub fn need_admin(&self, what: &str) -> ApiResult<()> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{what} needs an admin token (token {:?} is not one)",
+                self.token
+            )))
+        }
     }
 
     /// The owner a creation names: another uid or gid than the caller's needs an admin
