@@ -5,7 +5,8 @@
 //! allows them; a `nobody` process cannot gain root through the daemon's mount
 //! (`nosuid,nodev`); read-only tokens are refused on every mutating route of the OpenAPI
 //! spec; `PUT ?parents=true` makes no directory for a refused body; failed logins are
-//! counted and logged with the peer; and `fvfsc mount` works with a non-admin token.
+//! counted and logged with the peer; `fvfsc mount` works with a non-admin token; the
+//! daemon's own routes need an admin token; and POSIX ACLs decide as on the mount.
 
 mod common;
 
@@ -953,4 +954,52 @@ impl Drop for ClientMount {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The API's checks read a file's POSIX ACL as the kernel does for the mount: a named-user
+/// entry lets that identity read a file its mode bits refuse it, and the mask limits it.
+#[test]
+fn the_api_honours_posix_acls() {
+    let Some(f) = Fixture::new() else { return };
+    let (u1000, _) = token(&f, "u1000", &["--uid", "1000", "--gid", "1000"]);
+    let cfg = config(
+        &f,
+        "acl.toml",
+        &format!("mount_path = \"{}\"\n", f.mnt.display()),
+    );
+    let d = Daemon::start_with(&f, &["--port", "0", "--config", &cfg]);
+    let file = f.mnt.join("acl.txt");
+    std::fs::write(&file, b"for 1000's eyes").unwrap();
+    std::os::unix::fs::chown(&file, Some(1001), Some(1001)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let get = || call(&d, &u1000, "GET", "/v1/files/acl.txt", b"");
+    refused(get(), 403, "permission_denied", "0640 of 1001:1001, no ACL");
+    let setfacl = |spec: &str| {
+        let st = Command::new("setfacl")
+            .args(["-m", spec])
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(st.success(), "setfacl -m {spec}");
+    };
+    setfacl("u:1000:r");
+    let (st, body) = get();
+    assert_eq!(
+        (st, body.as_slice()),
+        (200, &b"for 1000's eyes"[..]),
+        "user:1000:r--"
+    );
+    // chmod 0600 sets the mask to ---: the named entry no longer grants anything.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    refused(get(), 403, "permission_denied", "mask ---");
+    // The ACL is in the API's stat, in getfacl's text form.
+    let st = ok(
+        call(&d, &d.token, "GET", "/v1/meta/acl.txt", b""),
+        200,
+        "stat",
+    );
+    assert_eq!(
+        st["acl_access"].as_str(),
+        Some("user::rw-,user:1000:r--,group::r--,mask::---,other::---")
+    );
 }
