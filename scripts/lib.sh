@@ -312,7 +312,8 @@ fvfs_setup_fs() {
 
 # fvfs_serve [EXTRA SERVE ARGS...]: start `fvfsd serve --no-mount --port 0` on FVFS_META (the
 # HTTP API on 127.0.0.1, its state beside the metadata in FVFS_WORK); with FVFS_SERVE_MOUNT=DIR
-# the daemon also mounts the filesystem at DIR (ready once the api line is printed). Sets FVFS_SERVE_PID,
+# the daemon also mounts the filesystem at DIR (ready once the api line is printed);
+# FVFS_SERVE_DAEMON holds extra `[daemon]` lines (e.g. "allow_devices = true"). Sets FVFS_SERVE_PID,
 # FVFS_URL (from the daemon's `api <url>` line) and FVFS_TOKEN (the admin token written at
 # format); the daemon's log is FVFS_WORK/serve.log.
 fvfs_serve() {
@@ -320,8 +321,11 @@ fvfs_serve() {
 	if [[ -n ${FVFS_SERVE_MOUNT:-} ]]; then
 		# The daemon's own FUSE mount at FVFS_SERVE_MOUNT (mDNS off: a benchmark, not a LAN).
 		mkdir -p "$FVFS_SERVE_MOUNT"
-		printf '[daemon]\nmount_path = "%s"\nmdns = false\n' "$FVFS_SERVE_MOUNT" >"$FVFS_WORK/serve.toml"
+		printf '[daemon]\nmount_path = "%s"\nmdns = false\n%s\n' "$FVFS_SERVE_MOUNT" "${FVFS_SERVE_DAEMON:-}" >"$FVFS_WORK/serve.toml"
 		mount=(--config "$FVFS_WORK/serve.toml")
+	elif [[ -n ${FVFS_SERVE_DAEMON:-} ]]; then
+		printf '[daemon]\n%s\n' "$FVFS_SERVE_DAEMON" >"$FVFS_WORK/serve.toml"
+		mount=(--no-mount --config "$FVFS_WORK/serve.toml")
 	fi
 	fvfs_log "fvfsd serve --meta $FVFS_META ${mount[*]} --bind 127.0.0.1 --port 0 $*"
 	RUST_LOG="${RUST_LOG:-warn}" "$FVFSD" serve --meta "$FVFS_META" "${mount[@]}" --bind 127.0.0.1 --port 0 "$@" \

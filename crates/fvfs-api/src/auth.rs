@@ -7,6 +7,16 @@
 //! at its next request. Secrets are compared by hash in constant time. Over TCP a request
 //! passes only with a valid token, and a read-only token only with GET or HEAD; the Unix
 //! control socket is guarded by its file mode and its callers are [`Caller::Local`].
+//!
+//! Identities: each token maps to one uid:gid (the routes act as that identity, see
+//! `routes::Who`) and may be an admin token (it may set any owner). Entries written
+//! before identities existed load with defaults: no uid/gid (the routes then use the
+//! owner of the filesystem's root directory) and admin only for the entry named `admin`
+//! (the one `format` made). A bearer secret that matches no token (or is not a Bearer
+//! credential) is a failed login: counted in `fvfs_api_auth_failures_total` and logged at
+//! WARN with the peer address, at most one line per peer per [`FAIL_LOG_WINDOW`] (with
+//! the number of lines suppressed since); a request without `Authorization` is refused
+//! the same way but is no login attempt.
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -16,12 +26,13 @@ use fvfs_types::api::{ErrorBody, ErrorCode, ErrorDetail, HEADER_DEVICE};
 use parking_lot::Mutex;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Prefix of every secret (helps secret scanners and users recognise one).
 pub const SECRET_PREFIX: &str = "fvfs_";
@@ -34,6 +45,24 @@ pub struct TokenInfo {
     pub name: String,
     pub read_only: bool,
     pub created_unix: i64,
+    /// The identity the daemon acts as for this token; `None` (entries older than
+    /// identities): the owner of the filesystem's root directory.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// May set another owner (and make devices and set-id files when the daemon allows).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// What a new token is allowed and who it acts as.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewToken {
+    pub read_only: bool,
+    pub admin: bool,
+    /// The identity (uid, gid); `None` = the owner of the root directory at each request.
+    pub identity: Option<(u32, u32)>,
 }
 
 /// Who is calling: inserted as a request extension by the server before the routes run.
@@ -71,6 +100,13 @@ struct Entry {
     created_unix: i64,
     /// BLAKE3 of the secret, hex.
     blake3: String,
+    /// Absent in entries older than identities (see the module doc for the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin: Option<bool>,
 }
 
 impl Entry {
@@ -80,6 +116,10 @@ impl Entry {
             name: self.name.clone(),
             read_only: self.read_only,
             created_unix: self.created_unix,
+            uid: self.uid,
+            gid: self.gid,
+            // The `admin` entry `format` made before admin flags existed stays admin.
+            admin: self.admin.unwrap_or(self.name == "admin"),
         }
     }
 }
@@ -267,7 +307,7 @@ impl TokenStore {
     }
 
     /// Creates a token; returns it with its secret (shown once).
-    pub fn create(&self, name: &str, read_only: bool) -> Result<(TokenInfo, String), AuthError> {
+    pub fn create(&self, name: &str, new: NewToken) -> Result<(TokenInfo, String), AuthError> {
         if !valid_name(name) {
             return Err(AuthError::InvalidName(name.to_string()));
         }
@@ -287,9 +327,12 @@ impl TokenStore {
         let entry = Entry {
             id: hash[..8].to_string(),
             name: name.to_string(),
-            read_only,
+            read_only: new.read_only,
             created_unix: now_unix(),
             blake3: hash,
+            uid: new.identity.map(|i| i.0),
+            gid: new.identity.map(|i| i.1),
+            admin: Some(new.admin),
         };
         let info = entry.info();
         file.tokens.push(entry);
@@ -361,15 +404,83 @@ pub type SeenFn = Arc<dyn Fn(&str, &str, &str, Option<&str>) + Send + Sync>;
 struct Guard {
     access: Access,
     seen: Option<SeenFn>,
+    failures: Arc<FailedLogins>,
 }
 
 /// Wraps `app` so every request is admitted by `access` first (see the module invariants);
 /// `seen` is told of each admitted request (for `GET /v1/devices`).
 pub fn guard(app: axum::Router, access: Access, seen: Option<SeenFn>) -> axum::Router {
     app.layer(axum::middleware::from_fn_with_state(
-        Guard { access, seen },
+        Guard {
+            access,
+            seen,
+            failures: Arc::new(FailedLogins::default()),
+        },
         admit,
     ))
+}
+
+/// A failed login is logged at most once per peer within this window.
+pub const FAIL_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// Peers whose failed logins are remembered; beyond, they share one entry.
+const FAIL_PEERS: usize = 1024;
+
+/// Rate limit of the failed-login log (see the module doc).
+#[derive(Default)]
+struct FailedLogins {
+    /// Per peer (`None`: the shared entry): when its last line was logged and how many
+    /// failures were not logged since.
+    peers: Mutex<HashMap<Option<IpAddr>, (Instant, u64)>>,
+}
+
+impl FailedLogins {
+    /// Records a failure of `peer` at `now`: `Some(suppressed)` if a line is to be
+    /// logged (with the failures not logged since the last one), `None` to stay quiet.
+    fn record(&self, peer: Option<IpAddr>, now: Instant) -> Option<u64> {
+        let mut peers = self.peers.lock();
+        if !peers.contains_key(&peer) && peers.len() >= FAIL_PEERS {
+            peers.retain(|_, (at, _)| now.duration_since(*at) < FAIL_LOG_WINDOW);
+        }
+        let key = if peers.contains_key(&peer) || peers.len() < FAIL_PEERS {
+            peer
+        } else {
+            None
+        };
+        match peers.get_mut(&key) {
+            Some((at, quiet)) if now.duration_since(*at) < FAIL_LOG_WINDOW => {
+                *quiet += 1;
+                None
+            }
+            Some((at, quiet)) => {
+                let n = *quiet;
+                *at = now;
+                *quiet = 0;
+                Some(n)
+            }
+            None => {
+                peers.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Counts and (rate-limited) logs a failed login from the request's peer.
+fn failed_login(g: &Guard, req: &Request, why: &str) {
+    metrics::counter!("fvfs_api_auth_failures_total").increment(1);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(suppressed) = g.failures.record(peer.map(|p| p.ip()), Instant::now()) {
+        let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        tracing::warn!(
+            peer = %peer,
+            reason = why,
+            suppressed,
+            "failed login (lines from this peer are limited to one a minute; `suppressed` counts those not logged since the last)"
+        );
+    }
 }
 
 /// An error response with the wire body of every API error.
@@ -404,9 +515,13 @@ async fn admit(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         Access::Local => Caller::Local,
         Access::Tokens(store) => {
             let Some(secret) = bearer(&req) else {
+                if req.headers().contains_key(header::AUTHORIZATION) {
+                    failed_login(&g, &req, "not a bearer token");
+                }
                 return unauthorized("this API needs `Authorization: Bearer <token>`");
             };
             let Some(info) = store.verify(secret) else {
+                failed_login(&g, &req, "invalid or revoked token");
                 return unauthorized("invalid or revoked token");
             };
             if info.read_only && req.method() != Method::GET && req.method() != Method::HEAD {
@@ -449,6 +564,17 @@ async fn admit(State(g): State<Guard>, mut req: Request, next: Next) -> Response
 mod tests {
     use super::*;
 
+    fn rw() -> NewToken {
+        NewToken::default()
+    }
+
+    fn ro() -> NewToken {
+        NewToken {
+            read_only: true,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn create_list_revoke_verify() {
         let dir = tempfile::tempdir().unwrap();
@@ -457,12 +583,12 @@ mod tests {
         assert!(!s.any());
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let (a, sa) = s.create("admin", false).unwrap();
-        let (r, sr) = s.create("phone", true).unwrap();
+        let (a, sa) = s.create("admin", rw()).unwrap();
+        let (r, sr) = s.create("phone", ro()).unwrap();
         assert!(sa.starts_with("fvfs_") && sa.len() == 45, "{sa}");
-        assert!(matches!(s.create("admin", true), Err(AuthError::Exists(_))));
+        assert!(matches!(s.create("admin", ro()), Err(AuthError::Exists(_))));
         assert!(matches!(
-            s.create("bad name", true),
+            s.create("bad name", ro()),
             Err(AuthError::InvalidName(_))
         ));
         assert_eq!(s.list().unwrap(), vec![a.clone(), r.clone()]);
@@ -485,7 +611,7 @@ mod tests {
         let p = dir.path().join("tokens.json");
         let daemon = TokenStore::open(&p).unwrap();
         let cli = TokenStore::open(&p).unwrap();
-        let (_, secret) = cli.create("laptop", false).unwrap();
+        let (_, secret) = cli.create("laptop", rw()).unwrap();
         assert_eq!(daemon.verify(&secret).unwrap().name, "laptop");
         cli.revoke("laptop").unwrap();
         assert_eq!(daemon.verify(&secret), None);
@@ -496,9 +622,84 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tokens.json");
         let s = TokenStore::open(&p).unwrap();
-        let (_, secret) = s.create("a", false).unwrap();
+        let (_, secret) = s.create("a", rw()).unwrap();
         std::fs::write(&p, "{ not json").unwrap();
         assert_eq!(s.verify(&secret), None);
         assert!(matches!(s.list(), Err(AuthError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn identities_and_old_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.json");
+        // A file written before identities: no uid, gid or admin fields.
+        let old = r#"{"tokens": [
+            {"id": "aaaaaaaa", "name": "admin", "read_only": false, "created_unix": 1,
+             "blake3": "0000000000000000000000000000000000000000000000000000000000000000"},
+            {"id": "bbbbbbbb", "name": "phone", "read_only": true, "created_unix": 2,
+             "blake3": "1111111111111111111111111111111111111111111111111111111111111111"}]}"#;
+        std::fs::write(&p, old).unwrap();
+        let s = TokenStore::open(&p).unwrap();
+        let l = s.list().unwrap();
+        assert_eq!((l[0].admin, l[0].uid, l[0].gid), (true, None, None));
+        assert_eq!((l[1].admin, l[1].uid, l[1].gid), (false, None, None));
+        let (t, secret) = s
+            .create(
+                "laptop",
+                NewToken {
+                    read_only: false,
+                    admin: false,
+                    identity: Some((1000, 100)),
+                },
+            )
+            .unwrap();
+        assert_eq!((t.uid, t.gid, t.admin), (Some(1000), Some(100), false));
+        let (a, _) = s
+            .create(
+                "ops",
+                NewToken {
+                    admin: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(a.admin);
+        // A renamed old entry would not be admin: the default follows the name.
+        let again = TokenStore::open(&p).unwrap();
+        assert_eq!(again.verify(&secret).unwrap(), t);
+        let l = again.list().unwrap();
+        assert_eq!(
+            l.iter()
+                .map(|t| (t.name.as_str(), t.admin))
+                .collect::<Vec<_>>(),
+            vec![
+                ("admin", true),
+                ("phone", false),
+                ("laptop", false),
+                ("ops", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_login_lines_are_limited_per_peer() {
+        let f = FailedLogins::default();
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(f.record(Some(a), t0), Some(0));
+        assert_eq!(f.record(Some(a), t0 + Duration::from_secs(1)), None);
+        assert_eq!(f.record(Some(a), t0 + Duration::from_secs(59)), None);
+        assert_eq!(f.record(Some(b), t0 + Duration::from_secs(2)), Some(0));
+        assert_eq!(f.record(Some(a), t0 + Duration::from_secs(61)), Some(2));
+        assert_eq!(f.record(Some(a), t0 + Duration::from_secs(62)), None);
+        // Past the cap, new peers share one entry.
+        for i in 0..FAIL_PEERS as u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            f.record(Some(ip), t0 + Duration::from_secs(62));
+        }
+        assert!(f.peers.lock().len() <= FAIL_PEERS + 1);
+        let c: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(f.record(Some(c), t0 + Duration::from_secs(63)), None);
     }
 }

@@ -32,7 +32,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         NoSpace => StatusCode::INSUFFICIENT_STORAGE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Unauthorized => StatusCode::UNAUTHORIZED,
-        Forbidden | PermissionDenied => StatusCode::FORBIDDEN,
+        Forbidden | PermissionDenied | NotPermitted => StatusCode::FORBIDDEN,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +72,10 @@ impl ApiError {
     }
     pub fn forbidden(m: impl Into<String>) -> ApiError {
         Self::new(ErrorCode::Forbidden, m)
+    }
+    /// EPERM: the caller's identity or token may not do this (docs/API.md, "Identities").
+    pub fn not_permitted(m: impl Into<String>) -> ApiError {
+        Self::new(ErrorCode::NotPermitted, m)
     }
     pub fn payload_too_large(m: impl Into<String>) -> ApiError {
         Self::new(ErrorCode::PayloadTooLarge, m)
@@ -120,7 +124,8 @@ pub fn code_of_errno(errno: i32) -> ErrorCode {
         libc::EMLINK => TooManyLinks,
         libc::ENAMETOOLONG => NameTooLong,
         libc::EINVAL | libc::E2BIG | libc::EFBIG | libc::ELOOP => InvalidArgument,
-        libc::EPERM | libc::EACCES => PermissionDenied,
+        libc::EACCES => PermissionDenied,
+        libc::EPERM => NotPermitted,
         libc::EOPNOTSUPP => NotSupported,
         libc::ENOSPC | libc::EDQUOT => NoSpace,
         _ => Internal,
@@ -168,5 +173,9 @@ mod tests {
         assert_eq!(status(ErrorCode::RangeNotSatisfiable), 416);
         assert_eq!(code_of_errno(libc::ENOENT), ErrorCode::NotFound);
         assert_eq!(code_of_errno(libc::EIO), ErrorCode::Internal);
+        assert_eq!(code_of_errno(libc::EACCES), ErrorCode::PermissionDenied);
+        assert_eq!(code_of_errno(libc::EPERM), ErrorCode::NotPermitted);
+        assert_eq!(status(ErrorCode::PermissionDenied), 403);
+        assert_eq!(status(ErrorCode::NotPermitted), 403);
     }
 }

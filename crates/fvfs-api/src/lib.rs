@@ -10,6 +10,7 @@
 //!
 //! Invariants: every request over TCP carries a valid bearer token (the Unix control
 //! socket is guarded by its file mode instead); a read-only token can only GET/HEAD;
+//! a request acts as its token's identity (`routes/who.rs`), checked by the engine;
 //! a PUT becomes visible atomically, complete and hash-checked, or not at all.
 
 pub mod auth;
@@ -59,4 +60,6 @@ pub struct ApiState {
     pub mount: Option<PathBuf>,
     pub devices: devices::DeviceTable,
     pub limits: Limits,
+    /// `[daemon] allow_devices`: admin tokens may create device nodes and set-id files.
+    pub allow_devices: bool,
 }

@@ -1,7 +1,7 @@
 //! Tests of the listeners with the auth layer: real sockets on 127.0.0.1 and a temp dir.
 
 use super::*;
-use crate::auth::{guard, Access, Caller, SeenFn, TokenStore};
+use crate::auth::{guard, Access, Caller, NewToken, SeenFn, TokenStore};
 use axum::routing::get;
 use axum::Extension;
 use parking_lot::Mutex;
@@ -70,8 +70,16 @@ fn recorder() -> (Seen, SeenFn) {
 async fn tcp_tokens_and_drain() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(TokenStore::open(&dir.path().join("tokens.json")).unwrap());
-    let (_, admin) = store.create("admin", false).unwrap();
-    let (_, ro) = store.create("viewer", true).unwrap();
+    let (_, admin) = store.create("admin", NewToken::default()).unwrap();
+    let (_, ro) = store
+        .create(
+            "viewer",
+            NewToken {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let (seen, f) = recorder();
     let app = guard(app(), Access::Tokens(store.clone()), Some(f));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -244,7 +252,7 @@ async fn https_with_the_generated_certificate() {
     let (cfg, fp2) = crate::tls::load(dir.path()).unwrap();
     assert_eq!(fp, fp2);
     let store = Arc::new(TokenStore::open(&dir.path().join("tokens.json")).unwrap());
-    let (_, admin) = store.create("admin", false).unwrap();
+    let (_, admin) = store.create("admin", NewToken::default()).unwrap();
     let app = guard(app(), Access::Tokens(store), None);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -39,20 +39,30 @@ impl FuseFs {
     }
 }
 
+/// Whether the mount honours set-user-ID bits and device nodes. Both off by default
+/// (`nosuid,nodev`): files can arrive through the HTTP API, and with `allow_other` every
+/// local user runs what the mount holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub suid: bool,
+    pub dev: bool,
+}
+
 /// Mount options used by fvfs: allow_other when root (so every user sees the mount, as on
-/// a disk), kernel permission checks.
-pub fn config(threads: usize) -> fuser::Config {
+/// a disk), kernel permission checks, `nosuid,nodev` unless `flags` say otherwise.
+pub fn config(threads: usize, flags: MountFlags) -> fuser::Config {
+    use fuser::MountOption as O;
     let mut c = fuser::Config::default();
     c.mount_options = vec![
-        fuser::MountOption::FSName("fvfs".into()),
-        fuser::MountOption::Subtype("fvfs".into()),
-        fuser::MountOption::DefaultPermissions,
-        fuser::MountOption::RW,
+        O::FSName("fvfs".into()),
+        O::Subtype("fvfs".into()),
+        O::DefaultPermissions,
+        O::RW,
+        if flags.suid { O::Suid } else { O::NoSuid },
+        if flags.dev { O::Dev } else { O::NoDev },
     ];
     if unsafe { libc::geteuid() } == 0 {
         c.acl = fuser::SessionACL::All;
-        c.mount_options.push(fuser::MountOption::Dev);
-        c.mount_options.push(fuser::MountOption::Suid);
     }
     c.n_threads = Some(threads.max(1));
     c
@@ -64,8 +74,9 @@ pub fn session(
     fs: FuseFs,
     mountpoint: &Path,
     threads: usize,
+    flags: MountFlags,
 ) -> std::io::Result<fuser::Session<FuseFs>> {
-    fuser::Session::new(fs, mountpoint, &config(threads))
+    fuser::Session::new(fs, mountpoint, &config(threads, flags))
 }
 
 fn time(ns: i64) -> SystemTime {

@@ -31,7 +31,11 @@ pub enum ErrorCode {
     InvalidArgument,
     NameTooLong,
     TooManyLinks,
+    /// EACCES: the token's identity lacks a permission (read, write, search).
     PermissionDenied,
+    /// EPERM: the operation needs more than the token's identity (another owner, a
+    /// set-id file, a device, the sticky rule); an admin token may be allowed.
+    NotPermitted,
     Unauthorized,
     Forbidden,
     PayloadTooLarge,
@@ -58,6 +62,7 @@ impl ErrorCode {
             NameTooLong => "name_too_long",
             TooManyLinks => "too_many_links",
             PermissionDenied => "permission_denied",
+            NotPermitted => "not_permitted",
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
             PayloadTooLarge => "payload_too_large",
@@ -335,6 +340,23 @@ pub struct Status {
     /// Files and bytes in the namespace.
     pub files: u64,
     pub bytes: u64,
+    /// Who is asking: the identity the daemon acts as for this caller.
+    #[serde(default)]
+    pub caller: Option<CallerInfo>,
+}
+
+/// The identity of the caller of `GET /v1/status`: its token and the uid:gid the daemon
+/// checks permissions as and gives new files (docs/API.md, "Identities").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallerInfo {
+    /// The token's name (`local` over the control socket).
+    pub token: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// May set any owner (and, with `[daemon] allow_devices`, make devices and set-id files).
+    pub admin: bool,
+    pub read_only: bool,
 }
 
 /// One client in `GET /v1/devices`.

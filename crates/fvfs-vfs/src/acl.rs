@@ -367,7 +367,6 @@ pub fn create(parent_default: Option<&Acl>, is_dir: bool, mode: u32, umask: u32)
 /// caller applies it around this check.
 // The API's permission checks (access.rs) call this; the FUSE face leaves checks to the
 // kernel, which reads the same stored ACL.
-#[allow(dead_code)]
 pub(crate) fn permits(
     acl: &Acl,
     owner_uid: u32,

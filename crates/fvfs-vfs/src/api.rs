@@ -3,7 +3,8 @@
 //! (`manifest`), verified block reads, a streamed reader and the atomic upload.
 //!
 //! Invariants:
-//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` and renames it
+//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` (or a hidden file
+//!   in an ancestor: [`Upload::set_target_dir`]) and renames it
 //!   over the target only after every byte is durable: readers see the old content or
 //!   the new, never a part. A target with several hard links keeps its inode (every name
 //!   must keep seeing one file): the durable content replaces its content in one
@@ -365,6 +366,7 @@ impl Vfs {
         let mut up = Upload {
             vfs: self.clone(),
             parent,
+            dest: parent,
             tmp,
             name: name.to_vec(),
             ino: attr.ino,
@@ -427,7 +429,10 @@ impl Drop for FileReader {
 /// An upload in progress (see the module invariants).
 pub struct Upload {
     vfs: Arc<Vfs>,
+    /// The directory holding the temporary file.
     parent: Ino,
+    /// The directory of the target (`parent` unless [`Upload::set_target_dir`] moved it).
+    dest: Ino,
     tmp: Vec<u8>,
     name: Vec<u8>,
     ino: Ino,
@@ -440,6 +445,13 @@ impl Upload {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Makes `dir` the target's directory: `finish` renames the temporary file from the
+    /// directory it was begun in into `dir` (an upload that creates its parents begins in
+    /// their deepest existing ancestor and creates them only once the body is valid).
+    pub fn set_target_dir(&mut self, dir: Ino) {
+        self.dest = dir;
     }
 
     /// Appends `data`.
@@ -493,7 +505,7 @@ impl Upload {
                 )
                 .await?;
         }
-        let existed = match self.vfs.lookup(self.parent, &self.name) {
+        let existed = match self.vfs.lookup(self.dest, &self.name) {
             Ok(a) if a.kind == FileKind::Dir => return Err(MetaError::IsDir.into()),
             Ok(a) if a.kind == FileKind::File && a.nlink > 1 && !noreplace => {
                 return self.rewrite_in_place(a.ino, mtime).await;
@@ -507,7 +519,7 @@ impl Upload {
             exchange: false,
         };
         self.vfs
-            .rename(self.parent, &self.tmp, self.parent, &self.name, flags)?;
+            .rename(self.parent, &self.tmp, self.dest, &self.name, flags)?;
         self.vfs.sync_metadata()?;
         Ok((self.vfs.getattr(self.ino)?, existed))
     }

@@ -17,14 +17,18 @@ pub enum VfsError {
     NotSupported,
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
-    #[error("permission denied")]
-    PermissionDenied,
     #[error("file too large")]
     TooBig,
     #[error("name too long")]
     NameTooLong,
     #[error("internal error: {0}")]
     Internal(String),
+    /// EACCES: the caller lacks a permission the mode bits (or ACL) grant (access.rs).
+    #[error("permission denied: {0}")]
+    PermissionDenied(&'static str),
+    /// EPERM: only the owner or root may do this (access.rs).
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
     #[error("{0} bytes written earlier are still waiting to be stored: no more are buffered until they are")]
     Backlog(u64),
 }
@@ -68,10 +72,11 @@ impl VfsError {
             VfsError::BadHandle => EBADF,
             VfsError::NotSupported => EOPNOTSUPP,
             VfsError::Invalid(_) => EINVAL,
-            VfsError::PermissionDenied => EACCES,
             VfsError::TooBig => EFBIG,
             VfsError::NameTooLong => ENAMETOOLONG,
             VfsError::Internal(_) => EIO,
+            VfsError::PermissionDenied(_) => EACCES,
+            VfsError::NotPermitted(_) => EPERM,
             VfsError::Backlog(_) => ENOSPC,
         }
     }

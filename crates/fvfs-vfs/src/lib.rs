@@ -6,10 +6,11 @@
 //! and unlinked-but-open inodes, `write.rs` per-inode write buffers (CDC cut, slice
 //! commit), `upload.rs` block uploads (tier choice, dedup, pins), `read.rs` slice overlay
 //! resolution and block reads with readahead, `gc.rs` garbage blocks, `fsck.rs`
-//! consistency checks, `worker.rs` the one shape of background jobs, `backup.rs` periodic
-//! metadata backups to a tier, `writeback.rs` the retry of commits that failed at the
-//! last close, `spool.rs` the on-disk spool of writes that could not be committed by the
-//! time the process stops.
+//! consistency checks, `access.rs` the POSIX permission rules, `caller.rs` the operations
+//! checked with a caller's identity (the HTTP face's entry points), `worker.rs` the one
+//! shape of background jobs, `backup.rs` periodic metadata backups to a tier,
+//! `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
+//! on-disk spool of writes that could not be committed by the time the process stops.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -21,9 +22,11 @@
 //!   error and keeps them (retained after the last close, handle.rs), they are retried
 //!   until stored, and spooled to disk at stop when they still cannot be.
 
+pub mod access;
 pub mod acl;
 mod api;
 mod backup;
+mod caller;
 mod error;
 mod evict;
 pub mod fsck;

@@ -595,7 +595,9 @@ impl Vfs {
             }
             AclKind::Default => {
                 if a.kind != FileKind::Dir {
-                    return Err(VfsError::PermissionDenied);
+                    return Err(VfsError::PermissionDenied(
+                        "a default ACL is for directories only",
+                    ));
                 }
                 let value = acl.to_xattr();
                 let change = XattrChange::Set {

@@ -65,6 +65,25 @@ pub struct Daemon {
     pub meta_url: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub cache_size: Option<ByteSize>,
+    /// Devices and set-id files: admin tokens may create character and block devices and
+    /// set-user-ID/set-group-ID files through the API (default false: no network caller
+    /// may).
+    pub allow_devices: Option<bool>,
+    /// The daemon's FUSE mount (`serve`, `mount`) honours set-user-ID bits (default false:
+    /// `nosuid`).
+    pub mount_suid: Option<bool>,
+    /// The daemon's FUSE mount opens device nodes (default false: `nodev`).
+    pub mount_dev: Option<bool>,
+}
+
+impl Daemon {
+    /// The kernel flags of the daemon's FUSE mount.
+    pub fn mount_flags(&self) -> fvfs_fuse::MountFlags {
+        fvfs_fuse::MountFlags {
+            suid: self.mount_suid.unwrap_or(false),
+            dev: self.mount_dev.unwrap_or(false),
+        }
+    }
 }
 
 // Some keys are validated now and take effect with tiering (see config.example.toml).
@@ -385,6 +404,31 @@ frequency_weight = 0.3
     }
 
     #[test]
+    fn devices_and_mount_flags() {
+        let d = Config::default().daemon;
+        assert_eq!(d.allow_devices, None);
+        assert_eq!(
+            d.mount_flags(),
+            fvfs_fuse::MountFlags {
+                suid: false,
+                dev: false
+            }
+        );
+        let c: Config = toml::from_str(
+            "[daemon]\nallow_devices = true\nmount_suid = true\nmount_dev = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.allow_devices, Some(true));
+        assert_eq!(
+            c.daemon.mount_flags(),
+            fvfs_fuse::MountFlags {
+                suid: true,
+                dev: false
+            }
+        );
+    }
+
+    #[test]
     fn example_file_parses_with_the_api_keys_on() {
         let text = include_str!("../../../config.example.toml");
         toml::from_str::<Config>(text).unwrap();
@@ -403,6 +447,9 @@ frequency_weight = 0.3
                     "body_timeout_secs",
                     "state_dir",
                     "socket_path",
+                    "allow_devices",
+                    "mount_suid",
+                    "mount_dev",
                 ];
                 match l.strip_prefix("# ") {
                     Some(k) if keys.iter().any(|p| k.starts_with(p)) => k,
@@ -422,5 +469,13 @@ frequency_weight = 0.3
             "the example shows the defaults"
         );
         assert!(c.daemon.socket_path.is_some() && c.daemon.state_dir.is_some());
+        assert_eq!(
+            (
+                c.daemon.allow_devices,
+                c.daemon.mount_suid,
+                c.daemon.mount_dev
+            ),
+            (Some(false), Some(false), Some(false))
+        );
     }
 }

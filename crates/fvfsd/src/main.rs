@@ -244,12 +244,23 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum TokenCmd {
-    /// Create a token and print its secret (shown once).
+    /// Create a token and print its secret (shown once). It acts as one uid:gid (default:
+    /// the owner of the filesystem's root directory), as an NFS export maps a client.
     Create {
         name: String,
         /// GET and HEAD only.
         #[arg(long)]
         read_only: bool,
+        /// May give files any owner (and make devices and set-id files when the config
+        /// says `[daemon] allow_devices = true`).
+        #[arg(long)]
+        admin: bool,
+        /// The user the token acts as (with --gid).
+        #[arg(long, requires = "gid")]
+        uid: Option<u32>,
+        /// The group the token acts as (with --uid).
+        #[arg(long, requires = "uid")]
+        gid: Option<u32>,
     },
     /// The tokens (never their secrets).
     List {
@@ -465,6 +476,7 @@ fn run() -> Result<i32> {
                 allow_non_empty,
                 policy: engine::policy(&cfg),
                 config: cli.config.clone(),
+                flags: cfg.daemon.mount_flags(),
             };
             if foreground {
                 cmd::mount::foreground(args)?;
@@ -524,10 +536,22 @@ fn run() -> Result<i32> {
             meta,
             state_dir,
         } => {
-            let state = state_or(state_dir, &meta_or(meta));
+            let meta_url = meta_or(meta);
+            let state = state_or(state_dir, &meta_url);
             match tc {
-                TokenCmd::Create { name, read_only } => {
-                    cmd::token::create(&state, &name, read_only)?
+                TokenCmd::Create {
+                    name,
+                    read_only,
+                    admin,
+                    uid,
+                    gid,
+                } => {
+                    let new = fvfs_api::auth::NewToken {
+                        read_only,
+                        admin,
+                        identity: uid.zip(gid),
+                    };
+                    cmd::token::create(&state, &meta_url, &name, new)?
                 }
                 TokenCmd::List { json } => cmd::token::list(&state, json)?,
                 TokenCmd::Revoke { name_or_id } => cmd::token::revoke(&state, &name_or_id)?,

@@ -5,6 +5,7 @@
 //! Invariant: locations are shown with credentials removed (`fvfs_tier::redact`).
 
 use super::extract::ApiQuery;
+use super::who::Who;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -25,10 +26,10 @@ fn meta_err(e: fvfs_meta::MetaError) -> ApiError {
     VfsError::from(e).into()
 }
 
-/// Daemon health, tiers and totals.
+/// Daemon health, tiers and totals, and the identity the caller acts as.
 #[utoipa::path(get, path = "/v1/status", tag = "admin",
     responses((status = 200, body = Status), (status = 500, body = ErrorBody)))]
-pub async fn status(State(st): State<AppState>) -> ApiResult<Json<Status>> {
+pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Status>> {
     let vfs = &st.vfs;
     let meta = vfs.meta();
     let settings = vfs.settings();
@@ -75,16 +76,18 @@ pub async fn status(State(st): State<AppState>) -> ApiResult<Json<Status>> {
         mount: st.mount.as_ref().map(|m| m.display().to_string()),
         files: stats.inodes,
         bytes: stats.logical_bytes,
+        caller: Some(who.info()),
     }))
 }
 
 /// Clients seen in the last 24 hours.
 #[utoipa::path(get, path = "/v1/devices", tag = "admin",
     responses((status = 200, body = Devices)))]
-pub async fn devices(State(st): State<AppState>) -> Json<Devices> {
-    Json(Devices {
+pub async fn devices(State(st): State<AppState>, who: Who) -> ApiResult<Json<Devices>> {
+    who.need_admin("the list of clients")?;
+    Ok(Json(Devices {
         devices: st.devices.recent(DEVICE_WINDOW_SECS),
-    })
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -102,8 +105,10 @@ pub struct EvictQuery {
         (status = 404, body = ErrorBody)))]
 pub async fn evict(
     State(st): State<AppState>,
+    who: Who,
     ApiQuery(q): ApiQuery<EvictQuery>,
 ) -> ApiResult<Json<EvictResult>> {
+    who.need_admin("eviction")?;
     let report = st.vfs.tier_report();
     let picked: Vec<usize> = match &q.tier {
         Some(name) => {
@@ -135,7 +140,8 @@ pub async fn evict(
 /// Replicates every queued block copy now (at most 10 minutes).
 #[utoipa::path(post, path = "/v1/admin/flush", tag = "admin",
     responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
-pub async fn flush(State(st): State<AppState>) -> ApiResult<Json<FlushResult>> {
+pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
+    who.need_admin("replicating the queue")?;
     let queued = st
         .vfs
         .meta()
@@ -160,8 +166,10 @@ pub struct WalQuery {
     responses((status = 200, body = Wal), (status = 400, body = ErrorBody)))]
 pub async fn wal(
     State(st): State<AppState>,
+    who: Who,
     ApiQuery(q): ApiQuery<WalQuery>,
 ) -> ApiResult<Json<Wal>> {
+    who.need_admin("the replication queue")?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let names = st.vfs.settings().tier_names();
     let (entries, pending) = st.vfs.meta().wal_list(limit).map_err(meta_err)?;

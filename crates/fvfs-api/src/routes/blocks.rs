@@ -7,6 +7,7 @@
 //! keep it.
 
 use super::extract::path_after;
+use super::who::Who;
 use super::{etag, AppState};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
@@ -19,12 +20,12 @@ use fvfs_types::BlockId;
 /// The blocks a file is made of.
 #[utoipa::path(get, path = "/v1/manifest/{path}", tag = "blocks",
     params(("path" = String, Path, description = "file path, percent-encoded")),
-    responses((status = 200, body = Manifest), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Manifest), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn manifest(State(st): State<AppState>, uri: Uri) -> ApiResult<Json<Manifest>> {
+pub async fn manifest(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Manifest>> {
     let path = path_after(&uri, "/v1/manifest")?;
-    let a = st.vfs.resolve_path(path.components())?;
-    let layout = st.vfs.manifest(a.ino).await?;
+    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    let layout = st.vfs.manifest_as(who.ctx, &a).await?;
     let pieces = layout
         .pieces
         .iter()

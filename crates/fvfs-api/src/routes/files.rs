@@ -2,10 +2,14 @@
 //!
 //! Invariants: a GET streams through one read handle in [`READ_STEP`] steps (never the
 //! whole file in memory) and its ETag describes the inode the handle holds; a PUT goes
-//! through `Vfs::begin_upload` and becomes visible only complete, length- and
-//! hash-checked (anything else aborts the upload, which leaves the old content).
+//! through `Vfs::begin_upload_as` and becomes visible only complete, length- and
+//! hash-checked (anything else aborts the upload, which leaves the old content); with
+//! `parents=true` its temporary file waits in the deepest existing ancestor and the
+//! missing directories are made only after the checks, so a refused body creates nothing.
+//! Every route acts as the caller ([`Who`]).
 
 use super::extract::{path_after, ApiQuery};
+use super::who::Who;
 use super::{etag, owner, parent_of, stat_of, AppState};
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
@@ -113,7 +117,7 @@ pub struct PutQuery {
     /// Permission bits of a new file (default 0o644 = 420).
     #[param(maximum = 4095)]
     pub mode: Option<u32>,
-    /// Owner (default: the daemon's).
+    /// Owner (default: the token's identity; another one needs an admin token).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// Create missing parent directories.
@@ -131,33 +135,41 @@ pub struct PutQuery {
         (status = 200, description = "the file", body = inline(Binary), content_type = "application/octet-stream"),
         (status = 206, description = "the range asked", body = inline(Binary), content_type = "application/octet-stream"),
         (status = 304, description = "the client's copy is current"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "a directory", body = ErrorBody),
         (status = 416, body = ErrorBody)))]
 pub async fn get_file(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    serve(st, Method::GET, uri, headers).await
+    serve(st, who, Method::GET, uri, headers).await
 }
 
 /// The headers of `GET` without the body.
 #[utoipa::path(head, path = "/v1/files/{path}", tag = "files",
     params(("path" = String, Path, description = "file path, percent-encoded")),
     responses((status = 200, description = "the file's headers"), (status = 304),
-        (status = 400), (status = 404), (status = 409), (status = 416)))]
+        (status = 400), (status = 403), (status = 404), (status = 409), (status = 416)))]
 pub async fn head_file(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    serve(st, Method::HEAD, uri, headers).await
+    serve(st, who, Method::HEAD, uri, headers).await
 }
 
-async fn serve(st: AppState, method: Method, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
+async fn serve(
+    st: AppState,
+    who: Who,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let path = path_after(&uri, PREFIX)?;
-    let a = st.vfs.resolve_path(path.components())?;
+    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
     match a.kind {
         FileKind::File => {}
         FileKind::Dir => return Err(ApiError::is_dir(format!("{path} is a directory"))),
@@ -168,7 +180,7 @@ async fn serve(st: AppState, method: Method, uri: Uri, headers: HeaderMap) -> Ap
         }
     }
     // The handle keeps this inode readable; the ETag and the bytes are of the same inode.
-    let reader = st.vfs.open_reader(a.ino)?;
+    let reader = st.vfs.open_reader_as(who.ctx, &a)?;
     let layout = st.vfs.manifest(a.ino).await?;
     let tag = etag(&layout);
     let size = layout.size;
@@ -271,11 +283,12 @@ fn expected_hash(headers: &HeaderMap) -> ApiResult<Option<[u8; 32]>> {
     responses(
         (status = 200, description = "replaced", body = Stat),
         (status = 201, description = "created", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn put_file(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     ApiQuery(q): ApiQuery<PutQuery>,
     headers: HeaderMap,
@@ -299,26 +312,34 @@ pub async fn put_file(
     }
     let want = expected_hash(&headers)?;
     let file_owner = owner(q.mode, 0o644, q.uid, q.gid)?;
-    if path.is_root() {
+    let dir_owner = owner(None, 0o755, q.uid, q.gid)?;
+    let ctx = who.ctx;
+    let Some((comps, name)) = path.split_last() else {
         return Err(ApiError::is_dir("the root is a directory"));
-    }
-    let (parent, name) = if q.parents.unwrap_or(false) {
-        let (comps, name) = path.split_last().unwrap_or((&[], ""));
-        let dir_owner = owner(None, 0o755, q.uid, q.gid)?;
-        (st.vfs.mkdir_p(comps, dir_owner)?.0, name)
-    } else {
-        parent_of(&st.vfs, &path)?
     };
-    match st.vfs.lookup(parent.ino, name.as_bytes()) {
-        Ok(a) if a.kind == FileKind::Dir => {
-            return Err(ApiError::is_dir(format!("{path} is a directory")))
+    // `dir`: the target's directory, or with `parents` its deepest existing ancestor,
+    // which holds the temporary file until the body is accepted; `missing` are the
+    // directories to make then.
+    let (dir, missing) = if q.parents.unwrap_or(false) {
+        let (d, n) = st.vfs.deepest_dir_as(ctx, comps)?;
+        (d, &comps[n..])
+    } else {
+        (parent_of(&st.vfs, ctx, &path)?.0, &comps[comps.len()..])
+    };
+    who.check_new_owner(q.uid, q.gid, &dir)?;
+    who.check_mode(FileKind::File, file_owner.mode, st.allow_devices)?;
+    if missing.is_empty() {
+        match st.vfs.lookup_as(ctx, &dir, name.as_bytes()) {
+            Ok(a) if a.kind == FileKind::Dir => {
+                return Err(ApiError::is_dir(format!("{path} is a directory")))
+            }
+            Ok(_) | Err(fvfs_vfs::VfsError::Meta(fvfs_meta::MetaError::NotFound)) => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(_) | Err(fvfs_vfs::VfsError::Meta(fvfs_meta::MetaError::NotFound)) => {}
-        Err(e) => return Err(e.into()),
     }
     let mut up = st
         .vfs
-        .begin_upload(parent.ino, name.as_bytes(), file_owner)?;
+        .begin_upload_as(ctx, &dir, name.as_bytes(), file_owner)?;
     // Hashing costs a pass over every byte: only when the client gave a hash to check.
     let mut hasher = want.map(|_| blake3::Hasher::new());
     let mut buf = BytesMut::with_capacity(WRITE_STEP);
@@ -375,6 +396,25 @@ pub async fn put_file(
             )));
         }
     }
+    // Accepted: now the missing parents, and the target checked as rename(2) checks it.
+    let target_dir = if missing.is_empty() {
+        Ok(dir)
+    } else {
+        st.vfs
+            .mkdir_p_as(ctx, dir, missing, dir_owner)
+            .map(|(d, _)| d)
+    };
+    let placed = target_dir.and_then(|d| {
+        st.vfs.check_replace_as(ctx, &d, name.as_bytes())?;
+        Ok(d)
+    });
+    match placed {
+        Ok(d) => up.set_target_dir(d.ino),
+        Err(e) => {
+            up.abort().await;
+            return Err(e.into());
+        }
+    }
     let (a, existed) = up.finish(q.mtime_ns, false).await?;
     let stat = stat_of(&st.vfs, &path, &a).await?;
     let code = if existed {
@@ -389,12 +429,12 @@ pub async fn put_file(
 #[utoipa::path(delete, path = "/v1/files/{path}", tag = "files",
     params(("path" = String, Path, description = "path, percent-encoded")),
     responses((status = 204, description = "removed"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-pub async fn delete_file(State(st): State<AppState>, uri: Uri) -> ApiResult<StatusCode> {
+pub async fn delete_file(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<StatusCode> {
     let path = path_after(&uri, PREFIX)?;
-    let (parent, name) = parent_of(&st.vfs, &path)?;
-    st.vfs.remove(parent.ino, name.as_bytes())?;
+    let (parent, name) = parent_of(&st.vfs, who.ctx, &path)?;
+    st.vfs.remove_as(who.ctx, &parent, name.as_bytes())?;
     Ok(StatusCode::NO_CONTENT)
 }
 

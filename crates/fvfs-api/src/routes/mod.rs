@@ -5,8 +5,9 @@
 //!
 //! Invariants: every answer that is not a success is an [`ApiError`] JSON body, also for
 //! unknown routes (404), wrong methods (405), bad JSON or queries (400) and JSON bodies
-//! over `Limits::max_json` (413); operations run with the root identity (the token is the
-//! authority; a client mount checks permissions in its own kernel).
+//! over `Limits::max_json` (413); every operation runs as the caller's identity
+//! ([`who::Who`]): the engine's `*_as` entry points check its permissions as the kernel
+//! checks a local process, and `who.rs` applies the squash rules first.
 
 pub mod admin;
 pub mod blocks;
@@ -14,6 +15,7 @@ pub mod extract;
 pub mod files;
 pub mod ns;
 pub mod special;
+pub mod who;
 
 use crate::error::{ApiError, ApiResult};
 use crate::path::ApiPath;
@@ -22,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use fvfs_types::api::{Kind, Stat};
 use fvfs_types::FileKind;
-use fvfs_vfs::{Attr, FileLayout, NewOwner, Vfs};
+use fvfs_vfs::{Attr, Ctx, FileLayout, NewOwner, Vfs};
 use std::sync::Arc;
 
 /// Shared state as handlers see it.
@@ -81,7 +83,8 @@ async fn method_not_allowed() -> axum::response::Response {
     r
 }
 
-/// The daemon's defaults for new objects: `mode`, and the daemon's uid/gid unless given.
+/// A new object's mode (`default_mode` unless given) and the owner a request names (the
+/// caller's identity unless given: see `who.rs` for who may name another).
 pub(crate) fn owner(
     mode: Option<u32>,
     default_mode: u32,
@@ -172,14 +175,15 @@ pub(crate) async fn stat_with(
     })
 }
 
-/// The parent directory of `path` (which must not be the root) and its last name.
-pub(crate) fn parent_of<'p>(vfs: &Vfs, path: &'p ApiPath) -> ApiResult<(Attr, &'p str)> {
+/// The parent directory of `path` (which must not be the root), reached as `ctx`, and its
+/// last name.
+pub(crate) fn parent_of<'p>(vfs: &Vfs, ctx: Ctx, path: &'p ApiPath) -> ApiResult<(Attr, &'p str)> {
     let Some((parent, name)) = path.split_last() else {
         return Err(ApiError::invalid_path(
             "the root cannot be the target of this operation",
         ));
     };
-    let p = vfs.resolve_path(parent)?;
+    let p = vfs.resolve_path_as(ctx, parent)?;
     if p.kind != FileKind::Dir {
         return Err(ApiError::not_dir(format!(
             "a parent of {path} is not a directory"

@@ -2,9 +2,12 @@
 //! `symlink` and `rename`.
 //!
 //! Invariant: listings never show upload temporaries (`path::is_hidden`), and every
-//! path, including `rename`'s JSON ones, goes through `path.rs` normalisation.
+//! path, including `rename`'s JSON ones, goes through `path.rs` normalisation. Every
+//! route acts as the caller ([`Who`]): the engine checks its permissions, `who.rs` the
+//! owners and modes it names.
 
 use super::extract::{path_after, ApiJson, ApiQuery, OptJson};
+use super::who::Who;
 use super::{owner, parent_of, stat_of, stat_with, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::path::{is_hidden, ApiPath};
@@ -13,7 +16,7 @@ use axum::http::{StatusCode, Uri};
 use axum::Json;
 use fvfs_types::api::{CreateRequest, ErrorBody, Listing, RenameRequest, SetAttrRequest, Stat};
 use fvfs_types::FileKind;
-use fvfs_vfs::{Ctx, RenameFlags, TimeSet, VfsError};
+use fvfs_vfs::{RenameFlags, TimeSet, VfsError};
 use serde::Deserialize;
 
 /// Most entries per `ls` page (also the default).
@@ -22,32 +25,40 @@ pub const MAX_PAGE: usize = 1000;
 /// The `Stat` of a path (lstat: symlinks are not followed).
 #[utoipa::path(get, path = "/v1/meta/{path}", tag = "namespace",
     params(("path" = String, Path, description = "path, percent-encoded")),
-    responses((status = 200, body = Stat), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Stat), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn get_meta(State(st): State<AppState>, uri: Uri) -> ApiResult<Json<Stat>> {
+pub async fn get_meta(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Stat>> {
     let path = path_after(&uri, "/v1/meta")?;
-    let a = st.vfs.resolve_path(path.components())?;
-    Ok(Json(stat_of(&st.vfs, &path, &a).await?))
+    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    // The ETag is derived from the content: only for a caller who may read it (stat(2)
+    // needs no read permission, and tells nothing of the content).
+    let readable = st.vfs.permits_as(who.ctx, &a, fvfs_vfs::access::MAY_READ)?;
+    Ok(Json(stat_with(&st.vfs, &path, &a, readable).await?))
 }
 
 /// Changes attributes: only the fields given.
 #[utoipa::path(patch, path = "/v1/meta/{path}", tag = "namespace",
     params(("path" = String, Path, description = "path, percent-encoded")),
     request_body = SetAttrRequest,
-    responses((status = 200, body = Stat), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Stat), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody)))]
 pub async fn patch_meta(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     ApiJson(req): ApiJson<SetAttrRequest>,
 ) -> ApiResult<Json<Stat>> {
     let path = path_after(&uri, "/v1/meta")?;
-    let a = st.vfs.resolve_path(path.components())?;
+    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
     if req.mode.is_some_and(|m| m > 0o7777) {
         return Err(ApiError::invalid_argument(
             "mode holds permission bits only (at most 0o7777 = 4095)",
         ));
+    }
+    who.check_chown(&a, req.uid, req.gid)?;
+    if let Some(m) = req.mode {
+        who.check_mode(a.kind, m, st.allow_devices)?;
     }
     if req.size.is_some() && a.kind != FileKind::File {
         return Err(match a.kind {
@@ -58,9 +69,10 @@ pub async fn patch_meta(
     let time = |t: Option<i64>| t.map_or(TimeSet::Omit, TimeSet::At);
     let a = st
         .vfs
-        .setattr(
-            Ctx::root(),
-            a.ino,
+        .setattr_as(
+            who.ctx,
+            who.admin,
+            &a,
             req.mode,
             req.uid,
             req.gid,
@@ -85,10 +97,11 @@ pub struct LsQuery {
 /// One page of a directory, in name order. Entries carry no `etag` (`GET /v1/meta` does).
 #[utoipa::path(get, path = "/v1/ls/{path}", tag = "namespace",
     params(("path" = String, Path, description = "directory, percent-encoded"), LsQuery),
-    responses((status = 200, body = Listing), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Listing), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     ApiQuery(q): ApiQuery<LsQuery>,
 ) -> ApiResult<Json<Listing>> {
@@ -98,12 +111,12 @@ pub async fn list(
         Some(n) => n.min(MAX_PAGE),
         None => MAX_PAGE,
     };
-    let dir = st.vfs.resolve_path(path.components())?;
+    let dir = st.vfs.resolve_path_as(who.ctx, path.components())?;
     if dir.kind != FileKind::Dir {
         return Err(ApiError::not_dir(format!("{path} is not a directory")));
     }
     let after = q.after.as_deref().map(str::as_bytes);
-    let (entries, more) = st.vfs.list_sorted(dir.ino, after, limit, |n| {
+    let (entries, more) = st.vfs.list_sorted_as(who.ctx, &dir, after, limit, |n| {
         !std::str::from_utf8(n).is_ok_and(is_hidden)
     })?;
     let mut out = Vec::with_capacity(entries.len());
@@ -134,13 +147,14 @@ pub async fn list(
 
 /// The root directory's page (as `GET /v1/ls/{path}` with an empty path).
 #[utoipa::path(get, path = "/v1/ls", tag = "namespace", params(LsQuery),
-    responses((status = 200, body = Listing), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Listing), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_root(
     st: State<AppState>,
+    who: Who,
     uri: Uri,
     q: ApiQuery<LsQuery>,
 ) -> ApiResult<Json<Listing>> {
-    list(st, uri, q).await
+    list(st, who, uri, q).await
 }
 
 /// Creates a directory.
@@ -149,10 +163,11 @@ pub async fn list_root(
     request_body(content = Option<CreateRequest>, description = "owner, mode, parents; may be empty"),
     responses((status = 200, description = "exists (with parents)", body = Stat),
         (status = 201, description = "created", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn mkdir(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     OptJson(req): OptJson<CreateRequest>,
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
@@ -164,9 +179,10 @@ pub async fn mkdir(
     }
     let o = owner(req.mode, 0o755, req.uid, req.gid)?;
     let parents = req.parents.unwrap_or(false);
+    let ctx = who.ctx;
     let Some((comps, name)) = path.split_last() else {
         return if parents {
-            let root = st.vfs.resolve_path(path.components())?;
+            let root = st.vfs.resolve_path_as(ctx, path.components())?;
             Ok((StatusCode::OK, Json(stat_of(&st.vfs, &path, &root).await?)))
         } else {
             Err(ApiError::exists("the root exists"))
@@ -174,13 +190,16 @@ pub async fn mkdir(
     };
     // As `mkdir -p -m`: missing parents get the default mode, the last one `mode`.
     let parent = if parents {
+        let (d, n) = st.vfs.deepest_dir_as(ctx, comps)?;
+        who.check_new_owner(req.uid, req.gid, &d)?;
         st.vfs
-            .mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?
+            .mkdir_p_as(ctx, d, &comps[n..], owner(None, 0o755, req.uid, req.gid)?)?
             .0
     } else {
-        parent_of(&st.vfs, &path)?.0
+        parent_of(&st.vfs, ctx, &path)?.0
     };
-    let (a, created) = match st.vfs.create_dir(parent.ino, name.as_bytes(), o) {
+    who.check_new_owner(req.uid, req.gid, &parent)?;
+    let (a, created) = match st.vfs.create_dir_as(ctx, &parent, name.as_bytes(), o) {
         Ok(a) => (a, true),
         Err(VfsError::Meta(fvfs_meta::MetaError::Exists)) if parents => {
             let a = st.vfs.lookup(parent.ino, name.as_bytes())?;
@@ -206,10 +225,11 @@ pub async fn mkdir(
     params(("path" = String, Path, description = "new link, percent-encoded")),
     request_body = CreateRequest,
     responses((status = 201, description = "created", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn symlink(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     ApiJson(req): ApiJson<CreateRequest>,
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
@@ -223,22 +243,22 @@ pub async fn symlink(
         }
     };
     let o = owner(None, 0o777, req.uid, req.gid)?;
+    let ctx = who.ctx;
     let (parent, name) = if req.parents.unwrap_or(false) {
         let Some((comps, name)) = path.split_last() else {
             return Err(ApiError::invalid_path("the root cannot be a symlink"));
         };
-        (
-            st.vfs
-                .mkdir_p(comps, owner(None, 0o755, req.uid, req.gid)?)?
-                .0,
-            name,
-        )
+        let (d, n) = st.vfs.deepest_dir_as(ctx, comps)?;
+        who.check_new_owner(req.uid, req.gid, &d)?;
+        let dir_owner = owner(None, 0o755, req.uid, req.gid)?;
+        (st.vfs.mkdir_p_as(ctx, d, &comps[n..], dir_owner)?.0, name)
     } else {
-        parent_of(&st.vfs, &path)?
+        parent_of(&st.vfs, ctx, &path)?
     };
+    who.check_new_owner(req.uid, req.gid, &parent)?;
     let a = st
         .vfs
-        .create_symlink(parent.ino, name.as_bytes(), target.as_bytes(), o)?;
+        .create_symlink_as(ctx, &parent, name.as_bytes(), target.as_bytes(), o)?;
     Ok((
         StatusCode::CREATED,
         Json(stat_of(&st.vfs, &path, &a).await?),
@@ -249,22 +269,23 @@ pub async fn symlink(
 #[utoipa::path(post, path = "/v1/rename", tag = "namespace",
     request_body = RenameRequest,
     responses((status = 200, description = "the renamed object", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn rename(
     State(st): State<AppState>,
+    who: Who,
     ApiJson(req): ApiJson<RenameRequest>,
 ) -> ApiResult<Json<Stat>> {
     let from = ApiPath::parse(&req.from)?;
     let to = ApiPath::parse(&req.to)?;
-    let (fp, fname) = parent_of(&st.vfs, &from)?;
-    let (tp, tname) = parent_of(&st.vfs, &to)?;
+    let (fp, fname) = parent_of(&st.vfs, who.ctx, &from)?;
+    let (tp, tname) = parent_of(&st.vfs, who.ctx, &to)?;
     let flags = RenameFlags {
         noreplace: req.noreplace,
         exchange: false,
     };
     st.vfs
-        .rename(fp.ino, fname.as_bytes(), tp.ino, tname.as_bytes(), flags)?;
+        .rename_as(who.ctx, &fp, fname.as_bytes(), &tp, tname.as_bytes(), flags)?;
     let a = st.vfs.lookup(tp.ino, tname.as_bytes())?;
     Ok(Json(stat_of(&st.vfs, &to, &a).await?))
 }

@@ -4,9 +4,11 @@
 //! Invariants: `mknod` creates only the four special kinds (files go through `PUT`,
 //! directories `mkdir`, symlinks `symlink`); a device node is metadata only (the daemon
 //! never opens it). `link` never links a directory, and answers the `Stat` of the new
-//! name, whose `ino` is the source's and whose `nlink` counts the new name.
+//! name, whose `ino` is the source's and whose `nlink` counts the new name. Both act as
+//! the caller ([`Who`]); a device node needs the privilege `who.rs` describes.
 
 use super::extract::{path_after, ApiJson};
+use super::who::Who;
 use super::{owner, parent_of, stat_of, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::path::ApiPath;
@@ -21,10 +23,11 @@ use fvfs_types::FileKind;
     params(("path" = String, Path, description = "new node, percent-encoded")),
     request_body = MknodRequest,
     responses((status = 201, description = "created", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn mknod(
     State(st): State<AppState>,
+    who: Who,
     uri: Uri,
     ApiJson(req): ApiJson<MknodRequest>,
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
@@ -42,10 +45,12 @@ pub async fn mknod(
         }
     };
     let o = owner(req.mode, 0o644, req.uid, req.gid)?;
-    let (parent, name) = parent_of(&st.vfs, &path)?;
+    let (parent, name) = parent_of(&st.vfs, who.ctx, &path)?;
+    who.check_new_owner(req.uid, req.gid, &parent)?;
+    who.check_mode(kind, o.mode, st.allow_devices)?;
     let a = st
         .vfs
-        .create_special(parent.ino, name.as_bytes(), kind, req.rdev, o)?;
+        .create_special_as(who.ctx, &parent, name.as_bytes(), kind, req.rdev, o)?;
     Ok((
         StatusCode::CREATED,
         Json(stat_of(&st.vfs, &path, &a).await?),
@@ -57,21 +62,22 @@ pub async fn mknod(
 #[utoipa::path(post, path = "/v1/link", tag = "namespace",
     request_body = LinkRequest,
     responses((status = 201, description = "the new name", body = Stat),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn link(
     State(st): State<AppState>,
+    who: Who,
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
     let from = ApiPath::parse(&req.from)?;
     let to = ApiPath::parse(&req.to)?;
-    let src = st.vfs.resolve_path(from.components())?;
+    let src = st.vfs.resolve_path_as(who.ctx, from.components())?;
     if src.kind == FileKind::Dir {
         return Err(ApiError::is_dir(format!(
             "{from} is a directory: directories cannot be hard-linked"
         )));
     }
-    let (tp, tname) = parent_of(&st.vfs, &to)?;
-    let a = st.vfs.link(src.ino, tp.ino, tname.as_bytes())?;
+    let (tp, tname) = parent_of(&st.vfs, who.ctx, &to)?;
+    let a = st.vfs.link_as(who.ctx, &src, &tp, tname.as_bytes())?;
     Ok((StatusCode::CREATED, Json(stat_of(&st.vfs, &to, &a).await?)))
 }

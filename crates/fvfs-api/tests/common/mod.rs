@@ -65,6 +65,7 @@ pub fn env_with(limits: Limits) -> Env {
         mount: None,
         devices: Default::default(),
         limits,
+        allow_devices: false,
     });
     let app = fvfs_api::routes::router(state.clone());
     Env {

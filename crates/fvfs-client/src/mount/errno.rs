@@ -19,7 +19,7 @@ pub fn code_errno(code: ErrorCode) -> i32 {
         InvalidPath | InvalidArgument | LengthMismatch | RangeNotSatisfiable => libc::EINVAL,
         TooManyLinks => libc::EMLINK,
         PermissionDenied => libc::EACCES,
-        Unauthorized | Forbidden => libc::EPERM,
+        NotPermitted | Unauthorized | Forbidden => libc::EPERM,
         PayloadTooLarge => libc::EFBIG,
         HashMismatch => libc::EIO,
         NotSupported => libc::EOPNOTSUPP,
@@ -43,6 +43,7 @@ fn expected(code: ErrorCode) -> bool {
             | InvalidArgument
             | TooManyLinks
             | PermissionDenied
+            | NotPermitted
             | NoSpace
     )
 }
@@ -96,6 +97,8 @@ mod tests {
         assert_eq!(code_errno(ErrorCode::Exists), libc::EEXIST);
         assert_eq!(code_errno(ErrorCode::NotEmpty), libc::ENOTEMPTY);
         assert_eq!(code_errno(ErrorCode::NoSpace), libc::ENOSPC);
+        assert_eq!(code_errno(ErrorCode::PermissionDenied), libc::EACCES);
+        assert_eq!(code_errno(ErrorCode::NotPermitted), libc::EPERM);
         let e = ClientError::Connect {
             url: "http://127.0.0.1:1".into(),
             msg: "refused".into(),

@@ -59,6 +59,11 @@ pub struct ClientFs {
     pub(super) earlier: AtomicBool,
     /// Earlier entries the daemon refused for good (not retried in this run).
     pub(super) gave_up: Mutex<HashSet<String>>,
+    /// The daemon lets this mount's token name owners (an admin token): new objects and
+    /// uploads carry the local caller's uid/gid, or the file's owner. Otherwise they
+    /// belong to the token's identity, so the mount names no owner (naming another one
+    /// would be refused).
+    pub(super) name_owner: bool,
 }
 
 /// What `fuser` serves: the [`ClientFs`] shared with the uploads worker.
@@ -79,6 +84,7 @@ impl ClientFs {
         blocks: Blocks,
         tmp_dir: &Path,
         spool: Spool,
+        name_owner: bool,
     ) -> ClientFs {
         ClientFs {
             client,
@@ -93,6 +99,7 @@ impl ClientFs {
             spool,
             earlier: AtomicBool::new(true),
             gave_up: Mutex::new(HashSet::new()),
+            name_owner,
         }
     }
 

@@ -70,8 +70,8 @@ impl ClientFs {
         let (uid, gid, _) = self.owner(req, parent)?;
         let opts = CreateRequest {
             mode: Some(mode & !umask & 0o7777),
-            uid: Some(uid),
-            gid: Some(gid),
+            uid,
+            gid,
             ..Default::default()
         };
         let empty = blake3::hash(b"").to_hex();
@@ -344,7 +344,8 @@ impl ClientFs {
         let io = |e: std::io::Error| UploadError::io("upload", &e);
         let len = t.metadata().map_err(io)?.len();
         let hash = hash_file(t, len).map_err(io)?;
-        // The current mode and owner: a PUT makes a new inode, which must keep them.
+        // The current mode and owner: a PUT makes a new inode, which must keep them (the
+        // owner only if the token may name it; else the daemon makes it its identity).
         let opts = match self.rt.block_on(self.client.stat(&path)) {
             Ok(cur) => CreateRequest {
                 mode: Some(cur.mode & 0o7777),
@@ -366,12 +367,26 @@ impl ClientFs {
             },
             Err(e) => return Err(UploadError::client(&e)),
         };
+        let opts = self.owned(opts);
         let new = self.put_local(&path, t, len, &hash, &opts)?;
         self.inodes.lock().rebind_server(ino, new.ino);
         st.dirty = false;
         st.changed_ns = None;
         self.set_times(&path, st.atime_ns.take(), st.mtime_ns.take());
         Ok(())
+    }
+
+    /// `opts` without its owner unless this mount's token may name owners.
+    pub(super) fn owned(&self, opts: CreateRequest) -> CreateRequest {
+        if self.name_owner {
+            opts
+        } else {
+            CreateRequest {
+                uid: None,
+                gid: None,
+                ..opts
+            }
+        }
     }
 
     /// `PUT` of the first `len` bytes of the local file `f` (BLAKE3 `hash`) as `path`.

@@ -149,17 +149,23 @@ impl ClientFs {
         st.target.ok_or(Errno::EINVAL)
     }
 
-    /// The owner of a new object in `parent` made by the caller of `req`, and whether the
-    /// parent is set-group-ID (new objects then take the parent's group, directories its
-    /// set-group-ID bit too).
-    pub(super) fn owner(&self, req: &Request, parent: u64) -> Result<(u32, u32, bool), Errno> {
+    /// The owner to name for a new object in `parent` made by the caller of `req` (none
+    /// unless the token may name owners: the daemon then gives its identity), and whether
+    /// the parent is set-group-ID (new objects then take the parent's group, directories
+    /// its set-group-ID bit too).
+    pub(super) fn owner(
+        &self,
+        req: &Request,
+        parent: u64,
+    ) -> Result<(Option<u32>, Option<u32>, bool), Errno> {
         let path = self.path(parent)?;
         let p = self.call("stat parent", self.client.stat(&path))?;
-        if p.mode & libc::S_ISGID != 0 {
-            Ok((req.uid(), p.gid, true))
-        } else {
-            Ok((req.uid(), req.gid(), false))
+        let sgid = p.mode & libc::S_ISGID != 0;
+        if !self.name_owner {
+            return Ok((None, None, sgid));
         }
+        let gid = if sgid { p.gid } else { req.gid() };
+        Ok((Some(req.uid()), Some(gid), sgid))
     }
 
     pub(super) fn make_dir(
@@ -175,8 +181,8 @@ impl ClientFs {
         let mode = if sgid { mode | libc::S_ISGID } else { mode };
         let opts = CreateRequest {
             mode: Some(mode),
-            uid: Some(uid),
-            gid: Some(gid),
+            uid,
+            gid,
             ..Default::default()
         };
         let st = self.call("mkdir", self.client.mkdir(&path, &opts))?;
@@ -197,8 +203,8 @@ impl ClientFs {
         let (uid, gid, _) = self.owner(req, parent)?;
         let opts = CreateRequest {
             mode: Some(0o777),
-            uid: Some(uid),
-            gid: Some(gid),
+            uid,
+            gid,
             target: Some(target.to_string()),
             ..Default::default()
         };
@@ -231,8 +237,8 @@ impl ClientFs {
         let opts = MknodRequest {
             kind,
             mode: Some(mode & !umask & 0o7777),
-            uid: Some(uid),
-            gid: Some(gid),
+            uid,
+            gid,
             rdev: if dev { rdev } else { 0 },
         };
         let st = self.call("mknod", self.client.mknod(&path, &opts))?;

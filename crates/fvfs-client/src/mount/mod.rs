@@ -113,7 +113,8 @@ pub fn check_mountpoint(p: &Path) -> Result<PathBuf, MountError> {
     std::fs::canonicalize(p).map_err(io)
 }
 
-/// Mount options: kernel permission checks; every user sees the mount when run as root.
+/// Mount options: kernel permission checks, `nosuid,nodev` (files come from another
+/// host); every user sees the mount when run as root.
 fn config() -> fuser::Config {
     let mut c = fuser::Config::default();
     c.mount_options = vec![
@@ -122,6 +123,7 @@ fn config() -> fuser::Config {
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::RW,
         fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
     ];
     if unsafe { libc::geteuid() } == 0 {
         c.acl = fuser::SessionACL::All;
@@ -142,8 +144,16 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         .enable_all()
         .build()
         .map_err(MountError::Runtime)?;
-    rt.block_on(client.status())
+    let status = rt
+        .block_on(client.status())
         .map_err(MountError::Unreachable)?;
+    // Only an admin token may name owners; a daemon that does not say trusts them all.
+    let name_owner = status.caller.as_ref().is_none_or(|c| c.admin);
+    if !name_owner {
+        tracing::info!(
+            "the token is not an admin token: new files belong to its identity on the daemon"
+        );
+    }
     let root = rt.block_on(client.stat("")).map_err(MountError::Root)?;
     let dir = opts
         .cache_dir
@@ -175,6 +185,7 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         blocks,
         &tmp,
         spool,
+        name_owner,
     ));
     // Content an earlier run could not upload goes first: the mount then shows it.
     if !fs.replay_spool() {

@@ -264,12 +264,12 @@ impl ClientFs {
                 msg: "the spooled data does not match its length and hash".into(),
             });
         }
-        let opts = CreateRequest {
+        let opts = self.owned(CreateRequest {
             mode: e.meta.mode,
             uid: e.meta.uid,
             gid: e.meta.gid,
             ..Default::default()
-        };
+        });
         self.put_local(&e.meta.path, &f, len, &hash, &opts)?;
         self.set_times(&e.meta.path, e.meta.atime_ns, e.meta.mtime_ns);
         Ok(())

@@ -29,6 +29,8 @@ pub struct MountArgs {
     pub policy: fvfs_vfs::TierPolicy,
     /// The config file, handed to the background process.
     pub config: Option<PathBuf>,
+    /// `nosuid`/`nodev` unless the config says `mount_suid`/`mount_dev`.
+    pub flags: fvfs_fuse::MountFlags,
 }
 
 /// True if `path` is a mount point now (from /proc/self/mountinfo).
@@ -183,7 +185,7 @@ pub fn foreground(args: MountArgs) -> Result<()> {
     let _lock = MountLock::acquire(&args.meta_url, &mp)?;
     let run = Running::start(&args, &mp.display().to_string())?;
     let fs = fvfs_fuse::FuseFs::new(run.vfs.clone(), run.rt.handle().clone());
-    let mut session = fvfs_fuse::session(fs, &mp, args.threads)
+    let mut session = fvfs_fuse::session(fs, &mp, args.threads, args.flags)
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
     let mut unmounter = session.unmount_callable();
     run.rt.spawn(async move {

@@ -180,6 +180,7 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         allow_non_empty: false,
         policy: crate::engine::policy(cfg),
         config: None,
+        flags: cfg.daemon.mount_flags(),
     };
     let label = match &mp {
         Some(p) => p.display().to_string(),
@@ -269,6 +270,7 @@ fn serve(
                 .unwrap_or(fvfs_api::Limits::default().max_upload),
             ..Default::default()
         },
+        allow_devices: cfg.daemon.allow_devices.unwrap_or(false),
     });
     let seen: SeenFn = {
         let st = api_state.clone();
@@ -341,7 +343,7 @@ fn serve(
     let mut fuse = None;
     if let Some(mp) = mp {
         let fs = fvfs_fuse::FuseFs::new(run.vfs.clone(), rt.handle().clone());
-        let mut session = match fvfs_fuse::session(fs, mp, a.threads) {
+        let mut session = match fvfs_fuse::session(fs, mp, a.threads, cfg.daemon.mount_flags()) {
             Ok(s) => s,
             Err(e) => {
                 cancel.cancel();

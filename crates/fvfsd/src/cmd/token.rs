@@ -4,10 +4,13 @@
 //! Invariants: a secret is shown once (on stdout, when it is created) and otherwise only
 //! stored in `<state>/admin.token` (mode 0600) for the `admin` token made at set-up; the
 //! token file holds hashes only. A running daemon re-reads the token file at its next
-//! request, so these commands need no daemon and no restart.
+//! request, so these commands need no daemon and no restart. A token acts as one uid:gid
+//! (`fvfsd token create --uid --gid`; default: the owner of the root directory, read from
+//! the metadata when the token is made); the `admin` token made at set-up is an admin
+//! token acting as whoever formatted (the owner of the new root directory).
 
 use anyhow::{Context, Result};
-use fvfs_api::auth::{write_private, TokenInfo, TokenStore};
+use fvfs_api::auth::{write_private, NewToken, TokenInfo, TokenStore};
 use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -59,7 +62,15 @@ pub fn init_state(state: &Path) -> Result<Setup> {
     let tokens = store(state)?;
     let mut admin = None;
     if !tokens.list()?.iter().any(|t| t.name == "admin") {
-        let (_, secret) = tokens.create("admin", false)?;
+        // `format` gives the root directory to whoever formats (cmd/format.rs).
+        // SAFETY: geteuid/getegid cannot fail and touch no memory.
+        let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+        let new = NewToken {
+            read_only: false,
+            admin: true,
+            identity: Some(owner),
+        };
+        let (_, secret) = tokens.create("admin", new)?;
         let path = state.join(ADMIN_TOKEN_FILE);
         write_private(&path, format!("{secret}\n").as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -89,16 +100,39 @@ pub fn announce(setup: &Setup) {
     }
 }
 
-pub fn create(state: &Path, name: &str, read_only: bool) -> Result<()> {
-    let (info, secret) = store(state)?.create(name, read_only)?;
+/// Creates a token; without an identity it acts as the owner of the filesystem's root
+/// directory (read from the metadata at `meta_url`).
+pub fn create(state: &Path, meta_url: &str, name: &str, mut new: NewToken) -> Result<()> {
+    if new.identity.is_none() {
+        let root = crate::engine::open_meta(meta_url)?
+            .getattr(fvfs_types::ROOT_INO)
+            .context("cannot read the owner of the root directory; give --uid and --gid")?;
+        new.identity = Some((root.uid, root.gid));
+    }
+    let (info, secret) = store(state)?.create(name, new)?;
     println!("{secret}");
     eprintln!(
-        "token {:?} (id {}{}) created; the secret above is shown once",
+        "token {:?} (id {}{}{}) created, acting as {}; the secret above is shown once",
         info.name,
         info.id,
-        if info.read_only { ", read-only" } else { "" }
+        if info.read_only { ", read-only" } else { "" },
+        if info.admin { ", admin" } else { "" },
+        identity(&info)
     );
+    if info.uid == Some(0) {
+        eprintln!(
+            "warning: this token acts as uid 0: like local root it passes every permission              check (read, write, search, other users' sticky entries); use --uid/--gid to              give it a user's identity"
+        );
+    }
     Ok(())
+}
+
+/// `uid:gid`, or what an entry older than identities acts as.
+fn identity(t: &TokenInfo) -> String {
+    match (t.uid, t.gid) {
+        (Some(u), Some(g)) => format!("{u}:{g}"),
+        _ => "root-owner".to_string(),
+    }
 }
 
 pub fn list(state: &Path, json: bool) -> Result<()> {
@@ -112,7 +146,7 @@ pub fn list(state: &Path, json: bool) -> Result<()> {
     }
     for t in tokens {
         println!(
-            "{:<8} {:<20} {:<10} created {}",
+            "{:<8} {:<20} {:<10} {:<13} {:<5} created {}",
             t.id,
             t.name,
             if t.read_only {
@@ -120,6 +154,8 @@ pub fn list(state: &Path, json: bool) -> Result<()> {
             } else {
                 "read-write"
             },
+            identity(&t),
+            if t.admin { "admin" } else { "-" },
             t.created_unix
         );
     }

@@ -46,16 +46,21 @@ impl ApiDaemon {
 
     /// [`ApiDaemon::start`] on a given port (0: any), e.g. to come back where clients know.
     pub fn start_on(f: &Fixture, port: u16, extra: &[&str]) -> ApiDaemon {
+        let port = port.to_string();
+        let mut args = vec!["--no-mount", "--port", port.as_str()];
+        args.extend(extra);
+        Self::start_with(f, &args)
+    }
+
+    /// `fvfsd serve ARGS` exactly (no `--no-mount` added: a config may mount).
+    pub fn start_with(f: &Fixture, args: &[&str]) -> ApiDaemon {
         let log = f
             .dir
             .path()
             .join(format!("serve-{}.log", rand::random::<u32>()));
         let home = f.dir.path().join("home");
-        let port = port.to_string();
-        let mut args = vec!["--no-mount", "--port", port.as_str()];
-        args.extend(extra);
         let daemon = f.serve_with(
-            &args,
+            args,
             &[("FVFS_LOG", "debug"), ("FVFS_HOME", home.to_str().unwrap())],
             &log,
         );
