@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod netns;
+pub mod who;
 
 use fvfs_testkit::S3Server;
 use std::path::{Path, PathBuf};
