@@ -1,6 +1,8 @@
 //! The retained state of files whose commit failed, with a tier that fails on demand: the
-//! durable tier is a directory whose path is swapped for a regular file (every block write
-//! fails) and back. Real SQLite metadata, real block store, no mocks.
+//! durable tier's directory and a regular file swap paths (renameat2 RENAME_EXCHANGE), so
+//! that every block write fails, and swap back. The exchange is atomic: with two steps, a
+//! retry running in between recreates the directory. Real SQLite metadata, real block
+//! store, no mocks.
 
 use fvfs_chunk::{BlockStore, BlockStoreConfig};
 use fvfs_meta::MetaError;
@@ -24,6 +26,7 @@ fn env() -> Env {
     let root = dir.path().to_path_buf();
     let tier = root.join("tier");
     std::fs::create_dir(&tier).unwrap();
+    std::fs::write(root.join("blocker"), b"not a directory").unwrap();
     let loc = tier.display().to_string();
     let meta = fvfs_meta::open(&format!("sqlite://{}/meta.db", root.display()), true).unwrap();
     let settings = Settings {
@@ -65,14 +68,29 @@ impl Env {
     fn vfs(&self, cfg: VfsConfig) -> Arc<Vfs> {
         Vfs::new(self.meta.clone(), self.store.clone(), cfg).unwrap()
     }
+    /// Swaps the tier's path with the regular file `blocker`, atomically.
+    fn swap_tier(&self) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (a, b) = (c(&self.tier), c(&self.root.join("blocker")));
+        // SAFETY: two NUL-terminated paths that live across the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    }
     /// Every block write fails from now on.
     fn break_tier(&self) {
-        std::fs::rename(&self.tier, self.root.join("away")).unwrap();
-        std::fs::write(&self.tier, b"not a directory").unwrap();
+        self.swap_tier();
     }
     fn heal_tier(&self) {
-        std::fs::remove_file(&self.tier).unwrap();
-        std::fs::rename(self.root.join("away"), &self.tier).unwrap();
+        self.swap_tier();
     }
 }
 
