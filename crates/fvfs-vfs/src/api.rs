@@ -90,42 +90,10 @@ impl Vfs {
         Ok(cur)
     }
 
-    /// Like `mkdir -p`: every missing directory of `comps` is created with `owner`.
-    /// Returns the last directory and whether it was created by this call.
+    /// Like `mkdir -p` from the root, as root: every missing directory of `comps` is
+    /// created with `owner`. Returns the last directory and whether this call made it.
     pub fn mkdir_p<S: AsRef<[u8]>>(&self, comps: &[S], owner: NewOwner) -> Result<(Attr, bool)> {
-        let mut cur = self.getattr(ROOT_INO)?;
-        let mut created = false;
-        for c in comps {
-            if cur.kind != FileKind::Dir {
-                return Err(not_dir());
-            }
-            let name = c.as_ref();
-            cur = match self.lookup(cur.ino, name) {
-                Ok(a) => {
-                    created = false;
-                    a
-                }
-                Err(VfsError::Meta(MetaError::NotFound)) => {
-                    match self.create_dir(cur.ino, name, owner) {
-                        Ok(a) => {
-                            created = true;
-                            a
-                        }
-                        // Created by someone else in between: use theirs.
-                        Err(VfsError::Meta(MetaError::Exists)) => {
-                            created = false;
-                            self.lookup(cur.ino, name)?
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-        }
-        if cur.kind != FileKind::Dir {
-            return Err(MetaError::Exists.into());
-        }
-        Ok((cur, created))
+        self.mkdir_p_as(Ctx::root(), self.getattr(ROOT_INO)?, comps, owner)
     }
 
     /// Sets the group of a new object when the caller named one (a setgid parent may
