@@ -7,7 +7,8 @@
 #
 #   scripts/schemathesis.sh
 #
-# Knobs: SCHEMATHESIS_MAX_EXAMPLES (default 60 per operation), SCHEMATHESIS_MAX_TIME
+# Knobs: SCHEMATHESIS_PHASES (default examples,coverage,fuzzing),
+# SCHEMATHESIS_MAX_EXAMPLES (default 60 per operation), SCHEMATHESIS_MAX_TIME
 # (seconds, default 300), SCHEMATHESIS_MIN_CASES (default 3000), SCHEMATHESIS_VERSION
 # (default 4.32.5), plus those of scripts/lib.sh.
 # Output: target/schemathesis.log, target/schemathesis-serve.log (the daemon).
@@ -46,7 +47,10 @@ rm -f "$JUNIT"
 fvfs_log "schemathesis $VERSION against $FVFS_URL (log $LOG)"
 # No example database: with one, hypothesis (6.170) runs its Pareto optimiser, whose
 # shrinker fails with an IndexError of its own on some operations; the seed keeps runs
-# reproducible without it.
+# reproducible without it. One worker: with two, a CI run once ended with a schemathesis
+# "Runtime Error" in its coverage phase (an exception inside the tool, not a failed check)
+# that no local run reproduced; one worker keeps the run's order fixed by its seed and
+# generates as many cases here (36,810 in 300 s, against 35,696 with two).
 set +e
 NO_COLOR=1 timeout --kill-after=30 "$((${SCHEMATHESIS_MAX_TIME:-300} + 120))" \
 	schemathesis run "$FVFS_URL/v1/openapi.json" \
@@ -54,8 +58,9 @@ NO_COLOR=1 timeout --kill-after=30 "$((${SCHEMATHESIS_MAX_TIME:-300} + 120))" \
 	--checks "$CHECKS" \
 	--max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
 	--max-time "${SCHEMATHESIS_MAX_TIME:-300}" \
+	--phases "${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing}" \
 	--request-timeout 60 \
-	--workers 2 \
+	--workers 1 \
 	--seed 7734 \
 	--suppress-health-check=all \
 	--generation-database=none \
@@ -63,6 +68,8 @@ NO_COLOR=1 timeout --kill-after=30 "$((${SCHEMATHESIS_MAX_TIME:-300} + 120))" \
 	--no-color >"$LOG" 2>&1
 rc=$?
 set -e
+# The failures and errors in full (a tail would cut them), then the summary.
+sed -n '/^=* \(FAILURES\|ERRORS\) =*$/,/^=* SUMMARY =*$/p' "$LOG"
 tail -n 40 "$LOG"
 kill -0 "$FVFS_SERVE_PID" 2>/dev/null || fvfs_die "fvfsd serve died during the fuzzing; see target/schemathesis-serve.log"
 # The daemon must still answer after the run.
