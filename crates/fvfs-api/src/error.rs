@@ -1,5 +1,6 @@
-//! THE table from error codes to HTTP status ([`status`]), the mapping from engine errors
-//! (through `VfsError::errno`, the engine's one table) to codes, and the JSON error body.
+//! The API's error: a code of the error vocabulary (fvfs-types `ErrorCode`, whose table
+//! gives the HTTP status; engine errors take theirs from `VfsError::code`) with a message,
+//! and the JSON error body.
 //!
 //! Invariants: every error response of the API is `{"error": {"code", "message"}}` with
 //! the status [`status`] gives its code; 5xx errors are logged at error level where they
@@ -19,24 +20,9 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The HTTP status of an error code (docs/API.md, "Errors").
+/// The HTTP status of an error code: the error vocabulary's (fvfs-types `ErrorCode`).
 pub fn status(code: ErrorCode) -> StatusCode {
-    use ErrorCode::*;
-    match code {
-        NotFound => StatusCode::NOT_FOUND,
-        Exists | NotDir | IsDir | NotEmpty | TooManyLinks => StatusCode::CONFLICT,
-        InvalidPath | InvalidArgument | NameTooLong | LengthMismatch | NotSupported => {
-            StatusCode::BAD_REQUEST
-        }
-        HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-        NoSpace => StatusCode::INSUFFICIENT_STORAGE,
-        Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        Unauthorized => StatusCode::UNAUTHORIZED,
-        Forbidden | PermissionDenied | NotPermitted => StatusCode::FORBIDDEN,
-        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl ApiError {
@@ -112,33 +98,9 @@ impl ApiError {
     }
 }
 
-/// The code of an errno (from `VfsError::errno`).
-pub fn code_of_errno(errno: i32) -> ErrorCode {
-    use ErrorCode::*;
-    match errno {
-        libc::ENOENT | libc::ENODATA => NotFound,
-        libc::EEXIST => Exists,
-        libc::ENOTDIR => NotDir,
-        libc::EISDIR => IsDir,
-        libc::ENOTEMPTY => NotEmpty,
-        libc::EMLINK => TooManyLinks,
-        libc::ENAMETOOLONG => NameTooLong,
-        libc::EINVAL | libc::E2BIG | libc::EFBIG | libc::ELOOP => InvalidArgument,
-        libc::EACCES => PermissionDenied,
-        libc::EPERM => NotPermitted,
-        libc::EOPNOTSUPP => NotSupported,
-        libc::ENOSPC | libc::EDQUOT => NoSpace,
-        _ => Internal,
-    }
-}
-
 impl From<VfsError> for ApiError {
     fn from(e: VfsError) -> ApiError {
-        let code = match &e {
-            VfsError::Chunk(c) if c.is_unreachable() => ErrorCode::Unavailable,
-            _ => code_of_errno(e.errno()),
-        };
-        ApiError::new(code, e.to_string())
+        ApiError::new(e.code(), e.to_string())
     }
 }
 
@@ -160,22 +122,5 @@ impl IntoResponse for ApiError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table() {
-        assert_eq!(status(ErrorCode::NotFound), 404);
-        assert_eq!(status(ErrorCode::NotEmpty), 409);
-        assert_eq!(status(ErrorCode::LengthMismatch), 400);
-        assert_eq!(status(ErrorCode::HashMismatch), 422);
-        assert_eq!(status(ErrorCode::NoSpace), 507);
-        assert_eq!(status(ErrorCode::RangeNotSatisfiable), 416);
-        assert_eq!(code_of_errno(libc::ENOENT), ErrorCode::NotFound);
-        assert_eq!(code_of_errno(libc::EIO), ErrorCode::Internal);
-        assert_eq!(code_of_errno(libc::EACCES), ErrorCode::PermissionDenied);
-        assert_eq!(code_of_errno(libc::EPERM), ErrorCode::NotPermitted);
-        assert_eq!(status(ErrorCode::PermissionDenied), 403);
-        assert_eq!(status(ErrorCode::NotPermitted), 403);
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

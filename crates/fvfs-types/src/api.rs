@@ -17,65 +17,7 @@ pub const MDNS_SERVICE: &str = "_fvfs._tcp.local.";
 /// Default TCP port of the API.
 pub const DEFAULT_PORT: u16 = 7734;
 
-/// A stable, machine-readable error code. One table in fvfs-api maps each to an HTTP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    NotFound,
-    Exists,
-    NotDir,
-    IsDir,
-    NotEmpty,
-    InvalidPath,
-    InvalidArgument,
-    NameTooLong,
-    TooManyLinks,
-    /// EACCES: the token's identity lacks a permission (read, write, search).
-    PermissionDenied,
-    /// EPERM: the operation needs more than the token's identity (another owner, a
-    /// set-id file, a device, the sticky rule); an admin token may be allowed.
-    NotPermitted,
-    Unauthorized,
-    Forbidden,
-    PayloadTooLarge,
-    LengthMismatch,
-    HashMismatch,
-    RangeNotSatisfiable,
-    NotSupported,
-    NoSpace,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            NotFound => "not_found",
-            Exists => "exists",
-            NotDir => "not_dir",
-            IsDir => "is_dir",
-            NotEmpty => "not_empty",
-            InvalidPath => "invalid_path",
-            InvalidArgument => "invalid_argument",
-            NameTooLong => "name_too_long",
-            TooManyLinks => "too_many_links",
-            PermissionDenied => "permission_denied",
-            NotPermitted => "not_permitted",
-            Unauthorized => "unauthorized",
-            Forbidden => "forbidden",
-            PayloadTooLarge => "payload_too_large",
-            LengthMismatch => "length_mismatch",
-            HashMismatch => "hash_mismatch",
-            RangeNotSatisfiable => "range_not_satisfiable",
-            NotSupported => "not_supported",
-            NoSpace => "no_space",
-            Unavailable => "unavailable",
-            Internal => "internal",
-        }
-    }
-}
+pub use crate::error::ErrorCode;
 
 /// The body of every error response: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,10 +1,12 @@
 //! Plain data types shared by every layer: inode numbers, file kinds, block ids, the
-//! filesystem settings written at format time.
+//! filesystem settings written at format time, the API's models and the one error
+//! vocabulary ([`error::ErrorCode`]) from which errnos and HTTP statuses are derived.
 //!
 //! Invariants: this crate depends on nothing of fvfs and does no I/O. A `BlockId` is
 //! always the BLAKE3 hash of a block's *plain* (uncompressed) bytes.
 
 pub mod api;
+pub mod error;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,8 +1,11 @@
 //! The error type of the vfs layer and THE table that maps every error of fvfs's engine to
-//! an errno (`VfsError::errno`). Faces use this table and no other.
+//! a code of the error vocabulary (`VfsError::code`, fvfs-types `ErrorCode`), from which
+//! the errno of a POSIX face and the API's HTTP status are derived. Faces use this table
+//! and no other.
 
 use fvfs_chunk::ChunkError;
 use fvfs_meta::MetaError;
+use fvfs_types::error::ErrorCode;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -36,23 +39,25 @@ pub enum VfsError {
 pub type Result<T, E = VfsError> = std::result::Result<T, E>;
 
 impl VfsError {
-    /// The errno a POSIX face returns for this error.
-    pub fn errno(&self) -> i32 {
-        use libc::*;
+    /// THE table from engine errors to the error vocabulary; the errno of a POSIX face and
+    /// the API's status both derive from the code ([`ErrorCode::errno`],
+    /// [`ErrorCode::http_status`]).
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
             VfsError::Meta(m) => match m {
-                MetaError::NotFound => ENOENT,
-                MetaError::Exists => EEXIST,
-                MetaError::NotDir => ENOTDIR,
-                MetaError::IsDir => EISDIR,
-                MetaError::NotEmpty => ENOTEMPTY,
-                MetaError::Invalid(_) => EINVAL,
-                MetaError::NameTooLong => ENAMETOOLONG,
-                MetaError::TooManyLinks => EMLINK,
-                MetaError::NoAttr => ENODATA,
-                MetaError::AttrTooBig => E2BIG,
-                MetaError::NotPermitted => EPERM,
-                m if m.is_no_space() => ENOSPC,
+                MetaError::NotFound => C::NotFound,
+                MetaError::Exists => C::Exists,
+                MetaError::NotDir => C::NotDir,
+                MetaError::IsDir => C::IsDir,
+                MetaError::NotEmpty => C::NotEmpty,
+                MetaError::Invalid(_) => C::InvalidArgument,
+                MetaError::NameTooLong => C::NameTooLong,
+                MetaError::TooManyLinks => C::TooManyLinks,
+                MetaError::NoAttr => C::NoAttribute,
+                MetaError::AttrTooBig => C::AttributeTooBig,
+                MetaError::NotPermitted => C::NotPermitted,
+                m if m.is_no_space() => C::NoSpace,
                 MetaError::MissingBlock(_)
                 | MetaError::NotFormatted(_)
                 | MetaError::AlreadyFormatted(_)
@@ -60,25 +65,26 @@ impl VfsError {
                 | MetaError::BadUrl { .. }
                 | MetaError::Corrupt(_)
                 | MetaError::Db(_)
-                | MetaError::Io { .. } => EIO,
+                | MetaError::Io { .. } => C::Internal,
             },
-            VfsError::Chunk(c) => {
-                if c.is_no_space() {
-                    ENOSPC
-                } else {
-                    EIO
-                }
-            }
-            VfsError::BadHandle => EBADF,
-            VfsError::NotSupported => EOPNOTSUPP,
-            VfsError::Invalid(_) => EINVAL,
-            VfsError::TooBig => EFBIG,
-            VfsError::NameTooLong => ENAMETOOLONG,
-            VfsError::Internal(_) => EIO,
-            VfsError::PermissionDenied(_) => EACCES,
-            VfsError::NotPermitted(_) => EPERM,
-            VfsError::Backlog(_) => ENOSPC,
+            VfsError::Chunk(c) if c.is_no_space() => C::NoSpace,
+            VfsError::Chunk(c) if c.is_unreachable() => C::Unavailable,
+            VfsError::Chunk(_) => C::Internal,
+            VfsError::BadHandle => C::BadHandle,
+            VfsError::NotSupported => C::NotSupported,
+            VfsError::Invalid(_) => C::InvalidArgument,
+            VfsError::TooBig => C::FileTooBig,
+            VfsError::NameTooLong => C::NameTooLong,
+            VfsError::Internal(_) => C::Internal,
+            VfsError::PermissionDenied(_) => C::PermissionDenied,
+            VfsError::NotPermitted(_) => C::NotPermitted,
+            VfsError::Backlog(_) => C::NoSpace,
         }
+    }
+
+    /// The errno a POSIX face returns for this error (its code's).
+    pub fn errno(&self) -> i32 {
+        self.code().errno()
     }
 
     /// True for errors that are the caller's doing (ENOENT, EEXIST, …): faces log these at

@@ -48,6 +48,12 @@ async fn mock(log: Arc<Mutex<Vec<Seen>>>, req: Request<Body>) -> AxResponse {
     let json = |v: serde_json::Value| axum::Json(v).into_response();
     match path {
         "/v1/meta/missing" => err_json(404, "not_found"),
+        // Each code of the vocabulary with its status, as fvfsd answers it.
+        p if p.starts_with("/v1/meta/code/") => {
+            let name = &p["/v1/meta/code/".len()..];
+            let code = ErrorCode::ALL.into_iter().find(|c| c.as_str() == name).unwrap();
+            err_json(code.http_status(), name)
+        }
         "/v1/meta/proxy" => (AxStatus::BAD_GATEWAY, "<html>bad gateway</html>").into_response(),
         p if p.starts_with("/v1/meta/") => json(stat_json(p, 10)),
         "/v1/ls/d" => {
@@ -176,6 +182,25 @@ async fn requests_carry_headers_and_encoded_paths() {
     assert_eq!(seen.headers["authorization"], "Bearer tok");
     assert_eq!(seen.headers["user-agent"], format!("fvfsc/{VERSION}"));
     assert_eq!(seen.headers[HEADER_DEVICE], hostname().as_str());
+}
+
+/// The client's half of the errno round trip (fvfs-api's error tests do the engine's half):
+/// every code, read back from a daemon's answer, gives the mount the code's own errno.
+#[tokio::test]
+async fn every_code_reaches_the_mount_as_its_errno() {
+    let (url, _log) = serve_mock().await;
+    let c = client(&url);
+    for code in ErrorCode::ALL {
+        let e = c.stat(&format!("/code/{code}")).await.unwrap_err();
+        match &e {
+            ClientError::Api { status, code: got, .. } => {
+                assert_eq!((*status, *got), (code.http_status(), code), "{e}")
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        let errno = crate::mount::errno_of(&e);
+        assert_eq!(errno, fuser::Errno::from_i32(code.errno()), "{code}");
+    }
 }
 
 #[tokio::test]

@@ -1,32 +1,11 @@
-//! The one table from client errors to errnos for the FUSE mount. Errors are logged here,
-//! where the mount handles them: expected ones (a missing name, an existing name…) at
-//! debug level, the rest (daemon unreachable, server faults) as errors.
+//! Client errors as errnos for the FUSE mount: an API error is its code's errno (the error
+//! vocabulary's table, fvfs-types `ErrorCode::errno`), a daemon out of reach is EIO.
+//! Errors are logged here, where the mount handles them: expected ones (a missing name, an
+//! existing name…) at debug level, the rest (daemon unreachable, server faults) as errors.
 
 use crate::client::ClientError;
 use fuser::Errno;
 use fvfs_types::api::ErrorCode;
-
-/// The errno a failed API call becomes.
-pub fn code_errno(code: ErrorCode) -> i32 {
-    use ErrorCode::*;
-    match code {
-        NotFound => libc::ENOENT,
-        Exists => libc::EEXIST,
-        NotDir => libc::ENOTDIR,
-        IsDir => libc::EISDIR,
-        NotEmpty => libc::ENOTEMPTY,
-        NameTooLong => libc::ENAMETOOLONG,
-        InvalidPath | InvalidArgument | LengthMismatch | RangeNotSatisfiable => libc::EINVAL,
-        TooManyLinks => libc::EMLINK,
-        PermissionDenied => libc::EACCES,
-        NotPermitted | Unauthorized | Forbidden => libc::EPERM,
-        PayloadTooLarge => libc::EFBIG,
-        HashMismatch => libc::EIO,
-        NotSupported => libc::EOPNOTSUPP,
-        NoSpace => libc::ENOSPC,
-        Unavailable | Internal => libc::EIO,
-    }
-}
 
 /// Whether an error is an ordinary answer to a filesystem call (not worth an error log).
 fn expected(code: ErrorCode) -> bool {
@@ -44,6 +23,10 @@ fn expected(code: ErrorCode) -> bool {
             | TooManyLinks
             | PermissionDenied
             | NotPermitted
+            | TooManySymlinks
+            | FileTooBig
+            | NoAttribute
+            | AttributeTooBig
             | NoSpace
     )
 }
@@ -51,7 +34,7 @@ fn expected(code: ErrorCode) -> bool {
 /// The errno for `e`, not logged (for callers that log it themselves).
 pub fn errno_of(e: &ClientError) -> Errno {
     match e {
-        ClientError::Api { code, .. } => Errno::from_i32(code_errno(*code)),
+        ClientError::Api { code, .. } => Errno::from_i32(code.errno()),
         ClientError::Connect { .. } | ClientError::Other(_) => Errno::from_i32(libc::EIO),
     }
 }
@@ -92,13 +75,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_map_to_posix_errnos() {
-        assert_eq!(code_errno(ErrorCode::NotFound), libc::ENOENT);
-        assert_eq!(code_errno(ErrorCode::Exists), libc::EEXIST);
-        assert_eq!(code_errno(ErrorCode::NotEmpty), libc::ENOTEMPTY);
-        assert_eq!(code_errno(ErrorCode::NoSpace), libc::ENOSPC);
-        assert_eq!(code_errno(ErrorCode::PermissionDenied), libc::EACCES);
-        assert_eq!(code_errno(ErrorCode::NotPermitted), libc::EPERM);
+    fn an_unreachable_daemon_is_eio() {
         let e = ClientError::Connect {
             url: "http://127.0.0.1:1".into(),
             msg: "refused".into(),

@@ -20,7 +20,7 @@ mod meta;
 mod pending;
 mod spool;
 
-pub use errno::code_errno;
+pub use errno::errno_of;
 pub use spool::PendingUpload;
 
 use crate::cache::{self, BlockCache, CacheError};
