@@ -42,8 +42,10 @@ pub enum MetaError {
     BadUrl { url: String, why: String },
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// A database failure. A stored value that does not convert (an unknown kind code, a
+    /// block id of the wrong length…) is [`MetaError::Corrupt`] instead, never a default.
     #[error("metadata database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
     #[error("metadata I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -53,6 +55,40 @@ pub enum MetaError {
 }
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for MetaError {
+    fn from(e: rusqlite::Error) -> MetaError {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(col, _, why) => {
+                MetaError::Corrupt(format!("column {col}: {why}"))
+            }
+            rusqlite::Error::InvalidColumnType(col, name, ty) => {
+                MetaError::Corrupt(format!("column {col} ({name}) holds a {ty}"))
+            }
+            e => MetaError::Db(e),
+        }
+    }
+}
+
+/// A stored value that is not one of the values fvfs writes (`what` names the column).
+#[derive(Debug, Error)]
+#[error("{what} {value} is not one fvfs writes")]
+pub struct BadValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// Fails a row conversion with [`BadValue`]: read back, it is [`MetaError::Corrupt`].
+pub(crate) fn bad_value(col: usize, what: &'static str, value: impl ToString) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Integer,
+        Box::new(BadValue {
+            what,
+            value: value.to_string(),
+        }),
+    )
+}
 
 impl MetaError {
     /// Whether the metadata's disk is full (SQLITE_FULL or ENOSPC).

@@ -1,6 +1,6 @@
 //! The engine's entry points "as a caller": the path-level operations of the HTTP face,
 //! each checked with the caller's identity by the rules of `access.rs` before it runs,
-//! the way the kernel checks a local process. The unchecked operations (`api.rs`,
+//! the way the kernel checks a local process. The unchecked operations (`paths.rs`,
 //! `ns.rs`) stay for the FUSE face, whose callers the kernel has checked already, and
 //! for the engine itself.
 //!
@@ -15,7 +15,7 @@
 //!   concurrent chmod may land in between, as with any network filesystem).
 
 use crate::access::{Checker, ACL_ACCESS_XATTR};
-use crate::api::{FileLayout, FileReader, NewOwner, Upload};
+use crate::paths::{FileLayout, FileReader, NewOwner, Upload};
 use crate::{Ctx, Result, TimeSet, Vfs, VfsError};
 use fvfs_meta::{Attr, DirEntry, MetaError, RenameFlags};
 use fvfs_types::{FileKind, Ino, ROOT_INO};

@@ -24,7 +24,7 @@
 
 pub mod access;
 pub mod acl;
-mod api;
+mod paths;
 mod backup;
 mod caller;
 mod error;
@@ -43,7 +43,7 @@ pub mod worker;
 mod write;
 mod writeback;
 
-pub use api::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
+pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use error::{Result, VfsError};
 pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};

@@ -7,7 +7,7 @@
 //! slices between inodes, their references with them (the counts do not change).
 
 use super::namespace::getattr;
-use crate::error::{MetaError, Result};
+use crate::error::{bad_value, MetaError, Result};
 use crate::types::*;
 use fvfs_types::{BlockId, Codec, FileKind, Ino, CHUNK_SIZE};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -45,13 +45,24 @@ pub(crate) fn decode_refs(blob: &[u8]) -> Result<Vec<BlockRef>> {
         .collect())
 }
 
+/// The block id in column `col`; one that is not 32 bytes is corruption.
+pub(crate) fn block_id_at(r: &Row<'_>, col: usize) -> rusqlite::Result<BlockId> {
+    let id: Vec<u8> = r.get(col)?;
+    BlockId::from_slice(&id).ok_or_else(|| bad_value(col, "block id of length", id.len()))
+}
+
+/// The codec code in column `col`; an unknown one is corruption (its bytes cannot be read).
+pub(crate) fn codec_at(r: &Row<'_>, col: usize) -> rusqlite::Result<Codec> {
+    let code: i64 = r.get(col)?;
+    Codec::from_code(code).ok_or_else(|| bad_value(col, "block codec code", code))
+}
+
 pub(crate) fn block_from_row(r: &Row<'_>) -> rusqlite::Result<BlockRow> {
-    let id: Vec<u8> = r.get(0)?;
     Ok(BlockRow {
-        id: BlockId::from_slice(&id).unwrap_or(BlockId([0; 32])),
+        id: block_id_at(r, 0)?,
         size: r.get(1)?,
         stored_size: r.get(2)?,
-        codec: Codec::from_code(r.get(3)?).unwrap_or(Codec::Raw),
+        codec: codec_at(r, 3)?,
         refcount: r.get::<_, i64>(4)? as u64,
         tiers: r.get(5)?,
     })

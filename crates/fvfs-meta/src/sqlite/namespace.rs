@@ -3,7 +3,7 @@
 //! a directory's nlink is 2 + its subdirectories; a non-directory's nlink is the number
 //! of entries naming it; an inode reaching nlink 0 is recorded in `orphans`.
 
-use crate::error::{MetaError, Result};
+use crate::error::{bad_value, MetaError, Result};
 use crate::types::*;
 use fvfs_types::{FileKind, Ino, NAME_MAX, ROOT_INO};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -16,8 +16,14 @@ pub const XATTR_SIZE_MAX: usize = 65536;
 const ATTR_COLS: &str =
     "ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, alloc_bytes";
 
+/// The kind code in column `col`; an unknown code is corruption, never a regular file.
+fn kind_at(r: &Row<'_>, col: usize) -> rusqlite::Result<FileKind> {
+    let code: i64 = r.get(col)?;
+    FileKind::from_code(code).ok_or_else(|| bad_value(col, "inode kind code", code))
+}
+
 pub(crate) fn attr_from_row(r: &Row<'_>) -> rusqlite::Result<Attr> {
-    let kind = FileKind::from_code(r.get(1)?).unwrap_or(FileKind::File);
+    let kind = kind_at(r, 1)?;
     let size = r.get::<_, i64>(5)? as u64;
     let blocks = if kind == FileKind::File {
         r.get::<_, i64>(12)? as u64 / 512
@@ -71,10 +77,9 @@ fn entry(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Option<(Ino, 
     Ok(tx
         .prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
         .query_row(params![parent as i64, name], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
+            Ok((r.get::<_, i64>(0)? as u64, kind_at(r, 1)?))
         })
-        .optional()?
-        .map(|(i, k)| (i, FileKind::from_code(k).unwrap_or(FileKind::File))))
+        .optional()?)
 }
 
 pub(crate) fn lookup(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Attr> {
@@ -426,7 +431,7 @@ pub(crate) fn readdir(
             cookie: r.get::<_, i64>(0)? as u64,
             name: r.get(1)?,
             ino: r.get::<_, i64>(2)? as u64,
-            kind: FileKind::from_code(r.get(3)?).unwrap_or(FileKind::File),
+            kind: kind_at(r, 3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -450,7 +455,7 @@ pub(crate) fn readdir_by_name(
                 cookie: r.get::<_, i64>(0)? as u64,
                 name: r.get(1)?,
                 ino: r.get::<_, i64>(2)? as u64,
-                kind: FileKind::from_code(r.get(3)?).unwrap_or(FileKind::File),
+                kind: kind_at(r, 3)?,
             })
         },
     )?;

@@ -532,3 +532,51 @@ fn xattrs_with_create_and_setattr_are_one_change() {
     ));
     assert_eq!(s.getattr(f.ino).unwrap().perm, 0o751);
 }
+
+#[test]
+fn unknown_stored_codes_are_corruption_not_defaults() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"f", &file()).unwrap();
+    s.write(|tx| {
+        tx.execute("UPDATE inodes SET kind = 9 WHERE ino = ?1", [f.ino as i64])?;
+        tx.execute("UPDATE dentries SET kind = 9 WHERE ino = ?1", [f.ino as i64])?;
+        Ok(())
+    })
+    .unwrap();
+    let corrupt = |r: Result<String, MetaError>| match r {
+        Err(MetaError::Corrupt(why)) => why,
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+    let why = corrupt(s.getattr(f.ino).map(|a| format!("{a:?}")));
+    assert!(why.contains("inode kind code 9"), "{why}");
+    corrupt(s.lookup(ROOT_INO, b"f").map(|a| format!("{a:?}")));
+    corrupt(s.readdir(ROOT_INO, 0, 10).map(|e| format!("{e:?}")));
+
+    let id = BlockId([9; 32]);
+    let nb = NewBlock {
+        id,
+        size: 10,
+        stored_size: 10,
+        codec: Codec::Raw,
+        tiers: 0b001,
+    };
+    let g = s.create(ROOT_INO, b"g", &file()).unwrap();
+    let sl = NewSlice {
+        chunk: 0,
+        pos: 0,
+        len: 10,
+        zero: false,
+        blocks: vec![BlockRef { id, len: 10 }],
+    };
+    let c = Commit {
+        slices: std::slice::from_ref(&sl),
+        new_blocks: &[nb],
+        min_size: 10,
+        ..Default::default()
+    };
+    s.commit(g.ino, &c).unwrap();
+    s.write(|tx| Ok(tx.execute("UPDATE blocks SET codec = 77", [])?))
+        .unwrap();
+    let why = corrupt(s.get_block(&id).map(|b| format!("{b:?}")));
+    assert!(why.contains("block codec code 77"), "{why}");
+}

@@ -69,14 +69,14 @@ const WAL_COLS: &str = "w.id, w.block, w.tier, w.due, w.attempts, w.last_error,
     b.id, b.size, b.stored_size, b.codec, b.refcount, b.tiers";
 
 fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
-    let block: Vec<u8> = r.get(1)?;
+    let block = super::data::block_id_at(r, 1)?;
     let has_row: Option<Vec<u8>> = r.get(6)?;
     let row = match has_row {
         Some(_) => Some(BlockRow {
-            id: BlockId::from_slice(&block).unwrap_or(BlockId([0; 32])),
+            id: block,
             size: r.get(7)?,
             stored_size: r.get(8)?,
-            codec: fvfs_types::Codec::from_code(r.get(9)?).unwrap_or(fvfs_types::Codec::Raw),
+            codec: super::data::codec_at(r, 9)?,
             refcount: r.get::<_, i64>(10)? as u64,
             tiers: r.get(11)?,
         }),
@@ -84,7 +84,7 @@ fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
     };
     Ok(WalEntry {
         id: r.get::<_, i64>(0)? as u64,
-        block: BlockId::from_slice(&block).unwrap_or(BlockId([0; 32])),
+        block,
         tier: r.get(2)?,
         due: r.get(3)?,
         attempts: r.get(4)?,
