@@ -173,7 +173,10 @@ mod tests {
         for c in ErrorCode::ALL {
             let s = c.http_status();
             assert!((400..600).contains(&s), "{c}: {s}");
-            let server = matches!(c, ErrorCode::NoSpace | ErrorCode::Unavailable | ErrorCode::Internal);
+            let server = matches!(
+                c,
+                ErrorCode::NoSpace | ErrorCode::Unavailable | ErrorCode::Internal
+            );
             assert_eq!(s >= 500, server, "{c}: {s}");
         }
     }

@@ -24,7 +24,6 @@
 
 pub mod access;
 pub mod acl;
-mod paths;
 mod backup;
 mod caller;
 mod error;
@@ -33,6 +32,7 @@ pub mod fsck;
 mod gc;
 mod handle;
 mod ns;
+mod paths;
 mod read;
 mod replicate;
 mod session;
@@ -43,12 +43,12 @@ pub mod worker;
 mod write;
 mod writeback;
 
-pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use error::{Result, VfsError};
 pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};
 pub use handle::OpenFlags;
 pub use ns::{StatFs, TimeSet};
+pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 
 use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaStore;

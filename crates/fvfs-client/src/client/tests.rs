@@ -51,7 +51,10 @@ async fn mock(log: Arc<Mutex<Vec<Seen>>>, req: Request<Body>) -> AxResponse {
         // Each code of the vocabulary with its status, as fvfsd answers it.
         p if p.starts_with("/v1/meta/code/") => {
             let name = &p["/v1/meta/code/".len()..];
-            let code = ErrorCode::ALL.into_iter().find(|c| c.as_str() == name).unwrap();
+            let code = ErrorCode::ALL
+                .into_iter()
+                .find(|c| c.as_str() == name)
+                .unwrap();
             err_json(code.http_status(), name)
         }
         "/v1/meta/proxy" => (AxStatus::BAD_GATEWAY, "<html>bad gateway</html>").into_response(),
@@ -193,7 +196,9 @@ async fn every_code_reaches_the_mount_as_its_errno() {
     for code in ErrorCode::ALL {
         let e = c.stat(&format!("/code/{code}")).await.unwrap_err();
         match &e {
-            ClientError::Api { status, code: got, .. } => {
+            ClientError::Api {
+                status, code: got, ..
+            } => {
                 assert_eq!((*status, *got), (code.http_status(), code), "{e}")
             }
             other => panic!("{code}: {other:?}"),

@@ -539,7 +539,10 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     s.write(|tx| {
         tx.execute("UPDATE inodes SET kind = 9 WHERE ino = ?1", [f.ino as i64])?;
-        tx.execute("UPDATE dentries SET kind = 9 WHERE ino = ?1", [f.ino as i64])?;
+        tx.execute(
+            "UPDATE dentries SET kind = 9 WHERE ino = ?1",
+            [f.ino as i64],
+        )?;
         Ok(())
     })
     .unwrap();
