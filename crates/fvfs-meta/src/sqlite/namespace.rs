@@ -177,18 +177,20 @@ pub(crate) fn link(
 ) -> Result<Attr> {
     check_name(newname)?;
     let a = getattr(tx, ino)?;
-    if a.kind == FileKind::Dir {
-        return Err(MetaError::NotPermitted);
-    }
-    if a.nlink >= LINK_MAX {
-        return Err(MetaError::TooManyLinks);
-    }
+    // The checks in linkat(2)'s order: the new name's directory, the new name, then the
+    // source's kind and link count.
     let p = dir_attr(tx, newparent)?;
     if p.nlink == 0 {
         return Err(MetaError::NotFound);
     }
     if entry(tx, newparent, newname)?.is_some() {
         return Err(MetaError::Exists);
+    }
+    if a.kind == FileKind::Dir {
+        return Err(MetaError::NotPermitted);
+    }
+    if a.nlink >= LINK_MAX {
+        return Err(MetaError::TooManyLinks);
     }
     insert_dentry(tx, newparent, newname, ino, a.kind)?;
     tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
