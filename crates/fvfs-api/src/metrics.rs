@@ -88,7 +88,7 @@ fn refresh(st: &ApiState) {
     for (t, bytes, _) in st.vfs.tier_report() {
         metrics::gauge!("fvfs_tier_bytes", "tier" => t.name).set(bytes as f64);
     }
-    match st.vfs.meta().wal_list(0) {
+    match st.vfs.meta().queue_list(0) {
         Ok((_, pending)) => metrics::gauge!("fvfs_wal_pending").set(pending as f64),
         Err(e) => tracing::warn!(error = %e, "reading the replication queue for /metrics failed"),
     }

@@ -139,22 +139,22 @@ pub trait MetaStore: Send + Sync {
     /// the tier bits of every block and queued entry at or above it, atomically.
     fn insert_tier(&self, settings: &Settings, position: u32) -> Result<()>;
     /// Replication entries due at `now`, oldest due first, at most `limit`.
-    fn wal_due(&self, now: i64, limit: usize) -> Result<Vec<WalEntry>>;
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
     /// Every queued entry (for `fvfsd wal`), at most `limit`, and the total count.
-    fn wal_list(&self, limit: usize) -> Result<(Vec<WalEntry>, u64)>;
+    fn queue_list(&self, limit: usize) -> Result<(Vec<QueueEntry>, u64)>;
     /// The copy is on the tier: drops the entry and sets the block's tier bit.
-    fn wal_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()>;
+    fn queue_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()>;
     /// A failed attempt: counts it, records the error, schedules the next at `due`.
-    fn wal_retry(&self, entry: u64, due: i64, error: &str) -> Result<()>;
+    fn queue_retry(&self, entry: u64, due: i64, error: &str) -> Result<()>;
     /// Drops an entry without replicating (its block is gone).
-    fn wal_drop(&self, entry: u64) -> Result<()>;
+    fn queue_drop(&self, entry: u64) -> Result<()>;
     /// Makes every entry due now (`fvfsd flush`). Returns how many are queued.
-    fn wal_make_due(&self, now: i64) -> Result<u64>;
+    fn queue_make_due(&self, now: i64) -> Result<u64>;
     /// Queues replication of every live block missing from `tier` (backfill of a new
     /// tier, or after copies were lost). Returns how many rows were queued.
-    fn wal_enqueue_missing(&self, tier: u32, now: i64) -> Result<u64>;
+    fn queue_missing(&self, tier: u32, now: i64) -> Result<u64>;
     /// Queues replication of `blocks` to every tier of `mask` they are not on.
-    fn wal_enqueue(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()>;
+    fn queue_add(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()>;
     /// Sets and clears tier bits of a block; returns the new bitmask.
     fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32>;
     /// Bytes and blocks per tier index (live blocks), for tiers 0..n.

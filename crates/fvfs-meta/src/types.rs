@@ -202,7 +202,7 @@ pub struct Stats {
 
 /// A queued replication: copy `block` to tier `tier`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalEntry {
+pub struct QueueEntry {
     pub id: u64,
     pub block: BlockId,
     pub tier: u32,

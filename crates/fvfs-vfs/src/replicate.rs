@@ -1,7 +1,7 @@
 //! The replicator: drains `wal_pending`, copying each queued block to its target tier.
 //!
 //! Invariants: the queue lives in the metadata (it survives `kill -9`; every start
-//! replays it at once). A copy is recorded (`wal_done`: row removed, tier bit set in one
+//! replays it at once). A copy is recorded (`queue_done`: row removed, tier bit set in one
 //! transaction) only after the object is on the target; a block already on the target is
 //! not uploaded again. Failures back off per entry: 100 ms, 500 ms, 2 s, 10 s, 30 s, 1 min,
 //! 2 min, then 5 min, each ±20% jitter. Batches start when `flush_bytes` are queued, when
@@ -11,7 +11,7 @@ use crate::worker::{Worker, WorkerState};
 use crate::{now_ns, Result, Vfs};
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use fvfs_meta::WalEntry;
+use fvfs_meta::QueueEntry;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -43,18 +43,18 @@ impl Vfs {
         self.tiers.replicate_wake.notify_one();
     }
 
-    async fn replicate_one(&self, e: &WalEntry) -> Result<Outcome> {
+    async fn replicate_one(&self, e: &QueueEntry) -> Result<Outcome> {
         let tier = e.tier as usize;
         let Some(row) = e.row.filter(|r| r.refcount > 0) else {
-            self.meta.wal_drop(e.id)?;
+            self.meta.queue_drop(e.id)?;
             return Ok(Outcome::Dropped);
         };
         if tier >= self.tiers.list.len() {
-            self.meta.wal_drop(e.id)?;
+            self.meta.queue_drop(e.id)?;
             return Ok(Outcome::Dropped);
         }
         if row.tiers & (1 << tier) != 0 || self.store.exists_on(&row.id, tier).await? {
-            self.meta.wal_done(e.id, &row.id, e.tier)?;
+            self.meta.queue_done(e.id, &row.id, e.tier)?;
             return Ok(Outcome::AlreadyThere);
         }
         let _slot = self.tiers.copy_slots[tier]
@@ -69,17 +69,17 @@ impl Vfs {
         let stored = crate::tiers::reencode(&plain, row.codec);
         let n = stored.len() as u64;
         self.store.put_stored_to(&row.id, stored, tier).await?;
-        self.meta.wal_done(e.id, &row.id, e.tier)?;
+        self.meta.queue_done(e.id, &row.id, e.tier)?;
         self.tiers.add_usage(tier, n as i64);
         Ok(Outcome::Copied(n))
     }
 
     /// One replication pass over the entries due now. Returns (entries handled, failures).
     pub async fn replicate_pass(&self, limit: usize) -> Result<(usize, usize)> {
-        let due = self.meta.wal_due(now_ns(), limit)?;
+        let due = self.meta.queue_due(now_ns(), limit)?;
         let n = due.len();
         let conc = self.tiers.policy.replicate_concurrency.max(1) * self.tiers.list.len();
-        let results: Vec<(WalEntry, Result<Outcome>)> = futures::stream::iter(due)
+        let results: Vec<(QueueEntry, Result<Outcome>)> = futures::stream::iter(due)
             .map(|e| async move {
                 let r = self.replicate_one(&e).await;
                 (e, r)
@@ -98,7 +98,7 @@ impl Vfs {
                     tracing::debug!(block = %e.block, tier = e.tier, attempts = e.attempts + 1, error = %msg, "replication failed");
                     self.tiers
                         .set_health(e.tier as usize, false, Some(msg.clone()));
-                    self.meta.wal_retry(e.id, next, &msg)?;
+                    self.meta.queue_retry(e.id, next, &msg)?;
                 }
             }
         }
@@ -121,7 +121,7 @@ impl Vfs {
                 break;
             }
         }
-        Ok(self.meta.wal_list(0)?.1)
+        Ok(self.meta.queue_list(0)?.1)
     }
 }
 
@@ -161,7 +161,7 @@ impl Worker for ReplicatorWorker {
             self.last_run = std::time::Instant::now();
             t.queued_bytes.store(0, Ordering::Relaxed);
             let (n, failed) = vfs.replicate_pass(BATCH).await?;
-            self.retrying = failed > 0 || (self.retrying && vfs.meta.wal_list(0)?.1 > 0);
+            self.retrying = failed > 0 || (self.retrying && vfs.meta.queue_list(0)?.1 > 0);
             if n == BATCH && failed < n {
                 // More is due: keep going without waiting for the next trigger.
                 t.force_flush.store(true, Ordering::SeqCst);

@@ -254,7 +254,7 @@ impl Vfs {
                 self.meta.set_block_tiers(&ev.id, 0, bit)?;
                 self.meta.bump_counter("copies_missing", 1)?;
                 if self.tiers.replica_mask & bit != 0 {
-                    self.meta.wal_enqueue(&[ev.id], bit, now_ns())?;
+                    self.meta.queue_add(&[ev.id], bit, now_ns())?;
                     self.tiers.replicate_wake.notify_one();
                 }
             }
@@ -281,7 +281,7 @@ impl Vfs {
                     self.meta.set_block_tiers(&ev.id, 0, bit)?;
                     self.meta.bump_counter("corruptions_dropped", 1)?;
                     if self.tiers.replica_mask & bit != 0 {
-                        self.meta.wal_enqueue(&[ev.id], bit, now_ns())?;
+                        self.meta.queue_add(&[ev.id], bit, now_ns())?;
                     }
                 }
             }

@@ -47,7 +47,7 @@ pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Stat
             last_error: h.last_error,
         })
         .collect();
-    let (_, wal_pending) = meta.wal_list(0).map_err(meta_err)?;
+    let (_, wal_pending) = meta.queue_list(0).map_err(meta_err)?;
     let stats = meta.stats().map_err(meta_err)?;
     let workers = st
         .workers
@@ -145,7 +145,7 @@ pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<Flush
     let queued = st
         .vfs
         .meta()
-        .wal_make_due(fvfs_vfs::now_ns())
+        .queue_make_due(fvfs_vfs::now_ns())
         .map_err(meta_err)?;
     let pending = st.vfs.replicate_all(FLUSH_DEADLINE).await?;
     Ok(Json(FlushResult {
@@ -172,7 +172,7 @@ pub async fn wal(
     who.need_admin("the replication queue")?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let names = st.vfs.settings().tier_names();
-    let (entries, pending) = st.vfs.meta().wal_list(limit).map_err(meta_err)?;
+    let (entries, pending) = st.vfs.meta().queue_list(limit).map_err(meta_err)?;
     let entries = entries
         .into_iter()
         .map(|e| WalItem {

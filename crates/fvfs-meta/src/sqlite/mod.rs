@@ -300,28 +300,28 @@ impl MetaStore for SqliteStore {
     fn insert_tier(&self, settings: &Settings, position: u32) -> Result<()> {
         self.write(|tx| tiers::insert_tier(tx, settings, position))
     }
-    fn wal_due(&self, now: i64, limit: usize) -> Result<Vec<WalEntry>> {
-        self.read(|tx| tiers::wal_due(tx, now, limit))
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
+        self.read(|tx| tiers::queue_due(tx, now, limit))
     }
-    fn wal_list(&self, limit: usize) -> Result<(Vec<WalEntry>, u64)> {
-        self.read(|tx| tiers::wal_list(tx, limit))
+    fn queue_list(&self, limit: usize) -> Result<(Vec<QueueEntry>, u64)> {
+        self.read(|tx| tiers::queue_list(tx, limit))
     }
-    fn wal_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
-        self.write(|tx| tiers::wal_done(tx, entry, block, tier))
+    fn queue_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
+        self.write(|tx| tiers::queue_done(tx, entry, block, tier))
     }
-    fn wal_retry(&self, entry: u64, due: i64, error: &str) -> Result<()> {
-        self.write(|tx| tiers::wal_retry(tx, entry, due, error))
+    fn queue_retry(&self, entry: u64, due: i64, error: &str) -> Result<()> {
+        self.write(|tx| tiers::queue_retry(tx, entry, due, error))
     }
-    fn wal_drop(&self, entry: u64) -> Result<()> {
-        self.write(|tx| tiers::wal_drop(tx, entry))
+    fn queue_drop(&self, entry: u64) -> Result<()> {
+        self.write(|tx| tiers::queue_drop(tx, entry))
     }
-    fn wal_make_due(&self, now: i64) -> Result<u64> {
-        self.write(|tx| tiers::wal_make_due(tx, now))
+    fn queue_make_due(&self, now: i64) -> Result<u64> {
+        self.write(|tx| tiers::queue_make_due(tx, now))
     }
-    fn wal_enqueue_missing(&self, tier: u32, now: i64) -> Result<u64> {
-        self.write(|tx| tiers::wal_enqueue_missing(tx, tier, now))
+    fn queue_missing(&self, tier: u32, now: i64) -> Result<u64> {
+        self.write(|tx| tiers::queue_missing(tx, tier, now))
     }
-    fn wal_enqueue(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
+    fn queue_add(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
         self.write(|tx| tiers::enqueue(tx, blocks, mask, now))
     }
     fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32> {

@@ -228,12 +228,12 @@ fn replication_queue_and_tier_bits() {
         ..Default::default()
     };
     s.commit(f.ino, &c).unwrap();
-    let due = s.wal_due(i64::MAX, 10).unwrap();
+    let due = s.queue_due(i64::MAX, 10).unwrap();
     assert_eq!(due.len(), 2);
     assert_eq!(s.tier_usage(3).unwrap()[0].blocks, 1);
-    s.wal_retry(due[0].id, i64::MAX - 1, "down").unwrap();
-    assert_eq!(s.wal_due(0, 10).unwrap().len(), 0);
-    s.wal_done(due[1].id, &id, due[1].tier).unwrap();
+    s.queue_retry(due[0].id, i64::MAX - 1, "down").unwrap();
+    assert_eq!(s.queue_due(0, 10).unwrap().len(), 0);
+    s.queue_done(due[1].id, &id, due[1].tier).unwrap();
     let row = s.get_block(&id).unwrap().unwrap();
     assert_eq!(row.tiers, 0b001 | (1 << due[1].tier));
     // Inserting a tier at the front shifts every bit up.

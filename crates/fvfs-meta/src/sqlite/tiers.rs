@@ -2,7 +2,7 @@
 //! blocks, per-tier usage, eviction candidates, access statistics, pins and counters.
 //!
 //! Invariants: a `wal_pending` row exists at most once per (block, tier) (unique index);
-//! `wal_done` removes the row and sets the tier bit in the same transaction, so after a
+//! `queue_done` removes the row and sets the tier bit in the same transaction, so after a
 //! crash a copy is either queued or recorded, never neither. `blocks.pins` counts the
 //! pinned files referencing a block (the `pinned` table lists those files).
 
@@ -68,7 +68,7 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: 
 const WAL_COLS: &str = "w.id, w.block, w.tier, w.due, w.attempts, w.last_error,
     b.id, b.size, b.stored_size, b.codec, b.refcount, b.tiers";
 
-fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
+fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
     let block = super::data::block_id_at(r, 1)?;
     let has_row: Option<Vec<u8>> = r.get(6)?;
     let row = match has_row {
@@ -82,7 +82,7 @@ fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
         }),
         None => None,
     };
-    Ok(WalEntry {
+    Ok(QueueEntry {
         id: r.get::<_, i64>(0)? as u64,
         block,
         tier: r.get(2)?,
@@ -93,26 +93,31 @@ fn wal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WalEntry> {
     })
 }
 
-pub(crate) fn wal_due(tx: &Transaction<'_>, now: i64, limit: usize) -> Result<Vec<WalEntry>> {
+pub(crate) fn queue_due(tx: &Transaction<'_>, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
          WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![now, limit as i64], wal_from_row)?;
+    let rows = stmt.query_map(params![now, limit as i64], queue_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub(crate) fn wal_list(tx: &Transaction<'_>, limit: usize) -> Result<(Vec<WalEntry>, u64)> {
+pub(crate) fn queue_list(tx: &Transaction<'_>, limit: usize) -> Result<(Vec<QueueEntry>, u64)> {
     let total: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
          ORDER BY w.due LIMIT ?1"
     ))?;
-    let rows = stmt.query_map([limit as i64], wal_from_row)?;
+    let rows = stmt.query_map([limit as i64], queue_from_row)?;
     Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
 }
 
-pub(crate) fn wal_done(tx: &Transaction<'_>, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
+pub(crate) fn queue_done(
+    tx: &Transaction<'_>,
+    entry: u64,
+    block: &BlockId,
+    tier: u32,
+) -> Result<()> {
     tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
         .execute([entry as i64])?;
     tx.prepare_cached("UPDATE blocks SET tiers = tiers | ?2 WHERE id = ?1")?
@@ -120,7 +125,7 @@ pub(crate) fn wal_done(tx: &Transaction<'_>, entry: u64, block: &BlockId, tier: 
     Ok(())
 }
 
-pub(crate) fn wal_retry(tx: &Transaction<'_>, entry: u64, due: i64, error: &str) -> Result<()> {
+pub(crate) fn queue_retry(tx: &Transaction<'_>, entry: u64, due: i64, error: &str) -> Result<()> {
     tx.prepare_cached(
         "UPDATE wal_pending SET attempts = attempts + 1, due = ?2, last_error = ?3 WHERE id = ?1",
     )?
@@ -128,19 +133,19 @@ pub(crate) fn wal_retry(tx: &Transaction<'_>, entry: u64, due: i64, error: &str)
     Ok(())
 }
 
-pub(crate) fn wal_drop(tx: &Transaction<'_>, entry: u64) -> Result<()> {
+pub(crate) fn queue_drop(tx: &Transaction<'_>, entry: u64) -> Result<()> {
     tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
         .execute([entry as i64])?;
     Ok(())
 }
 
-pub(crate) fn wal_make_due(tx: &Transaction<'_>, now: i64) -> Result<u64> {
+pub(crate) fn queue_make_due(tx: &Transaction<'_>, now: i64) -> Result<u64> {
     tx.execute("UPDATE wal_pending SET due = ?1 WHERE due > ?1", [now])?;
     let n: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
     Ok(n as u64)
 }
 
-pub(crate) fn wal_enqueue_missing(tx: &Transaction<'_>, tier: u32, now: i64) -> Result<u64> {
+pub(crate) fn queue_missing(tx: &Transaction<'_>, tier: u32, now: i64) -> Result<u64> {
     let n = tx.execute(
         "INSERT OR IGNORE INTO wal_pending (block, tier, due, attempts)
          SELECT id, ?1, ?2, 0 FROM blocks WHERE refcount > 0 AND (tiers & ?3) = 0",

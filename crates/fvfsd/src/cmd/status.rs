@@ -201,7 +201,7 @@ pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
             fvfs_tier::redact(&t.location)
         );
     }
-    let (_, pending) = meta.wal_list(0)?;
+    let (_, pending) = meta.queue_list(0)?;
     println!("replication  {pending} block copies pending (fvfsd wal)");
     for (name, value) in meta.counters()? {
         println!("counter      {name} = {value}");

@@ -97,7 +97,7 @@ pub async fn add(meta_url: &str, new: TierSettings, position: Option<usize>) -> 
         1u32 << pos
     );
     if backfill {
-        let n = meta.wal_enqueue_missing(pos as u32, fvfs_vfs::now_ns())?;
+        let n = meta.queue_missing(pos as u32, fvfs_vfs::now_ns())?;
         println!(
             "queued {n} blocks to copy onto it; the next mount replicates them in the background"
         );
@@ -151,7 +151,7 @@ pub async fn set(meta_url: &str, name: &str, c: TierChange) -> Result<()> {
     meta.set_settings(&s)?;
     println!("tier {name:?} updated");
     if backfill {
-        let n = meta.wal_enqueue_missing(i as u32, fvfs_vfs::now_ns())?;
+        let n = meta.queue_missing(i as u32, fvfs_vfs::now_ns())?;
         if n > 0 {
             println!("queued {n} blocks to copy onto it");
         }
@@ -162,7 +162,7 @@ pub async fn set(meta_url: &str, name: &str, c: TierChange) -> Result<()> {
 pub fn wal(meta_url: &str, limit: usize) -> Result<()> {
     let meta = open_meta(meta_url)?;
     let names = meta.settings()?.tier_names();
-    let (entries, total) = meta.wal_list(limit)?;
+    let (entries, total) = meta.queue_list(limit)?;
     println!("{total} pending replication(s)");
     if entries.is_empty() {
         return Ok(());
@@ -204,7 +204,7 @@ pub fn wal(meta_url: &str, limit: usize) -> Result<()> {
 pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
     let engine = Engine::open_direct(meta_url, false).await?;
     let vfs = engine.vfs_beside_mount()?;
-    let queued = engine.meta.wal_make_due(fvfs_vfs::now_ns())?;
+    let queued = engine.meta.queue_make_due(fvfs_vfs::now_ns())?;
     println!("replicating {queued} queued block copies…");
     let left = vfs.replicate_all(timeout).await?;
     if left == 0 {
