@@ -197,6 +197,24 @@ fn fvfsc_mount_reads_and_writes_through_the_api() {
         .collect();
     names.sort();
     assert_eq!(names, ["big.bin"]);
+
+    // truncate(2) right after a close: the kernel sends the release (which uploads the
+    // closed copy) after close returns, so it may run between the daemon's stat and the
+    // mount's reply to the truncate; the reply, which the kernel caches, must show the
+    // new size (pjdfstest truncate::shrink_not_empty once saw the old one).
+    let t = mnt.join("a/t.bin");
+    let path = std::ffi::CString::new(t.as_os_str().as_encoded_bytes()).unwrap();
+    for i in 0..200 {
+        std::fs::write(&t, [i as u8; 12345]).unwrap();
+        // SAFETY: a NUL-terminated path that lives across the call.
+        assert_eq!(unsafe { libc::truncate(path.as_ptr(), 23456) }, 0);
+        let len = std::fs::symlink_metadata(&t).unwrap().len();
+        assert_eq!(len, 23456, "size after truncate, round {i}");
+    }
+    let back = std::fs::read(&t).unwrap();
+    assert_eq!(back.len(), 23456);
+    assert!(back[..12345].iter().all(|&b| b == 199) && back[12345..].iter().all(|&b| b == 0));
+    std::fs::remove_file(&t).unwrap();
     unmount(c);
 
     // The block cache survived the client's restart: blocks are on disk, and a second

@@ -139,6 +139,17 @@ impl ClientFs {
         self.attrs.lock().insert(ino, a);
         a
     }
+
+    /// [`Self::attr`] with a size the caller just set on the local copy.
+    pub(super) fn attr_with_size(&self, ino: u64, st: &Stat, size: u64) -> FileAttr {
+        let mut a = self.attr(ino, st);
+        if a.size != size {
+            a.size = size;
+            a.blocks = size.div_ceil(512);
+            self.attrs.lock().insert(ino, a);
+        }
+        a
+    }
 }
 
 /// A file name as the API takes it: UTF-8.

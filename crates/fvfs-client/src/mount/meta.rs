@@ -93,6 +93,10 @@ impl ClientFs {
         fh: Option<u64>,
     ) -> Result<FileAttr, Errno> {
         let mut size = size;
+        // The size set on the local copy, which the reply must show: the upload that
+        // carries it may run (a release) between the server's stat below and the look at
+        // the local state, and a reply with the server's older size would be cached.
+        let mut local_len = None;
         // A size change of an open file applies to its local copy (made now if needed):
         // the upload at close carries it.
         if let (Some(len), Some(state)) = (size, self.handles.file(ino)) {
@@ -113,6 +117,7 @@ impl ClientFs {
                 st.dirty = true;
                 st.changed_ns = Some(crate::mount::io::now_ns());
                 size = None;
+                local_len = Some(len);
             }
             if st.dirty {
                 st.atime_ns = atime_ns.or(st.atime_ns);
@@ -141,7 +146,10 @@ impl ClientFs {
             self.inodes.lock().rebind_server(ino, st.ino);
             st
         };
-        Ok(self.attr(ino, &st))
+        match local_len {
+            Some(len) => Ok(self.attr_with_size(ino, &st, len)),
+            None => Ok(self.attr(ino, &st)),
+        }
     }
 
     pub(super) fn read_link(&self, ino: u64) -> Result<String, Errno> {
