@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod netns;
+pub mod tls;
 pub mod who;
 
 use fvfs_testkit::S3Server;
