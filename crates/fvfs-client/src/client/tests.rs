@@ -51,10 +51,7 @@ async fn mock(log: Arc<Mutex<Vec<Seen>>>, req: Request<Body>) -> AxResponse {
         // Each code of the vocabulary with its status, as fvfsd answers it.
         p if p.starts_with("/v1/meta/code/") => {
             let name = &p["/v1/meta/code/".len()..];
-            let code = ErrorCode::ALL
-                .into_iter()
-                .find(|c| c.as_str() == name)
-                .unwrap();
+            let code = ErrorCode::ALL.iter().find(|c| c.as_str() == name).unwrap();
             err_json(code.http_status(), name)
         }
         "/v1/meta/proxy" => (AxStatus::BAD_GATEWAY, "<html>bad gateway</html>").into_response(),
@@ -193,7 +190,7 @@ async fn requests_carry_headers_and_encoded_paths() {
 async fn every_code_reaches_the_mount_as_its_errno() {
     let (url, _log) = serve_mock().await;
     let c = client(&url);
-    for code in ErrorCode::ALL {
+    for &code in ErrorCode::ALL {
         let e = c.stat(&format!("/code/{code}")).await.unwrap_err();
         match &e {
             ClientError::Api {
