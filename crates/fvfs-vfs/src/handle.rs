@@ -31,6 +31,25 @@ pub struct OpenFlags {
 }
 
 impl OpenFlags {
+    /// O_RDONLY.
+    pub const READ: OpenFlags = OpenFlags {
+        read: true,
+        write: false,
+        append: false,
+    };
+    /// O_WRONLY.
+    pub const WRITE: OpenFlags = OpenFlags {
+        read: false,
+        write: true,
+        append: false,
+    };
+    /// O_RDWR.
+    pub const READ_WRITE: OpenFlags = OpenFlags {
+        read: true,
+        write: true,
+        append: false,
+    };
+
     /// From open(2) flags.
     pub fn from_raw(flags: i32) -> OpenFlags {
         let acc = flags & libc::O_ACCMODE;

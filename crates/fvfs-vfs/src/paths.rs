@@ -293,14 +293,7 @@ impl Vfs {
 
     /// Opens a regular file for streamed reading.
     pub fn open_reader(self: &Arc<Self>, ino: Ino) -> Result<FileReader> {
-        let fh = self.open(
-            ino,
-            OpenFlags {
-                read: true,
-                write: false,
-                append: false,
-            },
-        )?;
+        let fh = self.open(ino, OpenFlags::READ)?;
         Ok(FileReader {
             vfs: self.clone(),
             fh: Some(fh),
@@ -345,14 +338,7 @@ impl Vfs {
         // From here on `up` cleans the temporary file up if anything fails.
         let ino = attr.ino;
         self.force_gid(attr, owner)?;
-        up.fh = Some(self.open(
-            ino,
-            OpenFlags {
-                read: false,
-                write: true,
-                append: false,
-            },
-        )?);
+        up.fh = Some(self.open(ino, OpenFlags::WRITE)?);
         Ok(up)
     }
 }

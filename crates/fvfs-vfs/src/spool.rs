@@ -275,14 +275,7 @@ impl Vfs {
             }
             Err(e) => return Err(e.into()),
         }
-        let fh = self.open(
-            h.ino,
-            OpenFlags {
-                read: false,
-                write: true,
-                append: false,
-            },
-        )?;
+        let fh = self.open(h.ino, OpenFlags::WRITE)?;
         let written = async {
             let st = self.handles.get(fh)?.state.clone();
             for (off, len, hash) in &h.extents {

@@ -579,14 +579,7 @@ impl Vfs {
     /// never a mixture. The mtime is `mtime`, else now. `from` is left empty.
     pub async fn replace_content(&self, ino: Ino, from: Ino, mtime: Option<i64>) -> Result<Attr> {
         // A handle makes every other user of `ino` share this state (lock and cache).
-        let fh = self.open(
-            ino,
-            crate::OpenFlags {
-                read: true,
-                write: false,
-                append: false,
-            },
-        )?;
+        let fh = self.open(ino, crate::OpenFlags::READ)?;
         let replaced = async {
             let st = self.handles.get(fh)?.state.clone();
             let mut fs = st.file.lock().await;

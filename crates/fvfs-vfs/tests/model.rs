@@ -28,16 +28,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
-const RW: OpenFlags = OpenFlags {
-    read: true,
-    write: true,
-    append: false,
-};
-const RO: OpenFlags = OpenFlags {
-    read: true,
-    write: false,
-    append: false,
-};
+const RW: OpenFlags = OpenFlags::READ_WRITE;
+const RO: OpenFlags = OpenFlags::READ;
 
 /// A path of one or two names from [`NAMES`].
 type P = Vec<usize>;

@@ -94,16 +94,8 @@ impl Env {
     }
 }
 
-const RW: OpenFlags = OpenFlags {
-    read: true,
-    write: true,
-    append: false,
-};
-const RO: OpenFlags = OpenFlags {
-    read: true,
-    write: false,
-    append: false,
-};
+const RW: OpenFlags = OpenFlags::READ_WRITE;
+const RO: OpenFlags = OpenFlags::READ;
 
 /// A new file holding `data` whose last close failed to commit (the tier is broken).
 async fn retained_file(vfs: &Vfs, name: &str, data: &[u8]) -> u64 {
