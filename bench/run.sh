@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark a fresh fvfs mount (S3 test server as storage) against a native directory under
-# /var/tmp with `fvfsd bench`, then measure the mount's peak RSS while a 2 GiB file goes
+# /var/tmp with `fvfs-bench`, then measure the mount's peak RSS while a 2 GiB file goes
 # through it (on a fresh daemon, so VmHWM is that run's own).
 #
 #   bench/run.sh                 # needs root (mount, drop_caches) and /dev/fuse
@@ -22,7 +22,8 @@ NATIVE_PARENT="${BENCH_NATIVE_PARENT:-/var/tmp}"
 
 fvfs_require_privileged "bench"
 fvfs_build_bins
-"$FVFSD" bench --help >/dev/null 2>&1 || fvfs_die "this fvfsd has no 'bench' subcommand yet"
+FVFS_BENCH="$(fvfs_bin_dir)/fvfs-bench"
+[[ -x $FVFS_BENCH ]] || fvfs_die "$FVFS_BENCH is missing (cargo build --bins)"
 
 # Room for the native copy, the S3 objects and the local cache of the biggest run.
 need_mib=$((3 * (SIZE_MIB > RSS_MIB ? SIZE_MIB : RSS_MIB) + 512))
@@ -42,10 +43,10 @@ JSON="$TARGET/bench.json"
 
 run_bench() { # run_bench MIB
 	local mib="$1" log="$TARGET/bench-$1.log"
-	fvfs_log "fvfsd bench: ${mib} MiB big file, fvfs $FVFS_MNT vs native $NATIVE (log $log)"
+	fvfs_log "fvfs-bench: ${mib} MiB big file, fvfs $FVFS_MNT vs native $NATIVE (log $log)"
 	# Bounded: even at 5 MiB/s, a 2 GiB run ends within the limit.
 	timeout --kill-after=30 $((600 + mib / 2)) \
-		"$FVFSD" bench "$FVFS_MNT" --native "$NATIVE" --size-mib "$mib" --pid "$FVFS_MOUNT_PID" \
+		"$FVFS_BENCH" "$FVFS_MNT" --native "$NATIVE" --size-mib "$mib" --pid "$FVFS_MOUNT_PID" \
 		</dev/null 2>&1 | tee "$log"
 	grep -E '^\{"bench"' "$log" >>"$JSON" || fvfs_die "no JSON summary in $log"
 }

@@ -14,8 +14,10 @@
 //! a PUT becomes visible atomically, complete and hash-checked, or not at all.
 
 pub mod auth;
+pub mod control;
 pub mod devices;
 pub mod error;
+pub mod listen;
 pub mod mdns;
 pub mod metrics;
 pub mod openapi;

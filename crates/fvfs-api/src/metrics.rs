@@ -88,14 +88,14 @@ fn refresh(st: &ApiState) {
     for (t, bytes, _) in st.vfs.tier_report() {
         metrics::gauge!("fvfs_tier_bytes", "tier" => t.name).set(bytes as f64);
     }
-    match st.vfs.meta().queue_list(0) {
+    match st.vfs.queue(0) {
         Ok((_, pending)) => metrics::gauge!("fvfs_wal_pending").set(pending as f64),
         Err(e) => tracing::warn!(error = %e, "reading the replication queue for /metrics failed"),
     }
-    let cache = st.vfs.store().cache_stats();
+    let cache = st.vfs.cache_stats();
     metrics::counter!("fvfs_cache_hits_total").absolute(cache.hits);
     metrics::counter!("fvfs_cache_misses_total").absolute(cache.misses);
-    let counters = match st.vfs.meta().counters() {
+    let counters = match st.vfs.counters() {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "reading the engine counters for /metrics failed");

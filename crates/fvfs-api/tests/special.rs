@@ -153,11 +153,12 @@ async fn replaced_blocks_stay_readable_and_ls_has_no_etag() {
     // Replaced: the old blocks' refcount drops to 0, but within the grace period a client
     // holding the old manifest still reads them.
     e.put("f", &data(300_000, 2)).await;
+    // A second connection to the metadata, as fsck would read it.
+    let url = format!("sqlite://{}", e.dir.path().join("meta.db").display());
+    let meta = fvfs_meta::open(&url, false).unwrap();
     for p in m["pieces"].as_array().unwrap() {
         let id = p["id"].as_str().unwrap();
-        let row = e
-            .vfs
-            .meta()
+        let row = meta
             .get_block(&fvfs_types::BlockId::from_hex(id).unwrap())
             .unwrap()
             .unwrap();

@@ -9,7 +9,8 @@
 //! consistency checks, `access.rs` the POSIX permission rules, `caller.rs` the operations
 //! checked with a caller's identity (the HTTP face's entry points), `worker.rs` the one
 //! shape of background jobs, `backup.rs` periodic metadata backups to a tier,
-//! `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
+//! `report.rs` the status model and the read-only
+//! reports faces show, `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
 //! on-disk spool of writes that could not be committed by the time the process stops.
 //!
 //! Invariants:
@@ -35,6 +36,7 @@ mod ns;
 mod paths;
 mod read;
 mod replicate;
+mod report;
 mod session;
 mod spool;
 mod tiers;
@@ -45,10 +47,12 @@ mod writeback;
 
 pub use error::{Result, VfsError};
 pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
+pub use fvfs_meta::{BlockRow, QueueEntry, Session, Stats, TierUsage};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};
 pub use handle::OpenFlags;
 pub use ns::{StatFs, TimeSet};
 pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
+pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
 
 use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaStore;
@@ -165,12 +169,6 @@ impl Vfs {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-    pub fn meta(&self) -> &Arc<dyn MetaStore> {
-        &self.meta
-    }
-    pub fn store(&self) -> &Arc<BlockStore> {
-        &self.store
     }
 
     /// Makes every metadata operation so far durable against power loss (fsyncdir).

@@ -274,6 +274,12 @@ impl Vfs {
     /// read a manifest before the file was replaced can still fetch the old content. The
     /// bytes hash to the id, so this reveals nothing the caller does not already name.
     /// A block without a row (unknown or collected) is `NotFound`.
+    pub fn block_exists(&self, id: &BlockId) -> Result<bool> {
+        Ok(self.meta.get_block(id)?.is_some())
+    }
+
+    /// The stored bytes of block `id`, verified (see [`Vfs::block_exists`] for which
+    /// blocks may be read).
     pub async fn read_block(&self, id: &BlockId) -> Result<Bytes> {
         let row = self.meta.get_block(id)?.ok_or(MetaError::NotFound)?;
         self.tiers.note_access(*id, crate::now_ns());

@@ -1,15 +1,14 @@
 //! `fvfsd`: the storage host's binary. Parses arguments and runs one subcommand; the work
 //! lives in the library crates (`cmd/` holds one module per subcommand).
 
-mod bench;
 mod cmd;
 mod config;
-mod engine;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use config::{parse_size, Config};
-use engine::{data_dir, DEFAULT_CACHE_SIZE};
+use config::{parse_size, Config, DaemonExt};
+use fvfs_engine::paths::data_dir;
+use fvfs_engine::DEFAULT_CACHE_SIZE;
 use fvfs_types::{CdcParams, Compression};
 use std::path::PathBuf;
 
@@ -226,20 +225,6 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         jobs: usize,
     },
-    /// Benchmark a mount against a native directory.
-    Bench {
-        mountpoint: PathBuf,
-        /// Native directory to compare with.
-        #[arg(long)]
-        native: PathBuf,
-        #[arg(long, default_value_t = 512)]
-        size_mib: u64,
-        #[arg(long, default_value_t = 1000)]
-        small_files: usize,
-        /// PID of the mount process, for its peak RSS.
-        #[arg(long)]
-        pid: Option<u32>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -314,7 +299,7 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
 }
 
 fn default_meta() -> String {
-    format!("sqlite://{}", data_dir().join("meta.db").display())
+    fvfs_engine::paths::default_meta_url()
 }
 
 /// Raises the soft limit of open descriptors to the hard one: every API connection, block
@@ -391,7 +376,7 @@ fn run() -> Result<i32> {
     }
     let meta_or = |m: Option<String>| m.or_else(|| cfg.meta_url()).unwrap_or_else(default_meta);
     let state_or = |s: Option<PathBuf>, meta: &str| {
-        engine::state_dir(s.as_deref().or(cfg.daemon.state_dir.as_deref()), meta)
+        fvfs_engine::paths::state_dir(s.as_deref().or(cfg.daemon.state_dir.as_deref()), meta)
     };
     match cli.cmd.unwrap_or(Cmd::Serve {
         meta: None,
@@ -418,7 +403,7 @@ fn run() -> Result<i32> {
                     .map(|t| cmd::format::parse_tier_spec(t))
                     .collect::<Result<Vec<_>>>()?
             } else if !storage.is_empty() {
-                cmd::format::tiers_from_locations(&storage)
+                fvfs_engine::tiers_from_locations(&storage)
             } else {
                 cfg.tier_settings()?
             };
@@ -440,13 +425,13 @@ fn run() -> Result<i32> {
             };
             let meta_url = meta_or(meta);
             let rt = tokio::runtime::Runtime::new()?;
-            let s = rt.block_on(cmd::format::run(cmd::format::FormatArgs {
-                meta_url: meta_url.clone(),
+            let spec = fvfs_engine::FormatSpec {
+                name,
                 tiers,
                 compression,
                 cdc,
-                name,
-            }))?;
+            };
+            let s = rt.block_on(fvfs_engine::format(&meta_url, spec))?;
             println!("formatted {} ({}) at {meta_url}", s.name, s.uuid);
             let state = state_or(state_dir, &meta_url);
             let setup = cmd::token::init_state(&state)?;
@@ -474,7 +459,7 @@ fn run() -> Result<i32> {
                     .unwrap_or(DEFAULT_CACHE_SIZE),
                 threads,
                 allow_non_empty,
-                policy: engine::policy(&cfg),
+                policy: cfg.policy(),
                 config: cli.config.clone(),
                 flags: cfg.daemon.mount_flags(),
             };
@@ -590,7 +575,7 @@ fn run() -> Result<i32> {
                     keep_copy,
                     location,
                 } => {
-                    let c = cmd::tiers::TierChange {
+                    let c = fvfs_engine::tiers::TierChange {
                         high,
                         low,
                         durable,
@@ -615,14 +600,15 @@ fn run() -> Result<i32> {
             src,
             dest,
             jobs,
-        } => cmd::migrate::run(cmd::migrate::MigrateArgs {
+        } => cmd::migrate::run(fvfs_engine::import::ImportArgs {
             meta_url: meta_or(meta),
             sources: cmd::migrate::plan(&local_src, &nas_src, &src, &dest)?,
             jobs,
-            policy: engine::policy(&cfg),
+            policy: cfg.policy(),
         }),
         Cmd::Wal { meta, limit } => {
-            cmd::tiers::wal(&meta_or(meta), limit)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::tiers::wal(&meta_or(meta), limit))?;
             Ok(0)
         }
         Cmd::Flush { meta, timeout } => {
@@ -634,7 +620,8 @@ fn run() -> Result<i32> {
             Ok(if left == 0 { 0 } else { 1 })
         }
         Cmd::Stat { path, meta } => {
-            cmd::files::stat(&meta_or(meta), &path)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::files::stat(&meta_or(meta), &path))?;
             Ok(0)
         }
         Cmd::Pin { path, meta } => {
@@ -675,22 +662,6 @@ fn run() -> Result<i32> {
                 backup,
                 force,
             }))?;
-            Ok(0)
-        }
-        Cmd::Bench {
-            mountpoint,
-            native,
-            size_mib,
-            small_files,
-            pid,
-        } => {
-            bench::run(&bench::BenchArgs {
-                mountpoint,
-                native,
-                big_mib: size_mib,
-                small_files,
-                pid,
-            })?;
             Ok(0)
         }
     }

@@ -2,8 +2,9 @@
 //! `admin/wal`): the same figures and actions as `fvfsd status`, `fvfsd wal` and
 //! `fvfsd flush`, on the running engine.
 //!
-//! Invariant: locations are shown with credentials removed (`fvfs_tier::redact`).
+//! Invariant: locations are shown with credentials removed (`TierRow::location`).
 
+use super::blocking;
 use super::extract::ApiQuery;
 use super::who::Who;
 use super::AppState;
@@ -13,7 +14,6 @@ use axum::Json;
 use fvfs_types::api::{
     Devices, ErrorBody, EvictResult, FlushResult, Status, TierStatus, Wal, WalItem,
 };
-use fvfs_vfs::VfsError;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -22,33 +22,27 @@ pub const FLUSH_DEADLINE: Duration = Duration::from_secs(600);
 /// Devices seen within this window are listed.
 const DEVICE_WINDOW_SECS: i64 = 86_400;
 
-fn meta_err(e: fvfs_meta::MetaError) -> ApiError {
-    VfsError::from(e).into()
-}
-
-/// Daemon health, tiers and totals, and the identity the caller acts as.
+/// Daemon health, tiers and totals, and the identity the caller acts as: the engine's
+/// status model (`Vfs::status`, also printed by `fvfsd status`) and the daemon's own.
 #[utoipa::path(get, path = "/v1/status", tag = "admin",
     responses((status = 200, body = Status), (status = 500, body = ErrorBody)))]
 pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Status>> {
-    let vfs = &st.vfs;
-    let meta = vfs.meta();
-    let settings = vfs.settings();
-    let tiers = vfs
-        .tier_report()
-        .into_iter()
-        .map(|(t, bytes, h)| TierStatus {
-            name: t.name.clone(),
-            location: fvfs_tier::redact(&t.location),
-            bytes,
-            high_watermark: t.high_watermark,
-            low_watermark: t.low_watermark,
-            durable: t.durable,
-            healthy: h.reachable,
-            last_error: h.last_error,
+    let vfs = st.vfs.clone();
+    let report = blocking(move || vfs.status()).await?;
+    let tiers = report
+        .tiers
+        .iter()
+        .map(|t| TierStatus {
+            name: t.settings.name.clone(),
+            location: t.location(),
+            bytes: t.usage.bytes,
+            high_watermark: t.settings.high_watermark,
+            low_watermark: t.settings.low_watermark,
+            durable: t.settings.durable,
+            healthy: t.reachable,
+            last_error: t.last_error.clone(),
         })
         .collect();
-    let (_, wal_pending) = meta.queue_list(0).map_err(meta_err)?;
-    let stats = meta.stats().map_err(meta_err)?;
     let workers = st
         .workers
         .as_ref()
@@ -67,15 +61,15 @@ pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Stat
         .unwrap_or_default();
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        uuid: settings.uuid.to_string(),
-        name: settings.name.clone(),
+        uuid: report.uuid,
+        name: report.name,
         uptime_secs: st.started.elapsed().as_secs(),
         tiers,
-        wal_pending,
+        wal_pending: report.queue_pending,
         workers,
         mount: st.mount.as_ref().map(|m| m.display().to_string()),
-        files: stats.inodes,
-        bytes: stats.logical_bytes,
+        files: report.stats.inodes,
+        bytes: report.stats.logical_bytes,
         caller: Some(who.info()),
     }))
 }
@@ -125,13 +119,11 @@ pub async fn evict(
             .map(|(i, _)| i)
             .collect(),
     };
-    let meta = st.vfs.meta();
-    let n = report.len();
     let mut evicted_bytes = 0u64;
     for i in picked {
-        let before = meta.tier_usage(n).map_err(meta_err)?[i].bytes;
+        let before = st.vfs.tier_usage()?[i].bytes;
         st.vfs.evict_tier(i, q.force.unwrap_or(false)).await?;
-        let after = meta.tier_usage(n).map_err(meta_err)?[i].bytes;
+        let after = st.vfs.tier_usage()?[i].bytes;
         evicted_bytes += before.saturating_sub(after);
     }
     Ok(Json(EvictResult { evicted_bytes }))
@@ -142,11 +134,8 @@ pub async fn evict(
     responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
 pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
     who.need_admin("replicating the queue")?;
-    let queued = st
-        .vfs
-        .meta()
-        .queue_make_due(fvfs_vfs::now_ns())
-        .map_err(meta_err)?;
+    let vfs = st.vfs.clone();
+    let queued = blocking(move || vfs.queue_due_now()).await?;
     let pending = st.vfs.replicate_all(FLUSH_DEADLINE).await?;
     Ok(Json(FlushResult {
         replicated: queued.saturating_sub(pending),
@@ -172,7 +161,8 @@ pub async fn wal(
     who.need_admin("the replication queue")?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let names = st.vfs.settings().tier_names();
-    let (entries, pending) = st.vfs.meta().queue_list(limit).map_err(meta_err)?;
+    let vfs = st.vfs.clone();
+    let (entries, pending) = blocking(move || vfs.queue(limit)).await?;
     let entries = entries
         .into_iter()
         .map(|e| WalItem {

@@ -84,13 +84,7 @@ pub async fn block(
         });
     if cached {
         // A 304 must not confirm an unknown id (the same rule as `read_block`: a row).
-        let live = st
-            .vfs
-            .meta()
-            .get_block(&id)
-            .map_err(|e| ApiError::from(fvfs_vfs::VfsError::from(e)))?
-            .is_some();
-        if !live {
+        if !st.vfs.block_exists(&id)? {
             return Err(ApiError::not_found(format!("no block {id}")));
         }
         return Ok((StatusCode::NOT_MODIFIED, h).into_response());

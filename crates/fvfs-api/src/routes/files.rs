@@ -21,6 +21,7 @@ use axum::Json;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use fvfs_types::api::{ErrorBody, Stat, HEADER_BLAKE3};
+use fvfs_types::error::ErrorCode;
 use fvfs_types::FileKind;
 use fvfs_vfs::FileReader;
 use serde::Deserialize;
@@ -333,7 +334,8 @@ pub async fn put_file(
             Ok(a) if a.kind == FileKind::Dir => {
                 return Err(ApiError::is_dir(format!("{path} is a directory")))
             }
-            Ok(_) | Err(fvfs_vfs::VfsError::Meta(fvfs_meta::MetaError::NotFound)) => {}
+            Ok(_) => {}
+            Err(e) if e.code() == ErrorCode::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -71,6 +71,17 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
+/// Runs a synchronous engine call (metadata in SQLite) on the blocking pool, so that a
+/// slow metadata operation never stalls the runtime threads serving other connections.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> fvfs_vfs::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(ApiError::internal(format!("engine task failed: {e}"))),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }

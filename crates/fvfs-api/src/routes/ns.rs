@@ -15,8 +15,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Json;
 use fvfs_types::api::{CreateRequest, ErrorBody, Listing, RenameRequest, SetAttrRequest, Stat};
+use fvfs_types::error::ErrorCode;
 use fvfs_types::FileKind;
-use fvfs_vfs::{RenameFlags, TimeSet, VfsError};
+use fvfs_vfs::{RenameFlags, TimeSet};
 use serde::Deserialize;
 
 /// Most entries per `ls` page (also the default).
@@ -125,7 +126,7 @@ pub async fn list(
         let a = match st.vfs.getattr(e.ino) {
             Ok(a) => a,
             // Removed since the directory was read.
-            Err(VfsError::Meta(fvfs_meta::MetaError::NotFound)) => continue,
+            Err(err) if err.code() == ErrorCode::NotFound => continue,
             Err(err) => return Err(err.into()),
         };
         let child = path.join(&name);
@@ -201,7 +202,7 @@ pub async fn mkdir(
     who.check_new_owner(req.uid, req.gid, &parent)?;
     let (a, created) = match st.vfs.create_dir_as(ctx, &parent, name.as_bytes(), o) {
         Ok(a) => (a, true),
-        Err(VfsError::Meta(fvfs_meta::MetaError::Exists)) if parents => {
+        Err(e) if parents && e.code() == ErrorCode::Exists => {
             let a = st.vfs.lookup(parent.ino, name.as_bytes())?;
             if a.kind != FileKind::Dir {
                 return Err(ApiError::exists(format!(

@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
 use fvfs_api::{ApiState, Limits};
-use fvfs_chunk::{BlockStore, BlockStoreConfig};
-use fvfs_types::{CdcParams, Compression, Settings, FORMAT_VERSION};
-use fvfs_vfs::{Vfs, VfsConfig};
+use fvfs_vfs::Vfs;
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -21,38 +19,16 @@ pub struct Env {
     pub app: Router,
 }
 
-/// A formatted filesystem on a directory tier and its engine.
+/// A formatted filesystem on a directory tier and its engine, built the one way every
+/// process builds it (`fvfs_engine`).
 pub fn engine(dir: &std::path::Path) -> Arc<Vfs> {
     let tier_dir = dir.join("tier");
     std::fs::create_dir_all(&tier_dir).unwrap();
     let url = format!("sqlite://{}", dir.join("meta.db").display());
-    let meta = fvfs_meta::open(&url, true).unwrap();
-    let settings = Settings {
-        uuid: uuid::Uuid::new_v4(),
-        name: "test".into(),
-        format_version: FORMAT_VERSION,
-        cdc: CdcParams::default(),
-        compression: Compression::Zstd,
-        storage: vec![tier_dir.display().to_string()],
-        created: 0,
-        tiers: vec![],
-    };
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    meta.format(&settings, uid, gid, fvfs_vfs::now_ns())
-        .unwrap();
-    let tier = fvfs_tier::Tier::open_location(&tier_dir.display().to_string()).unwrap();
-    let store = BlockStore::with_tiers(
-        vec![tier],
-        0,
-        BlockStoreConfig {
-            compression: Compression::Zstd,
-            mem_cache_bytes: 16 << 20,
-            disk_cache: None,
-            upload_concurrency: 4,
-        },
-    )
-    .unwrap();
-    Vfs::new(meta, Arc::new(store), VfsConfig::default()).unwrap()
+    fvfs_engine::format_unchecked(&url, fvfs_engine::FormatSpec::local("test", &tier_dir)).unwrap();
+    let opts = fvfs_engine::EngineOpts::direct(&url, false);
+    let engine = fvfs_engine::Engine::open_unchecked(opts).unwrap();
+    engine.vfs().unwrap()
 }
 
 pub fn env_with(limits: Limits) -> Env {

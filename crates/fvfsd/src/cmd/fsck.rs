@@ -1,13 +1,12 @@
 //! `fvfsd fsck [--repair]`: runs the vfs consistency check with a progress bar and prints
 //! what it found and fixed. Exit status 1 when problems remain.
 
-use crate::engine::Engine;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use fvfs_engine::{Engine, MountLock, VfsConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     let engine = Engine::open_direct(meta_url, false).await?;
-    let (meta, store) = (engine.meta.clone(), engine.store.clone());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("checking blocks {bar:40} {pos}/{len} ({eta})")
@@ -17,7 +16,7 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let r = fvfs_vfs::fsck::fsck(&meta, &store, repair, &progress).await?;
+    let r = engine.fsck(repair, &progress).await?;
     bar.finish_and_clear();
     println!("checked {} blocks", r.blocks_checked);
     for id in &r.missing {
@@ -66,17 +65,13 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
 /// `fvfsd gc`: deletes garbage blocks (refcount 0 for longer than `grace`) from every
 /// tier. Needs the filesystem unmounted: a mount's uncommitted writes may rely on them.
 pub async fn gc(meta_url: &str, grace: std::time::Duration) -> Result<u64> {
-    let _lock = crate::engine::MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"))
-        .map_err(|e| e.context("unmount the filesystem first (a mount runs GC itself)"))?;
+    let _lock = MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"))
+        .context("unmount the filesystem first (a mount runs GC itself)")?;
     let engine = Engine::open_direct(meta_url, true).await?;
-    let vfs = fvfs_vfs::Vfs::new(
-        engine.meta.clone(),
-        engine.store.clone(),
-        fvfs_vfs::VfsConfig {
-            gc_grace: grace,
-            ..Default::default()
-        },
-    )?;
+    let vfs = engine.vfs_with(VfsConfig {
+        gc_grace: grace,
+        ..Default::default()
+    })?;
     let mut total = 0u64;
     loop {
         let n = vfs.gc_pass(512).await?;

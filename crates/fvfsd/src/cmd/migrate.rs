@@ -1,61 +1,12 @@
-//! `fvfsd migrate`: a one-time import of existing directory trees into an fvfs filesystem,
-//! in-process through the vfs API (no mount). Owns the mapping of source trees to
-//! destination paths, the crawl (one walker thread creating directories and symlinks, a
-//! bounded pool of `--jobs` file copiers) and the summary it prints.
-//!
-//! Invariants:
-//! - Never runs while an embedded filesystem is mounted: it takes the same `MountLock`.
-//! - Resumable: a destination file with the source's size and mtime (ns) is complete and
-//!   skipped; anything else under that name (a half-written copy) is truncated and
-//!   rewritten. A file's mtime is set only after its data is committed (`release`), so an
-//!   interrupted copy never looks complete.
-//! - Directory times and modes are set after everything below them is imported (creating
-//!   children changes a directory's mtime).
-//! - A per-entry error is reported with its path and the run goes on; the exit status is 1
-//!   if there was any. Dedup is the engine's (content-addressed blocks): nothing here.
+//! `fvfsd migrate`: the mapping of command-line sources to destination paths, a
+//! progress bar, and the summary printed after `fvfs_engine::import::import`.
 
 use crate::cmd::status::human;
-use crate::engine::{Engine, EngineOpts, MountLock};
 use anyhow::{bail, Context, Result};
-use fvfs_vfs::worker::Workers;
-use fvfs_vfs::{
-    Attr, Ctx, EvictorWorker, FileKind, Ino, OpenFlags, ReplicatorWorker, TierEventsWorker,
-    TierPolicy, TimeSet, Vfs, VfsError, ROOT_INO,
-};
+use fvfs_engine::import::{import, ImportArgs, ImportProgress, Source};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::ffi::OsStr;
-use std::fs::Metadata;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, Mutex};
-
-/// Bytes per `Vfs::write` call.
-const PIECE: usize = 1 << 20;
-/// How long the end of a run waits for queued copies to colder tiers.
-const REPLICATE_WAIT: Duration = Duration::from_secs(600);
-
-/// One source tree and where it goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
-    pub dir: PathBuf,
-    /// Absolute path inside the filesystem.
-    pub dest: String,
-}
-
-#[derive(Clone, Debug)]
-pub struct MigrateArgs {
-    pub meta_url: String,
-    pub sources: Vec<Source>,
-    /// Concurrent file copiers.
-    pub jobs: usize,
-    /// Replication and eviction while importing (from the config file, as for a mount).
-    pub policy: TierPolicy,
-}
 
 /// Maps the command line to sources: `--local-src D` → `<dest>/local/<basename D>`,
 /// `--nas-src D` → `<dest>/nas/<basename D>`, `--src D:/path` → `/path`.
@@ -129,161 +80,32 @@ fn check_dest(dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Counters of one run, shared by the walker and the copiers.
-#[derive(Default)]
-struct Counters {
-    files: AtomicU64,
-    skipped: AtomicU64,
-    bytes_read: AtomicU64,
-    symlinks: AtomicU64,
-    symlinks_skipped: AtomicU64,
-    dirs: AtomicU64,
-    other: AtomicU64,
-    errors: AtomicU64,
-    files_seen: AtomicU64,
-}
+/// The progress bar of an import; entry errors are printed above it.
+struct Bar(ProgressBar);
 
-impl Counters {
-    fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
+impl ImportProgress for Bar {
+    fn add_total(&self, n: u64) {
+        self.0.inc_length(n);
     }
-}
-
-/// What the walker, the copiers and the summary share.
-struct Run {
-    vfs: Arc<Vfs>,
-    bar: ProgressBar,
-    n: Counters,
-    rt: tokio::runtime::Handle,
-}
-
-impl Run {
-    fn error(&self, path: &Path, e: impl std::fmt::Display) {
-        self.n.errors.fetch_add(1, Ordering::Relaxed);
-        self.bar
-            .suspend(|| eprintln!("fvfsd: error: {}: {e:#}", path.display()));
+    fn resize(&self, old: u64, new: u64) {
+        let total = self.0.length().unwrap_or(0) + new;
+        self.0.set_length(total.saturating_sub(old));
     }
-
-    fn warn(&self, path: &Path, what: &str) {
-        self.bar
-            .suspend(|| eprintln!("fvfsd: warning: {}: {what}", path.display()));
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
     }
-
-    fn message(&self) {
-        let done = Counters::get(&self.n.files) + Counters::get(&self.n.skipped);
-        self.bar.set_message(format!(
-            "{done}/{} files",
-            Counters::get(&self.n.files_seen)
-        ));
+    fn status(&self, msg: String) {
+        self.0.set_message(msg);
     }
-}
-
-/// A regular file for a copier.
-struct FileJob {
-    src: PathBuf,
-    parent: Ino,
-    name: Vec<u8>,
-    meta: Metadata,
-}
-
-/// A directory whose mode, owner and times are applied at the end.
-struct DirAttrs {
-    ino: Ino,
-    src: PathBuf,
-    meta: Metadata,
-}
-
-fn ns(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
-}
-
-fn mtime_ns(m: &Metadata) -> i64 {
-    ns(m.mtime(), m.mtime_nsec())
-}
-
-fn atime_ns(m: &Metadata) -> i64 {
-    ns(m.atime(), m.atime_nsec())
-}
-
-fn is_errno(e: &VfsError, errno: i32) -> bool {
-    e.errno() == errno
-}
-
-/// mkdir, or the existing directory of that name.
-fn mkdir_or_existing(vfs: &Vfs, parent: Ino, name: &[u8], perm: u32) -> Result<(Attr, bool)> {
-    match vfs.mkdir(Ctx::root(), parent, name, perm, 0) {
-        Ok(a) => Ok((a, true)),
-        Err(e) if is_errno(&e, libc::EEXIST) => {
-            let a = vfs.lookup(parent, name)?;
-            if a.kind != FileKind::Dir {
-                bail!("exists in the filesystem and is not a directory");
-            }
-            Ok((a, false))
-        }
-        Err(e) => Err(e.into()),
+    fn entry(&self, path: &Path, what: &str, warning: bool) {
+        let level = if warning { "warning" } else { "error" };
+        self.0
+            .suspend(|| eprintln!("fvfsd: {level}: {}: {what}", path.display()));
     }
-}
-
-/// mkdir -p of an absolute path inside the filesystem; returns its inode.
-fn mkdir_p(vfs: &Vfs, dest: &str) -> Result<Ino> {
-    let mut ino = ROOT_INO;
-    for c in Path::new(dest).components() {
-        if let Component::Normal(name) = c {
-            ino = mkdir_or_existing(vfs, ino, name.as_bytes(), 0o755)
-                .with_context(|| format!("cannot create {dest} in the filesystem"))?
-                .0
-                .ino;
-        }
-    }
-    Ok(ino)
-}
-
-/// Sets perm (not for symlinks), owner and times from the source.
-async fn apply_attrs(vfs: &Vfs, ino: Ino, m: &Metadata, perm: bool) -> Result<()> {
-    vfs.setattr(
-        Ctx::root(),
-        ino,
-        perm.then_some(m.mode() & 0o7777),
-        Some(m.uid()),
-        Some(m.gid()),
-        None,
-        TimeSet::At(atime_ns(m)),
-        TimeSet::At(mtime_ns(m)),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Imports the trees; returns the exit status (1 if any entry failed).
-pub fn run(args: MigrateArgs) -> Result<i32> {
-    let _lock = MountLock::acquire(&args.meta_url, Path::new("(fvfsd migrate)")).with_context(
-        || "cannot migrate while the filesystem is mounted or another migrate runs: unmount it first",
-    )?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.jobs.clamp(2, 8))
-        .thread_name("fvfs-migrate")
-        .enable_all()
-        .build()?;
-    rt.block_on(migrate(args))
-}
-
-async fn migrate(args: MigrateArgs) -> Result<i32> {
-    let engine = Engine::open(EngineOpts {
-        meta_url: args.meta_url.clone(),
-        cache_dir: None,
-        cache_size: 0,
-        check_tier: true,
-        policy: args.policy.clone(),
-    })
-    .await?;
-    let vfs = engine.vfs()?;
-    // As in a mount: copies to colder tiers and eviction run while importing, so an
-    // import larger than the hot tier does not fill it.
-    let workers = Workers::new();
-    workers.spawn(TierEventsWorker::new(&vfs));
-    workers.spawn(ReplicatorWorker::new(&vfs));
-    workers.spawn(EvictorWorker::new(&vfs));
-    let before = engine.meta.stats()?;
+pub fn run(args: ImportArgs) -> Result<i32> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -291,328 +113,39 @@ async fn migrate(args: MigrateArgs) -> Result<i32> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let run = Arc::new(Run {
-        vfs: vfs.clone(),
-        bar,
-        n: Counters::default(),
-        rt: tokio::runtime::Handle::current(),
-    });
-
-    let jobs = args.jobs.max(1);
-    let (tx, rx) = mpsc::channel::<FileJob>(jobs * 8);
-    let rx = Arc::new(Mutex::new(rx));
-    let mut copiers = tokio::task::JoinSet::new();
-    for _ in 0..jobs {
-        let (run, rx) = (run.clone(), rx.clone());
-        copiers.spawn(async move {
-            loop {
-                let job = rx.lock().await.recv().await;
-                let Some(job) = job else { break };
-                if let Err(e) = copy_file(&run, &job).await {
-                    run.error(&job.src, e);
-                }
-                run.message();
-            }
-        });
-    }
-    let walker = {
-        let run = run.clone();
-        let sources = args.sources.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut dirs = Vec::new();
-            for s in &sources {
-                walk_source(&run, s, &tx, &mut dirs);
-            }
-            dirs
-        })
-    };
-    let dirs = walker.await.context("the directory walker failed")?;
-    while let Some(r) = copiers.join_next().await {
-        r.context("a file copier failed")?;
-    }
-    // Deepest first is not needed (a setattr does not touch the parent), but children's
-    // creation is over now, so the times stick.
-    for d in dirs.iter().rev() {
-        if let Err(e) = apply_attrs(&vfs, d.ino, &d.meta, true).await {
-            run.error(&d.src, e);
-        }
-    }
-    vfs.sync_metadata()
-        .context("cannot make the metadata durable")?;
-    run.bar.set_message("replicating to colder tiers");
-    vfs.request_flush();
-    let queued = vfs
-        .replicate_all(REPLICATE_WAIT)
-        .await
-        .context("cannot replicate the imported blocks")?;
-    workers.shutdown(Duration::from_secs(10)).await;
-    run.bar.finish_and_clear();
-
-    let after = engine.meta.stats()?;
-    let n = &run.n;
-    let read = Counters::get(&n.bytes_read);
-    let added = after.unique_bytes.saturating_sub(before.unique_bytes);
-    let ratio = if added > 0 {
-        format!("{:.2}", read as f64 / added as f64)
-    } else {
-        "n/a".into()
-    };
-    println!("files imported      {}", Counters::get(&n.files));
+    let progress = Arc::new(Bar(bar));
+    let r = import(args, progress.clone())?;
+    progress.0.finish_and_clear();
+    let ratio = r
+        .dedup_ratio()
+        .map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}"));
+    println!("files imported      {}", r.files);
+    println!("files skipped       {} (already there)", r.skipped);
     println!(
-        "files skipped       {} (already there)",
-        Counters::get(&n.skipped)
+        "bytes read          {} ({})",
+        r.bytes_read,
+        human(r.bytes_read)
     );
-    println!("bytes read          {read} ({})", human(read));
-    println!("unique bytes added  {added} ({})", human(added));
+    println!(
+        "unique bytes added  {} ({})",
+        r.unique_bytes_added,
+        human(r.unique_bytes_added)
+    );
     println!("dedup ratio         {ratio}");
     println!(
         "symlinks            {} ({} already there)",
-        Counters::get(&n.symlinks),
-        Counters::get(&n.symlinks_skipped)
+        r.symlinks, r.symlinks_skipped
     );
-    println!("dirs                {}", Counters::get(&n.dirs));
-    println!("other kinds skipped {}", Counters::get(&n.other));
-    if queued > 0 {
-        println!("replication         {queued} block copies still queued (the next mount or serve makes them)");
+    println!("dirs                {}", r.dirs);
+    println!("other kinds skipped {}", r.other);
+    if r.queued > 0 {
+        println!(
+            "replication         {} block copies still queued (the next mount or serve makes them)",
+            r.queued
+        );
     }
-    let errors = Counters::get(&n.errors);
-    println!("errors              {errors}");
-    Ok(if errors > 0 { 1 } else { 0 })
-}
-
-/// Walks one source tree depth-first: creates directories and symlinks here, queues
-/// regular files for the copiers, records directories for their final attributes.
-fn walk_source(run: &Run, s: &Source, tx: &mpsc::Sender<FileJob>, dirs: &mut Vec<DirAttrs>) {
-    let meta = match std::fs::symlink_metadata(&s.dir) {
-        Ok(m) => m,
-        Err(e) => return run.error(&s.dir, e),
-    };
-    let root = match mkdir_p(&run.vfs, &s.dest) {
-        Ok(ino) => ino,
-        Err(e) => return run.error(&s.dir, e),
-    };
-    run.n.dirs.fetch_add(1, Ordering::Relaxed);
-    // The filesystem root keeps its own attributes.
-    if root != ROOT_INO {
-        dirs.push(DirAttrs {
-            ino: root,
-            src: s.dir.clone(),
-            meta,
-        });
-    }
-    let mut stack = vec![(s.dir.clone(), root)];
-    while let Some((dir, ino)) = stack.pop() {
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) => {
-                run.error(&dir, format!("cannot list: {e}"));
-                continue;
-            }
-        };
-        let mut entries: Vec<_> = Vec::new();
-        for e in rd {
-            match e {
-                Ok(e) => entries.push(e),
-                Err(e) => run.error(&dir, format!("cannot list: {e}")),
-            }
-        }
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let path = e.path();
-            let name = e.file_name();
-            let meta = match e.metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    run.error(&path, e);
-                    continue;
-                }
-            };
-            let ft = meta.file_type();
-            if ft.is_dir() {
-                match mkdir_or_existing(&run.vfs, ino, name.as_bytes(), meta.mode() & 0o7777) {
-                    Ok((a, _)) => {
-                        run.n.dirs.fetch_add(1, Ordering::Relaxed);
-                        dirs.push(DirAttrs {
-                            ino: a.ino,
-                            src: path.clone(),
-                            meta,
-                        });
-                        stack.push((path, a.ino));
-                    }
-                    Err(e) => run.error(&path, e),
-                }
-            } else if ft.is_file() {
-                run.n.files_seen.fetch_add(1, Ordering::Relaxed);
-                run.bar.inc_length(meta.len());
-                let job = FileJob {
-                    src: path,
-                    parent: ino,
-                    name: name.as_bytes().to_vec(),
-                    meta,
-                };
-                if tx.blocking_send(job).is_err() {
-                    // Every copier is gone (they only stop when the channel closes).
-                    return;
-                }
-            } else if ft.is_symlink() {
-                if let Err(e) = import_symlink(run, &path, ino, &name, &meta) {
-                    run.error(&path, e);
-                }
-            } else {
-                run.n.other.fetch_add(1, Ordering::Relaxed);
-                let kind = if ft.is_fifo() {
-                    "FIFO"
-                } else if ft.is_socket() {
-                    "socket"
-                } else {
-                    "device"
-                };
-                run.warn(&path, &format!("{kind} skipped"));
-            }
-        }
-        run.message();
-    }
-}
-
-fn import_symlink(
-    run: &Run,
-    path: &Path,
-    parent: Ino,
-    name: &OsStr,
-    meta: &Metadata,
-) -> Result<()> {
-    let target = std::fs::read_link(path).context("cannot read the link")?;
-    let target = target.as_os_str().as_bytes();
-    let name = name.as_bytes();
-    match run.vfs.lookup(parent, name) {
-        Ok(a) if a.kind == FileKind::Symlink && run.vfs.readlink(a.ino)? == target => {
-            run.n.symlinks_skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        Ok(a) if a.kind == FileKind::Dir => {
-            bail!("exists in the filesystem as a directory");
-        }
-        // A different link or a file: the source wins.
-        Ok(_) => run.vfs.unlink(parent, name)?,
-        Err(e) if is_errno(&e, libc::ENOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let a = run.vfs.symlink(Ctx::root(), parent, name, target)?;
-    run.rt.block_on(apply_attrs(&run.vfs, a.ino, meta, false))?;
-    run.n.symlinks.fetch_add(1, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Copies one regular file unless the destination already has its size and mtime.
-async fn copy_file(run: &Run, job: &FileJob) -> Result<()> {
-    let vfs = &run.vfs;
-    let existing = match vfs.lookup(job.parent, &job.name) {
-        Ok(a) => Some(a),
-        Err(e) if is_errno(&e, libc::ENOENT) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(a) = &existing {
-        if a.kind != FileKind::File {
-            bail!("exists in the filesystem and is not a regular file");
-        }
-        if a.size == job.meta.len() && a.mtime == mtime_ns(&job.meta) {
-            run.n.skipped.fetch_add(1, Ordering::Relaxed);
-            run.bar.inc(job.meta.len());
-            return Ok(());
-        }
-    }
-    let mut src = tokio::fs::File::open(&job.src)
-        .await
-        .context("cannot open")?;
-    // Attributes of the content actually read (the walk's may be stale).
-    let meta = src.metadata().await.context("cannot stat")?;
-    if meta.len() != job.meta.len() {
-        let total = run.bar.length().unwrap_or(0) + meta.len();
-        run.bar.set_length(total.saturating_sub(job.meta.len()));
-    }
-    let write = OpenFlags {
-        read: false,
-        write: true,
-        append: false,
-    };
-    let (ino, fh) = match &existing {
-        Some(a) => {
-            let fh = vfs.open(a.ino, write)?;
-            (a.ino, fh)
-        }
-        None => {
-            let (a, fh) =
-                vfs.create(Ctx::root(), job.parent, &job.name, 0o600, 0, libc::O_WRONLY)?;
-            (a.ino, fh)
-        }
-    };
-    let copied = copy_data(run, &mut src, ino, fh, existing.is_some()).await;
-    let released = vfs.release(fh).await;
-    copied?;
-    released.context("cannot commit the data")?;
-    apply_attrs(vfs, ino, &meta, true).await?;
-    run.n.files.fetch_add(1, Ordering::Relaxed);
-    Ok(())
-}
-
-async fn copy_data(
-    run: &Run,
-    src: &mut tokio::fs::File,
-    ino: Ino,
-    fh: u64,
-    truncate: bool,
-) -> Result<()> {
-    let vfs = &run.vfs;
-    if truncate {
-        vfs.setattr(
-            Ctx::root(),
-            ino,
-            None,
-            None,
-            None,
-            Some(0),
-            TimeSet::Omit,
-            TimeSet::Omit,
-        )
-        .await
-        .context("cannot truncate the half-written copy")?;
-    }
-    let mut buf = vec![0u8; PIECE];
-    let mut off = 0u64;
-    loop {
-        let mut len = 0;
-        while len < PIECE {
-            let n = src.read(&mut buf[len..]).await.context("cannot read")?;
-            if n == 0 {
-                break;
-            }
-            len += n;
-        }
-        if len == 0 {
-            break;
-        }
-        let mut done = 0;
-        while done < len {
-            let n = vfs
-                .write(fh, off + done as u64, &buf[done..len])
-                .await
-                .context("cannot write into the filesystem")? as usize;
-            if n == 0 {
-                bail!(
-                    "the filesystem accepted no bytes at offset {}",
-                    off + done as u64
-                );
-            }
-            done += n;
-        }
-        off += len as u64;
-        run.n.bytes_read.fetch_add(len as u64, Ordering::Relaxed);
-        run.bar.inc(len as u64);
-        if len < PIECE {
-            break;
-        }
-    }
-    Ok(())
+    println!("errors              {}", r.errors);
+    Ok(if r.errors > 0 { 1 } else { 0 })
 }
 
 #[cfg(test)]

@@ -7,14 +7,11 @@
 //! (FUSE destroy, then a final flush retried for a bounded time; what still cannot be
 //! committed goes to the writeback spool, replayed at the next start before anything is
 //! served) → workers stop (bounded) → the session row is removed → the lock drops.
-//! [`Running`] is that engine life cycle, shared with `serve`.
+//! `fvfs_engine::Running` is that engine life cycle, shared with `serve`.
 
-use crate::engine::{Engine, EngineOpts, MountLock};
 use anyhow::{bail, Context, Result};
-use fvfs_vfs::worker::Workers;
-use fvfs_vfs::{GcWorker, SessionWorker, Vfs};
+use fvfs_engine::{EngineOpts, MountLock, Running};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -31,6 +28,19 @@ pub struct MountArgs {
     pub config: Option<PathBuf>,
     /// `nosuid`/`nodev` unless the config says `mount_suid`/`mount_dev`.
     pub flags: fvfs_fuse::MountFlags,
+}
+
+impl MountArgs {
+    /// How the engine of this mount is opened.
+    pub fn engine_opts(&self) -> EngineOpts {
+        EngineOpts {
+            meta_url: self.meta_url.clone(),
+            cache_dir: self.cache_dir.clone(),
+            cache_size: self.cache_size,
+            check_tier: true,
+            policy: self.policy.clone(),
+        }
+    }
 }
 
 /// True if `path` is a mount point now (from /proc/self/mountinfo).
@@ -75,115 +85,11 @@ pub fn check_mountpoint(mp: &Path, allow_non_empty: bool) -> Result<PathBuf> {
     Ok(mp.canonicalize()?)
 }
 
-/// The engine as a serving process runs it: the runtime, the metadata and block store,
-/// the background workers and this process's session row.
-pub struct Running {
-    pub engine: Engine,
-    pub vfs: Arc<Vfs>,
-    pub workers: Arc<Workers>,
-    session_id: u64,
-    spool: fvfs_vfs::Spool,
-    /// Last: dropped after everything that may still use it.
-    pub rt: tokio::runtime::Runtime,
-}
-
-impl Running {
-    /// Opens the engine of `args.meta_url`, ends the sessions of dead processes of this
-    /// host, registers this one (as `label`) and starts the workers. The caller holds the
-    /// mount lock.
-    pub fn start(args: &MountArgs, label: &str) -> Result<Running> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .thread_name("fvfs-rt")
-            .enable_all()
-            .build()?;
-        let engine = rt.block_on(Engine::open(EngineOpts {
-            meta_url: args.meta_url.clone(),
-            cache_dir: args.cache_dir.clone(),
-            cache_size: args.cache_size,
-            check_tier: true,
-            policy: args.policy.clone(),
-        }))?;
-        let vfs = engine.vfs()?;
-        // Writes a previous run could not store, before anything else touches the files.
-        let spool =
-            fvfs_vfs::Spool::open(&crate::engine::spool_dir(&args.meta_url, vfs.settings()))?;
-        let replayed = rt.block_on(vfs.replay_spool(&spool))?;
-        if replayed > 0 {
-            tracing::info!(entries = replayed, dir = %spool.dir().display(), "committed the writeback spool");
-        }
-        // With the mount lock held no other process uploads: hidden upload temporaries
-        // are what a killed daemon left behind.
-        match vfs.sweep_uploads() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed unfinished uploads of a previous run"),
-            Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
-        }
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Sessions of processes on this host that died without a clean stop (kill -9,
-        // power loss) are over: with the mount lock held, no other process serves this
-        // filesystem.
-        for old in engine.meta.sessions()? {
-            let alive = std::path::Path::new(&format!("/proc/{}", old.pid)).exists();
-            if old.host == host && !alive {
-                engine.meta.end_session(old.id)?;
-            }
-        }
-        let session_id =
-            engine
-                .meta
-                .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
-        let workers = Arc::new(Workers::new());
-        {
-            let _guard = rt.enter();
-            workers.spawn(GcWorker::new(&vfs));
-            workers.spawn(fvfs_vfs::TierEventsWorker::new(&vfs));
-            workers.spawn(fvfs_vfs::ReplicatorWorker::new(&vfs));
-            workers.spawn(fvfs_vfs::EvictorWorker::new(&vfs));
-            workers.spawn(fvfs_vfs::ScrubWorker::new(&vfs));
-            workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
-            workers.spawn(fvfs_vfs::WritebackWorker::new(&vfs));
-            workers.spawn(fvfs_vfs::MetaBackupWorker::new(
-                engine.meta.clone(),
-                engine.store.tier().clone(),
-                crate::cmd::restore::scratch_dir(&args.meta_url),
-                fvfs_vfs::META_BACKUP_INTERVAL,
-                fvfs_vfs::META_BACKUP_KEEP,
-            ));
-        }
-        Ok(Running {
-            rt,
-            engine,
-            vfs,
-            workers,
-            session_id,
-            spool,
-        })
-    }
-
-    /// Commits what is buffered, stops the workers (bounded) and removes the session row.
-    /// Call once nothing writes any more (unmounted, listeners drained).
-    pub fn stop(self) {
-        self.rt.block_on(async {
-            let spool = Some(&self.spool);
-            if let Err(e) = self.vfs.stop_writeback(spool, fvfs_vfs::STOP_RETRY).await {
-                tracing::error!(error = %e, "final flush failed");
-            }
-            self.workers.shutdown(Duration::from_secs(10)).await;
-        });
-        if let Err(e) = self.engine.meta.end_session(self.session_id) {
-            tracing::warn!(error = %e, "could not remove the session row");
-        }
-    }
-}
-
 /// Serves the mount in this process until it is unmounted.
 pub fn foreground(args: MountArgs) -> Result<()> {
     let mp = check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
     let _lock = MountLock::acquire(&args.meta_url, &mp)?;
-    let run = Running::start(&args, &mp.display().to_string())?;
+    let run = Running::start(args.engine_opts(), &mp.display().to_string())?;
     let fs = fvfs_fuse::FuseFs::new(run.vfs.clone(), run.rt.handle().clone());
     let mut session = fvfs_fuse::session(fs, &mp, args.threads, args.flags)
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
@@ -206,7 +112,7 @@ pub fn foreground(args: MountArgs) -> Result<()> {
             tracing::error!(error = %e, "unmount failed (is the mount busy?)");
         }
     });
-    tracing::info!(mountpoint = %mp.display(), storage = %run.engine.store.tier().display(), "mounted");
+    tracing::info!(mountpoint = %mp.display(), storage = %run.durable_display(), "mounted");
     eprintln!(
         "fvfs mounted at {} (pid {})",
         mp.display(),

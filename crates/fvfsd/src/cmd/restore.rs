@@ -15,8 +15,8 @@
 //! - the restored settings are kept as they are (storage locations included); a warning
 //!   names them when they do not include the location restored from.
 
-use crate::engine::{open_meta, MountLock};
 use anyhow::{bail, Context, Result};
+use fvfs_engine::MountLock;
 use fvfs_meta::MetaUrl;
 use fvfs_tier::{Tier, TierSpec};
 use std::path::{Path, PathBuf};
@@ -24,21 +24,10 @@ use std::path::{Path, PathBuf};
 /// Largest decompressed backup accepted.
 const MAX_RESTORED_BYTES: u64 = 4 << 30;
 
-/// Where backups stage their snapshot: the directory of an SQLite database (same disk,
-/// known to be writable), else the system temporary directory.
-pub fn scratch_dir(meta_url: &str) -> PathBuf {
-    match MetaUrl::parse(meta_url) {
-        Ok(MetaUrl::Sqlite(db)) => match db.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        },
-        _ => std::env::temp_dir(),
-    }
-}
-
 /// `fvfsd backup`: one backup now to the durable tier, then pruning. Returns the key.
 pub async fn backup(meta_url: &str) -> Result<String> {
-    let meta = open_meta(meta_url)?;
+    let meta = fvfs_meta::open(meta_url, false)
+        .with_context(|| format!("cannot open the metadata at {meta_url}"))?;
     let settings = meta.settings()?;
     // The durable tier: the one a lost host can always be rebuilt from.
     let durable = settings
@@ -47,9 +36,13 @@ pub async fn backup(meta_url: &str) -> Result<String> {
         .map(|t| t.location.clone())
         .context("the filesystem has no storage location")?;
     let tier = Tier::open(&TierSpec::parse(&durable)?)?;
-    let key = fvfs_vfs::backup_now(meta, tier.clone(), scratch_dir(meta_url))
-        .await
-        .with_context(|| format!("metadata backup to {} failed", tier.display()))?;
+    let key = fvfs_vfs::backup_now(
+        meta,
+        tier.clone(),
+        fvfs_engine::paths::scratch_dir(meta_url),
+    )
+    .await
+    .with_context(|| format!("metadata backup to {} failed", tier.display()))?;
     if let Err(e) = fvfs_vfs::prune_backups(&tier, fvfs_vfs::META_BACKUP_KEEP, &key).await {
         eprintln!("warning: pruning old backups failed: {e}");
     }

@@ -7,7 +7,7 @@
 //!
 //! Invariants: a listener beyond loopback (a wildcard included) serves TLS unless
 //! `[daemon] insecure_http = true` says otherwise (logged as a warning); plain HTTP beyond
-//! loopback is never chosen silently (see [`transport`]); the mDNS TXT `tls`/`fp` say what
+//! loopback is never chosen silently (see `fvfs_api::listen::transport`); the mDNS TXT `tls`/`fp` say what
 //! the listener serves. The mount lock is held for the whole life of the process (a
 //! second serve or mount of the same SQLite filesystem is refused); exactly one stdout
 //! line starts with `api ` (`api <scheme>://<ip>:<port>`, also written to
@@ -16,18 +16,18 @@
 //! the FUSE mount ends (no write can arrive after the final flush) → final flush, workers
 //! stop (bounded) → the session row goes → the metadata store and then the lock drop.
 
-use super::format::{self, FormatArgs};
-use super::mount::{self, MountArgs, Running};
+use super::mount::{self, MountArgs};
 use super::token;
-use crate::config::Config;
-use crate::engine::{data_dir, home, MountLock, DEFAULT_CACHE_SIZE};
+use crate::config::{Config, DaemonExt};
 use anyhow::{Context, Result};
 use fvfs_api::auth::{guard, Access, SeenFn};
+use fvfs_api::listen::{api_url, transport, Transport};
 use fvfs_api::ApiState;
-use fvfs_meta::MetaUrl;
+use fvfs_engine::paths::{data_dir, default_cache_dir, default_meta_url, home, state_dir};
+use fvfs_engine::{redact, MountLock, Running, DEFAULT_CACHE_SIZE};
 use fvfs_types::{CdcParams, Compression};
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,71 +53,24 @@ pub struct ServeArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// How the API listens, from its address and `[daemon] tls` / `insecure_http`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Transport {
-    Tls,
-    /// Plain HTTP on loopback only.
-    Http,
-    /// Plain HTTP beyond loopback, allowed by `insecure_http = true`.
-    InsecureHttp,
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.to_canonical().is_loopback()
-}
-
-/// The TLS rule: `tls` (`--tls` or `[daemon] tls`) set to true wins; on loopback the
-/// default is plain HTTP; beyond loopback (a wildcard included) TLS is the default, and
-/// plain HTTP needs `insecure_http` (asked for with `tls = false` without it: an error
-/// that names the ways out).
-fn transport(bind: IpAddr, tls: Option<bool>, insecure_http: bool) -> Result<Transport> {
-    Ok(match tls {
-        Some(true) => Transport::Tls,
-        _ if is_loopback(bind) => Transport::Http,
-        _ if insecure_http => Transport::InsecureHttp,
-        None => Transport::Tls,
-        Some(false) => anyhow::bail!(
-            "`[daemon] tls = false` would serve the API on {bind}, beyond loopback, over plain \
-             HTTP, where tokens cross the network in the clear; either remove `tls = false` \
-             (TLS is the default beyond loopback) or set `[daemon] insecure_http = true` to \
-             accept plain HTTP (or listen on loopback only: `http_bind = \"127.0.0.1\"`)"
-        ),
-    })
-}
-
-/// The URL clients use for a listener bound at `addr` (a wildcard becomes loopback).
-fn api_url(tls: bool, addr: SocketAddr) -> String {
-    let scheme = if tls { "https" } else { "http" };
-    let ip = match addr.ip() {
-        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
-}
-
 /// Formats the embedded default (or the configured tiers) on first run.
 fn format_if_new(cfg: &Config, meta_url: &str, state: &Path) -> Result<()> {
-    let fresh = match MetaUrl::parse(meta_url)? {
-        MetaUrl::Sqlite(p) => !p.exists(),
-        MetaUrl::Postgres(_) => false,
-    };
-    if !fresh {
+    if !fvfs_engine::is_new(meta_url)? {
         return Ok(());
     }
     let mut tiers = cfg.tier_settings()?;
     if tiers.is_empty() {
-        tiers = format::tiers_from_locations(&[data_dir().join("blocks").display().to_string()]);
+        tiers =
+            fvfs_engine::tiers_from_locations(&[data_dir().join("blocks").display().to_string()]);
     }
     let rt = tokio::runtime::Runtime::new()?;
-    let s = rt.block_on(format::run(FormatArgs {
-        meta_url: meta_url.to_string(),
+    let spec = fvfs_engine::FormatSpec {
+        name: "fvfs".into(),
         tiers,
         compression: Compression::Zstd,
         cdc: CdcParams::default(),
-        name: "fvfs".into(),
-    }))?;
+    };
+    let s = rt.block_on(fvfs_engine::format(meta_url, spec))?;
     println!("formatted a new filesystem {} ({})", s.name, s.uuid);
     let setup = token::init_state(state)?;
     token::announce(&setup);
@@ -129,8 +82,8 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         .meta
         .clone()
         .or_else(|| cfg.meta_url())
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir().join("meta.db").display()));
-    let state = crate::engine::state_dir(
+        .unwrap_or_else(default_meta_url);
+    let state = state_dir(
         a.state_dir.as_deref().or(cfg.daemon.state_dir.as_deref()),
         &meta_url,
     );
@@ -151,15 +104,15 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         None => None,
     };
     let _lock = MountLock::acquire(&meta_url, mp.as_deref().unwrap_or(&state))?;
-    let settings = crate::engine::open_meta(&meta_url)?.settings()?;
+    let settings = fvfs_engine::read_settings(&meta_url)?;
     let cache_dir = cfg
         .daemon
         .cache_dir
         .clone()
-        .unwrap_or_else(|| crate::engine::default_cache_dir(&settings));
-    println!("metadata   {}", fvfs_tier::redact(&meta_url));
+        .unwrap_or_else(|| default_cache_dir(&settings));
+    println!("metadata   {}", redact(&meta_url));
     for loc in &settings.storage {
-        println!("storage    {}", fvfs_tier::redact(loc));
+        println!("storage    {}", redact(loc));
     }
     println!("cache      {}", cache_dir.display());
     println!("state      {}", state.display());
@@ -178,7 +131,7 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
             .unwrap_or(DEFAULT_CACHE_SIZE),
         threads: a.threads,
         allow_non_empty: false,
-        policy: crate::engine::policy(cfg),
+        policy: cfg.policy(),
         config: None,
         flags: cfg.daemon.mount_flags(),
     };
@@ -186,7 +139,7 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         Some(p) => p.display().to_string(),
         None => "(api only)".to_string(),
     };
-    let run = Running::start(&margs, &label)?;
+    let run = Running::start(margs.engine_opts(), &label)?;
     let result = serve(cfg, &a, &state, &settings, mp.as_deref(), &run);
     run.stop();
     tracing::info!("stopped");
@@ -450,49 +403,5 @@ fn stop_fuse(
         tracing::info!("unmounted");
     } else {
         tracing::error!("the FUSE session did not end in time; stopping anyway");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tls_beyond_loopback() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let t = |b: &str, tls, insecure| transport(ip(b), tls, insecure).map_err(|e| e.to_string());
-        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(t(lo, None, false), Ok(Transport::Http), "{lo}");
-            assert_eq!(t(lo, Some(false), false), Ok(Transport::Http), "{lo}");
-            assert_eq!(t(lo, Some(true), false), Ok(Transport::Tls), "{lo}");
-        }
-        for wide in ["0.0.0.0", "::", "192.168.1.5", "::ffff:10.0.0.1"] {
-            assert_eq!(t(wide, None, false), Ok(Transport::Tls), "{wide}");
-            assert_eq!(t(wide, Some(true), true), Ok(Transport::Tls), "{wide}");
-            assert_eq!(t(wide, None, true), Ok(Transport::InsecureHttp), "{wide}");
-            assert_eq!(
-                t(wide, Some(false), true),
-                Ok(Transport::InsecureHttp),
-                "{wide}"
-            );
-            let e = t(wide, Some(false), false).unwrap_err();
-            assert!(
-                e.contains("remove `tls = false`") && e.contains("insecure_http = true"),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            api_url(false, "0.0.0.0:7734".parse().unwrap()),
-            "http://127.0.0.1:7734"
-        );
-        assert_eq!(api_url(true, "[::]:1".parse().unwrap()), "https://[::1]:1");
-        assert_eq!(
-            api_url(false, "192.168.1.2:80".parse().unwrap()),
-            "http://192.168.1.2:80"
-        );
     }
 }

@@ -104,10 +104,9 @@ pub fn announce(setup: &Setup) {
 /// directory (read from the metadata at `meta_url`).
 pub fn create(state: &Path, meta_url: &str, name: &str, mut new: NewToken) -> Result<()> {
     if new.identity.is_none() {
-        let root = crate::engine::open_meta(meta_url)?
-            .getattr(fvfs_types::ROOT_INO)
+        let owner = fvfs_engine::root_owner(meta_url)
             .context("cannot read the owner of the root directory; give --uid and --gid")?;
-        new.identity = Some((root.uid, root.gid));
+        new.identity = Some(owner);
     }
     let (info, secret) = store(state)?.create(name, new)?;
     println!("{secret}");

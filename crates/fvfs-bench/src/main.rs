@@ -1,4 +1,4 @@
-//! `fvfsd bench MOUNTPOINT --native DIR [--size-mib N] [--pid PID]`: a small, bounded
+//! `fvfs-bench MOUNTPOINT --native DIR [--size-mib N] [--pid PID]`: a small, bounded
 //! benchmark that runs the same workload on an fvfs mount and on a native directory and
 //! prints them side by side.
 //!
@@ -14,7 +14,8 @@
 //! - memory: VmHWM (peak RSS) and the largest VmRSS sampled during the run, of the mount
 //!   process `pid` when given. Run with `big_mib = 2048` for "peak RSS while copying 2 GiB".
 //!
-//! Only std, anyhow and libc: this module knows nothing about fvfs itself.
+//! Only std, clap, anyhow and libc: this binary knows nothing about fvfs itself, so it
+//! measures a mount exactly as any other program sees it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -29,36 +30,32 @@ const SMALL_SIZE: usize = 4096;
 /// Sample the mount process's RSS every this many MiB of big-file I/O.
 const RSS_SAMPLE_EVERY_MIB: u64 = 16;
 
-/// Arguments of `fvfsd bench`.
-#[derive(Debug, Clone)]
+/// Benchmark an fvfs mount against a native directory (bounded; prints a table and one
+/// JSON line).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "fvfs-bench", version)]
 pub struct BenchArgs {
     /// A directory on the fvfs mount (the benchmark works in a sub-directory it removes).
     pub mountpoint: PathBuf,
     /// A directory on a native filesystem to compare with.
+    #[arg(long)]
     pub native: PathBuf,
-    /// Size of the big file in MiB (default 512).
+    /// Size of the big file in MiB.
+    #[arg(long = "size-mib", default_value_t = 512)]
     pub big_mib: u64,
-    /// Number of 4 KiB small files (default 1000).
+    /// Number of 4 KiB small files.
+    #[arg(long, default_value_t = 1000)]
     pub small_files: usize,
     /// The process serving the mount, for its RSS.
+    #[arg(long)]
     pub pid: Option<u32>,
 }
 
-// The defaults are for callers (the CLI may spell them out itself instead).
-#[allow(dead_code)]
-impl BenchArgs {
-    pub const DEFAULT_BIG_MIB: u64 = 512;
-    pub const DEFAULT_SMALL_FILES: usize = 1000;
-
-    /// Arguments with the default sizes and no pid.
-    pub fn new(mountpoint: impl Into<PathBuf>, native: impl Into<PathBuf>) -> Self {
-        BenchArgs {
-            mountpoint: mountpoint.into(),
-            native: native.into(),
-            big_mib: Self::DEFAULT_BIG_MIB,
-            small_files: Self::DEFAULT_SMALL_FILES,
-            pid: None,
-        }
+fn main() {
+    let args = <BenchArgs as clap::Parser>::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("fvfs-bench: {e:#}");
+        std::process::exit(1);
     }
 }
 
@@ -595,7 +592,8 @@ mod tests {
             big_mib: 2,
             small_files: 5,
             pid: Some(std::process::id()),
-            ..BenchArgs::new(&a, &b)
+            mountpoint: a.clone(),
+            native: b.clone(),
         };
         let result = run_with(&args, false);
         let leftovers = fs::read_dir(&a).unwrap().count() + fs::read_dir(&b).unwrap().count();

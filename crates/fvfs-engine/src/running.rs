@@ -1,0 +1,135 @@
+//! The life cycle of the process that serves a filesystem (a mount, `serve`, an import):
+//! a runtime, the opened engine, the writeback spool replayed, this process's session
+//! row, and the background workers.
+//!
+//! Order at start: spool replay (writes a previous run could not store, before anything
+//! else touches the files) → sweep of unfinished uploads → sessions of dead processes of
+//! this host ended → this session registered → workers started.
+//! Order at stop: buffered writes committed (retried for a bounded time, the rest
+//! spooled) → workers stopped (bounded) → session row removed. The caller holds the
+//! mount lock for the whole life of a [`Running`] and stops it once nothing writes.
+
+use crate::error::{EngineError, Result};
+use crate::open::{Engine, EngineOpts};
+use crate::paths::{scratch_dir, spool_dir};
+use fvfs_vfs::worker::Workers;
+use fvfs_vfs::{
+    EvictorWorker, GcWorker, MetaBackupWorker, ReplicatorWorker, ScrubWorker, SessionWorker, Spool,
+    TierEventsWorker, Vfs, WritebackWorker,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the workers get to stop.
+const WORKER_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// The engine as a serving process runs it.
+pub struct Running {
+    pub engine: Engine,
+    pub vfs: Arc<Vfs>,
+    pub workers: Arc<Workers>,
+    session_id: u64,
+    spool: Spool,
+    /// Last: dropped after everything that may still use it.
+    pub rt: tokio::runtime::Runtime,
+}
+
+/// The workers that move blocks between tiers (tier events, replication, eviction):
+/// what a bulk import runs so that it does not fill the hot tier. Call inside a runtime.
+pub fn spawn_tiering(workers: &Workers, vfs: &Arc<Vfs>) {
+    workers.spawn(TierEventsWorker::new(vfs));
+    workers.spawn(ReplicatorWorker::new(vfs));
+    workers.spawn(EvictorWorker::new(vfs));
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Running {
+    /// Opens the engine, ends the sessions of dead processes of this host, registers
+    /// this one (as `label`) and starts every worker. The caller holds the mount lock.
+    pub fn start(opts: EngineOpts, label: &str) -> Result<Running> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("fvfs-rt")
+            .enable_all()
+            .build()
+            .map_err(EngineError::io("cannot start the runtime"))?;
+        let meta_url = opts.meta_url.clone();
+        let engine = rt.block_on(Engine::open(opts))?;
+        let vfs = engine.vfs()?;
+        let spool = Spool::open(&spool_dir(&meta_url, vfs.settings()))?;
+        let replayed = rt.block_on(vfs.replay_spool(&spool))?;
+        if replayed > 0 {
+            tracing::info!(entries = replayed, dir = %spool.dir().display(), "committed the writeback spool");
+        }
+        // With the mount lock held no other process uploads: hidden upload temporaries
+        // are what a killed daemon left behind.
+        match vfs.sweep_uploads() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed unfinished uploads of a previous run"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
+        }
+        let host = hostname();
+        // Sessions of processes on this host that died without a clean stop (kill -9,
+        // power loss) are over: with the mount lock held, no other process serves this
+        // filesystem.
+        for old in engine.meta.sessions()? {
+            let alive = std::path::Path::new(&format!("/proc/{}", old.pid)).exists();
+            if old.host == host && !alive {
+                engine.meta.end_session(old.id)?;
+            }
+        }
+        let session_id =
+            engine
+                .meta
+                .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
+        let workers = Arc::new(Workers::new());
+        {
+            let _guard = rt.enter();
+            spawn_tiering(&workers, &vfs);
+            workers.spawn(GcWorker::new(&vfs));
+            workers.spawn(ScrubWorker::new(&vfs));
+            workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
+            workers.spawn(WritebackWorker::new(&vfs));
+            workers.spawn(MetaBackupWorker::new(
+                engine.meta.clone(),
+                engine.store.tier().clone(),
+                scratch_dir(&meta_url),
+                fvfs_vfs::META_BACKUP_INTERVAL,
+                fvfs_vfs::META_BACKUP_KEEP,
+            ));
+        }
+        Ok(Running {
+            rt,
+            engine,
+            vfs,
+            workers,
+            session_id,
+            spool,
+        })
+    }
+
+    /// The durable tier, as shown to users.
+    pub fn durable_display(&self) -> String {
+        self.engine.store.tier().display()
+    }
+
+    /// Commits what is buffered, stops the workers (bounded) and removes the session row.
+    /// Call once nothing writes any more (unmounted, listeners drained).
+    pub fn stop(self) {
+        self.rt.block_on(async {
+            let spool = Some(&self.spool);
+            if let Err(e) = self.vfs.stop_writeback(spool, fvfs_vfs::STOP_RETRY).await {
+                tracing::error!(error = %e, "final flush failed");
+            }
+            self.workers.shutdown(WORKER_SHUTDOWN).await;
+        });
+        if let Err(e) = self.engine.meta.end_session(self.session_id) {
+            tracing::warn!(error = %e, "could not remove the session row");
+        }
+    }
+}
