@@ -4,8 +4,8 @@
 //!
 //! Invariant: locations are shown with credentials removed (`TierRow::location`).
 
-use super::blocking;
 use super::extract::ApiQuery;
+use super::on_vfs;
 use super::who::Who;
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -27,8 +27,7 @@ const DEVICE_WINDOW_SECS: i64 = 86_400;
 #[utoipa::path(get, path = "/v1/status", tag = "admin",
     responses((status = 200, body = Status), (status = 500, body = ErrorBody)))]
 pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Status>> {
-    let vfs = st.vfs.clone();
-    let report = blocking(move || vfs.status()).await?;
+    let report = on_vfs(&st, |v| Ok(v.status()?)).await?;
     let tiers = report
         .tiers
         .iter()
@@ -134,8 +133,7 @@ pub async fn evict(
     responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
 pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
     who.need_admin("replicating the queue")?;
-    let vfs = st.vfs.clone();
-    let queued = blocking(move || vfs.queue_due_now()).await?;
+    let queued = on_vfs(&st, |v| Ok(v.queue_due_now()?)).await?;
     let pending = st.vfs.replicate_all(FLUSH_DEADLINE).await?;
     Ok(Json(FlushResult {
         replicated: queued.saturating_sub(pending),
@@ -161,8 +159,7 @@ pub async fn wal(
     who.need_admin("the replication queue")?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let names = st.vfs.settings().tier_names();
-    let vfs = st.vfs.clone();
-    let (entries, pending) = blocking(move || vfs.queue(limit)).await?;
+    let (entries, pending) = on_vfs(&st, move |v| Ok(v.queue(limit)?)).await?;
     let entries = entries
         .into_iter()
         .map(|e| WalItem {

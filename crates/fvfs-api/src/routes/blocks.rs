@@ -8,7 +8,7 @@
 
 use super::extract::path_after;
 use super::who::Who;
-use super::{etag, AppState};
+use super::{etag, resolve, AppState};
 use crate::error::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -24,7 +24,7 @@ use fvfs_types::BlockId;
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn manifest(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Manifest>> {
     let path = path_after(&uri, "/v1/manifest")?;
-    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    let a = resolve(&st, who.ctx, &path).await?;
     let layout = st.vfs.manifest_as(who.ctx, &a).await?;
     let pieces = layout
         .pieces

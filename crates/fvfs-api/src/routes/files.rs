@@ -10,7 +10,7 @@
 
 use super::extract::{path_after, ApiQuery};
 use super::who::Who;
-use super::{etag, owner, parent_of, stat_of, AppState};
+use super::{etag, on_vfs, owner, parent, parent_of, resolve, stat_of, AppState};
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
 use axum::extract::State;
@@ -170,7 +170,7 @@ async fn serve(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let path = path_after(&uri, PREFIX)?;
-    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    let a = resolve(&st, who.ctx, &path).await?;
     match a.kind {
         FileKind::File => {}
         FileKind::Dir => return Err(ApiError::is_dir(format!("{path} is a directory"))),
@@ -325,7 +325,7 @@ pub async fn put_file(
         let (d, n) = st.vfs.deepest_dir_as(ctx, comps)?;
         (d, &comps[n..])
     } else {
-        (parent_of(&st.vfs, ctx, &path)?.0, &comps[comps.len()..])
+        (parent(&st, ctx, &path).await?.0, &comps[comps.len()..])
     };
     who.check_new_owner(q.uid, q.gid, &dir)?;
     who.check_mode(FileKind::File, file_owner.mode, st.allow_devices)?;
@@ -435,8 +435,12 @@ pub async fn put_file(
         (status = 409, body = ErrorBody)))]
 pub async fn delete_file(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<StatusCode> {
     let path = path_after(&uri, PREFIX)?;
-    let (parent, name) = parent_of(&st.vfs, who.ctx, &path)?;
-    st.vfs.remove_as(who.ctx, &parent, name.as_bytes())?;
+    let ctx = who.ctx;
+    on_vfs(&st, move |v| {
+        let (parent, name) = parent_of(v, ctx, &path)?;
+        Ok(v.remove_as(ctx, &parent, name.as_bytes())?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -71,15 +71,33 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
-/// Runs a synchronous engine call (metadata in SQLite) on the blocking pool, so that a
+/// Runs synchronous engine calls (the metadata is SQLite) on the blocking pool, so that a
 /// slow metadata operation never stalls the runtime threads serving other connections.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> fvfs_vfs::Result<T> + Send + 'static,
+pub(crate) async fn on_vfs<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&Vfs) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => Ok(r?),
+    let vfs = st.vfs.clone();
+    match tokio::task::spawn_blocking(move || f(&vfs)).await {
+        Ok(r) => r,
         Err(e) => Err(ApiError::internal(format!("engine task failed: {e}"))),
     }
+}
+
+/// The file `path` names, reached as `ctx` (on the blocking pool).
+pub(crate) async fn resolve(st: &AppState, ctx: Ctx, path: &ApiPath) -> ApiResult<Attr> {
+    let p = path.clone();
+    on_vfs(st, move |v| Ok(v.resolve_path_as(ctx, p.components())?)).await
+}
+
+/// [`parent_of`] on the blocking pool: the parent directory and the last name.
+pub(crate) async fn parent(st: &AppState, ctx: Ctx, path: &ApiPath) -> ApiResult<(Attr, String)> {
+    let p = path.clone();
+    on_vfs(st, move |v| {
+        let (a, name) = parent_of(v, ctx, &p)?;
+        Ok((a, name.to_string()))
+    })
+    .await
 }
 
 async fn not_found() -> ApiError {

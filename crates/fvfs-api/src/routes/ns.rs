@@ -8,7 +8,7 @@
 
 use super::extract::{path_after, ApiJson, ApiQuery, OptJson};
 use super::who::Who;
-use super::{owner, parent_of, stat_of, stat_with, AppState};
+use super::{on_vfs, owner, parent, resolve, stat_of, stat_with, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::path::{is_hidden, ApiPath};
 use axum::extract::State;
@@ -30,7 +30,7 @@ pub const MAX_PAGE: usize = 1000;
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn get_meta(State(st): State<AppState>, who: Who, uri: Uri) -> ApiResult<Json<Stat>> {
     let path = path_after(&uri, "/v1/meta")?;
-    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    let a = resolve(&st, who.ctx, &path).await?;
     // The ETag is derived from the content: only for a caller who may read it (stat(2)
     // needs no read permission, and tells nothing of the content).
     let readable = st.vfs.permits_as(who.ctx, &a, fvfs_vfs::access::MAY_READ)?;
@@ -51,7 +51,7 @@ pub async fn patch_meta(
     ApiJson(req): ApiJson<SetAttrRequest>,
 ) -> ApiResult<Json<Stat>> {
     let path = path_after(&uri, "/v1/meta")?;
-    let a = st.vfs.resolve_path_as(who.ctx, path.components())?;
+    let a = resolve(&st, who.ctx, &path).await?;
     if req.mode.is_some_and(|m| m > 0o7777) {
         return Err(ApiError::invalid_argument(
             "mode holds permission bits only (at most 0o7777 = 4095)",
@@ -112,30 +112,37 @@ pub async fn list(
         Some(n) => n.min(MAX_PAGE),
         None => MAX_PAGE,
     };
-    let dir = st.vfs.resolve_path_as(who.ctx, path.components())?;
-    if dir.kind != FileKind::Dir {
-        return Err(ApiError::not_dir(format!("{path} is not a directory")));
-    }
-    let after = q.after.as_deref().map(str::as_bytes);
-    let (entries, more) = st.vfs.list_sorted_as(who.ctx, &dir, after, limit, |n| {
-        !std::str::from_utf8(n).is_ok_and(is_hidden)
-    })?;
+    let (ctx, p) = (who.ctx, path.clone());
+    let (entries, more) = on_vfs(&st, move |v| {
+        let dir = v.resolve_path_as(ctx, p.components())?;
+        if dir.kind != FileKind::Dir {
+            return Err(ApiError::not_dir(format!("{p} is not a directory")));
+        }
+        let after = q.after.as_deref().map(str::as_bytes);
+        let (entries, more) = v.list_sorted_as(ctx, &dir, after, limit, |n| {
+            !std::str::from_utf8(n).is_ok_and(is_hidden)
+        })?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            match v.getattr(e.ino) {
+                Ok(a) => out.push((e, a)),
+                // Removed since the directory was read.
+                Err(err) if err.code() == ErrorCode::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok((out, more))
+    })
+    .await?;
     let mut out = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let name = String::from_utf8_lossy(&e.name);
-        let a = match st.vfs.getattr(e.ino) {
-            Ok(a) => a,
-            // Removed since the directory was read.
-            Err(err) if err.code() == ErrorCode::NotFound => continue,
-            Err(err) => return Err(err.into()),
-        };
-        let child = path.join(&name);
-        out.push(stat_with(&st.vfs, &child, &a, false).await?);
+    for (e, a) in &entries {
+        let child = path.join(&String::from_utf8_lossy(&e.name));
+        out.push(stat_with(&st.vfs, &child, a, false).await?);
     }
     let next = if more {
         entries
             .last()
-            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .map(|(e, _)| String::from_utf8_lossy(&e.name).into_owned())
     } else {
         None
     };
@@ -183,7 +190,7 @@ pub async fn mkdir(
     let ctx = who.ctx;
     let Some((comps, name)) = path.split_last() else {
         return if parents {
-            let root = st.vfs.resolve_path_as(ctx, path.components())?;
+            let root = resolve(&st, ctx, &path).await?;
             Ok((StatusCode::OK, Json(stat_of(&st.vfs, &path, &root).await?)))
         } else {
             Err(ApiError::exists("the root exists"))
@@ -197,7 +204,7 @@ pub async fn mkdir(
             .mkdir_p_as(ctx, d, &comps[n..], owner(None, 0o755, req.uid, req.gid)?)?
             .0
     } else {
-        parent_of(&st.vfs, ctx, &path)?.0
+        parent(&st, ctx, &path).await?.0
     };
     who.check_new_owner(req.uid, req.gid, &parent)?;
     let (a, created) = match st.vfs.create_dir_as(ctx, &parent, name.as_bytes(), o) {
@@ -252,9 +259,12 @@ pub async fn symlink(
         let (d, n) = st.vfs.deepest_dir_as(ctx, comps)?;
         who.check_new_owner(req.uid, req.gid, &d)?;
         let dir_owner = owner(None, 0o755, req.uid, req.gid)?;
-        (st.vfs.mkdir_p_as(ctx, d, &comps[n..], dir_owner)?.0, name)
+        (
+            st.vfs.mkdir_p_as(ctx, d, &comps[n..], dir_owner)?.0,
+            name.to_string(),
+        )
     } else {
-        parent_of(&st.vfs, ctx, &path)?
+        parent(&st, ctx, &path).await?
     };
     who.check_new_owner(req.uid, req.gid, &parent)?;
     let a = st
@@ -279,8 +289,8 @@ pub async fn rename(
 ) -> ApiResult<Json<Stat>> {
     let from = ApiPath::parse(&req.from)?;
     let to = ApiPath::parse(&req.to)?;
-    let (fp, fname) = parent_of(&st.vfs, who.ctx, &from)?;
-    let (tp, tname) = parent_of(&st.vfs, who.ctx, &to)?;
+    let (fp, fname) = parent(&st, who.ctx, &from).await?;
+    let (tp, tname) = parent(&st, who.ctx, &to).await?;
     let flags = RenameFlags {
         noreplace: req.noreplace,
         exchange: false,

@@ -9,7 +9,7 @@
 
 use super::extract::{path_after, ApiJson};
 use super::who::Who;
-use super::{owner, parent_of, stat_of, AppState};
+use super::{on_vfs, owner, parent, parent_of, resolve, stat_of, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::path::ApiPath;
 use axum::extract::State;
@@ -45,7 +45,7 @@ pub async fn mknod(
         }
     };
     let o = owner(req.mode, 0o644, req.uid, req.gid)?;
-    let (parent, name) = parent_of(&st.vfs, who.ctx, &path)?;
+    let (parent, name) = parent(&st, who.ctx, &path).await?;
     who.check_new_owner(req.uid, req.gid, &parent)?;
     who.check_mode(kind, o.mode, st.allow_devices)?;
     let a = st
@@ -71,13 +71,17 @@ pub async fn link(
 ) -> ApiResult<(StatusCode, Json<Stat>)> {
     let from = ApiPath::parse(&req.from)?;
     let to = ApiPath::parse(&req.to)?;
-    let src = st.vfs.resolve_path_as(who.ctx, from.components())?;
+    let src = resolve(&st, who.ctx, &from).await?;
     if src.kind == FileKind::Dir {
         return Err(ApiError::is_dir(format!(
             "{from} is a directory: directories cannot be hard-linked"
         )));
     }
-    let (tp, tname) = parent_of(&st.vfs, who.ctx, &to)?;
-    let a = st.vfs.link_as(who.ctx, &src, &tp, tname.as_bytes())?;
+    let (ctx, target) = (who.ctx, to.clone());
+    let a = on_vfs(&st, move |v| {
+        let (tp, tname) = parent_of(v, ctx, &target)?;
+        Ok(v.link_as(ctx, &src, &tp, tname.as_bytes())?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(stat_of(&st.vfs, &to, &a).await?)))
 }
