@@ -1,8 +1,9 @@
 //! The vfs layer: POSIX semantics over the metadata store and the block store. Faces
 //! (FUSE, HTTP) hold one [`Vfs`] and call its Result-returning methods; nothing here knows
-//! about FUSE or HTTP.
+//! about HTTP, and of FUSE only fvfs-fuse's plain `FsOps` trait (`fuse_ops.rs`).
 //!
-//! Layout: `ns.rs` namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files
+//! Layout: `fuse_ops.rs` the FUSE face (fvfs-fuse's `FsOps` over [`Vfs`]), `ns.rs`
+//! namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files
 //! and unlinked-but-open inodes, `write.rs` per-inode write buffers (CDC cut, slice
 //! commit), `upload.rs` block uploads (tier choice, dedup, pins), `read.rs` slice overlay
 //! resolution and block reads with readahead, `gc.rs` garbage blocks, `fsck.rs`
@@ -30,6 +31,7 @@ mod caller;
 mod error;
 mod evict;
 pub mod fsck;
+mod fuse_ops;
 mod gc;
 mod handle;
 mod ns;
@@ -46,6 +48,7 @@ mod write;
 mod writeback;
 
 pub use error::{Result, VfsError};
+pub use fuse_ops::EngineOps;
 pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_meta::{BlockRow, QueueEntry, Session, Stats, TierUsage};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};

@@ -81,31 +81,6 @@ pub fn pending(json: bool, cache_dir: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `/proc/self/mountinfo`'s escaping of a path (space, tab, newline, backslash).
-fn mountinfo_escape(p: &Path) -> String {
-    let s = p.to_string_lossy();
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            ' ' => out.push_str("\\040"),
-            '\t' => out.push_str("\\011"),
-            '\n' => out.push_str("\\012"),
-            '\\' => out.push_str("\\134"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Whether the kernel lists a mount at `mp` (absolute, canonical).
-fn is_mounted(mp: &Path) -> bool {
-    let want = mountinfo_escape(mp);
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|t| {
-        t.lines()
-            .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-    })
-}
-
 /// The last non-empty line of `t`, without our `fvfsc: ` prefix.
 fn last_line(t: &str) -> Option<String> {
     t.lines()
@@ -150,7 +125,7 @@ fn background(client: &Client, mountpoint: &Path) -> anyhow::Result<()> {
     let mut child = cmd.spawn().context("cannot start the background mount")?;
     let deadline = Instant::now() + START_WAIT;
     loop {
-        if is_mounted(&mp) {
+        if mount::is_mounted(&mp) {
             println!(
                 "mounted {} at {} (log: {})",
                 ep.url,
@@ -175,17 +150,5 @@ fn background(client: &Client, mountpoint: &Path) -> anyhow::Result<()> {
             );
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_paths_are_escaped() {
-        assert_eq!(mountinfo_escape(Path::new("/a b\\c")), "/a\\040b\\134c");
-        assert!(is_mounted(Path::new("/")));
-        assert!(!is_mounted(Path::new("/definitely/not/a/mount")));
     }
 }

@@ -201,7 +201,7 @@ async fn every_code_reaches_the_mount_as_its_errno() {
             other => panic!("{code}: {other:?}"),
         }
         let errno = crate::mount::errno_of(&e);
-        assert_eq!(errno, fuser::Errno::from_i32(code.errno()), "{code}");
+        assert_eq!(errno, fvfs_fuse::Errno::from_i32(code.errno()), "{code}");
     }
 }
 

@@ -4,7 +4,7 @@
 //! existing name…) at debug level, the rest (daemon unreachable, server faults) as errors.
 
 use crate::client::ClientError;
-use fuser::Errno;
+use fvfs_fuse::Errno;
 use fvfs_types::api::ErrorCode;
 
 /// Whether an error is an ordinary answer to a filesystem call (not worth an error log).

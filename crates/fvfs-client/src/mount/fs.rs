@@ -1,42 +1,40 @@
-//! The `fuser` adapter of the client mount: each callback converts its arguments, calls
-//! one Result-returning method of [`ClientFs`] (namespace operations in `meta.rs`, file
-//! contents in `io.rs`) and replies. Errnos come from the one table in `errno.rs`.
+//! The client mount's face: [`ClientFs`], its state, and its `fvfs_fuse::FsOps`
+//! implementation, each method one call of a Result-returning method of [`ClientFs`]
+//! (namespace operations in `meta.rs`, file contents in `io.rs`). The kernel glue is
+//! fvfs-fuse's adapter; errnos come from the one table in `errno.rs`.
 //!
-//! Caching: the kernel keeps entries and attributes for [`TTL`]; file pages are dropped at
-//! every open (no FOPEN_KEEP_CACHE), which with the manifest fetched at open gives
-//! close-to-open consistency against writers on other hosts. Permission checks are the
-//! kernel's (`default_permissions`); POSIX and flock locks are the kernel's local locks.
+//! Caching: the kernel keeps entries and attributes for the adapter's TTL (1 s); file
+//! pages are dropped at every open (no FOPEN_KEEP_CACHE), which with the manifest fetched
+//! at open gives close-to-open consistency against writers on other hosts. Permission
+//! checks are the kernel's (`default_permissions`, no POSIX ACLs); POSIX and flock locks
+//! are the kernel's local locks. Attributes sent are remembered ([`ClientFs::attrs`]) for
+//! inodes that lose their path while open.
 
 use crate::client::Client;
 use crate::mount::errno::errno;
 use crate::mount::handles::{Blocks, Handles};
 use crate::mount::inodes::Inodes;
 use crate::mount::spool::Spool;
-use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+use fvfs_fuse::ops::{
+    Attr, Ctx, DirEntry as FuseDirEntry, FileKind, FsOps, Opened, RenameFlags, Result, SetAttr,
+    SetTime, StatFs,
 };
+use fvfs_fuse::Errno;
 use fvfs_types::api::{Kind, Stat};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long the kernel may cache entries and attributes.
-pub const TTL: Duration = Duration::from_secs(1);
-/// Preferred I/O size reported in st_blksize.
-const BLKSIZE: u32 = 1 << 20;
+/// Most directory entries one readdir call hands the adapter.
+const READDIR_BATCH: usize = 256;
 
 /// One directory entry served by readdir.
 pub struct DirEntry {
     pub ino: u64,
-    pub kind: FileType,
+    pub kind: FileKind,
     pub name: Vec<u8>,
 }
 
@@ -52,7 +50,7 @@ pub struct ClientFs {
     pub(super) dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     pub(super) next_dir: AtomicU64,
     /// The last attributes sent for each inode, for inodes that lost their path while open.
-    pub(super) attrs: Mutex<HashMap<u64, FileAttr>>,
+    pub(super) attrs: Mutex<HashMap<u64, Attr>>,
     /// Uploads the daemon could not take (`pending.rs`).
     pub(super) spool: Spool,
     /// The spool may hold entries of an earlier run still to upload.
@@ -64,16 +62,6 @@ pub struct ClientFs {
     /// belong to the token's identity, so the mount names no owner (naming another one
     /// would be refused).
     pub(super) name_owner: bool,
-}
-
-/// What `fuser` serves: the [`ClientFs`] shared with the uploads worker.
-pub struct Mount(pub Arc<ClientFs>);
-
-impl std::ops::Deref for Mount {
-    type Target = ClientFs;
-    fn deref(&self) -> &ClientFs {
-        &self.0
-    }
 }
 
 impl ClientFs {
@@ -108,15 +96,15 @@ impl ClientFs {
         &self,
         op: &str,
         fut: impl std::future::Future<Output = crate::client::Result<T>>,
-    ) -> Result<T, Errno> {
+    ) -> Result<T> {
         self.rt.block_on(fut).map_err(|e| errno(op, &e))
     }
 
-    pub(super) fn path(&self, ino: u64) -> Result<String, Errno> {
+    pub(super) fn path(&self, ino: u64) -> Result<String> {
         self.inodes.lock().path(ino).ok_or(Errno::ENOENT)
     }
 
-    pub(super) fn child_path(&self, parent: u64, name: &str) -> Result<String, Errno> {
+    pub(super) fn child_path(&self, parent: u64, name: &str) -> Result<String> {
         self.inodes
             .lock()
             .child_path(parent, name)
@@ -125,15 +113,15 @@ impl ClientFs {
 
     /// The attributes to send for `ino` described by `st`: a file with a local temporary
     /// file reports that file's size. Remembered for [`ClientFs::attrs`].
-    pub(super) fn attr(&self, ino: u64, st: &Stat) -> FileAttr {
+    pub(super) fn attr(&self, ino: u64, st: &Stat) -> Attr {
         let mut a = to_attr(ino, st);
         if let Some((size, changed)) = self.local_state(ino) {
             a.size = size;
             // The local copy is written whole at close; until then count it as allocated.
             a.blocks = size.div_ceil(512);
             if let Some(t) = changed {
-                a.mtime = time(t);
-                a.ctime = a.ctime.max(time(t));
+                a.mtime = t;
+                a.ctime = a.ctime.max(t);
             }
         }
         self.attrs.lock().insert(ino, a);
@@ -141,7 +129,7 @@ impl ClientFs {
     }
 
     /// [`Self::attr`] with a size the caller just set on the local copy.
-    pub(super) fn attr_with_size(&self, ino: u64, st: &Stat, size: u64) -> FileAttr {
+    pub(super) fn attr_with_size(&self, ino: u64, st: &Stat, size: u64) -> Attr {
         let mut a = self.attr(ino, st);
         if a.size != size {
             a.size = size;
@@ -153,439 +141,238 @@ impl ClientFs {
 }
 
 /// A file name as the API takes it: UTF-8.
-pub(super) fn name_str(name: &OsStr) -> Result<&str, Errno> {
+pub(super) fn name_str(name: &OsStr) -> Result<&str> {
     name.to_str().ok_or(Errno::EINVAL)
 }
 
-pub(super) fn time(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
-}
-
-pub(super) fn ns(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i64,
-        Err(e) => -(e.duration().as_nanos() as i64),
-    }
-}
-
-pub(super) fn time_ns(t: TimeOrNow) -> i64 {
-    match t {
-        TimeOrNow::Now => ns(SystemTime::now()),
-        TimeOrNow::SpecificTime(t) => ns(t),
-    }
-}
-
-pub(super) fn file_type(k: Kind) -> FileType {
+pub(super) fn file_kind(k: Kind) -> FileKind {
     match k {
-        Kind::File => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-        Kind::Fifo => FileType::NamedPipe,
-        Kind::Socket => FileType::Socket,
-        Kind::CharDev => FileType::CharDevice,
-        Kind::BlockDev => FileType::BlockDevice,
+        Kind::File => FileKind::File,
+        Kind::Dir => FileKind::Dir,
+        Kind::Symlink => FileKind::Symlink,
+        Kind::Fifo => FileKind::Fifo,
+        Kind::Socket => FileKind::Socket,
+        Kind::CharDev => FileKind::CharDev,
+        Kind::BlockDev => FileKind::BlockDev,
     }
 }
 
-fn to_attr(ino: u64, st: &Stat) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(ino),
-        size: st.size,
-        blocks: st.blocks,
-        atime: time(st.atime_ns),
-        mtime: time(st.mtime_ns),
-        ctime: time(st.ctime_ns),
-        crtime: time(st.ctime_ns),
-        kind: file_type(st.kind),
-        perm: (st.mode & 0o7777) as u16,
-        nlink: st.nlink.max(1),
+fn to_attr(ino: u64, st: &Stat) -> Attr {
+    Attr {
+        ino,
+        kind: file_kind(st.kind),
+        perm: st.mode & 0o7777,
         uid: st.uid,
         gid: st.gid,
+        size: st.size,
+        blocks: st.blocks,
+        nlink: st.nlink.max(1),
+        atime: st.atime_ns,
+        mtime: st.mtime_ns,
+        ctime: st.ctime_ns,
         rdev: st.rdev,
-        blksize: BLKSIZE,
-        flags: 0,
     }
 }
 
-macro_rules! reply {
-    ($reply:ident, $res:expr, |$v:ident| $ok:expr) => {
-        match $res {
-            Ok($v) => $ok,
-            Err(e) => $reply.error(e),
-        }
-    };
+/// A time setattr sets, as the API takes it.
+fn set_time(t: SetTime) -> i64 {
+    match t {
+        SetTime::Now => crate::mount::io::now_ns(),
+        SetTime::At(ns) => ns,
+    }
 }
 
-impl Filesystem for Mount {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config.set_max_write(1 << 20);
-        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
-        Ok(())
+/// What open and create answer: the kernel drops the file's cached pages (no
+/// FOPEN_KEEP_CACHE), for close-to-open consistency.
+fn opened(fh: u64) -> Opened {
+    Opened {
+        fh,
+        ..Opened::default()
     }
+}
 
-    fn destroy(&mut self) {
+impl FsOps for ClientFs {
+    fn destroy(&self) {
         self.flush_all();
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply!(reply, self.lookup_entry(parent.0, name), |a| reply.entry(
-            &TTL,
-            &a,
-            Generation(0)
-        ))
+    fn lookup(&self, _ctx: &Ctx, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.lookup_entry(parent, name)
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.forget_inode(ino.0, nlookup)
+    fn forget(&self, ino: u64, nlookup: u64) {
+        self.forget_inode(ino, nlookup)
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        reply!(reply, self.get_attr(ino.0), |a| reply.attr(&TTL, &a))
+    fn getattr(&self, _ctx: &Ctx, ino: u64, _fh: Option<u64>) -> Result<Attr> {
+        self.get_attr(ino)
     }
 
-    fn setattr(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let res = self.set_attr(
-            ino.0,
-            mode.map(|m| m & 0o7777),
-            uid,
-            gid,
-            size,
-            atime.map(time_ns),
-            mtime.map(time_ns),
-            fh.map(|f| f.0),
-        );
-        reply!(reply, res, |a| reply.attr(&TTL, &a))
+    fn setattr(&self, _ctx: &Ctx, ino: u64, set: &SetAttr) -> Result<Attr> {
+        self.set_attr(
+            ino,
+            set.mode,
+            set.uid,
+            set.gid,
+            set.size,
+            set.atime.map(set_time),
+            set.mtime.map(set_time),
+            set.fh,
+        )
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        reply!(reply, self.read_link(ino.0), |t| reply.data(t.as_bytes()))
+    fn readlink(&self, _ctx: &Ctx, ino: u64) -> Result<Vec<u8>> {
+        self.read_link(ino).map(String::into_bytes)
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        let res = if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
-            self.create_file(req, parent.0, name, mode, umask, true)
+    fn mknod(&self, ctx: &Ctx, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> Result<Attr> {
+        if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
+            self.create_file(ctx, parent, name, mode, ctx.umask, true)
                 .map(|a| a.0)
         } else {
-            self.make_special(req, parent.0, name, mode, umask, rdev)
-        };
-        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
+            self.make_special(ctx, parent, name, mode, ctx.umask, rdev)
+        }
     }
 
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
-        let res = self.make_dir(req, parent.0, name, mode & !umask & 0o7777);
-        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
+    fn mkdir(&self, ctx: &Ctx, parent: u64, name: &OsStr, mode: u32) -> Result<Attr> {
+        self.make_dir(ctx, parent, name, mode & !ctx.umask & 0o7777)
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply!(reply, self.remove(parent.0, name, "unlink"), |_v| reply
-            .ok())
+    fn unlink(&self, _ctx: &Ctx, parent: u64, name: &OsStr) -> Result<()> {
+        self.remove(parent, name, "unlink")
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply!(reply, self.remove(parent.0, name, "rmdir"), |_v| reply.ok())
+    fn rmdir(&self, _ctx: &Ctx, parent: u64, name: &OsStr) -> Result<()> {
+        self.remove(parent, name, "rmdir")
     }
 
-    fn symlink(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &Path,
-        reply: ReplyEntry,
-    ) {
-        let res = self.make_symlink(req, parent.0, link_name, target.as_os_str());
-        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
+    fn symlink(&self, ctx: &Ctx, parent: u64, name: &OsStr, target: &OsStr) -> Result<Attr> {
+        self.make_symlink(ctx, parent, name, target)
     }
 
     fn rename(
         &self,
-        _req: &Request,
-        parent: INodeNo,
+        _ctx: &Ctx,
+        parent: u64,
         name: &OsStr,
-        newparent: INodeNo,
+        newparent: u64,
         newname: &OsStr,
         flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
-            return reply.error(Errno::EINVAL);
+    ) -> Result<()> {
+        if flags.exchange {
+            return Err(Errno::EINVAL);
         }
-        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        let res = self.rename_entry(parent.0, name, newparent.0, newname, noreplace);
-        reply!(reply, res, |_v| reply.ok())
+        self.rename_entry(parent, name, newparent, newname, flags.noreplace)
     }
 
-    fn link(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        newparent: INodeNo,
-        newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        let res = self.link_entry(ino.0, newparent.0, newname);
-        reply!(reply, res, |a| reply.entry(&TTL, &a, Generation(0)))
+    fn link(&self, _ctx: &Ctx, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+        self.link_entry(ino, newparent, newname)
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        reply!(reply, self.open_file(ino.0, flags.0), |fh| reply
-            .opened(FileHandle(fh), FopenFlags::empty()))
+    fn open(&self, _ctx: &Ctx, ino: u64, flags: i32) -> Result<Opened> {
+        self.open_file(ino, flags).map(opened)
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        reply!(reply, self.read_file(fh.0, offset, size), |d| reply
-            .data(&d))
+    fn read(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.read_file(fh, offset, size)
     }
 
-    fn write(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        reply!(reply, self.write_file(fh.0, offset, data), |n| reply
-            .written(n))
+    fn write(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        self.write_file(fh, offset, data)
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply!(reply, self.flush_handle(fh.0, false), |_v| reply.ok())
+    fn flush(&self, _ctx: &Ctx, _ino: u64, fh: u64) -> Result<()> {
+        self.flush_handle(fh, false)
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply!(reply, self.release_handle(fh.0), |_v| reply.ok())
+    fn release(&self, _ctx: &Ctx, _ino: u64, fh: u64) -> Result<()> {
+        self.release_handle(fh)
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply!(reply, self.flush_handle(fh.0, true), |_v| reply.ok())
+    fn fsync(&self, _ctx: &Ctx, _ino: u64, fh: u64, _datasync: bool) -> Result<()> {
+        self.flush_handle(fh, true)
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply!(reply, self.open_dir(ino.0), |fh| reply
-            .opened(FileHandle(fh), FopenFlags::empty()))
+    fn opendir(&self, _ctx: &Ctx, ino: u64) -> Result<Opened> {
+        self.open_dir(ino).map(|fh| Opened {
+            fh,
+            ..Opened::default()
+        })
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let Some(entries) = self.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(e.ino),
-                i as u64 + 1,
-                e.kind,
-                OsStr::from_bytes(&e.name),
-            ) {
-                break;
-            }
-        }
-        reply.ok()
+    /// Pages through the listing taken at opendir; an entry's offset is its index + 1.
+    fn readdir(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64) -> Result<Vec<FuseDirEntry>> {
+        let entries = self.dirs.lock().get(&fh).cloned().ok_or(Errno::EBADF)?;
+        Ok(entries
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .take(READDIR_BATCH)
+            .map(|(i, e)| FuseDirEntry {
+                ino: e.ino,
+                offset: i as u64 + 1,
+                kind: e.kind,
+                name: e.name.clone(),
+            })
+            .collect())
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.dirs.lock().remove(&fh.0);
-        reply.ok()
+    fn releasedir(&self, _ctx: &Ctx, _ino: u64, fh: u64) -> Result<()> {
+        self.dirs.lock().remove(&fh);
+        Ok(())
     }
 
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsyncdir(&self, _ctx: &Ctx, _ino: u64, _fh: u64, _datasync: bool) -> Result<()> {
         // Every namespace call is committed by the daemon before it answers.
-        reply.ok()
+        Ok(())
     }
 
-    // No xattrs through the API: ENOSYS, which the kernel remembers and reports as
-    // EOPNOTSUPP from then on (fuser's defaults would log each as unimplemented).
-    fn getxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
-        reply.error(Errno::ENOSYS)
-    }
+    // No xattrs through the API: the trait's defaults answer ENOSYS, which the kernel
+    // remembers and reports as EOPNOTSUPP from then on.
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS)
-    }
-
-    fn setxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(Errno::ENOSYS)
-    }
-
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENOSYS)
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, _ctx: &Ctx, _ino: u64) -> Result<StatFs> {
         // Fixed, generous figures: the daemon's tiers are not a single device.
         let blocks = 1u64 << 40;
-        reply.statfs(
+        Ok(StatFs {
             blocks,
-            blocks / 2,
-            blocks / 2,
-            1 << 32,
-            1 << 31,
-            4096,
-            255,
-            4096,
-        )
+            bfree: blocks / 2,
+            bavail: blocks / 2,
+            files: 1 << 32,
+            ffree: 1 << 31,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+        })
     }
 
     fn fallocate(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        _ctx: &Ctx,
+        _ino: u64,
+        fh: u64,
         offset: u64,
         length: u64,
         mode: i32,
-        reply: ReplyEmpty,
-    ) {
-        reply!(
-            reply,
-            self.fallocate_file(fh.0, offset, length, mode),
-            |_v| reply.ok()
-        )
-    }
-
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        reply.ok()
+    ) -> Result<()> {
+        self.fallocate_file(fh, offset, length, mode)
     }
 
     fn create(
         &self,
-        req: &Request,
-        parent: INodeNo,
+        ctx: &Ctx,
+        parent: u64,
         name: &OsStr,
         mode: u32,
-        umask: u32,
         flags: i32,
-        reply: ReplyCreate,
-    ) {
-        let res = self
-            .create_file(req, parent.0, name, mode, umask, flags & libc::O_EXCL != 0)
-            .and_then(|(a, existed)| {
-                // A new file is empty: truncating it is a no-op.
-                let flags = if existed {
-                    flags
-                } else {
-                    flags & !libc::O_TRUNC
-                };
-                Ok((a, self.open_file(a.ino.0, flags)?))
-            });
-        reply!(reply, res, |v| reply.created(
-            &TTL,
-            &v.0,
-            Generation(0),
-            FileHandle(v.1),
-            FopenFlags::empty()
-        ))
+    ) -> Result<(Attr, Opened)> {
+        let excl = flags & libc::O_EXCL != 0;
+        let (a, existed) = self.create_file(ctx, parent, name, mode, ctx.umask, excl)?;
+        // A new file is empty: truncating it is a no-op.
+        let flags = if existed {
+            flags
+        } else {
+            flags & !libc::O_TRUNC
+        };
+        Ok((a, opened(self.open_file(a.ino, flags)?)))
     }
 }

@@ -13,7 +13,7 @@ use crate::cache::BlockCache;
 use crate::client::Client;
 use crate::mount::errno::block_errno;
 use bytes::Bytes;
-use fuser::Errno;
+use fvfs_fuse::Errno;
 use fvfs_types::api::{Manifest, Piece};
 use lru::LruCache;
 use parking_lot::Mutex;

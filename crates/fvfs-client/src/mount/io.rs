@@ -16,7 +16,8 @@ use crate::mount::fs::{name_str, ClientFs};
 use crate::mount::handles::{sort_pieces, Handle, OpenFile, Seg};
 use crate::mount::pending::UploadError;
 use bytes::Bytes;
-use fuser::{Errno, FileAttr, Request};
+use fvfs_fuse::ops::{Attr, Ctx};
+use fvfs_fuse::Errno;
 use fvfs_types::api::{CreateRequest, ErrorCode, Kind, Manifest, SetAttrRequest, Stat};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -38,13 +39,13 @@ impl ClientFs {
     /// its attributes and whether it existed.
     pub(super) fn create_file(
         &self,
-        req: &Request,
+        req: &Ctx,
         parent: u64,
         name: &OsStr,
         mode: u32,
         umask: u32,
         excl: bool,
-    ) -> Result<(FileAttr, bool), Errno> {
+    ) -> Result<(Attr, bool), Errno> {
         let name = name_str(name)?;
         let path = self.child_path(parent, name)?;
         // The kernel's negative entry may be stale: a PUT would replace an existing file.
@@ -358,7 +359,7 @@ impl ClientFs {
                 ..
             }) => match self.attrs.lock().get(&ino) {
                 Some(a) => CreateRequest {
-                    mode: Some(a.perm as u32),
+                    mode: Some(a.perm),
                     uid: Some(a.uid),
                     gid: Some(a.gid),
                     ..Default::default()
@@ -425,7 +426,7 @@ impl ClientFs {
 }
 
 pub(super) fn now_ns() -> i64 {
-    crate::mount::fs::ns(std::time::SystemTime::now())
+    fvfs_fuse::time_ns(std::time::SystemTime::now())
 }
 
 /// BLAKE3 (hex) of the first `len` bytes of `f`.

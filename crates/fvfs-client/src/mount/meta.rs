@@ -7,8 +7,9 @@
 //! to another FUSE inode) is ENOENT for the stale inode; an unbound new server inode of a
 //! path is taken as the same file rewritten elsewhere (a `PUT` replaces the inode).
 
-use crate::mount::fs::{file_type, name_str, ClientFs, DirEntry};
-use fuser::{Errno, FileAttr, FileType, Request};
+use crate::mount::fs::{file_kind, name_str, ClientFs, DirEntry};
+use fvfs_fuse::ops::{Attr, Ctx, FileKind};
+use fvfs_fuse::Errno;
 use fvfs_types::api::{
     CreateRequest, Kind, LinkRequest, MknodRequest, RenameRequest, SetAttrRequest, Stat,
 };
@@ -18,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl ClientFs {
-    pub(super) fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+    pub(super) fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<Attr, Errno> {
         let name = name_str(name)?;
         let path = self.child_path(parent, name)?;
         let st = self.call("lookup", self.client.stat(&path))?;
@@ -66,7 +67,7 @@ impl ClientFs {
         Ok(st)
     }
 
-    pub(super) fn get_attr(&self, ino: u64) -> Result<FileAttr, Errno> {
+    pub(super) fn get_attr(&self, ino: u64) -> Result<Attr, Errno> {
         if !self.inodes.lock().is_attached(ino) {
             // Unlinked but still open: what was last known, with no link left.
             let mut a = self.attrs.lock().get(&ino).copied().ok_or(Errno::ENOENT)?;
@@ -91,7 +92,7 @@ impl ClientFs {
         atime_ns: Option<i64>,
         mtime_ns: Option<i64>,
         fh: Option<u64>,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Attr, Errno> {
         let mut size = size;
         // The size set on the local copy, which the reply must show: the upload that
         // carries it may run (a release) between the server's stat below and the look at
@@ -163,7 +164,7 @@ impl ClientFs {
     /// its set-group-ID bit too).
     pub(super) fn owner(
         &self,
-        req: &Request,
+        req: &Ctx,
         parent: u64,
     ) -> Result<(Option<u32>, Option<u32>, bool), Errno> {
         let path = self.path(parent)?;
@@ -172,17 +173,17 @@ impl ClientFs {
         if !self.name_owner {
             return Ok((None, None, sgid));
         }
-        let gid = if sgid { p.gid } else { req.gid() };
-        Ok((Some(req.uid()), Some(gid), sgid))
+        let gid = if sgid { p.gid } else { req.gid };
+        Ok((Some(req.uid), Some(gid), sgid))
     }
 
     pub(super) fn make_dir(
         &self,
-        req: &Request,
+        req: &Ctx,
         parent: u64,
         name: &OsStr,
         mode: u32,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Attr, Errno> {
         let name = name_str(name)?;
         let path = self.child_path(parent, name)?;
         let (uid, gid, sgid) = self.owner(req, parent)?;
@@ -200,11 +201,11 @@ impl ClientFs {
 
     pub(super) fn make_symlink(
         &self,
-        req: &Request,
+        req: &Ctx,
         parent: u64,
         name: &OsStr,
         target: &OsStr,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Attr, Errno> {
         let name = name_str(name)?;
         let target = name_str(target)?;
         let path = self.child_path(parent, name)?;
@@ -224,13 +225,13 @@ impl ClientFs {
     /// A fifo, socket or device node (`mode` carries the type bits).
     pub(super) fn make_special(
         &self,
-        req: &Request,
+        req: &Ctx,
         parent: u64,
         name: &OsStr,
         mode: u32,
         umask: u32,
         rdev: u32,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Attr, Errno> {
         let kind = match mode & libc::S_IFMT {
             libc::S_IFIFO => Kind::Fifo,
             libc::S_IFSOCK => Kind::Socket,
@@ -260,7 +261,7 @@ impl ClientFs {
         ino: u64,
         newparent: u64,
         newname: &OsStr,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Attr, Errno> {
         let newname = name_str(newname)?;
         let req = LinkRequest {
             from: self.path(ino)?,
@@ -324,12 +325,12 @@ impl ClientFs {
         let mut entries = vec![
             DirEntry {
                 ino,
-                kind: FileType::Directory,
+                kind: FileKind::Dir,
                 name: b".".to_vec(),
             },
             DirEntry {
                 ino: 1,
-                kind: FileType::Directory,
+                kind: FileKind::Dir,
                 name: b"..".to_vec(),
             },
         ];
@@ -345,7 +346,7 @@ impl ClientFs {
                     .to_vec();
                 entries.push(DirEntry {
                     ino: inodes.fuse_ino(e.ino),
-                    kind: file_type(e.kind),
+                    kind: file_kind(e.kind),
                     name,
                 });
             }

@@ -40,14 +40,9 @@ pub struct MountOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("mountpoint {0} does not exist")]
-    MissingMountpoint(PathBuf),
-    #[error("mountpoint {0} is not a directory")]
-    NotADirectory(PathBuf),
-    #[error("mountpoint {0} is not empty")]
-    NotEmpty(PathBuf),
-    #[error("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)")]
-    NoFuse,
+    /// Missing, not a directory, already mounted or not empty; or no /dev/fuse.
+    #[error(transparent)]
+    Mountpoint(#[from] fvfs_fuse::MountpointError),
     #[error("fvfsd is unreachable: {0}")]
     Unreachable(ClientError),
     #[error("fvfsd answered but its root cannot be read: {0}")]
@@ -86,59 +81,29 @@ pub fn pending_uploads(cache_dir: Option<&Path>) -> Result<Vec<PendingUpload>, M
 /// The spool's directory under the cache directory.
 const SPOOL_DIR: &str = "pending";
 
-/// The mountpoint, made absolute, if it is an existing empty directory.
+/// The mountpoint, made absolute, if it is an existing empty directory that is not a
+/// mount point yet (fvfs-fuse's checks, shared by every mount).
 pub fn check_mountpoint(p: &Path) -> Result<PathBuf, MountError> {
-    let meta = match std::fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(MountError::MissingMountpoint(p.to_path_buf()))
-        }
-        Err(error) => {
-            return Err(MountError::Io {
-                path: p.to_path_buf(),
-                error,
-            })
-        }
-    };
-    if !meta.is_dir() {
-        return Err(MountError::NotADirectory(p.to_path_buf()));
-    }
-    let io = |error| MountError::Io {
-        path: p.to_path_buf(),
-        error,
-    };
-    if std::fs::read_dir(p).map_err(io)?.next().is_some() {
-        return Err(MountError::NotEmpty(p.to_path_buf()));
-    }
-    std::fs::canonicalize(p).map_err(io)
+    Ok(fvfs_fuse::check_mountpoint(p, false)?)
 }
 
-/// Mount options: kernel permission checks, `nosuid,nodev` (files come from another
-/// host); every user sees the mount when run as root.
-fn config() -> fuser::Config {
-    let mut c = fuser::Config::default();
-    c.mount_options = vec![
-        fuser::MountOption::FSName("fvfsc".into()),
-        fuser::MountOption::Subtype("fvfs".into()),
-        fuser::MountOption::DefaultPermissions,
-        fuser::MountOption::RW,
-        fuser::MountOption::NoDev,
-        fuser::MountOption::NoSuid,
-    ];
-    if unsafe { libc::geteuid() } == 0 {
-        c.acl = fuser::SessionACL::All;
+pub use fvfs_fuse::is_mounted;
+
+/// How the client mount is mounted: `fvfsc` in the mount table, 4 request threads,
+/// `nosuid,nodev` (files come from another host).
+fn mount_config() -> fvfs_fuse::MountConfig {
+    fvfs_fuse::MountConfig {
+        fsname: "fvfsc".into(),
+        threads: 4,
+        flags: fvfs_fuse::MountFlags::default(),
     }
-    c.n_threads = Some(4);
-    c
 }
 
 /// Mounts the daemon `client` talks to at `opts.mountpoint` and serves it until it is
 /// unmounted or the process gets SIGINT/SIGTERM. Blocking: runs its own async runtime.
 pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
     let mp = check_mountpoint(&opts.mountpoint)?;
-    if !Path::new("/dev/fuse").exists() {
-        return Err(MountError::NoFuse);
-    }
+    fvfs_fuse::check_dev_fuse()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -167,11 +132,7 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         error,
     })?;
     let spool_dir = dir.join(SPOOL_DIR);
-    let session = format!(
-        "{:x}p{}",
-        fs::ns(std::time::SystemTime::now()),
-        std::process::id()
-    );
+    let session = format!("{:x}p{}", io::now_ns(), std::process::id());
     let spool = spool::Spool::open(&spool_dir, &session).map_err(|error| MountError::Io {
         path: spool_dir.clone(),
         error,
@@ -191,13 +152,12 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
     if !fs.replay_spool() {
         tracing::warn!(spool = %spool_dir.display(), "uploads from an earlier run are still pending: retried in the background");
     }
-    let mut session =
-        fuser::Session::new(fs::Mount(fs.clone()), &mp, &config()).map_err(|error| {
-            MountError::Mount {
-                path: mp.clone(),
-                error,
-            }
-        })?;
+    let mut session = fvfs_fuse::session(fs.clone(), &mp, &mount_config()).map_err(|error| {
+        MountError::Mount {
+            path: mp.clone(),
+            error,
+        }
+    })?;
     let (stop, stopped) = std::sync::mpsc::channel();
     let worker = {
         let fs = fs.clone();
@@ -206,25 +166,7 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
             .spawn(move || pending::run_worker(fs, stopped))
             .map_err(MountError::Runtime)?
     };
-    let mut unmounter = session.unmount_callable();
-    rt.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch SIGTERM");
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: unmounting");
-        if let Err(e) = unmounter.unmount() {
-            tracing::error!(error = %e, "unmount failed (is the mount busy?)");
-        }
-    });
+    fvfs_fuse::unmount_on_signals(rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), daemon = %url, cache = %dir.display(), "mounted");
     eprintln!("fvfsc: {url} mounted at {}", mp.display());
     let served = session.run();
@@ -240,25 +182,21 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fvfs_fuse::MountpointError as E;
 
     #[test]
     fn mountpoint_checks() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        assert!(matches!(
-            check_mountpoint(&missing),
-            Err(MountError::MissingMountpoint(_))
-        ));
+        let err = |p: &Path| match check_mountpoint(p) {
+            Err(MountError::Mountpoint(e)) => e,
+            r => panic!("{r:?}"),
+        };
+        assert!(matches!(err(&missing), E::Missing(_)));
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        assert!(matches!(
-            check_mountpoint(&file),
-            Err(MountError::NotADirectory(_))
-        ));
-        assert!(matches!(
-            check_mountpoint(dir.path()),
-            Err(MountError::NotEmpty(_))
-        ));
+        assert!(matches!(err(&file), E::NotADirectory(_)));
+        assert!(matches!(err(dir.path()), E::NotEmpty(_)));
         let empty = dir.path().join("mnt");
         std::fs::create_dir(&empty).unwrap();
         assert!(check_mountpoint(&empty).is_ok());

@@ -18,7 +18,7 @@ use crate::mount::fs::ClientFs;
 use crate::mount::handles::OpenFile;
 use crate::mount::io::{hash_file, now_ns};
 use crate::mount::spool::{SpoolEntry, SpoolMeta};
-use fuser::Errno;
+use fvfs_fuse::Errno;
 use fvfs_types::api::{CreateRequest, ErrorCode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -117,7 +117,7 @@ impl ClientFs {
                 let a = self.attrs.lock().get(&ino).copied();
                 let meta = SpoolMeta {
                     path: path.clone(),
-                    mode: a.map(|a| a.perm as u32),
+                    mode: a.map(|a| a.perm),
                     uid: a.map(|a| a.uid),
                     gid: a.map(|a| a.gid),
                     atime_ns: st.atime_ns,

@@ -12,6 +12,7 @@
 use anyhow::{bail, Context, Result};
 use fvfs_engine::{EngineOpts, MountLock, Running};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -45,44 +46,20 @@ impl MountArgs {
 
 /// True if `path` is a mount point now (from /proc/self/mountinfo).
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = path.canonicalize() else {
-        return false;
-    };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = canon.to_string_lossy().replace(' ', "\\040");
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    fvfs_fuse::is_mounted(path)
 }
 
+/// fvfs-fuse's mountpoint checks (an existing directory, not mounted, empty unless
+/// allowed) and /dev/fuse; returns the canonical mountpoint.
 pub fn check_mountpoint(mp: &Path, allow_non_empty: bool) -> Result<PathBuf> {
-    let meta = std::fs::metadata(mp).with_context(|| {
-        format!(
-            "mountpoint {} does not exist (create it with mkdir -p)",
-            mp.display()
-        )
-    })?;
-    if !meta.is_dir() {
-        bail!("mountpoint {} is not a directory", mp.display());
-    }
-    if is_mounted(mp) {
-        bail!("{} is already a mount point", mp.display());
-    }
-    if !allow_non_empty {
-        let mut entries = std::fs::read_dir(mp)
-            .with_context(|| format!("cannot list mountpoint {}", mp.display()))?;
-        if entries.next().is_some() {
-            bail!(
-                "mountpoint {} is not empty: mounting over it would hide its files (pass --allow-non-empty to do it anyway)",
-                mp.display()
-            );
+    let mp = fvfs_fuse::check_mountpoint(mp, allow_non_empty).map_err(|e| match e {
+        fvfs_fuse::MountpointError::NotEmpty(_) => {
+            anyhow::anyhow!("{e} (pass --allow-non-empty to do it anyway)")
         }
-    }
-    if !Path::new("/dev/fuse").exists() {
-        bail!("/dev/fuse is missing: load the fuse module (modprobe fuse) or install fuse3");
-    }
-    Ok(mp.canonicalize()?)
+        e => e.into(),
+    })?;
+    fvfs_fuse::check_dev_fuse()?;
+    Ok(mp)
 }
 
 /// Serves the mount in this process until it is unmounted.
@@ -90,28 +67,13 @@ pub fn foreground(args: MountArgs) -> Result<()> {
     let mp = check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
     let _lock = MountLock::acquire(&args.meta_url, &mp)?;
     let run = Running::start(args.engine_opts(), &mp.display().to_string())?;
-    let fs = fvfs_fuse::FuseFs::new(run.vfs.clone(), run.rt.handle().clone());
-    let mut session = fvfs_fuse::session(fs, &mp, args.threads, args.flags)
+    let fs = Arc::new(fvfs_vfs::EngineOps::new(
+        run.vfs.clone(),
+        run.rt.handle().clone(),
+    ));
+    let mut session = fvfs_fuse::session(fs, &mp, &engine_mount(args.threads, args.flags))
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
-    let mut unmounter = session.unmount_callable();
-    run.rt.spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot watch SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: unmounting");
-        if let Err(e) = unmounter.unmount() {
-            tracing::error!(error = %e, "unmount failed (is the mount busy?)");
-        }
-    });
+    fvfs_fuse::unmount_on_signals(run.rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), storage = %run.durable_display(), "mounted");
     eprintln!(
         "fvfs mounted at {} (pid {})",
@@ -122,6 +84,15 @@ pub fn foreground(args: MountArgs) -> Result<()> {
     run.stop();
     tracing::info!("unmounted");
     served.context("the FUSE session ended with an error")
+}
+
+/// How the engine is mounted (`fvfs` in the mount table).
+pub fn engine_mount(threads: usize, flags: fvfs_fuse::MountFlags) -> fvfs_fuse::MountConfig {
+    fvfs_fuse::MountConfig {
+        fsname: "fvfs".into(),
+        threads,
+        flags,
+    }
 }
 
 /// Starts `fvfsd mount --foreground` detached and waits until the mount is live.

@@ -295,8 +295,12 @@ fn serve(
     let (fuse_done_tx, mut fuse_done) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
     let mut fuse = None;
     if let Some(mp) = mp {
-        let fs = fvfs_fuse::FuseFs::new(run.vfs.clone(), rt.handle().clone());
-        let mut session = match fvfs_fuse::session(fs, mp, a.threads, cfg.daemon.mount_flags()) {
+        let fs = Arc::new(fvfs_vfs::EngineOps::new(
+            run.vfs.clone(),
+            rt.handle().clone(),
+        ));
+        let config = mount::engine_mount(a.threads, cfg.daemon.mount_flags());
+        let mut session = match fvfs_fuse::session(fs, mp, &config) {
             Ok(s) => s,
             Err(e) => {
                 cancel.cancel();
