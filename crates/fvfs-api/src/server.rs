@@ -502,6 +502,28 @@ pub async fn serve_unix(
     serve_unix_listener(l, path, app, cancel, drain).await
 }
 
+/// Raises the soft limit of open descriptors to the hard one: every API connection, block
+/// file and database handle needs one. Returns (before, after), or the error.
+pub fn raise_nofile() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = l.rlim_cur;
+    if l.rlim_cur < l.rlim_max {
+        l.rlim_cur = l.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, l.rlim_cur))
+}
+
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;

@@ -16,7 +16,7 @@ pub mod ops;
 
 pub use adapter::{system_time, time_ns, FuseAdapter};
 pub use mount::{
-    check_dev_fuse, check_mountpoint, is_mounted, session, unmount_on_signals, MountConfig,
-    MountFlags, MountpointError,
+    check_dev_fuse, check_mountpoint, is_mounted, session, unmount_and_wait, unmount_on_signals,
+    MountConfig, MountFlags, MountpointError,
 };
 pub use ops::{Errno, FsOps};

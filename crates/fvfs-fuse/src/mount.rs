@@ -13,6 +13,7 @@ use crate::adapter::FuseAdapter;
 use crate::ops::FsOps;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Whether the mount honours set-user-ID bits and device nodes. Both off by default
 /// (`nosuid,nodev`).
@@ -52,6 +53,56 @@ impl MountConfig {
         }
         c.n_threads = Some(self.threads.max(1));
         c
+    }
+}
+
+/// umount2(2) of `mp` with `flags` (0 or `MNT_DETACH`).
+fn umount(mp: &Path, flags: libc::c_int) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mp.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Ends a mount whose session runs on `thread`: unmounts (retrying for `retry` while the
+/// mount is busy, then detaching it lazily) and waits at most `wait` for the session to
+/// end. Returns whether it ended.
+pub fn unmount_and_wait(
+    mut unmounter: fuser::SessionUnmounter,
+    thread: std::thread::JoinHandle<()>,
+    mp: &Path,
+    retry: Duration,
+    wait: Duration,
+) -> bool {
+    if !thread.is_finished() {
+        if let Err(e) = unmounter.unmount() {
+            tracing::warn!(error = %e, "unmount refused; retrying");
+            let deadline = Instant::now() + retry;
+            while is_mounted(mp) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+                let _ = umount(mp, 0);
+            }
+            if is_mounted(mp) {
+                tracing::warn!(mountpoint = %mp.display(), "mount still busy: detaching it lazily");
+                if let Err(e) = umount(mp, libc::MNT_DETACH) {
+                    tracing::error!(error = %e, "lazy unmount failed");
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + wait;
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+        true
+    } else {
+        false
     }
 }
 

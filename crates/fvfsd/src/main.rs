@@ -302,28 +302,6 @@ fn default_meta() -> String {
     fvfs_engine::paths::default_meta_url()
 }
 
-/// Raises the soft limit of open descriptors to the hard one: every API connection, block
-/// file and database handle needs one. Returns (before, after), or the error.
-fn raise_nofile() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let before = l.rlim_cur;
-    if l.rlim_cur < l.rlim_max {
-        l.rlim_cur = l.rlim_max;
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok((before, l.rlim_cur))
-}
-
 fn main() {
     // Everything the daemon creates (state, database, blocks, cache, backups, the control
     // socket) is owner-only: file contents and names must not leak to other local users.
@@ -331,7 +309,7 @@ fn main() {
     unsafe {
         libc::umask(0o077);
     }
-    let nofile = raise_nofile();
+    let nofile = fvfs_api::server::raise_nofile();
     // Few malloc arenas: the data path allocates block buffers on many threads, and
     // per-thread arenas would keep freed buffers as resident memory.
     // SAFETY: mallopt only tunes the allocator; called before any other thread starts.

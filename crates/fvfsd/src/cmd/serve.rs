@@ -371,41 +371,11 @@ fn serve(
     });
     let _ = std::fs::remove_file(&url_file);
     if let (Some((unmounter, thread)), Some(mp)) = (fuse, mp) {
-        stop_fuse(unmounter, thread, mp);
-    }
-    Ok(())
-}
-
-/// Unmounts (retrying while busy, then lazily) and waits for the FUSE thread (bounded).
-fn stop_fuse(
-    mut unmounter: fuser::SessionUnmounter,
-    thread: std::thread::JoinHandle<()>,
-    mp: &Path,
-) {
-    if !thread.is_finished() {
-        if let Err(e) = unmounter.unmount() {
-            tracing::warn!(error = %e, "unmount refused; retrying");
-            let deadline = Instant::now() + UNMOUNT_RETRY;
-            while mount::is_mounted(mp) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(500));
-                let _ = nix::mount::umount(mp);
-            }
-            if mount::is_mounted(mp) {
-                tracing::warn!(mountpoint = %mp.display(), "mount still busy: detaching it lazily");
-                if let Err(e) = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH) {
-                    tracing::error!(error = %e, "lazy unmount failed");
-                }
-            }
+        if fvfs_fuse::unmount_and_wait(unmounter, thread, mp, UNMOUNT_RETRY, FUSE_END_WAIT) {
+            tracing::info!("unmounted");
+        } else {
+            tracing::error!("the FUSE session did not end in time; stopping anyway");
         }
     }
-    let deadline = Instant::now() + FUSE_END_WAIT;
-    while !thread.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if thread.is_finished() {
-        let _ = thread.join();
-        tracing::info!("unmounted");
-    } else {
-        tracing::error!("the FUSE session did not end in time; stopping anyway");
-    }
+    Ok(())
 }
