@@ -21,6 +21,7 @@ mod pending;
 mod spool;
 
 pub use errno::errno_of;
+pub use fs::ClientFs;
 pub use spool::PendingUpload;
 
 use crate::cache::{self, BlockCache, CacheError};
@@ -99,16 +100,21 @@ fn mount_config() -> fvfs_fuse::MountConfig {
     }
 }
 
-/// Mounts the daemon `client` talks to at `opts.mountpoint` and serves it until it is
-/// unmounted or the process gets SIGINT/SIGTERM. Blocking: runs its own async runtime.
-pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
-    let mp = check_mountpoint(&opts.mountpoint)?;
-    fvfs_fuse::check_dev_fuse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(MountError::Runtime)?;
+fn cache_dir(opts: &MountOptions) -> Result<PathBuf, MountError> {
+    opts.cache_dir
+        .clone()
+        .or_else(cache::default_dir)
+        .ok_or(MountError::NoCacheDir)
+}
+
+/// The mount's face without the kernel: asks the daemon `client` talks to for its status
+/// and root, opens the block cache, the temporary directory and the spool under
+/// `opts.cache_dir`. `fvfsc mount` serves it through FUSE; tests call it directly.
+pub fn open_fs(
+    client: Client,
+    rt: tokio::runtime::Handle,
+    opts: &MountOptions,
+) -> Result<ClientFs, MountError> {
     let status = rt
         .block_on(client.status())
         .map_err(MountError::Unreachable)?;
@@ -120,11 +126,7 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         );
     }
     let root = rt.block_on(client.stat("")).map_err(MountError::Root)?;
-    let dir = opts
-        .cache_dir
-        .clone()
-        .or_else(cache::default_dir)
-        .ok_or(MountError::NoCacheDir)?;
+    let dir = cache_dir(opts)?;
     let cache = BlockCache::open(&dir, opts.cache_size.unwrap_or(cache::DEFAULT_LIMIT))?;
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|error| MountError::Io {
@@ -137,17 +139,26 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
         path: spool_dir.clone(),
         error,
     })?;
-    let url = client.endpoint().url.clone();
-    let blocks = handles::Blocks::new(client.clone(), rt.handle().clone(), cache);
-    let fs = Arc::new(fs::ClientFs::new(
-        client,
-        rt.handle().clone(),
-        &root,
-        blocks,
-        &tmp,
-        spool,
-        name_owner,
-    ));
+    let blocks = handles::Blocks::new(client.clone(), rt.clone(), cache);
+    Ok(ClientFs::new(
+        client, rt, &root, blocks, &tmp, spool, name_owner,
+    ))
+}
+
+/// Mounts the daemon `client` talks to at `opts.mountpoint` and serves it until it is
+/// unmounted or the process gets SIGINT/SIGTERM. Blocking: runs its own async runtime.
+pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
+    let mp = check_mountpoint(&opts.mountpoint)?;
+    fvfs_fuse::check_dev_fuse()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(MountError::Runtime)?;
+    let fs = Arc::new(open_fs(client, rt.handle().clone(), &opts)?);
+    let url = fs.client.endpoint().url.clone();
+    let dir = cache_dir(&opts)?;
+    let spool_dir = dir.join(SPOOL_DIR);
     // Content an earlier run could not upload goes first: the mount then shows it.
     if !fs.replay_spool() {
         tracing::warn!(spool = %spool_dir.display(), "uploads from an earlier run are still pending: retried in the background");
