@@ -225,6 +225,10 @@ impl Model {
         if matches!(src, Entry::Dir(_)) && d.len() > s.len() && d[..s.len()] == s[..] {
             return Err(libc::EINVAL);
         }
+        if s.len() > d.len() && s[..d.len()] == d[..] {
+            // The target is an ancestor of the source (Linux: ENOTEMPTY).
+            return Err(libc::ENOTEMPTY);
+        }
         match (&src, dd.get(name_str(d))) {
             (_, None) => {}
             (Entry::File(a), Some(Entry::File(b))) if a == b => return Ok(()),
@@ -497,6 +501,14 @@ pub trait Face {
     fn supports(&self, _feature: Feature) -> bool {
         true
     }
+    /// Whether [`OnOps`] makes the checks the kernel's VFS makes before it calls a face
+    /// (the kind of an unlink or rmdir victim, an existing name for create, mkdir and
+    /// link, a directory for link, rename's kinds, subtree and same-inode rules), for a
+    /// face that documents them as preconditions. Without them (the default) the face
+    /// must answer every errno itself.
+    fn kernel_checks(&self) -> bool {
+        false
+    }
 }
 
 /// [`Sut`] over any [`Face`]: each operation is the `FsOps` calls the kernel makes for
@@ -551,6 +563,59 @@ impl<F: Face> OnOps<F> {
         }
         Ok((a.ino, OsStr::new(name)))
     }
+    /// The entry at `path`, if any (ENOENT is `None`).
+    fn entry(&self, path: &str) -> R<Option<ops::Attr>> {
+        match self.walk(path) {
+            Ok(a) => Ok(Some(a)),
+            Err(libc::ENOENT) => {
+                self.parent(path)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    /// The kernel's checks of a new name (create, mkdir, link): EEXIST.
+    fn kernel_new_name(&self, path: &str) -> R {
+        if self.face.kernel_checks() && self.entry(path)?.is_some() {
+            return Err(libc::EEXIST);
+        }
+        Ok(())
+    }
+    /// The kernel's check of the victim of unlink (`dir` false) or rmdir (`dir` true).
+    fn kernel_victim(&self, path: &str, dir: bool) -> R {
+        if self.face.kernel_checks() {
+            self.parent(path)?;
+            match self.walk(path)?.kind == FileKind::Dir {
+                true if !dir => return Err(libc::EISDIR),
+                false if dir => return Err(libc::ENOTDIR),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    /// The kernel's checks of rename: `Ok(true)` if it ends there (the same inode).
+    fn kernel_rename(&self, from: &str, to: &str) -> R<bool> {
+        if !self.face.kernel_checks() {
+            return Ok(false);
+        }
+        self.parent(from)?;
+        self.parent(to)?;
+        let src = self.walk(from)?;
+        let dst = self.entry(to)?;
+        let dir = src.kind == FileKind::Dir;
+        if dir && to.starts_with(&format!("{from}/")) {
+            return Err(libc::EINVAL);
+        }
+        if from.starts_with(&format!("{to}/")) {
+            return Err(libc::ENOTEMPTY);
+        }
+        match dst {
+            Some(d) if d.ino == src.ino => Ok(true),
+            Some(d) if dir && d.kind != FileKind::Dir => Err(libc::ENOTDIR),
+            Some(d) if !dir && d.kind == FileKind::Dir => Err(libc::EISDIR),
+            _ => Ok(false),
+        }
+    }
     fn ino(&self, fh: u64) -> R<u64> {
         self.open.get(&fh).copied().ok_or(libc::EBADF)
     }
@@ -559,6 +624,7 @@ impl<F: Face> OnOps<F> {
 impl<F: Face> Sut for OnOps<F> {
     fn create(&mut self, path: &str) -> R {
         let (d, name) = self.parent(path)?;
+        self.kernel_new_name(path)?;
         let o = self.face.ops();
         let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
         let (a, h) = e(o.create(&CTX, d, name, libc::S_IFREG | 0o644, flags))?;
@@ -568,6 +634,7 @@ impl<F: Face> Sut for OnOps<F> {
     }
     fn mkdir(&mut self, path: &str) -> R {
         let (d, name) = self.parent(path)?;
+        self.kernel_new_name(path)?;
         e(self.face.ops().mkdir(&CTX, d, name, 0o755)).map(drop)
     }
     fn open(&mut self, path: &str, write: bool) -> R<u64> {
@@ -610,6 +677,9 @@ impl<F: Face> Sut for OnOps<F> {
     fn rename(&mut self, from: &str, to: &str) -> R {
         let (sd, sn) = self.parent(from)?;
         let (dd, dn) = self.parent(to)?;
+        if self.kernel_rename(from, to)? {
+            return Ok(());
+        }
         e(self
             .face
             .ops()
@@ -618,14 +688,20 @@ impl<F: Face> Sut for OnOps<F> {
     fn link(&mut self, from: &str, to: &str) -> R {
         let a = self.walk(from)?;
         let (d, name) = self.parent(to)?;
+        self.kernel_new_name(to)?;
+        if self.face.kernel_checks() && a.kind == FileKind::Dir {
+            return Err(libc::EPERM);
+        }
         e(self.face.ops().link(&CTX, a.ino, d, name)).map(drop)
     }
     fn unlink(&mut self, path: &str) -> R {
         let (d, name) = self.parent(path)?;
+        self.kernel_victim(path, false)?;
         e(self.face.ops().unlink(&CTX, d, name))
     }
     fn rmdir(&mut self, path: &str) -> R {
         let (d, name) = self.parent(path)?;
+        self.kernel_victim(path, true)?;
         e(self.face.ops().rmdir(&CTX, d, name))
     }
     fn readdir(&mut self, path: &str) -> R<Vec<(String, FileKind)>> {

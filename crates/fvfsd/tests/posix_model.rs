@@ -31,6 +31,11 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::IntoRawFd;
 use std::path::{Path, PathBuf};
 
+/// The two tests take turns: st_blocks after fsync was seen off (2800 vs 3664) while the
+/// other test remounted its own fixture at the same time (left for later; see the report
+/// of the branch `model`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// One case's directory on the mount, through `std::fs`.
 struct Mount<'a> {
     fx: &'a RefCell<Fixture>,
@@ -157,6 +162,7 @@ impl Sut for Mount<'_> {
 
 #[test]
 fn the_mount_matches_the_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut f) = Fixture::new() else { return };
     f.mount();
     let mnt: &Path = &f.mnt.clone();
@@ -213,6 +219,7 @@ fn check(file: &mut std::fs::File, model: &[u8]) {
 
 #[test]
 fn random_overwrites_match_a_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut f) = Fixture::new() else { return };
     f.mount();
     let mnt = f.mnt.clone();

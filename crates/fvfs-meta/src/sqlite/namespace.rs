@@ -328,6 +328,12 @@ pub(crate) fn rename(
     if skind == FileKind::Dir && newparent != parent && is_within(tx, newparent, src)? {
         return Err(MetaError::Invalid("cannot move a directory into itself"));
     }
+    if let Some((dino, FileKind::Dir)) = dst {
+        if !flags.exchange && is_within(tx, parent, dino)? {
+            // The target is an ancestor of the source: rename(2) answers ENOTEMPTY.
+            return Err(MetaError::NotEmpty);
+        }
+    }
     if flags.exchange {
         let (dino, dkind) = dst.ok_or(MetaError::NotFound)?;
         if dkind == FileKind::Dir && parent != newparent && is_within(tx, parent, dino)? {
