@@ -432,13 +432,25 @@ pub fn check<S: Sut>(sut: &mut S, m: &Model, after: &Op) -> Result<(), TestCaseE
                     seen.3 += 1;
                     prop_assert_eq!(seen.0, st.ino, "hard links /{} and /{} differ", &seen.2, p);
                     let content = &m.files[*id];
-                    prop_assert_eq!(st.size, content.len() as u64, "size of /{} after {:?}", p, after);
+                    prop_assert_eq!(
+                        st.size,
+                        content.len() as u64,
+                        "size of /{} after {:?}",
+                        p,
+                        after
+                    );
                     let fh = must(sut.open(&p, false), "open", after)?;
                     let back = read_all(sut, fh, st.size, after)?;
                     must(sut.close(fh), "close", after)?;
                     if &back != content {
                         let at = back.iter().zip(content).position(|(a, b)| a != b);
-                        prop_assert!(false, "content of /{} differs (first at {:?}) after {:?}", p, at, after);
+                        prop_assert!(
+                            false,
+                            "content of /{} differs (first at {:?}) after {:?}",
+                            p,
+                            at,
+                            after
+                        );
                     }
                 }
             }

@@ -43,7 +43,10 @@ struct Env {
     meta_url: String,
     /// Reopens so far (each gets a fresh client cache directory).
     generation: u32,
-    server: Option<(CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    server: Option<(
+        CancellationToken,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     fs: Option<ClientFs>,
 }
 
