@@ -8,7 +8,7 @@
 //!   sizes and link counts must match the model after every step. Reopen unmounts and
 //!   mounts again (a new process: every cache, the kernel's included, is dropped). Each
 //!   case runs in its own directory of one mount; nothing is skipped. Cases:
-//!   `FVFS_POSIX_MODEL_CASES` (default 64, about 30 s); failing seeds are kept in
+//!   `FVFS_POSIX_MODEL_CASES` (default 64, about 5 s with its remounts); failing seeds are kept in
 //!   `tests/posix_model.proptest-regressions`.
 //! - `random_overwrites_match_a_model`: one file's contents under large random writes,
 //!   truncates, fsyncs, hole punching and reopens, compared with an in-memory Vec after
