@@ -53,7 +53,7 @@ pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_meta::{BlockRow, QueueEntry, Session, Stats, TierUsage};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};
 pub use handle::OpenFlags;
-pub use ns::{StatFs, TimeSet};
+pub use ns::{AttrChange, StatFs, TimeSet};
 pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
 
