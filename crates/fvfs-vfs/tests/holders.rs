@@ -185,7 +185,7 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fsck_counts_holders_and_reports_a_holder_row_whose_block_is_missing() {
+async fn held_only_blocks_replicate_and_fsck_reports_a_holder_row_whose_block_is_missing() {
     let env = env();
     let vfs = env.vfs(Duration::from_secs(3600));
     let refs = vfs
@@ -195,6 +195,15 @@ async fn fsck_counts_holders_and_reports_a_holder_row_whose_block_is_missing() {
     vfs.put_held("music", b"copy", Bytes::from(payload(100_000, 3)))
         .await
         .unwrap();
+    // Blocks only a holder references are queued to the durable tier too.
+    let ids: BTreeSet<_> = refs.iter().map(|r| r.id).collect();
+    assert_eq!(
+        on_tier(&env.store, &ids, 1).await,
+        0,
+        "written to the hot tier"
+    );
+    assert_eq!(vfs.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
     let fsck = |repair| fvfs_vfs::fsck::fsck(&env.meta, &env.store, repair, &|_, _| {});
     let r = fsck(false).await.unwrap();
     assert_eq!(r.problems(), 0, "{r:?}");
