@@ -34,6 +34,19 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     for (ino, slice, id) in &r.dangling_refs {
         println!("DANGLING inode {ino} slice {slice} references block {id} that has no row");
     }
+    for (h, id) in &r.dangling_holds {
+        println!(
+            "DANGLING holder {}:{:?} holds block {id} that has no row",
+            h.kind,
+            String::from_utf8_lossy(&h.key)
+        );
+    }
+    if !r.damaged_holders.is_empty() {
+        println!(
+            "damaged holders (missing or corrupt data): {:?}",
+            r.damaged_holders
+        );
+    }
     for (id, stored, counted) in &r.refcounts {
         println!("REFCOUNT block {id}: stored {stored}, referenced {counted}");
     }
