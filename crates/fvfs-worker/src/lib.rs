@@ -148,7 +148,8 @@ impl Workers {
     }
 
     /// Cancels every worker and waits up to `deadline` (in all) for them to stop; aborts
-    /// those still running then. Returns whether all stopped in time.
+    /// those still running then. Returns whether all stopped in time (a worker that
+    /// panicked stopped: it is logged).
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.cancel.cancel();
         let until = tokio::time::Instant::now() + deadline;
@@ -156,10 +157,14 @@ impl Workers {
         let mut all = true;
         for (name, t) in tasks {
             let abort = t.abort_handle();
-            if tokio::time::timeout_at(until, t).await.is_err() {
-                tracing::warn!(worker = %name, "worker did not stop in time; aborted");
-                abort.abort();
-                all = false;
+            match tokio::time::timeout_at(until, t).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(worker = %name, error = %e, "the worker panicked"),
+                Err(_) => {
+                    tracing::warn!(worker = %name, "worker did not stop in time; aborted");
+                    abort.abort();
+                    all = false;
+                }
             }
         }
         all

@@ -321,7 +321,8 @@ impl Worker for UploadsWorker {
                 return Ok(WorkerState::Idle);
             }
             // A pass makes blocking calls (it waits on the runtime for each upload): it
-            // runs in place, so the runner's bounded shutdown waits for it to end.
+            // runs in place (the mount's runtime is multi-threaded), so the runner's
+            // bounded shutdown waits for it to end.
             tokio::task::block_in_place(|| self.fs.retry_pending(&self.stop))?;
             Ok(WorkerState::Idle)
         })
