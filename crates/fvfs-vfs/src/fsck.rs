@@ -37,6 +37,56 @@ pub struct FsckReport {
 }
 
 impl FsckReport {
+    /// One line per problem found, as `fvfsd fsck` prints them (the kind first).
+    pub fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in &self.missing {
+            out.push(format!("MISSING  block {id}: its object is not in storage"));
+        }
+        for id in &self.corrupt {
+            out.push(format!(
+                "CORRUPT  block {id}: its object does not hash to its id"
+            ));
+        }
+        if !self.damaged_inodes.is_empty() {
+            let d = &self.damaged_inodes;
+            out.push(format!("damaged inodes (missing or corrupt data): {d:?}"));
+        }
+        for (ino, slice, id) in &self.dangling_refs {
+            out.push(format!(
+                "DANGLING inode {ino} slice {slice} references block {id} that has no row"
+            ));
+        }
+        for (h, id) in &self.dangling_holds {
+            let key = String::from_utf8_lossy(&h.key);
+            out.push(format!(
+                "DANGLING holder {}:{key:?} holds block {id} that has no row",
+                h.kind
+            ));
+        }
+        if !self.damaged_holders.is_empty() {
+            let d = &self.damaged_holders;
+            out.push(format!("damaged holders (missing or corrupt data): {d:?}"));
+        }
+        for (id, stored, counted) in &self.refcounts {
+            out.push(format!(
+                "REFCOUNT block {id}: stored {stored}, referenced {counted}"
+            ));
+        }
+        for (ino, stored, counted) in &self.nlinks {
+            out.push(format!(
+                "NLINK    inode {ino}: stored {stored}, counted {counted}"
+            ));
+        }
+        for (parent, name, ino) in &self.dangling_dentries {
+            let name = String::from_utf8_lossy(name);
+            out.push(format!(
+                "DENTRY   {name:?} in directory {parent} points at missing inode {ino}"
+            ));
+        }
+        out
+    }
+
     pub fn problems(&self) -> usize {
         self.missing.len()
             + self.corrupt.len()
