@@ -104,24 +104,6 @@ pub fn hostname() -> String {
     }
 }
 
-/// The error code that best describes a status whose body is not our JSON.
-fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status.as_u16() {
-        400 => ErrorCode::InvalidArgument,
-        401 => ErrorCode::Unauthorized,
-        403 => ErrorCode::Forbidden,
-        404 => ErrorCode::NotFound,
-        409 => ErrorCode::Exists,
-        413 => ErrorCode::PayloadTooLarge,
-        416 => ErrorCode::RangeNotSatisfiable,
-        422 => ErrorCode::HashMismatch,
-        501 => ErrorCode::NotSupported,
-        502..=504 => ErrorCode::Unavailable,
-        507 => ErrorCode::NoSpace,
-        _ => ErrorCode::Internal,
-    }
-}
-
 /// The chain of causes of an error on one line.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -627,7 +609,7 @@ async fn api_error(res: Response) -> ClientError {
     };
     ClientError::Api {
         status: status.as_u16(),
-        code: code_for_status(status),
+        code: ErrorCode::for_status(status.as_u16()),
         message,
     }
 }

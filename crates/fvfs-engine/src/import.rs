@@ -19,7 +19,8 @@ use crate::open::{Engine, EngineOpts, MountLock};
 use crate::running::spawn_tiering;
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::{
-    Attr, Ctx, FileKind, Ino, OpenFlags, Stats, TierPolicy, TimeSet, Vfs, VfsError, ROOT_INO,
+    Attr, AttrChange, Ctx, FileKind, Ino, OpenFlags, Stats, TierPolicy, TimeSet, Vfs, VfsError,
+    ROOT_INO,
 };
 use std::ffi::OsStr;
 use std::fs::Metadata;
@@ -241,17 +242,15 @@ fn mkdir_p(vfs: &Vfs, dest: &str) -> Result<Ino, ImportError> {
 
 /// Sets perm (not for symlinks), owner and times from the source.
 async fn apply_attrs(vfs: &Vfs, ino: Ino, m: &Metadata, perm: bool) -> Result<(), ImportError> {
-    vfs.setattr(
-        Ctx::root(),
-        ino,
-        perm.then_some(m.mode() & 0o7777),
-        Some(m.uid()),
-        Some(m.gid()),
-        None,
-        TimeSet::At(atime_ns(m)),
-        TimeSet::At(mtime_ns(m)),
-    )
-    .await?;
+    let ch = AttrChange {
+        perm: perm.then_some(m.mode() & 0o7777),
+        uid: Some(m.uid()),
+        gid: Some(m.gid()),
+        size: None,
+        atime: TimeSet::At(atime_ns(m)),
+        mtime: TimeSet::At(mtime_ns(m)),
+    };
+    vfs.setattr(Ctx::root(), ino, ch).await?;
     Ok(())
 }
 
@@ -541,18 +540,9 @@ async fn copy_data(
 ) -> Result<(), ImportError> {
     let vfs = &run.vfs;
     if truncate {
-        vfs.setattr(
-            Ctx::root(),
-            ino,
-            None,
-            None,
-            None,
-            Some(0),
-            TimeSet::Omit,
-            TimeSet::Omit,
-        )
-        .await
-        .map_err(eng("cannot truncate the half-written copy"))?;
+        vfs.setattr(Ctx::root(), ino, AttrChange::size(0))
+            .await
+            .map_err(eng("cannot truncate the half-written copy"))?;
     }
     let mut buf = vec![0u8; PIECE];
     let mut off = 0u64;

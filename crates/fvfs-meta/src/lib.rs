@@ -6,14 +6,15 @@
 //! - One call is one transaction: after a crash the store is before or after it.
 //! - A slice, its block references, the refcount increments and the new file size become
 //!   visible together (`commit`).
-//! - `blocks.refcount` equals the number of slice references to the block; a block with
-//!   refcount 0 is garbage and only `take_garbage`/`forget_blocks` remove its row.
+//! - `blocks.refcount` equals the number of slice references to the block plus its holder
+//!   rows (`HolderStore`); a block with refcount 0 and no holder is garbage and only
+//!   `forget_blocks` removes its row.
 //! - An inode whose link count reaches 0 is an *orphan*: its data stays until
 //!   `purge_inode`, so unlinked-but-open files stay readable.
 //!
-//! Layout: `store.rs` (the [`MetaStore`] trait), `types.rs`, `alloc.rs` (st_blocks),
-//! `url.rs` (metadata URLs), `sqlite/` (the embedded implementation: schema and
-//! migrations, namespace ops, data ops, admin ops).
+//! Layout: `store/` (the [`MetaStore`] trait and its sub-traits, one file per concern),
+//! `types.rs`, `alloc.rs` (st_blocks), `url.rs` (metadata URLs), `sqlite/` (the embedded
+//! implementation: schema and migrations, and each sub-trait in the file of its concern).
 
 pub mod alloc;
 mod error;
@@ -23,6 +24,16 @@ mod types;
 mod url;
 
 pub use error::{MetaError, Result};
-pub use store::{open, MetaStore};
+pub use store::{
+    open, AdminStore, CheckStore, DataStore, HolderStore, MetaStore, NamespaceStore, TierStore,
+};
+
+/// The metadata traits, for callers that call methods on a concrete store (methods of a
+/// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
+pub mod prelude {
+    pub use crate::store::{
+        AdminStore, CheckStore, DataStore, HolderStore, MetaStore, NamespaceStore, TierStore,
+    };
+}
 pub use types::*;
 pub use url::MetaUrl;

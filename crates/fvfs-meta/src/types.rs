@@ -229,3 +229,11 @@ pub struct TierUsage {
     pub bytes: u64,
     pub blocks: u64,
 }
+
+/// Who holds block references besides files: a face's `kind` ("hsm", "music", …) and its
+/// `key` of one payload (`HolderStore`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Holder {
+    pub kind: String,
+    pub key: Vec<u8>,
+}

@@ -47,8 +47,8 @@ error_codes! {
     NotDir => "not_dir", ENOTDIR, 409;
     IsDir => "is_dir", EISDIR, 409;
     NotEmpty => "not_empty", ENOTEMPTY, 409;
-    InvalidPath => "invalid_path", EINVAL, 400;
     InvalidArgument => "invalid_argument", EINVAL, 400;
+    InvalidPath => "invalid_path", EINVAL, 400;
     NameTooLong => "name_too_long", ENAMETOOLONG, 400;
     TooManyLinks => "too_many_links", EMLINK, 409;
     /// ELOOP: too many symbolic links, or a symlink where none may be.
@@ -95,6 +95,21 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         self.row().2
     }
+
+    /// The code of a response whose body is not fvfs's JSON (a proxy's or a load
+    /// balancer's page): the first code of the table with that status (so the table's
+    /// order puts the general code of a status first), a gateway error as `unavailable`,
+    /// anything else as `internal`.
+    pub fn for_status(status: u16) -> ErrorCode {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.http_status() == status)
+            .unwrap_or(match status {
+                502 | 504 => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            })
+    }
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -106,6 +121,24 @@ impl std::fmt::Display for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_without_a_body_maps_to_the_general_code() {
+        assert_eq!(ErrorCode::for_status(400), ErrorCode::InvalidArgument);
+        assert_eq!(ErrorCode::for_status(403), ErrorCode::PermissionDenied);
+        assert_eq!(ErrorCode::for_status(404), ErrorCode::NotFound);
+        assert_eq!(ErrorCode::for_status(409), ErrorCode::Exists);
+        assert_eq!(ErrorCode::for_status(413), ErrorCode::PayloadTooLarge);
+        assert_eq!(ErrorCode::for_status(502), ErrorCode::Unavailable);
+        assert_eq!(ErrorCode::for_status(503), ErrorCode::Unavailable);
+        assert_eq!(ErrorCode::for_status(418), ErrorCode::Internal);
+        for c in ErrorCode::ALL {
+            assert_eq!(
+                ErrorCode::for_status(c.http_status()).http_status(),
+                c.http_status()
+            );
+        }
+    }
 
     #[test]
     fn the_wire_string_is_serdes_name() {

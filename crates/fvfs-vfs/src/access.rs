@@ -16,7 +16,7 @@
 //!   or root may pass (chmod, chown, explicit times, the sticky bit, protected hard links)
 //!   is `NotPermitted` (EPERM), as the kernel answers.
 
-use crate::{Ctx, Result, TimeSet, VfsError};
+use crate::{AttrChange, Ctx, Result, TimeSet, VfsError};
 use fvfs_meta::Attr;
 use fvfs_types::{FileKind, Ino};
 
@@ -233,18 +233,15 @@ impl<'a> Checker<'a> {
     /// any owner and group (CAP_CHOWN: an admin token) whatever its identity. Returns the
     /// permission bits to set (set-group-ID cleared when the caller is not in the file's
     /// resulting group).
-    #[allow(clippy::too_many_arguments)]
-    pub fn setattr(
-        &self,
-        cur: &Attr,
-        chown_any: bool,
-        perm: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: TimeSet,
-        mtime: TimeSet,
-    ) -> Result<SetattrPlan> {
+    pub fn setattr(&self, cur: &Attr, chown_any: bool, ch: &AttrChange) -> Result<SetattrPlan> {
+        let AttrChange {
+            perm,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = *ch;
         let ctx = &self.ctx;
         let root = is_root(ctx);
         let owner = ctx.uid == cur.uid;

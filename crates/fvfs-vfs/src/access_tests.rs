@@ -2,6 +2,25 @@
 
 use super::*;
 
+/// The change of one setattr call, in the order chmod, chown, chgrp, truncate, utimes.
+fn ch(
+    perm: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: TimeSet,
+    mtime: TimeSet,
+) -> AttrChange {
+    AttrChange {
+        perm,
+        uid,
+        gid,
+        size,
+        atime,
+        mtime,
+    }
+}
+
 fn ctx(uid: u32, gid: u32) -> Ctx {
     Ctx { uid, gid, pid: 0 }
 }
@@ -248,32 +267,35 @@ fn chmod_only_by_the_owner_and_setgid_needs_the_group() {
     assert!(eperm(me.setattr(
         &theirs,
         false,
-        Some(0o600),
-        None,
-        None,
-        None,
-        t,
-        t
+        &ch(Some(0o600), None, None, None, t, t)
     )));
     let mine = file(0o644, 1000, 1000);
     assert_eq!(
-        me.setattr(&mine, false, Some(0o2755), None, None, None, t, t)
+        me.setattr(&mine, false, &ch(Some(0o2755), None, None, None, t, t))
             .unwrap(),
         SetattrPlan { perm: Some(0o2755) }
     );
     // A file of the caller's whose group it is not in: set-group-ID is cleared.
     let other_group = file(0o644, 1000, 50);
     assert_eq!(
-        me.setattr(&other_group, false, Some(0o2755), None, None, None, t, t)
-            .unwrap()
-            .perm,
+        me.setattr(
+            &other_group,
+            false,
+            &ch(Some(0o2755), None, None, None, t, t)
+        )
+        .unwrap()
+        .perm,
         Some(0o755)
     );
     let root = Checker::without_acls(ctx(0, 0));
     assert_eq!(
-        root.setattr(&other_group, false, Some(0o2755), None, None, None, t, t)
-            .unwrap()
-            .perm,
+        root.setattr(
+            &other_group,
+            false,
+            &ch(Some(0o2755), None, None, None, t, t)
+        )
+        .unwrap()
+        .perm,
         Some(0o2755)
     );
 }
@@ -286,61 +308,41 @@ fn chown_only_by_root_chgrp_by_the_owner_to_its_group() {
     assert!(eperm(me.setattr(
         &mine,
         false,
-        None,
-        Some(1001),
-        None,
-        None,
-        t,
-        t
+        &ch(None, Some(1001), None, None, t, t)
     )));
     // Naming the present owner is no change.
     assert!(me
-        .setattr(&mine, false, None, Some(1000), None, None, t, t)
+        .setattr(&mine, false, &ch(None, Some(1000), None, None, t, t))
         .is_ok());
     assert!(me
-        .setattr(&mine, false, None, None, Some(1000), None, t, t)
+        .setattr(&mine, false, &ch(None, None, Some(1000), None, t, t))
         .is_ok());
     assert!(me
-        .setattr(&mine, false, None, None, Some(50), None, t, t)
+        .setattr(&mine, false, &ch(None, None, Some(50), None, t, t))
         .is_ok());
     assert!(eperm(me.setattr(
         &mine,
         false,
-        None,
-        None,
-        Some(51),
-        None,
-        t,
-        t
+        &ch(None, None, Some(51), None, t, t)
     )));
     let theirs = file(0o666, 1001, 1000);
     assert!(eperm(me.setattr(
         &theirs,
         false,
-        None,
-        None,
-        Some(1000),
-        None,
-        t,
-        t
+        &ch(None, None, Some(1000), None, t, t)
     )));
     let root = Checker::without_acls(ctx(0, 0));
     assert!(root
-        .setattr(&theirs, false, None, Some(5), Some(6), None, t, t)
+        .setattr(&theirs, false, &ch(None, Some(5), Some(6), None, t, t))
         .is_ok());
     // The chown privilege (an admin token) gives any owner, but not chmod of others'.
     assert!(me
-        .setattr(&theirs, true, None, Some(5), Some(6), None, t, t)
+        .setattr(&theirs, true, &ch(None, Some(5), Some(6), None, t, t))
         .is_ok());
     assert!(eperm(me.setattr(
         &theirs,
         true,
-        Some(0o600),
-        None,
-        None,
-        None,
-        t,
-        t
+        &ch(Some(0o600), None, None, None, t, t)
     )));
 }
 
@@ -353,51 +355,31 @@ fn utimes_explicit_by_the_owner_now_also_with_write() {
     assert!(eperm(me.setattr(
         &writable,
         false,
-        None,
-        None,
-        None,
-        None,
-        o,
-        TimeSet::At(5)
+        &ch(None, None, None, None, o, TimeSet::At(5))
     )));
     assert!(eperm(me.setattr(
         &writable,
         false,
-        None,
-        None,
-        None,
-        None,
-        TimeSet::At(5),
-        o
+        &ch(None, None, None, None, TimeSet::At(5), o)
     )));
     assert!(me
         .setattr(
             &writable,
             false,
-            None,
-            None,
-            None,
-            None,
-            TimeSet::Now,
-            TimeSet::Now
+            &ch(None, None, None, None, TimeSet::Now, TimeSet::Now)
         )
         .is_ok());
     assert!(eacces(me.setattr(
         &readonly,
         false,
-        None,
-        None,
-        None,
-        None,
-        o,
-        TimeSet::Now
+        &ch(None, None, None, None, o, TimeSet::Now)
     )));
     let mine = file(0o400, 1000, 1000);
     assert!(me
-        .setattr(&mine, false, None, None, None, None, o, TimeSet::At(5))
+        .setattr(&mine, false, &ch(None, None, None, None, o, TimeSet::At(5)))
         .is_ok());
     assert!(me
-        .setattr(&mine, false, None, None, None, None, o, TimeSet::Now)
+        .setattr(&mine, false, &ch(None, None, None, None, o, TimeSet::Now))
         .is_ok());
 }
 
@@ -408,23 +390,13 @@ fn truncate_needs_write() {
     assert!(eacces(me.setattr(
         &file(0o444, 1000, 1000),
         false,
-        None,
-        None,
-        None,
-        Some(0),
-        o,
-        o
+        &ch(None, None, None, Some(0), o, o)
     )));
     assert!(me
         .setattr(
             &file(0o646, 1001, 1001),
             false,
-            None,
-            None,
-            None,
-            Some(0),
-            o,
-            o
+            &ch(None, None, None, Some(0), o, o)
         )
         .is_ok());
 }

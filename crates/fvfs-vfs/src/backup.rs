@@ -238,6 +238,7 @@ impl MetaBackupWorker {
 }
 
 impl Worker for MetaBackupWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "meta-backup".into()
     }

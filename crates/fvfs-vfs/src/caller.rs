@@ -16,7 +16,7 @@
 
 use crate::access::{Checker, ACL_ACCESS_XATTR};
 use crate::paths::{FileLayout, FileReader, NewOwner, Upload};
-use crate::{Ctx, Result, TimeSet, Vfs, VfsError};
+use crate::{AttrChange, Ctx, Result, Vfs, VfsError};
 use fvfs_meta::{Attr, DirEntry, MetaError, RenameFlags};
 use fvfs_types::{FileKind, Ino, ROOT_INO};
 use std::sync::Arc;
@@ -294,18 +294,14 @@ impl Vfs {
         ctx: Ctx,
         chown_any: bool,
         a: &Attr,
-        perm: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: TimeSet,
-        mtime: TimeSet,
+        ch: AttrChange,
     ) -> Result<Attr> {
-        let plan = self.with_checker(ctx, |c| {
-            c.setattr(a, chown_any, perm, uid, gid, size, atime, mtime)
-        })?;
-        self.setattr(ctx, a.ino, plan.perm, uid, gid, size, atime, mtime)
-            .await
+        let plan = self.with_checker(ctx, |c| c.setattr(a, chown_any, &ch))?;
+        let ch = AttrChange {
+            perm: plan.perm,
+            ..ch
+        };
+        self.setattr(ctx, a.ino, ch).await
     }
 
     /// Opens the regular file `a` for streamed reading as `ctx` (read permission).

@@ -204,6 +204,7 @@ impl EvictorWorker {
 }
 
 impl Worker for EvictorWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "evictor".into()
     }
@@ -247,6 +248,7 @@ impl ScrubWorker {
 const SCRUB_STEP: usize = 16;
 
 impl Worker for ScrubWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "scrubber".into()
     }

@@ -1,13 +1,14 @@
 //! Consistency check of a filesystem (`fvfsd fsck`): every block row's object exists on
-//! every tier its bitmask names and hashes to its id, refcounts equal the slice references, link counts equal the names,
-//! no entry or slice points at nothing. `repair` fixes what is safe to fix: counts,
-//! dangling entries, and slice references to blocks that have no row (those ranges then
-//! read as zeros, and the affected inodes are reported).
+//! every tier its bitmask names and hashes to its id, refcounts equal the slice references
+//! plus the holder rows, link counts equal the names, no entry, slice or holder row points
+//! at nothing. `repair` fixes what is safe to fix: counts, dangling entries, slice
+//! references to blocks that have no row (those ranges then read as zeros, and the
+//! affected inodes are reported) and holder rows whose block has no row.
 
 use crate::Result;
 use futures::StreamExt;
 use fvfs_chunk::BlockStore;
-use fvfs_meta::MetaStore;
+use fvfs_meta::{Holder, MetaStore};
 use fvfs_types::{BlockId, Ino};
 use std::sync::Arc;
 
@@ -26,17 +27,72 @@ pub struct FsckReport {
     pub nlinks: Vec<(Ino, u32, u32)>,
     /// (parent, name, inode)
     pub dangling_dentries: Vec<(Ino, Vec<u8>, Ino)>,
+    /// (holder, block) rows of holders whose block has no row.
+    pub dangling_holds: Vec<(Holder, BlockId)>,
     /// Inodes whose data is damaged (missing or corrupt blocks).
     pub damaged_inodes: Vec<Ino>,
+    /// Holders whose payload is damaged (missing or corrupt blocks).
+    pub damaged_holders: Vec<Holder>,
     pub repaired: Vec<String>,
 }
 
 impl FsckReport {
+    /// One line per problem found, as `fvfsd fsck` prints them (the kind first).
+    pub fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in &self.missing {
+            out.push(format!("MISSING  block {id}: its object is not in storage"));
+        }
+        for id in &self.corrupt {
+            out.push(format!(
+                "CORRUPT  block {id}: its object does not hash to its id"
+            ));
+        }
+        if !self.damaged_inodes.is_empty() {
+            let d = &self.damaged_inodes;
+            out.push(format!("damaged inodes (missing or corrupt data): {d:?}"));
+        }
+        for (ino, slice, id) in &self.dangling_refs {
+            out.push(format!(
+                "DANGLING inode {ino} slice {slice} references block {id} that has no row"
+            ));
+        }
+        for (h, id) in &self.dangling_holds {
+            let key = String::from_utf8_lossy(&h.key);
+            out.push(format!(
+                "DANGLING holder {}:{key:?} holds block {id} that has no row",
+                h.kind
+            ));
+        }
+        if !self.damaged_holders.is_empty() {
+            let d = &self.damaged_holders;
+            out.push(format!("damaged holders (missing or corrupt data): {d:?}"));
+        }
+        for (id, stored, counted) in &self.refcounts {
+            out.push(format!(
+                "REFCOUNT block {id}: stored {stored}, referenced {counted}"
+            ));
+        }
+        for (ino, stored, counted) in &self.nlinks {
+            out.push(format!(
+                "NLINK    inode {ino}: stored {stored}, counted {counted}"
+            ));
+        }
+        for (parent, name, ino) in &self.dangling_dentries {
+            let name = String::from_utf8_lossy(name);
+            out.push(format!(
+                "DENTRY   {name:?} in directory {parent} points at missing inode {ino}"
+            ));
+        }
+        out
+    }
+
     pub fn problems(&self) -> usize {
         self.missing.len()
             + self.corrupt.len()
             + self.refcounts.len()
             + self.dangling_refs.len()
+            + self.dangling_holds.len()
             + self.nlinks.len()
             + self.dangling_dentries.len()
     }
@@ -98,8 +154,14 @@ pub async fn fsck(
                 r.damaged_inodes.push(ino);
             }
         }
+        for h in meta.holders_of(id)? {
+            if !r.damaged_holders.contains(&h) {
+                r.damaged_holders.push(h);
+            }
+        }
     }
     r.dangling_refs = meta.dangling_block_refs()?;
+    r.dangling_holds = meta.dangling_holds()?;
     r.refcounts = meta.refcount_mismatches()?;
     r.nlinks = meta.nlink_mismatches()?;
     r.dangling_dentries = meta.dangling_dentries()?;
@@ -120,6 +182,12 @@ pub async fn fsck(
                     "dropped {n} slice(s) of inode {ino} referencing unknown block {id}: that range now reads as zeros"
                 ));
             }
+        }
+        if !r.dangling_holds.is_empty() {
+            let n = meta.drop_dangling_holds()?;
+            r.repaired.push(format!(
+                "dropped {n} holder row(s) of blocks that have no row"
+            ));
         }
         // Counts last: the repairs above change them.
         for (id, _, counted) in meta.refcount_mismatches()? {

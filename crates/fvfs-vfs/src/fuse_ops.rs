@@ -12,7 +12,9 @@
 //! default ACL rules); POSIX and flock locks are the kernel's local locks (one host
 //! mounts an embedded-metadata filesystem).
 
-use crate::{Attr, Ctx, FileKind, OpenFlags, RenameFlags, TimeSet, Vfs, VfsError, XattrMode};
+use crate::{
+    Attr, AttrChange, Ctx, FileKind, OpenFlags, RenameFlags, TimeSet, Vfs, VfsError, XattrMode,
+};
 use fvfs_fuse::ops::{self, Errno, FsOps, Opened, Result, SetAttr, SetTime, XattrSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -114,12 +116,14 @@ impl FsOps for EngineOps {
             .block_on(self.vfs.setattr(
                 vctx(ctx),
                 ino,
-                set.mode,
-                set.uid,
-                set.gid,
-                set.size,
-                timeset(set.atime),
-                timeset(set.mtime),
+                AttrChange {
+                    perm: set.mode,
+                    uid: set.uid,
+                    gid: set.gid,
+                    size: set.size,
+                    atime: timeset(set.atime),
+                    mtime: timeset(set.mtime),
+                },
             ))
             .map_err(errno("setattr"))?;
         Ok(attr(&a))

@@ -95,6 +95,7 @@ impl GcWorker {
 const GC_BATCH: usize = 512;
 
 impl Worker for GcWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "gc".into()
     }

@@ -6,7 +6,8 @@
 //! namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files
 //! and unlinked-but-open inodes, `write.rs` per-inode write buffers (CDC cut, slice
 //! commit), `upload.rs` block uploads (tier choice, dedup, pins), `read.rs` slice overlay
-//! resolution and block reads with readahead, `gc.rs` garbage blocks, `fsck.rs`
+//! resolution and block reads with readahead, `holders.rs` payloads held without an
+//! inode (`put_held`/`read_held`/`release_held`), `gc.rs` garbage blocks, `fsck.rs`
 //! consistency checks, `access.rs` the POSIX permission rules, `caller.rs` the operations
 //! checked with a caller's identity (the HTTP face's entry points), `worker.rs` the one
 //! shape of background jobs, `backup.rs` periodic metadata backups to a tier,
@@ -34,6 +35,7 @@ pub mod fsck;
 mod fuse_ops;
 mod gc;
 mod handle;
+mod holders;
 mod ns;
 mod paths;
 mod read;
@@ -53,7 +55,7 @@ pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_meta::{BlockRow, QueueEntry, Session, Stats, TierUsage};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};
 pub use handle::OpenFlags;
-pub use ns::{StatFs, TimeSet};
+pub use ns::{AttrChange, StatFs, TimeSet};
 pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
 

@@ -27,6 +27,28 @@ pub enum TimeSet {
     At(i64),
 }
 
+/// What one setattr changes (chmod, chown, truncate, utimes); `None` and
+/// [`TimeSet::Omit`] leave a field as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttrChange {
+    pub perm: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: TimeSet,
+    pub mtime: TimeSet,
+}
+
+impl AttrChange {
+    /// Only a new size (truncate).
+    pub fn size(size: u64) -> AttrChange {
+        AttrChange {
+            size: Some(size),
+            ..AttrChange::default()
+        }
+    }
+}
+
 impl TimeSet {
     fn resolve(self, now: i64) -> Option<i64> {
         match self {
@@ -353,18 +375,15 @@ impl Vfs {
     }
 
     /// chmod/chown/utimens/truncate in one call. `size` truncates through the write buffer.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn setattr(
-        &self,
-        ctx: Ctx,
-        ino: Ino,
-        perm: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: TimeSet,
-        mtime: TimeSet,
-    ) -> Result<Attr> {
+    pub async fn setattr(&self, ctx: Ctx, ino: Ino, ch: AttrChange) -> Result<Attr> {
+        let AttrChange {
+            perm,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = ch;
         let now = now_ns();
         if let Some(size) = size {
             self.truncate(ino, size).await?;

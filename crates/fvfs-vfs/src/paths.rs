@@ -18,7 +18,7 @@
 //! - `manifest` pieces are sorted, disjoint, inside the file size, and reference committed
 //!   blocks only (buffered writes of an open inode are committed first).
 
-use crate::{Ctx, OpenFlags, Result, TimeSet, Vfs, VfsError};
+use crate::{AttrChange, Ctx, OpenFlags, Result, TimeSet, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_meta::{Attr, DirEntry, MetaError, RenameFlags, SetAttr};
 use fvfs_types::{BlockId, FileKind, Ino, CHUNK_SIZE, ROOT_INO};
@@ -456,12 +456,10 @@ impl Upload {
                 .setattr(
                     Ctx::root(),
                     self.ino,
-                    None,
-                    None,
-                    None,
-                    None,
-                    TimeSet::Omit,
-                    TimeSet::At(t),
+                    AttrChange {
+                        mtime: TimeSet::At(t),
+                        ..AttrChange::default()
+                    },
                 )
                 .await?;
         }

@@ -143,6 +143,7 @@ impl ReplicatorWorker {
 }
 
 impl Worker for ReplicatorWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "replicator".into()
     }

@@ -23,6 +23,7 @@ impl SessionWorker {
 }
 
 impl Worker for SessionWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "session".into()
     }

@@ -393,6 +393,7 @@ impl TierEventsWorker {
 }
 
 impl Worker for TierEventsWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "tier-events".into()
     }

@@ -117,6 +117,7 @@ impl WritebackWorker {
 }
 
 impl Worker for WritebackWorker {
+    type Error = crate::VfsError;
     fn name(&self) -> String {
         "writeback".into()
     }

@@ -17,7 +17,7 @@ use axum::Json;
 use fvfs_types::api::{CreateRequest, ErrorBody, Listing, RenameRequest, SetAttrRequest, Stat};
 use fvfs_types::error::ErrorCode;
 use fvfs_types::FileKind;
-use fvfs_vfs::{RenameFlags, TimeSet};
+use fvfs_vfs::{AttrChange, RenameFlags, TimeSet};
 use serde::Deserialize;
 
 /// Most entries per `ls` page (also the default).
@@ -74,12 +74,14 @@ pub async fn patch_meta(
             who.ctx,
             who.admin,
             &a,
-            req.mode,
-            req.uid,
-            req.gid,
-            req.size,
-            time(req.atime_ns),
-            time(req.mtime_ns),
+            AttrChange {
+                perm: req.mode,
+                uid: req.uid,
+                gid: req.gid,
+                size: req.size,
+                atime: time(req.atime_ns),
+                mtime: time(req.mtime_ns),
+            },
         )
         .await?;
     Ok(Json(stat_of(&st.vfs, &path, &a).await?))

@@ -4,8 +4,9 @@
 //! Invariants: the mount is served until it is unmounted (`umount`, `fusermount3 -u`) or
 //! the process gets SIGINT/SIGTERM, which unmount it. Dirty files are uploaded whole at
 //! close and fsync; what the daemon cannot take then is kept in the spool
-//! (`<cache>/pending/`) and retried by the uploads worker, and by the next mount if this
-//! one ends first (`pending.rs`). Nothing is mounted unless the daemon answered `status`
+//! (`<cache>/pending/`) and retried by the uploads worker (a `fvfs_worker::Worker`, stopped
+//! with a bounded wait at unmount), and by the next mount if this one ends first
+//! (`pending.rs`). Nothing is mounted unless the daemon answered `status`
 //! and `stat /` first. Semantics: `fs.rs` (caching), `meta.rs` (namespace), `io.rs`
 //! (contents) and docs/SEMANTICS.md ("The client mount"): no xattrs and no fallocate
 //! (EOPNOTSUPP), no RENAME_EXCHANGE/WHITEOUT (EINVAL); locks are local to this host; O_EXCL
@@ -26,8 +27,11 @@ pub use spool::PendingUpload;
 
 use crate::cache::{self, BlockCache, CacheError};
 use crate::client::{Client, ClientError};
+use fvfs_worker::Workers;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// What `fvfsc mount` was asked.
 #[derive(Clone, Debug)]
@@ -81,6 +85,9 @@ pub fn pending_uploads(cache_dir: Option<&Path>) -> Result<Vec<PendingUpload>, M
 
 /// The spool's directory under the cache directory.
 const SPOOL_DIR: &str = "pending";
+
+/// How long an unmount waits for the uploads worker to stop (an upload it is making).
+const UPLOADS_STOP: Duration = Duration::from_secs(10);
 
 /// The mountpoint, made absolute, if it is an existing empty directory that is not a
 /// mount point yet (fvfs-fuse's checks, shared by every mount).
@@ -160,8 +167,8 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
     let dir = cache_dir(&opts)?;
     let spool_dir = dir.join(SPOOL_DIR);
     // Content an earlier run could not upload goes first: the mount then shows it.
-    if !fs.replay_spool() {
-        tracing::warn!(spool = %spool_dir.display(), "uploads from an earlier run are still pending: retried in the background");
+    if let Err(e) = fs.replay_spool(&CancellationToken::new()) {
+        tracing::warn!(spool = %spool_dir.display(), error = e, "uploads from an earlier run are still pending: retried in the background");
     }
     let mut session = fvfs_fuse::session(fs.clone(), &mp, &mount_config()).map_err(|error| {
         MountError::Mount {
@@ -169,23 +176,21 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
             error,
         }
     })?;
-    let (stop, stopped) = std::sync::mpsc::channel();
-    let worker = {
-        let fs = fs.clone();
-        std::thread::Builder::new()
-            .name("fvfsc-uploads".into())
-            .spawn(move || pending::run_worker(fs, stopped))
-            .map_err(MountError::Runtime)?
-    };
+    let workers = Workers::new();
+    {
+        let _rt = rt.enter();
+        workers.spawn(pending::UploadsWorker::new(fs.clone(), workers.token()));
+    }
     fvfs_fuse::unmount_on_signals(rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), daemon = %url, cache = %dir.display(), "mounted");
     eprintln!("fvfsc: {url} mounted at {}", mp.display());
     let served = session.run();
     tracing::info!("unmounted");
-    // The worker ends at its next wake-up; an upload it is making runs to its end.
-    drop(stop);
-    if worker.join().is_err() {
-        tracing::error!("the uploads worker panicked");
+    // The uploads worker stops at once, or after the upload it is making (bounded); what it
+    // leaves stays in the spool for the next mount.
+    if !rt.block_on(workers.shutdown(UPLOADS_STOP)) {
+        tracing::warn!(spool = %spool_dir.display(), "an upload was still running at unmount: left to the next mount");
+        rt.shutdown_timeout(Duration::from_secs(1));
     }
     served.map_err(MountError::Session)
 }

@@ -5,7 +5,11 @@
 //! because the daemon is unreachable or failing (connection errors, 5xx), the content is
 //! saved in the spool and the inode's shared state (its local copy) is kept after the last
 //! close, so reads and later writes through this mount see it; the uploads worker retries
-//! it with backoff until the daemon takes it, then drops the state and the spool entry.
+//! it until the daemon takes it, then drops the state and the spool entry. The uploads
+//! worker is a `fvfs_worker::Worker` ([`UploadsWorker`]): a pass every 2 s while nothing is
+//! left, and the one backoff policy of `fvfs_worker` (100 ms doubling, up to 5 min) while
+//! a pass leaves some; it stops at unmount through the runner's cancellation token, after
+//! the upload it is making (what it leaves stays in the spool).
 //! Entries left by an earlier run (the client was killed or unmounted while the daemon was
 //! away) are uploaded by the next mount of the same cache directory, before it is served,
 //! and retried after. An upload the daemon refuses for good (a 4xx: revoked token, parent
@@ -18,10 +22,14 @@ use crate::mount::fs::ClientFs;
 use crate::mount::handles::OpenFile;
 use crate::mount::io::{hash_file, now_ns};
 use crate::mount::spool::{SpoolEntry, SpoolMeta};
+use futures::future::BoxFuture;
 use fvfs_fuse::Errno;
 use fvfs_types::api::{CreateRequest, ErrorCode};
+use fvfs_worker::{Worker, WorkerState};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// A failed upload: the errno to report, whether a later try can succeed, and why (logged
 /// by whoever handles it: the spool at the first failure of a version, the worker at debug
@@ -61,9 +69,9 @@ pub(super) fn retryable(e: &ClientError) -> bool {
     }
 }
 
-/// Pause between passes of the uploads worker while nothing fails, and its longest backoff.
-pub(super) const RETRY_MIN: Duration = Duration::from_secs(2);
-pub(super) const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Pause between passes of the uploads worker while they leave nothing to retry (a pass
+/// that does waits the backoff of `fvfs_worker`).
+pub(super) const RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 impl ClientFs {
     /// Uploads the inode's dirty copy; on failure saves it in the spool first. `Ok` means
@@ -156,21 +164,21 @@ impl ClientFs {
 
     /// One pass of the uploads worker: the kept copies of closed files, then entries of an
     /// earlier run. The pass stops trying at the first failure that may pass (the daemon
-    /// is away: one timeout per pass, not one per file). Returns whether nothing is left
-    /// to retry.
-    pub(super) fn retry_pending(&self) -> bool {
-        let mut clear = true;
+    /// is away: one timeout per pass, not one per file), and before the next upload once
+    /// `stop` is cancelled. `Err` says why something is left to retry.
+    pub(super) fn retry_pending(&self, stop: &CancellationToken) -> Result<(), String> {
+        let mut left: Option<String> = None;
         let mut away = false;
         for (ino, state) in self.handles.idle() {
             let done = {
                 let Some(mut st) = state.try_lock() else {
-                    clear = false;
+                    left.get_or_insert_with(|| format!("inode {ino} is in use: tried next pass"));
                     continue;
                 };
                 if !st.dirty {
                     true
-                } else if away {
-                    clear = false;
+                } else if away || stop.is_cancelled() {
+                    left.get_or_insert_with(|| "the mount is stopping".into());
                     false
                 } else {
                     match self.sync_copy(ino, &mut st) {
@@ -184,7 +192,7 @@ impl ClientFs {
                                 error = e.msg,
                                 "pending upload: fvfsd still cannot take it"
                             );
-                            clear = false;
+                            left.get_or_insert(e.msg);
                             away = true;
                             false
                         }
@@ -201,24 +209,31 @@ impl ClientFs {
             }
         }
         if self.earlier.load(Ordering::Relaxed) && !away {
-            clear &= self.replay_spool();
+            if let Err(e) = self.replay_spool(stop) {
+                left.get_or_insert(e);
+            }
         }
-        clear
+        left.map_or(Ok(()), Err)
     }
 
-    /// Uploads the spool entries of earlier runs. Returns whether none is left to retry.
-    pub(super) fn replay_spool(&self) -> bool {
+    /// Uploads the spool entries of earlier runs, until `stop` is cancelled. `Err` says why
+    /// some are left to retry.
+    pub(super) fn replay_spool(&self, stop: &CancellationToken) -> Result<(), String> {
         let entries = match self.spool.list_orphans() {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(spool = %self.spool.dir().display(), error = %e, "cannot read the spool");
-                return false;
+                return Err(format!("cannot read the spool: {e}"));
             }
         };
-        let mut left = false;
+        let mut left = None;
         for e in &entries {
             if self.gave_up.lock().contains(&e.key) {
                 continue;
+            }
+            if stop.is_cancelled() {
+                left = Some("the mount is stopping".into());
+                break;
             }
             match self.upload_spooled(e) {
                 Ok(()) => {
@@ -236,7 +251,7 @@ impl ClientFs {
                         error = err.msg,
                         "upload from an earlier run: fvfsd cannot take it yet"
                     );
-                    left = true;
+                    left = Some(err.msg);
                     break;
                 }
                 Err(err) => {
@@ -245,8 +260,8 @@ impl ClientFs {
                 }
             }
         }
-        self.earlier.store(left, Ordering::Relaxed);
-        !left
+        self.earlier.store(left.is_some(), Ordering::Relaxed);
+        left.map_or(Ok(()), Err)
     }
 
     fn upload_spooled(&self, e: &SpoolEntry) -> Result<(), UploadError> {
@@ -276,19 +291,44 @@ impl ClientFs {
     }
 }
 
-/// The uploads worker: retries pending uploads until `stop` says the mount ended.
-pub(super) fn run_worker(fs: std::sync::Arc<ClientFs>, stop: std::sync::mpsc::Receiver<()>) {
-    let mut pause = RETRY_MIN;
-    loop {
-        match stop.recv_timeout(pause) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
+/// The uploads worker: retries pending uploads (`retry_pending`) until the mount ends.
+pub(super) struct UploadsWorker {
+    fs: Arc<ClientFs>,
+    /// The runner's token: a pass in progress ends before its next upload once cancelled.
+    stop: CancellationToken,
+    /// The first pause is taken: the mount has just replayed the spool before serving.
+    paused: bool,
+}
+
+impl UploadsWorker {
+    pub(super) fn new(fs: Arc<ClientFs>, stop: CancellationToken) -> UploadsWorker {
+        UploadsWorker {
+            fs,
+            stop,
+            paused: false,
         }
-        pause = if fs.retry_pending() {
-            RETRY_MIN
-        } else {
-            (pause * 2).min(RETRY_MAX)
-        };
+    }
+}
+
+impl Worker for UploadsWorker {
+    type Error = String;
+    fn name(&self) -> String {
+        "uploads".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, String>> {
+        Box::pin(async move {
+            if !std::mem::replace(&mut self.paused, true) {
+                return Ok(WorkerState::Idle);
+            }
+            // A pass makes blocking calls (it waits on the runtime for each upload): it
+            // runs in place (the mount's runtime is multi-threaded), so the runner's
+            // bounded shutdown waits for it to end.
+            tokio::task::block_in_place(|| self.fs.retry_pending(&self.stop))?;
+            Ok(WorkerState::Idle)
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(RETRY_PAUSE))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Consistent snapshots of the embedded database (`MetaStore::snapshot`).
+//! Consistent snapshots of the embedded database (`AdminStore::snapshot`).
 //!
 //! Owns one thing: turning the live WAL-mode database into one standalone file with
 //! `VACUUM INTO`, run on a read connection outside any transaction.
@@ -48,8 +48,8 @@ pub(crate) fn snapshot(store: &SqliteStore, dest: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use crate::prelude::*;
     use crate::sqlite::SqliteStore;
-    use crate::store::MetaStore;
     use crate::types::NewInode;
     use fvfs_types::{FileKind, Settings, ROOT_INO};
 

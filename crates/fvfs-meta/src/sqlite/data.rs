@@ -1,16 +1,22 @@
-//! File content on SQLite: slices, block rows and refcounts, truncate, orphans, garbage.
+//! File content on SQLite ([`DataStore`]): slices, block rows and refcounts, truncate,
+//! the purge of orphans, garbage blocks.
 //!
 //! `slices.blocks` packs a slice's block references as consecutive 36-byte records:
 //! the 32-byte BLAKE3 id followed by the plain length as u32 little-endian
 //! (docs/FORMAT.md). Every slice insert increments the refcount of each referenced block
 //! and every slice delete decrements it, in the same transaction; `replace_content` moves
-//! slices between inodes, their references with them (the counts do not change).
+//! slices between inodes, their references with them (the counts do not change). Holder
+//! rows (holders.rs) count in the refcount too, and a block with a holder row is never
+//! garbage.
 
 use super::namespace::getattr;
+use super::SqliteStore;
 use crate::error::{bad_value, MetaError, Result};
+use crate::store::DataStore;
 use crate::types::*;
 use fvfs_types::{BlockId, Codec, FileKind, Ino, CHUNK_SIZE};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
+use std::collections::BTreeSet;
 
 const REF_LEN: usize = 36;
 
@@ -70,34 +76,7 @@ pub(crate) fn block_from_row(r: &Row<'_>) -> rusqlite::Result<BlockRow> {
 
 pub(crate) const BLOCK_COLS: &str = "id, size, stored_size, codec, refcount, tiers";
 
-pub(crate) fn read_chunk(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, pos, len, zero, blocks FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, u32>(1)?,
-            r.get::<_, u32>(2)?,
-            r.get::<_, bool>(3)?,
-            r.get::<_, Vec<u8>>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, pos, len, zero, blob) = row?;
-        out.push(Slice {
-            id,
-            pos,
-            len,
-            zero,
-            blocks: decode_refs(&blob)?,
-        });
-    }
-    Ok(out)
-}
-
-fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
+pub(crate) fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
     let n = tx
         .prepare_cached(
             "UPDATE blocks SET refcount = MAX(refcount + ?2, 0),
@@ -111,7 +90,7 @@ fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
     Ok(())
 }
 
-fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<()> {
+pub(crate) fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO blocks (id, size, stored_size, codec, refcount, tiers, created, last_access)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)
@@ -215,256 +194,312 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn commit(tx: &Transaction<'_>, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)> {
-    let a = getattr(tx, ino)?;
-    if a.kind != FileKind::File {
-        return Err(MetaError::Invalid("data on a non-regular file"));
-    }
-    insert_blocks(tx, c.new_blocks, c.mtime.unwrap_or_else(now_ns))?;
-    let mut ids = Vec::with_capacity(c.slices.len());
-    let mut touched: Vec<u64> = c.slices.iter().map(|s| s.chunk).collect();
-    for s in c.slices {
-        if insert_slice(tx, ino, s)? {
-            ids.push(tx.last_insert_rowid() as u64);
-        }
-    }
-    for id in c.supersede {
-        let chunk: Option<i64> = tx
-            .prepare_cached("SELECT chunk FROM slices WHERE id = ?1 AND ino = ?2")?
-            .query_row(params![*id as i64, ino as i64], |r| r.get(0))
-            .optional()?;
-        touched.extend(chunk.map(|c| c as u64));
-        delete_slices(tx, ino, "id = ?2", &[*id as i64])?;
-    }
-    if !touched.is_empty() {
-        super::alloc::refresh(tx, ino, touched)?;
-    }
-    let new_ids: Vec<BlockId> = c.new_blocks.iter().map(|b| b.id).collect();
-    super::tiers::enqueue(tx, &new_ids, c.replicate_to, c.mtime.unwrap_or_else(now_ns))?;
-    let size = a.size.max(c.min_size);
-    match c.mtime {
-        Some(t) => tx
-            .prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
-            .execute(params![ino as i64, size as i64, t])?,
-        None => tx
-            .prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
-            .execute(params![ino as i64, size as i64])?,
-    };
-    Ok((getattr(tx, ino)?, ids))
-}
-
-pub(crate) fn replace_chunk(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    chunk: u64,
-    slices: &[NewSlice],
-    new_blocks: &[NewBlock],
-    replicate_to: u32,
-) -> Result<()> {
-    insert_blocks(tx, new_blocks, now_ns())?;
-    let new_ids: Vec<BlockId> = new_blocks.iter().map(|b| b.id).collect();
-    super::tiers::enqueue(tx, &new_ids, replicate_to, now_ns())?;
-    let old_max: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM slices WHERE ino = ?1 AND chunk = ?2")?
-        .query_row(params![ino as i64, chunk as i64], |r| r.get(0))?;
-    // Insert (and increment) first so blocks shared by old and new slices never reach
-    // refcount 0 in between.
-    for s in slices {
-        let _ = insert_slice(tx, ino, s)?;
-    }
-    delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
-    super::alloc::refresh(tx, ino, [chunk])
-}
-
-pub(crate) fn truncate(tx: &Transaction<'_>, ino: Ino, size: u64, now: i64) -> Result<Attr> {
-    let a = getattr(tx, ino)?;
-    if a.kind == FileKind::Dir {
-        return Err(MetaError::IsDir);
-    }
-    if a.kind != FileKind::File {
-        return Err(MetaError::Invalid("truncate of a special file"));
-    }
-    if size < a.size {
-        let c0 = size / CHUNK_SIZE;
-        let off = size % CHUNK_SIZE;
-        if off == 0 {
-            delete_slices(tx, ino, "chunk >= ?2", &[c0 as i64])?;
-        } else {
-            delete_slices(tx, ino, "chunk > ?2", &[c0 as i64])?;
-            delete_slices(
-                tx,
-                ino,
-                "chunk = ?2 AND pos >= ?3",
-                &[c0 as i64, off as i64],
-            )?;
-            let max_end: Option<i64> = tx
-                .prepare_cached("SELECT MAX(pos + len) FROM slices WHERE ino = ?1 AND chunk = ?2")?
-                .query_row(params![ino as i64, c0 as i64], |r| r.get(0))?;
-            if let Some(end) = max_end.filter(|&e| e as u64 > off) {
-                let _ = insert_slice(
-                    tx,
-                    ino,
-                    &NewSlice {
-                        chunk: c0,
-                        pos: off as u32,
-                        len: (end as u64 - off) as u32,
-                        zero: true,
-                        blocks: Vec::new(),
-                    },
-                )?;
-            }
-        }
-        super::alloc::refresh(tx, ino, [c0])?;
-    }
-    tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1")?
-        .execute(params![ino as i64, size as i64, now])?;
-    getattr(tx, ino)
-}
-
-pub(crate) fn replace_content(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    from: Ino,
-    mtime: i64,
-    now: i64,
-) -> Result<Attr> {
-    if ino == from {
-        return Err(MetaError::Invalid("content replaced by itself"));
-    }
-    for i in [ino, from] {
-        match getattr(tx, i)?.kind {
-            FileKind::File => {}
-            FileKind::Dir => return Err(MetaError::IsDir),
-            _ => return Err(MetaError::Invalid("content of a special file")),
-        }
-    }
-    let size = getattr(tx, from)?.size;
-    delete_slices(tx, ino, "1 = 1", &[])?;
-    // The moved references change owner, not count; only per-file pins follow them.
-    let (pinned_to, pinned_from) = (
-        super::tiers::is_pinned(tx, ino)?,
-        super::tiers::is_pinned(tx, from)?,
-    );
-    if pinned_to != pinned_from {
-        let delta = if pinned_to { 1 } else { -1 };
-        let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
-        let blobs = stmt
-            .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for blob in blobs {
-            super::tiers::adjust_pins(tx, &decode_refs(&blob)?, delta)?;
-        }
-    }
-    tx.prepare_cached("UPDATE slices SET ino = ?1 WHERE ino = ?2")?
-        .execute(params![ino as i64, from as i64])?;
-    tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1")?
-        .execute([ino as i64])?;
-    tx.prepare_cached("UPDATE chunks SET ino = ?1 WHERE ino = ?2")?
-        .execute(params![ino as i64, from as i64])?;
-    tx.prepare_cached("UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?4 WHERE ino = ?1")?
-        .execute(params![ino as i64, size as i64, mtime, now])?;
-    tx.prepare_cached("UPDATE inodes SET size = 0, mtime = ?2, ctime = ?2 WHERE ino = ?1")?
-        .execute(params![from as i64, now])?;
-    // The chunk rows carried their allocation; only the inode totals change.
-    super::alloc::refresh(tx, ino, [])?;
-    super::alloc::refresh(tx, from, [])?;
-    getattr(tx, ino)
-}
-
-pub(crate) fn get_block(tx: &Transaction<'_>, id: &BlockId) -> Result<Option<BlockRow>> {
-    Ok(tx
-        .prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
-        .query_row([&id.0[..]], block_from_row)
-        .optional()?)
-}
-
-pub(crate) fn chunk_slice_count(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<u64> {
-    Ok(tx
-        .prepare_cached("SELECT slices FROM chunks WHERE ino = ?1 AND idx = ?2")?
-        .query_row(params![ino as i64, chunk as i64], |r| r.get::<_, i64>(0))
-        .optional()?
-        .unwrap_or(0) as u64)
-}
-
-pub(crate) fn purge_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
-    let nlink: Option<u32> = tx
-        .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
-        .query_row([ino as i64], |r| r.get(0))
-        .optional()?;
-    match nlink {
-        Some(0) => {}
-        Some(_) => {
-            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                .execute([ino as i64])?;
-            return Ok(());
-        }
-        None => {
-            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                .execute([ino as i64])?;
-            return Ok(());
-        }
-    }
-    delete_slices(tx, ino, "1 = 1", &[])?;
-    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
-        .execute([ino as i64])?;
-    tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
-        .execute([ino as i64])?;
-    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-        .execute([ino as i64])?;
-    Ok(())
-}
-
-pub(crate) fn orphans(tx: &Transaction<'_>) -> Result<Vec<Ino>> {
-    let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
-    let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-    Ok(rows
-        .map(|r| r.map(|i| i as u64))
-        .collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub(crate) fn entries_with_prefix(
-    tx: &Transaction<'_>,
-    prefix: &[u8],
-    limit: usize,
-) -> Result<Vec<(Ino, Vec<u8>, Ino)>> {
-    // substr() on a BLOB counts bytes: a byte-exact prefix match.
-    let mut stmt = tx.prepare_cached(
-        "SELECT parent, name, ino FROM dentries WHERE substr(name, 1, ?1) = ?2 LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        rusqlite::params![prefix.len() as i64, prefix, limit as i64],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)? as Ino,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)? as Ino,
-            ))
-        },
-    )?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub(crate) fn garbage_blocks(
-    tx: &Transaction<'_>,
-    limit: usize,
-    freed_before: i64,
-) -> Result<Vec<BlockRow>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 AND freed_at <= ?2 LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub(crate) fn forget_blocks(tx: &Transaction<'_>, ids: &[BlockId]) -> Result<Vec<BlockId>> {
+/// Distinct block ids of a file, in file order.
+fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
+    let mut stmt =
+        tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
+    let rows = stmt.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    let mut stmt = tx.prepare_cached("DELETE FROM blocks WHERE id = ?1 AND refcount = 0")?;
-    let mut wal = tx.prepare_cached("DELETE FROM wal_pending WHERE block = ?1")?;
-    for id in ids {
-        if stmt.execute([&id.0[..]])? > 0 {
-            wal.execute([&id.0[..]])?;
-            out.push(*id);
+    for blob in rows {
+        for r in decode_refs(&blob?)? {
+            if seen.insert(r.id) {
+                out.push(r.id);
+            }
         }
     }
     Ok(out)
+}
+
+pub(crate) fn file_blocks(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockRow>> {
+    let ids = file_block_ids(tx, ino)?;
+    let mut stmt = tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = stmt.query_row([&id.0[..]], block_from_row).optional()? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+impl DataStore for SqliteStore {
+    fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+        "SELECT id, pos, len, zero, blocks FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id",
+    )?;
+            let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, pos, len, zero, blob) = row?;
+                out.push(Slice {
+                    id,
+                    pos,
+                    len,
+                    zero,
+                    blocks: decode_refs(&blob)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn commit(&self, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)> {
+        self.write(|tx| {
+            let a = getattr(tx, ino)?;
+            if a.kind != FileKind::File {
+                return Err(MetaError::Invalid("data on a non-regular file"));
+            }
+            insert_blocks(tx, c.new_blocks, c.mtime.unwrap_or_else(now_ns))?;
+            let mut ids = Vec::with_capacity(c.slices.len());
+            let mut touched: Vec<u64> = c.slices.iter().map(|s| s.chunk).collect();
+            for s in c.slices {
+                if insert_slice(tx, ino, s)? {
+                    ids.push(tx.last_insert_rowid() as u64);
+                }
+            }
+            for id in c.supersede {
+                let chunk: Option<i64> = tx
+                    .prepare_cached("SELECT chunk FROM slices WHERE id = ?1 AND ino = ?2")?
+                    .query_row(params![*id as i64, ino as i64], |r| r.get(0))
+                    .optional()?;
+                touched.extend(chunk.map(|c| c as u64));
+                delete_slices(tx, ino, "id = ?2", &[*id as i64])?;
+            }
+            if !touched.is_empty() {
+                super::alloc::refresh(tx, ino, touched)?;
+            }
+            let new_ids: Vec<BlockId> = c.new_blocks.iter().map(|b| b.id).collect();
+            super::tiers::enqueue(tx, &new_ids, c.replicate_to, c.mtime.unwrap_or_else(now_ns))?;
+            let size = a.size.max(c.min_size);
+            match c.mtime {
+                Some(t) => tx
+                    .prepare_cached(
+                        "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
+                    )?
+                    .execute(params![ino as i64, size as i64, t])?,
+                None => tx
+                    .prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
+                    .execute(params![ino as i64, size as i64])?,
+            };
+            Ok((getattr(tx, ino)?, ids))
+        })
+    }
+
+    fn replace_chunk(
+        &self,
+        ino: Ino,
+        chunk: u64,
+        slices: &[NewSlice],
+        new_blocks: &[NewBlock],
+        replicate_to: u32,
+    ) -> Result<()> {
+        self.write(|tx| {
+            insert_blocks(tx, new_blocks, now_ns())?;
+            let new_ids: Vec<BlockId> = new_blocks.iter().map(|b| b.id).collect();
+            super::tiers::enqueue(tx, &new_ids, replicate_to, now_ns())?;
+            let old_max: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(id), 0) FROM slices WHERE ino = ?1 AND chunk = ?2",
+                )?
+                .query_row(params![ino as i64, chunk as i64], |r| r.get(0))?;
+            // Insert (and increment) first so blocks shared by old and new slices never reach
+            // refcount 0 in between.
+            for s in slices {
+                let _ = insert_slice(tx, ino, s)?;
+            }
+            delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
+            super::alloc::refresh(tx, ino, [chunk])
+        })
+    }
+
+    fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr> {
+        self.write(|tx| {
+            let a = getattr(tx, ino)?;
+            if a.kind == FileKind::Dir {
+                return Err(MetaError::IsDir);
+            }
+            if a.kind != FileKind::File {
+                return Err(MetaError::Invalid("truncate of a special file"));
+            }
+            if size < a.size {
+                let c0 = size / CHUNK_SIZE;
+                let off = size % CHUNK_SIZE;
+                if off == 0 {
+                    delete_slices(tx, ino, "chunk >= ?2", &[c0 as i64])?;
+                } else {
+                    delete_slices(tx, ino, "chunk > ?2", &[c0 as i64])?;
+                    delete_slices(
+                        tx,
+                        ino,
+                        "chunk = ?2 AND pos >= ?3",
+                        &[c0 as i64, off as i64],
+                    )?;
+                    let max_end: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT MAX(pos + len) FROM slices WHERE ino = ?1 AND chunk = ?2",
+                        )?
+                        .query_row(params![ino as i64, c0 as i64], |r| r.get(0))?;
+                    if let Some(end) = max_end.filter(|&e| e as u64 > off) {
+                        let _ = insert_slice(
+                            tx,
+                            ino,
+                            &NewSlice {
+                                chunk: c0,
+                                pos: off as u32,
+                                len: (end as u64 - off) as u32,
+                                zero: true,
+                                blocks: Vec::new(),
+                            },
+                        )?;
+                    }
+                }
+                super::alloc::refresh(tx, ino, [c0])?;
+            }
+            tx.prepare_cached(
+                "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
+            )?
+            .execute(params![ino as i64, size as i64, now])?;
+            getattr(tx, ino)
+        })
+    }
+
+    fn replace_content(&self, ino: Ino, from: Ino, mtime: i64, now: i64) -> Result<Attr> {
+        self.write(|tx| {
+            if ino == from {
+                return Err(MetaError::Invalid("content replaced by itself"));
+            }
+            for i in [ino, from] {
+                match getattr(tx, i)?.kind {
+                    FileKind::File => {}
+                    FileKind::Dir => return Err(MetaError::IsDir),
+                    _ => return Err(MetaError::Invalid("content of a special file")),
+                }
+            }
+            let size = getattr(tx, from)?.size;
+            delete_slices(tx, ino, "1 = 1", &[])?;
+            // The moved references change owner, not count; only per-file pins follow them.
+            let (pinned_to, pinned_from) = (
+                super::tiers::is_pinned(tx, ino)?,
+                super::tiers::is_pinned(tx, from)?,
+            );
+            if pinned_to != pinned_from {
+                let delta = if pinned_to { 1 } else { -1 };
+                let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
+                let blobs = stmt
+                    .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for blob in blobs {
+                    super::tiers::adjust_pins(tx, &decode_refs(&blob)?, delta)?;
+                }
+            }
+            tx.prepare_cached("UPDATE slices SET ino = ?1 WHERE ino = ?2")?
+                .execute(params![ino as i64, from as i64])?;
+            tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            tx.prepare_cached("UPDATE chunks SET ino = ?1 WHERE ino = ?2")?
+                .execute(params![ino as i64, from as i64])?;
+            tx.prepare_cached(
+                "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?4 WHERE ino = ?1",
+            )?
+            .execute(params![ino as i64, size as i64, mtime, now])?;
+            tx.prepare_cached("UPDATE inodes SET size = 0, mtime = ?2, ctime = ?2 WHERE ino = ?1")?
+                .execute(params![from as i64, now])?;
+            // The chunk rows carried their allocation; only the inode totals change.
+            super::alloc::refresh(tx, ino, [])?;
+            super::alloc::refresh(tx, from, [])?;
+            getattr(tx, ino)
+        })
+    }
+
+    fn get_block(&self, id: &BlockId) -> Result<Option<BlockRow>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
+                .query_row([&id.0[..]], block_from_row)
+                .optional()?)
+        })
+    }
+
+    fn chunk_slice_count(&self, ino: Ino, chunk: u64) -> Result<u64> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT slices FROM chunks WHERE ino = ?1 AND idx = ?2")?
+                .query_row(params![ino as i64, chunk as i64], |r| r.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(0) as u64)
+        })
+    }
+
+    fn file_blocks(&self, ino: Ino) -> Result<Vec<BlockRow>> {
+        self.read(|tx| file_blocks(tx, ino))
+    }
+
+    fn purge_inode(&self, ino: Ino) -> Result<()> {
+        self.write(|tx| {
+            let nlink: Option<u32> = tx
+                .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
+                .query_row([ino as i64], |r| r.get(0))
+                .optional()?;
+            match nlink {
+                Some(0) => {}
+                Some(_) => {
+                    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                        .execute([ino as i64])?;
+                    return Ok(());
+                }
+                None => {
+                    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                        .execute([ino as i64])?;
+                    return Ok(());
+                }
+            }
+            delete_slices(tx, ino, "1 = 1", &[])?;
+            tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            Ok(())
+        })
+    }
+
+    fn garbage_blocks(&self, limit: usize, freed_before: i64) -> Result<Vec<BlockRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 AND freed_at <= ?2
+           AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.block = blocks.id) LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn forget_blocks(&self, ids: &[BlockId]) -> Result<Vec<BlockId>> {
+        self.write(|tx| {
+            let mut out = Vec::new();
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM blocks WHERE id = ?1 AND refcount = 0
+           AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.block = ?1)",
+            )?;
+            let mut wal = tx.prepare_cached("DELETE FROM wal_pending WHERE block = ?1")?;
+            for id in ids {
+                if stmt.execute([&id.0[..]])? > 0 {
+                    wal.execute([&id.0[..]])?;
+                    out.push(*id);
+                }
+            }
+            Ok(out)
+        })
+    }
 }

@@ -1,9 +1,12 @@
-//! Namespace operations on SQLite: inodes, dentries, links, rename, xattrs.
+//! Namespace operations on SQLite ([`NamespaceStore`]): inodes, dentries, links,
+//! rename, xattrs, orphans.
 //! Each function runs inside the caller's transaction and keeps these invariants:
 //! a directory's nlink is 2 + its subdirectories; a non-directory's nlink is the number
 //! of entries naming it; an inode reaching nlink 0 is recorded in `orphans`.
 
+use super::SqliteStore;
 use crate::error::{bad_value, MetaError, Result};
+use crate::store::NamespaceStore;
 use crate::types::*;
 use fvfs_types::{FileKind, Ino, NAME_MAX, ROOT_INO};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -82,30 +85,6 @@ fn entry(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Option<(Ino, 
         .optional()?)
 }
 
-pub(crate) fn lookup(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Attr> {
-    if name.len() > NAME_MAX {
-        return Err(MetaError::NameTooLong);
-    }
-    let p = dir_attr(tx, parent)?;
-    if name == b"." {
-        return Ok(p);
-    }
-    if name == b".." {
-        return getattr(
-            tx,
-            if p.ino == ROOT_INO {
-                ROOT_INO
-            } else {
-                p.parent
-            },
-        );
-    }
-    match entry(tx, parent, name)? {
-        Some((ino, _)) => getattr(tx, ino),
-        None => Err(MetaError::NotFound),
-    }
-}
-
 /// Updates a directory's mtime and ctime and adjusts its link count.
 fn touch_dir(tx: &Transaction<'_>, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
     tx.prepare_cached(
@@ -127,80 +106,6 @@ fn insert_dentry(
     Ok(())
 }
 
-pub(crate) fn create(
-    tx: &Transaction<'_>,
-    parent: Ino,
-    name: &[u8],
-    new: &NewInode<'_>,
-) -> Result<Attr> {
-    check_name(name)?;
-    let p = dir_attr(tx, parent)?;
-    if p.nlink == 0 {
-        return Err(MetaError::NotFound);
-    }
-    if entry(tx, parent, name)?.is_some() {
-        return Err(MetaError::Exists);
-    }
-    let is_dir = new.kind == FileKind::Dir;
-    let size = new.target.map(|t| t.len() as i64).unwrap_or(0);
-    tx.prepare_cached(
-        "INSERT INTO inodes (kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, target)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        new.kind.code(),
-        new.perm & 0o7777,
-        new.uid,
-        new.gid,
-        size,
-        if is_dir { 2 } else { 1 },
-        new.now,
-        new.rdev,
-        if is_dir { parent as i64 } else { 0 },
-        new.target,
-    ])?;
-    let ino = tx.last_insert_rowid() as u64;
-    for (xname, value) in new.xattrs {
-        put_xattr(tx, ino, xname, value)?;
-    }
-    insert_dentry(tx, parent, name, ino, new.kind)?;
-    touch_dir(tx, parent, if is_dir { 1 } else { 0 }, new.now)?;
-    getattr(tx, ino)
-}
-
-pub(crate) fn link(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    newparent: Ino,
-    newname: &[u8],
-    now: i64,
-) -> Result<Attr> {
-    check_name(newname)?;
-    let a = getattr(tx, ino)?;
-    // The checks in linkat(2)'s order: the new name's directory, the new name, then the
-    // source's kind and link count.
-    let p = dir_attr(tx, newparent)?;
-    if p.nlink == 0 {
-        return Err(MetaError::NotFound);
-    }
-    if entry(tx, newparent, newname)?.is_some() {
-        return Err(MetaError::Exists);
-    }
-    if a.kind == FileKind::Dir {
-        return Err(MetaError::NotPermitted);
-    }
-    if a.nlink >= LINK_MAX {
-        return Err(MetaError::TooManyLinks);
-    }
-    insert_dentry(tx, newparent, newname, ino, a.kind)?;
-    tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
-        .execute(params![ino as i64, now])?;
-    tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-        .execute([ino as i64])?;
-    touch_dir(tx, newparent, 0, now)?;
-    getattr(tx, ino)
-}
-
 /// Drops one link of a non-directory; records an orphan at 0.
 fn drop_link(tx: &Transaction<'_>, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
     tx.prepare_cached(
@@ -217,18 +122,6 @@ fn drop_link(tx: &Transaction<'_>, ino: Ino, kind: FileKind, now: i64) -> Result
     Ok(Unlinked { ino, kind, nlink })
 }
 
-pub(crate) fn unlink(tx: &Transaction<'_>, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked> {
-    dir_attr(tx, parent)?;
-    let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
-    if kind == FileKind::Dir {
-        return Err(MetaError::IsDir);
-    }
-    tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-        .execute(params![parent as i64, name])?;
-    touch_dir(tx, parent, 0, now)?;
-    drop_link(tx, ino, kind, now)
-}
-
 fn dir_is_empty(tx: &Transaction<'_>, dir: Ino) -> Result<bool> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
@@ -243,28 +136,6 @@ fn delete_dir_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
     tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
         .execute([ino as i64])?;
     Ok(())
-}
-
-pub(crate) fn rmdir(tx: &Transaction<'_>, parent: Ino, name: &[u8], now: i64) -> Result<Ino> {
-    if name == b"." {
-        return Err(MetaError::Invalid("rmdir of ."));
-    }
-    if name == b".." {
-        return Err(MetaError::NotEmpty);
-    }
-    dir_attr(tx, parent)?;
-    let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
-    if kind != FileKind::Dir {
-        return Err(MetaError::NotDir);
-    }
-    if !dir_is_empty(tx, ino)? {
-        return Err(MetaError::NotEmpty);
-    }
-    tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-        .execute(params![parent as i64, name])?;
-    delete_dir_inode(tx, ino)?;
-    touch_dir(tx, parent, -1, now)?;
-    Ok(ino)
 }
 
 /// True if `dir` is `ancestor` or lies below it.
@@ -307,188 +178,6 @@ fn touch_ctime(tx: &Transaction<'_>, ino: Ino, now: i64) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn rename(
-    tx: &Transaction<'_>,
-    parent: Ino,
-    name: &[u8],
-    newparent: Ino,
-    newname: &[u8],
-    flags: RenameFlags,
-    now: i64,
-) -> Result<Option<Unlinked>> {
-    if flags.exchange && flags.noreplace {
-        return Err(MetaError::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE"));
-    }
-    check_name(newname)?;
-    dir_attr(tx, parent)?;
-    let np = dir_attr(tx, newparent)?;
-    let (src, skind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
-    let dst = entry(tx, newparent, newname)?;
-    if skind == FileKind::Dir && newparent != parent && is_within(tx, newparent, src)? {
-        return Err(MetaError::Invalid("cannot move a directory into itself"));
-    }
-    if let Some((dino, FileKind::Dir)) = dst {
-        if !flags.exchange && is_within(tx, parent, dino)? {
-            // The target is an ancestor of the source: rename(2) answers ENOTEMPTY.
-            return Err(MetaError::NotEmpty);
-        }
-    }
-    if flags.exchange {
-        let (dino, dkind) = dst.ok_or(MetaError::NotFound)?;
-        if dkind == FileKind::Dir && parent != newparent && is_within(tx, parent, dino)? {
-            return Err(MetaError::Invalid("cannot move a directory into itself"));
-        }
-        set_dentry(tx, parent, name, dino, dkind)?;
-        set_dentry(tx, newparent, newname, src, skind)?;
-        if parent != newparent {
-            let delta = (skind == FileKind::Dir) as i64 - (dkind == FileKind::Dir) as i64;
-            touch_dir(tx, parent, -delta, now)?;
-            touch_dir(tx, newparent, delta, now)?;
-            if skind == FileKind::Dir {
-                set_parent(tx, src, newparent, now)?;
-            }
-            if dkind == FileKind::Dir {
-                set_parent(tx, dino, parent, now)?;
-            }
-        } else {
-            touch_dir(tx, parent, 0, now)?;
-        }
-        touch_ctime(tx, src, now)?;
-        touch_ctime(tx, dino, now)?;
-        return Ok(None);
-    }
-    let mut replaced = None;
-    if let Some((dino, dkind)) = dst {
-        if flags.noreplace {
-            return Err(MetaError::Exists);
-        }
-        if dino == src {
-            // Two names of one inode: rename(2) does nothing.
-            return Ok(None);
-        }
-        match (skind == FileKind::Dir, dkind == FileKind::Dir) {
-            (true, false) => return Err(MetaError::NotDir),
-            (false, true) => return Err(MetaError::IsDir),
-            (true, true) => {
-                if !dir_is_empty(tx, dino)? {
-                    return Err(MetaError::NotEmpty);
-                }
-                tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                    .execute(params![newparent as i64, newname])?;
-                delete_dir_inode(tx, dino)?;
-                touch_dir(tx, newparent, -1, now)?;
-                replaced = Some(Unlinked {
-                    ino: dino,
-                    kind: dkind,
-                    nlink: 0,
-                });
-            }
-            (false, false) => {
-                tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                    .execute(params![newparent as i64, newname])?;
-                replaced = Some(drop_link(tx, dino, dkind, now)?);
-            }
-        }
-    }
-    if np.nlink == 0 {
-        return Err(MetaError::NotFound);
-    }
-    tx.prepare_cached(
-        "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2",
-    )?
-    .execute(params![parent as i64, name, newparent as i64, newname])?;
-    let is_dir = skind == FileKind::Dir;
-    if parent != newparent {
-        touch_dir(tx, parent, -(is_dir as i64), now)?;
-        touch_dir(tx, newparent, is_dir as i64, now)?;
-        if is_dir {
-            set_parent(tx, src, newparent, now)?;
-        }
-    } else {
-        touch_dir(tx, parent, 0, now)?;
-    }
-    touch_ctime(tx, src, now)?;
-    Ok(replaced)
-}
-
-pub(crate) fn readlink(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<u8>> {
-    let (kind, target): (i64, Option<Vec<u8>>) = tx
-        .prepare_cached("SELECT kind, target FROM inodes WHERE ino = ?1")?
-        .query_row([ino as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or(MetaError::NotFound)?;
-    if kind != FileKind::Symlink.code() {
-        return Err(MetaError::Invalid("not a symlink"));
-    }
-    Ok(target.unwrap_or_default())
-}
-
-pub(crate) fn readdir(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    cookie: u64,
-    limit: usize,
-) -> Result<Vec<DirEntry>> {
-    dir_attr(tx, ino)?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![ino as i64, cookie as i64, limit as i64], |r| {
-        Ok(DirEntry {
-            cookie: r.get::<_, i64>(0)? as u64,
-            name: r.get(1)?,
-            ino: r.get::<_, i64>(2)? as u64,
-            kind: kind_at(r, 3)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Uses the `(parent, name)` index: names are BLOBs, compared bytewise.
-pub(crate) fn readdir_by_name(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    after: Option<&[u8]>,
-    limit: usize,
-) -> Result<Vec<DirEntry>> {
-    dir_attr(tx, ino)?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![ino as i64, after.unwrap_or(&[]), limit as i64],
-        |r| {
-            Ok(DirEntry {
-                cookie: r.get::<_, i64>(0)? as u64,
-                name: r.get(1)?,
-                ino: r.get::<_, i64>(2)? as u64,
-                kind: kind_at(r, 3)?,
-            })
-        },
-    )?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// `setattr` and one xattr change in the caller's transaction.
-pub(crate) fn setattr_xattr(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    set: &SetAttr,
-    change: XattrChange<'_>,
-    now: i64,
-) -> Result<Attr> {
-    let a = setattr(tx, ino, set, now)?;
-    match change {
-        XattrChange::Set { name, value } => put_xattr(tx, ino, name, value)?,
-        XattrChange::Remove { name } => {
-            tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
-                .execute(params![ino as i64, name])?;
-        }
-    }
-    Ok(a)
-}
-
 pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
     let mut a = getattr(tx, ino)?;
     if let Some(p) = set.perm {
@@ -514,14 +203,6 @@ pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -
     Ok(a)
 }
 
-pub(crate) fn get_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
-    getattr(tx, ino)?;
-    tx.prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?
-        .query_row(params![ino as i64, name], |r| r.get(0))
-        .optional()?
-        .ok_or(MetaError::NoAttr)
-}
-
 /// Checks the limits and writes one xattr (inserted or replaced).
 fn put_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
     if name.is_empty() || name.len() > 255 {
@@ -535,49 +216,423 @@ fn put_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], value: &[u8]) -> Resul
     Ok(())
 }
 
-pub(crate) fn set_xattr(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    name: &[u8],
-    value: &[u8],
-    mode: XattrMode,
-    now: i64,
-) -> Result<()> {
-    if name.is_empty() || name.len() > 255 {
-        return Err(MetaError::Invalid("bad xattr name"));
+impl NamespaceStore for SqliteStore {
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        self.read(|tx| getattr(tx, ino))
     }
-    if value.len() > XATTR_SIZE_MAX {
-        return Err(MetaError::AttrTooBig);
-    }
-    getattr(tx, ino)?;
-    let exists = tx
-        .prepare_cached("SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2")?
-        .query_row(params![ino as i64, name], |_| Ok(()))
-        .optional()?
-        .is_some();
-    match (mode, exists) {
-        (XattrMode::Create, true) => return Err(MetaError::Exists),
-        (XattrMode::Replace, false) => return Err(MetaError::NoAttr),
-        _ => {}
-    }
-    put_xattr(tx, ino, name, value)?;
-    touch_ctime(tx, ino, now)
-}
 
-pub(crate) fn list_xattr(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<Vec<u8>>> {
-    getattr(tx, ino)?;
-    let mut stmt = tx.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-    let rows = stmt.query_map([ino as i64], |r| r.get(0))?;
+    fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        self.read(|tx| {
+            if name.len() > NAME_MAX {
+                return Err(MetaError::NameTooLong);
+            }
+            let p = dir_attr(tx, parent)?;
+            if name == b"." {
+                return Ok(p);
+            }
+            if name == b".." {
+                return getattr(
+                    tx,
+                    if p.ino == ROOT_INO {
+                        ROOT_INO
+                    } else {
+                        p.parent
+                    },
+                );
+            }
+            match entry(tx, parent, name)? {
+                Some((ino, _)) => getattr(tx, ino),
+                None => Err(MetaError::NotFound),
+            }
+        })
+    }
+
+    fn create(&self, parent: Ino, name: &[u8], new: &NewInode<'_>) -> Result<Attr> {
+        self.write(|tx| {
+    check_name(name)?;
+    let p = dir_attr(tx, parent)?;
+    if p.nlink == 0 {
+        return Err(MetaError::NotFound);
+    }
+    if entry(tx, parent, name)?.is_some() {
+        return Err(MetaError::Exists);
+    }
+    let is_dir = new.kind == FileKind::Dir;
+    let size = new.target.map(|t| t.len() as i64).unwrap_or(0);
+    tx.prepare_cached(
+        "INSERT INTO inodes (kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        new.kind.code(),
+        new.perm & 0o7777,
+        new.uid,
+        new.gid,
+        size,
+        if is_dir { 2 } else { 1 },
+        new.now,
+        new.rdev,
+        if is_dir { parent as i64 } else { 0 },
+        new.target,
+    ])?;
+    let ino = tx.last_insert_rowid() as u64;
+    for (xname, value) in new.xattrs {
+        put_xattr(tx, ino, xname, value)?;
+    }
+    insert_dentry(tx, parent, name, ino, new.kind)?;
+    touch_dir(tx, parent, if is_dir { 1 } else { 0 }, new.now)?;
+    getattr(tx, ino)
+})
+    }
+
+    fn link(&self, ino: Ino, newparent: Ino, newname: &[u8], now: i64) -> Result<Attr> {
+        self.write(|tx| {
+            check_name(newname)?;
+            let a = getattr(tx, ino)?;
+            // The checks in linkat(2)'s order: the new name's directory, the new name, then the
+            // source's kind and link count.
+            let p = dir_attr(tx, newparent)?;
+            if p.nlink == 0 {
+                return Err(MetaError::NotFound);
+            }
+            if entry(tx, newparent, newname)?.is_some() {
+                return Err(MetaError::Exists);
+            }
+            if a.kind == FileKind::Dir {
+                return Err(MetaError::NotPermitted);
+            }
+            if a.nlink >= LINK_MAX {
+                return Err(MetaError::TooManyLinks);
+            }
+            insert_dentry(tx, newparent, newname, ino, a.kind)?;
+            tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
+                .execute(params![ino as i64, now])?;
+            tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            touch_dir(tx, newparent, 0, now)?;
+            getattr(tx, ino)
+        })
+    }
+
+    fn unlink(&self, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked> {
+        self.write(|tx| {
+            dir_attr(tx, parent)?;
+            let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+            if kind == FileKind::Dir {
+                return Err(MetaError::IsDir);
+            }
+            tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                .execute(params![parent as i64, name])?;
+            touch_dir(tx, parent, 0, now)?;
+            drop_link(tx, ino, kind, now)
+        })
+    }
+
+    fn rmdir(&self, parent: Ino, name: &[u8], now: i64) -> Result<Ino> {
+        self.write(|tx| {
+            if name == b"." {
+                return Err(MetaError::Invalid("rmdir of ."));
+            }
+            if name == b".." {
+                return Err(MetaError::NotEmpty);
+            }
+            dir_attr(tx, parent)?;
+            let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+            if kind != FileKind::Dir {
+                return Err(MetaError::NotDir);
+            }
+            if !dir_is_empty(tx, ino)? {
+                return Err(MetaError::NotEmpty);
+            }
+            tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                .execute(params![parent as i64, name])?;
+            delete_dir_inode(tx, ino)?;
+            touch_dir(tx, parent, -1, now)?;
+            Ok(ino)
+        })
+    }
+
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        newparent: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+        now: i64,
+    ) -> Result<Option<Unlinked>> {
+        self.write(|tx| {
+            if flags.exchange && flags.noreplace {
+                return Err(MetaError::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE"));
+            }
+            check_name(newname)?;
+            dir_attr(tx, parent)?;
+            let np = dir_attr(tx, newparent)?;
+            let (src, skind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
+            let dst = entry(tx, newparent, newname)?;
+            if skind == FileKind::Dir && newparent != parent && is_within(tx, newparent, src)? {
+                return Err(MetaError::Invalid("cannot move a directory into itself"));
+            }
+            if let Some((dino, FileKind::Dir)) = dst {
+                if !flags.exchange && is_within(tx, parent, dino)? {
+                    // The target is an ancestor of the source: rename(2) answers ENOTEMPTY.
+                    return Err(MetaError::NotEmpty);
+                }
+            }
+            if flags.exchange {
+                let (dino, dkind) = dst.ok_or(MetaError::NotFound)?;
+                if dkind == FileKind::Dir && parent != newparent && is_within(tx, parent, dino)? {
+                    return Err(MetaError::Invalid("cannot move a directory into itself"));
+                }
+                set_dentry(tx, parent, name, dino, dkind)?;
+                set_dentry(tx, newparent, newname, src, skind)?;
+                if parent != newparent {
+                    let delta = (skind == FileKind::Dir) as i64 - (dkind == FileKind::Dir) as i64;
+                    touch_dir(tx, parent, -delta, now)?;
+                    touch_dir(tx, newparent, delta, now)?;
+                    if skind == FileKind::Dir {
+                        set_parent(tx, src, newparent, now)?;
+                    }
+                    if dkind == FileKind::Dir {
+                        set_parent(tx, dino, parent, now)?;
+                    }
+                } else {
+                    touch_dir(tx, parent, 0, now)?;
+                }
+                touch_ctime(tx, src, now)?;
+                touch_ctime(tx, dino, now)?;
+                return Ok(None);
+            }
+            let mut replaced = None;
+            if let Some((dino, dkind)) = dst {
+                if flags.noreplace {
+                    return Err(MetaError::Exists);
+                }
+                if dino == src {
+                    // Two names of one inode: rename(2) does nothing.
+                    return Ok(None);
+                }
+                match (skind == FileKind::Dir, dkind == FileKind::Dir) {
+                    (true, false) => return Err(MetaError::NotDir),
+                    (false, true) => return Err(MetaError::IsDir),
+                    (true, true) => {
+                        if !dir_is_empty(tx, dino)? {
+                            return Err(MetaError::NotEmpty);
+                        }
+                        tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                            .execute(params![newparent as i64, newname])?;
+                        delete_dir_inode(tx, dino)?;
+                        touch_dir(tx, newparent, -1, now)?;
+                        replaced = Some(Unlinked {
+                            ino: dino,
+                            kind: dkind,
+                            nlink: 0,
+                        });
+                    }
+                    (false, false) => {
+                        tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                            .execute(params![newparent as i64, newname])?;
+                        replaced = Some(drop_link(tx, dino, dkind, now)?);
+                    }
+                }
+            }
+            if np.nlink == 0 {
+                return Err(MetaError::NotFound);
+            }
+            tx.prepare_cached(
+                "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2",
+            )?
+            .execute(params![parent as i64, name, newparent as i64, newname])?;
+            let is_dir = skind == FileKind::Dir;
+            if parent != newparent {
+                touch_dir(tx, parent, -(is_dir as i64), now)?;
+                touch_dir(tx, newparent, is_dir as i64, now)?;
+                if is_dir {
+                    set_parent(tx, src, newparent, now)?;
+                }
+            } else {
+                touch_dir(tx, parent, 0, now)?;
+            }
+            touch_ctime(tx, src, now)?;
+            Ok(replaced)
+        })
+    }
+
+    fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        self.read(|tx| {
+            let (kind, target): (i64, Option<Vec<u8>>) = tx
+                .prepare_cached("SELECT kind, target FROM inodes WHERE ino = ?1")?
+                .query_row([ino as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or(MetaError::NotFound)?;
+            if kind != FileKind::Symlink.code() {
+                return Err(MetaError::Invalid("not a symlink"));
+            }
+            Ok(target.unwrap_or_default())
+        })
+    }
+
+    fn readdir(&self, ino: Ino, cookie: u64, limit: usize) -> Result<Vec<DirEntry>> {
+        self.read(|tx| {
+    dir_attr(tx, ino)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![ino as i64, cookie as i64, limit as i64], |r| {
+        Ok(DirEntry {
+            cookie: r.get::<_, i64>(0)? as u64,
+            name: r.get(1)?,
+            ino: r.get::<_, i64>(2)? as u64,
+            kind: kind_at(r, 3)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-pub(crate) fn remove_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], now: i64) -> Result<()> {
-    getattr(tx, ino)?;
-    let n = tx
-        .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
-        .execute(params![ino as i64, name])?;
-    if n == 0 {
-        return Err(MetaError::NoAttr);
+})
     }
-    touch_ctime(tx, ino, now)
+
+    /// Uses the `(parent, name)` index: names are BLOBs, compared bytewise.
+    fn readdir_by_name(
+        &self,
+        ino: Ino,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<DirEntry>> {
+        self.read(|tx| {
+    dir_attr(tx, ino)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![ino as i64, after.unwrap_or(&[]), limit as i64],
+        |r| {
+            Ok(DirEntry {
+                cookie: r.get::<_, i64>(0)? as u64,
+                name: r.get(1)?,
+                ino: r.get::<_, i64>(2)? as u64,
+                kind: kind_at(r, 3)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+})
+    }
+
+    fn setattr(&self, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
+        self.write(|tx| setattr(tx, ino, set, now))
+    }
+
+    fn get_xattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        self.read(|tx| {
+            getattr(tx, ino)?;
+            tx.prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .query_row(params![ino as i64, name], |r| r.get(0))
+                .optional()?
+                .ok_or(MetaError::NoAttr)
+        })
+    }
+
+    fn set_xattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+        now: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            if name.is_empty() || name.len() > 255 {
+                return Err(MetaError::Invalid("bad xattr name"));
+            }
+            if value.len() > XATTR_SIZE_MAX {
+                return Err(MetaError::AttrTooBig);
+            }
+            getattr(tx, ino)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .query_row(params![ino as i64, name], |_| Ok(()))
+                .optional()?
+                .is_some();
+            match (mode, exists) {
+                (XattrMode::Create, true) => return Err(MetaError::Exists),
+                (XattrMode::Replace, false) => return Err(MetaError::NoAttr),
+                _ => {}
+            }
+            put_xattr(tx, ino, name, value)?;
+            touch_ctime(tx, ino, now)
+        })
+    }
+
+    fn list_xattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        self.read(|tx| {
+            getattr(tx, ino)?;
+            let mut stmt =
+                tx.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+            let rows = stmt.query_map([ino as i64], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn remove_xattr(&self, ino: Ino, name: &[u8], now: i64) -> Result<()> {
+        self.write(|tx| {
+            getattr(tx, ino)?;
+            let n = tx
+                .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .execute(params![ino as i64, name])?;
+            if n == 0 {
+                return Err(MetaError::NoAttr);
+            }
+            touch_ctime(tx, ino, now)
+        })
+    }
+
+    /// `setattr` and one xattr change in the caller's transaction.
+    fn setattr_xattr(
+        &self,
+        ino: Ino,
+        set: &SetAttr,
+        change: XattrChange<'_>,
+        now: i64,
+    ) -> Result<Attr> {
+        self.write(|tx| {
+            let a = setattr(tx, ino, set, now)?;
+            match change {
+                XattrChange::Set { name, value } => put_xattr(tx, ino, name, value)?,
+                XattrChange::Remove { name } => {
+                    tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                        .execute(params![ino as i64, name])?;
+                }
+            }
+            Ok(a)
+        })
+    }
+
+    fn orphans(&self) -> Result<Vec<Ino>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
+            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+            Ok(rows
+                .map(|r| r.map(|i| i as u64))
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn entries_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Ino, Vec<u8>, Ino)>> {
+        self.read(|tx| {
+            // substr() on a BLOB counts bytes: a byte-exact prefix match.
+            let mut stmt = tx.prepare_cached(
+                "SELECT parent, name, ino FROM dentries WHERE substr(name, 1, ?1) = ?2 LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![prefix.len() as i64, prefix, limit as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as Ino,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)? as Ino,
+                    ))
+                },
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
 }

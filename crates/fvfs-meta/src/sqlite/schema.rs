@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +106,19 @@ ALTER TABLE inodes ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE chunks ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Holders: block references held by something other than a file (an archived payload,
+/// a cache entry of another face), one row per (kind, key, block), each counted once in
+/// `blocks.refcount` (holders.rs). No fill: no holder exists before.
+const V4: &str = r#"
+CREATE TABLE holders (
+  kind TEXT NOT NULL,
+  key BLOB NOT NULL,
+  block BLOB NOT NULL,
+  PRIMARY KEY (kind, key, block)
+) WITHOUT ROWID;
+CREATE INDEX holders_block ON holders(block);
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -126,6 +139,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: V3,
         fill: Some(super::alloc::refresh_all),
+    },
+    Migration {
+        sql: V4,
+        fill: None,
     },
 ];
 

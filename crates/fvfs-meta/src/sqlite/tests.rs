@@ -1,7 +1,10 @@
 use super::*;
+use crate::prelude::*;
+use crate::types::*;
 use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, CHUNK_SIZE, ROOT_INO};
+use fvfs_types::{Ino, Settings};
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+pub(super) fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("meta.db"), true).unwrap();
     let settings = Settings {
@@ -18,7 +21,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, s)
 }
 
-fn file<'a>() -> NewInode<'a> {
+pub(super) fn file<'a>() -> NewInode<'a> {
     NewInode {
         kind: FileKind::File,
         perm: 0o644,
@@ -343,7 +346,7 @@ fn replace_content_moves_slices_and_references() {
 
 /// A data slice of `len` bytes at `pos` of `chunk` referencing block `id` (inserted by the
 /// first commit that names it).
-fn data_commit(s: &SqliteStore, ino: Ino, chunk: u64, pos: u32, len: u32, id: u8) {
+pub(super) fn data_commit(s: &SqliteStore, ino: Ino, chunk: u64, pos: u32, len: u32, id: u8) {
     let id = BlockId([id; 32]);
     let nb = NewBlock {
         id,
@@ -448,7 +451,8 @@ fn migration_to_v3_fills_st_blocks() {
     let p = d.path().join("meta.db");
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "ALTER TABLE inodes DROP COLUMN alloc_bytes;
+        "DROP TABLE holders;
+         ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",
     )

@@ -1,5 +1,5 @@
-//! Tiering state on SQLite: the `wal_pending` replication queue, tier bitmasks of
-//! blocks, per-tier usage, eviction candidates, access statistics, pins and counters.
+//! Tiering state on SQLite ([`TierStore`]): the `wal_pending` replication queue, tier
+//! bitmasks of blocks, per-tier usage, eviction candidates, access statistics and pins.
 //!
 //! Invariants: a `wal_pending` row exists at most once per (block, tier) (unique index);
 //! `queue_done` removes the row and sets the tier bit in the same transaction, so after a
@@ -7,40 +7,12 @@
 //! pinned files referencing a block (the `pinned` table lists those files).
 
 use super::data::{block_from_row, decode_refs, BLOCK_COLS};
+use super::SqliteStore;
 use crate::error::{MetaError, Result};
+use crate::store::TierStore;
 use crate::types::*;
 use fvfs_types::{BlockId, Ino, Settings};
 use rusqlite::{params, OptionalExtension, Transaction};
-use std::collections::BTreeSet;
-
-pub(crate) fn set_settings(tx: &Transaction<'_>, s: &Settings) -> Result<()> {
-    let cur = super::admin::settings(tx, "")?;
-    if cur.uuid != s.uuid || cur.format_version != s.format_version {
-        return Err(MetaError::Invalid("settings of another filesystem"));
-    }
-    let json = serde_json::to_string(s).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-    tx.execute(
-        "UPDATE settings SET value = ?1 WHERE key = 'settings'",
-        [json],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn insert_tier(tx: &Transaction<'_>, s: &Settings, position: u32) -> Result<()> {
-    if position >= 31 {
-        return Err(MetaError::Invalid("too many tiers"));
-    }
-    let low = (1u32 << position) - 1;
-    tx.execute(
-        "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
-        [low],
-    )?;
-    tx.execute(
-        "UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1",
-        [position],
-    )?;
-    set_settings(tx, s)
-}
 
 /// Queues (block, tier) rows for `blocks` and every bit of `mask` they lack.
 pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
@@ -93,83 +65,130 @@ fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
     })
 }
 
-pub(crate) fn queue_due(tx: &Transaction<'_>, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
-         WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(params![now, limit as i64], queue_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+pub(crate) fn is_pinned(tx: &Transaction<'_>, ino: Ino) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM pinned WHERE ino = ?1")?
+        .query_row([ino as i64], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
-pub(crate) fn queue_list(tx: &Transaction<'_>, limit: usize) -> Result<(Vec<QueueEntry>, u64)> {
-    let total: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
-         ORDER BY w.due LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([limit as i64], queue_from_row)?;
-    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
-}
-
-pub(crate) fn queue_done(
-    tx: &Transaction<'_>,
-    entry: u64,
-    block: &BlockId,
-    tier: u32,
-) -> Result<()> {
-    tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
-        .execute([entry as i64])?;
-    tx.prepare_cached("UPDATE blocks SET tiers = tiers | ?2 WHERE id = ?1")?
-        .execute(params![&block.0[..], 1u32 << tier])?;
+/// Adds `delta` to the pin count of each referenced block (once per reference).
+pub(crate) fn adjust_pins(tx: &Transaction<'_>, refs: &[BlockRef], delta: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE blocks SET pins = MAX(pins + ?2, 0) WHERE id = ?1")?;
+    for r in refs {
+        stmt.execute(params![&r.id.0[..], delta])?;
+    }
     Ok(())
 }
 
-pub(crate) fn queue_retry(tx: &Transaction<'_>, entry: u64, due: i64, error: &str) -> Result<()> {
-    tx.prepare_cached(
+impl TierStore for SqliteStore {
+    /// Queues (block, tier) rows for `blocks` and every bit of `mask` they lack.
+    fn queue_add(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
+        self.write(|tx| enqueue(tx, blocks, mask, now))
+    }
+    fn insert_tier(&self, s: &Settings, position: u32) -> Result<()> {
+        self.write(|tx| {
+            if position >= 31 {
+                return Err(MetaError::Invalid("too many tiers"));
+            }
+            let low = (1u32 << position) - 1;
+            tx.execute(
+                "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
+                [low],
+            )?;
+            tx.execute(
+                "UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1",
+                [position],
+            )?;
+            super::admin::set_settings(tx, s)
+        })
+    }
+
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
+         WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now, limit as i64], queue_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn queue_list(&self, limit: usize) -> Result<(Vec<QueueEntry>, u64)> {
+        self.read(|tx| {
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
+         ORDER BY w.due LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit as i64], queue_from_row)?;
+            Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
+        })
+    }
+
+    fn queue_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
+                .execute([entry as i64])?;
+            tx.prepare_cached("UPDATE blocks SET tiers = tiers | ?2 WHERE id = ?1")?
+                .execute(params![&block.0[..], 1u32 << tier])?;
+            Ok(())
+        })
+    }
+
+    fn queue_retry(&self, entry: u64, due: i64, error: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
         "UPDATE wal_pending SET attempts = attempts + 1, due = ?2, last_error = ?3 WHERE id = ?1",
     )?
     .execute(params![entry as i64, due, error])?;
-    Ok(())
-}
+            Ok(())
+        })
+    }
 
-pub(crate) fn queue_drop(tx: &Transaction<'_>, entry: u64) -> Result<()> {
-    tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
-        .execute([entry as i64])?;
-    Ok(())
-}
+    fn queue_drop(&self, entry: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
+                .execute([entry as i64])?;
+            Ok(())
+        })
+    }
 
-pub(crate) fn queue_make_due(tx: &Transaction<'_>, now: i64) -> Result<u64> {
-    tx.execute("UPDATE wal_pending SET due = ?1 WHERE due > ?1", [now])?;
-    let n: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
-    Ok(n as u64)
-}
+    fn queue_make_due(&self, now: i64) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute("UPDATE wal_pending SET due = ?1 WHERE due > ?1", [now])?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
 
-pub(crate) fn queue_missing(tx: &Transaction<'_>, tier: u32, now: i64) -> Result<u64> {
-    let n = tx.execute(
-        "INSERT OR IGNORE INTO wal_pending (block, tier, due, attempts)
+    fn queue_missing(&self, tier: u32, now: i64) -> Result<u64> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO wal_pending (block, tier, due, attempts)
          SELECT id, ?1, ?2, 0 FROM blocks WHERE refcount > 0 AND (tiers & ?3) = 0",
-        params![tier, now, 1u32 << tier],
-    )?;
-    Ok(n as u64)
-}
+                params![tier, now, 1u32 << tier],
+            )?;
+            Ok(n as u64)
+        })
+    }
 
-pub(crate) fn set_block_tiers(
-    tx: &Transaction<'_>,
-    id: &BlockId,
-    set: u32,
-    clear: u32,
-) -> Result<u32> {
-    tx.prepare_cached("UPDATE blocks SET tiers = (tiers | ?2) & ~?3 WHERE id = ?1")?
-        .execute(params![&id.0[..], set, clear])?;
-    Ok(tx
-        .prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?
-        .query_row([&id.0[..]], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
-}
+    fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE blocks SET tiers = (tiers | ?2) & ~?3 WHERE id = ?1")?
+                .execute(params![&id.0[..], set, clear])?;
+            Ok(tx
+                .prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?
+                .query_row([&id.0[..]], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
 
-pub(crate) fn tier_usage(tx: &Transaction<'_>, n: usize) -> Result<Vec<TierUsage>> {
+    fn tier_usage(&self, n: usize) -> Result<Vec<TierUsage>> {
+        self.read(|tx| {
     let mut out = vec![TierUsage::default(); n];
     let mut stmt = tx.prepare_cached(
         "SELECT tiers, COALESCE(SUM(stored_size), 0), COUNT(*) FROM blocks WHERE refcount > 0 GROUP BY tiers",
@@ -191,30 +210,35 @@ pub(crate) fn tier_usage(tx: &Transaction<'_>, n: usize) -> Result<Vec<TierUsage
         }
     }
     Ok(out)
-}
+})
+    }
 
-pub(crate) fn evict_candidates(
-    tx: &Transaction<'_>,
-    tier: u32,
-    durable: u32,
-    limit: usize,
-) -> Result<Vec<EvictCandidate>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {BLOCK_COLS}, last_access, accesses FROM blocks
+    fn evict_candidates(
+        &self,
+        tier: u32,
+        durable: u32,
+        limit: usize,
+    ) -> Result<Vec<EvictCandidate>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {BLOCK_COLS}, last_access, accesses FROM blocks
          WHERE refcount > 0 AND pins = 0 AND (tiers & ?1) != 0 AND (tiers & ?2) != 0
          ORDER BY last_access LIMIT ?3"
-    ))?;
-    let rows = stmt.query_map(params![1u32 << tier, 1u32 << durable, limit as i64], |r| {
-        Ok(EvictCandidate {
-            row: block_from_row(r)?,
-            last_access: r.get(6)?,
-            accesses: r.get::<_, i64>(7)? as u64,
+            ))?;
+            let rows =
+                stmt.query_map(params![1u32 << tier, 1u32 << durable, limit as i64], |r| {
+                    Ok(EvictCandidate {
+                        row: block_from_row(r)?,
+                        last_access: r.get(6)?,
+                        accesses: r.get::<_, i64>(7)? as u64,
+                    })
+                })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
+    }
 
-pub(crate) fn record_access(tx: &Transaction<'_>, batch: &[(BlockId, i64, u32)]) -> Result<()> {
+    fn record_access(&self, batch: &[(BlockId, i64, u32)]) -> Result<()> {
+        self.write(|tx| {
     let mut stmt = tx.prepare_cached(
         "UPDATE blocks SET last_access = MAX(last_access, ?2), accesses = accesses + ?3 WHERE id = ?1",
     )?;
@@ -222,86 +246,33 @@ pub(crate) fn record_access(tx: &Transaction<'_>, batch: &[(BlockId, i64, u32)])
         stmt.execute(params![&id.0[..], at, n])?;
     }
     Ok(())
-}
+})
+    }
 
-/// Distinct block ids of a file, in file order.
-fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
-    let mut stmt =
-        tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
-    let rows = stmt.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for blob in rows {
-        for r in decode_refs(&blob?)? {
-            if seen.insert(r.id) {
-                out.push(r.id);
+    fn pin_file(&self, ino: Ino, pin: bool) -> Result<Vec<BlockRow>> {
+        self.write(|tx| {
+            super::namespace::getattr(tx, ino)?;
+            let was = is_pinned(tx, ino)?;
+            if was != pin {
+                let delta: i64 = if pin { 1 } else { -1 };
+                if pin {
+                    tx.execute("INSERT INTO pinned (ino) VALUES (?1)", [ino as i64])?;
+                } else {
+                    tx.execute("DELETE FROM pinned WHERE ino = ?1", [ino as i64])?;
+                }
+                let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
+                let blobs = stmt
+                    .query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for blob in blobs {
+                    adjust_pins(tx, &decode_refs(&blob)?, delta)?;
+                }
             }
-        }
+            super::data::file_blocks(tx, ino)
+        })
     }
-    Ok(out)
-}
 
-pub(crate) fn file_blocks(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockRow>> {
-    let ids = file_block_ids(tx, ino)?;
-    let mut stmt = tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(row) = stmt.query_row([&id.0[..]], block_from_row).optional()? {
-            out.push(row);
-        }
+    fn is_pinned(&self, ino: Ino) -> Result<bool> {
+        self.read(|tx| is_pinned(tx, ino))
     }
-    Ok(out)
-}
-
-pub(crate) fn is_pinned(tx: &Transaction<'_>, ino: Ino) -> Result<bool> {
-    Ok(tx
-        .prepare_cached("SELECT 1 FROM pinned WHERE ino = ?1")?
-        .query_row([ino as i64], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-pub(crate) fn pin_file(tx: &Transaction<'_>, ino: Ino, pin: bool) -> Result<Vec<BlockRow>> {
-    super::namespace::getattr(tx, ino)?;
-    let was = is_pinned(tx, ino)?;
-    if was != pin {
-        let delta: i64 = if pin { 1 } else { -1 };
-        if pin {
-            tx.execute("INSERT INTO pinned (ino) VALUES (?1)", [ino as i64])?;
-        } else {
-            tx.execute("DELETE FROM pinned WHERE ino = ?1", [ino as i64])?;
-        }
-        let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
-        let blobs = stmt
-            .query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for blob in blobs {
-            adjust_pins(tx, &decode_refs(&blob)?, delta)?;
-        }
-    }
-    file_blocks(tx, ino)
-}
-
-/// Adds `delta` to the pin count of each referenced block (once per reference).
-pub(crate) fn adjust_pins(tx: &Transaction<'_>, refs: &[BlockRef], delta: i64) -> Result<()> {
-    let mut stmt = tx.prepare_cached("UPDATE blocks SET pins = MAX(pins + ?2, 0) WHERE id = ?1")?;
-    for r in refs {
-        stmt.execute(params![&r.id.0[..], delta])?;
-    }
-    Ok(())
-}
-
-pub(crate) fn bump_counter(tx: &Transaction<'_>, name: &str, delta: i64) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO counters (name, value) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-    )?
-    .execute(params![name, delta])?;
-    Ok(())
-}
-
-pub(crate) fn counters(tx: &Transaction<'_>) -> Result<Vec<(String, i64)>> {
-    let mut stmt = tx.prepare_cached("SELECT name, value FROM counters ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

@@ -19,32 +19,8 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     let r = engine.fsck(repair, &progress).await?;
     bar.finish_and_clear();
     println!("checked {} blocks", r.blocks_checked);
-    for id in &r.missing {
-        println!("MISSING  block {id}: its object is not in storage");
-    }
-    for id in &r.corrupt {
-        println!("CORRUPT  block {id}: its object does not hash to its id");
-    }
-    if !r.damaged_inodes.is_empty() {
-        println!(
-            "damaged inodes (missing or corrupt data): {:?}",
-            r.damaged_inodes
-        );
-    }
-    for (ino, slice, id) in &r.dangling_refs {
-        println!("DANGLING inode {ino} slice {slice} references block {id} that has no row");
-    }
-    for (id, stored, counted) in &r.refcounts {
-        println!("REFCOUNT block {id}: stored {stored}, referenced {counted}");
-    }
-    for (ino, stored, counted) in &r.nlinks {
-        println!("NLINK    inode {ino}: stored {stored}, counted {counted}");
-    }
-    for (parent, name, ino) in &r.dangling_dentries {
-        println!(
-            "DENTRY   {:?} in directory {parent} points at missing inode {ino}",
-            String::from_utf8_lossy(name)
-        );
+    for line in r.findings() {
+        println!("{line}");
     }
     for fix in &r.repaired {
         println!("repaired: {fix}");

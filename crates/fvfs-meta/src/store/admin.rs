@@ -1,0 +1,35 @@
+//! [`AdminStore`]: the filesystem as a whole — settings and formatting, durability and
+//! snapshots, sessions of the processes using it, durable counters and statistics.
+
+use crate::error::Result;
+use crate::types::*;
+use fvfs_types::Settings;
+
+pub trait AdminStore {
+    /// Writes the settings and creates the root directory. Fails if already formatted.
+    fn format(&self, settings: &Settings, root_uid: u32, root_gid: u32, now: i64) -> Result<()>;
+    fn settings(&self) -> Result<Settings>;
+    /// Replaces the settings (tier changes). The uuid and format version must not change.
+    fn set_settings(&self, settings: &Settings) -> Result<()>;
+    /// A human name of the store for messages (no secrets).
+    fn describe(&self) -> String;
+    /// Makes every committed operation durable against power loss. Every operation is
+    /// atomic and survives a crash of the process when it returns; `sync` adds the
+    /// device flush (fsync/fsyncdir/close call it).
+    fn sync(&self) -> Result<()>;
+    /// Writes a consistent copy of the whole metadata database to `dest`, a new local file
+    /// (an existing one is an error). The copy is one point in time, standalone (SQLite:
+    /// no `-wal`/`-shm`), durable when this returns, and opens with [`crate::open`].
+    /// Concurrent operations go on while it runs. Used by the metadata backup.
+    fn snapshot(&self, dest: &std::path::Path) -> Result<()>;
+
+    fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64>;
+    fn heartbeat(&self, session: u64, now: i64) -> Result<()>;
+    fn end_session(&self, session: u64) -> Result<()>;
+    fn sessions(&self) -> Result<Vec<Session>>;
+
+    /// Adds to a durable counter (corruptions repaired, blocks evicted, …).
+    fn bump_counter(&self, name: &str, delta: i64) -> Result<()>;
+    fn counters(&self) -> Result<Vec<(String, i64)>>;
+    fn stats(&self) -> Result<Stats>;
+}

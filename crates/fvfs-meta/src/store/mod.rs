@@ -1,0 +1,63 @@
+//! The [`MetaStore`] trait: every metadata operation fvfs performs, each one atomic,
+//! grouped by concern into sub-traits, one file each:
+//!
+//! - [`NamespaceStore`] (`namespace.rs`): inodes, entries, links, rename, xattrs, orphans;
+//! - [`DataStore`] (`data.rs`): file content (chunks, slices), block rows, refcounts,
+//!   garbage blocks;
+//! - [`TierStore`] (`tiers.rs`): tier bits, the replication queue, usage, eviction,
+//!   access statistics, pins;
+//! - [`AdminStore`] (`admin.rs`): settings, lifecycle, durability, snapshots, sessions,
+//!   counters, statistics;
+//! - [`CheckStore`] (`check.rs`): the consistency checks and repairs behind `fvfsd fsck`;
+//! - [`HolderStore`] (`holders.rs`): block references held by something other than a
+//!   file (archived payloads, caches of other faces).
+//!
+//! [`MetaStore`] is their union, implemented for every type that implements them all, so
+//! `Arc<dyn MetaStore>` reaches every method. A new concern (a face with its own tables)
+//! adds its own sub-trait and file and one bound here; the others do not change. Callers
+//! that call methods on a concrete store write `use fvfs_meta::prelude::*;`.
+//!
+//! The traits are synchronous and object-safe: SQLite is in-process, and a PostgreSQL
+//! implementation can run its client on a blocking pool behind the same signatures.
+//! Names are raw bytes (POSIX names need not be UTF-8). Permission checks are the
+//! caller's (fvfs-vfs); the store enforces only structural rules (ENOTEMPTY, EEXIST, …).
+
+mod admin;
+mod check;
+mod data;
+mod holders;
+mod namespace;
+mod tiers;
+
+pub use admin::AdminStore;
+pub use check::CheckStore;
+pub use data::DataStore;
+pub use holders::HolderStore;
+pub use namespace::NamespaceStore;
+pub use tiers::TierStore;
+
+use crate::error::{MetaError, Result};
+use crate::url::MetaUrl;
+use std::sync::Arc;
+
+/// Every metadata operation: the union of the sub-traits.
+pub trait MetaStore:
+    NamespaceStore + DataStore + TierStore + AdminStore + CheckStore + HolderStore + Send + Sync
+{
+}
+
+impl<T> MetaStore for T where
+    T: NamespaceStore + DataStore + TierStore + AdminStore + CheckStore + HolderStore + Send + Sync
+{
+}
+
+/// Opens the store a URL names. `create` allows creating a new, empty SQLite database.
+pub fn open(url: &str, create: bool) -> Result<Arc<dyn MetaStore>> {
+    match MetaUrl::parse(url)? {
+        MetaUrl::Sqlite(path) => Ok(Arc::new(crate::sqlite::SqliteStore::open(&path, create)?)),
+        MetaUrl::Postgres(_) => Err(MetaError::BadUrl {
+            url: MetaUrl::parse(url)?.display(),
+            why: "PostgreSQL metadata is not built into this version yet".into(),
+        }),
+    }
+}

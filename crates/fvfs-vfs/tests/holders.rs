@@ -1,0 +1,224 @@
+//! Payloads held without an inode (`Vfs::put_held`): they share blocks with files by
+//! dedup, survive GC after every file that shared them is gone, replicate to the durable
+//! tier like file blocks, become garbage once released and go after the GC grace; fsck
+//! counts holder rows as references and reports a holder row whose block is missing. Real
+//! SQLite metadata and directory tiers (a hot tier and a durable one), no mocks.
+
+use bytes::Bytes;
+use fvfs_chunk::{BlockStore, BlockStoreConfig};
+use fvfs_tier::{Tier, TierSpec};
+use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION, ROOT_INO};
+use fvfs_vfs::{Ctx, Vfs, VfsConfig};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    meta: Arc<dyn fvfs_meta::MetaStore>,
+    store: Arc<BlockStore>,
+}
+
+fn tier(name: &str, location: &str, durable: bool) -> TierSettings {
+    TierSettings {
+        name: name.into(),
+        location: location.into(),
+        high_watermark: None,
+        low_watermark: None,
+        durable,
+        keep_copy: false,
+    }
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let (hot, cold) = (dir.path().join("hot"), dir.path().join("cold"));
+    std::fs::create_dir(&hot).unwrap();
+    std::fs::create_dir(&cold).unwrap();
+    let (hot, cold) = (hot.display().to_string(), cold.display().to_string());
+    let db = dir.path().join("meta.db");
+    let meta = fvfs_meta::open(&format!("sqlite://{}", db.display()), true).unwrap();
+    let settings = Settings {
+        uuid: "6f1c1d6e-0000-4000-8000-000000000002".parse().unwrap(),
+        name: "t".into(),
+        format_version: FORMAT_VERSION,
+        cdc: CdcParams::default(),
+        compression: Compression::Zstd,
+        storage: vec![cold.clone()],
+        created: 0,
+        tiers: vec![tier("hot", &hot, false), tier("cold", &cold, true)],
+    };
+    meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
+    let tiers = [&hot, &cold]
+        .iter()
+        .map(|l| Tier::open(&TierSpec::parse(l).unwrap()).unwrap())
+        .collect();
+    let cfg = BlockStoreConfig {
+        compression: Compression::Zstd,
+        mem_cache_bytes: 0,
+        disk_cache: None,
+        upload_concurrency: 4,
+    };
+    let store = Arc::new(BlockStore::with_tiers(tiers, 1, cfg).unwrap());
+    Env {
+        _dir: dir,
+        db,
+        meta,
+        store,
+    }
+}
+
+impl Env {
+    fn vfs(&self, gc_grace: Duration) -> Arc<Vfs> {
+        let cfg = VfsConfig {
+            gc_grace,
+            ..VfsConfig::default()
+        };
+        Vfs::new(self.meta.clone(), self.store.clone(), cfg).unwrap()
+    }
+}
+
+/// Incompressible bytes, the same for the same seed.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn write_file(vfs: &Vfs, name: &[u8], data: &[u8]) -> u64 {
+    let (a, fh) = vfs
+        .create(Ctx::root(), ROOT_INO, name, 0o644, 0, libc::O_RDWR)
+        .unwrap();
+    vfs.write(fh, 0, data).await.unwrap();
+    vfs.release(fh).await.unwrap();
+    a.ino
+}
+
+async fn on_tier(store: &BlockStore, ids: &BTreeSet<fvfs_types::BlockId>, tier: usize) -> usize {
+    let mut n = 0;
+    for id in ids {
+        n += store.exists_on(id, tier).await.unwrap() as usize;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
+    let env = env();
+    let now = env.vfs(Duration::ZERO);
+    let later = env.vfs(Duration::from_secs(3600));
+    let data = payload(6 << 20, 7);
+
+    // A file and a held copy of the same bytes share their blocks.
+    let ino = write_file(&now, b"f", &data).await;
+    let file_ids: BTreeSet<_> = env
+        .meta
+        .file_blocks(ino)
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    let refs = now
+        .put_held("hsm", b"obj", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    let ids: BTreeSet<_> = refs.iter().map(|r| r.id).collect();
+    assert!(ids.len() > 1, "several blocks");
+    assert_eq!(ids, file_ids, "the held payload dedups against the file");
+    // Again under the same holder: nothing more is held.
+    let again = now
+        .put_held("hsm", b"obj", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again, refs);
+    for id in &ids {
+        assert_eq!(env.meta.get_block(id).unwrap().unwrap().refcount, 2);
+    }
+
+    // Every file that shared the blocks goes; a GC pass (no grace) keeps them.
+    now.unlink(ROOT_INO, b"f").unwrap();
+    now.gc_pass(10_000).await.unwrap();
+    for id in &ids {
+        assert_eq!(env.meta.get_block(id).unwrap().unwrap().refcount, 1);
+    }
+    assert_eq!(
+        &now.read_held("hsm", b"obj", &refs).await.unwrap()[..],
+        &data[..]
+    );
+    assert!(now.read_held("hsm", b"other", &refs).await.is_err());
+
+    // Held blocks replicate to the durable tier like any other.
+    assert_eq!(now.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
+    for id in &ids {
+        assert_eq!(env.meta.get_block(id).unwrap().unwrap().tiers, 0b11);
+    }
+
+    let report = fvfs_vfs::fsck::fsck(&env.meta, &env.store, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.problems(), 0, "{report:?}");
+
+    // Released: garbage, kept through the grace, deleted after it.
+    let released: BTreeSet<_> = now
+        .release_held("hsm", b"obj")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(released, ids);
+    assert_eq!(later.gc_pass(10_000).await.unwrap(), 0, "within the grace");
+    assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
+    assert_eq!(now.gc_pass(10_000).await.unwrap(), ids.len());
+    for id in &ids {
+        assert!(env.meta.get_block(id).unwrap().is_none());
+    }
+    assert_eq!(on_tier(&env.store, &ids, 0).await, 0);
+    assert_eq!(on_tier(&env.store, &ids, 1).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_only_blocks_replicate_and_fsck_reports_a_holder_row_whose_block_is_missing() {
+    let env = env();
+    let vfs = env.vfs(Duration::from_secs(3600));
+    let refs = vfs
+        .put_held("music", b"song", Bytes::from(payload(100_000, 3)))
+        .await
+        .unwrap();
+    vfs.put_held("music", b"copy", Bytes::from(payload(100_000, 3)))
+        .await
+        .unwrap();
+    // Blocks only a holder references are queued to the durable tier too.
+    let ids: BTreeSet<_> = refs.iter().map(|r| r.id).collect();
+    assert_eq!(
+        on_tier(&env.store, &ids, 1).await,
+        0,
+        "written to the hot tier"
+    );
+    assert_eq!(vfs.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
+    let fsck = |repair| fvfs_vfs::fsck::fsck(&env.meta, &env.store, repair, &|_, _| {});
+    let r = fsck(false).await.unwrap();
+    assert_eq!(r.problems(), 0, "{r:?}");
+
+    // The block row goes behind the store's back (a damaged database).
+    let id = refs[0].id;
+    let c = rusqlite::Connection::open(&env.db).unwrap();
+    c.execute("DELETE FROM blocks WHERE id = ?1", [&id.0[..]])
+        .unwrap();
+    drop(c);
+    let r = fsck(false).await.unwrap();
+    assert_eq!(r.dangling_holds.len(), 2, "{r:?}");
+    assert!(r.dangling_holds.iter().all(|(_, b)| *b == id));
+    assert_eq!(r.problems(), 2, "{r:?}");
+    let r = fsck(true).await.unwrap();
+    assert_eq!(r.repaired.len(), 1, "{r:?}");
+    assert_eq!(fsck(false).await.unwrap().problems(), 0);
+}
