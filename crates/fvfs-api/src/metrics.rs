@@ -85,7 +85,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// Sets the engine's figures: tier bytes, queue depth, cache and durable counters.
 fn refresh(st: &ApiState) {
-    for (t, bytes, _) in st.vfs.tier_report() {
+    for (t, bytes, _) in st.vfs.tiering().tier_report() {
         metrics::gauge!("fvfs_tier_bytes", "tier" => t.name).set(bytes as f64);
     }
     match st.vfs.queue(0) {

@@ -332,8 +332,8 @@ async fn run_import(args: ImportArgs, progress: Arc<dyn ImportProgress>) -> Resu
     }
     vfs.sync_metadata()?;
     run.progress.status("replicating to colder tiers".into());
-    vfs.request_flush();
-    let queued = vfs.replicate_all(REPLICATE_WAIT).await?;
+    vfs.tiering().request_flush();
+    let queued = vfs.tiering().replicate_all(REPLICATE_WAIT).await?;
     workers.shutdown(Duration::from_secs(10)).await;
 
     let after = vfs.stats()?;

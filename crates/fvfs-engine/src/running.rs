@@ -37,9 +37,9 @@ pub struct Running {
 /// The workers that move blocks between tiers (tier events, replication, eviction):
 /// what a bulk import runs so that it does not fill the hot tier. Call inside a runtime.
 pub fn spawn_tiering(workers: &Workers, vfs: &Arc<Vfs>) {
-    workers.spawn(TierEventsWorker::new(vfs));
-    workers.spawn(ReplicatorWorker::new(vfs));
-    workers.spawn(EvictorWorker::new(vfs));
+    workers.spawn(TierEventsWorker::new(vfs.tiering()));
+    workers.spawn(ReplicatorWorker::new(vfs.tiering()));
+    workers.spawn(EvictorWorker::new(vfs.tiering()));
 }
 
 fn hostname() -> String {
@@ -91,8 +91,8 @@ impl Running {
         {
             let _guard = rt.enter();
             spawn_tiering(&workers, &vfs);
-            workers.spawn(GcWorker::new(&vfs));
-            workers.spawn(ScrubWorker::new(&vfs));
+            workers.spawn(GcWorker::new(vfs.tiering()));
+            workers.spawn(ScrubWorker::new(vfs.tiering()));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
             workers.spawn(WritebackWorker::new(&vfs));
             workers.spawn(MetaBackupWorker::new(

@@ -319,10 +319,25 @@ impl Vfs {
             Ok(a) if a.nlink == 0 => {
                 self.handles.forget(ino);
                 self.meta.purge_inode(ino)?;
-                self.gc_wake();
+                self.tiering.gc_wake();
                 Ok(())
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The blocks of files open now (their loaded chunk maps): eviction takes them last.
+impl crate::BlockUsers for crate::Vfs {
+    fn blocks_in_use(&self) -> std::collections::HashSet<fvfs_types::BlockId> {
+        let mut out = std::collections::HashSet::new();
+        for ino in self.handles.open_inodes() {
+            if let Some(st) = self.handles.state(ino) {
+                for map in st.chunks.lock().values() {
+                    out.extend(map.block_ids());
+                }
+            }
+        }
+        out
     }
 }

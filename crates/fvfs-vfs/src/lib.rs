@@ -2,17 +2,18 @@
 //! (FUSE, HTTP) hold one [`Vfs`] and call its Result-returning methods; nothing here knows
 //! about HTTP, and of FUSE only fvfs-fuse's plain `FsOps` trait (`fuse_ops.rs`).
 //!
-//! Layout: `fuse_ops.rs` the FUSE face (fvfs-fuse's `FsOps` over [`Vfs`]), `ns.rs`
-//! namespace operations, `acl.rs` POSIX ACL rules, `handle.rs` open files
-//! and unlinked-but-open inodes, `write.rs` per-inode write buffers (CDC cut, slice
-//! commit), `upload.rs` block uploads (tier choice, dedup, pins), `read.rs` slice overlay
-//! resolution and block reads with readahead, `holders.rs` payloads held without an
-//! inode (`put_held`/`read_held`/`release_held`), `gc.rs` garbage blocks, `fsck.rs`
-//! consistency checks, `access.rs` the POSIX permission rules, `caller.rs` the operations
-//! checked with a caller's identity (the HTTP face's entry points), `worker.rs` the one
-//! shape of background jobs, `backup.rs` periodic metadata backups to a tier,
-//! `report.rs` the status model and the read-only
-//! reports faces show, `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
+//! Layout: `tiering/` the [`Tiering`] component (blocks and their holders: uploads,
+//! payloads held without an inode, replication, eviction, scrubbing, GC, tier health),
+//! which `Vfs` builds and a face without files can use alone; `fuse_ops.rs` the FUSE face
+//! (fvfs-fuse's `FsOps` over [`Vfs`]), `ns.rs` namespace operations, `acl.rs` POSIX ACL
+//! rules, `handle.rs` open files and unlinked-but-open inodes, `write.rs` per-inode write
+//! buffers (CDC cut, slice commit), `slices.rs` uploaded blocks → slices, `read.rs` slice
+//! overlay resolution and block reads with readahead, `pin.rs` a file's tiers, pinning and
+//! warm-up, `fsck.rs` consistency checks, `access.rs` the POSIX permission rules,
+//! `caller.rs` the operations checked with a caller's identity (the HTTP face's entry
+//! points), `worker.rs` the one shape of background jobs, `backup.rs` periodic metadata
+//! backups to a tier, `report.rs` the status model and the read-only reports faces show,
+//! `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
 //! on-disk spool of writes that could not be committed by the time the process stops.
 //!
 //! Invariants:
@@ -20,7 +21,7 @@
 //!   (reads overlay the write buffer) and durable in the tier and the metadata once
 //!   `flush`/`fsync`/`release` returns Ok.
 //! - A block referenced by buffered, not yet committed data is never garbage-collected
-//!   (the `BlockPins` set in gc.rs).
+//!   (the `BlockPins` set in tiering/gc.rs).
 //! - Bytes a `write` accepted are stored or stay buffered: a failed commit returns an
 //!   error and keeps them (retained after the last close, handle.rs), they are retried
 //!   until stored, and spooled to disk at stop when they still cannot be.
@@ -30,21 +31,18 @@ pub mod acl;
 mod backup;
 mod caller;
 mod error;
-mod evict;
 pub mod fsck;
 mod fuse_ops;
-mod gc;
 mod handle;
-mod holders;
 mod ns;
 mod paths;
+mod pin;
 mod read;
-mod replicate;
 mod report;
 mod session;
+mod slices;
 mod spool;
-mod tiers;
-mod upload;
+pub mod tiering;
 pub mod worker;
 mod write;
 mod writeback;
@@ -62,7 +60,6 @@ pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
 use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaStore;
 use fvfs_types::Settings;
-use gc::BlockPins;
 use handle::Handles;
 use std::sync::Arc;
 
@@ -133,8 +130,7 @@ pub struct Vfs {
     pub(crate) settings: Settings,
     pub(crate) cfg: VfsConfig,
     pub(crate) handles: Handles,
-    pub(crate) pins: Arc<BlockPins>,
-    pub(crate) tiers: Arc<tiers::TierState>,
+    pub(crate) tiering: Arc<Tiering>,
 }
 
 impl Vfs {
@@ -146,30 +142,33 @@ impl Vfs {
         store: Arc<BlockStore>,
         cfg: VfsConfig,
     ) -> Result<Arc<Vfs>> {
-        let settings = meta.settings()?;
         if cfg.purge_orphans {
             for ino in meta.orphans()? {
                 meta.purge_inode(ino)?;
             }
         }
-        let n = settings.tier_list().len();
-        if store.tiers().len() != n {
-            return Err(VfsError::Internal(format!(
-                "the block store has {} tiers, the filesystem {n}",
-                store.tiers().len()
-            )));
-        }
-        let usage = meta.tier_usage(n)?.iter().map(|u| u.bytes).collect();
-        let tiers = Arc::new(tiers::TierState::new(&settings, cfg.policy.clone(), usage));
-        Ok(Arc::new(Vfs {
+        let tiering = Tiering::new(
+            meta.clone(),
+            store.clone(),
+            cfg.policy.clone(),
+            cfg.gc_grace,
+        )?;
+        let vfs = Arc::new(Vfs {
+            settings: tiering.settings.clone(),
             meta,
             store,
-            settings,
             cfg,
             handles: Handles::default(),
-            pins: Arc::new(BlockPins::default()),
-            tiers,
-        }))
+            tiering,
+        });
+        let users: std::sync::Weak<dyn BlockUsers> = Arc::downgrade(&vfs) as _;
+        vfs.tiering.add_users(users);
+        Ok(vfs)
+    }
+
+    /// The tiering of this filesystem's blocks (replication, eviction, GC, health).
+    pub fn tiering(&self) -> &Arc<Tiering> {
+        &self.tiering
     }
 
     pub fn settings(&self) -> &Settings {
@@ -206,10 +205,10 @@ pub use backup::{
     backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp,
     MetaBackupWorker, LATEST_KEY, META_BACKUP_INTERVAL, META_BACKUP_KEEP, META_PREFIX,
 };
-pub use evict::{EvictorWorker, ScrubWorker};
-pub use gc::GcWorker;
-pub use replicate::ReplicatorWorker;
 pub use session::SessionWorker;
 pub use spool::{Spool, SPOOL_SUFFIX};
-pub use tiers::{TierEventsWorker, TierHealth, TierPolicy};
+pub use tiering::{
+    BlockUsers, EvictorWorker, GcWorker, ReplicatorWorker, ScrubWorker, TierEventsWorker,
+    TierHealth, TierPolicy, Tiering,
+};
 pub use writeback::{WritebackWorker, STOP_RETRY};

@@ -464,12 +464,12 @@ impl Vfs {
                 st.invalidate();
                 drop(fs);
                 self.handles.buffer_emptied(&st);
-                self.gc_wake();
+                self.tiering.gc_wake();
                 Ok(a)
             }
             None => {
                 let a = self.meta.truncate(ino, size, now_ns())?;
-                self.gc_wake();
+                self.tiering.gc_wake();
                 Ok(a)
             }
         }

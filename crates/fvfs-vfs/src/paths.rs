@@ -282,7 +282,7 @@ impl Vfs {
     /// blocks may be read).
     pub async fn read_block(&self, id: &BlockId) -> Result<Bytes> {
         let row = self.meta.get_block(id)?.ok_or(MetaError::NotFound)?;
-        self.tiers.note_access(*id, crate::now_ns());
+        self.tiering.state.note_access(*id, crate::now_ns());
         let data = self
             .store
             .fetch_masked(id, row.codec, row.size, row.tiers)

@@ -181,7 +181,7 @@ impl Vfs {
         let fetches = pieces.iter().map(|(b, codec, mask, ..)| {
             let store = self.store.clone();
             let (id, len, codec, mask) = (b.id, b.len, *codec, *mask);
-            self.tiers.note_access(id, now);
+            self.tiering.state.note_access(id, now);
             async move { store.fetch_masked(&id, codec, len, mask).await }
         });
         let blocks: Vec<Bytes> = futures::future::try_join_all(fetches).await?;

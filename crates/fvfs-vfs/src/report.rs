@@ -103,7 +103,7 @@ impl Vfs {
         let s = &self.settings;
         let list = s.tier_list();
         let usage = self.meta.tier_usage(list.len())?;
-        let health = self.tiers.health();
+        let health = self.tiering.state.health();
         let tiers = list
             .into_iter()
             .enumerate()
@@ -135,7 +135,7 @@ impl Vfs {
 
     /// Bytes and blocks each tier holds, hottest first.
     pub fn tier_usage(&self) -> Result<Vec<TierUsage>> {
-        Ok(self.meta.tier_usage(self.tiers.list.len())?)
+        Ok(self.meta.tier_usage(self.tiering.state.list.len())?)
     }
 
     /// The first `limit` entries of the replication queue (by due time) and the total.

@@ -19,10 +19,11 @@
 //! committed), so any later flush, fsync, release or the writeback worker can retry it;
 //! bytes are only ever dropped by a truncate or when their inode is purged.
 
-use crate::gc::BlockPins;
 use crate::handle::InodeState;
 use crate::read::ChunkMap;
-use crate::upload::{await_uploads, block_ids, slices_of, Uploaded};
+use crate::slices::slices_of;
+use crate::tiering::BlockPins;
+use crate::tiering::{await_uploads, block_ids, Uploaded};
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::cdc;
@@ -312,10 +313,10 @@ impl Vfs {
                 let data = bytes.slice(pos..pos + len);
                 pos += len;
                 e.sealed.push_back(Sealed {
-                    task: Some(self.spawn_upload(data.clone())),
+                    task: Some(self.tiering.spawn_upload(data.clone())),
                     data,
                     done: None,
-                    pins: self.pins.clone(),
+                    pins: self.tiering.pins.clone(),
                     rt: tokio::runtime::Handle::current(),
                 });
             }
@@ -440,14 +441,14 @@ impl Vfs {
                 new_blocks: &new_blocks,
                 min_size: end,
                 mtime,
-                replicate_to: self.tiers.replica_mask,
+                replicate_to: self.tiering.state.replica_mask,
                 supersede,
             },
         )?;
-        self.note_queued(&new_blocks);
-        self.pins.unpin(&block_ids(blocks));
+        self.tiering.note_queued(&new_blocks);
+        self.tiering.pins.unpin(&block_ids(blocks));
         if !supersede.is_empty() {
-            self.gc_wake();
+            self.tiering.gc_wake();
         }
         Ok((end, slice_ids))
     }
@@ -478,11 +479,11 @@ impl Vfs {
             for len in cdc::cut(&tail, &self.settings.cdc, true) {
                 uploads.push((
                     e.start + pos as u64,
-                    self.spawn_upload(tail.slice(pos..pos + len)),
+                    self.tiering.spawn_upload(tail.slice(pos..pos + len)),
                 ));
                 pos += len;
             }
-            let blocks = await_uploads(&self.pins, uploads).await?;
+            let blocks = await_uploads(&self.tiering.pins, uploads).await?;
             let e = &mut fs.extents[i];
             let supersede = std::mem::take(&mut e.provisional);
             match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
@@ -495,7 +496,7 @@ impl Vfs {
                 }
                 Err(err) => {
                     // The tail stays buffered; these copies of it are not kept.
-                    self.pins.unpin(&block_ids(&blocks));
+                    self.tiering.pins.unpin(&block_ids(&blocks));
                     fs.extents[i].provisional = supersede;
                     return Err(err);
                 }
@@ -593,7 +594,7 @@ impl Vfs {
             if let Some(src) = self.handles.state(from) {
                 src.invalidate();
             }
-            self.gc_wake();
+            self.tiering.gc_wake();
             Ok::<_, VfsError>(a)
         }
         .await;
@@ -619,21 +620,25 @@ impl Vfs {
             let mut pos = 0usize;
             for len in lens {
                 let at = chunk * CHUNK_SIZE + start + pos as u64;
-                uploads.push((at, self.spawn_upload(bytes.slice(pos..pos + len))));
+                uploads.push((at, self.tiering.spawn_upload(bytes.slice(pos..pos + len))));
                 pos += len;
             }
         }
-        let done = await_uploads(&self.pins, uploads).await?;
+        let done = await_uploads(&self.tiering.pins, uploads).await?;
         let (slices, new_blocks) = slices_of(&done);
         let ids = block_ids(&done);
-        let res =
-            self.meta
-                .replace_chunk(st.ino, chunk, &slices, &new_blocks, self.tiers.replica_mask);
-        self.note_queued(&new_blocks);
-        self.pins.unpin(&ids);
+        let res = self.meta.replace_chunk(
+            st.ino,
+            chunk,
+            &slices,
+            &new_blocks,
+            self.tiering.state.replica_mask,
+        );
+        self.tiering.note_queued(&new_blocks);
+        self.tiering.pins.unpin(&ids);
         res?;
         st.invalidate();
-        self.gc_wake();
+        self.tiering.gc_wake();
         Ok(())
     }
 }
@@ -654,10 +659,10 @@ async fn finish(vfs: &Vfs, s: &mut Sealed) -> Result<()> {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error = %e, "block upload failed; retrying once");
-            match vfs.spawn_upload(s.data.clone()).await {
+            match vfs.tiering.spawn_upload(s.data.clone()).await {
                 Ok(Ok(u)) => u,
                 Ok(Err(e)) => {
-                    s.task = Some(vfs.spawn_upload(s.data.clone()));
+                    s.task = Some(vfs.tiering.spawn_upload(s.data.clone()));
                     return Err(e);
                 }
                 Err(e) => return Err(VfsError::Internal(format!("upload task: {e}"))),

@@ -1,15 +1,19 @@
-//! Payloads held without an inode (`Vfs::put_held`): they share blocks with files by
+//! Payloads held without an inode (`Tiering::put_held`): they share blocks with files by
 //! dedup, survive GC after every file that shared them is gone, replicate to the durable
 //! tier like file blocks, become garbage once released and go after the GC grace; fsck
-//! counts holder rows as references and reports a holder row whose block is missing. Real
-//! SQLite metadata and directory tiers (a hot tier and a durable one), no mocks.
+//! counts holder rows as references and reports a holder row whose block is missing. The
+//! tiering component works without a `Vfs` (no namespace): held blocks replicate, are
+//! evicted by watermarks (blocks a `BlockUsers` has in use last) and read back from the
+//! durable tier. Real SQLite metadata and directory tiers (a hot tier and a durable one),
+//! no mocks.
 
 use bytes::Bytes;
 use fvfs_chunk::{BlockStore, BlockStoreConfig};
 use fvfs_tier::{Tier, TierSpec};
 use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION, ROOT_INO};
-use fvfs_vfs::{Ctx, Vfs, VfsConfig};
+use fvfs_vfs::{BlockUsers, Ctx, TierPolicy, Tiering, Vfs, VfsConfig};
 use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +36,7 @@ fn tier(name: &str, location: &str, durable: bool) -> TierSettings {
     }
 }
 
-fn env() -> Env {
+fn env(hot_high: Option<u64>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (hot, cold) = (dir.path().join("hot"), dir.path().join("cold"));
     std::fs::create_dir(&hot).unwrap();
@@ -48,7 +52,13 @@ fn env() -> Env {
         compression: Compression::Zstd,
         storage: vec![cold.clone()],
         created: 0,
-        tiers: vec![tier("hot", &hot, false), tier("cold", &cold, true)],
+        tiers: vec![
+            TierSettings {
+                high_watermark: hot_high,
+                ..tier("hot", &hot, false)
+            },
+            tier("cold", &cold, true),
+        ],
     };
     meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
     let tiers = [&hot, &cold]
@@ -77,6 +87,26 @@ impl Env {
             ..VfsConfig::default()
         };
         Vfs::new(self.meta.clone(), self.store.clone(), cfg).unwrap()
+    }
+
+    /// The tiering component alone: no namespace, no inode.
+    fn tiering(&self, gc_grace: Duration) -> Arc<Tiering> {
+        Tiering::new(
+            self.meta.clone(),
+            self.store.clone(),
+            TierPolicy::default(),
+            gc_grace,
+        )
+        .unwrap()
+    }
+}
+
+/// A face with some blocks in use (a recall in progress, say).
+struct InUse(HashSet<fvfs_types::BlockId>);
+
+impl BlockUsers for InUse {
+    fn blocks_in_use(&self) -> HashSet<fvfs_types::BlockId> {
+        self.0.clone()
     }
 }
 
@@ -112,7 +142,7 @@ async fn on_tier(store: &BlockStore, ids: &BTreeSet<fvfs_types::BlockId>, tier: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
-    let env = env();
+    let env = env(None);
     let now = env.vfs(Duration::ZERO);
     let later = env.vfs(Duration::from_secs(3600));
     let data = payload(6 << 20, 7);
@@ -127,6 +157,7 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
         .map(|b| b.id)
         .collect();
     let refs = now
+        .tiering()
         .put_held("hsm", b"obj", Bytes::from(data.clone()))
         .await
         .unwrap();
@@ -135,6 +166,7 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
     assert_eq!(ids, file_ids, "the held payload dedups against the file");
     // Again under the same holder: nothing more is held.
     let again = now
+        .tiering()
         .put_held("hsm", b"obj", Bytes::from(data.clone()))
         .await
         .unwrap();
@@ -145,18 +177,28 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
 
     // Every file that shared the blocks goes; a GC pass (no grace) keeps them.
     now.unlink(ROOT_INO, b"f").unwrap();
-    now.gc_pass(10_000).await.unwrap();
+    now.tiering().gc_pass(10_000).await.unwrap();
     for id in &ids {
         assert_eq!(env.meta.get_block(id).unwrap().unwrap().refcount, 1);
     }
     assert_eq!(
-        &now.read_held("hsm", b"obj", &refs).await.unwrap()[..],
+        &now.tiering().read_held("hsm", b"obj", &refs).await.unwrap()[..],
         &data[..]
     );
-    assert!(now.read_held("hsm", b"other", &refs).await.is_err());
+    assert!(now
+        .tiering()
+        .read_held("hsm", b"other", &refs)
+        .await
+        .is_err());
 
     // Held blocks replicate to the durable tier like any other.
-    assert_eq!(now.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    assert_eq!(
+        now.tiering()
+            .replicate_all(Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
     for id in &ids {
         assert_eq!(env.meta.get_block(id).unwrap().unwrap().tiers, 0b11);
@@ -169,14 +211,19 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
 
     // Released: garbage, kept through the grace, deleted after it.
     let released: BTreeSet<_> = now
+        .tiering()
         .release_held("hsm", b"obj")
         .unwrap()
         .into_iter()
         .collect();
     assert_eq!(released, ids);
-    assert_eq!(later.gc_pass(10_000).await.unwrap(), 0, "within the grace");
+    assert_eq!(
+        later.tiering().gc_pass(10_000).await.unwrap(),
+        0,
+        "within the grace"
+    );
     assert_eq!(on_tier(&env.store, &ids, 1).await, ids.len());
-    assert_eq!(now.gc_pass(10_000).await.unwrap(), ids.len());
+    assert_eq!(now.tiering().gc_pass(10_000).await.unwrap(), ids.len());
     for id in &ids {
         assert!(env.meta.get_block(id).unwrap().is_none());
     }
@@ -186,8 +233,8 @@ async fn held_blocks_outlive_files_replicate_and_go_after_release_and_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_only_blocks_replicate_and_fsck_reports_a_holder_row_whose_block_is_missing() {
-    let env = env();
-    let vfs = env.vfs(Duration::from_secs(3600));
+    let env = env(None);
+    let vfs = env.tiering(Duration::from_secs(3600));
     let refs = vfs
         .put_held("music", b"song", Bytes::from(payload(100_000, 3)))
         .await
@@ -221,4 +268,51 @@ async fn held_only_blocks_replicate_and_fsck_reports_a_holder_row_whose_block_is
     let r = fsck(true).await.unwrap();
     assert_eq!(r.repaired.len(), 1, "{r:?}");
     assert_eq!(fsck(false).await.unwrap().problems(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiering_alone_evicts_held_blocks_by_watermark_in_use_last_and_reads_them_back() {
+    // Two 100 kB payloads fill the hot tier past its 150 kB high watermark (low: 120 kB):
+    // one payload's blocks must go, and the ones a user has in use stay.
+    let env = env(Some(150_000));
+    let t = env.tiering(Duration::from_secs(3600));
+    let (a, b) = (payload(100_000, 3), payload(100_000, 4));
+    let refs_a = t
+        .put_held("hsm", b"a", Bytes::from(a.clone()))
+        .await
+        .unwrap();
+    let refs_b = t
+        .put_held("hsm", b"b", Bytes::from(b.clone()))
+        .await
+        .unwrap();
+    let ids_a: BTreeSet<_> = refs_a.iter().map(|r| r.id).collect();
+    let ids_b: BTreeSet<_> = refs_b.iter().map(|r| r.id).collect();
+    assert_eq!(on_tier(&env.store, &ids_a, 0).await, ids_a.len());
+    assert_eq!(on_tier(&env.store, &ids_b, 0).await, ids_b.len());
+    let users: Arc<dyn BlockUsers> = Arc::new(InUse(ids_a.iter().copied().collect()));
+    t.add_users(Arc::downgrade(&users));
+
+    // Nothing is evicted before its durable copy exists.
+    assert_eq!(t.evict_tier(0, false).await.unwrap(), 0);
+    assert_eq!(t.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    let evicted = t.evict_tier(0, false).await.unwrap();
+    assert_eq!(evicted as usize, ids_b.len());
+    assert_eq!(
+        on_tier(&env.store, &ids_a, 0).await,
+        ids_a.len(),
+        "in use: kept"
+    );
+    assert_eq!(on_tier(&env.store, &ids_b, 0).await, 0, "evicted");
+    for id in &ids_b {
+        assert_eq!(env.meta.get_block(id).unwrap().unwrap().tiers, 0b10);
+    }
+    // Read back from the durable tier.
+    assert_eq!(
+        &t.read_held("hsm", b"b", &refs_b).await.unwrap()[..],
+        &b[..]
+    );
+    assert_eq!(
+        &t.read_held("hsm", b"a", &refs_a).await.unwrap()[..],
+        &a[..]
+    );
 }

@@ -102,7 +102,7 @@ pub async fn evict(
     ApiQuery(q): ApiQuery<EvictQuery>,
 ) -> ApiResult<Json<EvictResult>> {
     who.need_admin("eviction")?;
-    let report = st.vfs.tier_report();
+    let report = st.vfs.tiering().tier_report();
     let picked: Vec<usize> = match &q.tier {
         Some(name) => {
             let i = report
@@ -121,7 +121,10 @@ pub async fn evict(
     let mut evicted_bytes = 0u64;
     for i in picked {
         let before = st.vfs.tier_usage()?[i].bytes;
-        st.vfs.evict_tier(i, q.force.unwrap_or(false)).await?;
+        st.vfs
+            .tiering()
+            .evict_tier(i, q.force.unwrap_or(false))
+            .await?;
         let after = st.vfs.tier_usage()?[i].bytes;
         evicted_bytes += before.saturating_sub(after);
     }
@@ -134,7 +137,7 @@ pub async fn evict(
 pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
     who.need_admin("replicating the queue")?;
     let queued = on_vfs(&st, |v| Ok(v.queue_due_now()?)).await?;
-    let pending = st.vfs.replicate_all(FLUSH_DEADLINE).await?;
+    let pending = st.vfs.tiering().replicate_all(FLUSH_DEADLINE).await?;
     Ok(Json(FlushResult {
         replicated: queued.saturating_sub(pending),
         pending,

@@ -50,7 +50,7 @@ pub async fn gc(meta_url: &str, grace: std::time::Duration) -> Result<u64> {
     })?;
     let mut total = 0u64;
     loop {
-        let n = vfs.gc_pass(512).await?;
+        let n = vfs.tiering().gc_pass(512).await?;
         total += n as u64;
         if n < 512 {
             break;

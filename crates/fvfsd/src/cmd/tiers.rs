@@ -117,7 +117,7 @@ pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
     let (_engine, vfs) = beside_mount(meta_url).await?;
     let queued = vfs.queue_due_now()?;
     println!("replicating {queued} queued block copies…");
-    let left = vfs.replicate_all(timeout).await?;
+    let left = vfs.tiering().replicate_all(timeout).await?;
     if left == 0 {
         println!("done: nothing left to replicate");
     } else {

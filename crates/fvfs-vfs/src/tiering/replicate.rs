@@ -7,8 +7,9 @@
 //! 2 min, then 5 min, each ±20% jitter. Batches start when `flush_bytes` are queued, when
 //! the oldest entry has waited `flush_interval`, or on demand (`request_flush`).
 
+use super::Tiering;
 use crate::worker::{Worker, WorkerState};
-use crate::{now_ns, Result, Vfs};
+use crate::{now_ns, Result};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use fvfs_meta::QueueEntry;
@@ -36,11 +37,11 @@ enum Outcome {
     Dropped,
 }
 
-impl Vfs {
+impl Tiering {
     /// Asks the replicator to run now (`fvfsd flush`, API).
     pub fn request_flush(&self) {
-        self.tiers.force_flush.store(true, Ordering::SeqCst);
-        self.tiers.replicate_wake.notify_one();
+        self.state.force_flush.store(true, Ordering::SeqCst);
+        self.state.replicate_wake.notify_one();
     }
 
     async fn replicate_one(&self, e: &QueueEntry) -> Result<Outcome> {
@@ -49,7 +50,7 @@ impl Vfs {
             self.meta.queue_drop(e.id)?;
             return Ok(Outcome::Dropped);
         };
-        if tier >= self.tiers.list.len() {
+        if tier >= self.state.list.len() {
             self.meta.queue_drop(e.id)?;
             return Ok(Outcome::Dropped);
         }
@@ -57,7 +58,7 @@ impl Vfs {
             self.meta.queue_done(e.id, &row.id, e.tier)?;
             return Ok(Outcome::AlreadyThere);
         }
-        let _slot = self.tiers.copy_slots[tier]
+        let _slot = self.state.copy_slots[tier]
             .acquire()
             .await
             .map_err(|e| crate::VfsError::Internal(e.to_string()))?;
@@ -66,11 +67,11 @@ impl Vfs {
             .store
             .fetch_masked(&row.id, row.codec, row.size, sources)
             .await?;
-        let stored = crate::tiers::reencode(&plain, row.codec);
+        let stored = super::events::reencode(&plain, row.codec);
         let n = stored.len() as u64;
         self.store.put_stored_to(&row.id, stored, tier).await?;
         self.meta.queue_done(e.id, &row.id, e.tier)?;
-        self.tiers.add_usage(tier, n as i64);
+        self.state.add_usage(tier, n as i64);
         Ok(Outcome::Copied(n))
     }
 
@@ -78,7 +79,7 @@ impl Vfs {
     pub async fn replicate_pass(&self, limit: usize) -> Result<(usize, usize)> {
         let due = self.meta.queue_due(now_ns(), limit)?;
         let n = due.len();
-        let conc = self.tiers.policy.replicate_concurrency.max(1) * self.tiers.list.len();
+        let conc = self.state.policy.replicate_concurrency.max(1) * self.state.list.len();
         let results: Vec<(QueueEntry, Result<Outcome>)> = futures::stream::iter(due)
             .map(|e| async move {
                 let r = self.replicate_one(&e).await;
@@ -90,13 +91,13 @@ impl Vfs {
         let mut failed = 0;
         for (e, r) in results {
             match r {
-                Ok(_) => self.tiers.set_health(e.tier as usize, true, None),
+                Ok(_) => self.state.set_health(e.tier as usize, true, None),
                 Err(err) => {
                     failed += 1;
                     let msg = err.to_string();
                     let next = now_ns() + backoff(e.attempts).as_nanos() as i64;
                     tracing::debug!(block = %e.block, tier = e.tier, attempts = e.attempts + 1, error = %msg, "replication failed");
-                    self.tiers
+                    self.state
                         .set_health(e.tier as usize, false, Some(msg.clone()));
                     self.meta.queue_retry(e.id, next, &msg)?;
                 }
@@ -126,16 +127,16 @@ impl Vfs {
 }
 
 pub struct ReplicatorWorker {
-    vfs: Weak<Vfs>,
+    tiering: Weak<Tiering>,
     last_run: std::time::Instant,
     /// Entries are waiting on their backoff: run on every tick until the queue drains.
     retrying: bool,
 }
 
 impl ReplicatorWorker {
-    pub fn new(vfs: &Arc<Vfs>) -> ReplicatorWorker {
+    pub fn new(tiering: &Arc<Tiering>) -> ReplicatorWorker {
         ReplicatorWorker {
-            vfs: Arc::downgrade(vfs),
+            tiering: Arc::downgrade(tiering),
             last_run: std::time::Instant::now(),
             retrying: false,
         }
@@ -149,10 +150,10 @@ impl Worker for ReplicatorWorker {
     }
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return Ok(WorkerState::Done);
             };
-            let t = &vfs.tiers;
+            let t = &tiering.state;
             let forced = t.force_flush.swap(false, Ordering::SeqCst);
             let enough = t.queued_bytes.load(Ordering::Relaxed) >= t.policy.flush_bytes;
             let waited = self.last_run.elapsed() >= t.policy.flush_interval;
@@ -161,8 +162,8 @@ impl Worker for ReplicatorWorker {
             }
             self.last_run = std::time::Instant::now();
             t.queued_bytes.store(0, Ordering::Relaxed);
-            let (n, failed) = vfs.replicate_pass(BATCH).await?;
-            self.retrying = failed > 0 || (self.retrying && vfs.meta.queue_list(0)?.1 > 0);
+            let (n, failed) = tiering.replicate_pass(BATCH).await?;
+            self.retrying = failed > 0 || (self.retrying && tiering.meta.queue_list(0)?.1 > 0);
             if n == BATCH && failed < n {
                 // More is due: keep going without waiting for the next trigger.
                 t.force_flush.store(true, Ordering::SeqCst);
@@ -173,12 +174,12 @@ impl Worker for ReplicatorWorker {
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return;
             };
             // Wake every 100 ms: cheap, and keeps backoff delays and the interval honest.
             let tick = Duration::from_millis(100);
-            let _ = tokio::time::timeout(tick, vfs.tiers.replicate_wake.notified()).await;
+            let _ = tokio::time::timeout(tick, tiering.state.replicate_wake.notified()).await;
         })
     }
 }

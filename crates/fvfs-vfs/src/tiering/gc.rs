@@ -8,8 +8,9 @@
 //! exclusively while it deletes objects, so a pass never deletes an object a writer
 //! relies on and a writer never uploads an object while a pass deletes it.
 
+use super::Tiering;
 use crate::worker::{Worker, WorkerState};
-use crate::{Result, Vfs};
+use crate::Result;
 use futures::future::BoxFuture;
 use fvfs_types::BlockId;
 use parking_lot::Mutex;
@@ -48,7 +49,7 @@ impl BlockPins {
     }
 }
 
-impl Vfs {
+impl Tiering {
     /// Asks the GC worker to look for garbage soon.
     pub(crate) fn gc_wake(&self) {
         self.pins.wake.notify_one();
@@ -56,7 +57,7 @@ impl Vfs {
 
     /// One GC pass over at most `limit` garbage blocks; returns how many were removed.
     pub async fn gc_pass(&self, limit: usize) -> Result<usize> {
-        let freed_before = crate::now_ns() - self.cfg.gc_grace.as_nanos() as i64;
+        let freed_before = crate::now_ns() - self.gc_grace.as_nanos() as i64;
         let garbage = self.meta.garbage_blocks(limit, freed_before)?;
         if garbage.is_empty() {
             return Ok(0);
@@ -81,13 +82,13 @@ impl Vfs {
 
 /// Removes garbage blocks in the background.
 pub struct GcWorker {
-    vfs: Weak<Vfs>,
+    tiering: Weak<Tiering>,
 }
 
 impl GcWorker {
-    pub fn new(vfs: &Arc<Vfs>) -> GcWorker {
+    pub fn new(tiering: &Arc<Tiering>) -> GcWorker {
         GcWorker {
-            vfs: Arc::downgrade(vfs),
+            tiering: Arc::downgrade(tiering),
         }
     }
 }
@@ -101,10 +102,10 @@ impl Worker for GcWorker {
     }
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return Ok(WorkerState::Done);
             };
-            let n = vfs.gc_pass(GC_BATCH).await?;
+            let n = tiering.gc_pass(GC_BATCH).await?;
             Ok(if n >= GC_BATCH {
                 WorkerState::Busy
             } else {
@@ -114,10 +115,11 @@ impl Worker for GcWorker {
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return;
             };
-            let _ = tokio::time::timeout(Duration::from_secs(30), vfs.pins.wake.notified()).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), tiering.pins.wake.notified()).await;
         })
     }
 }

@@ -5,18 +5,18 @@
 //! `score = recency_weight / seconds_since_access + frequency_weight × accesses_30d`
 //! (accesses count as 0 once the last one is over 30 days old). Only blocks whose durable
 //! bit is set and that no pinned file references are candidates (the query enforces it);
-//! blocks of files open now go last.
+//! blocks a registered user has in use now (`BlockUsers`: the files open now) go last.
 //!
 //! Scrubbing: blocks are re-read from every tier that holds them at a bounded rate and
 //! verified against their id; a corrupt copy is repaired from a good one, a missing copy
 //! is un-recorded and re-queued for replication when the tier must hold it.
 
+use super::Tiering;
 use crate::worker::{Worker, WorkerState};
-use crate::{now_ns, Result, Vfs};
+use crate::{now_ns, Result};
 use futures::future::BoxFuture;
 use fvfs_meta::EvictCandidate;
 use fvfs_types::BlockId;
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -33,36 +33,23 @@ pub(crate) fn score(c: &EvictCandidate, now: i64, recency: f64, frequency: f64) 
     recency / secs + frequency * accesses
 }
 
-impl Vfs {
-    /// Block ids of files open now (their loaded chunk maps).
-    fn open_blocks(&self) -> HashSet<BlockId> {
-        let mut out = HashSet::new();
-        for ino in self.handles.open_inodes() {
-            if let Some(st) = self.handles.state(ino) {
-                for map in st.chunks.lock().values() {
-                    out.extend(map.block_ids());
-                }
-            }
-        }
-        out
-    }
-
+impl Tiering {
     /// Brings `tier` under its low watermark if it is over its high one. Returns the
     /// number of blocks evicted.
     pub async fn evict_tier(&self, tier: usize, force: bool) -> Result<u64> {
-        let t = &self.tiers.list[tier];
-        if tier == self.tiers.durable {
+        let t = &self.state.list[tier];
+        if tier == self.state.durable {
             return Ok(0);
         }
         let Some(high) = t.high_watermark else {
             return Ok(0);
         };
         let low = t.low_watermark.unwrap_or(high * 8 / 10);
-        let usage = self.meta.tier_usage(self.tiers.list.len())?;
-        self.tiers.set_usage(tier, usage[tier].bytes);
+        let usage = self.meta.tier_usage(self.state.list.len())?;
+        self.state.set_usage(tier, usage[tier].bytes);
         // Hysteresis: a tier that passed its high watermark is evicted until it is under
         // its low one, across passes (blocks become candidates once replicated).
-        let evicting = &self.tiers.evicting[tier];
+        let evicting = &self.state.evicting[tier];
         if usage[tier].bytes >= high {
             evicting.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -76,20 +63,20 @@ impl Vfs {
         };
         let mut used = usage[tier].bytes;
         let now = now_ns();
-        let open = self.open_blocks();
+        let open = self.blocks_in_use();
         let mut evicted = 0u64;
         let mut evicted_bytes = 0u64;
         while used > target {
             let mut cands =
                 self.meta
-                    .evict_candidates(tier as u32, self.tiers.durable as u32, 4096)?;
+                    .evict_candidates(tier as u32, self.state.durable as u32, 4096)?;
             if cands.is_empty() {
                 tracing::warn!(tier = %t.name, used, high, "over the high watermark but nothing can be evicted (no durable copies yet, or pinned)");
                 break;
             }
             let (rw, fw) = (
-                self.tiers.policy.recency_weight,
-                self.tiers.policy.frequency_weight,
+                self.state.policy.recency_weight,
+                self.state.policy.frequency_weight,
             );
             cands.sort_by(|a, b| {
                 let ka = (open.contains(&a.row.id), score(a, now, rw, fw));
@@ -105,7 +92,7 @@ impl Vfs {
                 let Some(row) = self.meta.get_block(&c.row.id)? else {
                     continue;
                 };
-                if row.tiers & (1 << self.tiers.durable) == 0 || row.tiers & (1 << tier) == 0 {
+                if row.tiers & (1 << self.state.durable) == 0 || row.tiers & (1 << tier) == 0 {
                     continue;
                 }
                 self.meta.set_block_tiers(&row.id, 0, 1 << tier)?;
@@ -123,12 +110,12 @@ impl Vfs {
             }
         }
         // Writes may have landed meanwhile: the flag clears only on the recorded usage.
-        let used = self.meta.tier_usage(self.tiers.list.len())?[tier].bytes;
-        self.tiers.set_usage(tier, used);
+        let used = self.meta.tier_usage(self.state.list.len())?[tier].bytes;
+        self.state.set_usage(tier, used);
         if used <= low {
             evicting.store(false, std::sync::atomic::Ordering::Relaxed);
         } else if evicted > 0 {
-            self.tiers.evict_wake.notify_one();
+            self.state.evict_wake.notify_one();
         }
         if evicted > 0 {
             self.meta.bump_counter("blocks_evicted", evicted as i64)?;
@@ -149,7 +136,7 @@ impl Vfs {
         let page = self.meta.blocks_page(after, limit)?;
         let last = page.last().map(|b| b.id);
         for b in page.into_iter().filter(|b| b.refcount > 0) {
-            for tier in 0..self.tiers.list.len() {
+            for tier in 0..self.state.list.len() {
                 if b.tiers & (1 << tier) == 0 {
                     continue;
                 }
@@ -192,13 +179,13 @@ impl Vfs {
 
 /// Runs eviction for every tier with watermarks.
 pub struct EvictorWorker {
-    vfs: Weak<Vfs>,
+    tiering: Weak<Tiering>,
 }
 
 impl EvictorWorker {
-    pub fn new(vfs: &Arc<Vfs>) -> EvictorWorker {
+    pub fn new(tiering: &Arc<Tiering>) -> EvictorWorker {
         EvictorWorker {
-            vfs: Arc::downgrade(vfs),
+            tiering: Arc::downgrade(tiering),
         }
     }
 }
@@ -210,36 +197,36 @@ impl Worker for EvictorWorker {
     }
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return Ok(WorkerState::Done);
             };
-            for tier in 0..vfs.tiers.list.len() {
-                vfs.evict_tier(tier, false).await?;
+            for tier in 0..tiering.state.list.len() {
+                tiering.evict_tier(tier, false).await?;
             }
             Ok(WorkerState::Idle)
         })
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return;
             };
-            let every = vfs.tiers.policy.evict_interval;
-            let _ = tokio::time::timeout(every, vfs.tiers.evict_wake.notified()).await;
+            let every = tiering.state.policy.evict_interval;
+            let _ = tokio::time::timeout(every, tiering.state.evict_wake.notified()).await;
         })
     }
 }
 
 /// Verifies blocks at `scrub_blocks_per_sec`, cycling through the table.
 pub struct ScrubWorker {
-    vfs: Weak<Vfs>,
+    tiering: Weak<Tiering>,
     cursor: Option<BlockId>,
 }
 
 impl ScrubWorker {
-    pub fn new(vfs: &Arc<Vfs>) -> ScrubWorker {
+    pub fn new(tiering: &Arc<Tiering>) -> ScrubWorker {
         ScrubWorker {
-            vfs: Arc::downgrade(vfs),
+            tiering: Arc::downgrade(tiering),
             cursor: None,
         }
     }
@@ -254,23 +241,23 @@ impl Worker for ScrubWorker {
     }
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return Ok(WorkerState::Done);
             };
-            if vfs.tiers.policy.scrub_blocks_per_sec <= 0.0 {
+            if tiering.state.policy.scrub_blocks_per_sec <= 0.0 {
                 return Ok(WorkerState::Done);
             }
-            self.cursor = vfs.scrub_step(self.cursor, SCRUB_STEP).await?;
+            self.cursor = tiering.scrub_step(self.cursor, SCRUB_STEP).await?;
             tracing::trace!(cursor = ?self.cursor, "scrub step");
             Ok(WorkerState::Idle)
         })
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(vfs) = self.vfs.upgrade() else {
+            let Some(tiering) = self.tiering.upgrade() else {
                 return;
             };
-            let rate = vfs.tiers.policy.scrub_blocks_per_sec.max(0.001);
+            let rate = tiering.state.policy.scrub_blocks_per_sec.max(0.001);
             tokio::time::sleep(Duration::from_secs_f64(SCRUB_STEP as f64 / rate)).await;
         })
     }

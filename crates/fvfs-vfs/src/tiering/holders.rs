@@ -9,14 +9,15 @@
 //! Invariant: as on the write path, each uploaded block stays pinned against GC
 //! (gc.rs) from its dedup check until the hold committed or failed.
 
-use crate::upload::{await_uploads, block_ids};
-use crate::{Result, Vfs, VfsError};
+use super::upload::{await_uploads, block_ids};
+use super::Tiering;
+use crate::{Result, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::cdc;
 use fvfs_meta::{BlockRef, MetaError, NewBlock};
 use fvfs_types::BlockId;
 
-impl Vfs {
+impl Tiering {
     /// Stores `data` as blocks held by (kind, key) and returns the payload's block list,
     /// in order. Storing the same payload again under the same holder adds nothing; under
     /// another holder it shares the blocks. Kind "file" is reserved (files hold blocks
@@ -44,7 +45,7 @@ impl Vfs {
         }
         let held = self
             .meta
-            .hold(kind, key, &ids, &new_blocks, self.tiers.replica_mask);
+            .hold(kind, key, &ids, &new_blocks, self.state.replica_mask);
         // Held or not, these uploads need the pins no longer: after a failure their
         // objects are garbage that nothing references.
         self.pins.unpin(&ids);
@@ -73,7 +74,7 @@ impl Vfs {
                 .meta
                 .get_block(&r.id)?
                 .ok_or(MetaError::MissingBlock(r.id))?;
-            self.tiers.note_access(r.id, now);
+            self.state.note_access(r.id, now);
             let store = self.store.clone();
             let (id, len) = (r.id, r.len);
             fetches.push(async move { store.fetch_masked(&id, row.codec, len, row.tiers).await });

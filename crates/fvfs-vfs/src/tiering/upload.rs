@@ -1,18 +1,18 @@
-//! Block uploads of the write path: encode, pin, dedup check, choice of tier and PUT
-//! (`upload_task`), waiting for a batch of uploads, and grouping uploaded blocks into the
-//! slices of a commit.
+//! Block uploads, for the write path and for holders: encode, pin, dedup check, choice
+//! of tier and PUT (`upload_task`), and waiting for a batch of uploads.
 //!
 //! Invariant: a successful upload leaves its block id pinned (gc.rs) until the caller
 //! commits the block or gives it up (`BlockPins::unpin`); a failed one leaves nothing
 //! pinned.
 
-use crate::gc::BlockPins;
-use crate::tiers::TierState;
-use crate::{Result, Vfs, VfsError};
+use super::gc::BlockPins;
+use super::state::TierState;
+use super::Tiering;
+use crate::{Result, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::{BlockMeta, BlockStore};
-use fvfs_meta::{BlockRef, MetaStore, NewBlock, NewSlice};
-use fvfs_types::{BlockId, CHUNK_SIZE};
+use fvfs_meta::{MetaStore, NewBlock};
+use fvfs_types::BlockId;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -115,13 +115,13 @@ pub(crate) fn block_ids(blocks: &[(u64, Uploaded)]) -> Vec<BlockId> {
     blocks.iter().map(|(_, u)| u.meta.id).collect()
 }
 
-impl Vfs {
+impl Tiering {
     pub(crate) fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
         upload_task(
             self.store.clone(),
             self.meta.clone(),
             self.pins.clone(),
-            self.tiers.clone(),
+            self.state.clone(),
             data,
         )
     }
@@ -130,7 +130,7 @@ impl Vfs {
     pub(crate) fn note_queued(&self, new_blocks: &[NewBlock]) {
         let bytes: u64 = new_blocks.iter().map(|b| b.stored_size as u64).sum();
         if bytes > 0 {
-            let t = &self.tiers;
+            let t = &self.state;
             let before = t
                 .queued_bytes
                 .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -139,42 +139,4 @@ impl Vfs {
             }
         }
     }
-}
-
-/// Groups uploaded blocks (file offset, upload), consecutive by offset, into slices (one
-/// run of blocks per chunk) and the block rows to insert for those the upload created.
-pub(crate) fn slices_of(blocks: &[(u64, Uploaded)]) -> (Vec<NewSlice>, Vec<NewBlock>) {
-    let mut slices: Vec<NewSlice> = Vec::new();
-    let mut new_blocks = Vec::new();
-    for (at, up) in blocks {
-        let chunk = at / CHUNK_SIZE;
-        let pos = (at % CHUNK_SIZE) as u32;
-        let r = BlockRef {
-            id: up.meta.id,
-            len: up.meta.size,
-        };
-        match slices.last_mut() {
-            Some(s) if s.chunk == chunk && s.pos + s.len == pos => {
-                s.len += r.len;
-                s.blocks.push(r);
-            }
-            _ => slices.push(NewSlice {
-                chunk,
-                pos,
-                len: r.len,
-                zero: false,
-                blocks: vec![r],
-            }),
-        }
-        if up.new {
-            new_blocks.push(NewBlock {
-                id: up.meta.id,
-                size: up.meta.size,
-                stored_size: up.meta.stored_size,
-                codec: up.meta.codec,
-                tiers: 1 << up.tier,
-            });
-        }
-    }
-    (slices, new_blocks)
 }

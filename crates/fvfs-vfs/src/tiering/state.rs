@@ -1,0 +1,206 @@
+//! The in-memory state of the tiers: the policy, where a new block goes (the hottest
+//! tier under its high watermark), usage per tier, health, the replicator's and
+//! evictor's wake-ups, and batched access statistics.
+//!
+//! Invariants:
+//! - A write lands on the hottest reachable tier whose high watermark leaves room; the
+//!   durable tier always has room. `reserve` counts the bytes at once, so concurrent
+//!   uploads do not all squeeze into the last free space.
+//! - Usage is the live blocks' stored bytes per tier, recounted from the metadata by
+//!   each eviction pass and kept current between passes.
+//! - Access statistics are kept in memory and written in batches (`flush_access`).
+
+use crate::now_ns;
+use fvfs_types::{BlockId, Settings, TierSettings};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Tunables of replication, eviction and scrubbing (`[upload]`, `[eviction]`).
+#[derive(Clone, Debug)]
+pub struct TierPolicy {
+    /// Replicate once this many bytes are queued…
+    pub flush_bytes: u64,
+    /// …or once the oldest queued entry has waited this long.
+    pub flush_interval: Duration,
+    /// Concurrent copies per target tier.
+    pub replicate_concurrency: usize,
+    pub evict_interval: Duration,
+    pub recency_weight: f64,
+    pub frequency_weight: f64,
+    /// Blocks per second the scrubber verifies (0 = off).
+    pub scrub_blocks_per_sec: f64,
+}
+
+impl Default for TierPolicy {
+    fn default() -> Self {
+        TierPolicy {
+            flush_bytes: 64 << 20,
+            flush_interval: Duration::from_secs(10),
+            replicate_concurrency: 4,
+            evict_interval: Duration::from_secs(60),
+            recency_weight: 0.7,
+            frequency_weight: 0.3,
+            scrub_blocks_per_sec: 0.0,
+        }
+    }
+}
+
+/// Health of one tier as last observed.
+#[derive(Clone, Debug, Default)]
+pub struct TierHealth {
+    pub reachable: bool,
+    pub last_error: Option<String>,
+    pub checked_at: i64,
+}
+
+pub(crate) struct TierState {
+    pub(crate) list: Vec<TierSettings>,
+    pub(crate) durable: usize,
+    pub(crate) replica_mask: u32,
+    pub(crate) policy: TierPolicy,
+    /// Stored bytes per tier (live blocks), kept current between recounts.
+    usage: Vec<AtomicU64>,
+    health: Mutex<Vec<TierHealth>>,
+    reserve_lock: Mutex<()>,
+    /// Copies in flight per target tier (replication concurrency is per tier).
+    pub(crate) copy_slots: Vec<tokio::sync::Semaphore>,
+    /// Tiers that passed their high watermark and are not yet under their low one.
+    pub(crate) evicting: Vec<std::sync::atomic::AtomicBool>,
+    access: Mutex<HashMap<BlockId, (i64, u32)>>,
+    /// Bytes committed for replication since the replicator last ran.
+    pub(crate) queued_bytes: AtomicU64,
+    pub(crate) replicate_wake: tokio::sync::Notify,
+    pub(crate) evict_wake: tokio::sync::Notify,
+    pub(crate) force_flush: std::sync::atomic::AtomicBool,
+}
+
+impl TierState {
+    pub(crate) fn new(settings: &Settings, policy: TierPolicy, usage: Vec<u64>) -> TierState {
+        let list = settings.tier_list();
+        let n = list.len();
+        let per_tier = policy.replicate_concurrency.max(1);
+        TierState {
+            durable: settings.durable_tier(),
+            replica_mask: settings.replica_mask(),
+            policy,
+            usage: (0..n)
+                .map(|i| AtomicU64::new(usage.get(i).copied().unwrap_or(0)))
+                .collect(),
+            health: Mutex::new(vec![
+                TierHealth {
+                    reachable: true,
+                    ..TierHealth::default()
+                };
+                n
+            ]),
+            reserve_lock: Mutex::new(()),
+            copy_slots: (0..n)
+                .map(|_| tokio::sync::Semaphore::new(per_tier))
+                .collect(),
+            evicting: (0..n)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+            access: Mutex::new(HashMap::new()),
+            queued_bytes: AtomicU64::new(0),
+            replicate_wake: tokio::sync::Notify::new(),
+            evict_wake: tokio::sync::Notify::new(),
+            force_flush: std::sync::atomic::AtomicBool::new(true),
+            list,
+        }
+    }
+
+    pub(crate) fn usage(&self, tier: usize) -> u64 {
+        self.usage[tier].load(Ordering::Relaxed)
+    }
+    pub(crate) fn add_usage(&self, tier: usize, bytes: i64) {
+        if bytes >= 0 {
+            self.usage[tier].fetch_add(bytes as u64, Ordering::Relaxed);
+        } else {
+            let _ = self.usage[tier].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes.unsigned_abs()))
+            });
+        }
+    }
+    pub(crate) fn set_usage(&self, tier: usize, bytes: u64) {
+        self.usage[tier].store(bytes, Ordering::Relaxed);
+    }
+
+    /// Picks the hottest tier with room for `bytes` more and counts them on it at once,
+    /// so concurrent uploads do not all squeeze into the last free space.
+    pub(crate) fn reserve(&self, bytes: u64) -> usize {
+        let _one_at_a_time = self.reserve_lock.lock();
+        let t = self.write_tier(bytes);
+        self.add_usage(t, bytes as i64);
+        t
+    }
+
+    /// The hottest tier with room (the durable tier always has room). `bytes` is the size
+    /// of what is about to land, for callers that must not cross the watermark (promotion).
+    pub(crate) fn write_tier(&self, bytes: u64) -> usize {
+        self.pick(bytes, false)
+    }
+
+    fn pick(&self, bytes: u64, strict: bool) -> usize {
+        for (i, t) in self.list.iter().enumerate() {
+            if i == self.durable {
+                return i;
+            }
+            if !self.health.lock()[i].reachable {
+                continue;
+            }
+            // Room = under the high watermark: the write that crosses it lands here and
+            // wakes the evictor, which brings the tier back under its low watermark.
+            match t.high_watermark {
+                Some(h) if self.usage(i) >= h || (strict && self.usage(i) + bytes > h) => continue,
+                _ => return i,
+            }
+        }
+        self.durable
+    }
+
+    /// Like `write_tier`, but a tier only has room if `bytes` fit under its watermark.
+    pub(crate) fn pick_strict(&self, bytes: u64) -> usize {
+        self.pick(bytes, true)
+    }
+
+    /// Whether tier `tier` passed its high watermark.
+    pub(crate) fn over_high(&self, tier: usize) -> bool {
+        matches!(self.list[tier].high_watermark, Some(h) if self.usage(tier) >= h)
+    }
+
+    pub(crate) fn note_access(&self, id: BlockId, now: i64) {
+        let mut m = self.access.lock();
+        let e = m.entry(id).or_insert((now, 0));
+        e.0 = now;
+        e.1 += 1;
+    }
+
+    pub(crate) fn take_access(&self) -> Vec<(BlockId, i64, u32)> {
+        let m = std::mem::take(&mut *self.access.lock());
+        m.into_iter().map(|(id, (t, n))| (id, t, n)).collect()
+    }
+
+    pub(crate) fn set_health(&self, tier: usize, ok: bool, err: Option<String>) {
+        let mut h = self.health.lock();
+        if let Some(x) = h.get_mut(tier) {
+            if x.reachable != ok {
+                if ok {
+                    tracing::info!(tier = %self.list[tier].name, "tier reachable again");
+                } else {
+                    tracing::warn!(tier = %self.list[tier].name, error = ?err, "tier unreachable");
+                }
+            }
+            x.reachable = ok;
+            if err.is_some() {
+                x.last_error = err;
+            }
+            x.checked_at = now_ns();
+        }
+    }
+
+    pub(crate) fn health(&self) -> Vec<TierHealth> {
+        self.health.lock().clone()
+    }
+}
