@@ -25,14 +25,16 @@ mod url;
 
 pub use error::{MetaError, Result};
 pub use store::{
-    open, AdminStore, CheckStore, DataStore, HolderStore, MetaStore, NamespaceStore, TierStore,
+    hsm_holder_key, open, AdminStore, CheckStore, DataStore, HolderStore, HsmDir, HsmFile,
+    HsmState, HsmStore, MetaStore, NamespaceStore, TierStore, HSM_HOLDER,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a
 /// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AdminStore, CheckStore, DataStore, HolderStore, MetaStore, NamespaceStore, TierStore,
+        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, NamespaceStore,
+        TierStore,
     };
 }
 pub use types::*;

@@ -142,8 +142,10 @@ fn version_3_database_upgrades_to_holders() {
     drop(s);
     let p = d.path().join("meta.db");
     let c = rusqlite::Connection::open(&p).unwrap();
-    c.execute_batch("DROP TABLE holders; PRAGMA user_version = 3;")
-        .unwrap();
+    c.execute_batch(
+        "DROP TABLE holders; DROP TABLE hsm_dirs; DROP TABLE hsm_files; PRAGMA user_version = 3;",
+    )
+    .unwrap();
     drop(c);
 
     let s = SqliteStore::open(&p, false).unwrap();
@@ -158,5 +160,64 @@ fn version_3_database_upgrades_to_holders() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, schema::SCHEMA_VERSION);
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
+}
+
+/// The HSM catalog: rows round-trip, ids are assigned, a state filter lists, and
+/// `hsm_forget` drops the row and its payload's holds in one step.
+#[test]
+fn hsm_catalog_rows_round_trip_and_forget_releases_the_holds() {
+    use crate::store::{hsm_holder_key, HsmFile, HsmState, HsmStore, HSM_HOLDER};
+    let (_d, s) = store();
+    let dir = s.hsm_add_dir("/data/media", 5).unwrap();
+    assert_eq!(s.hsm_add_dir("/data/media", 6).unwrap(), dir, "idempotent");
+    assert_eq!(s.hsm_dirs().unwrap().len(), 1);
+    let b = NewBlock {
+        id: BlockId([7; 32]),
+        size: 4096,
+        stored_size: 4096,
+        codec: Codec::Raw,
+        tiers: 1,
+    };
+    let mut f = HsmFile {
+        id: 0,
+        dir,
+        path: b"a/b.mkv".to_vec(),
+        handle: vec![1, 2, 3],
+        state: HsmState::Archiving,
+        pinned: false,
+        size: 4096,
+        mtime_ns: 11,
+        ctime_ns: 12,
+        hash: [9; 32],
+        blocks: vec![BlockRef {
+            id: b.id,
+            len: 4096,
+        }],
+        resident: vec![],
+        archived_at: 13,
+        last_recall: None,
+    };
+    f.id = s.hsm_new(&f).unwrap();
+    let key = hsm_holder_key(f.id);
+    s.hold(HSM_HOLDER, &key, &[b.id], std::slice::from_ref(&b), 0)
+        .unwrap();
+    f.state = HsmState::Released;
+    f.resident = vec![1];
+    s.hsm_put(&f).unwrap();
+    assert_eq!(s.hsm_get(f.id).unwrap().as_ref(), Some(&f));
+    assert_eq!(
+        s.hsm_list(Some(HsmState::Released)).unwrap(),
+        vec![f.clone()]
+    );
+    assert!(s.hsm_list(Some(HsmState::Archived)).unwrap().is_empty());
+    assert_eq!(s.get_block(&b.id).unwrap().unwrap().refcount, 1);
+
+    assert!(s.hsm_forget(f.id).unwrap());
+    assert!(s.hsm_get(f.id).unwrap().is_none());
+    assert!(s.held_by(HSM_HOLDER, &key).unwrap().is_empty());
+    assert_eq!(s.get_block(&b.id).unwrap().unwrap().refcount, 0);
+    assert!(!s.hsm_forget(f.id).unwrap());
+    let missing = HsmFile { id: 999, ..f };
+    assert!(matches!(s.hsm_put(&missing), Err(MetaError::NotFound)));
 }

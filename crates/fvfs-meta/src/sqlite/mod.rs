@@ -8,7 +8,7 @@
 //!
 //! Each sub-trait of [`crate::MetaStore`] is implemented in the file of its concern:
 //! `namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs` (with `backup.rs`), `check.rs`,
-//! `holders.rs`; `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
+//! `holders.rs`, `hsm.rs`; `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
 //! accounting shared by the data operations.
 
 mod admin;
@@ -17,6 +17,7 @@ mod backup;
 mod check;
 mod data;
 mod holders;
+mod hsm;
 mod namespace;
 pub mod schema;
 mod tiers;

@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,6 +119,33 @@ CREATE TABLE holders (
 CREATE INDEX holders_block ON holders(block);
 "#;
 
+/// The HSM catalog (sqlite/hsm.rs): managed directories and archived files, keyed by
+/// the catalog id a file carries in its xattr. No fill: no file is archived before.
+const V5: &str = r#"
+CREATE TABLE hsm_dirs (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  added INTEGER NOT NULL
+);
+CREATE TABLE hsm_files (
+  id INTEGER PRIMARY KEY,
+  dir INTEGER NOT NULL,
+  path BLOB NOT NULL,
+  handle BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  pinned INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL,
+  ctime INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  blocks BLOB NOT NULL,
+  resident BLOB NOT NULL,
+  archived_at INTEGER NOT NULL,
+  last_recall INTEGER
+);
+CREATE INDEX hsm_files_state ON hsm_files(state);
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -142,6 +169,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V4,
+        fill: None,
+    },
+    Migration {
+        sql: V5,
         fill: None,
     },
 ];

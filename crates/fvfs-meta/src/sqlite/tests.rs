@@ -452,6 +452,8 @@ fn migration_to_v3_fills_st_blocks() {
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
         "DROP TABLE holders;
+         DROP TABLE hsm_dirs;
+         DROP TABLE hsm_files;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",

@@ -10,7 +10,8 @@
 //!   counters, statistics;
 //! - [`CheckStore`] (`check.rs`): the consistency checks and repairs behind `fvfsd fsck`;
 //! - [`HolderStore`] (`holders.rs`): block references held by something other than a
-//!   file (archived payloads, caches of other faces).
+//!   file (archived payloads, caches of other faces);
+//! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files.
 //!
 //! [`MetaStore`] is their union, implemented for every type that implements them all, so
 //! `Arc<dyn MetaStore>` reaches every method. A new concern (a face with its own tables)
@@ -26,6 +27,7 @@ mod admin;
 mod check;
 mod data;
 mod holders;
+mod hsm;
 mod namespace;
 mod tiers;
 
@@ -33,6 +35,7 @@ pub use admin::AdminStore;
 pub use check::CheckStore;
 pub use data::DataStore;
 pub use holders::HolderStore;
+pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmState, HsmStore, HSM_HOLDER};
 pub use namespace::NamespaceStore;
 pub use tiers::TierStore;
 
@@ -42,12 +45,28 @@ use std::sync::Arc;
 
 /// Every metadata operation: the union of the sub-traits.
 pub trait MetaStore:
-    NamespaceStore + DataStore + TierStore + AdminStore + CheckStore + HolderStore + Send + Sync
+    NamespaceStore
+    + DataStore
+    + TierStore
+    + AdminStore
+    + CheckStore
+    + HolderStore
+    + HsmStore
+    + Send
+    + Sync
 {
 }
 
 impl<T> MetaStore for T where
-    T: NamespaceStore + DataStore + TierStore + AdminStore + CheckStore + HolderStore + Send + Sync
+    T: NamespaceStore
+        + DataStore
+        + TierStore
+        + AdminStore
+        + CheckStore
+        + HolderStore
+        + HsmStore
+        + Send
+        + Sync
 {
 }
 

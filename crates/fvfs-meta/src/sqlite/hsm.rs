@@ -1,0 +1,184 @@
+//! The HSM catalog on SQLite ([`HsmStore`]): tables `hsm_dirs` and `hsm_files`
+//! (schema.rs, version 5). The payload's block list is stored in the slice encoding
+//! (data.rs `encode_refs`); its references are the holder rows of ("hsm", id).
+
+use super::data::{add_ref, decode_refs, encode_refs};
+use super::SqliteStore;
+use crate::error::{MetaError, Result};
+use crate::store::{hsm_holder_key, HsmDir, HsmFile, HsmState, HsmStore, HSM_HOLDER};
+use rusqlite::{params, OptionalExtension, Row};
+
+const COLS: &str = "id, dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
+                    resident, archived_at, last_recall";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<(HsmFile, i64, Vec<u8>, Vec<u8>)> {
+    let f = HsmFile {
+        id: r.get::<_, i64>(0)? as u64,
+        dir: r.get::<_, i64>(1)? as u64,
+        path: r.get(2)?,
+        handle: r.get(3)?,
+        state: HsmState::Archiving,
+        pinned: r.get::<_, i64>(5)? != 0,
+        size: r.get::<_, i64>(6)? as u64,
+        mtime_ns: r.get(7)?,
+        ctime_ns: r.get(8)?,
+        hash: [0; 32],
+        blocks: Vec::new(),
+        resident: r.get(11)?,
+        archived_at: r.get(12)?,
+        last_recall: r.get(13)?,
+    };
+    Ok((f, r.get(4)?, r.get(9)?, r.get(10)?))
+}
+
+/// Completes a row read by `from_row` (fields whose decoding can fail as corruption).
+fn finish(raw: (HsmFile, i64, Vec<u8>, Vec<u8>)) -> Result<HsmFile> {
+    let (mut f, state, hash, blocks) = raw;
+    f.state = HsmState::from_code(state).ok_or_else(|| {
+        MetaError::Corrupt(format!(
+            "hsm catalog row {} has unknown state {state}",
+            f.id
+        ))
+    })?;
+    f.hash = hash.try_into().map_err(|_| {
+        MetaError::Corrupt(format!(
+            "hsm catalog row {} has a hash that is not 32 bytes",
+            f.id
+        ))
+    })?;
+    f.blocks = decode_refs(&blocks)?;
+    Ok(f)
+}
+
+impl HsmStore for SqliteStore {
+    fn hsm_add_dir(&self, path: &str, now: i64) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO hsm_dirs (path, added) VALUES (?1, ?2)",
+                params![path, now],
+            )?;
+            let id: i64 = tx.query_row("SELECT id FROM hsm_dirs WHERE path = ?1", [path], |r| {
+                r.get(0)
+            })?;
+            Ok(id as u64)
+        })
+    }
+
+    fn hsm_dirs(&self) -> Result<Vec<HsmDir>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare("SELECT id, path, added FROM hsm_dirs ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(HsmDir {
+                    id: r.get::<_, i64>(0)? as u64,
+                    path: r.get(1)?,
+                    added: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn hsm_new(&self, f: &HsmFile) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO hsm_files (dir, path, handle, state, pinned, size, mtime, ctime, \
+                 hash, blocks, resident, archived_at, last_recall) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    f.dir as i64,
+                    f.path,
+                    f.handle,
+                    f.state.code(),
+                    f.pinned as i64,
+                    f.size as i64,
+                    f.mtime_ns,
+                    f.ctime_ns,
+                    &f.hash[..],
+                    encode_refs(&f.blocks),
+                    f.resident,
+                    f.archived_at,
+                    f.last_recall
+                ],
+            )?;
+            Ok(tx.last_insert_rowid() as u64)
+        })
+    }
+
+    fn hsm_put(&self, f: &HsmFile) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE hsm_files SET dir = ?2, path = ?3, handle = ?4, state = ?5, pinned = ?6, \
+                 size = ?7, mtime = ?8, ctime = ?9, hash = ?10, blocks = ?11, resident = ?12, \
+                 archived_at = ?13, last_recall = ?14 WHERE id = ?1",
+                params![
+                    f.id as i64,
+                    f.dir as i64,
+                    f.path,
+                    f.handle,
+                    f.state.code(),
+                    f.pinned as i64,
+                    f.size as i64,
+                    f.mtime_ns,
+                    f.ctime_ns,
+                    &f.hash[..],
+                    encode_refs(&f.blocks),
+                    f.resident,
+                    f.archived_at,
+                    f.last_recall
+                ],
+            )?;
+            if n == 0 {
+                return Err(MetaError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn hsm_get(&self, id: u64) -> Result<Option<HsmFile>> {
+        self.read(|tx| {
+            let raw = tx
+                .query_row(
+                    &format!("SELECT {COLS} FROM hsm_files WHERE id = ?1"),
+                    [id as i64],
+                    from_row,
+                )
+                .optional()?;
+            raw.map(finish).transpose()
+        })
+    }
+
+    fn hsm_list(&self, state: Option<HsmState>) -> Result<Vec<HsmFile>> {
+        self.read(|tx| {
+            let code = state.map(|s| s.code());
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLS} FROM hsm_files WHERE ?1 IS NULL OR state = ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([code], from_row)?;
+            let raw = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            raw.into_iter().map(finish).collect()
+        })
+    }
+
+    fn hsm_forget(&self, id: u64) -> Result<bool> {
+        let key = hsm_holder_key(id);
+        self.write(|tx| {
+            let n = tx.execute("DELETE FROM hsm_files WHERE id = ?1", [id as i64])?;
+            let ids = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT block FROM holders WHERE kind = ?1 AND key = ?2")?;
+                let rows = stmt.query_map(params![HSM_HOLDER, &key[..]], |r| {
+                    super::data::block_id_at(r, 0)
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute(
+                "DELETE FROM holders WHERE kind = ?1 AND key = ?2",
+                params![HSM_HOLDER, &key[..]],
+            )?;
+            for b in &ids {
+                add_ref(tx, b, -1)?;
+            }
+            Ok(n > 0)
+        })
+    }
+}
