@@ -316,3 +316,57 @@ async fn tiering_alone_evicts_held_blocks_by_watermark_in_use_last_and_reads_the
         &a[..]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_writer_stores_a_payload_larger_than_its_window_as_put_held_would() {
+    let env = env(None);
+    let t = env.tiering(Duration::from_secs(3600));
+    let data = payload(40 << 20, 11);
+    let mut w = t.held_writer("hsm", b"big");
+    for piece in data.chunks(1 << 20) {
+        w.write(piece).await.unwrap();
+    }
+    let p = w.finish().await.unwrap();
+    assert_eq!(p.len, data.len() as u64);
+    assert_eq!(p.hash, *blake3::hash(&data).as_bytes());
+    assert_eq!(p.refs.iter().map(|r| r.len as u64).sum::<u64>(), p.len);
+    // The same cut points as the whole payload at once: the window is invisible.
+    let whole = t
+        .put_held("hsm", b"whole", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    assert_eq!(p.refs, whole);
+    assert_eq!(
+        &t.read_held("hsm", b"big", &p.refs).await.unwrap()[..],
+        &data[..]
+    );
+    // Not durable until replicated, then verified there.
+    assert!(!t.durable_verified(&p.refs).await.unwrap());
+    assert_eq!(t.replicate_all(Duration::from_secs(60)).await.unwrap(), 0);
+    assert!(t.durable_verified(&p.refs).await.unwrap());
+    // A corrupt durable copy does not verify.
+    let cold = env._dir.path().join("cold");
+    let mut corrupted = 0;
+    for e in walk(&cold) {
+        let mut bytes = std::fs::read(&e).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&e, bytes).unwrap();
+        corrupted += 1;
+    }
+    assert!(corrupted > 0);
+    assert!(!t.durable_verified(&p.refs).await.unwrap());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

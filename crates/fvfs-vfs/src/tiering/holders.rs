@@ -2,6 +2,9 @@
 //! the block store (CDC cut, encode, dedup against live blocks, tier choice, replication
 //! queued to the durable tier) and makes the holder (kind, key) hold them
 //! (`fvfs_meta::HolderStore`); `read_held` reads a payload back from its block list;
+//! `held_writer` stores a payload of any size a window at a time; `read_held_blocks`
+//! reads some of its blocks (a partial recall); `durable_verified` says whether a
+//! payload can leave the native disk;
 //! `release_held` drops the holder, after which blocks no one else references are
 //! garbage-collected after the grace. No inode is involved: a face (HSM archive, music
 //! cache) keeps the returned `BlockRef`s in its own tables.
@@ -23,10 +26,44 @@ impl Tiering {
     /// another holder it shares the blocks. Kind "file" is reserved (files hold blocks
     /// through their slices).
     pub async fn put_held(&self, kind: &str, key: &[u8], data: Bytes) -> Result<Vec<BlockRef>> {
-        let mut uploads = Vec::new();
+        let mut pieces = Vec::new();
         let mut pos = 0usize;
         for len in cdc::cut(&data, &self.settings.cdc, true) {
-            uploads.push((pos as u64, self.spawn_upload(data.slice(pos..pos + len))));
+            pieces.push(data.slice(pos..pos + len));
+            pos += len;
+        }
+        self.hold_pieces(kind, key, pieces).await
+    }
+
+    /// A writer that stores a payload of any size as blocks held by (kind, key), a window
+    /// at a time (memory stays bounded): `write` the bytes in order, then `finish`. Each
+    /// full window is held as it is stored, so an interrupted payload leaves (kind, key)
+    /// holding part of it; the face rolls it back with `release_held`.
+    pub fn held_writer<'a>(&'a self, kind: &'a str, key: &'a [u8]) -> HeldWriter<'a> {
+        HeldWriter {
+            tiering: self,
+            kind,
+            key,
+            buf: Vec::new(),
+            refs: Vec::new(),
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+
+    /// Uploads `pieces` (one block each) and makes (kind, key) hold them; returns their
+    /// references in order.
+    async fn hold_pieces(
+        &self,
+        kind: &str,
+        key: &[u8],
+        pieces: Vec<Bytes>,
+    ) -> Result<Vec<BlockRef>> {
+        let mut uploads = Vec::with_capacity(pieces.len());
+        let mut pos = 0u64;
+        for p in pieces {
+            let len = p.len() as u64;
+            uploads.push((pos, self.spawn_upload(p)));
             pos += len;
         }
         let blocks = await_uploads(&self.pins, uploads).await?;
@@ -60,9 +97,15 @@ impl Tiering {
             .collect())
     }
 
-    /// Reads the payload of `refs` (as `put_held` returned them), which (kind, key) must
-    /// hold: a block it does not hold is `NotFound`.
-    pub async fn read_held(&self, kind: &str, key: &[u8], refs: &[BlockRef]) -> Result<Bytes> {
+    /// Reads the blocks `refs` names (as `put_held` returned them), which (kind, key)
+    /// must hold: a block it does not hold is `NotFound`. Each block is verified against
+    /// its id by the block store.
+    pub async fn read_held_blocks(
+        &self,
+        kind: &str,
+        key: &[u8],
+        refs: &[BlockRef],
+    ) -> Result<Vec<Bytes>> {
         let held = self.meta.held_by(kind, key)?;
         let mut fetches = Vec::with_capacity(refs.len());
         let now = crate::now_ns();
@@ -80,8 +123,7 @@ impl Tiering {
             fetches.push(async move { store.fetch_masked(&id, row.codec, len, row.tiers).await });
         }
         let parts = futures::future::try_join_all(fetches).await?;
-        let mut out = Vec::with_capacity(refs.iter().map(|r| r.len as usize).sum());
-        for (r, part) in refs.iter().zip(parts) {
+        for (r, part) in refs.iter().zip(&parts) {
             if part.len() != r.len as usize {
                 return Err(VfsError::Internal(format!(
                     "block {} has {} bytes, the payload says {}",
@@ -90,6 +132,35 @@ impl Tiering {
                     r.len
                 )));
             }
+        }
+        Ok(parts)
+    }
+
+    /// Whether every block of `refs` has a verified copy on the durable tier: its row
+    /// records the durable bit, and the object there reads back and matches its id.
+    pub async fn durable_verified(&self, refs: &[BlockRef]) -> Result<bool> {
+        let durable = self.state.durable;
+        for r in refs {
+            let Some(row) = self.meta.get_block(&r.id)? else {
+                return Err(MetaError::MissingBlock(r.id).into());
+            };
+            if row.tiers & (1 << durable) == 0 {
+                return Ok(false);
+            }
+            if let Err(e) = self.store.verify_on(&r.id, row.codec, durable).await {
+                tracing::warn!(block = %r.id, error = %e, "the durable copy does not verify");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the payload of `refs` (as `put_held` returned them), which (kind, key) must
+    /// hold: a block it does not hold is `NotFound`.
+    pub async fn read_held(&self, kind: &str, key: &[u8], refs: &[BlockRef]) -> Result<Bytes> {
+        let parts = self.read_held_blocks(kind, key, refs).await?;
+        let mut out = Vec::with_capacity(refs.iter().map(|r| r.len as usize).sum());
+        for part in parts {
             out.extend_from_slice(&part);
         }
         Ok(Bytes::from(out))
@@ -103,5 +174,74 @@ impl Tiering {
             self.gc_wake();
         }
         Ok(ids)
+    }
+}
+
+/// Bytes cut per window by a [`HeldWriter`]: the memory it holds at most (plus one block).
+const HELD_WINDOW: usize = 32 << 20;
+
+/// A payload written a window at a time (`Tiering::held_writer`).
+pub struct HeldWriter<'a> {
+    tiering: &'a Tiering,
+    kind: &'a str,
+    key: &'a [u8],
+    buf: Vec<u8>,
+    refs: Vec<BlockRef>,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+/// What a finished [`HeldWriter`] stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldPayload {
+    /// The payload's blocks in order.
+    pub refs: Vec<BlockRef>,
+    pub len: u64,
+    /// BLAKE3 of the whole payload.
+    pub hash: [u8; 32],
+}
+
+impl HeldWriter<'_> {
+    /// Appends `data`; stores and holds every full window.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= HELD_WINDOW {
+            self.flush(false).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the blocks cut so far; at `eof`, every byte.
+    async fn flush(&mut self, eof: bool) -> Result<()> {
+        let cuts = cdc::cut(&self.buf, &self.tiering.settings.cdc, eof);
+        let used: usize = cuts.iter().sum();
+        let data = Bytes::from(std::mem::take(&mut self.buf));
+        self.buf = data[used..].to_vec();
+        let mut pieces = Vec::with_capacity(cuts.len());
+        let mut pos = 0usize;
+        for len in cuts {
+            pieces.push(data.slice(pos..pos + len));
+            pos += len;
+        }
+        if !pieces.is_empty() {
+            let refs = self
+                .tiering
+                .hold_pieces(self.kind, self.key, pieces)
+                .await?;
+            self.refs.extend(refs);
+        }
+        Ok(())
+    }
+
+    /// Stores the rest and returns the payload's blocks, length and hash.
+    pub async fn finish(mut self) -> Result<HeldPayload> {
+        self.flush(true).await?;
+        Ok(HeldPayload {
+            refs: self.refs,
+            len: self.len,
+            hash: *self.hasher.finalize().as_bytes(),
+        })
     }
 }

@@ -27,6 +27,7 @@ mod upload;
 pub use events::TierEventsWorker;
 pub use evict::{EvictorWorker, ScrubWorker};
 pub use gc::GcWorker;
+pub use holders::{HeldPayload, HeldWriter};
 pub use replicate::ReplicatorWorker;
 pub use state::{TierHealth, TierPolicy};
 
