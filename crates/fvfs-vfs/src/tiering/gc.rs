@@ -51,7 +51,7 @@ impl BlockPins {
 
 impl Tiering {
     /// Asks the GC worker to look for garbage soon.
-    pub(crate) fn gc_wake(&self) {
+    pub fn gc_wake(&self) {
         self.pins.wake.notify_one();
     }
 

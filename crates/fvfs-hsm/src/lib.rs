@@ -1,0 +1,247 @@
+//! The HSM face: in-place tiering of native directories. A managed file's content is
+//! archived as blocks of the engine's block store (held by the catalog through the
+//! `Tiering` component, so GC, replication, eviction, scrubbing and fsck cover it), then
+//! *released*: its blocks become holes in the native file (a sparse stub of the same
+//! size), and a fanotify pre-content listener recalls the bytes a process is about to
+//! touch before the kernel lets it proceed. Hot files are never in the path: no FUSE, no
+//! event for a file that is not a stub.
+//!
+//! Layout: `marker.rs` the `trusted.fvfs.hsm` xattr a managed file carries, `handle.rs`
+//! file handles (identity across renames), `archive.rs` storing a file's payload,
+//! `release.rs` turning an archived file into a stub, `recall.rs` filling a stub's
+//! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop,
+//! `recover.rs` finishing interrupted steps and watching the stubs again at start,
+//! `error.rs` [`HsmError`].
+//!
+//! Invariants:
+//! - A file is released only after its payload is verified on the durable tier, under a
+//!   write lease, with size, mtime and ctime equal to the archived ones, and only while
+//!   a watch is registered for it (the listener's), so no process can open the stub
+//!   without its reads reaching the listener.
+//! - A recall writes payload bytes only (verified block by block against their BLAKE3
+//!   ids) and never changes the file's size or times; a recall that fails makes the
+//!   reader's call fail with EIO and leaves the stub as it was.
+//! - The catalog is keyed by the id in the marker, never by path.
+
+mod archive;
+pub mod error;
+pub mod fanotify;
+pub mod handle;
+mod listener;
+pub mod marker;
+mod recall;
+mod recover;
+mod release;
+
+pub use archive::Archived;
+pub use error::{HsmError, Result};
+pub use marker::{Marker, XATTR};
+pub use listener::Listener;
+pub use recall::Recalled;
+pub use recover::Recovered;
+
+use fvfs_meta::{HsmDir, HsmFile, MetaStore};
+use fvfs_vfs::Tiering;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// Something that makes the kernel report accesses to a file (the fanotify listener):
+/// a stub exists only while it is watched.
+pub trait Watch: Send + Sync {
+    fn watch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()>;
+    fn unwatch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()>;
+}
+
+/// Tunables of the HSM face (`[hsm]`).
+#[derive(Clone, Debug)]
+pub struct HsmConfig {
+    /// Recalls running at once across files.
+    pub recall_concurrency: usize,
+}
+
+impl Default for HsmConfig {
+    fn default() -> Self {
+        HsmConfig {
+            recall_concurrency: 4,
+        }
+    }
+}
+
+/// Counters of what the face did since start.
+#[derive(Default, Debug)]
+pub struct HsmCounters {
+    pub archived_bytes: AtomicU64,
+    pub released_files: AtomicU64,
+    pub recalls: AtomicU64,
+    pub recalled_bytes: AtomicU64,
+    pub recall_failures: AtomicU64,
+}
+
+/// The HSM face over one filesystem's engine.
+pub struct Hsm {
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) tiering: Arc<Tiering>,
+    pub(crate) cfg: HsmConfig,
+    watch: Mutex<Option<Arc<dyn Watch>>>,
+    /// One lock per catalog id being recalled: recalls of one file run one at a time, and
+    /// the readers waiting behind one find their range resident when they get it.
+    recall_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) recall_slots: tokio::sync::Semaphore,
+    pub counters: HsmCounters,
+}
+
+/// A file's size and times as `fstat` gives them: what release compares with the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub atime: libc::timespec,
+    pub mtime: libc::timespec,
+    pub regular: bool,
+}
+
+pub(crate) fn stamp(fd: BorrowedFd<'_>, path: &Path) -> Result<Stamp> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: st is plain data the kernel fills; fd is open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(HsmError::io(
+            "stat",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(Stamp {
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+        atime: libc::timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec,
+        },
+        mtime: libc::timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec,
+        },
+        regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+    })
+}
+
+/// Sets a file's atime and mtime back (after fvfs wrote into it).
+pub(crate) fn restore_times(fd: BorrowedFd<'_>, path: &Path, s: &Stamp) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let times = [s.atime, s.mtime];
+    // SAFETY: fd is open; times is two valid timespecs.
+    if unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) } < 0 {
+        return Err(HsmError::io(
+            "restore the times of",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `path` without following a final symlink and without touching its atime.
+pub(crate) fn open_file(path: &Path, write: bool) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOATIME)
+        .open(path)
+        .map_err(|e| HsmError::io("open", path, e))?;
+    Ok(f.into())
+}
+
+impl Hsm {
+    pub fn new(meta: Arc<dyn MetaStore>, tiering: Arc<Tiering>, cfg: HsmConfig) -> Arc<Hsm> {
+        let slots = cfg.recall_concurrency.max(1);
+        Arc::new(Hsm {
+            meta,
+            tiering,
+            cfg,
+            watch: Mutex::new(None),
+            recall_locks: Mutex::new(HashMap::new()),
+            recall_slots: tokio::sync::Semaphore::new(slots),
+            counters: HsmCounters::default(),
+        })
+    }
+
+    /// Registers the listener's watch: from now on files can be released.
+    pub fn set_watch(&self, w: Option<Arc<dyn Watch>>) {
+        *self.watch.lock() = w;
+    }
+
+    pub(crate) fn watch(&self) -> Option<Arc<dyn Watch>> {
+        self.watch.lock().clone()
+    }
+
+    /// Puts `dir` under management; returns its id.
+    pub fn add_dir(&self, dir: &Path) -> Result<u64> {
+        let canon = dir
+            .canonicalize()
+            .map_err(|e| HsmError::io("resolve", dir, e))?;
+        if !canon.is_dir() {
+            return Err(HsmError::io(
+                "manage",
+                dir,
+                std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            ));
+        }
+        let text = canon.to_str().ok_or_else(|| {
+            HsmError::io(
+                "manage",
+                dir,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
+            )
+        })?;
+        Ok(self.meta.hsm_add_dir(text, fvfs_vfs::now_ns())?)
+    }
+
+    pub fn config(&self) -> &HsmConfig {
+        &self.cfg
+    }
+
+    pub fn dirs(&self) -> Result<Vec<HsmDir>> {
+        Ok(self.meta.hsm_dirs()?)
+    }
+
+    /// The managed directory holding `path` and the path relative to it.
+    pub(crate) fn locate(&self, path: &Path) -> Result<(HsmDir, PathBuf, PathBuf)> {
+        let canon = path
+            .canonicalize()
+            .map_err(|e| HsmError::io("resolve", path, e))?;
+        for d in self.meta.hsm_dirs()? {
+            if let Ok(rel) = canon.strip_prefix(&d.path) {
+                let rel = rel.to_path_buf();
+                return Ok((d, canon, rel));
+            }
+        }
+        Err(HsmError::NotManaged(path.to_path_buf()))
+    }
+
+    /// The catalog row of `id`.
+    pub fn file(&self, id: u64) -> Result<HsmFile> {
+        self.meta.hsm_get(id)?.ok_or(HsmError::UnknownId(id))
+    }
+
+    /// The catalog row of the file at `path` (None when it carries no marker).
+    pub fn status(&self, path: &Path) -> Result<Option<(Marker, HsmFile)>> {
+        let fd = open_file(path, false)?;
+        let Some(m) = marker::read(fd.as_fd(), path)? else {
+            return Ok(None);
+        };
+        Ok(Some((m, self.file(m.id)?)))
+    }
+
+    pub(crate) fn recall_lock(&self, id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.recall_locks.lock().entry(id).or_default().clone()
+    }
+}

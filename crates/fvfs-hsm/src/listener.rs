@@ -1,0 +1,144 @@
+//! The listener: one fanotify pre-content group whose marks are the stubs' inodes, a
+//! thread that reads its events, and one task per event that recalls the touched range
+//! through the event's descriptor and answers. Resident files carry no mark and cost
+//! nothing.
+//!
+//! Invariants:
+//! - `start` returns only after every stub in the catalog is watched again (recover.rs),
+//!   and the listener is the `Watch` releases go through, so a stub is never unwatched
+//!   while the listener lives.
+//! - Every event is answered exactly once: Allow after its range is resident, or
+//!   `Deny(EIO)` when the recall failed; a reader never proceeds into holes.
+//! - When the listener stops (or its process dies) the kernel allows what is pending and
+//!   stubs read as holes until it runs again: run it under a supervisor (docs/SEMANTICS.md).
+
+use crate::error::{HsmError, Result};
+use crate::fanotify::{Event, Group, Mode, Response};
+use crate::{handle, Hsm, Watch};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the reader thread looks at its stop flag.
+const POLL: Duration = Duration::from_millis(200);
+
+struct GroupWatch(Arc<Group>);
+
+impl Watch for GroupWatch {
+    fn watch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        self.0.mark(fd).map_err(std::io::Error::other)
+    }
+    fn unwatch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        self.0.unmark(fd).map_err(std::io::Error::other)
+    }
+}
+
+/// A running listener; `stop` (or drop) ends it.
+pub struct Listener {
+    hsm: Arc<Hsm>,
+    group: Arc<Group>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Creates the group, watches every stub of the catalog (finishing or rolling back
+    /// interrupted steps first), and starts reading events. Recalls run on `rt`.
+    pub fn start(hsm: Arc<Hsm>, rt: tokio::runtime::Handle) -> Result<Listener> {
+        let group = Arc::new(Group::new().map_err(|e| HsmError::Listener(e.to_string()))?);
+        match group.mode() {
+            Mode::PreAccess => tracing::info!(
+                "HSM listener: fanotify FAN_PRE_ACCESS (ranges recalled on access)"
+            ),
+            Mode::OpenPerm => tracing::warn!(
+                "HSM listener: this kernel has no FAN_PRE_ACCESS; falling back to FAN_OPEN_PERM (whole files recalled at open)"
+            ),
+        }
+        let watch: Arc<dyn Watch> = Arc::new(GroupWatch(group.clone()));
+        hsm.set_watch(Some(watch.clone()));
+        if let Err(e) = rt.block_on(hsm.recover(watch.as_ref())) {
+            hsm.set_watch(None);
+            return Err(e);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (hsm, group, stop) = (hsm.clone(), group.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("hsm-listener".into())
+                .spawn(move || read_loop(hsm, group, stop, rt))
+                .map_err(|e| HsmError::Listener(format!("cannot start the reader thread: {e}")))?
+        };
+        Ok(Listener {
+            hsm,
+            group,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.group.mode()
+    }
+
+    /// Stops reading events and unregisters the watch. Events already read are answered
+    /// by their tasks; the group closes when the last of them is done.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.hsm.set_watch(None);
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn read_loop(hsm: Arc<Hsm>, group: Arc<Group>, stop: Arc<AtomicBool>, rt: tokio::runtime::Handle) {
+    let mut failures = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        let events = match group.read_events_timeout(POLL) {
+            Ok(ev) => {
+                failures = 0;
+                ev
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::error!(error = %e, "reading fanotify events failed");
+                std::thread::sleep(Duration::from_millis(100 * failures.min(50) as u64));
+                continue;
+            }
+        };
+        for ev in events {
+            let (hsm, group) = (hsm.clone(), group.clone());
+            rt.spawn(async move { answer(&hsm, &group, ev).await });
+        }
+    }
+}
+
+async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
+    let path = handle::path_of(ev.fd.as_fd()).unwrap_or_else(|_| "?".into());
+    let range = match group.mode() {
+        Mode::PreAccess => ev.range.map(|r| (r.offset, r.count)),
+        Mode::OpenPerm => None,
+    };
+    let response = match hsm.recall_fd(ev.fd.as_fd(), &path, range).await {
+        Ok(r) => {
+            tracing::debug!(path = %path.display(), pid = ev.pid, ?range, bytes = r.bytes, whole = r.whole, "recalled");
+            Response::Allow
+        }
+        // Logged by recall_fd, which handled it.
+        Err(_) => Response::Deny(libc::EIO),
+    };
+    if let Err(e) = group.respond(ev.fd.as_raw_fd(), response) {
+        tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
+    }
+}

@@ -1,0 +1,327 @@
+//! Recall: the bytes of a stub's blocks written back into the native file, before the
+//! process that touched them may go on.
+//!
+//! A range is rounded out to whole payload blocks; only blocks not yet resident are
+//! fetched (each verified against its BLAKE3 id by the block store), written at their
+//! offsets (never past the file's current size), made durable (`fdatasync`), and recorded
+//! as resident in the catalog, and the file's atime and mtime are put back: a read must
+//! not look like a modification. When every block is resident the whole file is hashed:
+//! equal to the archived hash, it is archived again (marker `archived`, payload kept, a
+//! later release costs no upload); different (a process wrote into it while it was a
+//! stub), it is an ordinary file again and the stale payload is forgotten. Either way
+//! the watch goes.
+//!
+//! Recalls of one file are serialised (a lock per catalog id) and at most
+//! `recall_concurrency` run at once.
+
+use crate::error::{HsmError, Result};
+use crate::marker::{self, Marker};
+use crate::{restore_times, stamp, Hsm};
+use fvfs_meta::{hsm_holder_key, HsmFile, HsmState, HSM_HOLDER};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// Blocks fetched per step (memory: at most this many blocks at once).
+const FETCH_STEP: usize = 8;
+
+/// What a recall did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recalled {
+    /// Payload bytes written into the file.
+    pub bytes: u64,
+    /// The file is whole again (no longer a stub).
+    pub whole: bool,
+}
+
+fn is_resident(bits: &[u8], i: usize) -> bool {
+    bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+
+fn set_resident(bits: &mut Vec<u8>, i: usize) {
+    if bits.len() <= i / 8 {
+        bits.resize(i / 8 + 1, 0);
+    }
+    bits[i / 8] |= 1 << (i % 8);
+}
+
+/// Indexes of the blocks that overlap `[offset, offset + count)` (all with None), with
+/// each block's offset in the payload.
+fn blocks_in(row: &HsmFile, range: Option<(u64, u64)>) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for (i, b) in row.blocks.iter().enumerate() {
+        let end = at + b.len as u64;
+        let hit = match range {
+            None => true,
+            Some((off, count)) => at < off.saturating_add(count.max(1)) && end > off,
+        };
+        if hit {
+            out.push((i, at));
+        }
+        at = end;
+    }
+    out
+}
+
+fn pwrite_all(fd: BorrowedFd<'_>, path: &Path, mut data: &[u8], mut at: u64) -> Result<()> {
+    while !data.is_empty() {
+        // SAFETY: fd is open for writing; data is valid for its length.
+        let n = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                at as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(HsmError::io("write recalled bytes into", path, e));
+        }
+        data = &data[n as usize..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// BLAKE3 of the file's first `len` bytes.
+fn hash_file(fd: BorrowedFd<'_>, path: &Path, len: u64) -> Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let want = buf.len().min((len - at) as usize);
+        // SAFETY: fd is open for reading; buf is writable for `want` bytes.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                want,
+                at as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(HsmError::io("read back", path, e));
+        }
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n as usize]);
+        at += n as u64;
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+impl Hsm {
+    /// Recalls the blocks of `[offset, offset + count)` (the whole file with None) into
+    /// the stub open as `fd` (open for writing, and not reporting accesses to the
+    /// listener: the event's own descriptor, or any descriptor when no listener runs).
+    /// A file without a `released` marker needs nothing.
+    pub async fn recall_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        range: Option<(u64, u64)>,
+    ) -> Result<Recalled> {
+        let Some(m) = marker::read(fd, path)? else {
+            return Ok(Recalled::default());
+        };
+        if !m.released {
+            return Ok(Recalled::default());
+        }
+        let lock = self.recall_lock(m.id);
+        let _one_per_file = lock.lock().await;
+        let _slot = self
+            .recall_slots
+            .acquire()
+            .await
+            .map_err(|_| HsmError::NoListener)?;
+        let mut row = self.file(m.id)?;
+        if row.state != HsmState::Released {
+            return Ok(Recalled::default());
+        }
+        let result = self.fill(fd, path, &mut row, range).await;
+        match &result {
+            Ok(_) => self.counters.recalls.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                tracing::error!(path = %path.display(), id = row.id, error = %e, "recall failed; the reader gets EIO");
+                self.counters.recall_failures.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        result
+    }
+
+    async fn fill(
+        &self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        row: &mut HsmFile,
+        range: Option<(u64, u64)>,
+    ) -> Result<Recalled> {
+        let before = stamp(fd, path)?;
+        // Bytes past a size the stub was cut to are gone for good, even if the file grows
+        // again: only [0, row.size) may ever be filled from the payload.
+        if before.size < row.size {
+            row.size = before.size;
+        }
+        let valid = row.size;
+        let todo: Vec<(usize, u64)> = blocks_in(row, range)
+            .into_iter()
+            .filter(|(i, _)| !is_resident(&row.resident, *i))
+            .collect();
+        let key = hsm_holder_key(row.id);
+        let mut written = 0u64;
+        for step in todo.chunks(FETCH_STEP) {
+            let refs: Vec<_> = step.iter().map(|(i, _)| row.blocks[*i]).collect();
+            let parts = self
+                .tiering
+                .read_held_blocks(HSM_HOLDER, &key, &refs)
+                .await?;
+            for ((i, at), part) in step.iter().zip(&parts) {
+                // Never past the current size: a stub truncated while no listener ran
+                // keeps its size.
+                if *at < valid {
+                    let n = (part.len() as u64).min(valid - at) as usize;
+                    pwrite_all(fd, path, &part[..n], *at)?;
+                    written += n as u64;
+                }
+                set_resident(&mut row.resident, *i);
+            }
+        }
+        if written > 0 {
+            // SAFETY: fd is open.
+            if unsafe { libc::fdatasync(fd.as_raw_fd()) } < 0 {
+                return Err(HsmError::io(
+                    "fdatasync",
+                    path,
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            restore_times(fd, path, &before)?;
+        }
+        row.last_recall = Some(fvfs_vfs::now_ns());
+        self.counters
+            .recalled_bytes
+            .fetch_add(written, Ordering::Relaxed);
+        let whole = (0..row.blocks.len()).all(|i| is_resident(&row.resident, i));
+        if !whole {
+            self.meta.hsm_put(row)?;
+            return Ok(Recalled {
+                bytes: written,
+                whole: false,
+            });
+        }
+        self.made_whole(fd, path, row, &before).await?;
+        Ok(Recalled {
+            bytes: written,
+            whole: true,
+        })
+    }
+
+    /// Every block is resident: archived again when the content is the payload, an
+    /// ordinary file when a process changed it meanwhile.
+    async fn made_whole(
+        &self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        row: &mut HsmFile,
+        before: &crate::Stamp,
+    ) -> Result<()> {
+        let archived_len: u64 = row.blocks.iter().map(|b| b.len as u64).sum();
+        let same = before.size == archived_len
+            && row.size == archived_len
+            && hash_file(fd, path, archived_len)? == row.hash;
+        if let Some(w) = self.watch() {
+            if let Err(e) = w.unwatch(fd) {
+                tracing::debug!(path = %path.display(), error = %e, "unwatch after recall");
+            }
+        }
+        if same {
+            marker::write(
+                fd,
+                path,
+                &Marker {
+                    released: false,
+                    id: row.id,
+                    hash: row.hash,
+                },
+            )?;
+            let now = stamp(fd, path)?;
+            row.state = HsmState::Archived;
+            row.resident.clear();
+            row.mtime_ns = now.mtime_ns;
+            row.ctime_ns = now.ctime_ns;
+            self.meta.hsm_put(row)?;
+            tracing::info!(path = %path.display(), id = row.id, "recalled whole; archived copy kept");
+        } else {
+            marker::remove(fd, path)?;
+            self.forget(row.id)?;
+            tracing::info!(path = %path.display(), id = row.id, "recalled whole and modified: resident, payload forgotten");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fvfs_meta::BlockRef;
+    use fvfs_types::BlockId;
+
+    fn row(lens: &[u32]) -> HsmFile {
+        HsmFile {
+            id: 1,
+            dir: 1,
+            path: vec![],
+            handle: vec![],
+            state: HsmState::Released,
+            pinned: false,
+            size: lens.iter().map(|l| *l as u64).sum(),
+            mtime_ns: 0,
+            ctime_ns: 0,
+            hash: [0; 32],
+            blocks: lens
+                .iter()
+                .map(|l| BlockRef {
+                    id: BlockId([0; 32]),
+                    len: *l,
+                })
+                .collect(),
+            resident: vec![],
+            archived_at: 0,
+            last_recall: None,
+        }
+    }
+
+    #[test]
+    fn a_range_maps_to_the_blocks_it_overlaps() {
+        let r = row(&[100, 200, 300]);
+        assert_eq!(blocks_in(&r, None), vec![(0, 0), (1, 100), (2, 300)]);
+        assert_eq!(blocks_in(&r, Some((0, 1))), vec![(0, 0)]);
+        assert_eq!(blocks_in(&r, Some((99, 2))), vec![(0, 0), (1, 100)]);
+        assert_eq!(blocks_in(&r, Some((100, 200))), vec![(1, 100)]);
+        assert_eq!(blocks_in(&r, Some((299, 1))), vec![(1, 100)]);
+        assert_eq!(blocks_in(&r, Some((550, 4096))), vec![(2, 300)]);
+        assert_eq!(blocks_in(&r, Some((600, 10))), vec![]);
+        // A zero count (a truncate's point) still names the block it falls in.
+        assert_eq!(blocks_in(&r, Some((150, 0))), vec![(1, 100)]);
+    }
+
+    #[test]
+    fn resident_bits() {
+        let mut bits = Vec::new();
+        assert!(!is_resident(&bits, 9));
+        set_resident(&mut bits, 9);
+        assert!(is_resident(&bits, 9));
+        assert!(!is_resident(&bits, 8));
+        assert_eq!(bits, vec![0, 2]);
+    }
+}

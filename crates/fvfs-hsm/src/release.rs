@@ -1,0 +1,144 @@
+//! Releasing: an archived file becomes a stub. Its blocks are punched out of the native
+//! file (same size, holes), its marker says `released`, and the listener's watch is on
+//! its inode, so any later access is recalled first.
+//!
+//! The order makes every interruption safe: the payload is verified on the durable tier;
+//! a write lease proves no one has the file open; size, mtime and ctime are compared with
+//! the catalog (a file changed since its archive is not released); the inode is watched;
+//! the row becomes `Released`; the marker is set; then the holes are punched and the
+//! times restored. A crash before the punch leaves a whole file marked released, which a
+//! recall rewrites with identical bytes.
+
+use crate::error::{HsmError, Result};
+use crate::marker::{self, Marker};
+use crate::{open_file, restore_times, stamp, Hsm};
+use fvfs_meta::HsmState;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Once;
+
+/// A lease break is announced with SIGIO, whose default action ends the process; the
+/// face holds leases for milliseconds and needs no notice, so the signal is ignored.
+fn ignore_sigio() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: setting a signal's disposition to SIG_IGN is async-signal-safe and
+        // affects only SIGIO, which nothing else in fvfs uses.
+        unsafe {
+            libc::signal(libc::SIGIO, libc::SIG_IGN);
+        }
+    });
+}
+
+/// A write lease held while it lives.
+struct Lease<'a>(BorrowedFd<'a>);
+
+impl<'a> Lease<'a> {
+    fn take(fd: BorrowedFd<'a>, path: &Path) -> Result<Lease<'a>> {
+        ignore_sigio();
+        // SAFETY: fd is open; F_SETLEASE takes an int argument.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EBUSY) => Err(HsmError::Busy(path.to_path_buf())),
+                _ => Err(HsmError::io("take a write lease on", path, e)),
+            };
+        }
+        Ok(Lease(fd))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // SAFETY: fd is open while the lease lives.
+        unsafe {
+            libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+        }
+    }
+}
+
+impl Hsm {
+    /// Releases the archived file at `path`; returns its catalog id.
+    pub async fn release(&self, path: &Path) -> Result<u64> {
+        let (_, canon, _) = self.locate(path)?;
+        let Some(watch) = self.watch() else {
+            return Err(HsmError::NoListener);
+        };
+        let fd = open_file(&canon, true)?;
+        let Some(m) = marker::read(fd.as_fd(), &canon)? else {
+            return Err(HsmError::NotArchived(canon));
+        };
+        let mut row = self.file(m.id)?;
+        if m.released && row.state == HsmState::Released {
+            return Ok(row.id);
+        }
+        if row.state != HsmState::Archived {
+            return Err(HsmError::NotArchived(canon));
+        }
+        if row.pinned {
+            return Err(HsmError::Pinned(canon));
+        }
+        if !self.tiering.durable_verified(&row.blocks).await? {
+            return Err(HsmError::NotDurable(canon));
+        }
+        let lease = Lease::take(fd.as_fd(), &canon)?;
+        let now = stamp(fd.as_fd(), &canon)?;
+        if (now.size, now.mtime_ns, now.ctime_ns) != (row.size, row.mtime_ns, row.ctime_ns) {
+            drop(lease);
+            // Changed since its archive: the payload is stale, the file resident.
+            marker::remove(fd.as_fd(), &canon)?;
+            self.forget(row.id)?;
+            return Err(HsmError::Changed(canon, "released"));
+        }
+        watch
+            .watch(fd.as_fd())
+            .map_err(|e| HsmError::io("watch", &canon, e))?;
+        row.state = HsmState::Released;
+        row.resident = vec![0; row.blocks.len().div_ceil(8)];
+        self.meta.hsm_put(&row)?;
+        marker::write(
+            fd.as_fd(),
+            &canon,
+            &Marker {
+                released: true,
+                ..m
+            },
+        )?;
+        punch(fd.as_fd(), &canon, row.size)?;
+        restore_times(fd.as_fd(), &canon, &now)?;
+        row.ctime_ns = stamp(fd.as_fd(), &canon)?.ctime_ns;
+        self.meta.hsm_put(&row)?;
+        drop(lease);
+        self.counters.released_files.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(path = %canon.display(), id = row.id, bytes = row.size, "released");
+        Ok(row.id)
+    }
+}
+
+/// Punches the whole content out (the size stays) and makes it durable.
+fn punch(fd: BorrowedFd<'_>, path: &Path, size: u64) -> Result<()> {
+    if size > 0 {
+        // SAFETY: fd is open for writing.
+        let r = unsafe {
+            libc::fallocate(
+                fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                size as libc::off_t,
+            )
+        };
+        if r < 0 {
+            return Err(HsmError::io(
+                "punch the content out of",
+                path,
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    // SAFETY: fd is open.
+    if unsafe { libc::fsync(fd.as_raw_fd()) } < 0 {
+        return Err(HsmError::io("fsync", path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
