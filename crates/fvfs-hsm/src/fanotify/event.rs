@@ -73,11 +73,18 @@ fn parse_range(mut records: &[u8]) -> Option<Range> {
         let kind = records[0];
         let len = usize::from(u16_at(records, 2)?);
         if len < INFO_HEADER_LEN || len > records.len() {
-            tracing::warn!(kind, len, "fanotify: malformed info record, ignoring the rest");
+            tracing::warn!(
+                kind,
+                len,
+                "fanotify: malformed info record, ignoring the rest"
+            );
             break;
         }
         if kind == FAN_EVENT_INFO_TYPE_RANGE && len >= INFO_RANGE_LEN {
-            range = Some(Range { offset: u64_at(records, 8)?, count: u64_at(records, 16)? });
+            range = Some(Range {
+                offset: u64_at(records, 8)?,
+                count: u64_at(records, 16)?,
+            });
         }
         records = &records[len..];
     }
@@ -108,11 +115,18 @@ pub(crate) fn parse(mut buf: &[u8]) -> Result<Parsed, FanError> {
         if event_len < METADATA_LEN || event_len > buf.len() || metadata_len < METADATA_LEN {
             return Err(malformed("bad event length"));
         }
-        let records = buf.get(metadata_len.min(event_len)..event_len).unwrap_or(&[]);
+        let records = buf
+            .get(metadata_len.min(event_len)..event_len)
+            .unwrap_or(&[]);
         let range = parse_range(records);
         buf = &buf[event_len..];
         match owned {
-            Some(fd) => out.events.push(Event { fd, pid, mask, range }),
+            Some(fd) => out.events.push(Event {
+                fd,
+                pid,
+                mask,
+                range,
+            }),
             None if mask & libc::FAN_Q_OVERFLOW != 0 => out.overflows += 1,
             None => out.no_fd += 1,
         }
@@ -167,7 +181,13 @@ mod tests {
         assert_eq!(parsed.overflows, 1);
         assert_eq!(parsed.no_fd, 1);
         let rec = &buf[METADATA_LEN..len as usize];
-        assert_eq!(parse_range(rec), Some(Range { offset: 1 << 20, count: 4096 }));
+        assert_eq!(
+            parse_range(rec),
+            Some(Range {
+                offset: 1 << 20,
+                count: 4096
+            })
+        );
     }
 
     #[test]
@@ -180,7 +200,13 @@ mod tests {
         let mut parsed = parse(&buf).expect("valid buffer");
         let ev = parsed.events.pop().expect("one event");
         assert_eq!((ev.pid, ev.mask), (5, FAN_PRE_ACCESS));
-        assert_eq!(ev.range, Some(Range { offset: 7, count: 9 }));
+        assert_eq!(
+            ev.range,
+            Some(Range {
+                offset: 7,
+                count: 9
+            })
+        );
         drop(ev); // closes `raw`: the peer now sees EOF.
         let mut byte = [0u8; 1];
         assert_eq!(std::io::Read::read(&mut &b, &mut byte).expect("read"), 0);

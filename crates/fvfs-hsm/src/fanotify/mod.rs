@@ -18,7 +18,58 @@
 //!
 //! Each fact below is asserted by a test in `tests/fanotify.rs` (named in brackets).
 //!
-//! MEASURED_FACTS_PLACEHOLDER
+//! Ranges are page-aligned: `[round_down(off, 4096), round_up(off + len, 4096))`.
+//!
+//! - **Mark type.** Inode marks on regular files accept `FAN_PRE_ACCESS` and work, so only
+//!   stubs generate events (an unmarked file on the same fs: none). The mark follows the inode
+//!   (rename, hard link). Directories can be marked too; an `O_PATH` fd gives `EBADF`; a tmpfs
+//!   file gives `EOPNOTSUPP`. Unmarking an unmarked inode gives `ENOENT`. [unmark_and_mark_errors,
+//!   unmarked_files_and_metadata_operations_produce_no_event]
+//! - **read / pread / readv / O_DIRECT** of N bytes at off: one event, page-aligned range
+//!   (4096 at 1 MiB -> (1048576, 4096); 10 at 100 -> (0, 4096); 4000 at 3000 -> (0, 8192);
+//!   readv 100+5000 at 8192 -> (8192, 8192)). Not clipped at EOF; a read at or past EOF is an
+//!   event too (so `std::fs::read` of a 4 MiB + 2 file gives (0, 4 MiB + 4096) then
+//!   (4 MiB, 4096)); a 0-byte read at 0 gives (0, 0). [read_and_write_ranges_are_page_aligned]
+//! - **write / pwrite**: same rule (5 bytes at 2 MiB -> (2 MiB, 4096)). `O_APPEND` writes
+//!   report offset 0 (the fd position), not the end of file. [same test]
+//! - **mmap**: one event at `mmap()` time for the mapped range, page-rounded, not clipped at EOF
+//!   (8192 at 1 MiB -> (1 MiB, 8192); 100 bytes -> (0, 4096)), shared or private, read or
+//!   read-write. Page faults on the mapping generate NO event (hooks on faults are disabled in
+//!   the kernel), so the range must be filled before answering the mmap event. A denied
+//!   mmap fails with the errno sent. [mmap_is_one_event_for_the_mapped_range_and_faults_are_silent]
+//! - **truncate / ftruncate** to size S (shrink, grow, or same size): one event with range
+//!   `[round_down(S), round_up(S))`, i.e. count 0 when S is page-aligned (3 MiB -> (3 MiB, 0)),
+//!   else one page (3 MiB + 100 -> (3 MiB, 4096)). **open(O_TRUNC) generates no event.**
+//!   [truncate_and_fallocate_ranges]
+//! - **fallocate** (allocate, punch hole, zero range): the page-rounded range
+//!   (10 bytes at 6 MiB + 100 -> (6 MiB, 4096)). [same test]
+//! - **copy_file_range** (stub as source or as destination), **sendfile**, **splice** from the
+//!   stub: one event with the exact (aligned) range. [direct_io_splice_sendfile_copy_file_range]
+//! - **exec** of a marked file: several events (the kernel's header reads and the loader's
+//!   mmaps; /bin/true: (0,4096) x3, (0,40960), (8192,16384), (24576,8192), (28672,8192));
+//!   denying the first with EIO makes `execve` fail with EIO. [exec_of_a_marked_file]
+//! - **No events**: stat, fstat, readdir, open + close, lseek(SEEK_DATA), posix_fadvise
+//!   WILLNEED, readahead(2), rename, link, unlink. [unmarked_files_and_metadata_operations_...]
+//! - **Open-time decision**: an fd opened before its inode was marked never generates events,
+//!   even if the fs already had other pre-content marks at that open, and even for mmap.
+//!   A new open after the mark does. An fd opened while a mark existed keeps generating events
+//!   for a later group after the first is closed. So a process that has a file open when it
+//!   is turned into a stub reads the holes: stub only files nobody has open (e.g. take a
+//!   write lease first). [decision_is_taken_at_open_time, closing_the_group_allows_pending_events]
+//! - **Filling**: writing (and reading) through the event's fd generates no event; the reader
+//!   then sees the written data. [fill_through_event_fd_creates_no_event]
+//! - **Answers**: the reader blocks until the answer; `FAN_DENY_ERRNO(e)` makes its syscall
+//!   fail with exactly `e` for EPERM, EIO, EBUSY, EAGAIN, ENOSPC (EDQUOT, ETXTBSY also pass);
+//!   any other errno makes the response write fail with EINVAL and the event stays pending.
+//!   `event.pid` is the reader's process id. [deny_errno_is_what_the_reader_sees,
+//!   read_blocks_until_allow_and_reports_exact_range]
+//! - **Listener death**: closing the event fd without answering leaves the reader blocked;
+//!   closing the group (or SIGKILL of the listening process) ALLOWS every pending event, read
+//!   or still queued: readers of a stub then see holes (zeros) and later accesses have no
+//!   listener. [closing_the_group_allows_pending_events, killed_listener_process_allows_readers]
+//! - **Fallback** ([`Mode::OpenPerm`]): `FAN_OPEN_PERM` on the inode blocks `open()`, no range
+//!   record; Deny(EIO) fails the open with EIO; reads after an allowed open are not events.
+//!   [open_perm_fallback_blocks_open_without_range]
 
 mod event;
 
@@ -72,7 +123,10 @@ pub enum FanError {
 
 impl FanError {
     fn last(syscall: &'static str) -> Self {
-        FanError::Sys { syscall, source: io::Error::last_os_error() }
+        FanError::Sys {
+            syscall,
+            source: io::Error::last_os_error(),
+        }
     }
 
     /// The OS error, if this is a syscall failure.
@@ -108,8 +162,10 @@ impl Mode {
 pub enum Response {
     /// Let the access proceed (after the range has been filled).
     Allow,
-    /// Fail the access with this errno (sent as `FAN_DENY_ERRNO`; in [`Mode::OpenPerm`] on a
-    /// kernel without it, `FAN_DENY` is sent only for `EPERM`).
+    /// Fail the access with this errno, sent as `FAN_DENY_ERRNO` (the kernel accepts EPERM,
+    /// EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT; others fail with EINVAL and the event stays
+    /// pending). In [`Mode::OpenPerm`], if the kernel refuses it (no `FAN_DENY_ERRNO`), a plain
+    /// `FAN_DENY` is sent and the opener sees EPERM.
     Deny(i32),
 }
 
@@ -135,9 +191,17 @@ impl Group {
     /// A new group in the best mode the kernel supports ([`Mode::PreAccess`] if it can).
     pub fn new() -> Result<Group, FanError> {
         let fd = init()?;
-        let mode = if probe_pre_access(&fd)? { Mode::PreAccess } else { Mode::OpenPerm };
+        let mode = if probe_pre_access(&fd)? {
+            Mode::PreAccess
+        } else {
+            Mode::OpenPerm
+        };
         tracing::debug!(?mode, "fanotify group created");
-        Ok(Group { fd, mode, overflows: AtomicU64::new(0) })
+        Ok(Group {
+            fd,
+            mode,
+            overflows: AtomicU64::new(0),
+        })
     }
 
     /// A new group in a given mode (e.g. `OpenPerm` to exercise the fallback on a new kernel).
@@ -146,7 +210,11 @@ impl Group {
         if mode == Mode::PreAccess && !probe_pre_access(&fd)? {
             return Err(FanError::Unsupported(mode));
         }
-        Ok(Group { fd, mode, overflows: AtomicU64::new(0) })
+        Ok(Group {
+            fd,
+            mode,
+            overflows: AtomicU64::new(0),
+        })
     }
 
     /// The mode chosen at creation.
@@ -173,7 +241,12 @@ impl Group {
         self.modify(libc::FAN_MARK_REMOVE, fd, "fanotify_mark(FAN_MARK_REMOVE)")
     }
 
-    fn modify(&self, op: libc::c_uint, fd: BorrowedFd<'_>, name: &'static str) -> Result<(), FanError> {
+    fn modify(
+        &self,
+        op: libc::c_uint,
+        fd: BorrowedFd<'_>,
+        name: &'static str,
+    ) -> Result<(), FanError> {
         let flags = op | libc::FAN_MARK_INODE;
         // SAFETY: plain syscall; both fds are valid for the call's duration (borrowed), and a
         // null pathname makes the kernel mark the object `fd` refers to.
@@ -204,12 +277,16 @@ impl Group {
             }
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {
-                return Err(FanError::Sys { syscall: "read(fanotify)", source: err });
+                return Err(FanError::Sys {
+                    syscall: "read(fanotify)",
+                    source: err,
+                });
             }
         };
         let parsed = event::parse(&buf[..n])?;
         if parsed.overflows > 0 {
-            self.overflows.fetch_add(parsed.overflows, Ordering::Relaxed);
+            self.overflows
+                .fetch_add(parsed.overflows, Ordering::Relaxed);
             tracing::warn!(count = parsed.overflows, "fanotify queue overflow");
         }
         if parsed.no_fd > 0 {
@@ -251,10 +328,19 @@ impl Group {
     }
 
     fn write_response(&self, ev_fd: RawFd, code: u32) -> Result<(), FanError> {
-        let resp = libc::fanotify_response { fd: ev_fd, response: code };
+        let resp = libc::fanotify_response {
+            fd: ev_fd,
+            response: code,
+        };
         let len = std::mem::size_of::<libc::fanotify_response>();
         // SAFETY: `resp` is a live, initialised `struct fanotify_response` of `len` bytes.
-        let n = unsafe { libc::write(self.fd.as_raw_fd(), (&resp as *const libc::fanotify_response).cast(), len) };
+        let n = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&resp as *const libc::fanotify_response).cast(),
+                len,
+            )
+        };
         if n < 0 {
             return Err(FanError::last("write(fanotify_response)"));
         }
@@ -310,7 +396,10 @@ fn probe_pre_access(group: &OwnedFd) -> Result<bool, FanError> {
         (0, _) => Ok(true), // cannot happen (no mark existed), but the mask was accepted
         (_, Some(libc::ENOENT)) => Ok(true),
         (_, Some(libc::EINVAL)) => Ok(false),
-        _ => Err(FanError::Sys { syscall: "fanotify_mark(probe FAN_PRE_ACCESS)", source: err }),
+        _ => Err(FanError::Sys {
+            syscall: "fanotify_mark(probe FAN_PRE_ACCESS)",
+            source: err,
+        }),
     }
 }
 
@@ -321,7 +410,11 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, FanError
         let left = deadline.saturating_duration_since(Instant::now());
         // Round up so a sub-millisecond remainder still waits instead of spinning.
         let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: `pfd` is one live pollfd, matching the count 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
         if rc > 0 {
@@ -332,7 +425,10 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, FanError
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
-            return Err(FanError::Sys { syscall: "poll(fanotify)", source: err });
+            return Err(FanError::Sys {
+                syscall: "poll(fanotify)",
+                source: err,
+            });
         }
     }
 }

@@ -50,7 +50,10 @@ impl Ext4 {
             Ok(_) => return skip("kernel lacks FAN_PRE_ACCESS"),
             Err(e) => return skip(&format!("fanotify unavailable: {e}")),
         }
-        let dir = tempfile::Builder::new().prefix("fvfs-hsm-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("fvfs-hsm-")
+            .tempdir()
+            .expect("tempdir");
         let img = dir.path().join("img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mkdir mnt");
@@ -76,7 +79,10 @@ impl Ext4 {
 
 impl Drop for Ext4 {
     fn drop(&mut self) {
-        let ok = Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success());
+        let ok = Command::new("umount")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             // Something still holds the fs (a panicking test's blocked thread): detach it.
             let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
@@ -94,11 +100,19 @@ fn path_str(p: &Path) -> &str {
 
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().expect("spawn");
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn open_rw(path: &Path) -> File {
-    OpenOptions::new().read(true).write(true).open(path).expect("open rw")
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open rw")
 }
 
 /// A new group with `path` marked (the mark is by inode, via an fd that is then closed).
@@ -160,13 +174,22 @@ impl Recorder {
         let (g, s, st) = (group.clone(), seen.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
-                for ev in g.read_events_timeout(Duration::from_millis(20)).expect("read") {
+                for ev in g
+                    .read_events_timeout(Duration::from_millis(20))
+                    .expect("read")
+                {
                     s.lock().expect("lock").push((ev.mask, ev.range, ev.pid));
-                    g.respond(ev.fd.as_raw_fd(), Response::Allow).expect("respond");
+                    g.respond(ev.fd.as_raw_fd(), Response::Allow)
+                        .expect("respond");
                 }
             }
         });
-        Recorder { group, seen, stop, thread: Some(thread) }
+        Recorder {
+            group,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Runs `op` (which must complete since everything is allowed), waits QUIET for stragglers
@@ -198,7 +221,11 @@ pub fn pread(f: &File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
 }
 
 pub fn open_with(path: &Path, flags: i32) -> File {
-    OpenOptions::new().read(true).custom_flags(flags).open(path).expect("open")
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .expect("open")
 }
 
 /// A memory mapping, unmapped on drop (mappings keep the filesystem busy).
@@ -210,11 +237,23 @@ pub struct Map {
 impl Map {
     pub fn new(f: &File, off: u64, len: usize, prot: i32, flags: i32) -> std::io::Result<Map> {
         // SAFETY: a fresh mapping chosen by the kernel; nothing aliases it yet.
-        let m = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, f.as_raw_fd(), off as i64) };
+        let m = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                flags,
+                f.as_raw_fd(),
+                off as i64,
+            )
+        };
         if m == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Map { addr: m as usize, len })
+        Ok(Map {
+            addr: m as usize,
+            len,
+        })
     }
 
     /// Reads one byte of the mapping (faulting the page in).
@@ -241,7 +280,9 @@ pub fn punch(f: &File, off: u64, len: u64) {
 }
 
 pub fn errno_of<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
-    r.expect_err("expected an error").raw_os_error().expect("os error")
+    r.expect_err("expected an error")
+        .raw_os_error()
+        .expect("os error")
 }
 
 /// The syscall result as io::Result.
