@@ -35,8 +35,8 @@ mod release;
 
 pub use archive::Archived;
 pub use error::{HsmError, Result};
-pub use marker::{Marker, XATTR};
 pub use listener::Listener;
+pub use marker::{Marker, XATTR};
 pub use recall::Recalled;
 pub use recover::Recovered;
 
@@ -61,12 +61,22 @@ pub trait Watch: Send + Sync {
 pub struct HsmConfig {
     /// Recalls running at once across files.
     pub recall_concurrency: usize,
+    /// Commands (`/proc/PID/comm`) that get the whole file recalled when they open a
+    /// stub. These tools find data with `SEEK_DATA`, which the kernel reports to no
+    /// listener, and would copy a stub's holes as zeros.
+    pub whole_file_commands: Vec<String>,
 }
+
+/// Sparse-aware copiers and archivers: they skip what `SEEK_DATA` calls holes.
+pub const WHOLE_FILE_COMMANDS: &[&str] = &[
+    "cp", "mv", "install", "tar", "bsdtar", "rsync", "cpio", "restic", "borg", "rclone",
+];
 
 impl Default for HsmConfig {
     fn default() -> Self {
         HsmConfig {
             recall_concurrency: 4,
+            whole_file_commands: WHOLE_FILE_COMMANDS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -111,11 +121,7 @@ pub(crate) fn stamp(fd: BorrowedFd<'_>, path: &Path) -> Result<Stamp> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(HsmError::io(
-            "stat",
-            path,
-            std::io::Error::last_os_error(),
-        ));
+        return Err(HsmError::io("stat", path, std::io::Error::last_os_error()));
     }
     Ok(Stamp {
         size: st.st_size as u64,

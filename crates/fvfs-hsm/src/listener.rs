@@ -25,13 +25,33 @@ const POLL: Duration = Duration::from_millis(200);
 
 struct GroupWatch(Arc<Group>);
 
+/// Besides the range events, opens of a stub are reported: tools that look for data
+/// with `SEEK_DATA` (which reports no event) before they read would copy the holes.
+fn extra(g: &Group) -> u64 {
+    match g.mode() {
+        Mode::PreAccess => libc::FAN_OPEN_PERM,
+        Mode::OpenPerm => 0,
+    }
+}
+
 impl Watch for GroupWatch {
     fn watch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-        self.0.mark(fd).map_err(std::io::Error::other)
+        self.0
+            .mark_with(fd, extra(&self.0))
+            .map_err(std::io::Error::other)
     }
     fn unwatch(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-        self.0.unmark(fd).map_err(std::io::Error::other)
+        self.0
+            .unmark_with(fd, extra(&self.0))
+            .map_err(std::io::Error::other)
     }
+}
+
+/// The command name of process `pid` (`/proc/PID/comm`), empty when it is gone.
+fn command_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
 }
 
 /// A running listener; `stop` (or drop) ends it.
@@ -127,6 +147,19 @@ fn read_loop(hsm: Arc<Hsm>, group: Arc<Group>, stop: Arc<AtomicBool>, rt: tokio:
 async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
     let path = handle::path_of(ev.fd.as_fd()).unwrap_or_else(|_| "?".into());
     let range = match group.mode() {
+        Mode::PreAccess if ev.mask & libc::FAN_OPEN_PERM != 0 => {
+            // An open: only the commands that skip holes get the whole file now; every
+            // other process gets its ranges as it touches them.
+            let cmd = command_of(ev.pid);
+            if !hsm.cfg.whole_file_commands.contains(&cmd) {
+                if let Err(e) = group.respond(ev.fd.as_raw_fd(), Response::Allow) {
+                    tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
+                }
+                return;
+            }
+            tracing::debug!(path = %path.display(), command = %cmd, "whole-file recall at open");
+            None
+        }
         Mode::PreAccess => ev.range.map(|r| (r.offset, r.count)),
         Mode::OpenPerm => None,
     };

@@ -27,7 +27,11 @@ impl Marker {
     pub fn encode(&self) -> String {
         format!(
             "fvfs-hsm/1 state={} id={} blake3={}",
-            if self.released { "released" } else { "archived" },
+            if self.released {
+                "released"
+            } else {
+                "archived"
+            },
             self.id,
             hex::encode(self.hash)
         )
@@ -46,7 +50,9 @@ impl Marker {
                 Some(("state", "archived")) => released = Some(false),
                 Some(("id", v)) => id = v.parse::<u64>().ok(),
                 Some(("blake3", v)) => {
-                    hash = hex::decode(v).ok().and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    hash = hex::decode(v)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 }
                 _ => return Err(format!("unknown field {p:?}")),
             }

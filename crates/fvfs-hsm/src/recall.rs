@@ -153,7 +153,9 @@ impl Hsm {
             Ok(_) => self.counters.recalls.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
                 tracing::error!(path = %path.display(), id = row.id, error = %e, "recall failed; the reader gets EIO");
-                self.counters.recall_failures.fetch_add(1, Ordering::Relaxed)
+                self.counters
+                    .recall_failures
+                    .fetch_add(1, Ordering::Relaxed)
             }
         };
         result

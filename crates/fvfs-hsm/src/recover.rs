@@ -24,7 +24,8 @@ pub struct Recovered {
 fn dir_fds(dirs: &[HsmDir]) -> Result<HashMap<u64, OwnedFd>> {
     let mut out = HashMap::new();
     for d in dirs {
-        let f = std::fs::File::open(&d.path).map_err(|e| HsmError::io("open the managed directory", &d.path, e))?;
+        let f = std::fs::File::open(&d.path)
+            .map_err(|e| HsmError::io("open the managed directory", &d.path, e))?;
         out.insert(d.id, OwnedFd::from(f));
     }
     Ok(out)
@@ -60,7 +61,10 @@ impl Hsm {
                     done.watched += 1;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ESTALE) => {
-                    tracing::info!(id = row.id, "a released file was deleted; its payload is forgotten");
+                    tracing::info!(
+                        id = row.id,
+                        "a released file was deleted; its payload is forgotten"
+                    );
                     self.forget(row.id)?;
                     done.gone += 1;
                 }
@@ -73,7 +77,12 @@ impl Hsm {
                 }
             }
         }
-        tracing::info!(watched = done.watched, rolled_back = done.rolled_back, gone = done.gone, "HSM catalog recovered");
+        tracing::info!(
+            watched = done.watched,
+            rolled_back = done.rolled_back,
+            gone = done.gone,
+            "HSM catalog recovered"
+        );
         Ok(done)
     }
 }

@@ -116,6 +116,9 @@ impl Hsm {
     }
 }
 
+/// The largest filesystem block size (ext4, XFS and btrfs go up to 64 KiB).
+const PUNCH_ALIGN: u64 = 64 << 10;
+
 /// Punches the whole content out (the size stays) and makes it durable.
 fn punch(fd: BorrowedFd<'_>, path: &Path, size: u64) -> Result<()> {
     if size > 0 {
@@ -125,7 +128,9 @@ fn punch(fd: BorrowedFd<'_>, path: &Path, size: u64) -> Result<()> {
                 fd.as_raw_fd(),
                 libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
                 0,
-                size as libc::off_t,
+                // Whole filesystem blocks only are freed: the last partial one goes too
+                // (KEEP_SIZE: punching past the end changes nothing else).
+                size.next_multiple_of(PUNCH_ALIGN) as libc::off_t,
             )
         };
         if r < 0 {

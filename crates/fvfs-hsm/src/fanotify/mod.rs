@@ -232,19 +232,41 @@ impl Group {
     /// Only regular files are accepted for pre-content events (the kernel returns EINVAL
     /// otherwise) and only on filesystems that allow HSM (not tmpfs: EOPNOTSUPP/EINVAL).
     pub fn mark(&self, fd: BorrowedFd<'_>) -> Result<(), FanError> {
-        self.modify(libc::FAN_MARK_ADD, fd, "fanotify_mark(FAN_MARK_ADD)")
+        self.modify(libc::FAN_MARK_ADD, fd, 0, "fanotify_mark(FAN_MARK_ADD)")
+    }
+
+    /// Like [`Group::mark`], with `extra` events besides the mode's (e.g. `FAN_OPEN_PERM`
+    /// in [`Mode::PreAccess`], to see who opens a stub).
+    pub fn mark_with(&self, fd: BorrowedFd<'_>, extra: u64) -> Result<(), FanError> {
+        self.modify(libc::FAN_MARK_ADD, fd, extra, "fanotify_mark(FAN_MARK_ADD)")
     }
 
     /// Removes the mark of the inode `fd` refers to (the file is resident again). Fails with
     /// `ENOENT` if the inode was not marked.
     pub fn unmark(&self, fd: BorrowedFd<'_>) -> Result<(), FanError> {
-        self.modify(libc::FAN_MARK_REMOVE, fd, "fanotify_mark(FAN_MARK_REMOVE)")
+        self.modify(
+            libc::FAN_MARK_REMOVE,
+            fd,
+            0,
+            "fanotify_mark(FAN_MARK_REMOVE)",
+        )
+    }
+
+    /// Removes a mark made with [`Group::mark_with`] and the same `extra`.
+    pub fn unmark_with(&self, fd: BorrowedFd<'_>, extra: u64) -> Result<(), FanError> {
+        self.modify(
+            libc::FAN_MARK_REMOVE,
+            fd,
+            extra,
+            "fanotify_mark(FAN_MARK_REMOVE)",
+        )
     }
 
     fn modify(
         &self,
         op: libc::c_uint,
         fd: BorrowedFd<'_>,
+        extra: u64,
         name: &'static str,
     ) -> Result<(), FanError> {
         let flags = op | libc::FAN_MARK_INODE;
@@ -254,7 +276,7 @@ impl Group {
             libc::fanotify_mark(
                 self.fd.as_raw_fd(),
                 flags,
-                self.mode.mask(),
+                self.mode.mask() | extra,
                 fd.as_raw_fd(),
                 std::ptr::null(),
             )

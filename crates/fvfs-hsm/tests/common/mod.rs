@@ -39,8 +39,14 @@ pub struct Ext4 {
 }
 
 impl Ext4 {
-    /// Mounts a new image, or returns None (after printing why) when the test must be skipped.
+    /// Mounts a new 64 MiB image, or returns None (after printing why) when the test must
+    /// be skipped.
     pub fn new() -> Option<Ext4> {
+        Ext4::with_size_mib(64)
+    }
+
+    /// Like [`Ext4::new`] with an image of `mib` MiB.
+    pub fn with_size_mib(mib: u64) -> Option<Ext4> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return skip("not root");
@@ -57,10 +63,15 @@ impl Ext4 {
         let img = dir.path().join("img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mkdir mnt");
-        run("truncate", &["-s", "64M", path_str(&img)]);
+        run("truncate", &["-s", &format!("{mib}M"), path_str(&img)]);
         run("mkfs.ext4", &["-q", "-F", path_str(&img)]);
         run("mount", &["-o", "loop", path_str(&img), path_str(&mnt)]);
         Some(Ext4 { dir, mnt })
+    }
+
+    /// The scratch directory beside the mount (not on the image).
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -120,7 +120,8 @@ CREATE INDEX holders_block ON holders(block);
 "#;
 
 /// The HSM catalog (sqlite/hsm.rs): managed directories and archived files, keyed by
-/// the catalog id a file carries in its xattr. No fill: no file is archived before.
+/// the catalog id a file carries in its xattr (AUTOINCREMENT: an id is never reused, so
+/// a stale marker can never name another file's payload). No fill.
 const V5: &str = r#"
 CREATE TABLE hsm_dirs (
   id INTEGER PRIMARY KEY,
@@ -128,7 +129,7 @@ CREATE TABLE hsm_dirs (
   added INTEGER NOT NULL
 );
 CREATE TABLE hsm_files (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   dir INTEGER NOT NULL,
   path BLOB NOT NULL,
   handle BLOB NOT NULL,

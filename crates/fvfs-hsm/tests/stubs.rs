@@ -1,0 +1,452 @@
+//! The HSM face end to end on a loop-mounted ext4 image, with the real engine (SQLite
+//! metadata, a hot directory tier and a durable S3 tier served by the in-process test
+//! server) and the real fanotify listener: archive → release → every way of reading a
+//! stub gives the original bytes; partial reads recall only their blocks; writes and
+//! truncates keep every old byte; renames and hard links keep the identity; an
+//! unreachable tier gives EIO and leaves the stub recallable; a file changed or open
+//! during archiving is not released. Root only (skips fail under
+//! FVFS_REQUIRE_PRIVILEGED=1).
+
+mod common;
+
+use common::Ext4;
+use fvfs_chunk::{BlockStore, BlockStoreConfig};
+use fvfs_hsm::{Hsm, HsmConfig, HsmError, Listener, Marker};
+use fvfs_meta::{HsmState, MetaStore};
+use fvfs_testkit::S3Server;
+use fvfs_tier::{S3Credentials, Tier, TierOptions, TierSpec};
+use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION};
+use fvfs_vfs::{TierPolicy, Tiering};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Env {
+    fs: Ext4,
+    rt: tokio::runtime::Runtime,
+    s3: S3Server,
+    meta: Arc<dyn MetaStore>,
+    tiering: Arc<Tiering>,
+    hsm: Arc<Hsm>,
+    listener: Option<Listener>,
+    data: PathBuf,
+}
+
+fn tier(name: &str, location: &str, durable: bool) -> TierSettings {
+    TierSettings {
+        name: name.into(),
+        location: location.into(),
+        high_watermark: None,
+        low_watermark: None,
+        durable,
+        keep_copy: false,
+    }
+}
+
+/// Incompressible bytes, the same for the same seed.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+impl Env {
+    /// A managed directory `data` on a fresh image; with `hot`, a hot directory tier in
+    /// front of the durable S3 tier.
+    fn new(image_mib: u64, hot: bool) -> Option<Env> {
+        let fs = Ext4::with_size_mib(image_mib)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let scratch = fs.scratch().to_path_buf();
+        let s3 = rt
+            .block_on(S3Server::start(&scratch.join("s3"), "fvfs"))
+            .unwrap();
+        let hot_dir = scratch.join("hot");
+        std::fs::create_dir(&hot_dir).unwrap();
+        let mut tiers = Vec::new();
+        if hot {
+            tiers.push(tier("hot", &hot_dir.display().to_string(), false));
+        }
+        tiers.push(tier("s3", &s3.location("blocks"), true));
+        let meta = fvfs_meta::open(
+            &format!("sqlite://{}", scratch.join("meta.db").display()),
+            true,
+        )
+        .unwrap();
+        let settings = Settings {
+            uuid: "6f1c1d6e-0000-4000-8000-000000000010".parse().unwrap(),
+            name: "hsm".into(),
+            format_version: FORMAT_VERSION,
+            cdc: CdcParams::default(),
+            compression: Compression::Zstd,
+            storage: vec![],
+            created: 0,
+            tiers: tiers.clone(),
+        };
+        meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
+        let opts = TierOptions {
+            credentials: Some(S3Credentials {
+                access_key_id: s3.access_key.clone(),
+                secret_access_key: s3.secret_key.clone(),
+                session_token: None,
+            }),
+            op_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(2),
+            retries: 0,
+            check_timeout: Duration::from_secs(2),
+        };
+        let opened = tiers
+            .iter()
+            .map(|t| Tier::open_with(&TierSpec::parse(&t.location).unwrap(), &opts).unwrap())
+            .collect();
+        let cfg = BlockStoreConfig {
+            compression: Compression::Zstd,
+            mem_cache_bytes: 0,
+            disk_cache: None,
+            upload_concurrency: 4,
+        };
+        let store = Arc::new(BlockStore::with_tiers(opened, tiers.len() - 1, cfg).unwrap());
+        let tiering = Tiering::new(
+            meta.clone(),
+            store,
+            TierPolicy::default(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let hsm = Hsm::new(meta.clone(), tiering.clone(), HsmConfig::default());
+        let data = fs.path("data");
+        std::fs::create_dir(&data).unwrap();
+        hsm.add_dir(&data).unwrap();
+        let listener = Listener::start(hsm.clone(), rt.handle().clone()).unwrap();
+        Some(Env {
+            fs,
+            rt,
+            s3,
+            meta,
+            tiering,
+            hsm,
+            listener: Some(listener),
+            data,
+        })
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.data.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn archive(&self, p: &Path) -> u64 {
+        match self.rt.block_on(self.hsm.archive(p)).unwrap() {
+            fvfs_hsm::Archived::New { id, .. } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn flush(&self) {
+        let left = self
+            .rt
+            .block_on(self.tiering.replicate_all(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    fn release(&self, p: &Path) -> u64 {
+        self.rt.block_on(self.hsm.release(p)).unwrap()
+    }
+
+    /// Archive, replicate, release: `p` becomes a stub with no data blocks on disk.
+    fn stub(&self, p: &Path) -> u64 {
+        let id = self.archive(p);
+        self.flush();
+        self.release(p);
+        // Punched: at most one filesystem block remains (ext4 keeps a large xattr there).
+        let m = std::fs::metadata(p).unwrap();
+        assert!(
+            m.blocks() * 512 <= m.blksize(),
+            "{} punched: {} blocks",
+            p.display(),
+            m.blocks()
+        );
+        id
+    }
+
+    fn marker(&self, p: &Path) -> Option<Marker> {
+        let f = std::fs::File::open(p).unwrap();
+        fvfs_hsm::marker::read(f.as_fd(), p).unwrap()
+    }
+
+    fn recalled_bytes(&self) -> u64 {
+        self.hsm.counters.recalled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Stops the listener and starts a new one (as a restarted daemon would).
+    fn restart_listener(&mut self) {
+        if let Some(l) = self.listener.take() {
+            l.stop();
+        }
+        self.listener = Some(Listener::start(self.hsm.clone(), self.rt.handle().clone()).unwrap());
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn released_files_read_byte_identical_through_cat_cp_mmap_and_exec() {
+    let Some(env) = Env::new(256, true) else {
+        return;
+    };
+    let big = payload(5 << 20, 1);
+    let text = b"a small text file\n".repeat(100);
+    let a = env.file("big.bin", &big);
+    let b = env.file("small.txt", &text);
+    let exe = env.data.join("true");
+    std::fs::copy("/bin/true", &exe).unwrap();
+    let exe_bytes = std::fs::read(&exe).unwrap();
+    let mtime = std::fs::metadata(&a).unwrap().mtime();
+    for p in [&a, &b, &exe] {
+        env.stub(p);
+        assert!(env.marker(p).unwrap().released);
+    }
+    // Size and times unchanged by the release.
+    assert_eq!(std::fs::metadata(&a).unwrap().len(), big.len() as u64);
+    assert_eq!(std::fs::metadata(&a).unwrap().mtime(), mtime);
+    // cat (another process), cp, mmap, exec.
+    let got = sh("cat", &[a.to_str().unwrap()]).stdout;
+    let zeros = got.iter().filter(|b| **b == 0).count();
+    eprintln!(
+        "DEBUG len {} zeros {} recalled {} failures {}",
+        got.len(),
+        zeros,
+        env.recalled_bytes(),
+        env.hsm.counters.recall_failures.load(Ordering::Relaxed)
+    );
+    assert!(got == big, "cat of a stub");
+    let copy = env.fs.scratch().join("copy.txt");
+    sh("cp", &[b.to_str().unwrap(), copy.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&copy).unwrap(), text);
+    sh("/bin/sh", &["-c", &format!("{} && echo ok", exe.display())]);
+    assert_eq!(std::fs::read(&exe).unwrap(), exe_bytes);
+    // Every file read whole is archived again (payload kept), no longer a stub.
+    for p in [&a, &b, &exe] {
+        let m = env.marker(p).unwrap();
+        assert!(!m.released, "{}", p.display());
+        assert_eq!(
+            env.meta.hsm_get(m.id).unwrap().unwrap().state,
+            HsmState::Archived
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&a).unwrap().mtime(),
+        mtime,
+        "a read is not a write"
+    );
+    // mmap of a fresh stub: one event for the mapping, then plain page faults.
+    env.release(&a);
+    let f = std::fs::File::open(&a).unwrap();
+    let len = big.len();
+    // SAFETY: a read-only shared mapping of an open file, unmapped below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED);
+    // SAFETY: ptr maps len readable bytes.
+    let mapped = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }.to_vec();
+    // SAFETY: unmapping what was mapped above.
+    unsafe { libc::munmap(ptr, len) };
+    assert!(mapped == big, "mmap of a stub sees the original bytes");
+}
+
+#[test]
+fn a_partial_read_recalls_only_the_blocks_it_touches() {
+    let Some(env) = Env::new(512, true) else {
+        return;
+    };
+    let data = payload(128 << 20, 2);
+    let p = env.file("large.bin", &data);
+    let id = env.stub(&p);
+    let row = env.meta.hsm_get(id).unwrap().unwrap();
+    let before = env.recalled_bytes();
+    let off = 100 << 20;
+    let f = std::fs::File::open(&p).unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, off).unwrap();
+    assert_eq!(&buf[..], &data[off as usize..off as usize + 4096]);
+    // The blocks overlapping the page-aligned range the kernel reported, and no more.
+    let mut at = 0u64;
+    let mut expected = 0u64;
+    for b in &row.blocks {
+        let end = at + b.len as u64;
+        if at < off + 4096 && end > off {
+            expected += b.len as u64;
+        }
+        at = end;
+    }
+    assert!(expected > 0 && expected < 16 << 20, "{expected}");
+    assert_eq!(env.recalled_bytes() - before, expected);
+    assert!(env.marker(&p).unwrap().released, "still a stub");
+    let on_disk = std::fs::metadata(&p).unwrap().blocks() * 512;
+    assert!(
+        on_disk >= expected && on_disk < expected + (1 << 20),
+        "{on_disk}"
+    );
+}
+
+#[test]
+fn writes_and_truncates_of_stubs_keep_every_old_byte() {
+    let Some(env) = Env::new(256, true) else {
+        return;
+    };
+    let data = payload(6 << 20, 3);
+    let p = env.file("w.bin", &data);
+    let id = env.stub(&p);
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    let at = (3 << 20) + 10;
+    f.write_all_at(b"HELLO", at).unwrap();
+    drop(f);
+    let mut want = data.clone();
+    want[at as usize..at as usize + 5].copy_from_slice(b"HELLO");
+    assert!(
+        std::fs::read(&p).unwrap() == want,
+        "old bytes around the write survive"
+    );
+    // Modified: an ordinary file again, the stale payload forgotten.
+    assert!(env.marker(&p).is_none());
+    assert!(env.meta.hsm_get(id).unwrap().is_none());
+
+    // Truncate a stub to half, then grow it back: the first half is the old bytes, the
+    // rest zeros (never payload bytes from beyond the cut).
+    let q = env.file("t.bin", &data);
+    env.stub(&q);
+    let half = data.len() as u64 / 2 + 123;
+    let f = std::fs::OpenOptions::new().write(true).open(&q).unwrap();
+    f.set_len(half).unwrap();
+    f.set_len(data.len() as u64).unwrap();
+    drop(f);
+    let got = std::fs::read(&q).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got[..half as usize] == data[..half as usize]);
+    assert!(got[half as usize..].iter().all(|b| *b == 0));
+    assert!(env.marker(&q).is_none());
+
+    // open(O_TRUNC) gives no event: the next write still must not bring old bytes back.
+    let r = env.file("o.bin", &data);
+    env.stub(&r);
+    std::fs::write(&r, b"new").unwrap();
+    assert_eq!(std::fs::read(&r).unwrap(), b"new");
+}
+
+#[test]
+fn renamed_moved_and_linked_stubs_recall_also_after_a_listener_restart() {
+    let Some(mut env) = Env::new(256, true) else {
+        return;
+    };
+    let data = payload(3 << 20, 4);
+    let p = env.file("r.bin", &data);
+    env.stub(&p);
+    std::fs::create_dir(env.data.join("sub")).unwrap();
+    let moved = env.data.join("sub/renamed.bin");
+    std::fs::rename(&p, &moved).unwrap();
+    let link = env.data.join("link.bin");
+    std::fs::hard_link(&moved, &link).unwrap();
+    // The listener restarts (marks die with it): it finds the stub by handle.
+    env.restart_listener();
+    assert_eq!(std::fs::read(&link).unwrap(), data);
+    assert_eq!(std::fs::read(&moved).unwrap(), data);
+}
+
+#[test]
+fn an_unreachable_tier_gives_eio_and_the_stub_recalls_later() {
+    let Some(env) = Env::new(256, false) else {
+        return;
+    };
+    let data = payload(2 << 20, 5);
+    let p = env.file("u.bin", &data);
+    env.stub(&p);
+    env.rt.block_on(env.s3.stop());
+    let err = std::fs::read(&p).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(env.marker(&p).unwrap().released);
+    let m = std::fs::metadata(&p).unwrap();
+    assert!(m.blocks() * 512 <= m.blksize(), "the stub is unchanged");
+    assert!(env.hsm.counters.recall_failures.load(Ordering::Relaxed) > 0);
+    env.rt.block_on(env.s3.restart()).unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), data);
+}
+
+#[test]
+fn files_changed_or_open_are_not_released_and_unarchived_files_are_refused() {
+    let Some(env) = Env::new(256, true) else {
+        return;
+    };
+    let data = payload(1 << 20, 6);
+    let p = env.file("c.bin", &data);
+    env.archive(&p);
+    env.flush();
+    // Open elsewhere: no write lease.
+    let held = std::fs::File::open(&p).unwrap();
+    assert!(matches!(
+        env.rt.block_on(env.hsm.release(&p)),
+        Err(HsmError::Busy(_))
+    ));
+    drop(held);
+    // Changed since its archive: not released, the marker and the payload go.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all_at(b"x", data.len() as u64)
+        .unwrap();
+    assert!(matches!(
+        env.rt.block_on(env.hsm.release(&p)),
+        Err(HsmError::Changed(..))
+    ));
+    assert!(env.marker(&p).is_none());
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), data.len() as u64 + 1);
+    // Never archived.
+    let q = env.file("n.bin", b"plain");
+    assert!(matches!(
+        env.rt.block_on(env.hsm.release(&q)),
+        Err(HsmError::NotArchived(_))
+    ));
+    // Not durable yet: archived but not replicated.
+    let r = env.file("d.bin", &payload(1 << 20, 7));
+    env.archive(&r);
+    let res = env.rt.block_on(env.hsm.release(&r));
+    assert!(matches!(res, Err(HsmError::NotDurable(_))), "{res:?}");
+    // Outside every managed directory.
+    let outside = env.fs.path("outside.bin");
+    std::fs::write(&outside, b"x").unwrap();
+    assert!(matches!(
+        env.rt.block_on(env.hsm.archive(&outside)),
+        Err(HsmError::NotManaged(_))
+    ));
+}
