@@ -36,6 +36,8 @@ pub enum HsmError {
     UnknownId(u64),
     #[error("the payload of {} does not match its hash after recall", .0.display())]
     HashMismatch(PathBuf),
+    #[error("unknown HSM operation {0:?} (archive, release, recall, pin, unpin)")]
+    BadRequest(String),
     #[error("HSM listener: {0}")]
     Listener(String),
     #[error(transparent)]

@@ -11,6 +11,8 @@
 //! `release.rs` turning an archived file into a stub, `recall.rs` filling a stub's
 //! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop,
 //! `recover.rs` finishing interrupted steps and watching the stubs again at start,
+//! `requests.rs` the durable request queue the daemon serves (archive, release, recall,
+//! pin, unpin),
 //! `error.rs` [`HsmError`].
 //!
 //! Invariants:
@@ -32,6 +34,7 @@ pub mod marker;
 mod recall;
 mod recover;
 mod release;
+mod requests;
 
 pub use archive::Archived;
 pub use error::{HsmError, Result};
@@ -39,6 +42,7 @@ pub use listener::Listener;
 pub use marker::{Marker, XATTR};
 pub use recall::Recalled;
 pub use recover::Recovered;
+pub use requests::{RequestsWorker, OPS};
 
 use fvfs_meta::{HsmDir, HsmFile, MetaStore};
 use fvfs_vfs::Tiering;

@@ -450,3 +450,39 @@ fn files_changed_or_open_are_not_released_and_unarchived_files_are_refused() {
         Err(HsmError::NotManaged(_))
     ));
 }
+
+#[test]
+fn queued_requests_archive_release_recall_and_pin() {
+    let Some(env) = Env::new(256, true) else {
+        return;
+    };
+    let data = payload(2 << 20, 8);
+    let p = env.file("q.bin", &data);
+    let path = p.to_str().unwrap().as_bytes();
+    let now = fvfs_vfs::now_ns();
+    let a = env.meta.hsm_request("archive", path, now).unwrap();
+    let bad = env.meta.hsm_request("explode", path, now).unwrap();
+    assert_eq!(env.rt.block_on(env.hsm.serve_requests()).unwrap(), 2);
+    let done = env.meta.hsm_request_get(a).unwrap().unwrap();
+    assert!(done.ok && done.message.starts_with("archived (id "), "{done:?}");
+    let done = env.meta.hsm_request_get(bad).unwrap().unwrap();
+    assert!(!done.ok && done.message.contains("unknown HSM operation"), "{done:?}");
+    env.flush();
+    let r = env.meta.hsm_request("release", path, now).unwrap();
+    env.rt.block_on(env.hsm.serve_requests()).unwrap();
+    assert!(env.meta.hsm_request_get(r).unwrap().unwrap().ok);
+    assert!(env.marker(&p).unwrap().released);
+    // A whole recall through the listener (this process's own descriptor never writes).
+    let msg = env.rt.block_on(env.hsm.execute("recall", &p)).unwrap();
+    assert!(msg.ends_with(", whole)"), "{msg}");
+    assert!(!env.marker(&p).unwrap().released);
+    env.release(&p);
+    // Pinning a stub recalls it whole; a pinned file is never released.
+    env.rt.block_on(env.hsm.execute("pin", &p)).unwrap();
+    assert!(!env.marker(&p).unwrap().released);
+    let res = env.rt.block_on(env.hsm.release(&p));
+    assert!(matches!(res, Err(HsmError::Pinned(_))), "{res:?}");
+    env.rt.block_on(env.hsm.execute("unpin", &p)).unwrap();
+    env.release(&p);
+    assert_eq!(std::fs::read(&p).unwrap(), data);
+}

@@ -26,7 +26,7 @@ mod url;
 pub use error::{MetaError, Result};
 pub use store::{
     hsm_holder_key, open, AdminStore, CheckStore, DataStore, HolderStore, HsmDir, HsmFile,
-    HsmState, HsmStore, MetaStore, NamespaceStore, TierStore, HSM_HOLDER,
+    HsmRequest, HsmState, HsmStore, MetaStore, NamespaceStore, TierStore, HSM_HOLDER,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a

@@ -143,7 +143,7 @@ fn version_3_database_upgrades_to_holders() {
     let p = d.path().join("meta.db");
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "DROP TABLE holders; DROP TABLE hsm_dirs; DROP TABLE hsm_files; PRAGMA user_version = 3;",
+        "DROP TABLE holders; DROP TABLE hsm_dirs; DROP TABLE hsm_files; DROP TABLE hsm_requests; PRAGMA user_version = 3;",
     )
     .unwrap();
     drop(c);
@@ -220,4 +220,35 @@ fn hsm_catalog_rows_round_trip_and_forget_releases_the_holds() {
     assert!(!s.hsm_forget(f.id).unwrap());
     let missing = HsmFile { id: 999, ..f };
     assert!(matches!(s.hsm_put(&missing), Err(MetaError::NotFound)));
+
+    // Requests: due ones by due time, done ones no longer listed, pruned by age.
+    let r1 = s.hsm_request("archive", b"/d/a", 10).unwrap();
+    let r2 = s.hsm_request("release", b"/d/b", 5).unwrap();
+    let r3 = s.hsm_request("recall", b"/d/c", 50).unwrap();
+    let due: Vec<u64> = s
+        .hsm_requests_due(20, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(due, vec![r2, r1]);
+    s.hsm_request_done(r2, false, "not archived", 21).unwrap();
+    let got = s.hsm_request_get(r2).unwrap().unwrap();
+    assert_eq!(
+        (got.done, got.ok, got.message.as_str()),
+        (Some(21), false, "not archived")
+    );
+    let due: Vec<u64> = s
+        .hsm_requests_due(100, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(due, vec![r1, r3]);
+    assert_eq!(s.hsm_requests_prune(22).unwrap(), 1);
+    assert!(s.hsm_request_get(r2).unwrap().is_none());
+    assert!(matches!(
+        s.hsm_request_done(999, true, "", 0),
+        Err(MetaError::NotFound)
+    ));
 }

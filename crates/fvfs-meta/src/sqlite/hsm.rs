@@ -1,11 +1,12 @@
 //! The HSM catalog on SQLite ([`HsmStore`]): tables `hsm_dirs` and `hsm_files`
 //! (schema.rs, version 5). The payload's block list is stored in the slice encoding
-//! (data.rs `encode_refs`); its references are the holder rows of ("hsm", id).
+//! (data.rs `encode_refs`); its references are the holder rows of ("hsm", id). Requests
+//! to the daemon are rows of `hsm_requests`, pending while `done` is NULL.
 
 use super::data::{add_ref, decode_refs, encode_refs};
 use super::SqliteStore;
 use crate::error::{MetaError, Result};
-use crate::store::{hsm_holder_key, HsmDir, HsmFile, HsmState, HsmStore, HSM_HOLDER};
+use crate::store::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 use rusqlite::{params, OptionalExtension, Row};
 
 const COLS: &str = "id, dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
@@ -181,4 +182,72 @@ impl HsmStore for SqliteStore {
             Ok(n > 0)
         })
     }
+
+    fn hsm_request(&self, op: &str, path: &[u8], due: i64) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO hsm_requests (op, path, due) VALUES (?1, ?2, ?3)",
+                params![op, path, due],
+            )?;
+            Ok(tx.last_insert_rowid() as u64)
+        })
+    }
+
+    fn hsm_requests_due(&self, now: i64, limit: usize) -> Result<Vec<HsmRequest>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, op, path, due, done, ok, message FROM hsm_requests \
+                 WHERE done IS NULL AND due <= ?1 ORDER BY due, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit as i64], request_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn hsm_request_done(&self, id: u64, ok: bool, message: &str, now: i64) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE hsm_requests SET done = ?2, ok = ?3, message = ?4 WHERE id = ?1",
+                params![id as i64, now, ok as i64, message],
+            )?;
+            if n == 0 {
+                return Err(MetaError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn hsm_request_get(&self, id: u64) -> Result<Option<HsmRequest>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT id, op, path, due, done, ok, message FROM hsm_requests WHERE id = ?1",
+                    [id as i64],
+                    request_from_row,
+                )
+                .optional()?)
+        })
+    }
+
+    fn hsm_requests_prune(&self, before: i64) -> Result<u64> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM hsm_requests WHERE done IS NOT NULL AND done < ?1",
+                [before],
+            )?;
+            Ok(n as u64)
+        })
+    }
+}
+
+fn request_from_row(r: &Row<'_>) -> rusqlite::Result<HsmRequest> {
+    Ok(HsmRequest {
+        id: r.get::<_, i64>(0)? as u64,
+        op: r.get(1)?,
+        path: r.get(2)?,
+        due: r.get(3)?,
+        done: r.get(4)?,
+        ok: r.get::<_, Option<i64>>(5)?.unwrap_or(0) != 0,
+        message: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+    })
 }

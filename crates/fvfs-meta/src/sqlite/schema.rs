@@ -145,6 +145,16 @@ CREATE TABLE hsm_files (
   last_recall INTEGER
 );
 CREATE INDEX hsm_files_state ON hsm_files(state);
+CREATE TABLE hsm_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  op TEXT NOT NULL,
+  path BLOB NOT NULL,
+  due INTEGER NOT NULL,
+  done INTEGER,
+  ok INTEGER,
+  message TEXT
+);
+CREATE INDEX hsm_requests_due ON hsm_requests(due) WHERE done IS NULL;
 "#;
 
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in

@@ -454,6 +454,7 @@ fn migration_to_v3_fills_st_blocks() {
         "DROP TABLE holders;
          DROP TABLE hsm_dirs;
          DROP TABLE hsm_files;
+         DROP TABLE hsm_requests;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",

@@ -93,6 +93,23 @@ pub struct HsmDir {
     pub added: i64,
 }
 
+/// A request to the HSM daemon (`fvfsd hsm archive PATH`, the janitor): a durable queue
+/// keyed by due time, so requests survive a restart of either side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HsmRequest {
+    pub id: u64,
+    /// `archive`, `release`, `recall`, `pin` or `unpin`.
+    pub op: String,
+    /// Absolute path.
+    pub path: Vec<u8>,
+    pub due: i64,
+    /// When it was carried out (None while pending).
+    pub done: Option<i64>,
+    pub ok: bool,
+    /// What happened, for the requester.
+    pub message: String,
+}
+
 pub trait HsmStore {
     /// Puts `path` (absolute, canonical) under management; returns its id (the existing
     /// one when it already is).
@@ -109,4 +126,13 @@ pub trait HsmStore {
     /// Drops row `id` and its payload's holds in one transaction (blocks nothing else
     /// holds become garbage after the GC grace). Returns whether a row existed.
     fn hsm_forget(&self, id: u64) -> Result<bool>;
+    /// Queues a request due at `due`; returns its id.
+    fn hsm_request(&self, op: &str, path: &[u8], due: i64) -> Result<u64>;
+    /// Pending requests due by `now`, oldest first.
+    fn hsm_requests_due(&self, now: i64, limit: usize) -> Result<Vec<HsmRequest>>;
+    /// Records the outcome of request `id`.
+    fn hsm_request_done(&self, id: u64, ok: bool, message: &str, now: i64) -> Result<()>;
+    fn hsm_request_get(&self, id: u64) -> Result<Option<HsmRequest>>;
+    /// Deletes requests carried out before `before`; returns how many.
+    fn hsm_requests_prune(&self, before: i64) -> Result<u64>;
 }

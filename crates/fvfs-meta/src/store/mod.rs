@@ -35,7 +35,7 @@ pub use admin::AdminStore;
 pub use check::CheckStore;
 pub use data::DataStore;
 pub use holders::HolderStore;
-pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmState, HsmStore, HSM_HOLDER};
+pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 pub use namespace::NamespaceStore;
 pub use tiers::TierStore;
 
