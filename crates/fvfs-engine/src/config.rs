@@ -24,6 +24,8 @@ pub struct Config {
     pub eviction: Eviction,
     #[serde(default)]
     pub format: Format,
+    #[serde(default)]
+    pub hsm: crate::hsm::HsmSection,
 }
 
 // Some keys are validated now and take effect with tiering (see config.example.toml).

@@ -15,6 +15,8 @@ pub enum EngineError {
     #[error(transparent)]
     Chunk(#[from] ChunkError),
     #[error(transparent)]
+    Hsm(#[from] fvfs_hsm::HsmError),
+    #[error(transparent)]
     Tier(Box<TierError>),
     /// The metadata store of `url` could not be opened.
     #[error("cannot open the metadata at {url}: {source}")]

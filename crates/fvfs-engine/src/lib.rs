@@ -15,6 +15,7 @@ pub mod config;
 mod error;
 pub mod files;
 mod format;
+pub mod hsm;
 pub mod import;
 mod open;
 pub mod paths;

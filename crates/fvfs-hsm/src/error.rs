@@ -47,7 +47,7 @@ pub enum HsmError {
 }
 
 impl HsmError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         HsmError::Io {
             op,
             path: path.into(),

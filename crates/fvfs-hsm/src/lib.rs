@@ -6,7 +6,8 @@
 //! touch before the kernel lets it proceed. Hot files are never in the path: no FUSE, no
 //! event for a file that is not a stub.
 //!
-//! Layout: `marker.rs` the `trusted.fvfs.hsm` xattr a managed file carries, `handle.rs`
+//! Layout: `marker.rs` the `trusted.fvfs.hsm` xattr a managed file carries, `catalog.rs`
+//! catalog reads for tools without an engine, `handle.rs`
 //! file handles (identity across renames), `archive.rs` storing a file's payload,
 //! `release.rs` turning an archived file into a stub, `recall.rs` filling a stub's
 //! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop,
@@ -26,6 +27,7 @@
 //! - The catalog is keyed by the id in the marker, never by path.
 
 mod archive;
+pub mod catalog;
 pub mod error;
 pub mod fanotify;
 pub mod handle;
@@ -48,7 +50,7 @@ use fvfs_meta::{HsmDir, HsmFile, MetaStore};
 use fvfs_vfs::Tiering;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -195,24 +197,7 @@ impl Hsm {
 
     /// Puts `dir` under management; returns its id.
     pub fn add_dir(&self, dir: &Path) -> Result<u64> {
-        let canon = dir
-            .canonicalize()
-            .map_err(|e| HsmError::io("resolve", dir, e))?;
-        if !canon.is_dir() {
-            return Err(HsmError::io(
-                "manage",
-                dir,
-                std::io::Error::from_raw_os_error(libc::ENOTDIR),
-            ));
-        }
-        let text = canon.to_str().ok_or_else(|| {
-            HsmError::io(
-                "manage",
-                dir,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
-            )
-        })?;
-        Ok(self.meta.hsm_add_dir(text, fvfs_vfs::now_ns())?)
+        catalog::add_dir(self.meta.as_ref(), dir)
     }
 
     pub fn config(&self) -> &HsmConfig {
@@ -242,13 +227,9 @@ impl Hsm {
         self.meta.hsm_get(id)?.ok_or(HsmError::UnknownId(id))
     }
 
-    /// The catalog row of the file at `path` (None when it carries no marker).
+    /// The marker and catalog row of the file at `path` (None when it carries none).
     pub fn status(&self, path: &Path) -> Result<Option<(Marker, HsmFile)>> {
-        let fd = open_file(path, false)?;
-        let Some(m) = marker::read(fd.as_fd(), path)? else {
-            return Ok(None);
-        };
-        Ok(Some((m, self.file(m.id)?)))
+        catalog::status_of(self.meta.as_ref(), path)
     }
 
     pub(crate) fn recall_lock(&self, id: u64) -> Arc<tokio::sync::Mutex<()>> {

@@ -464,9 +464,15 @@ fn queued_requests_archive_release_recall_and_pin() {
     let bad = env.meta.hsm_request("explode", path, now).unwrap();
     assert_eq!(env.rt.block_on(env.hsm.serve_requests()).unwrap(), 2);
     let done = env.meta.hsm_request_get(a).unwrap().unwrap();
-    assert!(done.ok && done.message.starts_with("archived (id "), "{done:?}");
+    assert!(
+        done.ok && done.message.starts_with("archived (id "),
+        "{done:?}"
+    );
     let done = env.meta.hsm_request_get(bad).unwrap().unwrap();
-    assert!(!done.ok && done.message.contains("unknown HSM operation"), "{done:?}");
+    assert!(
+        !done.ok && done.message.contains("unknown HSM operation"),
+        "{done:?}"
+    );
     env.flush();
     let r = env.meta.hsm_request("release", path, now).unwrap();
     env.rt.block_on(env.hsm.serve_requests()).unwrap();

@@ -123,6 +123,13 @@ enum Cmd {
         #[arg(long, global = true)]
         state_dir: Option<PathBuf>,
     },
+    /// In-place tiering of native directories (stubs recalled on access).
+    Hsm {
+        #[command(subcommand)]
+        cmd: cmd::hsm::HsmCmd,
+        #[arg(long, global = true)]
+        meta: Option<String>,
+    },
     /// Check blocks, refcounts, link counts and entries.
     Fsck {
         #[arg(long)]
@@ -617,6 +624,7 @@ fn run() -> Result<i32> {
             rt.block_on(cmd::files::warmup(&meta_or(meta), &path))?;
             Ok(0)
         }
+        Cmd::Hsm { cmd, meta } => cmd::hsm::run(&cfg, &meta_or(meta), cmd),
         Cmd::Fsck { meta, repair } => {
             let rt = tokio::runtime::Runtime::new()?;
             let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;

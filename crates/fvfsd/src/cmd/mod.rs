@@ -2,6 +2,7 @@
 pub mod files;
 pub mod format;
 pub mod fsck;
+pub mod hsm;
 pub mod migrate;
 pub mod mount;
 pub mod restore;

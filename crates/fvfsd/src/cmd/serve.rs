@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use fvfs_api::auth::{guard, Access, SeenFn};
 use fvfs_api::listen::{api_url, transport, Transport};
 use fvfs_api::ApiState;
+use fvfs_engine::hsm::HsmRunning;
 use fvfs_engine::paths::{data_dir, default_cache_dir, default_meta_url, home, state_dir};
 use fvfs_engine::{redact, MountLock, Running, DEFAULT_CACHE_SIZE};
 use fvfs_types::{CdcParams, Compression};
@@ -140,7 +141,21 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         None => "(api only)".to_string(),
     };
     let run = Running::start(margs.engine_opts(), &label)?;
+    // The HSM listener is up (every stub watched) before anything else is served.
+    let hsm = match cfg.hsm.dirs.is_empty() {
+        true => None,
+        false => match HsmRunning::start(&run, &cfg.hsm) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                run.stop();
+                return Err(e.into());
+            }
+        },
+    };
     let result = serve(cfg, &a, &state, &settings, mp.as_deref(), &run);
+    if let Some(h) = hsm {
+        h.stop();
+    }
     run.stop();
     tracing::info!("stopped");
     result

@@ -1,0 +1,164 @@
+//! The HSM face as the daemon runs it: its `[hsm]` settings, starting it beside a running
+//! engine (the same `Tiering`, so its payloads share the workers, the tiers and the GC of
+//! the mount's files), and what a command-line tool asks of it through the metadata (the
+//! durable request queue, catalog reads).
+//!
+//! Invariant: the listener is up and every stub watched before `start` returns; the
+//! request worker starts after it, so no release runs without a watch.
+
+use crate::error::Result;
+use crate::open::open_meta;
+use crate::Running;
+use fvfs_hsm::{Hsm, HsmConfig, Listener, RequestsWorker};
+use fvfs_meta::{HsmDir, HsmFile, HsmRequest};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use fvfs_hsm::{Marker, OPS};
+/// A request and its outcome.
+pub type Request = HsmRequest;
+
+/// `[hsm]` in the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    /// Directories to manage (also `fvfsd hsm add DIR`).
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Recalls running at once across files (default 4).
+    pub recall_concurrency: Option<usize>,
+    /// Commands that get the whole file at open (default: cp, mv, install, tar, bsdtar,
+    /// rsync, cpio, restic, borg, rclone).
+    pub whole_file_commands: Option<Vec<String>>,
+}
+
+impl HsmSection {
+    fn config(&self) -> HsmConfig {
+        let d = HsmConfig::default();
+        HsmConfig {
+            recall_concurrency: self.recall_concurrency.unwrap_or(d.recall_concurrency),
+            whole_file_commands: self
+                .whole_file_commands
+                .clone()
+                .unwrap_or(d.whole_file_commands),
+        }
+    }
+}
+
+/// The HSM face of a running daemon.
+pub struct HsmRunning {
+    pub hsm: Arc<Hsm>,
+    listener: Listener,
+}
+
+impl HsmRunning {
+    /// Puts the configured directories under management, starts the listener (after
+    /// finishing interrupted steps and watching every stub) and the request worker.
+    pub fn start(run: &Running, section: &HsmSection) -> Result<HsmRunning> {
+        let hsm = Hsm::new(
+            run.engine.meta.clone(),
+            run.vfs.tiering().clone(),
+            section.config(),
+        );
+        for d in &section.dirs {
+            hsm.add_dir(d)?;
+        }
+        let listener = Listener::start(hsm.clone(), run.rt.handle().clone())?;
+        {
+            let _guard = run.rt.enter();
+            run.workers.spawn(RequestsWorker::new(&hsm));
+        }
+        tracing::info!(dirs = hsm.dirs()?.len(), mode = ?listener.mode(), "HSM listener running");
+        Ok(HsmRunning { hsm, listener })
+    }
+
+    /// Stops the listener: from now on stubs read as holes until it runs again.
+    pub fn stop(self) {
+        self.listener.stop();
+    }
+}
+
+/// Puts `dir` under management in the filesystem at `meta_url`.
+pub fn add_dir(meta_url: &str, dir: &Path) -> Result<u64> {
+    let meta = open_meta(meta_url)?;
+    Ok(fvfs_hsm::catalog::add_dir(meta.as_ref(), dir)?)
+}
+
+/// The managed directories.
+pub fn dirs(meta_url: &str) -> Result<Vec<HsmDir>> {
+    Ok(open_meta(meta_url)?.hsm_dirs()?)
+}
+
+/// The marker and catalog row of the file at `path`.
+pub fn status(meta_url: &str, path: &Path) -> Result<Option<(Marker, HsmFile)>> {
+    let meta = open_meta(meta_url)?;
+    Ok(fvfs_hsm::catalog::status_of(meta.as_ref(), path)?)
+}
+
+/// Every catalog row with the path its file is at now (None: gone).
+pub fn list(meta_url: &str) -> Result<Vec<(HsmFile, Option<PathBuf>)>> {
+    let meta = open_meta(meta_url)?;
+    let dirs = meta.hsm_dirs()?;
+    Ok(meta
+        .hsm_list(None)?
+        .into_iter()
+        .map(|r| {
+            let p = fvfs_hsm::catalog::current_path(&dirs, &r);
+            (r, p)
+        })
+        .collect())
+}
+
+/// Queues `op` on each path for the daemon and waits (up to `wait`) for every outcome;
+/// `progress` sees each one as it arrives. Requests left pending stay queued and are
+/// returned as such (`done` None).
+pub fn request(
+    meta_url: &str,
+    op: &str,
+    paths: &[PathBuf],
+    wait: Duration,
+    progress: &dyn Fn(&HsmRequest),
+) -> Result<Vec<HsmRequest>> {
+    let meta = open_meta(meta_url)?;
+    let mut ids = Vec::new();
+    for p in paths {
+        // Absolute, so the daemon finds it whatever its working directory.
+        let abs =
+            std::path::absolute(p).map_err(|e| fvfs_hsm::HsmError::io("resolve", p.clone(), e))?;
+        ids.push(meta.hsm_request(op, abs.as_os_str().as_encoded_bytes(), fvfs_vfs::now_ns())?);
+    }
+    let deadline = Instant::now() + wait;
+    let mut out: Vec<Option<HsmRequest>> = vec![None; ids.len()];
+    loop {
+        for (i, id) in ids.iter().enumerate() {
+            if out[i].is_none() {
+                if let Some(r) = meta.hsm_request_get(*id)?.filter(|r| r.done.is_some()) {
+                    progress(&r);
+                    out[i] = Some(r);
+                }
+            }
+        }
+        if out.iter().all(Option::is_some) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut res = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        match out[i].take() {
+            Some(r) => res.push(r),
+            None => res.push(meta.hsm_request_get(*id)?.unwrap_or(HsmRequest {
+                id: *id,
+                op: op.to_string(),
+                path: paths[i].as_os_str().as_encoded_bytes().to_vec(),
+                due: 0,
+                done: None,
+                ok: false,
+                message: String::new(),
+            })),
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,188 @@
+//! `fvfsd hsm` end to end with the real binary: a directory on a loop-mounted ext4 image
+//! put under management, `fvfsd hsm run` as the daemon (S3 test server as the durable
+//! tier), files archived and released through the request queue, a stub read back by
+//! `cat` byte-identical, `status` and `ls` showing states, requests made while no daemon
+//! runs staying queued (exit 2) and carried out once one starts. Root only.
+
+mod common;
+
+use common::Fixture;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Loop {
+    _dir: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let dir = tempfile::Builder::new()
+            .prefix("fvfs-hsm-img-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let img = dir.path().join("img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        for (cmd, args) in [
+            ("truncate", vec!["-s", "128M", img.to_str().unwrap()]),
+            ("mkfs.ext4", vec!["-q", "-F", img.to_str().unwrap()]),
+            (
+                "mount",
+                vec!["-o", "loop", img.to_str().unwrap(), mnt.to_str().unwrap()],
+            ),
+        ] {
+            let out = Command::new(cmd).args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Loop { _dir: dir, mnt }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(f: &Fixture) -> Daemon {
+    let log = std::fs::File::create(f.dir.path().join("hsm.log")).unwrap();
+    let child = f
+        .fvfsd()
+        .args(["hsm", "run", "--meta", &f.meta_url])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(f.dir.path().join("hsm.log")).unwrap_or_default();
+        if log.contains("fvfs HSM running") {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "hsm run did not start: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hsm(f: &Fixture, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["hsm"];
+    all.extend(args);
+    all.extend(["--meta", &f.meta_url]);
+    let out = f.run(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn fvfsd_hsm_archives_releases_and_recalls_through_the_daemon() {
+    let Some(f) = Fixture::new() else {
+        return;
+    };
+    let img = Loop::new();
+    let dir = img.mnt.join("media");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, out, err) = hsm(&f, &["add", p(&dir)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("managed "), "{out}");
+    let data: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let file = dir.join("movie.mkv");
+    std::fs::write(&file, &data).unwrap();
+
+    // No daemon: the request stays queued, and says so.
+    let (code, _, err) = hsm(&f, &["archive", "--wait", "1", p(&file)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("still queued"), "{err}");
+
+    // The daemon carries out the queued archive at start, then a release.
+    let daemon = start(&f);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !hsm(&f, &["status", p(&file)]).1.contains(": archived") {
+        assert!(
+            Instant::now() < deadline,
+            "the queued archive was not carried out"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Replication to the durable tier happens in the background: release waits for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, out, err) = hsm(&f, &["release", p(&file)]);
+        if code == 0 {
+            assert!(out.contains("released (id "), "{out}");
+            break;
+        }
+        assert!(err.contains("not on the durable tier yet"), "{err}");
+        assert!(Instant::now() < deadline, "never durable: {err}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let m = std::fs::metadata(&file).unwrap();
+    assert_eq!(m.len(), data.len() as u64);
+    assert!(
+        m.blocks() * 512 <= m.blksize(),
+        "a stub: {} blocks",
+        m.blocks()
+    );
+    let (_, out, _) = hsm(&f, &["status", p(&file)]);
+    assert!(out.contains(": released id="), "{out}");
+    let (_, out, _) = hsm(&f, &["ls"]);
+    assert!(
+        out.contains("released") && out.contains("movie.mkv"),
+        "{out}"
+    );
+
+    // Another process reads it: byte-identical.
+    let cat = Command::new("cat").arg(&file).output().unwrap();
+    assert!(cat.status.success());
+    assert!(cat.stdout == data, "cat of a stub");
+    let (_, out, _) = hsm(&f, &["status", p(&file)]);
+    assert!(out.contains(": archived"), "{out}");
+
+    // Errors reach the requester.
+    let plain = dir.join("plain.txt");
+    std::fs::write(&plain, b"x").unwrap();
+    let (code, _, err) = hsm(&f, &["release", p(&plain)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not archived"), "{err}");
+    drop(daemon);
+}
