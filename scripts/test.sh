@@ -106,8 +106,11 @@ system_packages() {
 	command -v rsync >/dev/null || missing+=(rsync)
 	command -v setfacl >/dev/null || missing+=(acl)
 	command -v setfattr >/dev/null || missing+=(attr)
+	# The HSM tests tier files of a loop-mounted ext4 image they make.
+	command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+	command -v losetup >/dev/null || missing+=(mount)
 	if ((${#missing[@]} == 0)); then
-		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr"
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount"
 		return 0
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
