@@ -9,7 +9,7 @@
 use crate::error::Result;
 use crate::open::open_meta;
 use crate::Running;
-use fvfs_hsm::{Hsm, HsmConfig, Listener, RequestsWorker};
+use fvfs_hsm::{Hsm, HsmConfig, JanitorPolicy, JanitorWorker, Listener, RequestsWorker};
 use fvfs_meta::{HsmDir, HsmFile, HsmRequest};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,65 @@ pub struct HsmSection {
     /// Commands that get the whole file at open (default: cp, mv, install, tar, bsdtar,
     /// rsync, cpio, restic, borg, rclone).
     pub whole_file_commands: Option<Vec<String>>,
+    /// `[hsm.janitor]`: frees space by policy; off when absent.
+    pub janitor: Option<JanitorSection>,
+}
+
+/// `[hsm.janitor]`; every key has the default of `fvfs_hsm::JanitorPolicy`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSection {
+    pub high_pct: Option<f64>,
+    pub low_pct: Option<f64>,
+    pub min_atime_age_secs: Option<u64>,
+    pub min_mtime_age_secs: Option<u64>,
+    pub min_size: Option<crate::config::ByteSize>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    pub bytes_per_sec: Option<crate::config::ByteSize>,
+    pub interval_secs: Option<u64>,
+}
+
+impl JanitorSection {
+    /// The policy, or why it is unusable.
+    pub fn policy(&self) -> std::result::Result<JanitorPolicy, String> {
+        let d = JanitorPolicy::default();
+        let p = JanitorPolicy {
+            high_pct: self.high_pct.unwrap_or(d.high_pct),
+            low_pct: self.low_pct.unwrap_or(d.low_pct),
+            min_atime_age: self
+                .min_atime_age_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.min_atime_age),
+            min_mtime_age: self
+                .min_mtime_age_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.min_mtime_age),
+            min_size: self.min_size.map(|b| b.0).unwrap_or(d.min_size),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            extensions: self.extensions.clone(),
+            bytes_per_sec: self.bytes_per_sec.map(|b| b.0).unwrap_or(d.bytes_per_sec),
+            interval: self
+                .interval_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.interval),
+        };
+        if !(0.0..=100.0).contains(&p.low_pct)
+            || !(0.0..=100.0).contains(&p.high_pct)
+            || p.low_pct > p.high_pct
+        {
+            return Err(format!(
+                "[hsm.janitor] needs 0 <= low_pct <= high_pct <= 100 (got low {} high {})",
+                p.low_pct, p.high_pct
+            ));
+        }
+        Ok(p)
+    }
 }
 
 impl HsmSection {
@@ -65,10 +124,17 @@ impl HsmRunning {
         for d in &section.dirs {
             hsm.add_dir(d)?;
         }
+        let janitor = match &section.janitor {
+            Some(j) => Some(j.policy().map_err(crate::EngineError::Config)?),
+            None => None,
+        };
         let listener = Listener::start(hsm.clone(), run.rt.handle().clone())?;
         {
             let _guard = run.rt.enter();
             run.workers.spawn(RequestsWorker::new(&hsm));
+            if let Some(policy) = janitor {
+                run.workers.spawn(JanitorWorker::new(&hsm, policy));
+            }
         }
         tracing::info!(dirs = hsm.dirs()?.len(), mode = ?listener.mode(), "HSM listener running");
         Ok(HsmRunning { hsm, listener })
@@ -109,6 +175,23 @@ pub fn list(meta_url: &str) -> Result<Vec<(HsmFile, Option<PathBuf>)>> {
             (r, p)
         })
         .collect())
+}
+
+/// Recreates every archived file under `dest` from the payloads alone (beside a running
+/// daemon or without one); `progress(path)` after each file.
+pub async fn export(
+    meta_url: &str,
+    dest: &Path,
+    progress: &(dyn Fn(&Path) + Sync),
+) -> Result<fvfs_hsm::Exported> {
+    let engine = crate::Engine::open_direct(meta_url, false).await?;
+    let vfs = engine.vfs_beside_mount()?;
+    let hsm = Hsm::new(
+        engine.meta.clone(),
+        vfs.tiering().clone(),
+        HsmConfig::default(),
+    );
+    Ok(hsm.export(dest, progress).await?)
 }
 
 /// Queues `op` on each path for the daemon and waits (up to `wait`) for every outcome;

@@ -118,6 +118,7 @@ impl Hsm {
             w.write(&buf[..n]).await?;
         }
         let payload = w.finish().await?;
+        crate::failpoint::hit("hsm.archive.stored");
         let after = stamp(file.as_fd(), canon)?;
         if payload.len != before.size
             || (after.size, after.mtime_ns, after.ctime_ns)
@@ -131,6 +132,7 @@ impl Hsm {
             hash: payload.hash,
         };
         marker::write(file.as_fd(), canon, &m)?;
+        crate::failpoint::hit("hsm.archive.marked");
         let marked = stamp(file.as_fd(), canon)?;
         if (marked.size, marked.mtime_ns) != (before.size, before.mtime_ns) {
             marker::remove(file.as_fd(), canon)?;

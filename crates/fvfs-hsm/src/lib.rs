@@ -11,7 +11,9 @@
 //! file handles (identity across renames), `archive.rs` storing a file's payload,
 //! `release.rs` turning an archived file into a stub, `recall.rs` filling a stub's
 //! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop,
-//! `recover.rs` finishing interrupted steps and watching the stubs again at start,
+//! `export.rs` every archived file back as a plain file from its payload, `janitor.rs`
+//! the space policy (archive and release the oldest qualifying files until
+//! the filesystem is under its low mark), `recover.rs` finishing interrupted steps and watching the stubs again at start,
 //! `requests.rs` the durable request queue the daemon serves (archive, release, recall,
 //! pin, unpin),
 //! `error.rs` [`HsmError`].
@@ -29,8 +31,11 @@
 mod archive;
 pub mod catalog;
 pub mod error;
+mod export;
+pub mod failpoint;
 pub mod fanotify;
 pub mod handle;
+mod janitor;
 mod listener;
 pub mod marker;
 mod recall;
@@ -40,6 +45,8 @@ mod requests;
 
 pub use archive::Archived;
 pub use error::{HsmError, Result};
+pub use export::Exported;
+pub use janitor::{glob, usage_pct, JanitorPolicy, JanitorRun, JanitorWorker};
 pub use listener::Listener;
 pub use marker::{Marker, XATTR};
 pub use recall::Recalled;

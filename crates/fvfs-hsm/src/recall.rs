@@ -209,6 +209,9 @@ impl Hsm {
             }
             restore_times(fd, path, &before)?;
         }
+        if written > 0 {
+            crate::failpoint::hit("hsm.recall.written");
+        }
         row.last_recall = Some(fvfs_vfs::now_ns());
         self.counters
             .recalled_bytes

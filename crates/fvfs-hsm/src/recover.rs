@@ -4,7 +4,8 @@
 //! - `Archiving` rows (an archive interrupted): the file was never punched; its marker,
 //!   if it got one, is removed and the row and its partial payload are forgotten.
 //! - `Released` rows: the inode is found by its handle, wherever it was renamed, and
-//!   watched. A handle that no longer opens (the stub was deleted) forgets the row.
+//!   watched; one whose marker still says archived (a release interrupted before its
+//!   marker, so before any punch) is archived again. A handle that no longer opens (the stub was deleted) forgets the row.
 //! - `Archived` rows need nothing: the file is whole.
 
 use crate::error::{HsmError, Result};
@@ -18,6 +19,8 @@ use std::os::fd::{AsFd, OwnedFd};
 pub struct Recovered {
     pub watched: u64,
     pub rolled_back: u64,
+    /// Releases interrupted before the marker: archived again.
+    pub unreleased: u64,
     pub gone: u64,
 }
 
@@ -55,6 +58,17 @@ impl Hsm {
             match handle::open_by_handle(dir.as_fd(), &row.handle, libc::O_RDONLY) {
                 Ok(fd) => {
                     let path = handle::path_of(fd.as_fd()).unwrap_or_default();
+                    if matches!(marker::read(fd.as_fd(), &path)?, Some(m) if m.id == row.id && !m.released)
+                    {
+                        // A release interrupted before its marker: nothing was punched
+                        // (the punch follows the marker), the file is whole.
+                        let mut row = row;
+                        row.state = HsmState::Archived;
+                        row.resident.clear();
+                        self.meta.hsm_put(&row)?;
+                        done.unreleased += 1;
+                        continue;
+                    }
                     watch
                         .watch(fd.as_fd())
                         .map_err(|e| HsmError::io("watch", &path, e))?;

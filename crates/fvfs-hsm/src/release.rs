@@ -97,6 +97,7 @@ impl Hsm {
         row.state = HsmState::Released;
         row.resident = vec![0; row.blocks.len().div_ceil(8)];
         self.meta.hsm_put(&row)?;
+        crate::failpoint::hit("hsm.release.row");
         marker::write(
             fd.as_fd(),
             &canon,
@@ -106,6 +107,7 @@ impl Hsm {
             },
         )?;
         punch(fd.as_fd(), &canon, row.size)?;
+        crate::failpoint::hit("hsm.release.punched");
         restore_times(fd.as_fd(), &canon, &now)?;
         row.ctime_ns = stamp(fd.as_fd(), &canon)?.ctime_ns;
         self.meta.hsm_put(&row)?;

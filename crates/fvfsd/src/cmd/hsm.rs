@@ -34,6 +34,10 @@ pub enum HsmCmd {
     },
     /// Every file in the catalog with its state and current path.
     Ls,
+    /// Recreate every archived file under DEST from its payload (if the disk is lost).
+    Export {
+        dest: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -55,6 +59,7 @@ pub fn run(cfg: &Config, meta_url: &str, cmd: HsmCmd) -> Result<i32> {
         HsmCmd::Run => return daemon(cfg, meta_url),
         HsmCmd::Status { paths } => return status(meta_url, &paths),
         HsmCmd::Ls => return list(meta_url),
+        HsmCmd::Export { dest } => return export(meta_url, &dest),
         HsmCmd::Archive(f) => ("archive", f),
         HsmCmd::Release(f) => ("release", f),
         HsmCmd::Recall(f) => ("recall", f),
@@ -125,6 +130,17 @@ fn daemon(cfg: &Config, meta_url: &str) -> Result<i32> {
     run.stop();
     result?;
     Ok(0)
+}
+
+fn export(meta_url: &str, dest: &std::path::Path) -> Result<i32> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let show = |p: &std::path::Path| println!("{}", p.display());
+    let done = rt.block_on(hsm::export(meta_url, dest, &show))?;
+    for (p, why) in &done.failed {
+        eprintln!("{}: error: {why}", p.display());
+    }
+    eprintln!("exported {} files, {} bytes", done.files, done.bytes);
+    Ok(if done.failed.is_empty() { 0 } else { 1 })
 }
 
 fn status(meta_url: &str, paths: &[PathBuf]) -> Result<i32> {
