@@ -2,10 +2,15 @@
 //! what it uses:
 //! - `s3` (default): [`S3Server`], an in-process S3 server over a directory (`s3.rs`);
 //! - `model`: [`model`], the POSIX reference model every filesystem face is checked
-//!   against (engine, LAN client, FUSE mount), over a small system-under-test trait.
+//!   against (engine, LAN client, FUSE mount), over a small system-under-test trait;
+//! - `ext4`: [`Ext4Image`], a loop-mounted ext4 image per test (the HSM face's tests).
 //!
 //! It is meant for tests and CI scripts only; it is never linked into fvfs itself.
 
+#[cfg(feature = "ext4")]
+mod ext4;
+#[cfg(feature = "ext4")]
+pub use ext4::Ext4Image;
 #[cfg(feature = "model")]
 pub mod model;
 #[cfg(feature = "s3")]

@@ -34,13 +34,7 @@ pub(crate) fn slices_of(blocks: &[(u64, Uploaded)]) -> (Vec<NewSlice>, Vec<NewBl
             }),
         }
         if up.new {
-            new_blocks.push(NewBlock {
-                id: up.meta.id,
-                size: up.meta.size,
-                stored_size: up.meta.stored_size,
-                codec: up.meta.codec,
-                tiers: 1 << up.tier,
-            });
+            new_blocks.push(up.new_block());
         }
     }
     (slices, new_blocks)

@@ -7,55 +7,11 @@
 mod common;
 
 use common::Fixture;
+use fvfs_testkit::Ext4Image;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Loop {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Loop {
-    fn new() -> Loop {
-        let dir = tempfile::Builder::new()
-            .prefix("fvfs-hsm-img-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let img = dir.path().join("img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        for (cmd, args) in [
-            ("truncate", vec!["-s", "128M", img.to_str().unwrap()]),
-            ("mkfs.ext4", vec!["-q", "-F", img.to_str().unwrap()]),
-            (
-                "mount",
-                vec!["-o", "loop", img.to_str().unwrap(), mnt.to_str().unwrap()],
-            ),
-        ] {
-            let out = Command::new(cmd).args(&args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{cmd}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Loop { _dir: dir, mnt }
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-}
 
 struct Daemon(Child);
 
@@ -138,8 +94,8 @@ fn fvfsd_hsm_archives_releases_and_recalls_through_the_daemon() {
     let Some(f) = Fixture::new() else {
         return;
     };
-    let img = Loop::new();
-    let dir = img.mnt.join("media");
+    let img = Ext4Image::mount(128).unwrap();
+    let dir = img.mnt().join("media");
     std::fs::create_dir(&dir).unwrap();
     let (code, out, err) = hsm(&f, &["add", p(&dir)]);
     assert_eq!(code, 0, "{err}");
@@ -216,8 +172,8 @@ fn after_a_host_loss_restore_brings_the_catalog_back_and_export_recreates_every_
     let Some(f) = Fixture::new() else {
         return;
     };
-    let img = Loop::new();
-    let dir = img.mnt.join("data");
+    let img = Ext4Image::mount(128).unwrap();
+    let dir = img.mnt().join("data");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     assert_eq!(hsm(&f, &["add", p(&dir)]).0, 0);
     let files: Vec<(PathBuf, Vec<u8>)> = [("a.bin", 1u32), ("sub/b.bin", 2)]
@@ -287,8 +243,8 @@ fn a_crash_at_each_step_loses_nothing() {
     let Some(f) = Fixture::new() else {
         return;
     };
-    let img = Loop::new();
-    let dir = img.mnt.join("crash");
+    let img = Ext4Image::mount(128).unwrap();
+    let dir = img.mnt().join("crash");
     std::fs::create_dir(&dir).unwrap();
     assert_eq!(hsm(&f, &["add", p(&dir)]).0, 0);
     let points = [

@@ -7,7 +7,6 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -32,10 +31,9 @@ fn skip(why: &str) -> Option<Ext4> {
     None
 }
 
-/// A fresh 64 MiB ext4 image mounted on a temporary directory; unmounted and removed on drop.
+/// A fresh ext4 image mounted on a temporary directory (`fvfs_testkit::Ext4Image`).
 pub struct Ext4 {
-    dir: tempfile::TempDir,
-    mnt: PathBuf,
+    image: fvfs_testkit::Ext4Image,
 }
 
 impl Ext4 {
@@ -56,26 +54,17 @@ impl Ext4 {
             Ok(_) => return skip("kernel lacks FAN_PRE_ACCESS"),
             Err(e) => return skip(&format!("fanotify unavailable: {e}")),
         }
-        let dir = tempfile::Builder::new()
-            .prefix("fvfs-hsm-")
-            .tempdir()
-            .expect("tempdir");
-        let img = dir.path().join("img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).expect("mkdir mnt");
-        run("truncate", &["-s", &format!("{mib}M"), path_str(&img)]);
-        run("mkfs.ext4", &["-q", "-F", path_str(&img)]);
-        run("mount", &["-o", "loop", path_str(&img), path_str(&mnt)]);
-        Some(Ext4 { dir, mnt })
+        let image = fvfs_testkit::Ext4Image::mount(mib).expect("loop-mounted ext4 image");
+        Some(Ext4 { image })
     }
 
     /// The scratch directory beside the mount (not on the image).
     pub fn scratch(&self) -> &Path {
-        self.dir.path()
+        self.image.scratch()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.mnt.join(name)
+        self.image.mnt().join(name)
     }
 
     /// Creates `name` with `len` bytes of a known pattern (byte i = i % 251), fsynced.
@@ -88,34 +77,8 @@ impl Ext4 {
     }
 }
 
-impl Drop for Ext4 {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Something still holds the fs (a panicking test's blocked thread): detach it.
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-}
-
 pub fn pattern(i: u64) -> u8 {
     (i % 251) as u8
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 pub fn open_rw(path: &Path) -> File {

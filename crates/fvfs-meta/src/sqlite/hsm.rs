@@ -51,6 +51,32 @@ fn finish(raw: (HsmFile, i64, Vec<u8>, Vec<u8>)) -> Result<HsmFile> {
     Ok(f)
 }
 
+/// Inserts row `f` under `id` (a new id with None), or replaces row `id`.
+fn write_row(tx: &rusqlite::Transaction<'_>, id: Option<u64>, f: &HsmFile) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO hsm_files (id, dir, path, handle, state, pinned, size, mtime, \
+         ctime, hash, blocks, resident, archived_at, last_recall) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            id.map(|i| i as i64),
+            f.dir as i64,
+            f.path,
+            f.handle,
+            f.state.code(),
+            f.pinned as i64,
+            f.size as i64,
+            f.mtime_ns,
+            f.ctime_ns,
+            &f.hash[..],
+            encode_refs(&f.blocks),
+            f.resident,
+            f.archived_at,
+            f.last_recall
+        ],
+    )?;
+    Ok(())
+}
+
 impl HsmStore for SqliteStore {
     fn hsm_add_dir(&self, path: &str, now: i64) -> Result<u64> {
         self.write(|tx| {
@@ -81,57 +107,21 @@ impl HsmStore for SqliteStore {
 
     fn hsm_new(&self, f: &HsmFile) -> Result<u64> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO hsm_files (dir, path, handle, state, pinned, size, mtime, ctime, \
-                 hash, blocks, resident, archived_at, last_recall) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    f.dir as i64,
-                    f.path,
-                    f.handle,
-                    f.state.code(),
-                    f.pinned as i64,
-                    f.size as i64,
-                    f.mtime_ns,
-                    f.ctime_ns,
-                    &f.hash[..],
-                    encode_refs(&f.blocks),
-                    f.resident,
-                    f.archived_at,
-                    f.last_recall
-                ],
-            )?;
+            write_row(tx, None, f)?;
             Ok(tx.last_insert_rowid() as u64)
         })
     }
 
     fn hsm_put(&self, f: &HsmFile) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE hsm_files SET dir = ?2, path = ?3, handle = ?4, state = ?5, pinned = ?6, \
-                 size = ?7, mtime = ?8, ctime = ?9, hash = ?10, blocks = ?11, resident = ?12, \
-                 archived_at = ?13, last_recall = ?14 WHERE id = ?1",
-                params![
-                    f.id as i64,
-                    f.dir as i64,
-                    f.path,
-                    f.handle,
-                    f.state.code(),
-                    f.pinned as i64,
-                    f.size as i64,
-                    f.mtime_ns,
-                    f.ctime_ns,
-                    &f.hash[..],
-                    encode_refs(&f.blocks),
-                    f.resident,
-                    f.archived_at,
-                    f.last_recall
-                ],
-            )?;
-            if n == 0 {
+            let exists = tx
+                .query_row("SELECT 1 FROM hsm_files WHERE id = ?1", [f.id as i64], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
                 return Err(MetaError::NotFound);
             }
-            Ok(())
+            write_row(tx, Some(f.id), f)
         })
     }
 

@@ -71,13 +71,7 @@ impl Tiering {
         let mut new_blocks: Vec<NewBlock> = Vec::new();
         for (_, up) in blocks.iter().filter(|(_, up)| up.new) {
             if !new_blocks.iter().any(|b| b.id == up.meta.id) {
-                new_blocks.push(NewBlock {
-                    id: up.meta.id,
-                    size: up.meta.size,
-                    stored_size: up.meta.stored_size,
-                    codec: up.meta.codec,
-                    tiers: 1 << up.tier,
-                });
+                new_blocks.push(up.new_block());
             }
         }
         let held = self

@@ -28,6 +28,19 @@ pub(crate) struct Uploaded {
     pub(crate) new: bool,
 }
 
+impl Uploaded {
+    /// The row to insert for a block this upload created.
+    pub(crate) fn new_block(&self) -> NewBlock {
+        NewBlock {
+            id: self.meta.id,
+            size: self.meta.size,
+            stored_size: self.meta.stored_size,
+            codec: self.meta.codec,
+            tiers: 1 << self.tier,
+        }
+    }
+}
+
 fn upload_task(
     store: Arc<BlockStore>,
     meta: Arc<dyn MetaStore>,
