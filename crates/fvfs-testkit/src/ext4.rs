@@ -34,10 +34,18 @@ impl Ext4Image {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt)?;
         std::fs::File::create(&img)?.set_len(mib << 20)?;
-        run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), img.as_os_str()])?;
+        run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
+        )?;
         run(
             "mount",
-            &["-o".as_ref(), "loop".as_ref(), img.as_os_str(), mnt.as_os_str()],
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                img.as_os_str(),
+                mnt.as_os_str(),
+            ],
         )?;
         Ok(Ext4Image { dir, mnt })
     }

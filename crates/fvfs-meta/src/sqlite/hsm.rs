@@ -115,7 +115,11 @@ impl HsmStore for SqliteStore {
     fn hsm_put(&self, f: &HsmFile) -> Result<()> {
         self.write(|tx| {
             let exists = tx
-                .query_row("SELECT 1 FROM hsm_files WHERE id = ?1", [f.id as i64], |_| Ok(()))
+                .query_row(
+                    "SELECT 1 FROM hsm_files WHERE id = ?1",
+                    [f.id as i64],
+                    |_| Ok(()),
+                )
                 .optional()?
                 .is_some();
             if !exists {
