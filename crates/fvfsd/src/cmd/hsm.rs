@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use fvfs_engine::config::Config;
 use fvfs_engine::hsm::{self, HsmRunning};
-use fvfs_engine::{EngineOpts, MountLock, Running, DEFAULT_CACHE_SIZE};
+use fvfs_engine::{EngineOpts, MountLock, Running};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -101,11 +101,9 @@ fn daemon(cfg: &Config, meta_url: &str) -> Result<i32> {
     let opts = EngineOpts {
         meta_url: meta_url.to_string(),
         cache_dir: cfg.daemon.cache_dir.clone(),
-        cache_size: cfg
-            .daemon
-            .cache_size
-            .map(|b| b.0)
-            .unwrap_or(DEFAULT_CACHE_SIZE),
+        // No disk cache unless configured: a recalled block is written back into the
+        // native file, which is the cache.
+        cache_size: cfg.daemon.cache_size.map(|b| b.0).unwrap_or(0),
         check_tier: true,
         policy: cfg.policy(),
     };

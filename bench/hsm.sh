@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# HSM benchmark: on a loop-mounted ext4 image, with `fvfsd hsm run` as the daemon:
+#  - open + read + close of resident files in the managed directory vs an unwatched one
+#    (the listener's overhead on hot files; goal <= 2 %);
+#  - archive throughput (`fvfsd hsm archive` of one big file, MB/s; goal >= 200);
+#  - time to first byte: a 4 KiB pread at scattered offsets of a released file, caches
+#    dropped, served from the hot tier (goal < 5 ms) and from S3 on loopback (< 50 ms);
+#  - whole recall throughput from each tier (`cat` of the stub; goal >= 300 MB/s hot).
+# Two filesystems: "hot" (a local directory tier in front of S3) and "s3" (S3 only).
+# Needs root (loop mount, fanotify, drop_caches).
+#   bench/hsm.sh [SIZE_MIB]   # default 1024; FVFS_PROFILE=release for release binaries
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+SIZE_MIB="${1:-1024}"
+[[ $(id -u) -eq 0 ]] || fvfs_die "bench/hsm.sh needs root (loop mount, fanotify, drop_caches)"
+command -v python3 >/dev/null || fvfs_die "bench/hsm.sh needs python3 (timing)"
+fvfs_build_bins
+HSM_PIDS=()
+fvfs_on_teardown() {
+	for pid in "${HSM_PIDS[@]}"; do fvfs_stop_pid "$pid" "fvfsd hsm run"; done
+	[[ -n ${IMG_MNT:-} ]] && { umount "$IMG_MNT" 2>/dev/null || umount -l "$IMG_MNT" 2>/dev/null || true; }
+}
+trap fvfs_teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+fvfs_mktemp bench-hsm
+fvfs_start_s3
+IMG_MNT="$FVFS_WORK/img"
+mkdir -p "$IMG_MNT"
+truncate -s "$((SIZE_MIB * 3 + 1024))M" "$FVFS_WORK/ext4.img"
+mkfs.ext4 -q -F "$FVFS_WORK/ext4.img"
+mount -o loop "$FVFS_WORK/ext4.img" "$IMG_MNT"
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+mbps() { awk -v b="$1" -v a="$2" -v z="$3" 'BEGIN { printf "%.0f", b / 1048576 / (z - a) }'; }
+
+declare -A DAEMON
+# start NAME: (re)start the daemon of filesystem NAME: a fresh process has no block in
+# memory, so what it recalls comes from the tiers.
+start() {
+	local name="$1"
+	if [[ -n ${DAEMON[$name]:-} ]]; then fvfs_stop_pid "${DAEMON[$name]}" "fvfsd hsm run"; fi
+	FVFS_LOG=warn "$FVFSD" hsm run --meta "sqlite://$FVFS_WORK/$name.db" >"$FVFS_WORK/$name.log" 2>&1 &
+	DAEMON[$name]=$!
+	HSM_PIDS+=($!)
+	fvfs_wait_for_file_line "$FVFS_WORK/$name.log" 'fvfs HSM running' 60 "$!" >/dev/null ||
+		fvfs_die "fvfsd hsm run ($name) did not start: $(cat "$FVFS_WORK/$name.log")"
+}
+# fs NAME TIER-ARGS...: format a filesystem, manage IMG_MNT/NAME, start its daemon.
+fs() {
+	local name="$1"
+	shift
+	local meta="sqlite://$FVFS_WORK/$name.db"
+	"$FVFSD" format --meta "$meta" "$@" >/dev/null
+	mkdir -p "$IMG_MNT/$name"
+	"$FVFSD" hsm add "$IMG_MNT/$name" --meta "$meta" >/dev/null
+	start "$name"
+}
+mkdir -p "$FVFS_WORK/hot-tier"
+fs hot --tier "local=$FVFS_WORK/hot-tier" --tier "s3=$(fvfs_s3_location hot),durable"
+fs s3 --storage "$(fvfs_s3_location s3only)"
+
+# --- resident files: watched vs unwatched directory
+mkdir -p "$IMG_MNT/plain"
+for d in hot plain; do
+	mkdir -p "$IMG_MNT/$d/small"
+	for i in $(seq 300); do head -c 65536 /dev/urandom >"$IMG_MNT/$d/small/$i"; done
+done
+resident() {
+	python3 - "$1" <<'EOF'
+import os, sys, time
+d = sys.argv[1]
+names = [os.path.join(d, n) for n in os.listdir(d)]
+best = None
+for _ in range(5):
+    t = time.perf_counter()
+    for _ in range(20):
+        for n in names:
+            fd = os.open(n, os.O_RDONLY)
+            os.read(fd, 65536)
+            os.close(fd)
+    e = time.perf_counter() - t
+    best = e if best is None else min(best, e)
+print(f"{20 * len(names) / best:.0f}")
+EOF
+}
+watched=$(resident "$IMG_MNT/hot/small")
+plain=$(resident "$IMG_MNT/plain/small")
+
+# --- archive, release, time to first byte, recall, per filesystem
+head -c "$((SIZE_MIB << 20))" /dev/urandom >"$FVFS_WORK/src"
+declare -A ARCH TTFB RECALL
+for name in hot s3; do
+	meta="sqlite://$FVFS_WORK/$name.db"
+	f="$IMG_MNT/$name/big.bin"
+	cp "$FVFS_WORK/src" "$f"
+	sync
+	t0=$(now)
+	"$FVFSD" hsm archive "$f" --meta "$meta" >/dev/null
+	t1=$(now)
+	ARCH[$name]=$(mbps "$((SIZE_MIB << 20))" "$t0" "$t1")
+	for _ in $(seq 120); do
+		"$FVFSD" hsm release "$f" --meta "$meta" >/dev/null 2>&1 && break
+		sleep 1
+	done
+	"$FVFSD" hsm status "$f" --meta "$meta" | grep -q ': released' || fvfs_die "$f was not released"
+	start "$name"
+	drop
+	t0=$(now)
+	cat "$f" >/dev/null
+	t1=$(now)
+	RECALL[$name]=$(mbps "$((SIZE_MIB << 20))" "$t0" "$t1")
+	cmp "$f" "$FVFS_WORK/src" || fvfs_die "$f differs from its source after recall"
+	"$FVFSD" hsm release "$f" --meta "$meta" >/dev/null
+	start "$name"
+	drop
+	TTFB[$name]=$(python3 - "$f" "$SIZE_MIB" <<'EOF'
+import os, sys, time
+f, size = sys.argv[1], int(sys.argv[2]) << 20
+res = []
+for k in range(1, 8):
+    off = (size // 8) * k
+    fd = os.open(f, os.O_RDONLY)
+    t = time.perf_counter()
+    b = os.pread(fd, 4096, off)
+    res.append((time.perf_counter() - t) * 1000)
+    os.close(fd)
+    assert len(b) == 4096
+res.sort()
+print(f"{res[len(res) // 2]:.1f}")
+EOF
+)
+done
+
+echo "profile=${FVFS_PROFILE:-debug} size=${SIZE_MIB}MiB"
+printf '%-52s %10s\n' "resident open+read+close, watched dir (files/s)" "$watched"
+printf '%-52s %10s\n' "resident open+read+close, unwatched dir (files/s)" "$plain"
+printf '%-52s %10s\n' "archive (MB/s), hot tier | S3 only" "${ARCH[hot]} | ${ARCH[s3]}"
+printf '%-52s %10s\n' "first 4 KiB of a stub, median (ms), hot | S3" "${TTFB[hot]} | ${TTFB[s3]}"
+printf '%-52s %10s\n' "recall by cat, ranges as read (MB/s), hot | S3" "${RECALL[hot]} | ${RECALL[s3]}"
