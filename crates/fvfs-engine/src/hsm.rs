@@ -9,7 +9,9 @@
 use crate::error::Result;
 use crate::open::open_meta;
 use crate::Running;
-use fvfs_hsm::{Hsm, HsmConfig, JanitorPolicy, JanitorWorker, Listener, RequestsWorker};
+use fvfs_hsm::{
+    BulkPolicy, Hsm, HsmConfig, JanitorPolicy, JanitorWorker, Listener, RequestsWorker,
+};
 use fvfs_meta::{HsmDir, HsmFile, HsmRequest};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,13 @@ pub struct HsmSection {
     /// Commands that get the whole file at open (default: cp, mv, install, tar, bsdtar,
     /// rsync, cpio, restic, borg, rclone).
     pub whole_file_commands: Option<Vec<String>>,
+    /// Bytes recalled per second at most (0 or absent: no limit).
+    pub recall_bytes_per_sec: Option<crate::config::ByteSize>,
+    /// Backup tools whose opens of stubs get `bulk_policy` (default: restic, borg,
+    /// duplicity, rdiff-backup, bacula-fd).
+    pub bulk_commands: Option<Vec<String>>,
+    /// "queue" (default: whole-file recall, one at a time) or "refuse" (EAGAIN).
+    pub bulk_policy: Option<String>,
     /// `[hsm.janitor]`: frees space by policy; off when absent.
     pub janitor: Option<JanitorSection>,
 }
@@ -94,15 +103,27 @@ impl JanitorSection {
 }
 
 impl HsmSection {
-    fn config(&self) -> HsmConfig {
+    fn config(&self) -> Result<HsmConfig> {
         let d = HsmConfig::default();
-        HsmConfig {
+        let bulk_policy = match self.bulk_policy.as_deref() {
+            None | Some("queue") => BulkPolicy::Queue,
+            Some("refuse") => BulkPolicy::Refuse,
+            Some(other) => {
+                return Err(crate::EngineError::Config(format!(
+                    "[hsm] bulk_policy = {other:?}: use \"queue\" or \"refuse\""
+                )))
+            }
+        };
+        Ok(HsmConfig {
             recall_concurrency: self.recall_concurrency.unwrap_or(d.recall_concurrency),
             whole_file_commands: self
                 .whole_file_commands
                 .clone()
                 .unwrap_or(d.whole_file_commands),
-        }
+            recall_bytes_per_sec: self.recall_bytes_per_sec.map(|b| b.0).unwrap_or(0),
+            bulk_commands: self.bulk_commands.clone().unwrap_or(d.bulk_commands),
+            bulk_policy,
+        })
     }
 }
 
@@ -119,7 +140,7 @@ impl HsmRunning {
         let hsm = Hsm::new(
             run.engine.meta.clone(),
             run.vfs.tiering().clone(),
-            section.config(),
+            section.config()?,
         );
         for d in &section.dirs {
             hsm.add_dir(d)?;

@@ -78,18 +78,40 @@ pub struct HsmConfig {
     /// stub. These tools find data with `SEEK_DATA`, which the kernel reports to no
     /// listener, and would copy a stub's holes as zeros.
     pub whole_file_commands: Vec<String>,
+    /// Bytes recalled per second at most, across files (0: no limit).
+    pub recall_bytes_per_sec: u64,
+    /// Commands that would recall everything they see (backup tools walking the tree):
+    /// their opens of stubs get `bulk_policy`.
+    pub bulk_commands: Vec<String>,
+    pub bulk_policy: BulkPolicy,
+}
+
+/// What an open of a stub by one of `bulk_commands` gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkPolicy {
+    /// The open fails with EAGAIN: the tool skips the file (and may retry later).
+    Refuse,
+    /// The whole file is recalled before the open returns, one bulk recall at a time, so
+    /// interactive recalls are never queued behind a backup.
+    Queue,
 }
 
 /// Sparse-aware copiers and archivers: they skip what `SEEK_DATA` calls holes.
 pub const WHOLE_FILE_COMMANDS: &[&str] = &[
-    "cp", "mv", "install", "tar", "bsdtar", "rsync", "cpio", "restic", "borg", "rclone",
+    "cp", "mv", "install", "tar", "bsdtar", "rsync", "cpio", "rclone",
 ];
+
+/// Backup tools that read every file of a tree.
+pub const BULK_COMMANDS: &[&str] = &["restic", "borg", "duplicity", "rdiff-backup", "bacula-fd"];
 
 impl Default for HsmConfig {
     fn default() -> Self {
         HsmConfig {
             recall_concurrency: 4,
             whole_file_commands: WHOLE_FILE_COMMANDS.iter().map(|s| s.to_string()).collect(),
+            recall_bytes_per_sec: 0,
+            bulk_commands: BULK_COMMANDS.iter().map(|s| s.to_string()).collect(),
+            bulk_policy: BulkPolicy::Queue,
         }
     }
 }
@@ -114,6 +136,12 @@ pub struct Hsm {
     /// the readers waiting behind one find their range resident when they get it.
     recall_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) recall_slots: tokio::sync::Semaphore,
+    /// Where the last recall of each file ended (read-ahead of sequential readers).
+    pub(crate) recall_ends: Mutex<HashMap<u64, u64>>,
+    /// One bulk recall at a time (`BulkPolicy::Queue`).
+    pub(crate) bulk_slot: tokio::sync::Semaphore,
+    /// When the next recalled byte may be fetched (`recall_bytes_per_sec`).
+    pace_next: Mutex<std::time::Instant>,
     pub counters: HsmCounters,
 }
 
@@ -189,6 +217,9 @@ impl Hsm {
             watch: Mutex::new(None),
             recall_locks: Mutex::new(HashMap::new()),
             recall_slots: tokio::sync::Semaphore::new(slots),
+            bulk_slot: tokio::sync::Semaphore::new(1),
+            recall_ends: Mutex::new(HashMap::new()),
+            pace_next: Mutex::new(std::time::Instant::now()),
             counters: HsmCounters::default(),
         })
     }
@@ -237,6 +268,25 @@ impl Hsm {
     /// The marker and catalog row of the file at `path` (None when it carries none).
     pub fn status(&self, path: &Path) -> Result<Option<(Marker, HsmFile)>> {
         catalog::status_of(self.meta.as_ref(), path)
+    }
+
+    /// Waits until `bytes` more may be recalled under `recall_bytes_per_sec`: each
+    /// recall books its time after the previous one, so the rate holds across files.
+    pub(crate) async fn pace(&self, bytes: u64) {
+        let rate = self.cfg.recall_bytes_per_sec;
+        if rate == 0 {
+            return;
+        }
+        let wait = {
+            let mut next = self.pace_next.lock();
+            let now = std::time::Instant::now();
+            let start = (*next).max(now);
+            *next = start + std::time::Duration::from_secs_f64(bytes as f64 / rate as f64);
+            start - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     pub(crate) fn recall_lock(&self, id: u64) -> Arc<tokio::sync::Mutex<()>> {

@@ -14,7 +14,7 @@
 
 use crate::error::{HsmError, Result};
 use crate::fanotify::{Event, Group, Mode, Response};
-use crate::{handle, Hsm, Watch};
+use crate::{handle, BulkPolicy, Hsm, Watch};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -144,6 +144,28 @@ fn read_loop(hsm: Arc<Hsm>, group: Arc<Group>, stop: Arc<AtomicBool>, rt: tokio:
     }
 }
 
+/// An open of a stub by a backup tool: refused (EAGAIN), or recalled whole in the one bulk
+/// slot.
+async fn bulk(hsm: &Hsm, group: &Group, ev: Event, path: &std::path::Path, cmd: &str) {
+    let response = match hsm.cfg.bulk_policy {
+        BulkPolicy::Refuse => {
+            tracing::debug!(path = %path.display(), command = %cmd, "bulk open refused (EAGAIN)");
+            Response::Deny(libc::EAGAIN)
+        }
+        BulkPolicy::Queue => {
+            let _one_bulk = hsm.bulk_slot.acquire().await;
+            match hsm.recall_fd(ev.fd.as_fd(), path, None).await {
+                Ok(_) => Response::Allow,
+                // Logged by recall_fd.
+                Err(_) => Response::Deny(libc::EIO),
+            }
+        }
+    };
+    if let Err(e) = group.respond(ev.fd.as_raw_fd(), response) {
+        tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
+    }
+}
+
 async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
     let path = handle::path_of(ev.fd.as_fd()).unwrap_or_else(|_| "?".into());
     let range = match group.mode() {
@@ -151,6 +173,9 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
             // An open: only the commands that skip holes get the whole file now; every
             // other process gets its ranges as it touches them.
             let cmd = command_of(ev.pid);
+            if hsm.cfg.bulk_commands.contains(&cmd) {
+                return bulk(hsm, group, ev, &path, &cmd).await;
+            }
             if !hsm.cfg.whole_file_commands.contains(&cmd) {
                 if let Err(e) = group.respond(ev.fd.as_raw_fd(), Response::Allow) {
                     tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");

@@ -25,6 +25,9 @@ use std::sync::atomic::Ordering;
 /// Blocks fetched per step (memory: at most this many blocks at once).
 const FETCH_STEP: usize = 8;
 
+/// How far a sequential reader's recall reaches past its range.
+const READ_AHEAD: u64 = 8 << 20;
+
 /// What a recall did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recalled {
@@ -121,6 +124,25 @@ fn hash_file(fd: BorrowedFd<'_>, path: &Path, len: u64) -> Result<[u8; 32]> {
 }
 
 impl Hsm {
+    /// A range that starts where the previous recall of the same file ended (a sequential
+    /// reader such as `cat`) is stretched by `READ_AHEAD`, so its blocks are fetched in
+    /// parallel instead of one per read; any other range is recalled as asked, so a
+    /// random read costs only the blocks it touches.
+    fn read_ahead(&self, id: u64, range: Option<(u64, u64)>) -> Option<(u64, u64)> {
+        let (off, count) = range?;
+        let mut ends = self.recall_ends.lock();
+        let sequential = ends
+            .get(&id)
+            .is_some_and(|end| off <= *end && off + count > *end);
+        let count = if sequential {
+            count.max(READ_AHEAD)
+        } else {
+            count
+        };
+        ends.insert(id, off + count);
+        Some((off, count))
+    }
+
     /// Recalls the blocks of `[offset, offset + count)` (the whole file with None) into
     /// the stub open as `fd` (open for writing, and not reporting accesses to the
     /// listener: the event's own descriptor, or any descriptor when no listener runs).
@@ -175,6 +197,7 @@ impl Hsm {
             row.size = before.size;
         }
         let valid = row.size;
+        let range = self.read_ahead(row.id, range);
         let todo: Vec<(usize, u64)> = blocks_in(row, range)
             .into_iter()
             .filter(|(i, _)| !is_resident(&row.resident, *i))
@@ -183,6 +206,7 @@ impl Hsm {
         let mut written = 0u64;
         for step in todo.chunks(FETCH_STEP) {
             let refs: Vec<_> = step.iter().map(|(i, _)| row.blocks[*i]).collect();
+            self.pace(refs.iter().map(|r| r.len as u64).sum()).await;
             let parts = self
                 .tiering
                 .read_held_blocks(HSM_HOLDER, &key, &refs)

@@ -11,7 +11,7 @@ mod common;
 
 use common::Ext4;
 use fvfs_chunk::{BlockStore, BlockStoreConfig};
-use fvfs_hsm::{Hsm, HsmConfig, HsmError, Listener, Marker};
+use fvfs_hsm::{BulkPolicy, Hsm, HsmConfig, HsmError, Listener, Marker};
 use fvfs_meta::{HsmState, MetaStore};
 use fvfs_testkit::S3Server;
 use fvfs_tier::{S3Credentials, Tier, TierOptions, TierSpec};
@@ -65,6 +65,10 @@ impl Env {
     /// A managed directory `data` on a fresh image; with `hot`, a hot directory tier in
     /// front of the durable S3 tier.
     fn new(image_mib: u64, hot: bool) -> Option<Env> {
+        Env::with_config(image_mib, hot, HsmConfig::default())
+    }
+
+    fn with_config(image_mib: u64, hot: bool, hsm_cfg: HsmConfig) -> Option<Env> {
         let fs = Ext4::with_size_mib(image_mib)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -127,7 +131,7 @@ impl Env {
             Duration::from_secs(3600),
         )
         .unwrap();
-        let hsm = Hsm::new(meta.clone(), tiering.clone(), HsmConfig::default());
+        let hsm = Hsm::new(meta.clone(), tiering.clone(), hsm_cfg);
         let data = fs.path("data");
         std::fs::create_dir(&data).unwrap();
         hsm.add_dir(&data).unwrap();
@@ -552,4 +556,70 @@ fn the_janitor_brings_usage_under_the_low_mark_oldest_first() {
     // Under the high mark: a pass does nothing.
     let idle = env.rt.block_on(env.hsm.janitor_pass(&policy)).unwrap();
     assert_eq!(idle.released, 0);
+}
+
+#[test]
+fn backup_tools_are_refused_or_queued_and_the_recall_rate_is_bounded() {
+    let cfg = HsmConfig {
+        bulk_commands: vec!["cat".into()],
+        bulk_policy: BulkPolicy::Refuse,
+        recall_bytes_per_sec: 2 << 20,
+        ..HsmConfig::default()
+    };
+    let Some(env) = Env::with_config(256, true, cfg) else {
+        return;
+    };
+    let data = payload(16 << 20, 9);
+    let p = env.file("storm.bin", &data);
+    let id = env.stub(&p);
+    // A "backup tool" is refused at open; metadata stays free.
+    let out = Command::new("cat").arg(&p).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Resource temporarily unavailable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), data.len() as u64);
+    assert_eq!(env.recalled_bytes(), 0);
+    // Any other process reads it, at 2 MiB/s at most. Recalls fetch up to 8 blocks at a
+    // time, each booking its bytes: everything but the last 8 blocks waits for the rate.
+    let lens: Vec<u64> = env
+        .meta
+        .hsm_get(id)
+        .unwrap()
+        .unwrap()
+        .blocks
+        .iter()
+        .map(|b| b.len as u64)
+        .collect();
+    let widest = lens
+        .windows(8.min(lens.len()))
+        .map(|w| w.iter().sum::<u64>())
+        .max()
+        .unwrap();
+    let lower = (data.len() as u64 - widest) as f64 / (2 << 20) as f64;
+    assert!(lower >= 1.0, "{lens:?}");
+    let t = std::time::Instant::now();
+    assert!(std::fs::read(&p).unwrap() == data);
+    assert!(
+        t.elapsed().as_secs_f64() >= lower * 0.95,
+        "{:?} < {lower} s",
+        t.elapsed()
+    );
+
+    // Queued: the tool gets the whole file before its open returns.
+    let cfg = HsmConfig {
+        bulk_commands: vec!["cat".into()],
+        bulk_policy: BulkPolicy::Queue,
+        ..HsmConfig::default()
+    };
+    let Some(env) = Env::with_config(256, true, cfg) else {
+        return;
+    };
+    let p = env.file("queued.bin", &data);
+    env.stub(&p);
+    assert!(sh("cat", &[p.to_str().unwrap()]).stdout == data);
+    assert_eq!(env.recalled_bytes(), data.len() as u64);
+    assert!(!env.marker(&p).unwrap().released, "recalled whole at open");
 }
