@@ -131,15 +131,20 @@ impl Hsm {
     fn read_ahead(&self, id: u64, range: Option<(u64, u64)>) -> Option<(u64, u64)> {
         let (off, count) = range?;
         let mut ends = self.recall_ends.lock();
-        let sequential = ends
-            .get(&id)
-            .is_some_and(|end| off <= *end && off + count > *end);
-        let count = if sequential {
-            count.max(READ_AHEAD)
-        } else {
-            count
+        let (count, end) = match ends.get(&id).copied() {
+            // Inside or at the edge of what was recalled for a reader going forward: the
+            // range that crosses the edge takes the next window with it.
+            Some(end) if off <= end => {
+                let count = if off + count > end {
+                    count.max(READ_AHEAD)
+                } else {
+                    count
+                };
+                (count, end.max(off + count))
+            }
+            _ => (count, off + count),
         };
-        ends.insert(id, off + count);
+        ends.insert(id, end);
         Some((off, count))
     }
 
