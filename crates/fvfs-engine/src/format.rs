@@ -45,12 +45,8 @@ pub fn tiers_from_locations(locs: &[String]) -> Vec<TierSettings> {
     locs.iter()
         .enumerate()
         .map(|(i, l)| TierSettings {
-            name: format!("tier{i}"),
-            location: l.clone(),
-            high_watermark: None,
-            low_watermark: None,
             durable: i + 1 == n,
-            keep_copy: false,
+            ..TierSettings::new(format!("tier{i}"), l.clone())
         })
         .collect()
 }

@@ -134,7 +134,7 @@ pub struct Hsm {
     watch: Mutex<Option<Arc<dyn Watch>>>,
     /// One lock per catalog id being recalled: recalls of one file run one at a time, and
     /// the readers waiting behind one find their range resident when they get it.
-    recall_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) recall_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) recall_slots: tokio::sync::Semaphore,
     /// Where the last recall of each file ended (read-ahead of sequential readers).
     pub(crate) recall_ends: Mutex<HashMap<u64, u64>>,

@@ -176,6 +176,11 @@ impl Hsm {
             return Ok(Recalled::default());
         }
         let result = self.fill(fd, path, &mut row, range).await;
+        if matches!(result, Ok(Recalled { whole: true, .. })) {
+            // No longer a stub: its per-file state goes (later callers find it resident).
+            self.recall_ends.lock().remove(&row.id);
+            self.recall_locks.lock().remove(&row.id);
+        }
         match &result {
             Ok(_) => self.counters.recalls.fetch_add(1, Ordering::Relaxed),
             Err(e) => {

@@ -39,27 +39,12 @@ struct Env {
 
 fn tier(name: &str, location: &str, durable: bool) -> TierSettings {
     TierSettings {
-        name: name.into(),
-        location: location.into(),
-        high_watermark: None,
-        low_watermark: None,
         durable,
-        keep_copy: false,
+        ..TierSettings::new(name, location)
     }
 }
 
-/// Incompressible bytes, the same for the same seed.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use fvfs_testkit::pseudo_random as payload;
 
 impl Env {
     /// A managed directory `data` on a fresh image; with `hot`, a hot directory tier in

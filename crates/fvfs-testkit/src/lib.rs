@@ -1,5 +1,5 @@
 //! Test helpers that start real things, each behind a feature so a crate pays only for
-//! what it uses:
+//! what it uses (and [`pseudo_random`] test data, always):
 //! - `s3` (default): [`S3Server`], an in-process S3 server over a directory (`s3.rs`);
 //! - `model`: [`model`], the POSIX reference model every filesystem face is checked
 //!   against (engine, LAN client, FUSE mount), over a small system-under-test trait;
@@ -7,6 +7,8 @@
 //!
 //! It is meant for tests and CI scripts only; it is never linked into fvfs itself.
 
+mod data;
+pub use data::pseudo_random;
 #[cfg(feature = "ext4")]
 mod ext4;
 #[cfg(feature = "ext4")]

@@ -221,6 +221,20 @@ pub struct TierSettings {
     pub keep_copy: bool,
 }
 
+impl TierSettings {
+    /// A tier with no watermarks, neither durable nor keep-copy.
+    pub fn new(name: impl Into<String>, location: impl Into<String>) -> TierSettings {
+        TierSettings {
+            name: name.into(),
+            location: location.into(),
+            high_watermark: None,
+            low_watermark: None,
+            durable: false,
+            keep_copy: false,
+        }
+    }
+}
+
 /// Settings of one filesystem, written once by `fvfsd format` into the metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -246,14 +260,7 @@ impl Settings {
             self.storage
                 .iter()
                 .enumerate()
-                .map(|(i, loc)| TierSettings {
-                    name: format!("tier{i}"),
-                    location: loc.clone(),
-                    high_watermark: None,
-                    low_watermark: None,
-                    durable: false,
-                    keep_copy: false,
-                })
+                .map(|(i, loc)| TierSettings::new(format!("tier{i}"), loc.clone()))
                 .collect()
         } else {
             self.tiers.clone()

@@ -27,12 +27,8 @@ struct Env {
 
 fn tier(name: &str, location: &str, durable: bool) -> TierSettings {
     TierSettings {
-        name: name.into(),
-        location: location.into(),
-        high_watermark: None,
-        low_watermark: None,
         durable,
-        keep_copy: false,
+        ..TierSettings::new(name, location)
     }
 }
 
@@ -110,18 +106,7 @@ impl BlockUsers for InUse {
     }
 }
 
-/// Incompressible bytes, the same for the same seed.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use fvfs_testkit::pseudo_random as payload;
 
 async fn write_file(vfs: &Vfs, name: &[u8], data: &[u8]) -> u64 {
     let (a, fh) = vfs

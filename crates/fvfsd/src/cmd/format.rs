@@ -12,14 +12,7 @@ pub fn parse_tier_spec(s: &str) -> Result<TierSettings> {
     })?;
     let mut parts = rest.split(',');
     let location = parts.next().unwrap_or_default().to_string();
-    let mut t = TierSettings {
-        name: name.to_string(),
-        location,
-        high_watermark: None,
-        low_watermark: None,
-        durable: false,
-        keep_copy: false,
-    };
+    let mut t = TierSettings::new(name, location);
     for p in parts {
         match p.split_once('=') {
             None if p == "durable" => t.durable = true,
