@@ -211,6 +211,9 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log write that fails (disk full) is dropped: the default `eprintln!` report
+        // would panic on the same full disk and take the mount down.
+        .log_internal_errors(false)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,6 +1,23 @@
 //! `fvfsd`: the storage host's binary. Parses arguments and runs one subcommand; the work
 //! lives in the library crates (`cmd/` holds one module per subcommand).
 
+/// A line on stderr that a long-running daemon prints (start-up banners, the final error).
+/// Unlike `eprintln!` it never panics: a daemon whose log file is on a full disk, or whose
+/// terminal went away, keeps serving.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+/// The same for stdout (the serve banner that scripts read).
+macro_rules! say_out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cmd;
 mod config;
 
@@ -329,6 +346,9 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log write that fails (disk full) is dropped; the default reports it with
+        // `eprintln!`, which panics on the same full disk and took the mount down.
+        .log_internal_errors(false)
         .init();
     match nofile {
         Ok((before, after)) => tracing::debug!(before, after, "open-file limit (RLIMIT_NOFILE)"),
@@ -337,7 +357,7 @@ fn main() {
     match run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("fvfsd: error: {e:#}");
+            say!("fvfsd: error: {e:#}");
             std::process::exit(1);
         }
     }

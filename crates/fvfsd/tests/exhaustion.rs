@@ -378,3 +378,76 @@ fn a_stop_with_a_full_table_spools_and_the_next_start_commits() {
     );
     stop(&mut d);
 }
+
+/// A daemon whose log goes to a full disk keeps serving: every log line (debug level, so
+/// every operation logs) and the start-up banner fail with ENOSPC, and the mount still
+/// writes, reads and unmounts cleanly with exit status 0. (The tracing layer used to report
+/// a failed log write with `eprintln!`, which panicked on the same full disk.)
+#[test]
+fn a_full_log_disk_does_not_stop_the_mount() {
+    let Some(mut f) = common::Fixture::new() else {
+        return;
+    };
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let mut child = f
+        .fvfsd()
+        .env("FVFS_LOG", "debug")
+        .args([
+            "mount",
+            "--foreground",
+            "--meta",
+            &f.meta_url,
+            "--cache-dir",
+        ])
+        .arg(&f.cache)
+        .arg(&f.mnt)
+        .stdin(std::process::Stdio::null())
+        .stdout(full())
+        .stderr(full())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !common::is_mounted(&f.mnt) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the daemon exited before mounting"
+        );
+        assert!(Instant::now() < deadline, "the mount did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let payload = data(3 << 20, 7);
+    for i in 0..5 {
+        let p = f.path(&format!("f{i}"));
+        std::fs::write(&p, &payload).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), payload);
+        // A failing operation logs too.
+        assert!(std::fs::read(f.path("missing")).is_err());
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon died while its log disk was full"
+    );
+    let st = std::process::Command::new("umount")
+        .arg(&f.mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    // What the mount wrote is committed: a fresh mount reads it back.
+    f.mount();
+    assert_eq!(std::fs::read(f.path("f4")).unwrap(), payload);
+    f.unmount();
+}

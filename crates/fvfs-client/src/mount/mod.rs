@@ -183,7 +183,15 @@ pub fn run(client: Client, opts: MountOptions) -> Result<(), MountError> {
     }
     fvfs_fuse::unmount_on_signals(rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), daemon = %url, cache = %dir.display(), "mounted");
-    eprintln!("fvfsc: {url} mounted at {}", mp.display());
+    {
+        // Never panics: a full log disk must not take the mount down.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "fvfsc: {url} mounted at {}",
+            mp.display()
+        );
+    }
     let served = session.run();
     tracing::info!("unmounted");
     // The uploads worker stops at once, or after the upload it is making (bounded); what it

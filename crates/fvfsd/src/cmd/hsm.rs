@@ -109,7 +109,7 @@ fn daemon(cfg: &Config, meta_url: &str) -> Result<i32> {
     };
     let run = Running::start(opts, "hsm")?;
     let result = HsmRunning::start(&run, &cfg.hsm).map(|h| {
-        eprintln!("fvfs HSM running (pid {})", std::process::id());
+        say!("fvfs HSM running (pid {})", std::process::id());
         run.rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut term), Ok(mut int)) = (

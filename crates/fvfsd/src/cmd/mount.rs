@@ -75,7 +75,7 @@ pub fn foreground(args: MountArgs) -> Result<()> {
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
     fvfs_fuse::unmount_on_signals(run.rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), storage = %run.durable_display(), "mounted");
-    eprintln!(
+    say!(
         "fvfs mounted at {} (pid {})",
         mp.display(),
         std::process::id()

@@ -339,14 +339,14 @@ fn serve(
     if let Err(e) = std::fs::write(&url_file, format!("{url}\n")) {
         tracing::warn!(path = %url_file.display(), error = %e, "cannot write the URL file");
     }
-    println!("socket     {}", socket_path.display());
+    say_out!("socket     {}", socket_path.display());
     if let Some(fp) = &fingerprint {
-        println!("tls        sha256 {fp}");
+        say_out!("tls        sha256 {fp}");
     }
     tracing::info!(listen = %local, "API listening");
-    println!("api {url}");
+    say_out!("api {url}");
     let _ = std::io::stdout().flush();
-    eprintln!(
+    say!(
         "fvfsd serving (pid {}); stop with Ctrl-C or SIGTERM",
         std::process::id()
     );
