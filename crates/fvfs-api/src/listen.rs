@@ -1,5 +1,5 @@
 //! How the API listens: the TLS rule (TLS beyond loopback unless plain HTTP is asked for
-//! explicitly) and the URL clients are given for a listener.
+//! explicitly), the certificate it then needs, and the URL clients are given for a listener.
 //!
 //! Invariant: plain HTTP beyond loopback (a wildcard included) is never chosen silently.
 
@@ -45,6 +45,69 @@ pub fn transport(
         None => Transport::Tls,
         Some(false) => return Err(PlainHttpRefused(bind)),
     })
+}
+
+/// Why the API cannot listen as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(transparent)]
+    PlainHttp(#[from] PlainHttpRefused),
+    /// TLS is the default here (beyond loopback) and the stored certificate is unusable.
+    #[error(
+        "the API listens on {bind}, beyond loopback, so it needs TLS, and the certificate \
+         in {dir} is unusable ({source}); repair or remove it (a new one is made at start), \
+         or set `[daemon] insecure_http = true` to serve plain HTTP"
+    )]
+    DefaultTls {
+        bind: IpAddr,
+        dir: String,
+        source: crate::tls::TlsError,
+    },
+    /// TLS was asked for and cannot be served.
+    #[error("cannot serve TLS: {0}")]
+    Tls(crate::tls::TlsError),
+}
+
+/// How the API listens, with what [`security`] loaded for it.
+pub struct Security {
+    pub transport: Transport,
+    /// The server configuration when `transport` is TLS.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The certificate's SHA-256 (the pin clients check) when `transport` is TLS.
+    pub fingerprint: Option<String>,
+}
+
+/// Applies the TLS rule ([`transport`]) and, for TLS, makes the state directory's
+/// certificate if there is none and loads it.
+pub fn security(
+    bind: IpAddr,
+    tls: Option<bool>,
+    insecure_http: bool,
+    state_dir: &std::path::Path,
+) -> Result<Security, ListenError> {
+    let transport = transport(bind, tls, insecure_http)?;
+    if transport != Transport::Tls {
+        return Ok(Security {
+            transport,
+            tls: None,
+            fingerprint: None,
+        });
+    }
+    let loaded = crate::tls::ensure(state_dir, &crate::mdns::hostname())
+        .and_then(|_| crate::tls::load(state_dir));
+    match loaded {
+        Ok((cfg, fp)) => Ok(Security {
+            transport,
+            tls: Some(cfg),
+            fingerprint: Some(fp),
+        }),
+        Err(source) if tls.is_none() => Err(ListenError::DefaultTls {
+            bind,
+            dir: state_dir.join("tls").display().to_string(),
+            source,
+        }),
+        Err(e) => Err(ListenError::Tls(e)),
+    }
 }
 
 /// The URL clients use for a listener bound at `addr` (a wildcard becomes loopback).

@@ -21,7 +21,7 @@ use super::token;
 use crate::config::{Config, DaemonExt};
 use anyhow::{Context, Result};
 use fvfs_api::auth::{guard, Access, SeenFn};
-use fvfs_api::listen::{api_url, transport, Transport};
+use fvfs_api::listen::{api_url, Transport};
 use fvfs_api::ApiState;
 use fvfs_engine::hsm::HsmRunning;
 use fvfs_engine::paths::{data_dir, default_cache_dir, default_meta_url, home, state_dir};
@@ -185,28 +185,9 @@ fn serve(
     };
     let tls_cfg = if a.tls { Some(true) } else { cfg.daemon.tls };
     let insecure = cfg.daemon.insecure_http.unwrap_or(false);
-    let transport = transport(bind, tls_cfg, insecure)?;
+    let sec = fvfs_api::listen::security(bind, tls_cfg, insecure, state)?;
+    let (transport, tls, fingerprint) = (sec.transport, sec.tls, sec.fingerprint);
     let tls_on = transport == Transport::Tls;
-    let (tls, fingerprint) = if tls_on {
-        let loaded = fvfs_api::tls::ensure(state, &fvfs_api::mdns::hostname())
-            .and_then(|_| fvfs_api::tls::load(state));
-        match loaded {
-            Ok((c, fp)) => (Some(c), Some(fp)),
-            Err(e) if tls_cfg.is_none() => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "the API listens on {bind}, beyond loopback, so it needs TLS, and the \
-                         certificate in {} is unusable; repair or remove it (a new one is made \
-                         at start), or set `[daemon] insecure_http = true` to serve plain HTTP",
-                        state.join("tls").display()
-                    )
-                })
-            }
-            Err(e) => return Err(e).context("cannot serve TLS"),
-        }
-    } else {
-        (None, None)
-    };
     if transport == Transport::InsecureHttp {
         tracing::warn!(
             listen = %bind,
