@@ -276,16 +276,16 @@ fn released_files_read_byte_identical_through_cat_cp_mmap_and_exec() {
 }
 
 #[test]
-fn a_partial_read_recalls_only_the_blocks_it_touches() {
-    let Some(env) = Env::new(512, true) else {
+fn a_partial_read_of_a_1_gib_stub_recalls_only_the_blocks_it_touches() {
+    let Some(env) = Env::new(1536, true) else {
         return;
     };
-    let data = payload(128 << 20, 2);
+    let data = payload(1 << 30, 2);
     let p = env.file("large.bin", &data);
     let id = env.stub(&p);
     let row = env.meta.hsm_get(id).unwrap().unwrap();
     let before = env.recalled_bytes();
-    let off = 100 << 20;
+    let off = 700 << 20;
     let f = std::fs::File::open(&p).unwrap();
     let mut buf = vec![0u8; 4096];
     f.read_exact_at(&mut buf, off).unwrap();

@@ -18,4 +18,6 @@ pub mod model;
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "s3")]
+mod s3_get;
+#[cfg(feature = "s3")]
 pub use s3::*;

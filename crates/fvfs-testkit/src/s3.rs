@@ -1,5 +1,6 @@
 //! An in-process S3 server over a directory: [`S3Server`], a thin wrapper around `s3s-fs`
-//! (an S3 implementation that stores bucket `b`, key `k` as the file `root/b/k`) served
+//! (an S3 implementation that stores bucket `b`, key `k` as the file `root/b/k`; GET bodies
+//! read in large pieces, `s3_get.rs`) served
 //! with hyper on `127.0.0.1`. It is meant for tests and CI scripts only (see the `fvfs-s3-server`
 //! binary); it is never linked into fvfs itself.
 //!
@@ -105,7 +106,11 @@ impl S3Server {
         }
         std::fs::create_dir_all(root.join(bucket))?;
         let fs = s3s_fs::FileSystem::new(root).map_err(s3fs_err)?;
-        let mut b = S3ServiceBuilder::new(fs);
+        let store = crate::s3_get::FsStore {
+            fs,
+            root: root.to_path_buf(),
+        };
+        let mut b = S3ServiceBuilder::new(store);
         b.set_auth(SimpleAuth::from_single(access_key, secret_key));
         let service = b.build();
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], port)))?;

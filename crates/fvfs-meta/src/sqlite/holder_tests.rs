@@ -37,6 +37,13 @@ fn held_block_outlives_its_files_until_released() {
     );
     assert_eq!(refcount(&s, &id), 3);
     assert_eq!(s.held_by("hsm", b"k1").unwrap(), vec![id]);
+    let other = BlockId([5; 32]);
+    assert_eq!(
+        s.holds("hsm", b"k1", &[other, id, id]).unwrap(),
+        vec![false, true, true]
+    );
+    assert_eq!(s.holds("hsm", b"k2", &[id]).unwrap(), vec![false]);
+    assert_eq!(s.holds("music", b"k1", &[id]).unwrap(), vec![false]);
     assert_eq!(
         s.holders_of(&id).unwrap(),
         vec![holder("hsm", b"k1"), holder("music", b"x")]

@@ -77,6 +77,19 @@ impl HolderStore for SqliteStore {
         self.read(|tx| held(tx, kind, key))
     }
 
+    fn holds(&self, kind: &str, key: &[u8], blocks: &[BlockId]) -> Result<Vec<bool>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT 1 FROM holders WHERE kind = ?1 AND key = ?2 AND block = ?3",
+            )?;
+            let mut out = Vec::with_capacity(blocks.len());
+            for b in blocks {
+                out.push(stmt.exists(rusqlite::params![kind, key, &b.0[..]])?);
+            }
+            Ok(out)
+        })
+    }
+
     fn holders_of(&self, block: &BlockId) -> Result<Vec<Holder>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(

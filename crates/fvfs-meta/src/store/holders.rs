@@ -32,6 +32,9 @@ pub trait HolderStore {
     fn release(&self, kind: &str, key: &[u8]) -> Result<Vec<BlockId>>;
     /// The blocks (kind, key) holds, in id order.
     fn held_by(&self, kind: &str, key: &[u8]) -> Result<Vec<BlockId>>;
+    /// Which of `blocks` (kind, key) holds, in the order given (a point lookup each: a
+    /// recall step asks for a few blocks of a file that may hold thousands).
+    fn holds(&self, kind: &str, key: &[u8], blocks: &[BlockId]) -> Result<Vec<bool>>;
     /// The holders (kind, key) of one block.
     fn holders_of(&self, block: &BlockId) -> Result<Vec<Holder>>;
     /// Holder rows whose block has no row (fsck): (holder, block).

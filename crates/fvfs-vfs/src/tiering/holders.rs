@@ -100,13 +100,13 @@ impl Tiering {
         key: &[u8],
         refs: &[BlockRef],
     ) -> Result<Vec<Bytes>> {
-        let held = self.meta.held_by(kind, key)?;
+        let ids: Vec<BlockId> = refs.iter().map(|r| r.id).collect();
+        if self.meta.holds(kind, key, &ids)?.contains(&false) {
+            return Err(MetaError::NotFound.into());
+        }
         let mut fetches = Vec::with_capacity(refs.len());
         let now = crate::now_ns();
         for r in refs {
-            if held.binary_search(&r.id).is_err() {
-                return Err(MetaError::NotFound.into());
-            }
             let row = self
                 .meta
                 .get_block(&r.id)?
