@@ -162,3 +162,54 @@ mod tests {
         }
     }
 }
+
+/// An error and its causes on one line, `outer: cause: root`, each text once: a layer
+/// whose message already includes its source's message (thiserror's `{source}`) does
+/// not have that source repeated. The binaries print their final error with it.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(e);
+    while let Some(cur) = next {
+        let text = cur.to_string().replace('\n', " ");
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = cur.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the metadata at X: {source}")]
+    struct Outer {
+        source: Inner,
+    }
+    #[derive(Debug, thiserror::Error)]
+    #[error("not formatted")]
+    struct Inner;
+    #[derive(Debug, thiserror::Error)]
+    #[error("restore failed")]
+    struct Terse {
+        #[source]
+        source: Outer,
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let e = Terse {
+            source: Outer { source: Inner },
+        };
+        assert_eq!(
+            error_line(&e),
+            "restore failed: cannot open the metadata at X: not formatted"
+        );
+        assert_eq!(error_line(&Inner), "not formatted");
+    }
+}

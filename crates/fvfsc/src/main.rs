@@ -240,7 +240,7 @@ fn main() {
         r
     };
     if let Err(e) = result {
-        let mut line = format!("{e:#}").replace('\n', " ");
+        let mut line = fvfs_types::error::error_line(e.as_ref());
         if let Some(h) = hint(&e) {
             line.push_str(" (");
             line.push_str(h);

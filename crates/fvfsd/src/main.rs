@@ -357,7 +357,10 @@ fn main() {
     match run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            say!("fvfsd: error: {e:#}");
+            say!(
+                "fvfsd: error: {}",
+                fvfs_types::error::error_line(e.as_ref())
+            );
             std::process::exit(1);
         }
     }
