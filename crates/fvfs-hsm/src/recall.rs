@@ -126,26 +126,32 @@ fn hash_file(fd: BorrowedFd<'_>, path: &Path, len: u64) -> Result<[u8; 32]> {
 impl Hsm {
     /// A range that starts where the previous recall of the same file ended (a sequential
     /// reader such as `cat`) is stretched by `READ_AHEAD`, so its blocks are fetched in
-    /// parallel instead of one per read; any other range is recalled as asked, so a
-    /// random read costs only the blocks it touches.
-    fn read_ahead(&self, id: u64, range: Option<(u64, u64)>) -> Option<(u64, u64)> {
-        let (off, count) = range?;
+    /// parallel instead of one per read, and the window after it is named for a
+    /// prefetch, so the reader's next stretch finds its blocks fetched; any other range
+    /// is recalled as asked, so a random read costs only the blocks it touches.
+    /// Returns (the range to recall, the window to prefetch).
+    fn read_ahead(
+        &self,
+        id: u64,
+        range: Option<(u64, u64)>,
+    ) -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+        let Some((off, count)) = range else {
+            return (None, None);
+        };
         let mut ends = self.recall_ends.lock();
-        let (count, end) = match ends.get(&id).copied() {
+        let (count, end, next) = match ends.get(&id).copied() {
             // Inside or at the edge of what was recalled for a reader going forward: the
             // range that crosses the edge takes the next window with it.
-            Some(end) if off <= end => {
-                let count = if off + count > end {
-                    count.max(READ_AHEAD)
-                } else {
-                    count
-                };
-                (count, end.max(off + count))
+            Some(end) if off <= end && off + count > end => {
+                let count = count.max(READ_AHEAD);
+                let end = end.max(off + count);
+                (count, end, Some((end, READ_AHEAD)))
             }
-            _ => (count, off + count),
+            Some(end) if off <= end => (count, end, None),
+            _ => (count, off + count, None),
         };
         ends.insert(id, end);
-        Some((off, count))
+        (Some((off, count)), next)
     }
 
     /// Recalls the blocks of `[offset, offset + count)` (the whole file with None) into
@@ -207,11 +213,19 @@ impl Hsm {
             row.size = before.size;
         }
         let valid = row.size;
-        let range = self.read_ahead(row.id, range);
+        let (range, next) = self.read_ahead(row.id, range);
         let todo: Vec<(usize, u64)> = blocks_in(row, range)
             .into_iter()
             .filter(|(i, _)| !is_resident(&row.resident, *i))
             .collect();
+        if let Some(next) = next {
+            let ahead: Vec<_> = blocks_in(row, Some(next))
+                .into_iter()
+                .filter(|(i, _)| !is_resident(&row.resident, *i) && !todo.iter().any(|t| t.0 == *i))
+                .map(|(i, _)| row.blocks[i])
+                .collect();
+            self.tiering.prefetch_held(&ahead)?;
+        }
         let key = hsm_holder_key(row.id);
         let mut written = 0u64;
         for step in todo.chunks(FETCH_STEP) {

@@ -130,6 +130,20 @@ impl Tiering {
         Ok(parts)
     }
 
+    /// Starts fetching `refs` into the block store's memory cache without waiting: the
+    /// next window of a sequential recall, fetched while the reader consumes this one.
+    /// A later [`Tiering::read_held_blocks`] finds them there (or joins the fetch in
+    /// flight) and still checks the holder; a failed prefetch is only logged at debug
+    /// level, the read then fetches again.
+    pub fn prefetch_held(&self, refs: &[BlockRef]) -> Result<()> {
+        for r in refs {
+            if let Some(row) = self.meta.get_block(&r.id)? {
+                self.store.prefetch(r.id, row.codec, r.len, row.tiers);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether every block of `refs` has a verified copy on the durable tier: its row
     /// records the durable bit, and the object there reads back and matches its id.
     pub async fn durable_verified(&self, refs: &[BlockRef]) -> Result<bool> {
