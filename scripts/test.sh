@@ -23,6 +23,7 @@ command -v cargo >/dev/null || fvfs_die "cargo is not on PATH; install the Rust 
 
 PJDFSTEST_VERSION=0.2.2
 FSX_VERSION=0.3.2
+DUCKDB_VERSION=1.5.6
 
 STEP_NAMES=()
 STEP_RESULTS=()
@@ -145,16 +146,23 @@ cargo_tools() {
 		command -v "$name" >/dev/null || fvfs_die "$name installed but not on PATH (add $CARGO_BIN to PATH)"
 	done
 }
-# ---- PyPI test tools: wsgidav (a WebDAV server on loopback for the WebDAV tier test)
+# ---- PyPI test tools: wsgidav (a WebDAV server on loopback for the WebDAV tier test) and
+# duckdb (reads back `fvfsd export --parquet` in crates/fvfsd/tests/export.rs)
 python_tools() {
 	if command -v wsgidav >/dev/null || python3 -c 'import wsgidav, cheroot' 2>/dev/null; then
 		fvfs_log "wsgidav present"
-		return 0
+	else
+		echo "Installing wsgidav and cheroot from PyPI (WebDAV test server): python3 -m pip install wsgidav cheroot"
+		fvfs_pip_install wsgidav cheroot
 	fi
-	echo "Installing wsgidav and cheroot from PyPI (WebDAV test server): python3 -m pip install wsgidav cheroot"
-	fvfs_pip_install wsgidav cheroot
+	if python3 -c 'import duckdb' 2>/dev/null; then
+		fvfs_log "duckdb present"
+	else
+		echo "Installing duckdb $DUCKDB_VERSION from PyPI (reads the Parquet export): python3 -m pip install duckdb==$DUCKDB_VERSION"
+		fvfs_pip_install "duckdb==$DUCKDB_VERSION"
+	fi
 }
-run_step "install wsgidav" python_tools || true
+run_step "install wsgidav + duckdb" python_tools || true
 
 if ((suites)); then
 	run_step "install pjdfstest + fsx" cargo_tools || true

@@ -12,13 +12,15 @@ use crate::Running;
 use fvfs_hsm::{
     BulkPolicy, Hsm, HsmConfig, JanitorPolicy, JanitorWorker, Listener, RequestsWorker,
 };
-use fvfs_meta::{HsmDir, HsmFile, HsmRequest};
+use fvfs_meta::HsmRequest;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use fvfs_hsm::{Marker, OPS};
+/// The catalog's types, for callers of [`list`], [`dirs`] and [`status`].
+pub use fvfs_meta::{HsmDir, HsmFile, HsmState};
 /// A request and its outcome.
 pub type Request = HsmRequest;
 

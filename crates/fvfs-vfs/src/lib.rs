@@ -14,7 +14,8 @@
 //! points), `worker.rs` the one shape of background jobs, `backup.rs` periodic metadata
 //! backups to a tier, `report.rs` the status model and the read-only reports faces show,
 //! `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
-//! on-disk spool of writes that could not be committed by the time the process stops.
+//! on-disk spool of writes that could not be committed by the time the process stops,
+//! `walk.rs` the depth-first walk of the whole namespace that exports read.
 //!
 //! Invariants:
 //! - Data written through a handle is visible to every reader in this process at once
@@ -43,6 +44,7 @@ mod session;
 mod slices;
 mod spool;
 pub mod tiering;
+mod walk;
 pub mod worker;
 mod write;
 mod writeback;
@@ -56,6 +58,7 @@ pub use handle::OpenFlags;
 pub use ns::{AttrChange, StatFs, TimeSet};
 pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
+pub use walk::{Walk, WalkEntry};
 
 use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaStore;

@@ -147,6 +147,14 @@ enum Cmd {
         #[arg(long, global = true)]
         meta: Option<String>,
     },
+    /// Write the namespace and the HSM catalog as Parquet files (namespace.parquet,
+    /// hsm.parquet) into DIR; only reads, so it runs beside a live mount or daemon.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        parquet: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
     /// Check blocks, refcounts, link counts and entries.
     Fsck {
         #[arg(long)]
@@ -648,6 +656,7 @@ fn run() -> Result<i32> {
             Ok(0)
         }
         Cmd::Hsm { cmd, meta } => cmd::hsm::run(&cfg, &meta_or(meta), cmd),
+        Cmd::Export { parquet, meta } => cmd::export::run(&meta_or(meta), &parquet),
         Cmd::Fsck { meta, repair } => {
             let rt = tokio::runtime::Runtime::new()?;
             let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;

@@ -1,4 +1,5 @@
 //! One module per `fvfsd` subcommand.
+pub mod export;
 pub mod files;
 pub mod format;
 pub mod fsck;
