@@ -268,7 +268,10 @@ mod tests {
         assert!(worth_compressing(&edges));
         let e = encode_block(&edges, Compression::Zstd);
         assert_eq!(e.codec, Codec::Zstd);
-        assert_eq!(decode_block(&e.id, e.codec, &e.stored).expect("decode"), edges);
+        assert_eq!(
+            decode_block(&e.id, e.codec, &e.stored).expect("decode"),
+            edges
+        );
         // Small blocks are always tried.
         assert!(worth_compressing(&random(4 * SAMPLE, 2)));
     }

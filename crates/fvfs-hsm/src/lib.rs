@@ -138,6 +138,10 @@ pub struct Hsm {
     pub(crate) recall_slots: tokio::sync::Semaphore,
     /// Where the last recall of each file ended (read-ahead of sequential readers).
     pub(crate) recall_ends: Mutex<HashMap<u64, u64>>,
+    /// Threads of this process punching a stub's recalled blocks out again
+    /// (release.rs): the access event of each such punch is allowed without a recall
+    /// (the thread holds the file's recall lock; any other thread's access waits for it).
+    pub(crate) punching: Arc<Mutex<std::collections::HashSet<i32>>>,
     /// One bulk recall at a time (`BulkPolicy::Queue`).
     pub(crate) bulk_slot: tokio::sync::Semaphore,
     /// When the next recalled byte may be fetched (`recall_bytes_per_sec`).
@@ -219,6 +223,7 @@ impl Hsm {
             recall_slots: tokio::sync::Semaphore::new(slots),
             bulk_slot: tokio::sync::Semaphore::new(1),
             recall_ends: Mutex::new(HashMap::new()),
+            punching: Default::default(),
             pace_next: Mutex::new(std::time::Instant::now()),
             counters: HsmCounters::default(),
         })

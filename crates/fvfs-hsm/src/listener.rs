@@ -47,9 +47,18 @@ impl Watch for GroupWatch {
     }
 }
 
-/// The command name of process `pid` (`/proc/PID/comm`), empty when it is gone.
-fn command_of(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+/// The command name of the process of thread `tid` (its thread group's
+/// `/proc/TGID/comm`: a worker thread may carry a name of its own), empty when it is gone.
+fn command_of(tid: i32) -> String {
+    let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse::<i32>().ok())
+        })
+        .unwrap_or(tid);
+    std::fs::read_to_string(format!("/proc/{tgid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
@@ -168,6 +177,13 @@ async fn bulk(hsm: &Hsm, group: &Group, ev: Event, path: &std::path::Path, cmd: 
 
 async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
     let path = handle::path_of(ev.fd.as_fd()).unwrap_or_else(|_| "?".into());
+    if hsm.punching.lock().contains(&ev.pid) {
+        // The access is the punch of a stub released again (release.rs): nothing to fill.
+        if let Err(e) = group.respond(ev.fd.as_raw_fd(), Response::Allow) {
+            tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
+        }
+        return;
+    }
     let range = match group.mode() {
         Mode::PreAccess if ev.mask & libc::FAN_OPEN_PERM != 0 => {
             // An open: only the commands that skip holes get the whole file now; every

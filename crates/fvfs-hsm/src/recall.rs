@@ -28,6 +28,9 @@ const FETCH_STEP: usize = 8;
 /// How far a sequential reader's recall reaches past its range.
 const READ_AHEAD: u64 = 8 << 20;
 
+/// `(offset, count)` of a file, or none (the whole file / nothing to prefetch).
+type Span = Option<(u64, u64)>;
+
 /// What a recall did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recalled {
@@ -130,11 +133,7 @@ impl Hsm {
     /// prefetch, so the reader's next stretch finds its blocks fetched; any other range
     /// is recalled as asked, so a random read costs only the blocks it touches.
     /// Returns (the range to recall, the window to prefetch).
-    fn read_ahead(
-        &self,
-        id: u64,
-        range: Option<(u64, u64)>,
-    ) -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+    fn read_ahead(&self, id: u64, range: Option<(u64, u64)>) -> (Span, Span) {
         let Some((off, count)) = range else {
             return (None, None);
         };
@@ -256,6 +255,9 @@ impl Hsm {
                 ));
             }
             restore_times(fd, path, &before)?;
+            // The catalog follows its own writes, so a later change by anyone else
+            // (a write after this recall) shows as a ctime it did not record.
+            row.ctime_ns = stamp(fd, path)?.ctime_ns;
         }
         if written > 0 {
             crate::failpoint::hit("hsm.recall.written");

@@ -49,6 +49,23 @@ impl<'a> Lease<'a> {
     }
 }
 
+impl<'a> Lease<'a> {
+    /// [`Lease::take`], retried for up to half a second while the file is busy: the
+    /// listener closes an event's descriptor just after answering it, so a stub that was
+    /// just read is still open for a moment.
+    async fn take_soon(fd: BorrowedFd<'a>, path: &Path) -> Result<Lease<'a>> {
+        for _ in 0..25 {
+            match Lease::take(fd, path) {
+                Err(HsmError::Busy(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => return other,
+            }
+        }
+        Lease::take(fd, path)
+    }
+}
+
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         // SAFETY: fd is open while the lease lives.
@@ -71,7 +88,10 @@ impl Hsm {
         };
         let mut row = self.file(m.id)?;
         if m.released && row.state == HsmState::Released {
-            return Ok(row.id);
+            if row.resident.iter().all(|b| *b == 0) {
+                return Ok(row.id);
+            }
+            return self.release_again(fd.as_fd(), &canon, row.id).await;
         }
         if row.state != HsmState::Archived {
             return Err(HsmError::NotArchived(canon));
@@ -115,6 +135,61 @@ impl Hsm {
         self.counters.released_files.fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %canon.display(), id = row.id, bytes = row.size, "released");
         Ok(row.id)
+    }
+}
+
+impl Hsm {
+    /// A stub some of whose blocks were recalled (read) gives that space back: if no one
+    /// changed it since (size, mtime and ctime as the last recall or release left them,
+    /// under a write lease), its content is punched out again and every block is absent.
+    /// A stub written meanwhile is refused and left as it is (`recall` it whole: it then
+    /// becomes an ordinary file). Holds the file's recall lock, so no recall writes
+    /// while the holes are punched.
+    async fn release_again(&self, fd: BorrowedFd<'_>, path: &Path, id: u64) -> Result<u64> {
+        let lock = self.recall_lock(id);
+        let _one_per_file = lock.lock().await;
+        let mut row = self.file(id)?;
+        if row.state != HsmState::Released {
+            return Err(HsmError::Changed(path.to_path_buf(), "released again"));
+        }
+        // No other open file, and no change since the catalog's last look. The lease
+        // goes before the punch: the punch's own access event makes the listener open
+        // the file, which would break the lease and wait out the break timeout.
+        let now = {
+            let _lease = Lease::take_soon(fd, path).await?;
+            let now = stamp(fd, path)?;
+            if (now.size, now.mtime_ns, now.ctime_ns) != (row.size, row.mtime_ns, row.ctime_ns) {
+                return Err(HsmError::Changed(path.to_path_buf(), "recalled in part"));
+            }
+            now
+        };
+        // Bits first: a crash before the punch leaves blocks the catalog calls absent,
+        // which a recall rewrites with the same bytes. From here, any other access to the
+        // file waits for the recall lock held here, then recalls what it touches.
+        row.resident = vec![0; row.blocks.len().div_ceil(8)];
+        self.meta.hsm_put(&row)?;
+        // `fd` was opened while the inode was watched, so the punch reports an access;
+        // it runs on a blocking thread, never on a runtime worker the answer needs.
+        let owned = fd
+            .try_clone_to_owned()
+            .map_err(|e| HsmError::io("duplicate the descriptor of", path, e))?;
+        let (punching, at, size) = (self.punching.clone(), path.to_path_buf(), row.size);
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            punching.lock().insert(tid);
+            let punched = punch(owned.as_fd(), &at, size);
+            punching.lock().remove(&tid);
+            punched
+        })
+        .await
+        .map_err(|e| HsmError::Listener(format!("punch task: {e}")))??;
+        restore_times(fd, path, &now)?;
+        row.ctime_ns = stamp(fd, path)?.ctime_ns;
+        self.meta.hsm_put(&row)?;
+        self.recall_ends.lock().remove(&id);
+        tracing::info!(path = %path.display(), id, "released again (recalled blocks punched)");
+        Ok(id)
     }
 }
 

@@ -38,10 +38,20 @@ fn read_blocks_until_allow_and_reports_exact_range() {
             count: 4096
         })
     );
-    assert_eq!(
+    // FAN_REPORT_TID: the reader thread's id, a thread of this process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ev.pid)).unwrap();
+    let tgid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(tgid, std::process::id(), "the reporting thread's process");
+    assert_ne!(
         ev.pid,
         std::process::id() as i32,
-        "pid is the reader's thread group"
+        "a thread id: the reader is not the main thread"
     );
     // The reader stays blocked until we answer.
     assert!(

@@ -311,6 +311,56 @@ fn a_partial_read_of_a_1_gib_stub_recalls_only_the_blocks_it_touches() {
 }
 
 #[test]
+fn releasing_a_partly_recalled_stub_again_frees_its_blocks_unless_it_was_written() {
+    let Some(env) = Env::new(256, true) else {
+        return;
+    };
+    let data = payload(24 << 20, 12);
+    let p = env.file("again.bin", &data);
+    let id = env.stub(&p);
+    let f = std::fs::File::open(&p).unwrap();
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, 10 << 20).unwrap();
+    assert!(buf[..] == data[10 << 20..(10 << 20) + 4096]);
+    drop(f);
+    let before = std::fs::metadata(&p).unwrap();
+    assert!(
+        before.blocks() * 512 >= 1 << 18,
+        "the recalled block is on disk"
+    );
+    assert_eq!(env.release(&p), id);
+    let after = std::fs::metadata(&p).unwrap();
+    assert!(
+        after.blocks() * 512 <= after.blksize(),
+        "punched again: {} blocks",
+        after.blocks()
+    );
+    assert_eq!(after.mtime_nsec(), before.mtime_nsec());
+    assert_eq!(after.mtime(), before.mtime());
+    let row = env.meta.hsm_get(id).unwrap().unwrap();
+    assert_eq!(row.state, HsmState::Released);
+    assert!(row.resident.iter().all(|b| *b == 0));
+    assert!(std::fs::read(&p).unwrap() == data, "recalls byte-identical");
+
+    // Written after a partial recall: not released again, every byte kept.
+    let q = env.file("written.bin", &data);
+    let qid = env.stub(&q);
+    let w = std::fs::OpenOptions::new().write(true).open(&q).unwrap();
+    w.write_all_at(b"XY", 5 << 20).unwrap();
+    drop(w);
+    let err = env.rt.block_on(env.hsm.release(&q)).unwrap_err();
+    assert!(matches!(err, HsmError::Changed(..)), "{err}");
+    assert!(env.marker(&q).unwrap().released, "still a stub");
+    let mut want = data.clone();
+    want[5 << 20..(5 << 20) + 2].copy_from_slice(b"XY");
+    assert!(std::fs::read(&q).unwrap() == want, "old and new bytes");
+    assert!(
+        env.meta.hsm_get(qid).unwrap().is_none(),
+        "an ordinary file again"
+    );
+}
+
+#[test]
 fn writes_and_truncates_of_stubs_keep_every_old_byte() {
     let Some(env) = Env::new(256, true) else {
         return;

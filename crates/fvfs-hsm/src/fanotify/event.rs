@@ -35,7 +35,8 @@ pub struct Event {
     /// An fd of the accessed file opened by the kernel for us (`O_RDWR | O_LARGEFILE` as given to
     /// `fanotify_init`); I/O through it generates no fanotify events.
     pub fd: OwnedFd,
-    /// The accessing process (thread-group id).
+    /// The accessing thread (`FAN_REPORT_TID`: its thread id; `/proc/ID` names its
+    /// process too).
     pub pid: i32,
     /// The event mask, e.g. [`super::FAN_PRE_ACCESS`] or `libc::FAN_OPEN_PERM`.
     pub mask: u64,

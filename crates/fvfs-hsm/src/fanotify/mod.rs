@@ -61,7 +61,7 @@
 //! - **Answers**: the reader blocks until the answer; `FAN_DENY_ERRNO(e)` makes its syscall
 //!   fail with exactly `e` for EPERM, EIO, EBUSY, EAGAIN, ENOSPC (EDQUOT, ETXTBSY also pass);
 //!   any other errno makes the response write fail with EINVAL and the event stays pending.
-//!   `event.pid` is the reader's process id. [deny_errno_is_what_the_reader_sees,
+//!   `event.pid` is the reader's thread id (`FAN_REPORT_TID`). [deny_errno_is_what_the_reader_sees,
 //!   read_blocks_until_allow_and_reports_exact_range]
 //! - **Listener death**: closing the event fd without answering leaves the reader blocked;
 //!   closing the group (or SIGKILL of the listening process) ALLOWS every pending event, read
@@ -177,8 +177,10 @@ pub struct Group {
     overflows: AtomicU64,
 }
 
-/// Flags of `fanotify_init`: pre-content class, no queue or mark limits.
+/// Flags of `fanotify_init`: pre-content class, the accessing thread's id in each event,
+/// no queue or mark limits.
 const INIT_FLAGS: libc::c_uint = libc::FAN_CLASS_PRE_CONTENT
+    | libc::FAN_REPORT_TID
     | libc::FAN_CLOEXEC
     | libc::FAN_UNLIMITED_QUEUE
     | libc::FAN_UNLIMITED_MARKS;
