@@ -437,14 +437,7 @@ fn a_full_log_disk_does_not_stop_the_mount() {
         .status()
         .unwrap();
     assert!(st.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut child, "the daemon did not stop");
     assert!(status.success(), "exit status {status}");
     // What the mount wrote is committed: a fresh mount reads it back.
     f.mount();

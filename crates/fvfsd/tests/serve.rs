@@ -202,17 +202,7 @@ fn external_umount_stops_the_daemon() {
         .status()
         .unwrap();
     assert!(st.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not stop after umount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut d.child, "the daemon did not stop after umount");
     assert!(status.success(), "{status}");
     assert!(std::net::TcpStream::connect(d.url.strip_prefix("http://").unwrap()).is_err());
     let _ = admin;
