@@ -85,18 +85,11 @@ impl Rows {
         self.size.push(row.size as i64);
         self.block_count.push(row.blocks.len() as i32);
         self.mtime.push(micros(row.mtime_ns));
-        self.hash.push(ByteArray::from(hex(&row.hash).into_bytes()));
+        self.hash
+            .push(ByteArray::from(hex::encode(row.hash).into_bytes()));
         self.archived_at.push(micros(row.archived_at));
         self.last_recall.push_opt(row.last_recall.map(micros));
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 impl Batch for Rows {

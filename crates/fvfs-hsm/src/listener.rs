@@ -170,6 +170,12 @@ async fn bulk(hsm: &Hsm, group: &Group, ev: Event, path: &std::path::Path, cmd: 
             }
         }
     };
+    reply(group, &ev, path, response);
+}
+
+/// Answers `ev`; a failed answer is logged here (the reader then waits until the group
+/// closes, which allows it).
+fn reply(group: &Group, ev: &Event, path: &std::path::Path, response: Response) {
     if let Err(e) = group.respond(ev.fd.as_raw_fd(), response) {
         tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
     }
@@ -179,10 +185,7 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
     let path = handle::path_of(ev.fd.as_fd()).unwrap_or_else(|_| "?".into());
     if hsm.punching.lock().contains(&ev.pid) {
         // The access is the punch of a stub released again (release.rs): nothing to fill.
-        if let Err(e) = group.respond(ev.fd.as_raw_fd(), Response::Allow) {
-            tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
-        }
-        return;
+        return reply(group, &ev, &path, Response::Allow);
     }
     let range = match group.mode() {
         Mode::PreAccess if ev.mask & libc::FAN_OPEN_PERM != 0 => {
@@ -193,10 +196,7 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
                 return bulk(hsm, group, ev, &path, &cmd).await;
             }
             if !hsm.cfg.whole_file_commands.contains(&cmd) {
-                if let Err(e) = group.respond(ev.fd.as_raw_fd(), Response::Allow) {
-                    tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
-                }
-                return;
+                return reply(group, &ev, &path, Response::Allow);
             }
             tracing::debug!(path = %path.display(), command = %cmd, "whole-file recall at open");
             None
@@ -212,7 +212,5 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
         // Logged by recall_fd, which handled it.
         Err(_) => Response::Deny(libc::EIO),
     };
-    if let Err(e) = group.respond(ev.fd.as_raw_fd(), response) {
-        tracing::error!(path = %path.display(), error = %e, "could not answer a fanotify event");
-    }
+    reply(group, &ev, &path, response);
 }

@@ -39,10 +39,10 @@ fn span(out: &GetObjectOutput) -> Option<(u64, u64)> {
 }
 
 impl FsStore {
-    async fn fast_get(&self, input: &GetObjectInput, out: &mut GetObjectOutput) -> Option<()> {
+    async fn fast_get(&self, bucket: &str, key: &str, out: &mut GetObjectOutput) -> Option<()> {
         let send = u64::try_from(out.content_length?).ok()?;
         let (first, total) = span(out)?;
-        let path = self.root.join(&input.bucket).join(&input.key);
+        let path = self.root.join(bucket).join(key);
         let mut file = tokio::fs::File::open(&path).await.ok()?;
         if file.metadata().await.ok()?.len() != total {
             return None;
@@ -71,11 +71,11 @@ macro_rules! forward_to_s3s_fs {
                 &self,
                 req: S3Request<GetObjectInput>,
             ) -> S3Result<S3Response<GetObjectOutput>> {
-                let input = req.input.clone();
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
                 let mut resp = self.fs.get_object(req).await?;
                 if resp.output.content_length.unwrap_or(0) > PIECE as i64 {
                     // On any doubt, s3s-fs's own body stays.
-                    let _ = self.fast_get(&input, &mut resp.output).await;
+                    let _ = self.fast_get(&bucket, &key, &mut resp.output).await;
                 }
                 Ok(resp)
             }
