@@ -155,6 +155,10 @@ impl HsmRunning {
         {
             let _guard = run.rt.enter();
             run.workers.spawn(RequestsWorker::new(&hsm));
+            let fs = run.vfs.settings().uuid;
+            if let Err(e) = fvfs_hsm::doorbell::listen(&fs, hsm.requests_wake()) {
+                tracing::warn!(error = %e, "no HSM request doorbell (another daemon of this filesystem on this host?); requests are taken every second");
+            }
             if let Some(policy) = janitor {
                 run.workers.spawn(JanitorWorker::new(&hsm, policy));
             }
@@ -235,6 +239,8 @@ pub fn request(
             std::path::absolute(p).map_err(|e| fvfs_hsm::HsmError::io("resolve", p.clone(), e))?;
         ids.push(meta.hsm_request(op, abs.as_os_str().as_encoded_bytes(), fvfs_vfs::now_ns())?);
     }
+    // A daemon on this host takes them at once; one elsewhere within a second.
+    fvfs_hsm::doorbell::ring(&meta.settings()?.uuid);
     let deadline = Instant::now() + wait;
     let mut out: Vec<Option<HsmRequest>> = vec![None; ids.len()];
     loop {
@@ -249,7 +255,7 @@ pub fn request(
         if out.iter().all(Option::is_some) || Instant::now() >= deadline {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(25));
     }
     let mut res = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {

@@ -30,6 +30,7 @@
 
 mod archive;
 pub mod catalog;
+pub mod doorbell;
 pub mod error;
 mod export;
 pub mod failpoint;
@@ -146,6 +147,8 @@ pub struct Hsm {
     pub(crate) bulk_slot: tokio::sync::Semaphore,
     /// When the next recalled byte may be fetched (`recall_bytes_per_sec`).
     pace_next: Mutex<std::time::Instant>,
+    /// Rung when a request is queued (doorbell.rs): the request worker looks at once.
+    pub(crate) requests_wake: Arc<tokio::sync::Notify>,
     pub counters: HsmCounters,
 }
 
@@ -225,8 +228,14 @@ impl Hsm {
             recall_ends: Mutex::new(HashMap::new()),
             punching: Default::default(),
             pace_next: Mutex::new(std::time::Instant::now()),
+            requests_wake: Arc::new(tokio::sync::Notify::new()),
             counters: HsmCounters::default(),
         })
+    }
+
+    /// What wakes the request worker (`doorbell::listen` rings it).
+    pub fn requests_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.requests_wake.clone()
     }
 
     /// Registers the listener's watch: from now on files can be released.

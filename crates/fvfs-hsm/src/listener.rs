@@ -204,13 +204,20 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
         Mode::PreAccess => ev.range.map(|r| (r.offset, r.count)),
         Mode::OpenPerm => None,
     };
-    let response = match hsm.recall_fd(ev.fd.as_fd(), &path, range).await {
-        Ok(r) => {
-            tracing::debug!(path = %path.display(), pid = ev.pid, ?range, bytes = r.bytes, whole = r.whole, "recalled");
+    // Answered as soon as the range is durable in the file; a failure is logged by
+    // recall_fd_answering, which handled it.
+    let answer = |ok: bool| {
+        let response = if ok {
             Response::Allow
-        }
-        // Logged by recall_fd, which handled it.
-        Err(_) => Response::Deny(libc::EIO),
+        } else {
+            Response::Deny(libc::EIO)
+        };
+        reply(group, &ev, &path, response)
     };
-    reply(group, &ev, &path, response);
+    if let Ok(r) = hsm
+        .recall_fd_answering(ev.fd.as_fd(), &path, range, answer)
+        .await
+    {
+        tracing::debug!(path = %path.display(), pid = ev.pid, ?range, bytes = r.bytes, whole = r.whole, "recalled");
+    }
 }

@@ -13,6 +13,15 @@
 //!
 //! Recalls of one file are serialised (a lock per catalog id) and at most
 //! `recall_concurrency` run at once.
+//!
+//! The process that asked is answered as soon as its range is durable in the file
+//! (`recall_fd_answering`); the catalog record follows under the same per-file lock,
+//! while the inode is still watched: any other access to the file, a write included, is
+//! an event that waits for that lock, so nothing changes the file between the answer and
+//! the record. A record that fails only leaves blocks marked not resident, which a later
+//! access recalls again (the same payload bytes, before that access proceeds). The
+//! access that makes a file whole is answered after its hash check and marker, so a
+//! reader that saw the file whole finds it resident or archived.
 
 use crate::error::{HsmError, Result};
 use crate::marker::{self, Marker};
@@ -163,6 +172,51 @@ impl Hsm {
         path: &Path,
         range: Option<(u64, u64)>,
     ) -> Result<Recalled> {
+        self.recall_fd_answering(fd, path, range, |_| {}).await
+    }
+
+    /// As `recall_fd`, and calls `answer` exactly once: `true` as soon as the range is
+    /// durable in the file (before the catalog records it; for the access that makes the
+    /// file whole, after its marker), `false` when the recall failed before that. The
+    /// listener answers the event there.
+    pub async fn recall_fd_answering(
+        &self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        range: Option<(u64, u64)>,
+        answer: impl FnOnce(bool),
+    ) -> Result<Recalled> {
+        let mut answer = Some(answer);
+        let result = self.recall_locked(fd, path, range, &mut answer).await;
+        let answered = answer.is_none();
+        if let Some(a) = answer.take() {
+            a(result.is_ok());
+        }
+        match &result {
+            Ok(r) if r.bytes > 0 || r.whole => {
+                self.counters.recalls.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) if answered => {
+                tracing::error!(path = %path.display(), error = %e, "recording a recall failed; its blocks will be recalled again at their next access")
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "recall failed; the reader gets EIO");
+                self.counters
+                    .recall_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn recall_locked(
+        &self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        range: Option<(u64, u64)>,
+        answer: &mut Option<impl FnOnce(bool)>,
+    ) -> Result<Recalled> {
         let Some(m) = marker::read(fd, path)? else {
             return Ok(Recalled::default());
         };
@@ -180,21 +234,12 @@ impl Hsm {
         if row.state != HsmState::Released {
             return Ok(Recalled::default());
         }
-        let result = self.fill(fd, path, &mut row, range).await;
+        let result = self.fill(fd, path, &mut row, range, answer).await;
         if matches!(result, Ok(Recalled { whole: true, .. })) {
             // No longer a stub: its per-file state goes (later callers find it resident).
             self.recall_ends.lock().remove(&row.id);
             self.recall_locks.lock().remove(&row.id);
         }
-        match &result {
-            Ok(_) => self.counters.recalls.fetch_add(1, Ordering::Relaxed),
-            Err(e) => {
-                tracing::error!(path = %path.display(), id = row.id, error = %e, "recall failed; the reader gets EIO");
-                self.counters
-                    .recall_failures
-                    .fetch_add(1, Ordering::Relaxed)
-            }
-        };
         result
     }
 
@@ -204,6 +249,7 @@ impl Hsm {
         path: &Path,
         row: &mut HsmFile,
         range: Option<(u64, u64)>,
+        answer: &mut Option<impl FnOnce(bool)>,
     ) -> Result<Recalled> {
         let before = stamp(fd, path)?;
         // Bytes past a size the stub was cut to are gone for good, even if the file grows
@@ -262,12 +308,18 @@ impl Hsm {
         if written > 0 {
             crate::failpoint::hit("hsm.recall.written");
         }
+
         row.last_recall = Some(fvfs_vfs::now_ns());
         self.counters
             .recalled_bytes
             .fetch_add(written, Ordering::Relaxed);
         let whole = (0..row.blocks.len()).all(|i| is_resident(&row.resident, i));
         if !whole {
+            // The range is in the file and durable: the process that asked may go on.
+            if let Some(a) = answer.take() {
+                a(true);
+            }
+            crate::failpoint::hit("hsm.recall.answered");
             self.meta.hsm_put(row)?;
             return Ok(Recalled {
                 bytes: written,

@@ -2,7 +2,8 @@
 //! (and, later, the janitor) add rows to `hsm_requests` in the metadata store; the
 //! `hsm-requests` worker carries out those due and records each outcome, which the
 //! requester waits for. The queue is durable: requests made while no daemon runs, or
-//! pending when it was killed, are carried out when it starts.
+//! pending when it was killed, are carried out when it starts. The worker looks at the
+//! queue every second, and at once when a requester on its host rings (doorbell.rs).
 //!
 //! Invariant: a request is marked done only after its operation returned; one that
 //! failed is done with its error (a retry is a new request).
@@ -206,7 +207,20 @@ impl Worker for RequestsWorker {
             })
         })
     }
+    /// A second, or until a requester on this host rings (doorbell.rs).
     fn wait_for_work(&mut self) -> futures::future::BoxFuture<'_, ()> {
-        Box::pin(tokio::time::sleep(Duration::from_secs(1)))
+        let wake = self.hsm.upgrade().map(|h| h.requests_wake());
+        Box::pin(async move {
+            let tick = tokio::time::sleep(Duration::from_secs(1));
+            match wake {
+                Some(w) => {
+                    tokio::select! {
+                        _ = tick => {}
+                        _ = w.notified() => {}
+                    }
+                }
+                None => tick.await,
+            }
+        })
     }
 }

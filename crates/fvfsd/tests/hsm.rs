@@ -253,10 +253,19 @@ fn a_crash_at_each_step_loses_nothing() {
         "hsm.release.row",
         "hsm.release.punched",
         "hsm.recall.written",
+        "hsm.recall.answered",
     ];
     for (i, point) in points.iter().enumerate() {
+        // Random bytes (xorshift): several blocks, so a reader's first range is a
+        // partial recall (the point `hsm.recall.answered` is on that path).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
         let data: Vec<u8> = (0..(3u32 << 20))
-            .map(|x| (x.wrapping_mul(2654435761).wrapping_add(i as u32 * 7919) >> 9) as u8)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
             .collect();
         let file = dir.join(format!("f{i}.bin"));
         std::fs::write(&file, &data).unwrap();

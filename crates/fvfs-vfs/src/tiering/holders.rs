@@ -12,7 +12,7 @@
 //! Invariant: as on the write path, each uploaded block stays pinned against GC
 //! (gc.rs) from its dedup check until the hold committed or failed.
 
-use super::upload::{await_uploads, block_ids};
+use super::upload::{await_uploads, block_ids, Uploaded};
 use super::Tiering;
 use crate::{Result, VfsError};
 use bytes::Bytes;
@@ -48,6 +48,7 @@ impl Tiering {
             refs: Vec::new(),
             hasher: blake3::Hasher::new(),
             len: 0,
+            in_flight: None,
         }
     }
 
@@ -59,6 +60,12 @@ impl Tiering {
         key: &[u8],
         pieces: Vec<Bytes>,
     ) -> Result<Vec<BlockRef>> {
+        let uploads = self.spawn_pieces(pieces);
+        self.hold_uploads(kind, key, uploads).await
+    }
+
+    /// Starts one upload per piece (they run while the caller goes on).
+    fn spawn_pieces(&self, pieces: Vec<Bytes>) -> Uploads {
         let mut uploads = Vec::with_capacity(pieces.len());
         let mut pos = 0u64;
         for p in pieces {
@@ -66,6 +73,17 @@ impl Tiering {
             uploads.push((pos, self.spawn_upload(p)));
             pos += len;
         }
+        uploads
+    }
+
+    /// Waits for `uploads` and makes (kind, key) hold their blocks; returns their
+    /// references in order. Every pin the uploads took is released, held or not.
+    async fn hold_uploads(
+        &self,
+        kind: &str,
+        key: &[u8],
+        uploads: Uploads,
+    ) -> Result<Vec<BlockRef>> {
         let blocks = await_uploads(&self.pins, uploads).await?;
         let ids = block_ids(&blocks);
         let mut new_blocks: Vec<NewBlock> = Vec::new();
@@ -185,10 +203,16 @@ impl Tiering {
     }
 }
 
-/// Bytes cut per window by a [`HeldWriter`]: the memory it holds at most (plus one block).
+/// Uploads in flight, each with its offset in its batch.
+type Uploads = Vec<(u64, tokio::task::JoinHandle<Result<Uploaded>>)>;
+
+/// Bytes cut per window by a [`HeldWriter`]. Two windows are in memory at most (the one
+/// being filled and the one uploading), plus one block.
 const HELD_WINDOW: usize = 32 << 20;
 
-/// A payload written a window at a time (`Tiering::held_writer`).
+/// A payload written a window at a time (`Tiering::held_writer`). A full window's
+/// uploads run while the next window is read, hashed and cut; they are held (committed)
+/// when that next window is full, or at `finish`.
 pub struct HeldWriter<'a> {
     tiering: &'a Tiering,
     kind: &'a str,
@@ -197,6 +221,28 @@ pub struct HeldWriter<'a> {
     refs: Vec<BlockRef>,
     hasher: blake3::Hasher,
     len: u64,
+    /// The previous window's uploads, not held yet.
+    in_flight: Option<Uploads>,
+}
+
+impl Drop for HeldWriter<'_> {
+    /// A writer given up (an error, or its caller's) with uploads in flight: they finish
+    /// on their own, and their pins are released then, or their blocks would be spared
+    /// by GC until the process ends. Nothing holds them: they are garbage.
+    fn drop(&mut self) {
+        let Some(uploads) = self.in_flight.take() else {
+            return;
+        };
+        let pins = self.tiering.pins.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Ok(done) = await_uploads(&pins, uploads).await {
+                pins.unpin(&block_ids(&done));
+            }
+        });
+    }
 }
 
 /// What a finished [`HeldWriter`] stored.
@@ -233,12 +279,13 @@ impl HeldWriter<'_> {
             pieces.push(data.slice(pos..pos + len));
             pos += len;
         }
-        if !pieces.is_empty() {
-            let refs = self
-                .tiering
-                .hold_pieces(self.kind, self.key, pieces)
-                .await?;
+        let started = (!pieces.is_empty()).then(|| self.tiering.spawn_pieces(pieces));
+        if let Some(prev) = self.in_flight.take() {
+            self.in_flight = started;
+            let refs = self.tiering.hold_uploads(self.kind, self.key, prev).await?;
             self.refs.extend(refs);
+        } else {
+            self.in_flight = started;
         }
         Ok(())
     }
@@ -246,8 +293,12 @@ impl HeldWriter<'_> {
     /// Stores the rest and returns the payload's blocks, length and hash.
     pub async fn finish(mut self) -> Result<HeldPayload> {
         self.flush(true).await?;
+        if let Some(last) = self.in_flight.take() {
+            let refs = self.tiering.hold_uploads(self.kind, self.key, last).await?;
+            self.refs.extend(refs);
+        }
         Ok(HeldPayload {
-            refs: self.refs,
+            refs: std::mem::take(&mut self.refs),
             len: self.len,
             hash: *self.hasher.finalize().as_bytes(),
         })
