@@ -355,3 +355,40 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A held writer given up with a window uploading (its caller failed, or was cancelled)
+/// leaves no pin behind: blocks it re-uploaded that are garbage still go at the next GC
+/// pass once those uploads end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_writer_given_up_mid_upload_leaves_no_block_pinned() {
+    let env = env(None);
+    let t = env.tiering(Duration::ZERO);
+    // Garbage blocks: a payload held, then released.
+    let data = payload(33 << 20, 12);
+    let refs = t
+        .put_held("hsm", b"old", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    let ids: BTreeSet<_> = refs.iter().map(|r| r.id).collect();
+    t.release_held("hsm", b"old").unwrap();
+    // The same bytes again: one full window, whose uploads (each pinning its block) are
+    // still running when the writer is dropped.
+    let mut w = t.held_writer("hsm", b"new");
+    w.write(&data).await.unwrap();
+    drop(w);
+    // The uploads (a few ms each) pin their blocks and end meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while t.pinned_blocks() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} blocks still pinned after the writer was dropped",
+            t.pinned_blocks()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.gc_pass(10_000).await.unwrap(), ids.len());
+    for id in &ids {
+        assert!(env.meta.get_block(id).unwrap().is_none());
+    }
+}

@@ -55,6 +55,11 @@ impl Tiering {
         self.pins.wake.notify_one();
     }
 
+    /// How many blocks writes in progress have pinned against GC (0 when none runs).
+    pub fn pinned_blocks(&self) -> usize {
+        self.pins.pins.lock().len()
+    }
+
     /// One GC pass over at most `limit` garbage blocks; returns how many were removed.
     pub async fn gc_pass(&self, limit: usize) -> Result<usize> {
         let freed_before = crate::now_ns() - self.gc_grace.as_nanos() as i64;
