@@ -80,8 +80,6 @@ pub fn encode_block(plain: &[u8], compression: Compression) -> EncodedBlock {
     }
 }
 
-/// Decodes stored bytes and verifies them against `id`. Any mismatch, undecodable
-/// frame or oversize content is [`ChunkError::Corrupt`].
 /// The stored bytes of `plain` in a given codec (a zstd frame even when not smaller):
 /// re-creates a copy of an existing block for repair or promotion.
 pub fn encode_as(plain: &[u8], codec: Codec) -> Bytes {
@@ -94,6 +92,22 @@ pub fn encode_as(plain: &[u8], codec: Codec) -> Bytes {
     }
 }
 
+/// As [`decode_block`], for bytes already in a `Bytes`: a raw block is verified and
+/// returned as it is, without a copy.
+pub fn decode_block_bytes(id: &BlockId, codec: Codec, stored: Bytes) -> Result<Bytes, ChunkError> {
+    match codec {
+        Codec::Raw => {
+            if stored.len() > MAX_BLOCK_SIZE || block_id(&stored) != *id {
+                return Err(ChunkError::Corrupt { id: *id });
+            }
+            Ok(stored)
+        }
+        Codec::Zstd => decode_block(id, codec, &stored),
+    }
+}
+
+/// Decodes stored bytes and verifies them against `id`. Any mismatch, undecodable
+/// frame or oversize content is [`ChunkError::Corrupt`].
 pub fn decode_block(id: &BlockId, codec: Codec, stored: &[u8]) -> Result<Bytes, ChunkError> {
     let corrupt = || ChunkError::Corrupt { id: *id };
     let plain = match codec {
@@ -212,6 +226,25 @@ mod tests {
         assert_eq!(r.codec, Codec::Raw);
         assert_eq!(r.id, z.id, "id does not depend on the codec");
         assert_eq!(decode_block(&r.id, r.codec, &r.stored).expect("raw"), plain);
+    }
+
+    #[test]
+    fn decoding_from_bytes_verifies_and_shares_a_raw_block() {
+        let plain = text(100_000);
+        let r = encode_block(&plain, Compression::None);
+        let stored = Bytes::copy_from_slice(&r.stored);
+        let out = decode_block_bytes(&r.id, r.codec, stored.clone()).expect("raw");
+        assert_eq!(out, plain);
+        assert_eq!(out.as_ptr(), stored.as_ptr(), "no copy");
+        let mut bad = stored.to_vec();
+        bad[500] ^= 1;
+        assert!(matches!(
+            decode_block_bytes(&r.id, r.codec, Bytes::from(bad)),
+            Err(ChunkError::Corrupt { .. })
+        ));
+        let z = encode_block(&plain, Compression::Zstd);
+        let zs = Bytes::copy_from_slice(&z.stored);
+        assert_eq!(decode_block_bytes(&z.id, z.codec, zs).expect("zstd"), plain);
     }
 
     #[test]

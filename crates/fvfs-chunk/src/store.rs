@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::cache::{DiskCache, MemCache};
-use crate::codec::{decode_block, encode_block, EncodedBlock, MAX_BLOCK_SIZE};
+use crate::codec::{decode_block, decode_block_bytes, encode_block, EncodedBlock, MAX_BLOCK_SIZE};
 use crate::error::ChunkError;
 
 /// What the metadata records about a stored block.
@@ -515,7 +515,7 @@ async fn fetch_uncached(
             }
         };
         let stored2 = stored.clone();
-        let decoded = tokio::task::spawn_blocking(move || decode_block(&id, codec, &stored2))
+        let decoded = tokio::task::spawn_blocking(move || decode_block_bytes(&id, codec, stored2))
             .await
             .map_err(task_err)?;
         match decoded {

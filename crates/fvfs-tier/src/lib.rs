@@ -98,6 +98,8 @@ struct Inner {
     spec: TierSpec,
     display: String,
     check_timeout: Duration,
+    /// Bound of one whole-object read of a directory tier (`read_fs`).
+    read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Tier {
@@ -188,6 +190,7 @@ impl Tier {
                 spec: spec.clone(),
                 display,
                 check_timeout: opts.check_timeout,
+                read_timeout: opts.op_timeout + opts.io_timeout,
             }),
         })
     }
@@ -293,12 +296,47 @@ impl Tier {
     /// Reads a whole object; [`TierError::NotFound`] if absent.
     pub async fn get_object(&self, key: &str) -> Result<Bytes, TierError> {
         check_key(key)?;
+        if let TierKind::Fs { root } = &self.inner.spec.kind {
+            return self.read_fs(root.join(key), key).await;
+        }
         self.inner
             .op
             .read(key)
             .await
             .map(|b| b.to_bytes())
             .map_err(|e| self.err(key, e))
+    }
+
+    /// Reads a whole object of a directory tier in one blocking call (open, size, read):
+    /// OpenDAL's fs service takes three hops through the blocking pool for it (open, a
+    /// read into a 2 MiB buffer, a read of the end), which on a busy host cost more than
+    /// the disk read on the way to a recall's first byte. Bounded like any tier call
+    /// (a hung NAS mount yields [`TierError::Unreachable`]); objects are complete or
+    /// absent (written under `.tmp/` and renamed), so a read sees one whole version.
+    async fn read_fs(&self, path: std::path::PathBuf, key: &str) -> Result<Bytes, TierError> {
+        let read = tokio::task::spawn_blocking(move || std::fs::read(path));
+        let io = |kind: opendal::ErrorKind, e: std::io::Error| {
+            self.err(key, opendal::Error::new(kind, "read").set_source(e))
+        };
+        match tokio::time::timeout(self.inner.read_timeout, read).await {
+            Ok(Ok(Ok(v))) => Ok(Bytes::from(v)),
+            Ok(Ok(Err(e))) => Err(match e.kind() {
+                std::io::ErrorKind::NotFound => io(opendal::ErrorKind::NotFound, e),
+                std::io::ErrorKind::PermissionDenied => {
+                    io(opendal::ErrorKind::PermissionDenied, e)
+                }
+                _ => io(opendal::ErrorKind::Unexpected, e),
+            }),
+            Ok(Err(join)) => Err(io(
+                opendal::ErrorKind::Unexpected,
+                std::io::Error::other(join.to_string()),
+            )),
+            Err(_) => Err(TierError::Unreachable {
+                location: self.inner.display.clone(),
+                source: format!("no answer within {:?} reading {key}", self.inner.read_timeout)
+                    .into(),
+            }),
+        }
     }
 
     /// Whether an object exists.

@@ -76,7 +76,13 @@ async fn fs_objects_and_bad_keys() {
             t.put_object(bad, Bytes::new()).await,
             Err(TierError::Config(_))
         ));
+        assert!(matches!(t.get_object(bad).await, Err(TierError::Config(_))));
     }
+    // A directory where an object is asked for is an I/O error, not a missing object.
+    assert!(matches!(
+        t.get_object("meta").await,
+        Err(TierError::Io { .. })
+    ));
     t.delete_object("meta/backup-1.db").await.expect("delete");
     assert!(t
         .get_object("meta/backup-1.db")
