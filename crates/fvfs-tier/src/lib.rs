@@ -322,9 +322,7 @@ impl Tier {
             Ok(Ok(Ok(v))) => Ok(Bytes::from(v)),
             Ok(Ok(Err(e))) => Err(match e.kind() {
                 std::io::ErrorKind::NotFound => io(opendal::ErrorKind::NotFound, e),
-                std::io::ErrorKind::PermissionDenied => {
-                    io(opendal::ErrorKind::PermissionDenied, e)
-                }
+                std::io::ErrorKind::PermissionDenied => io(opendal::ErrorKind::PermissionDenied, e),
                 _ => io(opendal::ErrorKind::Unexpected, e),
             }),
             Ok(Err(join)) => Err(io(
@@ -333,8 +331,11 @@ impl Tier {
             )),
             Err(_) => Err(TierError::Unreachable {
                 location: self.inner.display.clone(),
-                source: format!("no answer within {:?} reading {key}", self.inner.read_timeout)
-                    .into(),
+                source: format!(
+                    "no answer within {:?} reading {key}",
+                    self.inner.read_timeout
+                )
+                .into(),
             }),
         }
     }
