@@ -164,8 +164,12 @@ impl Tiering {
 
     /// Whether every block of `refs` has a verified copy on the durable tier: its row
     /// records the durable bit, and the object there reads back and matches its id.
+    /// Every row is checked first; then the copies are read back `VERIFY_PARALLEL` at a
+    /// time (one after the other, a payload's verification was a chain of round trips).
     pub async fn durable_verified(&self, refs: &[BlockRef]) -> Result<bool> {
+        use futures::StreamExt;
         let durable = self.state.durable;
+        let mut codecs = Vec::with_capacity(refs.len());
         for r in refs {
             let Some(row) = self.meta.get_block(&r.id)? else {
                 return Err(MetaError::MissingBlock(r.id).into());
@@ -173,8 +177,14 @@ impl Tiering {
             if row.tiers & (1 << durable) == 0 {
                 return Ok(false);
             }
-            if let Err(e) = self.store.verify_on(&r.id, row.codec, durable).await {
-                tracing::warn!(block = %r.id, error = %e, "the durable copy does not verify");
+            codecs.push((r.id, row.codec));
+        }
+        let mut checks = futures::stream::iter(codecs)
+            .map(|(id, codec)| async move { (id, self.store.verify_on(&id, codec, durable).await) })
+            .buffer_unordered(VERIFY_PARALLEL);
+        while let Some((id, res)) = checks.next().await {
+            if let Err(e) = res {
+                tracing::warn!(block = %id, error = %e, "the durable copy does not verify");
                 return Ok(false);
             }
         }
@@ -202,6 +212,9 @@ impl Tiering {
         Ok(ids)
     }
 }
+
+/// Durable copies read back at once by `durable_verified`.
+const VERIFY_PARALLEL: usize = 8;
 
 /// Uploads in flight, each with its offset in its batch.
 type Uploads = Vec<(u64, tokio::task::JoinHandle<Result<Uploaded>>)>;
