@@ -14,6 +14,7 @@ use crate::error::{HsmError, Result};
 use crate::marker::{self, Marker};
 use crate::{handle, open_file, stamp, Hsm};
 use fvfs_meta::{hsm_holder_key, HsmFile, HsmState, HSM_HOLDER};
+use fvfs_vfs::Placement;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -32,8 +33,15 @@ pub enum Archived {
 }
 
 impl Hsm {
-    /// Archives the regular file at `path` (under a managed directory).
+    /// Archives the regular file at `path` (under a managed directory); new blocks go to
+    /// the hottest tier with room.
     pub async fn archive(&self, path: &Path) -> Result<Archived> {
+        self.archive_to(path, Placement::Hottest).await
+    }
+
+    /// Archives as `archive`, with new blocks written where `placement` says (the janitor
+    /// writes straight to the durable tier what it is about to release).
+    pub async fn archive_to(&self, path: &Path, placement: Placement) -> Result<Archived> {
         let (dir, canon, rel) = self.locate(path)?;
         let fd = open_file(&canon, false)?;
         let before = stamp(fd.as_fd(), &canon)?;
@@ -76,7 +84,10 @@ impl Hsm {
             last_recall: None,
         };
         row.id = self.meta.hsm_new(&row)?;
-        match self.store_payload(&canon, fd, &mut row, before).await {
+        match self
+            .store_payload(&canon, fd, &mut row, before, placement)
+            .await
+        {
             Ok(()) => {
                 self.counters
                     .archived_bytes
@@ -103,9 +114,10 @@ impl Hsm {
         fd: std::os::fd::OwnedFd,
         row: &mut HsmFile,
         before: crate::Stamp,
+        placement: Placement,
     ) -> Result<()> {
         let key = hsm_holder_key(row.id);
-        let mut w = self.tiering.held_writer(HSM_HOLDER, &key);
+        let mut w = self.tiering.held_writer_to(HSM_HOLDER, &key, placement);
         let mut file = std::fs::File::from(fd);
         let mut buf = vec![0u8; READ_STEP];
         loop {

@@ -254,7 +254,9 @@ impl Hsm {
             }
         }
         drop(fd);
-        self.archive(path).await?;
+        // Straight to the durable tier: the release that follows needs the copy there,
+        // and a copy on a hotter tier would only be replicated and then evicted.
+        self.archive_to(path, fvfs_vfs::Placement::Durable).await?;
         let (_, canon, _) = self.locate(path)?;
         match self.release(&canon).await {
             Err(HsmError::NotDurable(_)) => {

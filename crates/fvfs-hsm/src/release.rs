@@ -86,6 +86,12 @@ impl Hsm {
         let Some(m) = marker::read(fd.as_fd(), &canon)? else {
             return Err(HsmError::NotArchived(canon));
         };
+        if m.released {
+            // A recall answers its reader before it records the blocks it wrote, under
+            // the file's recall lock: wait for that record, or a stub just recalled in
+            // part (and maybe written) would look untouched.
+            drop(self.recall_lock(m.id).lock().await);
+        }
         let mut row = self.file(m.id)?;
         if m.released && row.state == HsmState::Released {
             if row.resident.iter().all(|b| *b == 0) {

@@ -590,6 +590,16 @@ fn the_janitor_brings_usage_under_the_low_mark_oldest_first() {
     let after = fvfs_hsm::usage_pct(&env.data).unwrap();
     assert!(after <= policy.low_pct, "{before} -> {after}: {run:?}");
     assert!(run.released >= 1, "{run:?}");
+    // The janitor wrote its payloads straight to the durable tier (bit 1), not the hot
+    // one (bit 0): a hot copy of what it releases would only be replicated and evicted.
+    let rows = env.meta.hsm_list(Some(HsmState::Released)).unwrap();
+    assert_eq!(rows.len(), run.released as usize);
+    for f in &rows {
+        for b in &f.blocks {
+            let tiers = env.meta.get_block(&b.id).unwrap().unwrap().tiers;
+            assert_eq!(tiers, 0b10, "{}", String::from_utf8_lossy(&f.path));
+        }
+    }
     // Exactly the oldest qualifying files went, in order; the .txt and the young file stayed.
     let released: Vec<bool> = files
         .iter()

@@ -211,7 +211,7 @@ pub use backup::{
 pub use session::SessionWorker;
 pub use spool::{Spool, SPOOL_SUFFIX};
 pub use tiering::{
-    BlockUsers, EvictorWorker, GcWorker, HeldPayload, HeldWriter, ReplicatorWorker, ScrubWorker,
-    TierEventsWorker, TierHealth, TierPolicy, Tiering,
+    BlockUsers, EvictorWorker, GcWorker, HeldPayload, HeldWriter, Placement, ReplicatorWorker,
+    ScrubWorker, TierEventsWorker, TierHealth, TierPolicy, Tiering,
 };
 pub use writeback::{WritebackWorker, STOP_RETRY};

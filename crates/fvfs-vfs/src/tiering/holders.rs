@@ -12,7 +12,7 @@
 //! Invariant: as on the write path, each uploaded block stays pinned against GC
 //! (gc.rs) from its dedup check until the hold committed or failed.
 
-use super::upload::{await_uploads, block_ids, Uploaded};
+use super::upload::{await_uploads, block_ids, Placement, Uploaded};
 use super::Tiering;
 use crate::{Result, VfsError};
 use bytes::Bytes;
@@ -40,7 +40,18 @@ impl Tiering {
     /// full window is held as it is stored, so an interrupted payload leaves (kind, key)
     /// holding part of it; the face rolls it back with `release_held`.
     pub fn held_writer<'a>(&'a self, kind: &'a str, key: &'a [u8]) -> HeldWriter<'a> {
+        self.held_writer_to(kind, key, Placement::Hottest)
+    }
+
+    /// As `held_writer`, with new blocks written where `placement` says.
+    pub fn held_writer_to<'a>(
+        &'a self,
+        kind: &'a str,
+        key: &'a [u8],
+        placement: Placement,
+    ) -> HeldWriter<'a> {
         HeldWriter {
+            placement,
             tiering: self,
             kind,
             key,
@@ -60,17 +71,17 @@ impl Tiering {
         key: &[u8],
         pieces: Vec<Bytes>,
     ) -> Result<Vec<BlockRef>> {
-        let uploads = self.spawn_pieces(pieces);
+        let uploads = self.spawn_pieces(pieces, Placement::Hottest);
         self.hold_uploads(kind, key, uploads).await
     }
 
     /// Starts one upload per piece (they run while the caller goes on).
-    fn spawn_pieces(&self, pieces: Vec<Bytes>) -> Uploads {
+    fn spawn_pieces(&self, pieces: Vec<Bytes>, placement: Placement) -> Uploads {
         let mut uploads = Vec::with_capacity(pieces.len());
         let mut pos = 0u64;
         for p in pieces {
             let len = p.len() as u64;
-            uploads.push((pos, self.spawn_upload(p)));
+            uploads.push((pos, self.spawn_upload_to(p, placement)));
             pos += len;
         }
         uploads
@@ -236,6 +247,7 @@ pub struct HeldWriter<'a> {
     len: u64,
     /// The previous window's uploads, not held yet.
     in_flight: Option<Uploads>,
+    placement: Placement,
 }
 
 impl Drop for HeldWriter<'_> {
@@ -292,7 +304,8 @@ impl HeldWriter<'_> {
             pieces.push(data.slice(pos..pos + len));
             pos += len;
         }
-        let started = (!pieces.is_empty()).then(|| self.tiering.spawn_pieces(pieces));
+        let started =
+            (!pieces.is_empty()).then(|| self.tiering.spawn_pieces(pieces, self.placement));
         if let Some(prev) = self.in_flight.take() {
             self.in_flight = started;
             let refs = self.tiering.hold_uploads(self.kind, self.key, prev).await?;

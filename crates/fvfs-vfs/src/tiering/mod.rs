@@ -30,6 +30,7 @@ pub use gc::GcWorker;
 pub use holders::{HeldPayload, HeldWriter};
 pub use replicate::ReplicatorWorker;
 pub use state::{TierHealth, TierPolicy};
+pub use upload::Placement;
 
 pub(crate) use gc::BlockPins;
 pub(crate) use state::TierState;

@@ -19,6 +19,18 @@ use tokio::task::JoinHandle;
 /// Blocks up to this size are encoded on the calling task.
 const INLINE_ENCODE_BYTES: usize = 64 << 10;
 
+/// Where a new block is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// The hottest reachable tier with room (the write path, user archives).
+    #[default]
+    Hottest,
+    /// The durable tier directly: a payload about to leave its only other copy (the
+    /// janitor's archive before a release) gains nothing from a hot copy and would need
+    /// replicating first.
+    Durable,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Uploaded {
     pub(crate) meta: BlockMeta,
@@ -47,6 +59,7 @@ fn upload_task(
     pins: Arc<BlockPins>,
     tiers: Arc<TierState>,
     data: Bytes,
+    placement: Placement,
 ) -> JoinHandle<Result<Uploaded>> {
     tokio::spawn(async move {
         // Hashing and compressing a small block costs less than a hop to the blocking pool.
@@ -65,7 +78,13 @@ fn upload_task(
             // A tier that fails a write is marked down and the block goes to the next
             // one; the durable tier is the last resort, and its failure is the caller's.
             loop {
-                tier = tiers.reserve(enc.stored.len() as u64);
+                tier = match placement {
+                    Placement::Hottest => tiers.reserve(enc.stored.len() as u64),
+                    Placement::Durable => {
+                        tiers.add_usage(tiers.durable, enc.stored.len() as i64);
+                        tiers.durable
+                    }
+                };
                 match store.put_encoded_to(&enc, tier).await {
                     Ok(()) => break,
                     Err(e) => {
@@ -130,12 +149,21 @@ pub(crate) fn block_ids(blocks: &[(u64, Uploaded)]) -> Vec<BlockId> {
 
 impl Tiering {
     pub(crate) fn spawn_upload(&self, data: Bytes) -> JoinHandle<Result<Uploaded>> {
+        self.spawn_upload_to(data, Placement::Hottest)
+    }
+
+    pub(crate) fn spawn_upload_to(
+        &self,
+        data: Bytes,
+        placement: Placement,
+    ) -> JoinHandle<Result<Uploaded>> {
         upload_task(
             self.store.clone(),
             self.meta.clone(),
             self.pins.clone(),
             self.state.clone(),
             data,
+            placement,
         )
     }
 
