@@ -308,7 +308,6 @@ impl Hsm {
         if written > 0 {
             crate::failpoint::hit("hsm.recall.written");
         }
-
         row.last_recall = Some(fvfs_vfs::now_ns());
         self.counters
             .recalled_bytes
