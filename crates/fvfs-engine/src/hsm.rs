@@ -9,6 +9,7 @@
 use crate::error::Result;
 use crate::open::open_meta;
 use crate::Running;
+use fvfs_hsm::keeper::KeeperSpec;
 use fvfs_hsm::{
     BulkPolicy, Hsm, HsmConfig, JanitorPolicy, JanitorWorker, Listener, RequestsWorker,
 };
@@ -43,6 +44,9 @@ pub struct HsmSection {
     pub bulk_commands: Option<Vec<String>>,
     /// "queue" (default: whole-file recall, one at a time) or "refuse" (EAGAIN).
     pub bulk_policy: Option<String>,
+    /// Seconds an access to a stub waits for a daemon that died to be back before it
+    /// fails with EIO (default 30); the keeper process holds the stubs meanwhile.
+    pub keeper_grace_secs: Option<u64>,
     /// `[hsm.janitor]`: frees space by policy; off when absent.
     pub janitor: Option<JanitorSection>,
 }
@@ -138,7 +142,13 @@ pub struct HsmRunning {
 impl HsmRunning {
     /// Puts the configured directories under management, starts the listener (after
     /// finishing interrupted steps and watching every stub) and the request worker.
-    pub fn start(run: &Running, section: &HsmSection) -> Result<HsmRunning> {
+    /// `keeper` is the command that runs `fvfs_hsm::keeper::run` (the daemon's own
+    /// binary); without it, the death of this process lets stubs read as holes.
+    pub fn start(
+        run: &Running,
+        section: &HsmSection,
+        keeper: Option<Vec<std::ffi::OsString>>,
+    ) -> Result<HsmRunning> {
         let hsm = Hsm::new(
             run.engine.meta.clone(),
             run.vfs.tiering().clone(),
@@ -151,7 +161,12 @@ impl HsmRunning {
             Some(j) => Some(j.policy().map_err(crate::EngineError::Config)?),
             None => None,
         };
-        let listener = Listener::start(hsm.clone(), run.rt.handle().clone())?;
+        let keeper = keeper.map(|command| KeeperSpec {
+            command,
+            fs: run.vfs.settings().uuid,
+            grace: Duration::from_secs(section.keeper_grace_secs.unwrap_or(30)),
+        });
+        let listener = Listener::start(hsm.clone(), run.rt.handle().clone(), keeper.as_ref())?;
         {
             let _guard = run.rt.enter();
             run.workers.spawn(RequestsWorker::new(&hsm));
@@ -167,10 +182,18 @@ impl HsmRunning {
         Ok(HsmRunning { hsm, listener })
     }
 
-    /// Stops the listener: from now on stubs read as holes until it runs again.
+    /// Stops the listener and lets the keeper go: from now on stubs read as holes until
+    /// it runs again.
     pub fn stop(self) {
         self.listener.stop();
     }
+}
+
+/// Runs the HSM keeper of filesystem `fs` (`fvfs_hsm::keeper::run`) until its daemon
+/// stops cleanly.
+pub fn keep(fs: &uuid::Uuid, grace: Duration) -> Result<()> {
+    fvfs_hsm::keeper::run(fs, grace)
+        .map_err(|e| fvfs_hsm::HsmError::Listener(format!("keeper: {e}")).into())
 }
 
 /// Puts `dir` under management in the filesystem at `meta_url`.

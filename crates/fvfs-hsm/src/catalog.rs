@@ -3,7 +3,7 @@
 //! block store or a listener.
 
 use crate::error::{HsmError, Result};
-use crate::{handle, marker, open_file, Marker};
+use crate::{handle, marker, Marker};
 use fvfs_meta::{HsmDir, HsmFile, MetaStore};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -32,8 +32,7 @@ pub fn add_dir(meta: &dyn MetaStore, dir: &Path) -> Result<u64> {
 
 /// The marker and catalog row of the file at `path` (None: not managed).
 pub fn status_of(meta: &dyn MetaStore, path: &Path) -> Result<Option<(Marker, HsmFile)>> {
-    let fd = open_file(path, false)?;
-    let Some(m) = marker::read(fd.as_fd(), path)? else {
+    let Some(m) = marker::read_at(path)? else {
         return Ok(None);
     };
     let row = meta.hsm_get(m.id)?.ok_or(HsmError::UnknownId(m.id))?;

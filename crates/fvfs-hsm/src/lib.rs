@@ -10,7 +10,8 @@
 //! catalog reads for tools without an engine, `handle.rs`
 //! file handles (identity across renames), `archive.rs` storing a file's payload,
 //! `release.rs` turning an archived file into a stub, `recall.rs` filling a stub's
-//! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop,
+//! ranges back, `fanotify/` the kernel interface, `listener.rs` the event loop, `keeper.rs` the
+//! process that holds the listener's group while no daemon runs,
 //! `export.rs` every archived file back as a plain file from its payload, `janitor.rs`
 //! the space policy (archive and release the oldest qualifying files until
 //! the filesystem is under its low mark), `recover.rs` finishing interrupted steps and watching the stubs again at start,
@@ -37,6 +38,7 @@ pub mod failpoint;
 pub mod fanotify;
 pub mod handle;
 mod janitor;
+pub mod keeper;
 mod listener;
 pub mod marker;
 mod recall;

@@ -9,11 +9,15 @@
 //!   while the listener lives.
 //! - Every event is answered exactly once: Allow after its range is resident, or
 //!   `Deny(EIO)` when the recall failed; a reader never proceeds into holes.
-//! - When the listener stops (or its process dies) the kernel allows what is pending and
-//!   stubs read as holes until it runs again: run it under a supervisor (docs/SEMANTICS.md).
+//! - With a keeper (keeper.rs) the group outlives the daemon's death: accesses wait for
+//!   the next daemon, which takes the group over here, or fail with EIO; never holes.
+//!   When the listener stops cleanly (or runs without a keeper and its process dies) the
+//!   kernel allows what is pending and stubs read as holes until it runs again
+//!   (docs/SEMANTICS.md).
 
 use crate::error::{HsmError, Result};
 use crate::fanotify::{Event, Group, Mode, Response};
+use crate::keeper::{self, KeeperSpec, Link};
 use crate::{handle, BulkPolicy, Hsm, Watch};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,13 +73,34 @@ pub struct Listener {
     group: Arc<Group>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The keeper's hold on the group, let go at a clean stop.
+    keeper: Option<Link>,
 }
 
 impl Listener {
     /// Creates the group, watches every stub of the catalog (finishing or rolling back
-    /// interrupted steps first), and starts reading events. Recalls run on `rt`.
-    pub fn start(hsm: Arc<Hsm>, rt: tokio::runtime::Handle) -> Result<Listener> {
-        let group = Arc::new(Group::new().map_err(|e| HsmError::Listener(e.to_string()))?);
+    /// interrupted steps first), and starts reading events. Recalls run on `rt`. With a
+    /// `keeper`, the group is the one a keeper holds for a daemon that died (its waiting
+    /// accesses are answered from here on), or a new one a keeper is started for.
+    pub fn start(
+        hsm: Arc<Hsm>,
+        rt: tokio::runtime::Handle,
+        keeper: Option<&KeeperSpec>,
+    ) -> Result<Listener> {
+        let (group, link) = match keeper {
+            Some(spec) => {
+                let (group, link, adopted) = keeper::attach(spec, Group::new)?;
+                if adopted {
+                    tracing::warn!("HSM listener: took over the fanotify group the HSM keeper held since a daemon died; accesses waiting since are answered now");
+                }
+                (group, link)
+            }
+            None => (
+                Group::new().map_err(|e| HsmError::Listener(e.to_string()))?,
+                None,
+            ),
+        };
+        let group = Arc::new(group);
         match group.mode() {
             Mode::PreAccess => tracing::info!(
                 "HSM listener: fanotify FAN_PRE_ACCESS (ranges recalled on access)"
@@ -86,24 +111,41 @@ impl Listener {
         }
         let watch: Arc<dyn Watch> = Arc::new(GroupWatch(group.clone()));
         hsm.set_watch(Some(watch.clone()));
-        if let Err(e) = rt.block_on(hsm.recover(watch.as_ref())) {
-            hsm.set_watch(None);
-            return Err(e);
-        }
+        // Events are read from here on: an adopted group's marks are live, and the opens
+        // of stubs by `recover` below are events too.
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (hsm, group, stop) = (hsm.clone(), group.clone(), stop.clone());
+            let (hsm, group, stop, rt) = (hsm.clone(), group.clone(), stop.clone(), rt.clone());
             std::thread::Builder::new()
                 .name("hsm-listener".into())
                 .spawn(move || read_loop(hsm, group, stop, rt))
-                .map_err(|e| HsmError::Listener(format!("cannot start the reader thread: {e}")))?
         };
-        Ok(Listener {
-            hsm,
+        let mut listener = Listener {
+            hsm: hsm.clone(),
             group,
             stop,
-            thread: Some(thread),
-        })
+            thread: None,
+            keeper: None,
+        };
+        let recovered = match thread {
+            Ok(t) => {
+                listener.thread = Some(t);
+                rt.block_on(hsm.recover(watch.as_ref())).map(|_| ())
+            }
+            Err(e) => Err(HsmError::Listener(format!(
+                "cannot start the reader thread: {e}"
+            ))),
+        };
+        if let Err(e) = recovered {
+            // A listener that cannot start leaves its keeper holding the group.
+            drop(listener);
+            if let Some(l) = link {
+                l.abandon();
+            }
+            return Err(e);
+        }
+        listener.keeper = link;
+        Ok(listener)
     }
 
     pub fn mode(&self) -> Mode {
@@ -122,6 +164,7 @@ impl Listener {
             let _ = t.join();
         }
         self.hsm.set_watch(None);
+        self.keeper.take();
     }
 }
 

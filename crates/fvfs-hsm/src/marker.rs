@@ -80,6 +80,35 @@ pub fn read(fd: BorrowedFd<'_>, path: &Path) -> Result<Option<Marker>> {
             buf.len(),
         )
     };
+    decoded(n, &buf, path)
+}
+
+/// The marker of the file at `path` (not following a final symlink), read without
+/// opening the file: an open of a stub is an event for the listener, and a tool that
+/// only looks (`fvfsd hsm status`) must work while none answers.
+pub fn read_at(path: &Path) -> Result<Option<Marker>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        HsmError::io(
+            "read the HSM marker of",
+            path,
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })?;
+    let mut buf = [0u8; 256];
+    // SAFETY: both names are NUL-terminated; buf is writable for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            name().as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    decoded(n, &buf, path)
+}
+
+/// The marker in the first `n` bytes of `buf`, as a `getxattr` call returned them.
+fn decoded(n: isize, buf: &[u8], path: &Path) -> Result<Option<Marker>> {
     if n < 0 {
         let e = std::io::Error::last_os_error();
         return match e.raw_os_error() {

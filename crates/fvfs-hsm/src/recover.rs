@@ -61,7 +61,9 @@ impl Hsm {
                     if matches!(marker::read(fd.as_fd(), &path)?, Some(m) if m.id == row.id && !m.released)
                     {
                         // A release interrupted before its marker: nothing was punched
-                        // (the punch follows the marker), the file is whole.
+                        // (the punch follows the marker), the file is whole. A group kept
+                        // across the crash (keeper.rs) may still watch it: not any more.
+                        let _ = watch.unwatch(fd.as_fd());
                         let mut row = row;
                         row.state = HsmState::Archived;
                         row.resident.clear();

@@ -361,6 +361,40 @@ fn closing_the_group_allows_pending_events() {
     );
 }
 
+/// What a listener that takes over a group from a dead one relies on (keeper.rs): an event
+/// whose fd was closed unanswered (its reader process died) stays pending, and is answered by
+/// the fd *number* it was read with, from any holder of the group.
+#[test]
+fn an_event_whose_fd_was_closed_is_answered_by_its_number() {
+    let Some(fs) = Ext4::new() else { return };
+    let path = fs.create("stub", MIB);
+    punch(&open_rw(&path), 0, MIB);
+    let group = marked_group(&path);
+    let f = Arc::new(File::open(&path).expect("open"));
+    let f2 = f.clone();
+    let reader = spawn(move || pread(&f2, 0, 100));
+    let ev = wait_events(&group, 1).pop().expect("event");
+    let number = ev.fd.as_raw_fd();
+    drop(ev);
+    assert!(reader.recv_timeout(QUIET).is_err(), "still pending");
+    // A number no event was read with: ENOENT, nothing answered.
+    let err = group
+        .respond(number + 1000, Response::Deny(libc::EIO))
+        .expect_err("no such event");
+    assert_eq!(
+        err.os_error().and_then(|e| e.raw_os_error()),
+        Some(libc::ENOENT)
+    );
+    assert!(reader.recv_timeout(QUIET).is_err(), "still pending");
+    group
+        .respond(number, Response::Deny(libc::EIO))
+        .expect("the stale number answers the event");
+    assert_eq!(
+        errno_of(reader.recv_timeout(WAIT).expect("reader finished")),
+        libc::EIO
+    );
+}
+
 const CHILD_ENV: &str = "FVFS_HSM_TEST_LISTENER";
 
 /// Not a test by itself: the listener process of `killed_listener_process_allows_readers`

@@ -120,7 +120,7 @@ impl Env {
         let data = fs.path("data");
         std::fs::create_dir(&data).unwrap();
         hsm.add_dir(&data).unwrap();
-        let listener = Listener::start(hsm.clone(), rt.handle().clone()).unwrap();
+        let listener = Listener::start(hsm.clone(), rt.handle().clone(), None).unwrap();
         Some(Env {
             fs,
             rt,
@@ -188,7 +188,8 @@ impl Env {
         if let Some(l) = self.listener.take() {
             l.stop();
         }
-        self.listener = Some(Listener::start(self.hsm.clone(), self.rt.handle().clone()).unwrap());
+        self.listener =
+            Some(Listener::start(self.hsm.clone(), self.rt.handle().clone(), None).unwrap());
     }
 }
 

@@ -117,6 +117,9 @@ mod tests {
                     "allow_devices",
                     "mount_suid",
                     "mount_dev",
+                    "recall_concurrency",
+                    "keeper_grace_secs",
+                    "bulk_policy",
                 ];
                 match l.strip_prefix("# ") {
                     Some(k) if keys.iter().any(|p| k.starts_with(p)) => k,
@@ -127,6 +130,7 @@ mod tests {
             .collect();
         let c: Config = toml::from_str(&on).unwrap();
         assert_eq!(c.daemon.http_port, Some(7734));
+        assert_eq!(c.hsm.keeper_grace_secs, Some(30));
         assert_eq!(c.daemon.tls, Some(true));
         assert_eq!(c.daemon.insecure_http, Some(false));
         assert_eq!(c.daemon.max_upload_gb, Some(1024));

@@ -32,7 +32,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        // SAFETY: signalling our own child, not reaped yet.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -87,6 +90,131 @@ fn hsm(f: &Fixture, args: &[&str]) -> (i32, String, String) {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// A config file whose `[hsm] keeper_grace_secs` is `secs`.
+fn grace_config(f: &Fixture, secs: u64) -> PathBuf {
+    let path = f.dir.path().join(format!("grace-{secs}.toml"));
+    std::fs::write(&path, format!("[hsm]\nkeeper_grace_secs = {secs}\n")).unwrap();
+    path
+}
+
+/// Asks for the release of `file` until the payload is durable and it is done.
+fn release_until_done(f: &Fixture, file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, _, err) = hsm(f, &["release", "--wait", "10", p(file)]);
+        if code == 0 {
+            return;
+        }
+        assert!(
+            err.contains("not on the durable tier yet") || code == 2,
+            "{err}"
+        );
+        assert!(Instant::now() < deadline, "never released: {err}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Random bytes (xorshift), several blocks.
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// A daemon killed with stubs under management: the keeper it started holds the
+/// fanotify group, so a reader waits (no holes) and gets the bytes from the next daemon;
+/// with no daemon for the grace, a reader gets EIO; a clean stop lets the keeper go.
+#[test]
+fn a_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
+    let Some(mut f) = Fixture::new() else {
+        return;
+    };
+    let img = Ext4Image::mount(128).unwrap();
+    let dir = img.mnt().join("kept");
+    std::fs::create_dir(&dir).unwrap();
+    assert_eq!(hsm(&f, &["add", p(&dir)]).0, 0);
+    let data = random(3 << 20, 7);
+    let file = dir.join("a.bin");
+    std::fs::write(&file, &data).unwrap();
+    assert!(!f.uuid.is_empty());
+    // This filesystem's keepers, once their number is `n` (bounded wait: a keeper
+    // starts before its daemon says it runs, and exits just after the daemon stops).
+    let keepers = |n: usize| {
+        let pattern = format!("hsm keep --fs {}", f.uuid);
+        let count = || {
+            let out = Command::new("pgrep")
+                .args(["-f", &pattern])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count() != n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        count()
+    };
+    let read_in_thread = |file: &Path| {
+        let file = file.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(std::fs::read(&file)));
+        rx
+    };
+
+    // 1. A long grace: the reader waits across the restart and reads the bytes.
+    f.config = Some(grace_config(&f, 120));
+    {
+        let _d = start(&f);
+        assert_eq!(hsm(&f, &["archive", p(&file)]).0, 0);
+        release_until_done(&f, &file);
+        assert_eq!(keepers(1), 1, "one keeper per daemon");
+    }
+    assert_eq!(keepers(0), 0, "a clean stop lets the keeper go");
+    let mut d = start(&f);
+    d.0.kill().unwrap();
+    d.0.wait().unwrap();
+    assert_eq!(keepers(1), 1, "the keeper outlives a killed daemon");
+    let reader = read_in_thread(&file);
+    assert!(
+        reader.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a reader of a stub waits while no daemon runs"
+    );
+    let d = start(&f);
+    let got = reader
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the next daemon answers the waiting reader")
+        .expect("read");
+    assert!(got == data, "the waiting reader got the bytes");
+    assert_eq!(keepers(1), 1, "the new daemon took the keeper over");
+    drop(d);
+    assert_eq!(keepers(0), 0);
+
+    // 2. A short grace and no daemon back: EIO, and the stub is intact for later.
+    f.config = Some(grace_config(&f, 1));
+    {
+        let _d = start(&f);
+        release_until_done(&f, &file);
+    }
+    let mut d = start(&f);
+    d.0.kill().unwrap();
+    d.0.wait().unwrap();
+    let err = read_in_thread(&file)
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the keeper answers once the grace is over")
+        .expect_err("EIO, not holes");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let _d = start(&f);
+    let cat = Command::new("cat").arg(&file).output().unwrap();
+    assert!(cat.status.success());
+    assert!(cat.stdout == data, "the stub recalls after the outage");
 }
 
 #[test]
@@ -243,6 +371,9 @@ fn a_crash_at_each_step_loses_nothing() {
     let Some(f) = Fixture::new() else {
         return;
     };
+    // Accesses to stubs wait this long for the next daemon before the keeper fails them.
+    let mut f = f;
+    f.config = Some(grace_config(&f, 1));
     let img = Ext4Image::mount(128).unwrap();
     let dir = img.mnt().join("crash");
     std::fs::create_dir(&dir).unwrap();
@@ -256,49 +387,37 @@ fn a_crash_at_each_step_loses_nothing() {
         "hsm.recall.answered",
     ];
     for (i, point) in points.iter().enumerate() {
-        // Random bytes (xorshift): several blocks, so a reader's first range is a
-        // partial recall (the point `hsm.recall.answered` is on that path).
-        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
-        let data: Vec<u8> = (0..(3u32 << 20))
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 56) as u8
-            })
-            .collect();
+        // Random bytes: several blocks, so a reader's first range is a partial recall
+        // (the point `hsm.recall.answered` is on that path).
+        let data = random(3 << 20, i as u64 + 1);
         let file = dir.join(format!("f{i}.bin"));
         std::fs::write(&file, &data).unwrap();
-        let release_until_done = |f: &Fixture| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (code, _, err) = hsm(f, &["release", "--wait", "10", p(&file)]);
-                if code == 0 {
-                    return;
-                }
-                assert!(
-                    err.contains("not on the durable tier yet") || code == 2,
-                    "{point}: {err}"
-                );
-                assert!(Instant::now() < deadline, "{point}: never released");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        };
         if point.starts_with("hsm.recall") {
             {
                 let _d = start(&f);
                 assert_eq!(hsm(&f, &["archive", p(&file)]).0, 0);
-                release_until_done(&f);
+                release_until_done(&f, &file);
             }
             let mut d = start_with(&f, point);
-            // The reader may be let through when the daemon dies: its bytes are not
-            // judged, the file's are, below.
+            // The daemon dies with the reader's access read and unanswered: the keeper
+            // fails it (EIO), or the bytes were all there. Never other bytes.
             let reader = {
                 let file = file.clone();
-                std::thread::spawn(move || Command::new("cat").arg(&file).output())
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || tx.send(Command::new("cat").arg(&file).output()));
+                rx
             };
             d.wait_abort();
-            let _ = reader.join();
+            let cat = reader
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the reader is answered")
+                .unwrap();
+            if cat.status.success() {
+                assert!(cat.stdout == data, "{point}: a reader got other bytes");
+            } else {
+                let err = String::from_utf8_lossy(&cat.stderr);
+                assert!(err.contains("Input/output error"), "{point}: {err}");
+            }
         } else {
             let mut d = start_with(&f, point);
             let (code, _, err) = hsm(&f, &["archive", "--wait", "10", p(&file)]);
@@ -313,14 +432,18 @@ fn a_crash_at_each_step_loses_nothing() {
             }
             d.wait_abort();
         }
-        // On disk now: the bytes, or a marked stub.
-        let now = std::fs::read(&file).unwrap();
-        if now != data {
-            let (_, out, _) = hsm(&f, &["status", p(&file)]);
-            assert!(
-                out.contains(": released"),
-                "{point}: other bytes and no stub: {out}"
-            );
+        // While no daemon runs: the bytes, or (a stub) EIO once the keeper's grace is
+        // over. Never holes.
+        match std::fs::read(&file) {
+            Ok(now) => assert!(now == data, "{point}: other bytes while no daemon runs"),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EIO), "{point}: {e}");
+                let (_, out, _) = hsm(&f, &["status", p(&file)]);
+                assert!(
+                    out.contains(": released"),
+                    "{point}: EIO and no stub: {out}"
+                );
+            }
         }
         let _d = start(&f);
         let cat = Command::new("cat").arg(&file).output().unwrap();

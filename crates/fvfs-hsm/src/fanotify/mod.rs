@@ -219,6 +219,16 @@ impl Group {
         })
     }
 
+    /// A group created elsewhere (by [`Group::new`] or [`Group::with_mode`] in another
+    /// process, received over a Unix socket), in the mode it was created with.
+    pub fn from_fd(fd: OwnedFd, mode: Mode) -> Group {
+        Group {
+            fd,
+            mode,
+            overflows: AtomicU64::new(0),
+        }
+    }
+
     /// The mode chosen at creation.
     pub fn mode(&self) -> Mode {
         self.mode

@@ -38,6 +38,27 @@ pub enum HsmCmd {
     Export {
         dest: PathBuf,
     },
+    /// The keeper process a daemon starts beside itself (`fvfs_hsm::keeper`): it holds
+    /// the listener's fanotify group so the daemon's death leaves no stub reading as
+    /// holes. Not for direct use.
+    #[command(hide = true)]
+    Keep {
+        #[arg(long)]
+        fs: uuid::Uuid,
+        #[arg(long)]
+        grace_secs: u64,
+    },
+}
+
+/// The command a daemon runs its keeper with: this binary's `hsm keep`.
+pub fn keeper_command() -> Option<Vec<std::ffi::OsString>> {
+    match std::env::current_exe() {
+        Ok(exe) => Some(vec![exe.into(), "hsm".into(), "keep".into()]),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot locate this binary to start the HSM keeper");
+            None
+        }
+    }
 }
 
 #[derive(Args)]
@@ -57,6 +78,10 @@ pub fn run(cfg: &Config, meta_url: &str, cmd: HsmCmd) -> Result<i32> {
             return Ok(0);
         }
         HsmCmd::Run => return daemon(cfg, meta_url),
+        HsmCmd::Keep { fs, grace_secs } => {
+            fvfs_engine::hsm::keep(&fs, Duration::from_secs(grace_secs))?;
+            return Ok(0);
+        }
         HsmCmd::Status { paths } => return status(meta_url, &paths),
         HsmCmd::Ls => return list(meta_url),
         HsmCmd::Export { dest } => return export(meta_url, &dest),
@@ -108,7 +133,7 @@ fn daemon(cfg: &Config, meta_url: &str) -> Result<i32> {
         policy: cfg.policy(),
     };
     let run = Running::start(opts, "hsm")?;
-    let result = HsmRunning::start(&run, &cfg.hsm).map(|h| {
+    let result = HsmRunning::start(&run, &cfg.hsm, keeper_command()).map(|h| {
         say!("fvfs HSM running (pid {})", std::process::id());
         run.rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};

@@ -144,7 +144,7 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
     // The HSM listener is up (every stub watched) before anything else is served.
     let hsm = match cfg.hsm.dirs.is_empty() {
         true => None,
-        false => match HsmRunning::start(&run, &cfg.hsm) {
+        false => match HsmRunning::start(&run, &cfg.hsm, super::hsm::keeper_command()) {
             Ok(h) => Some(h),
             Err(e) => {
                 run.stop();

@@ -63,6 +63,8 @@ pub struct Fixture {
     pub extra_dirs: Vec<tempfile::TempDir>,
     /// Config file handed to mounts (FVFS_CONFIG).
     pub config: Option<PathBuf>,
+    /// The filesystem's uuid.
+    pub uuid: String,
     child: Option<Child>,
 }
 
@@ -100,6 +102,7 @@ impl Fixture {
             cache: dir.path().join("cache"),
             prefix: "fs".into(),
             config: None,
+            uuid: String::new(),
             extra_dirs: Vec::new(),
             mnt,
             dir,
@@ -123,6 +126,15 @@ impl Fixture {
             "format failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // "formatted NAME (UUID) at URL"
+        let said = String::from_utf8_lossy(&out.stdout);
+        let uuid = said
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .map(|(u, _)| u.to_string())
+            .unwrap_or_default();
+        let mut f = f;
+        f.uuid = uuid;
         Some(f)
     }
 
