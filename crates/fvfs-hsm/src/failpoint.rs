@@ -6,7 +6,8 @@
 //! `hsm.archive.stored` (payload held, no marker), `hsm.archive.marked` (marker set, row
 //! still archiving), `hsm.release.row` (row released, file whole, marker archived),
 //! `hsm.release.punched` (holes punched, times not restored), `hsm.recall.written`
-//! (blocks written and synced, not yet recorded, the reader not answered),
+//! (blocks written and synced, not yet recorded; the reader answered already when its
+//! pages went first, see recall.rs),
 //! `hsm.recall.answered` (a partial recall's reader answered, its blocks not yet
 //! recorded).
 

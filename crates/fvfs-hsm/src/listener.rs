@@ -67,6 +67,46 @@ fn command_of(tid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// Whether thread `tid` is blocked in a call that only reads the file: a read, an exec,
+/// or a mapping that cannot write to it. The pages it asked for may then be answered
+/// before the rest of their blocks is written (recall.rs): no byte, size or time of the
+/// file changes before the recall's record, since any other access waits for it. A
+/// write would change the file under the recall (its ctime recorded as the recall's), a
+/// truncate would see the rest of its blocks written past its new end. Unknown (no
+/// `/proc/TID/syscall`, an io_uring worker, any other call): no.
+fn reads_only(tid: i32) -> bool {
+    const READS: &[libc::c_long] = &[
+        libc::SYS_read,
+        libc::SYS_pread64,
+        libc::SYS_readv,
+        libc::SYS_preadv,
+        libc::SYS_preadv2,
+        libc::SYS_execve,
+        libc::SYS_execveat,
+    ];
+    let Ok(line) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else {
+        return false;
+    };
+    // "NR ARG0 … ARG5 SP PC", the arguments in hex.
+    let mut words = line.split_whitespace();
+    let Some(nr) = words.next().and_then(|w| w.parse::<libc::c_long>().ok()) else {
+        return false;
+    };
+    let args: Vec<u64> = words
+        .take(6)
+        .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+        .collect();
+    match nr {
+        libc::SYS_mmap => {
+            args.len() == 6 && {
+                let (prot, flags) = (args[2] as i32, args[3] as i32);
+                prot & libc::PROT_WRITE == 0 || flags & libc::MAP_SHARED == 0
+            }
+        }
+        _ => READS.contains(&nr),
+    }
+}
+
 /// A running listener; `stop` (or drop) ends it.
 pub struct Listener {
     hsm: Arc<Hsm>,
@@ -257,10 +297,67 @@ async fn answer(hsm: &Hsm, group: &Group, ev: Event) {
         };
         reply(group, &ev, &path, response)
     };
+    let early = range.is_some() && reads_only(ev.pid);
     if let Ok(r) = hsm
-        .recall_fd_answering(ev.fd.as_fd(), &path, range, answer)
+        .recall_fd_answering(ev.fd.as_fd(), &path, range, early, answer)
         .await
     {
         tracing::debug!(path = %path.display(), pid = ev.pid, ?range, bytes = r.bytes, whole = r.whole, "recalled");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The thread id of a thread that runs `f` after sending it, and a way to end it.
+    fn blocked_in(f: impl FnOnce() + Send + 'static) -> i32 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            f();
+        });
+        let tid = rx.recv().unwrap();
+        // Bounded wait until the thread sleeps in its call.
+        for _ in 0..200 {
+            let state = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap_or_default();
+            if state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('S')) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tid
+    }
+
+    /// A pipe's (read end, write end).
+    fn pipe() -> (i32, i32) {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe writes two fds into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (fds[0], fds[1])
+    }
+
+    #[test]
+    fn only_reads_and_mappings_that_cannot_write_count_as_reads() {
+        let (r, w) = pipe();
+        // SAFETY: read into a live 1-byte buffer from our pipe.
+        let reader = blocked_in(move || unsafe {
+            libc::read(r, [0u8; 1].as_mut_ptr().cast(), 1);
+        });
+        assert!(reads_only(reader), "a thread blocked in read(2)");
+        let (r2, w2) = pipe();
+        // SAFETY: write from a live buffer to our pipe; it blocks once the pipe is full.
+        let writer = blocked_in(move || unsafe {
+            let big = vec![0u8; 1 << 20];
+            libc::write(w2, big.as_ptr().cast(), big.len());
+        });
+        assert!(!reads_only(writer), "a thread blocked in write(2)");
+        assert!(!reads_only(i32::MAX), "no such thread");
+        // SAFETY: closing our own pipe ends; the threads' calls return.
+        unsafe {
+            libc::write(w, b"x".as_ptr().cast(), 1);
+            libc::close(r2);
+        }
     }
 }

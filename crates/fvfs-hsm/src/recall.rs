@@ -15,7 +15,10 @@
 //! `recall_concurrency` run at once.
 //!
 //! The process that asked is answered as soon as its range is durable in the file
-//! (`recall_fd_answering`); the catalog record follows under the same per-file lock,
+//! (`recall_fd_answering`): the pages it asked for are written and synced first, then the
+//! rest of their blocks (never over those pages), when the first fetch step holds every
+//! block it touches and the access only reads (the listener's `reads_only`): nothing
+//! then changes the file before the record. The catalog record follows under the same per-file lock,
 //! while the inode is still watched: any other access to the file, a write included, is
 //! an event that waits for that lock, so nothing changes the file between the answer and
 //! the record. A record that fails only leaves blocks marked not resident, which a later
@@ -103,6 +106,18 @@ fn pwrite_all(fd: BorrowedFd<'_>, path: &Path, mut data: &[u8], mut at: u64) -> 
     Ok(())
 }
 
+fn datasync(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    // SAFETY: fd is open.
+    if unsafe { libc::fdatasync(fd.as_raw_fd()) } < 0 {
+        return Err(HsmError::io(
+            "fdatasync",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// BLAKE3 of the file's first `len` bytes.
 fn hash_file(fd: BorrowedFd<'_>, path: &Path, len: u64) -> Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
@@ -162,6 +177,23 @@ impl Hsm {
         (Some((off, count)), next)
     }
 
+    /// The pages `[lo, hi)` a reader asked for, when they can be answered before the
+    /// rest of their blocks is written: every block they touch that is not resident is
+    /// in the first fetch step, and the recall leaves the file a stub (the access that
+    /// makes a file whole is answered after its hash check).
+    fn early_answer(&self, row: &HsmFile, asked: Span, todo: &[(usize, u64)]) -> Span {
+        let (off, count) = asked?;
+        let first = &todo[..todo.len().min(FETCH_STEP)];
+        let needed_first = blocks_in(row, asked)
+            .iter()
+            .filter(|(i, _)| !is_resident(&row.resident, *i))
+            .all(|(i, _)| first.iter().any(|t| t.0 == *i));
+        let whole_after = (0..row.blocks.len())
+            .all(|i| is_resident(&row.resident, i) || todo.iter().any(|t| t.0 == i));
+        (needed_first && !whole_after && !first.is_empty())
+            .then_some((off, off.saturating_add(count.max(1))))
+    }
+
     /// Recalls the blocks of `[offset, offset + count)` (the whole file with None) into
     /// the stub open as `fd` (open for writing, and not reporting accesses to the
     /// listener: the event's own descriptor, or any descriptor when no listener runs).
@@ -172,22 +204,27 @@ impl Hsm {
         path: &Path,
         range: Option<(u64, u64)>,
     ) -> Result<Recalled> {
-        self.recall_fd_answering(fd, path, range, |_| {}).await
+        self.recall_fd_answering(fd, path, range, false, |_| {})
+            .await
     }
 
     /// As `recall_fd`, and calls `answer` exactly once: `true` as soon as the range is
     /// durable in the file (before the catalog records it; for the access that makes the
     /// file whole, after its marker), `false` when the recall failed before that. The
-    /// listener answers the event there.
+    /// listener answers the event there. `early`: the access only reads, so its pages
+    /// may be answered before the rest of their blocks is written.
     pub async fn recall_fd_answering(
         &self,
         fd: BorrowedFd<'_>,
         path: &Path,
         range: Option<(u64, u64)>,
+        early: bool,
         answer: impl FnOnce(bool),
     ) -> Result<Recalled> {
         let mut answer = Some(answer);
-        let result = self.recall_locked(fd, path, range, &mut answer).await;
+        let result = self
+            .recall_locked(fd, path, range, early, &mut answer)
+            .await;
         let answered = answer.is_none();
         if let Some(a) = answer.take() {
             a(result.is_ok());
@@ -215,6 +252,7 @@ impl Hsm {
         fd: BorrowedFd<'_>,
         path: &Path,
         range: Option<(u64, u64)>,
+        early: bool,
         answer: &mut Option<impl FnOnce(bool)>,
     ) -> Result<Recalled> {
         let Some(m) = marker::read(fd, path)? else {
@@ -234,7 +272,7 @@ impl Hsm {
         if row.state != HsmState::Released {
             return Ok(Recalled::default());
         }
-        let result = self.fill(fd, path, &mut row, range, answer).await;
+        let result = self.fill(fd, path, &mut row, range, early, answer).await;
         if matches!(result, Ok(Recalled { whole: true, .. })) {
             // No longer a stub: its per-file state goes (later callers find it resident).
             self.recall_ends.lock().remove(&row.id);
@@ -249,6 +287,7 @@ impl Hsm {
         path: &Path,
         row: &mut HsmFile,
         range: Option<(u64, u64)>,
+        early: bool,
         answer: &mut Option<impl FnOnce(bool)>,
     ) -> Result<Recalled> {
         let before = stamp(fd, path)?;
@@ -258,6 +297,7 @@ impl Hsm {
             row.size = before.size;
         }
         let valid = row.size;
+        let asked = range;
         let (range, next) = self.read_ahead(row.id, range);
         let todo: Vec<(usize, u64)> = blocks_in(row, range)
             .into_iter()
@@ -273,6 +313,12 @@ impl Hsm {
         }
         let key = hsm_holder_key(row.id);
         let mut written = 0u64;
+        // Bytes made durable before the reader's early answer.
+        let mut synced = 0u64;
+        let mut early = match early {
+            true => self.early_answer(row, asked, &todo),
+            false => None,
+        };
         for step in todo.chunks(FETCH_STEP) {
             let refs: Vec<_> = step.iter().map(|(i, _)| row.blocks[*i]).collect();
             self.pace(refs.iter().map(|r| r.len as u64).sum()).await;
@@ -280,27 +326,54 @@ impl Hsm {
                 .tiering
                 .read_held_blocks(HSM_HOLDER, &key, &refs)
                 .await?;
-            for ((i, at), part) in step.iter().zip(&parts) {
-                // Never past the current size: a stub truncated while no listener ran
-                // keeps its size.
-                if *at < valid {
-                    let n = (part.len() as u64).min(valid - at) as usize;
-                    pwrite_all(fd, path, &part[..n], *at)?;
-                    written += n as u64;
+            // Each block's bytes, never past the current size: a stub truncated while no
+            // listener ran keeps its size.
+            let spans: Vec<(u64, &[u8])> = step
+                .iter()
+                .zip(&parts)
+                .filter(|((_, at), _)| *at < valid)
+                .map(|((_, at), part)| (*at, &part[..(part.len() as u64).min(valid - at) as usize]))
+                .collect();
+            let mut later = Vec::with_capacity(spans.len() + 1);
+            match early.take() {
+                Some((lo, hi)) => {
+                    // The asked pages first, durable, times back: then the reader goes on
+                    // while the rest of its blocks is written (never over those pages,
+                    // which it may have changed through a mapping by then).
+                    for (at, bytes) in spans {
+                        let end = at + bytes.len() as u64;
+                        let (s, e) = (at.max(lo), end.min(hi));
+                        if s >= e {
+                            later.push((at, bytes));
+                            continue;
+                        }
+                        pwrite_all(fd, path, &bytes[(s - at) as usize..(e - at) as usize], s)?;
+                        written += e - s;
+                        synced += e - s;
+                        later.push((at, &bytes[..(s - at) as usize]));
+                        later.push((e, &bytes[(e - at) as usize..]));
+                    }
+                    datasync(fd, path)?;
+                    restore_times(fd, path, &before)?;
+                    if let Some(a) = answer.take() {
+                        a(true);
+                    }
                 }
+                None => later = spans,
+            }
+            for (at, bytes) in later {
+                pwrite_all(fd, path, bytes, at)?;
+                written += bytes.len() as u64;
+            }
+            for (i, _) in step {
                 set_resident(&mut row.resident, *i);
             }
         }
-        if written > 0 {
-            // SAFETY: fd is open.
-            if unsafe { libc::fdatasync(fd.as_raw_fd()) } < 0 {
-                return Err(HsmError::io(
-                    "fdatasync",
-                    path,
-                    std::io::Error::last_os_error(),
-                ));
-            }
+        if written > synced {
+            datasync(fd, path)?;
             restore_times(fd, path, &before)?;
+        }
+        if written > 0 {
             // The catalog follows its own writes, so a later change by anyone else
             // (a write after this recall) shows as a ctime it did not record.
             row.ctime_ns = stamp(fd, path)?.ctime_ns;

@@ -179,6 +179,18 @@ impl Env {
         fvfs_hsm::marker::read(f.as_fd(), p).unwrap()
     }
 
+    /// Waits until the recall that answered a read at `off` of `p` is done: a reader is
+    /// answered once its pages are durable, the rest of their blocks and the catalog
+    /// record follow under the file's recall lock, which another access at the same
+    /// (now resident) offset waits for.
+    fn settle(&self, p: &Path, off: u64) {
+        let mut b = [0u8; 1];
+        std::fs::File::open(p)
+            .unwrap()
+            .read_exact_at(&mut b, off)
+            .unwrap();
+    }
+
     fn recalled_bytes(&self) -> u64 {
         self.hsm.counters.recalled_bytes.load(Ordering::Relaxed)
     }
@@ -291,6 +303,7 @@ fn a_partial_read_of_a_1_gib_stub_recalls_only_the_blocks_it_touches() {
     let mut buf = vec![0u8; 4096];
     f.read_exact_at(&mut buf, off).unwrap();
     assert_eq!(&buf[..], &data[off as usize..off as usize + 4096]);
+    env.settle(&p, off);
     // The blocks overlapping the page-aligned range the kernel reported, and no more.
     let mut at = 0u64;
     let mut expected = 0u64;
@@ -324,6 +337,7 @@ fn releasing_a_partly_recalled_stub_again_frees_its_blocks_unless_it_was_written
     f.read_exact_at(&mut buf, 10 << 20).unwrap();
     assert!(buf[..] == data[10 << 20..(10 << 20) + 4096]);
     drop(f);
+    env.settle(&p, 10 << 20);
     let before = std::fs::metadata(&p).unwrap();
     assert!(
         before.blocks() * 512 >= 1 << 18,
