@@ -1,7 +1,8 @@
 //! The janitor: a policy in the style of Robinhood that frees space on the managed
 //! filesystems. When a managed directory's filesystem is fuller than `high_pct`, it
 //! archives and releases qualifying files, oldest access first, until the filesystem is
-//! under `low_pct`, at most `bytes_per_sec` a second.
+//! under `low_pct`, at most `bytes_per_sec` a second, two files in flight (one being
+//! archived while the other's durable copy is verified and it is released).
 //!
 //! A file qualifies when it is a regular file on the directory's filesystem (the walk
 //! does not cross mounts or follow symlinks), not pinned, not already a stub, not
@@ -16,6 +17,7 @@
 
 use crate::error::{HsmError, Result};
 use crate::{marker, Hsm};
+use futures::StreamExt;
 use fvfs_vfs::worker::{Worker, WorkerState};
 use std::ffi::CString;
 use std::os::fd::AsFd;
@@ -123,6 +125,9 @@ pub fn glob(pat: &str, text: &str) -> bool {
     m(pat.as_bytes(), text.as_bytes())
 }
 
+/// Files archived and released at once by a pass.
+const IN_FLIGHT: usize = 2;
+
 struct Candidate {
     path: PathBuf,
     atime: i64,
@@ -211,11 +216,23 @@ impl Hsm {
             cands.sort_by_key(|c| c.atime);
             let start = Instant::now();
             let mut archived_bytes = 0u64;
-            for c in cands {
-                if usage_pct(&dir)? <= policy.low_pct {
-                    break;
-                }
-                match self.janitor_one(&c.path).await {
+            // Two files in flight, oldest first: the next file is read, cut and uploaded
+            // while the durable copy of the previous one is read back and it is released.
+            // Usage is looked at before each file is taken, so a pass stops at most one
+            // file past the low mark.
+            let low = policy.low_pct;
+            let over_low = |_: &Candidate| {
+                futures::future::ready(usage_pct(&dir).map(|u| u > low).unwrap_or(false))
+            };
+            let mut done = futures::stream::iter(cands)
+                .take_while(over_low)
+                .map(|c| async move {
+                    let r = self.janitor_one(&c.path).await;
+                    (c, r)
+                })
+                .buffered(IN_FLIGHT);
+            while let Some((c, r)) = done.next().await {
+                match r {
                     Ok(true) => {
                         run.released += 1;
                         run.released_bytes += c.size;
@@ -237,6 +254,7 @@ impl Hsm {
                     }
                 }
             }
+            drop(done);
             let after = usage_pct(&dir)?;
             tracing::info!(dir = %dir.display(), before, after, released = run.released, "janitor pass");
             run.usage.push((dir, before, after));

@@ -322,7 +322,11 @@ mod tests {
         // Bounded wait until the thread sleeps in its call.
         for _ in 0..200 {
             let state = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap_or_default();
-            if state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('S')) {
+            if state
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('S'))
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
