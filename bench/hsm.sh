@@ -24,6 +24,8 @@ fvfs_build_bins
 HSM_PIDS=()
 fvfs_on_teardown() {
 	for pid in "${HSM_PIDS[@]}"; do fvfs_stop_pid "$pid" "fvfsd hsm run"; done
+	# The daemons' HSM keepers hold the stubs left (docs/SEMANTICS.md): let them go.
+	pkill -f "$FVFSD hsm keep" 2>/dev/null || true
 	for m in ${IMG_MNT:-} ${JAN_MNT:-}; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done

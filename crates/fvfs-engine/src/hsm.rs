@@ -182,8 +182,8 @@ impl HsmRunning {
         Ok(HsmRunning { hsm, listener })
     }
 
-    /// Stops the listener and lets the keeper go: from now on stubs read as holes until
-    /// it runs again.
+    /// Stops the listener. With stubs left, the keeper fails their accesses (EIO) until a
+    /// daemon runs again; with none, it exits.
     pub fn stop(self) {
         self.listener.stop();
     }

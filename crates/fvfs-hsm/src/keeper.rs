@@ -13,9 +13,12 @@
 //! - a daemon that starts takes the group over (`Listener::start`) and watches every
 //!   stub again.
 //!
-//! A clean stop of the daemon lets the keeper go: it exits, and stubs read as holes
-//! until a daemon runs again (docs/SEMANTICS.md). Only the death of the daemon leaves
-//! the keeper holding the group.
+//! A daemon that stops cleanly while stubs remain leaves the keeper holding the group too,
+//! failing every access to a stub with `EIO` at once (as Windows Cloud Files fails a
+//! placeholder whose provider is not running), until a daemon runs again: a backup taken
+//! while fvfs is stopped must not copy zeros. With no stub left it lets the keeper go,
+//! which exits. Stubs read as holes only while no keeper runs at all: before the first
+//! start after boot, or once the keeper is killed.
 //!
 //! Protocol, on the abstract Unix stream socket `fvfs-hsm-keeper-<fs uuid>` (one keeper
 //! per filesystem and host). Both ends check that the peer runs as their own user
@@ -23,9 +26,11 @@
 //! every stub, so it never goes to another user, whoever binds or connects first.
 //! - On connect the keeper sends `G` + mode byte + the group fd (SCM_RIGHTS) if it holds
 //!   one, else `N`, and the daemon answers with `G` + mode + its own group.
-//! - The connection stays open for the daemon's life. `B` from the daemon (a clean stop)
-//!   makes the keeper close the group and exit; the end of the stream without `B` is the
-//!   daemon's death. A second daemon while one is attached gets `X` and no group.
+//! - The connection stays open for the daemon's life. `B` from the daemon (a clean stop,
+//!   no stub left) makes the keeper close the group and exit; `S` (a clean stop with
+//!   stubs) makes it fail accesses at once after the daemon is gone; the end of the stream
+//!   otherwise is the daemon's death (accesses wait `grace`). A second daemon while one is
+//!   attached gets `X` and no group.
 
 use crate::error::{HsmError, Result};
 use crate::fanotify::{Group, Mode, Response};
@@ -79,32 +84,41 @@ fn mode_of(b: u8) -> io::Result<Mode> {
     }
 }
 
-/// The daemon's end of the link: dropping it (a clean stop) lets the keeper go.
+/// The daemon's end of the link. Dropping it is a clean stop with stubs left (the keeper
+/// goes on failing their accesses); [`Link::stop`] says whether any is left.
 pub struct Link {
     stream: UnixStream,
-    clean: bool,
+    /// What the drop sends: `S`, `B`, or nothing (the daemon's death as far as the keeper
+    /// can tell).
+    last: Option<u8>,
 }
 
 impl Link {
     fn new(stream: UnixStream) -> Link {
         Link {
             stream,
-            clean: true,
+            last: Some(b'S'),
         }
+    }
+
+    /// A clean stop: with `stubs_left`, the keeper fails their accesses until a daemon
+    /// runs again; without, it lets the group go and exits.
+    pub fn stop(mut self, stubs_left: bool) {
+        self.last = Some(if stubs_left { b'S' } else { b'B' });
     }
 
     /// Leaves the keeper holding the group, as if this daemon had died: for a daemon
     /// that cannot start (its stubs must not read as holes meanwhile).
     pub fn abandon(mut self) {
-        self.clean = false;
+        self.last = None;
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if self.clean {
-            // The keeper closes its reference and exits; a failure means it is gone.
-            let _ = self.stream.write_all(b"B");
+        if let Some(b) = self.last {
+            // A failure means the keeper is gone already.
+            let _ = self.stream.write_all(&[b]);
         }
     }
 }
@@ -222,9 +236,9 @@ fn spawn(spec: &KeeperSpec) -> io::Result<UnixStream> {
 }
 
 /// The keeper process: holds the group of filesystem `fs` while its daemon lives, and
-/// after its death (see the module comment). Returns when a daemon stops cleanly, when
-/// no daemon brings a group within its first seconds, or when another keeper of `fs`
-/// already runs.
+/// after it (see the module comment). Returns when a daemon stops cleanly with no stub
+/// left, when no daemon brings a group within its first seconds, or when another keeper
+/// of `fs` already runs.
 pub fn run(fs: &uuid::Uuid, grace: Duration) -> io::Result<()> {
     let listener = match UnixListener::bind_addr(&address(fs)?) {
         Ok(l) => l,
@@ -239,6 +253,8 @@ pub fn run(fs: &uuid::Uuid, grace: Duration) -> io::Result<()> {
         daemon: None,
         alone_since: Instant::now(),
         grace,
+        stopping: false,
+        stopped: false,
     };
     loop {
         if keeper.group.is_none()
@@ -271,7 +287,9 @@ pub fn run(fs: &uuid::Uuid, grace: Duration) -> io::Result<()> {
             }
         }
         if ready[1] && keeper.daemon_left() {
-            tracing::info!("HSM keeper: the daemon stopped; letting the group go");
+            tracing::info!(
+                "HSM keeper: the daemon stopped with no stub left; letting the group go"
+            );
             return Ok(());
         }
         if ready[2] {
@@ -286,12 +304,18 @@ struct Keeper {
     /// When the last daemon left (or the keeper started).
     alone_since: Instant,
     grace: Duration,
+    /// The attached daemon said it stops cleanly with stubs left (`S`).
+    stopping: bool,
+    /// The last daemon stopped cleanly: accesses fail at once, with no grace.
+    stopped: bool,
 }
 
 impl Keeper {
     /// Whether accesses are answered EIO by the keeper now (no daemon for `grace`).
     fn failing(&self) -> bool {
-        self.daemon.is_none() && self.group.is_some() && self.alone_since.elapsed() >= self.grace
+        self.daemon.is_none()
+            && self.group.is_some()
+            && (self.stopped || self.alone_since.elapsed() >= self.grace)
     }
 
     fn welcome(&mut self, s: UnixStream) {
@@ -324,11 +348,15 @@ impl Keeper {
         }
         s.set_read_timeout(None)?;
         self.daemon = Some(s);
+        self.stopping = false;
+        self.stopped = false;
         Ok(())
     }
 
-    /// Reads from the attached daemon: true on `B` (a clean stop). Its end of stream is
-    /// its death: the events it had not answered are failed now.
+    /// Reads from the attached daemon: true on `B` (a clean stop, no stub left). `S` is a
+    /// clean stop with stubs left. The end of its stream is its exit: the events it had
+    /// read and not answered fail now, and later accesses fail at once after `S`, after
+    /// the grace otherwise (a death: a supervisor may bring a daemon back).
     fn daemon_left(&mut self) -> bool {
         let Some(d) = self.daemon.as_mut() else {
             return false;
@@ -336,18 +364,29 @@ impl Keeper {
         let mut b = [0u8; 1];
         match d.read(&mut b) {
             Ok(1) if b[0] == b'B' => return true,
-            Ok(1) => return false,
+            Ok(1) => {
+                self.stopping |= b[0] == b'S';
+                return false;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
             _ => {}
         }
         self.daemon = None;
         self.alone_since = Instant::now();
+        self.stopped = self.stopping;
         let failed = self.group.as_ref().map(sweep).unwrap_or(0);
-        tracing::warn!(
-            failed,
-            grace_secs = self.grace.as_secs(),
-            "HSM keeper: the daemon died; the accesses it had not answered failed with EIO, new ones wait for a daemon up to the grace, then fail with EIO"
-        );
+        if self.stopped {
+            tracing::info!(
+                failed,
+                "HSM keeper: the daemon stopped with stubs left; accesses to them fail with EIO until a daemon runs again"
+            );
+        } else {
+            tracing::warn!(
+                failed,
+                grace_secs = self.grace.as_secs(),
+                "HSM keeper: the daemon died; the accesses it had not answered failed with EIO, new ones wait for a daemon up to the grace, then fail with EIO"
+            );
+        }
         false
     }
 

@@ -9,16 +9,17 @@
 //!   while the listener lives.
 //! - Every event is answered exactly once: Allow after its range is resident, or
 //!   `Deny(EIO)` when the recall failed; a reader never proceeds into holes.
-//! - With a keeper (keeper.rs) the group outlives the daemon's death: accesses wait for
-//!   the next daemon, which takes the group over here, or fail with EIO; never holes.
-//!   When the listener stops cleanly (or runs without a keeper and its process dies) the
-//!   kernel allows what is pending and stubs read as holes until it runs again
-//!   (docs/SEMANTICS.md).
+//! - With a keeper (keeper.rs) the group outlives the daemon: after its death accesses
+//!   wait for the next daemon, which takes the group over here, or fail with EIO; after a
+//!   clean stop with stubs left they fail with EIO at once. Never holes. Without a keeper,
+//!   when the listener stops (or its process dies) the kernel allows what is pending and
+//!   stubs read as holes until it runs again (docs/SEMANTICS.md).
 
 use crate::error::{HsmError, Result};
 use crate::fanotify::{Event, Group, Mode, Response};
 use crate::keeper::{self, KeeperSpec, Link};
 use crate::{handle, BulkPolicy, Hsm, Watch};
+use fvfs_meta::HsmState;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -193,7 +194,8 @@ impl Listener {
     }
 
     /// Stops reading events and unregisters the watch. Events already read are answered
-    /// by their tasks; the group closes when the last of them is done.
+    /// by their tasks; the group closes when the last of them is done, unless a keeper
+    /// holds it because stubs are left (keeper.rs).
     pub fn stop(mut self) {
         self.halt();
     }
@@ -204,7 +206,15 @@ impl Listener {
             let _ = t.join();
         }
         self.hsm.set_watch(None);
-        self.keeper.take();
+        if let Some(link) = self.keeper.take() {
+            // Unknown counts as stubs left: the keeper then fails their accesses.
+            let stubs_left = self
+                .hsm
+                .meta
+                .hsm_list(Some(HsmState::Released))
+                .map_or(true, |rows| !rows.is_empty());
+            link.stop(stubs_left);
+        }
     }
 }
 

@@ -129,11 +129,12 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A daemon killed with stubs under management: the keeper it started holds the
-/// fanotify group, so a reader waits (no holes) and gets the bytes from the next daemon;
-/// with no daemon for the grace, a reader gets EIO; a clean stop lets the keeper go.
+/// The keeper a daemon starts holds the fanotify group beyond the daemon: a daemon
+/// killed leaves a reader of a stub waiting (no holes) for the next daemon, which answers
+/// it with the bytes, or failing with EIO after the grace; a clean stop with stubs left
+/// fails their readers at once; a clean stop with none lets the keeper go.
 #[test]
-fn a_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
+fn a_stopped_or_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
     let Some(mut f) = Fixture::new() else {
         return;
     };
@@ -169,16 +170,25 @@ fn a_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
         rx
     };
 
-    // 1. A long grace: the reader waits across the restart and reads the bytes.
+    // 1. A clean stop with a stub left: its readers fail at once (EIO), long before the
+    // grace, and the next daemon takes the group over.
     f.config = Some(grace_config(&f, 120));
     {
         let _d = start(&f);
+        assert_eq!(keepers(1), 1, "one keeper per daemon");
         assert_eq!(hsm(&f, &["archive", p(&file)]).0, 0);
         release_until_done(&f, &file);
-        assert_eq!(keepers(1), 1, "one keeper per daemon");
     }
-    assert_eq!(keepers(0), 0, "a clean stop lets the keeper go");
+    assert_eq!(keepers(1), 1, "stubs are left: the keeper holds them");
+    let err = read_in_thread(&file)
+        .recv_timeout(Duration::from_secs(20))
+        .expect("answered at once after a clean stop")
+        .expect_err("EIO, not holes");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+
+    // 2. Killed: a reader waits across the restart and reads the bytes.
     let mut d = start(&f);
+    assert_eq!(keepers(1), 1, "the daemon took the keeper over");
     d.0.kill().unwrap();
     d.0.wait().unwrap();
     assert_eq!(keepers(1), 1, "the keeper outlives a killed daemon");
@@ -193,17 +203,14 @@ fn a_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
         .expect("the next daemon answers the waiting reader")
         .expect("read");
     assert!(got == data, "the waiting reader got the bytes");
-    assert_eq!(keepers(1), 1, "the new daemon took the keeper over");
+    // Read whole: no stub left, so a clean stop lets the keeper go.
     drop(d);
-    assert_eq!(keepers(0), 0);
+    assert_eq!(keepers(0), 0, "no stub left: the keeper exits");
 
-    // 2. A short grace and no daemon back: EIO, and the stub is intact for later.
+    // 3. A short grace and no daemon back: EIO, and the stub is intact for later.
     f.config = Some(grace_config(&f, 1));
-    {
-        let _d = start(&f);
-        release_until_done(&f, &file);
-    }
     let mut d = start(&f);
+    release_until_done(&f, &file);
     d.0.kill().unwrap();
     d.0.wait().unwrap();
     let err = read_in_thread(&file)
@@ -211,10 +218,12 @@ fn a_killed_daemon_leaves_readers_waiting_or_failing_never_reading_holes() {
         .expect("the keeper answers once the grace is over")
         .expect_err("EIO, not holes");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    let _d = start(&f);
+    let d = start(&f);
     let cat = Command::new("cat").arg(&file).output().unwrap();
     assert!(cat.status.success());
     assert!(cat.stdout == data, "the stub recalls after the outage");
+    drop(d);
+    assert_eq!(keepers(0), 0);
 }
 
 #[test]

@@ -360,6 +360,12 @@ pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        // An HSM keeper outlives its daemon while stubs are left (fvfs-hsm keeper.rs).
+        if !self.uuid.is_empty() {
+            let _ = Command::new("pkill")
+                .args(["-f", &format!("hsm keep --fs {}", self.uuid)])
+                .status();
+        }
         if std::thread::panicking() {
             let log =
                 std::fs::read_to_string(self.dir.path().join("mount.log")).unwrap_or_default();
