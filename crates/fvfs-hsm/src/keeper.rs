@@ -137,15 +137,13 @@ pub fn attach(
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => None,
         Err(e) => return Err(listener_err(&format!("the keeper's socket: {e}"))),
     };
-    let mut new_group = Some(new_group);
     let stream = match stream {
         Some(s) => s,
         None => match spawn(spec) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no HSM keeper: if this daemon dies, stubs read as holes until it runs again");
-                let make = new_group.take().expect("unused");
-                return Ok((make().map_err(|e| listener_err(&e))?, None, false));
+                return Ok((new_group().map_err(|e| listener_err(&e))?, None, false));
             }
         },
     };
@@ -162,8 +160,7 @@ pub fn attach(
             Ok((Group::from_fd(fd, mode), Some(Link::new(stream)), true))
         }
         ([b'N', _], None) => {
-            let make = new_group.take().expect("unused");
-            let group = make().map_err(|e| listener_err(&e))?;
+            let group = new_group().map_err(|e| listener_err(&e))?;
             send(
                 &stream,
                 &[b'G', mode_byte(group.mode())],
