@@ -110,8 +110,10 @@ system_packages() {
 	# The HSM tests tier files of a loop-mounted ext4 image they make.
 	command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 	command -v losetup >/dev/null || missing+=(mount)
+	# The HSM keeper tests count and stop keeper processes.
+	command -v pgrep >/dev/null || missing+=(procps)
 	if ((${#missing[@]} == 0)); then
-		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount"
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount, procps"
 		return 0
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
