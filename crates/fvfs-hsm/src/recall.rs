@@ -14,17 +14,25 @@
 //! Recalls of one file are serialised (a lock per catalog id) and at most
 //! `recall_concurrency` run at once.
 //!
-//! The process that asked is answered as soon as its range is durable in the file
-//! (`recall_fd_answering`): the pages it asked for are written and synced first, then the
-//! rest of their blocks (never over those pages), when the first fetch step holds every
-//! block it touches and the access only reads (the listener's `reads_only`): nothing
-//! then changes the file before the record. The catalog record follows under the same per-file lock,
-//! while the inode is still watched: any other access to the file, a write included, is
-//! an event that waits for that lock, so nothing changes the file between the answer and
-//! the record. A record that fails only leaves blocks marked not resident, which a later
-//! access recalls again (the same payload bytes, before that access proceeds). The
-//! access that makes a file whole is answered after its hash check and marker, so a
-//! reader that saw the file whole finds it resident or archived.
+//! Invariant: the catalog records a block resident only once its bytes are durable in
+//! the file. When the process that asked is answered depends on what it does
+//! (`recall_fd_answering`):
+//! - an access that only reads (the listener's `reads_only`), whose blocks are all in
+//!   the first fetch step, is answered as soon as its own pages are written (page cache,
+//!   not yet synced), before the rest of their blocks (never written over those pages)
+//!   and before the record. It changes nothing, and a crash before the record only has
+//!   those blocks recalled again: the same payload bytes;
+//! - any other reader is answered once its blocks are durable, before the record;
+//! - an access that may write (or truncate) is answered only after the record. Its bytes
+//!   land in those blocks: a crash that lost the record would have them recalled over.
+//!
+//! The record is made under the per-file lock while the inode is still watched: any
+//! other access to the file, a write included, is an event that waits for that lock, so
+//! nothing but the answered access changes the file before the record. A record that
+//! fails fails an access not yet answered (EIO), and otherwise only leaves blocks marked
+//! not resident, which a later access recalls again before it proceeds. The access that
+//! makes a file whole is answered after its hash check and marker, so a process that
+//! saw the file whole finds it resident or archived.
 
 use crate::error::{HsmError, Result};
 use crate::marker::{self, Marker};
@@ -208,11 +216,12 @@ impl Hsm {
             .await
     }
 
-    /// As `recall_fd`, and calls `answer` exactly once: `true` as soon as the range is
-    /// durable in the file (before the catalog records it; for the access that makes the
-    /// file whole, after its marker), `false` when the recall failed before that. The
-    /// listener answers the event there. `early`: the access only reads, so its pages
-    /// may be answered before the rest of their blocks is written.
+    /// As `recall_fd`, and calls `answer` exactly once: `true` as soon as the access may
+    /// go on (see the module's invariant: for a reader, before the catalog records its
+    /// blocks; for an access that may write, after; for the access that makes the file
+    /// whole, after its marker), `false` when the recall failed before that. The listener
+    /// answers the event there. `early`: the access only reads, so its pages may be
+    /// answered before the rest of their blocks is written and before the record.
     pub async fn recall_fd_answering(
         &self,
         fd: BorrowedFd<'_>,
@@ -313,8 +322,7 @@ impl Hsm {
         }
         let key = hsm_holder_key(row.id);
         let mut written = 0u64;
-        // Bytes made durable before the reader's early answer.
-        let mut synced = 0u64;
+        let reads_only = early;
         let mut early = match early {
             true => self.early_answer(row, asked, &todo),
             false => None,
@@ -337,9 +345,11 @@ impl Hsm {
             let mut later = Vec::with_capacity(spans.len() + 1);
             match early.take() {
                 Some((lo, hi)) => {
-                    // The asked pages first, durable, times back: then the reader goes on
-                    // while the rest of its blocks is written (never over those pages,
-                    // which it may have changed through a mapping by then).
+                    // The asked pages first, times back: then the reader goes on while
+                    // the rest of its blocks is written (never over those pages, which it
+                    // may have changed through a mapping by then). Not synced first: a
+                    // reader reads the page cache, and a crash before the sync below
+                    // loses only bytes the catalog does not record yet (recalled again).
                     for (at, bytes) in spans {
                         let end = at + bytes.len() as u64;
                         let (s, e) = (at.max(lo), end.min(hi));
@@ -349,11 +359,9 @@ impl Hsm {
                         }
                         pwrite_all(fd, path, &bytes[(s - at) as usize..(e - at) as usize], s)?;
                         written += e - s;
-                        synced += e - s;
                         later.push((at, &bytes[..(s - at) as usize]));
                         later.push((e, &bytes[(e - at) as usize..]));
                     }
-                    datasync(fd, path)?;
                     restore_times(fd, path, &before)?;
                     if let Some(a) = answer.take() {
                         a(true);
@@ -369,7 +377,8 @@ impl Hsm {
                 set_resident(&mut row.resident, *i);
             }
         }
-        if written > synced {
+        if written > 0 {
+            // Durable before the catalog records a block resident.
             datasync(fd, path)?;
             restore_times(fd, path, &before)?;
         }
@@ -387,12 +396,20 @@ impl Hsm {
             .fetch_add(written, Ordering::Relaxed);
         let whole = (0..row.blocks.len()).all(|i| is_resident(&row.resident, i));
         if !whole {
-            // The range is in the file and durable: the process that asked may go on.
+            // A reader may go on before the record: it changes nothing, and a record lost
+            // to a crash only has these blocks recalled again, the same bytes. An access
+            // that may write goes on only after it: its bytes land in these blocks, and a
+            // recall after a crash that lost the record would write the payload over them.
+            if reads_only {
+                if let Some(a) = answer.take() {
+                    a(true);
+                }
+                crate::failpoint::hit("hsm.recall.answered");
+            }
+            self.meta.hsm_put(row)?;
             if let Some(a) = answer.take() {
                 a(true);
             }
-            crate::failpoint::hit("hsm.recall.answered");
-            self.meta.hsm_put(row)?;
             return Ok(Recalled {
                 bytes: written,
                 whole: false,

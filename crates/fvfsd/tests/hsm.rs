@@ -470,3 +470,72 @@ fn a_crash_at_each_step_loses_nothing() {
         String::from_utf8_lossy(&fsck.stderr)
     );
 }
+
+/// A write into the middle of a stub, with the daemon killed at each step of the recall
+/// it triggers (an abort at the failure point, or `kill -9` just after the write
+/// returned): after a restart the file holds the old bytes plus the write when the write
+/// succeeded, and the old bytes alone when it failed (EIO). The recall never writes the
+/// payload over bytes a writer was told are written.
+#[test]
+fn a_write_into_a_stub_survives_a_crash_at_each_step_of_its_recall() {
+    let Some(f) = Fixture::new() else {
+        return;
+    };
+    let mut f = f;
+    f.config = Some(grace_config(&f, 1));
+    let img = Ext4Image::mount(128).unwrap();
+    let dir = img.mnt().join("writes");
+    std::fs::create_dir(&dir).unwrap();
+    assert_eq!(hsm(&f, &["add", p(&dir)]).0, 0);
+    for (i, point) in ["hsm.recall.written", "hsm.recall.answered"]
+        .iter()
+        .enumerate()
+    {
+        let data = random(3 << 20, 40 + i as u64);
+        let file = dir.join(format!("w{i}.bin"));
+        std::fs::write(&file, &data).unwrap();
+        {
+            let _d = start(&f);
+            assert_eq!(hsm(&f, &["archive", p(&file)]).0, 0);
+            release_until_done(&f, &file);
+        }
+        let mut d = start_with(&f, point);
+        let at = (3 << 19) + 100;
+        let patch = vec![0xA5u8; 4096];
+        let writer = {
+            let (file, patch) = (file.clone(), patch.clone());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::os::unix::fs::FileExt;
+                let write = || -> std::io::Result<()> {
+                    let w = std::fs::OpenOptions::new().write(true).open(&file)?;
+                    w.write_all_at(&patch, at)?;
+                    w.sync_all()
+                };
+                tx.send(write())
+            });
+            rx
+        };
+        let wrote = writer
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the writer is answered");
+        // The crash: at the failure point, or (a step the write does not pass) just
+        // after the write returned.
+        if d.0.try_wait().unwrap().is_none() {
+            d.0.kill().unwrap();
+        }
+        d.0.wait().unwrap();
+        let mut want = data.clone();
+        match &wrote {
+            Ok(()) => want[at as usize..at as usize + patch.len()].copy_from_slice(&patch),
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EIO), "{point}: {e}"),
+        }
+        let _d = start(&f);
+        let now = std::fs::read(&file).unwrap();
+        assert!(
+            now == want,
+            "{point}: the write {} but the file reads other bytes after a restart",
+            if wrote.is_ok() { "succeeded" } else { "failed" }
+        );
+    }
+}
