@@ -1,0 +1,2 @@
+//! The music face: tag index, templates, origins, search.
+pub mod template;
