@@ -1,2 +1,18 @@
-//! The music face: tag index, templates, origins, search.
+//! The music face: a read-only view of audio files organised by their tags, over several
+//! read-only origins, with search.
+//!
+//! - `template`: beets-style path templates, rendered into sanitised path components.
+//! - `source`: ranged byte access ([`source::RangeSource`]) shared by tag reading and
+//!   the view's reads.
+//! - `tags`: tags and audio properties read through a ranged, block-caching reader
+//!   (lofty), never a whole-file download.
+//! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
+//!   priorities, health checks, retries and failover.
+//!
+//! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
+//! block store) and knows nothing of FUSE, HTTP or fanotify.
+
+pub mod origin;
+pub mod source;
+pub mod tags;
 pub mod template;

@@ -1,0 +1,1 @@
+//! The read-only origins a music library is read from.

@@ -1,0 +1,1 @@
+//! Tags and audio properties of a track, read through a ranged, block-caching reader.
