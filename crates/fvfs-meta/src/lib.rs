@@ -26,15 +26,17 @@ mod url;
 pub use error::{MetaError, Result};
 pub use store::{
     hsm_holder_key, open, AdminStore, CheckStore, DataStore, HolderStore, HsmDir, HsmFile,
-    HsmRequest, HsmState, HsmStore, MetaStore, NamespaceStore, TierStore, HSM_HOLDER,
+    HsmRequest, HsmState, HsmStore, MetaStore, MusicCollection, MusicEntry, MusicNode, MusicOrigin,
+    MusicStamp, MusicStore, MusicTrack, MusicView, NamespaceStore, TierStore, HSM_HOLDER,
+    MUSIC_ROOT,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a
 /// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, NamespaceStore,
-        TierStore,
+        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, MusicStore,
+        NamespaceStore, TierStore,
     };
 }
 pub use types::*;

@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,6 +157,69 @@ CREATE TABLE hsm_requests (
 CREATE INDEX hsm_requests_due ON hsm_requests(due) WHERE done IS NULL;
 "#;
 
+/// The music face's index (sqlite/music.rs): origins, tracks keyed by (origin, path),
+/// collections, and the views' trees by generation (a rescan writes the next generation
+/// beside the served one, then swaps). No fill.
+const V6: &str = r#"
+CREATE TABLE music_origins (
+  id TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  added INTEGER NOT NULL
+);
+CREATE TABLE music_tracks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  origin TEXT NOT NULL,
+  path TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL,
+  etag TEXT,
+  quick_id BLOB NOT NULL,
+  content_hash BLOB,
+  format TEXT NOT NULL,
+  title TEXT,
+  artist TEXT,
+  album TEXT,
+  albumartist TEXT,
+  genre TEXT,
+  year INTEGER,
+  track INTEGER,
+  disc INTEGER,
+  duration_ms INTEGER,
+  bitrate INTEGER,
+  sample_rate INTEGER,
+  extra TEXT NOT NULL,
+  has_cover INTEGER NOT NULL,
+  error TEXT,
+  scanned INTEGER NOT NULL,
+  UNIQUE (origin, path)
+);
+CREATE INDEX music_tracks_quick ON music_tracks(quick_id);
+CREATE INDEX music_tracks_album ON music_tracks(albumartist, album);
+CREATE TABLE music_collections (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  query TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE music_views (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  template TEXT NOT NULL,
+  generation INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE music_entries (
+  view INTEGER NOT NULL,
+  gen INTEGER NOT NULL,
+  parent INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  dir INTEGER,
+  track INTEGER,
+  PRIMARY KEY (view, gen, parent, name)
+) WITHOUT ROWID;
+CREATE INDEX music_entries_dir ON music_entries(view, gen, dir) WHERE dir IS NOT NULL;
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -184,6 +247,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V5,
+        fill: None,
+    },
+    Migration {
+        sql: V6,
         fill: None,
     },
 ];

@@ -455,6 +455,11 @@ fn migration_to_v3_fills_st_blocks() {
          DROP TABLE hsm_dirs;
          DROP TABLE hsm_files;
          DROP TABLE hsm_requests;
+         DROP TABLE music_origins;
+         DROP TABLE music_tracks;
+         DROP TABLE music_collections;
+         DROP TABLE music_views;
+         DROP TABLE music_entries;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",

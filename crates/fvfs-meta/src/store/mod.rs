@@ -11,7 +11,8 @@
 //! - [`CheckStore`] (`check.rs`): the consistency checks and repairs behind `fvfsd fsck`;
 //! - [`HolderStore`] (`holders.rs`): block references held by something other than a
 //!   file (archived payloads, caches of other faces);
-//! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files.
+//! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files;
+//! - [`MusicStore`] (`music.rs`): the music face's index (origins, tracks, views).
 //!
 //! [`MetaStore`] is their union, implemented for every type that implements them all, so
 //! `Arc<dyn MetaStore>` reaches every method. A new concern (a face with its own tables)
@@ -28,6 +29,7 @@ mod check;
 mod data;
 mod holders;
 mod hsm;
+mod music;
 mod namespace;
 mod tiers;
 
@@ -36,6 +38,10 @@ pub use check::CheckStore;
 pub use data::DataStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
+pub use music::{
+    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
+    MusicView, MUSIC_ROOT,
+};
 pub use namespace::NamespaceStore;
 pub use tiers::TierStore;
 
@@ -52,6 +58,7 @@ pub trait MetaStore:
     + CheckStore
     + HolderStore
     + HsmStore
+    + MusicStore
     + Send
     + Sync
 {
@@ -65,6 +72,7 @@ impl<T> MetaStore for T where
         + CheckStore
         + HolderStore
         + HsmStore
+        + MusicStore
         + Send
         + Sync
 {

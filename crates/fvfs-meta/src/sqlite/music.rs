@@ -1,0 +1,483 @@
+//! The music index on SQLite ([`MusicStore`]): tables `music_origins`, `music_tracks`,
+//! `music_collections`, `music_views` and `music_entries` (schema.rs, version 6).
+//! Extra tags are stored as one text column of `name=value` lines (names are beets field
+//! names, values have their newlines and backslashes escaped). A view entry is a
+//! directory when `dir` is set, a track when `track` is.
+
+use super::SqliteStore;
+use crate::error::{MetaError, Result};
+use crate::store::{
+    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
+    MusicView,
+};
+use rusqlite::{params, OptionalExtension, Row};
+
+const COLS: &str = "id, origin, path, size, mtime, etag, quick_id, content_hash, format, title, \
+                    artist, album, albumartist, genre, year, track, disc, duration_ms, bitrate, \
+                    sample_rate, extra, has_cover, error, scanned";
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(o) => out.push(o),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn encode_extra(extra: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in extra {
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&escape(v));
+        out.push('\n');
+    }
+    out
+}
+
+fn decode_extra(s: &str) -> Vec<(String, String)> {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), unescape(v)))
+        .collect()
+}
+
+fn hash32(v: Option<Vec<u8>>, what: &str, id: i64) -> Result<Option<[u8; 32]>> {
+    v.map(|b| {
+        b.try_into().map_err(|_| {
+            MetaError::Corrupt(format!(
+                "music track {id} has a {what} that is not 32 bytes"
+            ))
+        })
+    })
+    .transpose()
+}
+
+type RawTrack = (MusicTrack, Vec<u8>, Option<Vec<u8>>, String);
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
+    let u32_of = |i: usize| -> rusqlite::Result<Option<u32>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u32))
+    };
+    let t = MusicTrack {
+        id: r.get::<_, i64>(0)? as u64,
+        origin: r.get(1)?,
+        path: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        mtime_ns: r.get(4)?,
+        etag: r.get(5)?,
+        quick_id: [0; 32],
+        content_hash: None,
+        format: r.get(8)?,
+        title: r.get(9)?,
+        artist: r.get(10)?,
+        album: r.get(11)?,
+        albumartist: r.get(12)?,
+        genre: r.get(13)?,
+        year: u32_of(14)?,
+        track: u32_of(15)?,
+        disc: u32_of(16)?,
+        duration_ms: r.get::<_, Option<i64>>(17)?.map(|v| v as u64),
+        bitrate_kbps: u32_of(18)?,
+        sample_rate: u32_of(19)?,
+        extra: Vec::new(),
+        has_cover: r.get::<_, i64>(21)? != 0,
+        error: r.get(22)?,
+        scanned: r.get(23)?,
+    };
+    Ok((t, r.get(6)?, r.get(7)?, r.get(20)?))
+}
+
+fn finish(raw: RawTrack) -> Result<MusicTrack> {
+    let (mut t, quick, hash, extra) = raw;
+    let id = t.id as i64;
+    t.quick_id = hash32(Some(quick), "quick id", id)?.unwrap_or_default();
+    t.content_hash = hash32(hash, "content hash", id)?;
+    t.extra = decode_extra(&extra);
+    Ok(t)
+}
+
+fn tracks_where(
+    tx: &rusqlite::Transaction<'_>,
+    cond: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<MusicTrack>> {
+    let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM music_tracks WHERE {cond}"))?;
+    let raw = stmt
+        .query_map(args, from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter().map(finish).collect()
+}
+
+fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MusicEntry> {
+    let dir: Option<i64> = r.get(2)?;
+    let track: Option<i64> = r.get(3)?;
+    Ok(MusicEntry {
+        parent: r.get::<_, i64>(0)? as u64,
+        name: r.get(1)?,
+        node: match (dir, track) {
+            (Some(d), _) => MusicNode::Dir(d as u64),
+            (None, t) => MusicNode::Track(t.unwrap_or(0) as u64),
+        },
+    })
+}
+
+/// The served generation of `view`.
+fn served(tx: &rusqlite::Transaction<'_>, view: u64) -> Result<i64> {
+    tx.query_row(
+        "SELECT generation FROM music_views WHERE id = ?1",
+        [view as i64],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or(MetaError::NotFound)
+}
+
+impl MusicStore for SqliteStore {
+    fn music_origin_put(&self, o: &MusicOrigin) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO music_origins (id, spec, priority, added) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET spec = ?2, priority = ?3",
+                params![o.id, o.spec, o.priority, o.added],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn music_origins(&self) -> Result<Vec<MusicOrigin>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id, spec, priority, added FROM music_origins ORDER BY priority, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(MusicOrigin {
+                    id: r.get(0)?,
+                    spec: r.get(1)?,
+                    priority: r.get(2)?,
+                    added: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn music_origin_remove(&self, id: &str) -> Result<bool> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM music_tracks WHERE origin = ?1", [id])?;
+            Ok(tx.execute("DELETE FROM music_origins WHERE id = ?1", [id])? > 0)
+        })
+    }
+
+    fn music_track_put(&self, t: &MusicTrack) -> Result<u64> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO music_tracks (origin, path, size, mtime, etag, quick_id, \
+                 content_hash, format, title, artist, album, albumartist, genre, year, track, \
+                 disc, duration_ms, bitrate, sample_rate, extra, has_cover, error, scanned) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23) \
+                 ON CONFLICT (origin, path) DO UPDATE SET size = ?3, mtime = ?4, etag = ?5, \
+                 quick_id = ?6, content_hash = ?7, format = ?8, title = ?9, artist = ?10, \
+                 album = ?11, albumartist = ?12, genre = ?13, year = ?14, track = ?15, \
+                 disc = ?16, duration_ms = ?17, bitrate = ?18, sample_rate = ?19, extra = ?20, \
+                 has_cover = ?21, error = ?22, scanned = ?23",
+            )?
+            .execute(params![
+                t.origin,
+                t.path,
+                t.size as i64,
+                t.mtime_ns,
+                t.etag,
+                &t.quick_id[..],
+                t.content_hash.as_ref().map(|h| &h[..]),
+                t.format,
+                t.title,
+                t.artist,
+                t.album,
+                t.albumartist,
+                t.genre,
+                t.year.map(i64::from),
+                t.track.map(i64::from),
+                t.disc.map(i64::from),
+                t.duration_ms.map(|v| v as i64),
+                t.bitrate_kbps.map(i64::from),
+                t.sample_rate.map(i64::from),
+                encode_extra(&t.extra),
+                t.has_cover as i64,
+                t.error,
+                t.scanned
+            ])?;
+            let id: i64 = tx.query_row(
+                "SELECT id FROM music_tracks WHERE origin = ?1 AND path = ?2",
+                params![t.origin, t.path],
+                |r| r.get(0),
+            )?;
+            Ok(id as u64)
+        })
+    }
+
+    fn music_track_get(&self, id: u64) -> Result<Option<MusicTrack>> {
+        self.read(|tx| Ok(tracks_where(tx, "id = ?1", [id as i64])?.pop()))
+    }
+
+    fn music_tracks(
+        &self,
+        origin: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<MusicTrack>> {
+        self.read(|tx| {
+            tracks_where(
+                tx,
+                "(?1 IS NULL OR origin = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+                params![origin, after as i64, limit as i64],
+            )
+        })
+    }
+
+    fn music_stamps(&self, origin: &str) -> Result<Vec<MusicStamp>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id, path, size, mtime, etag FROM music_tracks WHERE origin = ?1 \
+                 ORDER BY path",
+            )?;
+            let rows = stmt.query_map([origin], |r| {
+                Ok(MusicStamp {
+                    id: r.get::<_, i64>(0)? as u64,
+                    path: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    etag: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn music_tracks_delete(&self, ids: &[u64]) -> Result<u64> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM music_tracks WHERE id = ?1")?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute([*id as i64])? as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    fn music_copies(&self, quick_id: &[u8; 32]) -> Result<Vec<MusicTrack>> {
+        self.read(|tx| tracks_where(tx, "quick_id = ?1 ORDER BY id", [&quick_id[..]]))
+    }
+
+    fn music_set_content_hash(&self, id: u64, hash: &[u8; 32]) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE music_tracks SET content_hash = ?2 WHERE id = ?1",
+                params![id as i64, &hash[..]],
+            )?;
+            if n == 0 {
+                return Err(MetaError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn music_track_count(&self) -> Result<u64> {
+        self.read(|tx| {
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM music_tracks", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn music_collection_put(&self, name: &str, query: &str, now: i64) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO music_collections (name, query, created) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET query = ?2",
+                params![name, query, now],
+            )?;
+            let id: i64 = tx.query_row(
+                "SELECT id FROM music_collections WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )?;
+            Ok(id as u64)
+        })
+    }
+
+    fn music_collections(&self) -> Result<Vec<MusicCollection>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT id, name, query, created FROM music_collections ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(MusicCollection {
+                    id: r.get::<_, i64>(0)? as u64,
+                    name: r.get(1)?,
+                    query: r.get(2)?,
+                    created: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn music_collection_remove(&self, name: &str) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("DELETE FROM music_collections WHERE name = ?1", [name])? > 0)
+        })
+    }
+
+    fn music_view_put(&self, name: &str, template: &str) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO music_views (name, template) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET template = ?2",
+                params![name, template],
+            )?;
+            let id: i64 =
+                tx.query_row("SELECT id FROM music_views WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })?;
+            Ok(id as u64)
+        })
+    }
+
+    fn music_views(&self) -> Result<Vec<MusicView>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT id, name, template, generation FROM music_views ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(MusicView {
+                    id: r.get::<_, i64>(0)? as u64,
+                    name: r.get(1)?,
+                    template: r.get(2)?,
+                    generation: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn music_view_write(&self, view: u64, gen: u64, entries: &[MusicEntry]) -> Result<()> {
+        self.write(|tx| {
+            if served(tx, view)? == gen as i64 {
+                return Err(MetaError::Corrupt(format!(
+                    "generation {gen} of music view {view} is the one being served"
+                )));
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO music_entries (view, gen, parent, name, dir, track) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in entries {
+                let (dir, track) = match e.node {
+                    MusicNode::Dir(d) => (Some(d as i64), None),
+                    MusicNode::Track(t) => (None, Some(t as i64)),
+                };
+                stmt.execute(params![
+                    view as i64,
+                    gen as i64,
+                    e.parent as i64,
+                    e.name,
+                    dir,
+                    track
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn music_view_swap(&self, view: u64, gen: u64) -> Result<()> {
+        self.write(|tx| {
+            served(tx, view)?;
+            tx.execute(
+                "UPDATE music_views SET generation = ?2 WHERE id = ?1",
+                params![view as i64, gen as i64],
+            )?;
+            tx.execute(
+                "DELETE FROM music_entries WHERE view = ?1 AND gen != ?2",
+                params![view as i64, gen as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn music_lookup(&self, view: u64, parent: u64, name: &str) -> Result<Option<MusicEntry>> {
+        self.read(|tx| {
+            let gen = served(tx, view)?;
+            Ok(tx
+                .prepare_cached(
+                    "SELECT parent, name, dir, track FROM music_entries \
+                     WHERE view = ?1 AND gen = ?2 AND parent = ?3 AND name = ?4",
+                )?
+                .query_row(
+                    params![view as i64, gen, parent as i64, name],
+                    entry_from_row,
+                )
+                .optional()?)
+        })
+    }
+
+    fn music_readdir(
+        &self,
+        view: u64,
+        parent: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MusicEntry>> {
+        self.read(|tx| {
+            let gen = served(tx, view)?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT parent, name, dir, track FROM music_entries \
+                 WHERE view = ?1 AND gen = ?2 AND parent = ?3 AND (?4 IS NULL OR name > ?4) \
+                 ORDER BY name LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![view as i64, gen, parent as i64, after, limit as i64],
+                entry_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn music_dir_entry(&self, view: u64, dir: u64) -> Result<Option<MusicEntry>> {
+        self.read(|tx| {
+            let gen = served(tx, view)?;
+            Ok(tx
+                .prepare_cached(
+                    "SELECT parent, name, dir, track FROM music_entries \
+                     WHERE view = ?1 AND gen = ?2 AND dir = ?3",
+                )?
+                .query_row(params![view as i64, gen, dir as i64], entry_from_row)
+                .optional()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_extra, encode_extra};
+
+    #[test]
+    fn extra_tags_round_trip_with_newlines_and_backslashes() {
+        let extra = vec![
+            ("comment".to_string(), "line 1\nline 2 \\ end".to_string()),
+            ("label".to_string(), "Warp=Records".to_string()),
+        ];
+        assert_eq!(decode_extra(&encode_extra(&extra)), extra);
+    }
+}
