@@ -372,6 +372,17 @@ impl MusicStore for SqliteStore {
         })
     }
 
+    fn music_view_begin(&self, view: u64) -> Result<u64> {
+        self.write(|tx| {
+            let gen = served(tx, view)?;
+            tx.execute(
+                "DELETE FROM music_entries WHERE view = ?1 AND gen != ?2",
+                params![view as i64, gen],
+            )?;
+            Ok(gen as u64 + 1)
+        })
+    }
+
     fn music_view_write(&self, view: u64, gen: u64, entries: &[MusicEntry]) -> Result<()> {
         self.write(|tx| {
             if served(tx, view)? == gen as i64 {

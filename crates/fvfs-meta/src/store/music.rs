@@ -150,6 +150,9 @@ pub trait MusicStore {
     /// Adds view `name` (or changes its template); returns its id.
     fn music_view_put(&self, name: &str, template: &str) -> Result<u64>;
     fn music_views(&self) -> Result<Vec<MusicView>>;
+    /// Starts a rebuild of a view: drops every generation but the served one (the rows
+    /// of a rebuild that was interrupted) and returns the next generation's number.
+    fn music_view_begin(&self, view: u64) -> Result<u64>;
     /// Writes entries of generation `gen` of a view (not served until the swap).
     fn music_view_write(&self, view: u64, gen: u64, entries: &[MusicEntry]) -> Result<()>;
     /// Makes `gen` the view's served tree and drops every other generation.
