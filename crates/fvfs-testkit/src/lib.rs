@@ -3,10 +3,14 @@
 //! - `s3` (default): [`S3Server`], an in-process S3 server over a directory (`s3.rs`);
 //! - `model`: [`model`], the POSIX reference model every filesystem face is checked
 //!   against (engine, LAN client, FUSE mount), over a small system-under-test trait;
-//! - `ext4`: [`Ext4Image`], a loop-mounted ext4 image per test (the HSM face's tests).
+//! - `ext4`: [`Ext4Image`], a loop-mounted ext4 image per test (the HSM face's tests);
+//! - `audio`: [`audio`], real audio files (ffmpeg-encoded, lofty-tagged) and truncated
+//!   copies (the music face's tests).
 //!
 //! It is meant for tests and CI scripts only; it is never linked into fvfs itself.
 
+#[cfg(feature = "audio")]
+pub mod audio;
 mod data;
 pub use data::pseudo_random;
 #[cfg(feature = "ext4")]
