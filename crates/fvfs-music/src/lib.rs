@@ -8,6 +8,8 @@
 //!   (lofty), never a whole-file download.
 //! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
 //!   priorities, health checks, retries and failover.
+//! - `view`: the tree a template gives the index, built into the metadata store and
+//!   swapped in whole.
 //!
 //! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
 //! block store) and knows nothing of FUSE, HTTP or fanotify.
@@ -16,3 +18,4 @@ pub mod origin;
 pub mod source;
 pub mod tags;
 pub mod template;
+pub mod view;

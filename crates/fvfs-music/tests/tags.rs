@@ -190,7 +190,7 @@ fn the_seeds_default_template_renders_a_real_file() {
         let fx = make(dir.path(), "tpl", format, &written).expect("ffmpeg");
         let t = read_tags(source(&fx.path), None).unwrap();
         assert_eq!(
-            tpl.render(&t),
+            tpl.render(&Row(fvfs_music::tags::to_track(&t))),
             [
                 "Sigur Rós".to_string(),
                 format!("Ágætis byrjun (1999) [{upper}]"),
@@ -370,4 +370,13 @@ fn the_content_decides_the_format_not_the_extension() {
     let t = read_tags(source(&fx.path), Some("mp3")).unwrap();
     assert_eq!(t.format, "flac");
     assert_eq!(t.title.as_deref(), Some("Sine Wave"));
+}
+
+/// A row of the index as a template sees it.
+struct Row(fvfs_meta::MusicTrack);
+
+impl fvfs_music::template::Fields for Row {
+    fn field(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        fvfs_music::tags::field(&self.0, name)
+    }
 }

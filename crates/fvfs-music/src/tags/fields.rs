@@ -1,63 +1,111 @@
-//! [`TrackTags`] as a path template sees it: beets' field names and beets' formatting
-//! of each value.
+//! A track as templates and the index see it: [`to_track`] turns what was read from a
+//! file ([`TrackTags`]) into an index row ([`MusicTrack`], whose origin, path and stamp
+//! the scanner fills), and [`field`] reads a row through beets' field names with beets'
+//! formatting. Views render rows of the index, so this is the one mapping of names.
 //!
 //! Invariants:
 //! - A field the track does not have is `None` (it renders empty and fails `%ifdef`),
-//!   except `albumartist`, which falls back to `artist` as beets' does for paths.
+//!   except `albumartist`, which falls back to `artist` as beets' does for paths, and
+//!   `title`, which falls back to the file's name on its origin without its extension
+//!   (beets' `fromfilename`): an untagged file keeps a recognisable name.
 //! - Numbers are formatted as beets formats them: `year` padded to 4 digits, `track`,
 //!   `tracktotal`, `disc`, `disctotal` to 2; `bitrate` as `128kbps`, `samplerate` as
 //!   `44kHz` (integer division, as beets' `ScaledInt`), `length` as `M:SS`, `comp` as
 //!   `True`/`False`.
 //! - Names are beets' (`albumartist`, `catalognum`, `mb_albumid`); the seed schema's
-//!   `album_artist` is accepted too. `%aunique` needs the whole library, so the default
-//!   ("every album is unique") stands here; the index wraps tracks to answer it.
+//!   `album_artist` is accepted too. Tags without a column of their own are kept in the
+//!   row's `extra` under these names, numbers unpadded.
 
 use std::borrow::Cow;
 
 use super::TrackTags;
-use crate::template::Fields;
+use fvfs_meta::MusicTrack;
 
-fn text(v: &Option<String>) -> Option<Cow<'_, str>> {
-    v.as_deref().map(Cow::Borrowed)
+/// The index row of `t` (origin, path, stamp and ids left empty for the scanner).
+pub fn to_track(t: &TrackTags) -> MusicTrack {
+    let mut extra: Vec<(String, String)> = [
+        ("albumtype", t.album_type.clone()),
+        ("bitdepth", t.bit_depth.map(|v| v.to_string())),
+        ("catalognum", t.catalog_number.clone()),
+        ("channels", t.channels.map(|v| v.to_string())),
+        (
+            "comp",
+            t.compilation.map(|c| if c { "1" } else { "0" }.to_string()),
+        ),
+        ("disctotal", t.disc_total.map(|v| v.to_string())),
+        ("label", t.label.clone()),
+        ("mb_albumid", t.mb_album_id.clone()),
+        ("tracktotal", t.track_total.map(|v| v.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .collect();
+    extra.sort();
+    MusicTrack {
+        format: t.format.to_string(),
+        title: t.title.clone(),
+        artist: t.artist.clone(),
+        album: t.album.clone(),
+        albumartist: t.album_artist.clone(),
+        genre: t.genre.clone(),
+        year: t.year,
+        track: t.track,
+        disc: t.disc,
+        duration_ms: t.duration_ms,
+        bitrate_kbps: t.bitrate_kbps,
+        sample_rate: t.sample_rate,
+        extra,
+        has_cover: t.front_cover.is_some(),
+        ..MusicTrack::default()
+    }
 }
 
-impl Fields for TrackTags {
-    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        let padded = |v: Option<u32>, width: usize| v.map(|n| Cow::Owned(format!("{n:0width$}")));
-        match name {
-            "title" => text(&self.title),
-            "artist" => text(&self.artist),
-            "album" => text(&self.album),
-            "albumartist" | "album_artist" => text(&self.album_artist).or(text(&self.artist)),
-            "genre" => text(&self.genre),
-            "label" => text(&self.label),
-            "catalognum" => text(&self.catalog_number),
-            "mb_albumid" => text(&self.mb_album_id),
-            "albumtype" => text(&self.album_type),
-            "year" => padded(self.year, 4),
-            "track" => padded(self.track, 2),
-            "tracktotal" => padded(self.track_total, 2),
-            "disc" => padded(self.disc, 2),
-            "disctotal" => padded(self.disc_total, 2),
-            "comp" => self
-                .compilation
-                .map(|c| Cow::Borrowed(if c { "True" } else { "False" })),
-            "format" => Some(Cow::Borrowed(self.format)).filter(|f| !f.is_empty()),
-            "format_upper" => {
-                (!self.format.is_empty()).then(|| Cow::Owned(self.format.to_ascii_uppercase()))
-            }
-            "bitrate" => self.bitrate_kbps.map(|b| Cow::Owned(format!("{b}kbps"))),
-            "samplerate" => self
-                .sample_rate
-                .map(|r| Cow::Owned(format!("{}kHz", r / 1000))),
-            "channels" => self.channels.map(|c| Cow::Owned(c.to_string())),
-            "bitdepth" => self.bit_depth.map(|b| Cow::Owned(b.to_string())),
-            "length" => self.duration_ms.map(|ms| {
-                let s = ms / 1000;
-                Cow::Owned(format!("{}:{:02}", s / 60, s % 60))
-            }),
-            _ => None,
-        }
+fn text(v: &Option<String>) -> Option<Cow<'_, str>> {
+    v.as_deref().filter(|s| !s.is_empty()).map(Cow::Borrowed)
+}
+
+fn extra<'a>(t: &'a MusicTrack, name: &str) -> Option<&'a str> {
+    t.extra
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// The value of beets field `name` of `t` (`%aunique` is the view's).
+pub fn field<'a>(t: &'a MusicTrack, name: &str) -> Option<Cow<'a, str>> {
+    let padded = |v: Option<u32>, width: usize| v.map(|n| Cow::Owned(format!("{n:0width$}")));
+    let padded_extra = |name: &str| {
+        extra(t, name)
+            .and_then(|v| v.parse::<u32>().ok())
+            .map(|n| Cow::Owned(format!("{n:02}")))
+    };
+    match name {
+        "title" => text(&t.title).or_else(|| {
+            let name = t.path.rsplit('/').next().unwrap_or_default();
+            let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+            (!stem.is_empty()).then_some(Cow::Borrowed(stem))
+        }),
+        "artist" => text(&t.artist),
+        "album" => text(&t.album),
+        "albumartist" | "album_artist" => text(&t.albumartist).or(text(&t.artist)),
+        "genre" => text(&t.genre),
+        "year" => padded(t.year, 4),
+        "track" => padded(t.track, 2),
+        "tracktotal" => padded_extra("tracktotal"),
+        "disc" => padded(t.disc, 2),
+        "disctotal" => padded_extra("disctotal"),
+        "comp" => extra(t, "comp").map(|c| Cow::Borrowed(if c == "1" { "True" } else { "False" })),
+        "format" => Some(Cow::Borrowed(t.format.as_str())).filter(|f| !f.is_empty()),
+        "format_upper" => (!t.format.is_empty()).then(|| Cow::Owned(t.format.to_ascii_uppercase())),
+        "bitrate" => t.bitrate_kbps.map(|b| Cow::Owned(format!("{b}kbps"))),
+        "samplerate" => t
+            .sample_rate
+            .map(|r| Cow::Owned(format!("{}kHz", r / 1000))),
+        "length" => t.duration_ms.map(|ms| {
+            let s = ms / 1000;
+            Cow::Owned(format!("{}:{:02}", s / 60, s % 60))
+        }),
+        _ => extra(t, name).map(Cow::Borrowed),
     }
 }
 
@@ -65,7 +113,7 @@ impl Fields for TrackTags {
 mod tests {
     use super::*;
     use crate::tags::CoverInfo;
-    use crate::template::Template;
+    use crate::template::{Fields, Template};
 
     fn homogenic() -> TrackTags {
         TrackTags {
@@ -95,7 +143,14 @@ mod tests {
     }
 
     fn f(t: &TrackTags, name: &str) -> Option<String> {
-        t.field(name).map(Cow::into_owned)
+        field(&to_track(t), name).map(Cow::into_owned)
+    }
+
+    struct Row(MusicTrack);
+    impl Fields for Row {
+        fn field(&self, name: &str) -> Option<Cow<'_, str>> {
+            field(&self.0, name)
+        }
     }
 
     #[test]
@@ -168,7 +223,7 @@ mod tests {
         let tpl = Template::parse("$artist/$album ($year) [$format_upper]/$track - $title.$format")
             .unwrap();
         assert_eq!(
-            tpl.render(&homogenic()),
+            tpl.render(&Row(to_track(&homogenic()))),
             ["Björk", "Homogenic (1997) [FLAC]", "03 - Jóga.flac"]
         );
     }

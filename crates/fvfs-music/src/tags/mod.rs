@@ -3,7 +3,8 @@
 //! Layout: `ranged.rs` the [`RangedReader`] (`Read + Seek` over a
 //! [`RangeSource`](crate::source::RangeSource), aligned blocks, LRU, request and byte
 //! counters), `read.rs` the lofty calls turning a file into [`TrackTags`] and reading
-//! cover art, `fields.rs` the beets field names a path template sees.
+//! cover art, `fields.rs` the index row of a track and the beets field names a path
+//! template sees of it.
 //!
 //! Invariants:
 //! - Tag reading never downloads a whole file: lofty reads through a [`RangedReader`],
@@ -20,6 +21,7 @@ mod fields;
 mod ranged;
 mod read;
 
+pub use fields::{field, to_track};
 pub use ranged::{RangedReader, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BLOCKS};
 pub use read::{front_cover, front_cover_from, read_tags, read_tags_from};
 
