@@ -112,8 +112,10 @@ system_packages() {
 	command -v losetup >/dev/null || missing+=(mount)
 	# The HSM keeper tests count and stop keeper processes.
 	command -v pgrep >/dev/null || missing+=(procps)
+	# The music tests encode their audio fixtures (FLAC, MP3, Vorbis, Opus, AAC).
+	command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 	if ((${#missing[@]} == 0)); then
-		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount, procps"
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount, procps, ffmpeg"
 		return 0
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
