@@ -5,7 +5,9 @@
 //!   against (engine, LAN client, FUSE mount), over a small system-under-test trait;
 //! - `ext4`: [`Ext4Image`], a loop-mounted ext4 image per test (the HSM face's tests);
 //! - `audio`: [`audio`], real audio files (ffmpeg-encoded, lofty-tagged) and truncated
-//!   copies (the music face's tests).
+//!   copies (the music face's tests);
+//! - `sftp`: [`SftpServer`], Debian's sshd on 127.0.0.1 with its own keys (root only);
+//! - `webdav`: [`WebDavServer`], wsgidav on 127.0.0.1.
 //!
 //! It is meant for tests and CI scripts only; it is never linked into fvfs itself.
 
@@ -25,3 +27,11 @@ mod s3;
 mod s3_get;
 #[cfg(feature = "s3")]
 pub use s3::*;
+#[cfg(feature = "sftp")]
+mod sftp;
+#[cfg(feature = "sftp")]
+pub use sftp::SftpServer;
+#[cfg(feature = "webdav")]
+mod webdav;
+#[cfg(feature = "webdav")]
+pub use webdav::WebDavServer;
