@@ -8,6 +8,8 @@
 //!   (lofty), never a whole-file download.
 //! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
 //!   priorities, health checks, retries and failover.
+//! - `scan`: an origin's audio files into the index, incrementally (size and entity tag
+//!   or mtime), unreadable files recorded and skipped.
 //! - `view`: the tree a template gives the index, built into the metadata store and
 //!   swapped in whole.
 //!
@@ -15,6 +17,7 @@
 //! block store) and knows nothing of FUSE, HTTP or fanotify.
 
 pub mod origin;
+pub mod scan;
 pub mod source;
 pub mod tags;
 pub mod template;
