@@ -114,8 +114,11 @@ system_packages() {
 	command -v pgrep >/dev/null || missing+=(procps)
 	# The music tests encode their audio fixtures (FLAC, MP3, Vorbis, Opus, AAC).
 	command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+	# The music origin tests serve SFTP with Debian's sshd (and OpenDAL's sftp uses ssh).
+	[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+	command -v ssh >/dev/null || missing+=(openssh-client)
 	if ((${#missing[@]} == 0)); then
-		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount, procps, ffmpeg"
+		fvfs_log "system packages present: fuse3 (fusermount3), libacl1-dev, a C compiler, pkg-config, iproute2, rsync, acl, attr, e2fsprogs, mount, procps, ffmpeg, openssh-server, openssh-client"
 		return 0
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
