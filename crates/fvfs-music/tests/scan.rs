@@ -67,12 +67,7 @@ async fn a_scan_indexes_every_format_skips_a_truncated_file_and_rescans_incremen
     truncated_copy(&album.join("01 Spor 1.flac"), &album.join("cut.flac"), 200).unwrap();
     std::fs::write(album.join("notes.txt"), "not audio").unwrap();
 
-    let d = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetaStore> = fvfs_meta::open(
-        &format!("sqlite://{}", d.path().join("m.db").display()),
-        true,
-    )
-    .unwrap();
+    let (_d, meta) = store();
     let rt = tokio::runtime::Handle::current();
     let local = fs_origin("local", lib.path());
 
@@ -189,12 +184,7 @@ async fn a_copy_on_a_second_origin_shares_its_quick_id_and_shows_once() {
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::copy(lib.path().join("song.flac"), &copy).unwrap();
     let s3 = Origin::open(&origin_env::s3_spec("s3", &srv, "library", 2)).unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetaStore> = fvfs_meta::open(
-        &format!("sqlite://{}", d.path().join("m.db").display()),
-        true,
-    )
-    .unwrap();
+    let (_d, meta) = store();
     let rt = tokio::runtime::Handle::current();
     for (id, prio) in [("local", 1), ("s3", 2)] {
         meta.music_origin_put(&fvfs_meta::MusicOrigin {
