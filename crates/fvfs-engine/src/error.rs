@@ -17,6 +17,8 @@ pub enum EngineError {
     #[error(transparent)]
     Hsm(#[from] fvfs_hsm::HsmError),
     #[error(transparent)]
+    Music(#[from] fvfs_music::MusicError),
+    #[error(transparent)]
     Tier(Box<TierError>),
     /// The metadata store of `url` could not be opened.
     #[error("cannot open the metadata at {url}: {source}")]

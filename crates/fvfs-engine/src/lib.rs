@@ -17,6 +17,7 @@ pub mod files;
 mod format;
 pub mod hsm;
 pub mod import;
+pub mod music;
 mod open;
 pub mod paths;
 pub mod restore;

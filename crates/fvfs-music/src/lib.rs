@@ -22,3 +22,16 @@ pub mod source;
 pub mod tags;
 pub mod template;
 pub mod view;
+
+/// Any failure of the music face, for callers above it (the engine, the commands).
+#[derive(Debug, thiserror::Error)]
+pub enum MusicError {
+    #[error(transparent)]
+    Origin(#[from] origin::OriginError),
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    #[error(transparent)]
+    View(#[from] view::ViewError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+}

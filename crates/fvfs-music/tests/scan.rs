@@ -13,6 +13,9 @@ use fvfs_testkit::audio::{make, truncated_copy, write_tags, AudioFormat, Fixture
 use fvfs_testkit::S3Server;
 use std::sync::Arc;
 
+#[allow(dead_code)]
+mod origin_env;
+
 /// (path, format, title, track number, "error" when unreadable) of a row.
 type Indexed = (String, String, Option<String>, Option<u32>, Option<String>);
 
@@ -25,6 +28,14 @@ fn tags(artist: &str, album: &str, title: &str, track: u32) -> FixtureTags {
         track: Some(track),
         ..FixtureTags::default()
     }
+}
+
+/// A fresh metadata store (SQLite in a temporary directory).
+fn store() -> (tempfile::TempDir, Arc<dyn MetaStore>) {
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", d.path().join("m.db").display());
+    let meta = fvfs_meta::open(&url, true).unwrap();
+    (d, meta)
 }
 
 fn fs_origin(id: &str, dir: &std::path::Path) -> Origin {
@@ -56,12 +67,7 @@ async fn a_scan_indexes_every_format_skips_a_truncated_file_and_rescans_incremen
     truncated_copy(&album.join("01 Spor 1.flac"), &album.join("cut.flac"), 200).unwrap();
     std::fs::write(album.join("notes.txt"), "not audio").unwrap();
 
-    let d = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetaStore> = fvfs_meta::open(
-        &format!("sqlite://{}", d.path().join("m.db").display()),
-        true,
-    )
-    .unwrap();
+    let (_d, meta) = store();
     let rt = tokio::runtime::Handle::current();
     let local = fs_origin("local", lib.path());
 
@@ -177,25 +183,8 @@ async fn a_copy_on_a_second_origin_shares_its_quick_id_and_shows_once() {
     let copy = s3dir.path().join("music/library/mum/song.flac");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::copy(lib.path().join("song.flac"), &copy).unwrap();
-    let s3 = Origin::open(
-        &OriginSpec::from_fields([
-            ("id", "s3"),
-            ("kind", "s3"),
-            ("bucket", srv.bucket.as_str()),
-            ("prefix", "library"),
-            ("endpoint", srv.endpoint.as_str()),
-            ("access_key_id", srv.access_key.as_str()),
-            ("secret_access_key", srv.secret_key.as_str()),
-        ])
-        .unwrap(),
-    )
-    .unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetaStore> = fvfs_meta::open(
-        &format!("sqlite://{}", d.path().join("m.db").display()),
-        true,
-    )
-    .unwrap();
+    let s3 = Origin::open(&origin_env::s3_spec("s3", &srv, "library", 2)).unwrap();
+    let (_d, meta) = store();
     let rt = tokio::runtime::Handle::current();
     for (id, prio) in [("local", 1), ("s3", 2)] {
         meta.music_origin_put(&fvfs_meta::MusicOrigin {

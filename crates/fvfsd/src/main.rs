@@ -147,6 +147,13 @@ enum Cmd {
         #[arg(long, global = true)]
         meta: Option<String>,
     },
+    /// The music view's library: origins, scans, views (templates over audio tags).
+    Music {
+        #[command(subcommand)]
+        cmd: cmd::music::MusicCmd,
+        #[arg(long, global = true)]
+        meta: Option<String>,
+    },
     /// Write the namespace and the HSM catalog as Parquet files (namespace.parquet,
     /// hsm.parquet) into DIR; only reads, so it runs beside a live mount or daemon.
     Export {
@@ -656,6 +663,7 @@ fn run() -> Result<i32> {
             Ok(0)
         }
         Cmd::Hsm { cmd, meta } => cmd::hsm::run(&cfg, &meta_or(meta), cmd),
+        Cmd::Music { cmd, meta } => cmd::music::run(&meta_or(meta), cmd),
         Cmd::Export { parquet, meta } => cmd::export::run(&meta_or(meta), &parquet),
         Cmd::Fsck { meta, repair } => {
             let rt = tokio::runtime::Runtime::new()?;

@@ -19,9 +19,24 @@ use super::handle::Origin;
 use super::set::OriginSet;
 use crate::source::RangeSource;
 
-/// The count a read at `offset` of `len` bytes must return from a file of `total`.
-fn expected(total: u64, offset: u64, len: u64) -> u64 {
-    len.min(total.saturating_sub(offset))
+/// A [`RangeSource`] read of `len` bytes at `offset` of a file of `total` bytes: the
+/// count cut at the end of the file, then `read(count)` (an exact ranged read) run to
+/// completion on `rt`.
+fn read_cut<F>(
+    rt: &Handle,
+    total: u64,
+    offset: u64,
+    len: u64,
+    read: impl FnOnce(u64) -> F,
+) -> std::io::Result<Bytes>
+where
+    F: std::future::Future<Output = Result<Bytes, OriginError>>,
+{
+    let want = len.min(total.saturating_sub(offset));
+    if want == 0 {
+        return Ok(Bytes::new());
+    }
+    rt.block_on(read(want)).map_err(OriginError::into_io)
 }
 
 /// One file on one origin, as a blocking [`RangeSource`].
@@ -56,13 +71,9 @@ impl RangeSource for OriginFile {
     }
 
     fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Bytes> {
-        let want = expected(self.len, offset, len);
-        if want == 0 {
-            return Ok(Bytes::new());
-        }
-        self.rt
-            .block_on(self.origin.read_range(&self.path, offset, want))
-            .map_err(OriginError::into_io)
+        read_cut(&self.rt, self.len, offset, len, |want| {
+            self.origin.read_range(&self.path, offset, want)
+        })
     }
 }
 
@@ -93,12 +104,8 @@ impl RangeSource for FailoverFile {
     }
 
     fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Bytes> {
-        let want = expected(self.len, offset, len);
-        if want == 0 {
-            return Ok(Bytes::new());
-        }
-        self.rt
-            .block_on(self.set.read_range_any(&self.candidates, offset, want))
-            .map_err(OriginError::into_io)
+        read_cut(&self.rt, self.len, offset, len, |want| {
+            self.set.read_range_any(&self.candidates, offset, want)
+        })
     }
 }

@@ -6,6 +6,7 @@ pub mod fsck;
 pub mod hsm;
 pub mod migrate;
 pub mod mount;
+pub mod music;
 pub mod restore;
 pub mod serve;
 pub mod status;

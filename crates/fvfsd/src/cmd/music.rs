@@ -1,0 +1,120 @@
+//! `fvfsd music …`: the music face from the command line. Origins (read-only sources of
+//! audio files) are registered in the metadata, `rescan` reads their tags into the index
+//! and rebuilds every view, and `ls` shows a directory of a view as a mount will.
+
+use anyhow::Result;
+use clap::Subcommand;
+use fvfs_engine::music::{self, Node};
+
+#[derive(Subcommand)]
+pub enum MusicCmd {
+    /// Read-only sources of audio files.
+    Origin {
+        #[command(subcommand)]
+        cmd: OriginCmd,
+    },
+    /// Views: path templates (beets syntax) over the library.
+    View {
+        #[command(subcommand)]
+        cmd: ViewCmd,
+    },
+    /// The names in a directory of a view (the root without PATH).
+    Ls {
+        view: String,
+        #[arg(default_value = "")]
+        path: String,
+    },
+    /// What the index holds.
+    Status,
+}
+
+#[derive(Subcommand)]
+pub enum OriginCmd {
+    /// Register an origin: `ID=/path`, `ID=s3://bucket/prefix?endpoint=…`,
+    /// `ID=sftp://user@host:port/root?key_file=…`, `ID=webdav://host/path`; options
+    /// `priority=N` (lower is preferred), `check_interval=30s`. Secrets are never given
+    /// here (S3 keys come from the environment).
+    Add { spec: String },
+    /// The origins, by priority, with their number of files.
+    List,
+    /// Forget an origin and its files in the index (the files are not touched).
+    Remove { id: String },
+    /// Read new and changed files' tags into the index (every origin without ID), then
+    /// rebuild the views.
+    Rescan { id: Option<String> },
+}
+
+#[derive(Subcommand)]
+pub enum ViewCmd {
+    /// Add a view (or change its template) and build it, e.g.
+    /// `fvfsd music view add artists '$albumartist/$album%aunique{}/$track $title.$format'`.
+    Add { name: String, template: String },
+    /// The views and their templates.
+    List,
+}
+
+pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
+    match cmd {
+        MusicCmd::Origin { cmd: OriginCmd::Add { spec } } => {
+            let spec = music::origin_add(meta_url, &spec)?;
+            println!("origin {} added: {}", spec.id, spec.display());
+            println!("next: fvfsd music origin rescan {}", spec.id);
+        }
+        MusicCmd::Origin { cmd: OriginCmd::List } => {
+            for (o, files) in music::origins(meta_url)? {
+                println!("{}\tpriority {}\t{files} files\t{}", o.id, o.priority, o.spec);
+            }
+        }
+        MusicCmd::Origin { cmd: OriginCmd::Remove { id } } => {
+            if !music::origin_remove(meta_url, &id)? {
+                eprintln!("no music origin {id:?}");
+                return Ok(1);
+            }
+            println!("origin {id} removed");
+        }
+        MusicCmd::Origin { cmd: OriginCmd::Rescan { id } } => {
+            let (scans, views) = music::rescan(meta_url, id.as_deref())?;
+            let mut failed = false;
+            for (id, r) in scans {
+                match r {
+                    Ok(s) => println!(
+                        "{id}: {} audio files: {} added, {} updated, {} unchanged, {} removed, {} unreadable, {} failed ({} bytes read)",
+                        s.seen, s.added, s.updated, s.unchanged, s.removed, s.unreadable, s.failed, s.fetched_bytes
+                    ),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("{id}: {e}");
+                    }
+                }
+            }
+            for (v, s) in views {
+                println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
+            }
+            return Ok(if failed { 1 } else { 0 });
+        }
+        MusicCmd::View { cmd: ViewCmd::Add { name, template } } => {
+            let (v, s) = music::view_add(meta_url, &name, &template)?;
+            println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
+        }
+        MusicCmd::View { cmd: ViewCmd::List } => {
+            for v in music::views(meta_url)? {
+                println!("{}\t{}", v.name, v.template);
+            }
+        }
+        MusicCmd::Ls { view, path } => {
+            for (e, at) in music::ls(meta_url, &view, &path)? {
+                match (e.node, at) {
+                    (Node::Dir(_), _) => println!("{}/", e.name),
+                    (Node::Track(_), Some((origin, p))) => println!("{}\t{origin}:{p}", e.name),
+                    (Node::Track(t), None) => println!("{}\t(track {t} gone)", e.name),
+                }
+            }
+        }
+        MusicCmd::Status => {
+            let origins = music::origins(meta_url)?;
+            let files: u64 = origins.iter().map(|(_, n)| n).sum();
+            println!("{} origins, {files} files indexed, {} views", origins.len(), music::views(meta_url)?.len());
+        }
+    }
+    Ok(0)
+}
