@@ -21,6 +21,15 @@ pub use fvfs_meta::MusicEntry;
 /// What a name in a view is, for listings.
 pub use fvfs_meta::MusicNode as Node;
 
+/// A name in a view's directory, with its file's origin and path when it is a track.
+pub type Listed = (MusicEntry, Option<(String, String)>);
+
+/// Each origin's scan (or why it failed), then each view's rebuild.
+pub type Rescanned = (
+    Vec<(String, Result<ScanStats>)>,
+    Vec<(MusicView, BuildStats)>,
+);
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -79,11 +88,7 @@ fn build_views(meta: &dyn MetaStore) -> Result<Vec<(MusicView, BuildStats)>> {
 
 /// Scans the origin `id` (every origin with None) into the index, then rebuilds every
 /// view. An origin that cannot be listed is reported in its slot; the others go on.
-#[allow(clippy::type_complexity)]
-pub fn rescan(
-    meta_url: &str,
-    id: Option<&str>,
-) -> Result<(Vec<(String, Result<ScanStats>)>, Vec<(MusicView, BuildStats)>)> {
+pub fn rescan(meta_url: &str, id: Option<&str>) -> Result<Rescanned> {
     let meta: Arc<dyn MetaStore> = open_meta(meta_url)?;
     let rows = meta.music_origins()?;
     if let Some(id) = id {
@@ -136,7 +141,7 @@ pub fn views(meta_url: &str) -> Result<Vec<MusicView>> {
 
 /// The names in directory `path` (`/`-separated, relative to the view's root) of view
 /// `name`, with the track rows' origin and path for files.
-pub fn ls(meta_url: &str, name: &str, path: &str) -> Result<Vec<(MusicEntry, Option<(String, String)>)>> {
+pub fn ls(meta_url: &str, name: &str, path: &str) -> Result<Vec<Listed>> {
     let meta = open_meta(meta_url)?;
     let view = meta
         .music_views()?
@@ -146,8 +151,15 @@ pub fn ls(meta_url: &str, name: &str, path: &str) -> Result<Vec<(MusicEntry, Opt
     let mut dir = MUSIC_ROOT;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         match meta.music_lookup(view.id, dir, part)? {
-            Some(MusicEntry { node: MusicNode::Dir(d), .. }) => dir = d,
-            _ => return Err(EngineError::Invalid(format!("{path:?} is not a directory of view {name:?}"))),
+            Some(MusicEntry {
+                node: MusicNode::Dir(d),
+                ..
+            }) => dir = d,
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "{path:?} is not a directory of view {name:?}"
+                )))
+            }
         }
     }
     let mut out = Vec::new();

@@ -13,7 +13,6 @@ use fvfs_testkit::audio::{make, truncated_copy, write_tags, AudioFormat, Fixture
 use fvfs_testkit::S3Server;
 use std::sync::Arc;
 
-#[allow(dead_code)]
 mod origin_env;
 
 /// (path, format, title, track number, "error" when unreadable) of a row.

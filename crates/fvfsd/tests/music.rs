@@ -35,20 +35,32 @@ fn music_origins_rescans_and_views_from_the_command_line() {
     let spec = format!("local={}", lib.path().display());
     let out = f.ok(&["music", "origin", "add", &spec]);
     assert!(out.starts_with("origin local added: local="), "{out}");
-    let out = f.ok(&["music", "view", "add", "artists", "$artist/$album ($year)/$track $title.$format"]);
+    let out = f.ok(&[
+        "music",
+        "view",
+        "add",
+        "artists",
+        "$artist/$album ($year)/$track $title.$format",
+    ]);
     assert_eq!(out, "view artists: 0 files in 0 directories\n");
     let out = f.ok(&["music", "origin", "rescan"]);
     assert!(
         out.starts_with("local: 3 audio files: 3 added, 0 updated, 0 unchanged, 0 removed, 1 unreadable, 0 failed ("),
         "{out}"
     );
-    assert!(out.contains("\nview artists: 2 files in 2 directories\n"), "{out}");
+    assert!(
+        out.contains("\nview artists: 2 files in 2 directories\n"),
+        "{out}"
+    );
     assert_eq!(f.ok(&["music", "ls", "artists"]), "Björk/\n");
     assert_eq!(
         f.ok(&["music", "ls", "artists", "Björk/Homogenic (1997)"]),
         "01 Hunter.flac\tlocal:bjork/homogenic/01.flac\n02 Jóga.mp3\tlocal:bjork/homogenic/02.mp3\n"
     );
-    assert_eq!(f.ok(&["music", "status"]), "1 origins, 3 files indexed, 1 views\n");
+    assert_eq!(
+        f.ok(&["music", "status"]),
+        "1 origins, 3 files indexed, 1 views\n"
+    );
     // A rescan with nothing changed reads nothing.
     let out = f.ok(&["music", "origin", "rescan", "local"]);
     assert!(out.starts_with("local: 3 audio files: 0 added, 0 updated, 3 unchanged, 0 removed, 0 unreadable, 0 failed (0 bytes read)\n"), "{out}");
@@ -61,6 +73,9 @@ fn music_origins_rescans_and_views_from_the_command_line() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no music origin \"nas\""));
 
-    assert_eq!(f.ok(&["music", "origin", "remove", "local"]), "origin local removed\n");
+    assert_eq!(
+        f.ok(&["music", "origin", "remove", "local"]),
+        "origin local removed\n"
+    );
     assert_eq!(f.ok(&["music", "ls", "artists"]), "");
 }

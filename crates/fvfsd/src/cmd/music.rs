@@ -55,24 +55,35 @@ pub enum ViewCmd {
 
 pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
     match cmd {
-        MusicCmd::Origin { cmd: OriginCmd::Add { spec } } => {
+        MusicCmd::Origin {
+            cmd: OriginCmd::Add { spec },
+        } => {
             let spec = music::origin_add(meta_url, &spec)?;
             println!("origin {} added: {}", spec.id, spec.display());
             println!("next: fvfsd music origin rescan {}", spec.id);
         }
-        MusicCmd::Origin { cmd: OriginCmd::List } => {
+        MusicCmd::Origin {
+            cmd: OriginCmd::List,
+        } => {
             for (o, files) in music::origins(meta_url)? {
-                println!("{}\tpriority {}\t{files} files\t{}", o.id, o.priority, o.spec);
+                println!(
+                    "{}\tpriority {}\t{files} files\t{}",
+                    o.id, o.priority, o.spec
+                );
             }
         }
-        MusicCmd::Origin { cmd: OriginCmd::Remove { id } } => {
+        MusicCmd::Origin {
+            cmd: OriginCmd::Remove { id },
+        } => {
             if !music::origin_remove(meta_url, &id)? {
                 eprintln!("no music origin {id:?}");
                 return Ok(1);
             }
             println!("origin {id} removed");
         }
-        MusicCmd::Origin { cmd: OriginCmd::Rescan { id } } => {
+        MusicCmd::Origin {
+            cmd: OriginCmd::Rescan { id },
+        } => {
             let (scans, views) = music::rescan(meta_url, id.as_deref())?;
             let mut failed = false;
             for (id, r) in scans {
@@ -88,13 +99,21 @@ pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
                 }
             }
             for (v, s) in views {
-                println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
+                println!(
+                    "view {}: {} files in {} directories",
+                    v.name, s.tracks, s.dirs
+                );
             }
             return Ok(if failed { 1 } else { 0 });
         }
-        MusicCmd::View { cmd: ViewCmd::Add { name, template } } => {
+        MusicCmd::View {
+            cmd: ViewCmd::Add { name, template },
+        } => {
             let (v, s) = music::view_add(meta_url, &name, &template)?;
-            println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
+            println!(
+                "view {}: {} files in {} directories",
+                v.name, s.tracks, s.dirs
+            );
         }
         MusicCmd::View { cmd: ViewCmd::List } => {
             for v in music::views(meta_url)? {
@@ -113,7 +132,11 @@ pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
         MusicCmd::Status => {
             let origins = music::origins(meta_url)?;
             let files: u64 = origins.iter().map(|(_, n)| n).sum();
-            println!("{} origins, {files} files indexed, {} views", origins.len(), music::views(meta_url)?.len());
+            println!(
+                "{} origins, {files} files indexed, {} views",
+                origins.len(),
+                music::views(meta_url)?.len()
+            );
         }
     }
     Ok(0)
