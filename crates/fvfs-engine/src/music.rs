@@ -10,7 +10,8 @@
 use crate::error::{EngineError, Result};
 use crate::open::open_meta;
 use fvfs_meta::{MetaStore, MusicNode, MusicOrigin, MusicView, MUSIC_ROOT};
-use fvfs_music::origin::{Origin, OriginSpec};
+use fvfs_music::beets::BeetsStats;
+use fvfs_music::origin::{Origin, OriginLocation, OriginSpec};
 use fvfs_music::scan::{scan_origin, ScanStats};
 use fvfs_music::template::{RenderOptions, Template};
 use fvfs_music::view::{build_view, BuildStats};
@@ -118,6 +119,29 @@ pub fn rescan(meta_url: &str, id: Option<&str>) -> Result<Rescanned> {
     }
     let views = build_views(meta.as_ref())?;
     Ok((scans, views))
+}
+
+/// Imports the beets library at `library` (its items under a directory origin's root),
+/// then rebuilds every view.
+pub fn import_beets(
+    meta_url: &str,
+    library: &std::path::Path,
+) -> Result<(BeetsStats, Vec<(MusicView, BuildStats)>)> {
+    let meta = open_meta(meta_url)?;
+    let mut roots = Vec::new();
+    for o in meta.music_origins()? {
+        if let Ok(OriginSpec { location: OriginLocation::Fs { root }, .. }) = OriginSpec::parse(&o.spec) {
+            roots.push((o.id, root));
+        }
+    }
+    if roots.is_empty() {
+        return Err(EngineError::Invalid(
+            "no directory origin: beets' files must lie under one (`fvfsd music origin add ID=/path`)".into(),
+        ));
+    }
+    let stats = fvfs_music::beets::import_beets(meta.as_ref(), library, &roots).map_err(music_err)?;
+    let views = build_views(meta.as_ref())?;
+    Ok((stats, views))
 }
 
 /// Adds view `name` with `template` (beets syntax), or changes its template, and builds it.

@@ -8,6 +8,7 @@
 //!   (lofty), never a whole-file download.
 //! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
 //!   priorities, health checks, retries and failover.
+//! - `beets`: a beets library's items and albums imported into the index.
 //! - `scan`: an origin's audio files into the index, incrementally (size and entity tag
 //!   or mtime), unreadable files recorded and skipped.
 //! - `view`: the tree a template gives the index, built into the metadata store and
@@ -16,6 +17,7 @@
 //! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
 //! block store) and knows nothing of FUSE, HTTP or fanotify.
 
+pub mod beets;
 pub mod origin;
 pub mod scan;
 pub mod source;
@@ -34,4 +36,6 @@ pub enum MusicError {
     View(#[from] view::ViewError),
     #[error(transparent)]
     Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Beets(#[from] beets::BeetsError),
 }

@@ -26,6 +26,9 @@ pub enum MusicCmd {
     },
     /// What the index holds.
     Status,
+    /// Import a beets library (`library.db`): its items' tags, for files under a
+    /// directory origin; a later rescan keeps them while the files do not change.
+    ImportBeets { library: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +130,16 @@ pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
                     (Node::Track(_), Some((origin, p))) => println!("{}\t{origin}:{p}", e.name),
                     (Node::Track(t), None) => println!("{}\t(track {t} gone)", e.name),
                 }
+            }
+        }
+        MusicCmd::ImportBeets { library } => {
+            let (s, views) = music::import_beets(meta_url, &library)?;
+            println!(
+                "{} items: {} imported, {} outside every directory origin, {} with their file missing",
+                s.items, s.imported, s.outside, s.missing
+            );
+            for (v, s) in views {
+                println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
             }
         }
         MusicCmd::Status => {
