@@ -130,7 +130,11 @@ pub fn import_beets(
     let meta = open_meta(meta_url)?;
     let mut roots = Vec::new();
     for o in meta.music_origins()? {
-        if let Ok(OriginSpec { location: OriginLocation::Fs { root }, .. }) = OriginSpec::parse(&o.spec) {
+        if let Ok(OriginSpec {
+            location: OriginLocation::Fs { root },
+            ..
+        }) = OriginSpec::parse(&o.spec)
+        {
             roots.push((o.id, root));
         }
     }
@@ -139,7 +143,8 @@ pub fn import_beets(
             "no directory origin: beets' files must lie under one (`fvfsd music origin add ID=/path`)".into(),
         ));
     }
-    let stats = fvfs_music::beets::import_beets(meta.as_ref(), library, &roots).map_err(music_err)?;
+    let stats =
+        fvfs_music::beets::import_beets(meta.as_ref(), library, &roots).map_err(music_err)?;
     let views = build_views(meta.as_ref())?;
     Ok((stats, views))
 }

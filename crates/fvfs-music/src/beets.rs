@@ -101,7 +101,11 @@ fn albums(db: &Connection) -> rusqlite::Result<HashMap<i64, Album>> {
         .prepare("SELECT name FROM pragma_table_info('albums')")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let have: Vec<&'static str> = EXTRA.iter().copied().filter(|c| cols.iter().any(|x| x == c)).collect();
+    let have: Vec<&'static str> = EXTRA
+        .iter()
+        .copied()
+        .filter(|c| cols.iter().any(|x| x == c))
+        .collect();
     let mut out = HashMap::new();
     if have.is_empty() {
         return Ok(out);
@@ -121,7 +125,11 @@ fn albums(db: &Connection) -> rusqlite::Result<HashMap<i64, Album>> {
 }
 
 /// One beets item as a row (without origin, path, stamp or quick id).
-fn item(r: &Row<'_>, cols: &[String], albums: &HashMap<i64, Album>) -> rusqlite::Result<MusicTrack> {
+fn item(
+    r: &Row<'_>,
+    cols: &[String],
+    albums: &HashMap<i64, Album>,
+) -> rusqlite::Result<MusicTrack> {
     let has = |c: &str| cols.iter().any(|x| x == c);
     let mut extra: Vec<(String, String)> = Vec::new();
     for c in EXTRA.iter().filter(|c| has(c)) {
@@ -136,9 +144,16 @@ fn item(r: &Row<'_>, cols: &[String], albums: &HashMap<i64, Album>) -> rusqlite:
     }
     if has("comp") {
         let comp: Option<i64> = r.get("comp")?;
-        extra.push(("comp".into(), if comp.unwrap_or(0) != 0 { "1" } else { "0" }.into()));
+        extra.push((
+            "comp".into(),
+            if comp.unwrap_or(0) != 0 { "1" } else { "0" }.into(),
+        ));
     }
-    let album_id: Option<i64> = if has("album_id") { r.get("album_id")? } else { None };
+    let album_id: Option<i64> = if has("album_id") {
+        r.get("album_id")?
+    } else {
+        None
+    };
     if let Some(a) = album_id.and_then(|id| albums.get(&id)) {
         for (k, v) in &a.fields {
             if !extra.iter().any(|(e, _)| e == k) {
@@ -147,20 +162,42 @@ fn item(r: &Row<'_>, cols: &[String], albums: &HashMap<i64, Album>) -> rusqlite:
         }
     }
     extra.sort();
-    let length: Option<f64> = if has("length") { r.get("length")? } else { None };
-    let bitrate: Option<i64> = if has("bitrate") { r.get("bitrate")? } else { None };
+    let length: Option<f64> = if has("length") {
+        r.get("length")?
+    } else {
+        None
+    };
+    let bitrate: Option<i64> = if has("bitrate") {
+        r.get("bitrate")?
+    } else {
+        None
+    };
     Ok(MusicTrack {
         title: text(r, "title")?,
         artist: text(r, "artist")?,
         album: text(r, "album")?,
-        albumartist: if has("albumartist") { text(r, "albumartist")? } else { None },
-        genre: if has("genre") { text(r, "genre")? } else { None },
+        albumartist: if has("albumartist") {
+            text(r, "albumartist")?
+        } else {
+            None
+        },
+        genre: if has("genre") {
+            text(r, "genre")?
+        } else {
+            None
+        },
         year: if has("year") { num(r, "year")? } else { None },
         track: if has("track") { num(r, "track")? } else { None },
         disc: if has("disc") { num(r, "disc")? } else { None },
-        duration_ms: length.filter(|l| *l > 0.0).map(|l| (l * 1000.0).round() as u64),
+        duration_ms: length
+            .filter(|l| *l > 0.0)
+            .map(|l| (l * 1000.0).round() as u64),
         bitrate_kbps: bitrate.filter(|b| *b > 0).map(|b| (b / 1000) as u32),
-        sample_rate: if has("samplerate") { num(r, "samplerate")? } else { None },
+        sample_rate: if has("samplerate") {
+            num(r, "samplerate")?
+        } else {
+            None
+        },
         extra,
         ..MusicTrack::default()
     })
@@ -183,10 +220,16 @@ pub fn import_beets(
     library: &Path,
     roots: &[(String, PathBuf)],
 ) -> Result<BeetsStats, BeetsError> {
-    let lib_err = |source| BeetsError::Library { path: library.to_path_buf(), source };
-    let db = Connection::open_with_flags(library, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(lib_err)?;
+    let lib_err = |source| BeetsError::Library {
+        path: library.to_path_buf(),
+        source,
+    };
+    let db =
+        Connection::open_with_flags(library, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(lib_err)?;
     let albums = albums(&db).map_err(lib_err)?;
-    let mut stmt = db.prepare("SELECT * FROM items ORDER BY id").map_err(lib_err)?;
+    let mut stmt = db
+        .prepare("SELECT * FROM items ORDER BY id")
+        .map_err(lib_err)?;
     let cols: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let mut rows = stmt.query([]).map_err(lib_err)?;
     let mut stats = BeetsStats::default();
@@ -213,7 +256,10 @@ pub fn import_beets(
             stats.missing += 1;
             continue;
         };
-        let mut reader = RangedReader::new(Arc::new(LocalFile { file, len: md.len() }));
+        let mut reader = RangedReader::new(Arc::new(LocalFile {
+            file,
+            len: md.len(),
+        }));
         let Ok(quick) = quick_id(&mut reader) else {
             stats.missing += 1;
             continue;

@@ -43,45 +43,110 @@ async fn a_beets_library_is_imported_and_a_scan_keeps_its_tags() {
         title: Some("track01".into()),
         ..FixtureTags::default()
     };
-    let a = make(lib.path(), "01", AudioFormat::Flac, &wrong).expect("ffmpeg").path;
-    let b = make(lib.path(), "02", AudioFormat::Mp3, &wrong).expect("ffmpeg").path;
+    let a = make(lib.path(), "01", AudioFormat::Flac, &wrong)
+        .expect("ffmpeg")
+        .path;
+    let b = make(lib.path(), "02", AudioFormat::Mp3, &wrong)
+        .expect("ffmpeg")
+        .path;
     let elsewhere = tempfile::tempdir().unwrap();
-    let outside = make(elsewhere.path(), "x", AudioFormat::Flac, &wrong).expect("ffmpeg").path;
+    let outside = make(elsewhere.path(), "x", AudioFormat::Flac, &wrong)
+        .expect("ffmpeg")
+        .path;
     let gone = lib.path().join("03.flac");
     let db = lib.path().join("library.db");
     library(
         &db,
-        &[(&a, "Ready Lets Go", 1), (&b, "Music Is Math", 2), (&outside, "Beware the Friendly Stranger", 3), (&gone, "Gyroscope", 4)],
+        &[
+            (&a, "Ready Lets Go", 1),
+            (&b, "Music Is Math", 2),
+            (&outside, "Beware the Friendly Stranger", 3),
+            (&gone, "Gyroscope", 4),
+        ],
     );
 
     let d = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetaStore> =
-        fvfs_meta::open(&format!("sqlite://{}", d.path().join("m.db").display()), true).unwrap();
+    let meta: Arc<dyn MetaStore> = fvfs_meta::open(
+        &format!("sqlite://{}", d.path().join("m.db").display()),
+        true,
+    )
+    .unwrap();
     let roots = vec![("local".to_string(), lib.path().to_path_buf())];
     let stats = import_beets(meta.as_ref(), &db, &roots).unwrap();
-    assert_eq!(stats, BeetsStats { items: 4, imported: 2, outside: 1, missing: 1 });
+    assert_eq!(
+        stats,
+        BeetsStats {
+            items: 4,
+            imported: 2,
+            outside: 1,
+            missing: 1
+        }
+    );
     let rows = meta.music_tracks(None, 0, 10).unwrap();
     let got: Vec<_> = rows
         .iter()
-        .map(|t| (t.path.as_str(), t.format.as_str(), t.title.as_deref(), t.track, t.duration_ms, t.bitrate_kbps))
+        .map(|t| {
+            (
+                t.path.as_str(),
+                t.format.as_str(),
+                t.title.as_deref(),
+                t.track,
+                t.duration_ms,
+                t.bitrate_kbps,
+            )
+        })
         .collect();
     assert_eq!(
         got,
         [
-            ("01.flac", "flac", Some("Ready Lets Go"), Some(1), Some(3000), Some(320)),
-            ("02.mp3", "mp3", Some("Music Is Math"), Some(2), Some(3000), Some(320)),
+            (
+                "01.flac",
+                "flac",
+                Some("Ready Lets Go"),
+                Some(1),
+                Some(3000),
+                Some(320)
+            ),
+            (
+                "02.mp3",
+                "mp3",
+                Some("Music Is Math"),
+                Some(2),
+                Some(3000),
+                Some(320)
+            ),
         ]
     );
-    let extra: Vec<(&str, &str)> = rows[0].extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = rows[0]
+        .extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
         extra,
-        [("albumtype", "album"), ("catalognum", "WARPCD101"), ("comp", "0"), ("disctotal", "1"), ("label", "Warp"), ("tracktotal", "23")]
+        [
+            ("albumtype", "album"),
+            ("catalognum", "WARPCD101"),
+            ("comp", "0"),
+            ("disctotal", "1"),
+            ("label", "Warp"),
+            ("tracktotal", "23")
+        ]
     );
 
     // The files did not change since: a scan reads nothing and beets' tags stay.
-    let origin = Origin::open(&OriginSpec::parse(&format!("local={}", lib.path().display())).unwrap()).unwrap();
+    let origin =
+        Origin::open(&OriginSpec::parse(&format!("local={}", lib.path().display())).unwrap())
+            .unwrap();
     let rt = tokio::runtime::Handle::current();
     let s = scan_origin(&meta, &origin, &rt).await.unwrap();
     assert_eq!((s.seen, s.unchanged, s.added, s.updated), (2, 2, 0, 0));
-    assert_eq!(meta.music_track_get(rows[0].id).unwrap().unwrap().title.as_deref(), Some("Ready Lets Go"));
+    assert_eq!(
+        meta.music_track_get(rows[0].id)
+            .unwrap()
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("Ready Lets Go")
+    );
 }

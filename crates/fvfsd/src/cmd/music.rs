@@ -139,7 +139,10 @@ pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
                 s.items, s.imported, s.outside, s.missing
             );
             for (v, s) in views {
-                println!("view {}: {} files in {} directories", v.name, s.tracks, s.dirs);
+                println!(
+                    "view {}: {} files in {} directories",
+                    v.name, s.tracks, s.dirs
+                );
             }
         }
         MusicCmd::Status => {
