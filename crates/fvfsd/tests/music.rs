@@ -79,3 +79,48 @@ fn music_origins_rescans_and_views_from_the_command_line() {
     );
     assert_eq!(f.ok(&["music", "ls", "artists"]), "");
 }
+
+/// `fvfsd music import-beets`: refused (with the way out) while no directory origin
+/// exists; then beets' tags for the files under it, and the views rebuilt with them.
+#[test]
+fn a_beets_library_is_imported_from_the_command_line() {
+    let Some(f) = Fixture::new() else {
+        return;
+    };
+    let lib = tempfile::tempdir().unwrap();
+    let file = make(lib.path(), "01", AudioFormat::Flac, &tags("untitled", 1))
+        .expect("ffmpeg")
+        .path;
+    let db = lib.path().join("library.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE albums (id INTEGER PRIMARY KEY, album TEXT);
+         CREATE TABLE items (id INTEGER PRIMARY KEY, path BLOB, album_id INTEGER, title TEXT, \
+         artist TEXT, album TEXT, year INTEGER, track INTEGER);",
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO items VALUES (1, ?1, NULL, 'Hunter', 'Björk', 'Homogenic', 1997, 1)",
+        [file.as_os_str().as_encoded_bytes()],
+    )
+    .unwrap();
+    drop(c);
+    let db = db.to_str().unwrap();
+
+    let refused = f.run(&["music", "import-beets", db, "--meta", &f.meta_url]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("no directory origin"), "{err}");
+
+    f.ok(&["music", "origin", "add", &format!("local={}", lib.path().display())]);
+    f.ok(&["music", "view", "add", "artists", "$artist/$album/$track $title.$format"]);
+    assert_eq!(
+        f.ok(&["music", "import-beets", db]),
+        "1 items: 1 imported, 0 outside every directory origin, 0 with their file missing\n\
+         view artists: 1 files in 2 directories\n"
+    );
+    assert_eq!(
+        f.ok(&["music", "ls", "artists", "Björk/Homogenic"]),
+        "01 Hunter.flac\tlocal:01.flac\n"
+    );
+}
