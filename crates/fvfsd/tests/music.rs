@@ -112,8 +112,19 @@ fn a_beets_library_is_imported_from_the_command_line() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("no directory origin"), "{err}");
 
-    f.ok(&["music", "origin", "add", &format!("local={}", lib.path().display())]);
-    f.ok(&["music", "view", "add", "artists", "$artist/$album/$track $title.$format"]);
+    f.ok(&[
+        "music",
+        "origin",
+        "add",
+        &format!("local={}", lib.path().display()),
+    ]);
+    f.ok(&[
+        "music",
+        "view",
+        "add",
+        "artists",
+        "$artist/$album/$track $title.$format",
+    ]);
     assert_eq!(
         f.ok(&["music", "import-beets", db]),
         "1 items: 1 imported, 0 outside every directory origin, 0 with their file missing\n\
