@@ -60,7 +60,7 @@ pub fn origins(meta_url: &str) -> Result<Vec<(MusicOrigin, u64)>> {
     let meta = open_meta(meta_url)?;
     let mut out = Vec::new();
     for o in meta.music_origins()? {
-        let n = meta.music_stamps(&o.id)?.len() as u64;
+        let n = meta.music_track_count(Some(&o.id))?;
         out.push((o, n));
     }
     Ok(out)

@@ -296,9 +296,13 @@ impl MusicStore for SqliteStore {
         })
     }
 
-    fn music_track_count(&self) -> Result<u64> {
+    fn music_track_count(&self, origin: Option<&str>) -> Result<u64> {
         self.read(|tx| {
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM music_tracks", [], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM music_tracks WHERE ?1 IS NULL OR origin = ?1",
+                [origin],
+                |r| r.get(0),
+            )?;
             Ok(n as u64)
         })
     }

@@ -70,7 +70,9 @@ fn origins_sort_by_priority_and_removing_one_removes_its_tracks() {
     assert!(!s.music_origin_remove("nas").unwrap());
     assert_eq!(s.music_track_get(a).unwrap(), None);
     assert!(s.music_track_get(b).unwrap().is_some());
-    assert_eq!(s.music_track_count().unwrap(), 1);
+    assert_eq!(s.music_track_count(None).unwrap(), 1);
+    assert_eq!(s.music_track_count(Some("local")).unwrap(), 1);
+    assert_eq!(s.music_track_count(Some("nas")).unwrap(), 0);
 }
 
 #[test]
@@ -151,7 +153,8 @@ fn tracks_page_stamp_group_by_quick_id_and_delete() {
         .collect();
     assert_eq!(copies, [ids[1], ids[3]]);
     assert_eq!(s.music_tracks_delete(&[ids[0], ids[0] + 1000]).unwrap(), 1);
-    assert_eq!(s.music_track_count().unwrap(), 4);
+    assert_eq!(s.music_track_count(None).unwrap(), 4);
+    assert_eq!(s.music_track_count(Some("b")).unwrap(), 2);
 }
 
 #[test]

@@ -139,8 +139,8 @@ pub trait MusicStore {
     fn music_copies(&self, quick_id: &[u8; 32]) -> Result<Vec<MusicTrack>>;
     /// Records the whole-content hash of a track.
     fn music_set_content_hash(&self, id: u64, hash: &[u8; 32]) -> Result<()>;
-    /// Number of tracks (with an error, too).
-    fn music_track_count(&self) -> Result<u64>;
+    /// Number of tracks, unreadable ones included, of one origin (of all with None).
+    fn music_track_count(&self, origin: Option<&str>) -> Result<u64>;
 
     /// Adds or replaces the collection named `name`; returns its id.
     fn music_collection_put(&self, name: &str, query: &str, now: i64) -> Result<u64>;
