@@ -11,6 +11,8 @@
 //! - `beets`: a beets library's items and albums imported into the index.
 //! - `scan`: an origin's audio files into the index, incrementally (size and entity tag
 //!   or mtime), unreadable files recorded and skipped.
+//! - `search`: what the view asks of a full-text search ([`search::TrackSearch`]);
+//!   the tantivy index implementing it is the crate `fvfs-search`.
 //! - `view`: the tree a template gives the index, built into the metadata store and
 //!   swapped in whole.
 //!
@@ -20,6 +22,7 @@
 pub mod beets;
 pub mod origin;
 pub mod scan;
+pub mod search;
 pub mod source;
 pub mod tags;
 pub mod template;
@@ -38,4 +41,6 @@ pub enum MusicError {
     Template(#[from] template::TemplateError),
     #[error(transparent)]
     Beets(#[from] beets::BeetsError),
+    #[error(transparent)]
+    Search(#[from] search::SearchError),
 }
