@@ -207,3 +207,26 @@ pub fn ls(meta_url: &str, name: &str, path: &str) -> Result<Vec<Listed>> {
     }
     Ok(out)
 }
+
+/// Saves `query` (the search syntax) as collection `name`, or changes its query.
+pub fn collection_add(meta_url: &str, name: &str, query: &str) -> Result<u64> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+        return Err(EngineError::Invalid(format!(
+            "{name:?} cannot name a collection: it is a directory name (no '/', no leading '.')"
+        )));
+    }
+    if query.trim().is_empty() {
+        return Err(EngineError::Invalid("a collection needs a query".into()));
+    }
+    Ok(open_meta(meta_url)?.music_collection_put(name, query, now_ns())?)
+}
+
+/// The saved collections.
+pub fn collections(meta_url: &str) -> Result<Vec<fvfs_meta::MusicCollection>> {
+    Ok(open_meta(meta_url)?.music_collections()?)
+}
+
+/// Forgets a collection; false when there was none.
+pub fn collection_remove(meta_url: &str, name: &str) -> Result<bool> {
+    Ok(open_meta(meta_url)?.music_collection_remove(name)?)
+}

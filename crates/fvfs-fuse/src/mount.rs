@@ -31,12 +31,14 @@ pub struct MountConfig {
     /// Threads serving kernel requests (at least 1).
     pub threads: usize,
     pub flags: MountFlags,
+    /// Mount read-only (`ro`): the kernel refuses every change with EROFS itself.
+    pub read_only: bool,
 }
 
 impl MountConfig {
     /// The `fuser` configuration: allow_other when root (every user sees the mount, as on
-    /// a disk), kernel permission checks, read-write, `nosuid,nodev` unless `flags` say
-    /// otherwise.
+    /// a disk), kernel permission checks, read-write unless `read_only`, `nosuid,nodev`
+    /// unless `flags` say otherwise.
     pub fn fuser(&self) -> fuser::Config {
         use fuser::MountOption as O;
         let mut c = fuser::Config::default();
@@ -44,7 +46,7 @@ impl MountConfig {
             O::FSName(self.fsname.clone()),
             O::Subtype("fvfs".into()),
             O::DefaultPermissions,
-            O::RW,
+            if self.read_only { O::RO } else { O::RW },
             if self.flags.suid { O::Suid } else { O::NoSuid },
             if self.flags.dev { O::Dev } else { O::NoDev },
         ];

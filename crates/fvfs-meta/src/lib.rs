@@ -28,15 +28,15 @@ pub use store::{
     hsm_holder_key, open, AdminStore, CheckStore, DataStore, HolderStore, HsmDir, HsmFile,
     HsmRequest, HsmState, HsmStore, MetaStore, MusicCollection, MusicEntry, MusicNode, MusicOrigin,
     MusicStamp, MusicStore, MusicTrack, MusicView, NamespaceStore, TierStore, HSM_HOLDER,
-    MUSIC_ROOT,
+    MUSIC_ROOT, AudioSpan, MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLDER,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a
 /// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, MusicStore,
-        NamespaceStore, TierStore,
+        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, MusicCacheStore,
+        MusicStore, NamespaceStore, TierStore,
     };
 }
 pub use types::*;

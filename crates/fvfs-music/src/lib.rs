@@ -13,13 +13,19 @@
 //!   or mtime), unreadable files recorded and skipped.
 //! - `search`: what the view asks of a full-text search ([`search::TrackSearch`]);
 //!   the tantivy index implementing it is the crate `fvfs-search`.
+//! - `cache`: the content cache: origin bytes kept as blocks held in the engine's tiers,
+//!   by windows of pieces keyed by content (so a tag edit keeps the audio cached).
+//! - `fs`: the read-only FUSE view (`MusicFs`, an `FsOps`).
 //! - `view`: the tree a template gives the index, built into the metadata store and
 //!   swapped in whole.
 //!
-//! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
-//! block store) and knows nothing of FUSE, HTTP or fanotify.
+//! Layers: this crate sits beside the HSM face; it uses the engine (metadata store, the
+//! tiers through `fvfs_vfs::tiering::Tiering`) and the FUSE layer's `FsOps`, and knows
+//! nothing of HTTP or fanotify.
 
 pub mod beets;
+pub mod cache;
+pub mod fs;
 pub mod origin;
 pub mod scan;
 pub mod search;

@@ -663,7 +663,7 @@ fn run() -> Result<i32> {
             Ok(0)
         }
         Cmd::Hsm { cmd, meta } => cmd::hsm::run(&cfg, &meta_or(meta), cmd),
-        Cmd::Music { cmd, meta } => cmd::music::run(&meta_or(meta), cmd),
+        Cmd::Music { cmd, meta } => cmd::music::run(&cfg, &meta_or(meta), cmd),
         Cmd::Export { parquet, meta } => cmd::export::run(&meta_or(meta), &parquet),
         Cmd::Fsck { meta, repair } => {
             let rt = tokio::runtime::Runtime::new()?;

@@ -101,6 +101,7 @@ pub use fvfs_fuse::is_mounted;
 /// `nosuid,nodev` (files come from another host).
 fn mount_config() -> fvfs_fuse::MountConfig {
     fvfs_fuse::MountConfig {
+        read_only: false,
         fsname: "fvfsc".into(),
         threads: 4,
         flags: fvfs_fuse::MountFlags::default(),

@@ -19,6 +19,7 @@ mod data;
 mod holders;
 mod hsm;
 mod music;
+mod music_cache;
 mod namespace;
 pub mod schema;
 mod tiers;

@@ -7,14 +7,14 @@
 use super::SqliteStore;
 use crate::error::{MetaError, Result};
 use crate::store::{
-    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
+    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
     MusicView,
 };
 use rusqlite::{params, OptionalExtension, Row};
 
 const COLS: &str = "id, origin, path, size, mtime, etag, quick_id, content_hash, format, title, \
                     artist, album, albumartist, genre, year, track, disc, duration_ms, bitrate, \
-                    sample_rate, extra, has_cover, error, scanned";
+                    sample_rate, extra, has_cover, error, scanned, audio_start, audio_len, audio_id";
 
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
@@ -66,7 +66,7 @@ fn hash32(v: Option<Vec<u8>>, what: &str, id: i64) -> Result<Option<[u8; 32]>> {
     .transpose()
 }
 
-type RawTrack = (MusicTrack, Vec<u8>, Option<Vec<u8>>, String);
+type RawTrack = (MusicTrack, Vec<u8>, Option<Vec<u8>>, String, Option<(i64, i64, Vec<u8>)>);
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
     let u32_of = |i: usize| -> rusqlite::Result<Option<u32>> {
@@ -97,14 +97,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
         has_cover: r.get::<_, i64>(21)? != 0,
         error: r.get(22)?,
         scanned: r.get(23)?,
+        audio: None,
     };
-    Ok((t, r.get(6)?, r.get(7)?, r.get(20)?))
+    let audio = match (
+        r.get::<_, Option<i64>>(24)?,
+        r.get::<_, Option<i64>>(25)?,
+        r.get::<_, Option<Vec<u8>>>(26)?,
+    ) {
+        (Some(start), Some(len), Some(id)) => Some((start, len, id)),
+        _ => None,
+    };
+    Ok((t, r.get(6)?, r.get(7)?, r.get(20)?, audio))
 }
 
 fn finish(raw: RawTrack) -> Result<MusicTrack> {
-    let (mut t, quick, hash, extra) = raw;
+    let (mut t, quick, hash, extra, audio) = raw;
     let id = t.id as i64;
     t.quick_id = hash32(Some(quick), "quick id", id)?.unwrap_or_default();
+    if let Some((start, len, aid)) = audio {
+        t.audio = Some(AudioSpan {
+            start: start as u64,
+            len: len as u64,
+            id: hash32(Some(aid), "audio id", id)?.unwrap_or_default(),
+        });
+    }
     t.content_hash = hash32(hash, "content hash", id)?;
     t.extra = decode_extra(&extra);
     Ok(t)
@@ -187,14 +203,16 @@ impl MusicStore for SqliteStore {
             tx.prepare_cached(
                 "INSERT INTO music_tracks (origin, path, size, mtime, etag, quick_id, \
                  content_hash, format, title, artist, album, albumartist, genre, year, track, \
-                 disc, duration_ms, bitrate, sample_rate, extra, has_cover, error, scanned) \
+                 disc, duration_ms, bitrate, sample_rate, extra, has_cover, error, scanned, \
+                 audio_start, audio_len, audio_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23) \
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
                  ON CONFLICT (origin, path) DO UPDATE SET size = ?3, mtime = ?4, etag = ?5, \
                  quick_id = ?6, content_hash = ?7, format = ?8, title = ?9, artist = ?10, \
                  album = ?11, albumartist = ?12, genre = ?13, year = ?14, track = ?15, \
                  disc = ?16, duration_ms = ?17, bitrate = ?18, sample_rate = ?19, extra = ?20, \
-                 has_cover = ?21, error = ?22, scanned = ?23",
+                 has_cover = ?21, error = ?22, scanned = ?23, audio_start = ?24, \
+                 audio_len = ?25, audio_id = ?26",
             )?
             .execute(params![
                 t.origin,
@@ -219,7 +237,10 @@ impl MusicStore for SqliteStore {
                 encode_extra(&t.extra),
                 t.has_cover as i64,
                 t.error,
-                t.scanned
+                t.scanned,
+                t.audio.map(|a| a.start as i64),
+                t.audio.map(|a| a.len as i64),
+                t.audio.as_ref().map(|a| a.id.to_vec())
             ])?;
             let id: i64 = tx.query_row(
                 "SELECT id FROM music_tracks WHERE origin = ?1 AND path = ?2",

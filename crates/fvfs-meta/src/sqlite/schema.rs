@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -220,6 +220,22 @@ CREATE TABLE music_entries (
 CREATE INDEX music_entries_dir ON music_entries(view, gen, dir) WHERE dir IS NOT NULL;
 "#;
 
+/// The music face's content cache (sqlite/music_cache.rs) and where each track's
+/// tag-free audio lies (`audio_*`, null for formats without a split and for rows
+/// scanned before: their next rescan fills them). No fill.
+const V7: &str = r#"
+ALTER TABLE music_tracks ADD COLUMN audio_start INTEGER;
+ALTER TABLE music_tracks ADD COLUMN audio_len INTEGER;
+ALTER TABLE music_tracks ADD COLUMN audio_id BLOB;
+CREATE TABLE music_cache (
+  key BLOB PRIMARY KEY,
+  refs BLOB NOT NULL,
+  bytes INTEGER NOT NULL,
+  last_access INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX music_cache_lru ON music_cache(last_access);
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -251,6 +267,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V6,
+        fill: None,
+    },
+    Migration {
+        sql: V7,
         fill: None,
     },
 ];

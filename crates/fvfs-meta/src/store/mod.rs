@@ -13,6 +13,7 @@
 //!   file (archived payloads, caches of other faces);
 //! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files;
 //! - [`MusicStore`] (`music.rs`): the music face's index (origins, tracks, views).
+//! - [`MusicCacheStore`] (`music_cache.rs`): the music face's content cache (windows).
 //!
 //! [`MetaStore`] is their union, implemented for every type that implements them all, so
 //! `Arc<dyn MetaStore>` reaches every method. A new concern (a face with its own tables)
@@ -30,6 +31,7 @@ mod data;
 mod holders;
 mod hsm;
 mod music;
+mod music_cache;
 mod namespace;
 mod tiers;
 
@@ -39,9 +41,10 @@ pub use data::DataStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 pub use music::{
-    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
+    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
     MusicView, MUSIC_ROOT,
 };
+pub use music_cache::{MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLDER};
 pub use namespace::NamespaceStore;
 pub use tiers::TierStore;
 
@@ -59,6 +62,7 @@ pub trait MetaStore:
     + HolderStore
     + HsmStore
     + MusicStore
+    + MusicCacheStore
     + Send
     + Sync
 {
@@ -73,6 +77,7 @@ impl<T> MetaStore for T where
         + HolderStore
         + HsmStore
         + MusicStore
+        + MusicCacheStore
         + Send
         + Sync
 {

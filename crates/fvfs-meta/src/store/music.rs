@@ -58,10 +58,24 @@ pub struct MusicTrack {
     /// Other tags by beets field name, sorted by name.
     pub extra: Vec<(String, String)>,
     pub has_cover: bool,
+    /// Where the audio lies in the file without its tags (FLAC and MP3), with a hash
+    /// recognising it after a tag edit; None for other formats (the file is one piece).
+    pub audio: Option<AudioSpan>,
     /// Set when the file could not be read as audio (truncated, malformed): the row keeps
     /// its stamp so an unchanged bad file is not read again, and views skip it.
     pub error: Option<String>,
     pub scanned: i64,
+}
+
+/// The tag-free audio bytes of a file: `[start, start + len)`, and `id`, the BLAKE3 of
+/// the length and the first and last 64 KiB of those bytes. Two versions of a file with
+/// the same `id` are taken to hold the same audio (a tag edit moved it, nothing else):
+/// the music cache keeps the audio under `id`, so the edit costs only the tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AudioSpan {
+    pub start: u64,
+    pub len: u64,
+    pub id: [u8; 32],
 }
 
 /// What a rescan compares to decide whether a file changed.

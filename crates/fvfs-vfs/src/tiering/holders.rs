@@ -75,6 +75,58 @@ impl Tiering {
         self.hold_uploads(kind, key, uploads).await
     }
 
+    /// Stores `data` as blocks held by (kind, key) for a cache of bytes another source
+    /// keeps (the music face's copies of its origins' files): new blocks go to the
+    /// hottest tier and are not queued for replication, so they cost no durable
+    /// storage, and tier eviction never drops them (it only drops copies the durable
+    /// tier also has); the face bounds them itself by releasing holders. With `rewrite`
+    /// every block's object is written again even if a live row says it exists (a
+    /// stored copy failed verification, and `data` are its bytes fetched again), and the
+    /// tier written is added to its row.
+    pub async fn put_cached(
+        &self,
+        kind: &str,
+        key: &[u8],
+        data: Bytes,
+        rewrite: bool,
+    ) -> Result<Vec<BlockRef>> {
+        let mut uploads = Vec::new();
+        let mut pos = 0usize;
+        for len in cdc::cut(&data, &self.settings.cdc, true) {
+            let piece = data.slice(pos..pos + len);
+            uploads.push((
+                pos as u64,
+                self.spawn_upload_with(piece, Placement::Hottest, rewrite),
+            ));
+            pos += len;
+        }
+        let blocks = await_uploads(&self.pins, uploads).await?;
+        let ids = block_ids(&blocks);
+        let mut new_blocks: Vec<NewBlock> = Vec::new();
+        for (_, up) in &blocks {
+            if up.new {
+                if !new_blocks.iter().any(|b| b.id == up.meta.id) {
+                    new_blocks.push(up.new_block());
+                }
+            } else if rewrite {
+                if let Err(e) = self.meta.set_block_tiers(&up.meta.id, 1 << up.tier, 0) {
+                    self.pins.unpin(&ids);
+                    return Err(e.into());
+                }
+            }
+        }
+        let held = self.meta.hold(kind, key, &ids, &new_blocks, 0);
+        self.pins.unpin(&ids);
+        held?;
+        Ok(blocks
+            .iter()
+            .map(|(_, up)| BlockRef {
+                id: up.meta.id,
+                len: up.meta.size,
+            })
+            .collect())
+    }
+
     /// Starts one upload per piece (they run while the caller goes on).
     fn spawn_pieces(&self, pieces: Vec<Bytes>, placement: Placement) -> Uploads {
         let mut uploads = Vec::with_capacity(pieces.len());

@@ -60,6 +60,7 @@ fn upload_task(
     tiers: Arc<TierState>,
     data: Bytes,
     placement: Placement,
+    rewrite: bool,
 ) -> JoinHandle<Result<Uploaded>> {
     tokio::spawn(async move {
         // Hashing and compressing a small block costs less than a hop to the blocking pool.
@@ -74,7 +75,7 @@ fn upload_task(
         pins.pin(enc.id).await;
         let live = matches!(meta.get_block(&enc.id), Ok(Some(row)) if row.refcount > 0);
         let mut tier = 0;
-        if !live {
+        if !live || rewrite {
             // A tier that fails a write is marked down and the block goes to the next
             // one; the durable tier is the last resort, and its failure is the caller's.
             loop {
@@ -157,6 +158,17 @@ impl Tiering {
         data: Bytes,
         placement: Placement,
     ) -> JoinHandle<Result<Uploaded>> {
+        self.spawn_upload_with(data, placement, false)
+    }
+
+    /// As `spawn_upload_to`; with `rewrite` the object is written even when a live row
+    /// says it exists (its stored copy failed verification and these are its bytes).
+    pub(crate) fn spawn_upload_with(
+        &self,
+        data: Bytes,
+        placement: Placement,
+        rewrite: bool,
+    ) -> JoinHandle<Result<Uploaded>> {
         upload_task(
             self.store.clone(),
             self.meta.clone(),
@@ -164,6 +176,7 @@ impl Tiering {
             self.state.clone(),
             data,
             placement,
+            rewrite,
         )
     }
 

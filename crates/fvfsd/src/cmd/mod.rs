@@ -7,6 +7,7 @@ pub mod hsm;
 pub mod migrate;
 pub mod mount;
 pub mod music;
+pub mod music_mount;
 pub mod restore;
 pub mod serve;
 pub mod status;

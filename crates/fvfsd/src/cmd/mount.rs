@@ -89,6 +89,7 @@ pub fn foreground(args: MountArgs) -> Result<()> {
 /// How the engine is mounted (`fvfs` in the mount table).
 pub fn engine_mount(threads: usize, flags: fvfs_fuse::MountFlags) -> fvfs_fuse::MountConfig {
     fvfs_fuse::MountConfig {
+        read_only: false,
         fsname: "fvfs".into(),
         threads,
         flags,

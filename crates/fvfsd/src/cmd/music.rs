@@ -29,6 +29,49 @@ pub enum MusicCmd {
     /// Import a beets library (`library.db`): its items' tags, for files under a
     /// directory origin; a later rescan keeps them while the files do not change.
     ImportBeets { library: std::path::PathBuf },
+    /// Mount the read-only view at MOUNTPOINT and serve it in the foreground until
+    /// unmounted (SIGINT/SIGTERM or `umount`).
+    Mount {
+        mountpoint: std::path::PathBuf,
+        /// The view shown at the root; without it every view is a top directory.
+        #[arg(long)]
+        view: Option<String>,
+        /// Serve FLAC and MP3 files with the index's tags in front of their audio.
+        #[arg(long)]
+        overlay: bool,
+        /// Bytes the content cache may hold (suffixes K, M, G, T).
+        #[arg(long, value_parser = parse_size)]
+        cache_limit: Option<u64>,
+        /// Bytes fetched from an origin per cache miss (default 4M; at least 64K).
+        #[arg(long, value_parser = parse_size)]
+        cache_window: Option<u64>,
+        /// Do not fetch ahead of sequential reads.
+        #[arg(long)]
+        no_prefetch: bool,
+        #[arg(long)]
+        allow_non_empty: bool,
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Saved searches shown as directories under `/.collections`.
+    Collection {
+        #[command(subcommand)]
+        cmd: CollectionCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CollectionCmd {
+    /// Save QUERY (the search syntax) as collection NAME, or change its query.
+    Add { name: String, query: String },
+    List,
+    Remove { name: String },
+}
+
+use crate::config::parse_size;
+
+fn fvfs_music_window() -> u64 {
+    fvfs_engine::music_mount::MusicMountOpts::default().cache_window
 }
 
 #[derive(Subcommand)]
@@ -56,8 +99,65 @@ pub enum ViewCmd {
     List,
 }
 
-pub fn run(meta_url: &str, cmd: MusicCmd) -> Result<i32> {
+pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> Result<i32> {
     match cmd {
+        MusicCmd::Mount {
+            mountpoint,
+            view,
+            overlay,
+            cache_limit,
+            cache_window,
+            no_prefetch,
+            allow_non_empty,
+            threads,
+        } => {
+            let engine = fvfs_engine::EngineOpts {
+                meta_url: meta_url.to_string(),
+                cache_dir: cfg.daemon.cache_dir.clone(),
+                cache_size: cfg
+                    .daemon
+                    .cache_size
+                    .map(|b| b.0)
+                    .unwrap_or(fvfs_engine::DEFAULT_CACHE_SIZE),
+                check_tier: true,
+                policy: cfg.policy(),
+            };
+            super::music_mount::foreground(super::music_mount::MusicMountArgs {
+                engine,
+                mountpoint,
+                allow_non_empty,
+                threads,
+                opts: fvfs_engine::music_mount::MusicMountOpts {
+                    view,
+                    overlay,
+                    cache_limit: cache_limit.unwrap_or(fvfs_engine::music_mount::DEFAULT_LIMIT),
+                    cache_window: cache_window.unwrap_or(fvfs_music_window()),
+                    prefetch: !no_prefetch,
+                },
+            })?;
+        }
+        MusicCmd::Collection {
+            cmd: CollectionCmd::Add { name, query },
+        } => {
+            music::collection_add(meta_url, &name, &query)?;
+            println!("collection {name} saved: {query}");
+        }
+        MusicCmd::Collection {
+            cmd: CollectionCmd::List,
+        } => {
+            for c in music::collections(meta_url)? {
+                println!("{}\t{}", c.name, c.query);
+            }
+        }
+        MusicCmd::Collection {
+            cmd: CollectionCmd::Remove { name },
+        } => {
+            if !music::collection_remove(meta_url, &name)? {
+                eprintln!("no collection {name:?}");
+                return Ok(1);
+            }
+            println!("collection {name} removed");
+        }
         MusicCmd::Origin {
             cmd: OriginCmd::Add { spec },
         } => {

@@ -1,0 +1,263 @@
+//! The bytes the view serves: a track's file (its pieces read through the cache, from
+//! the best origin on a miss), a cover image, and the prefetch that runs ahead of a
+//! sequential reader into the rest of the track and the next track of its directory.
+//!
+//! Invariants:
+//! - A track is read from every origin that has a copy of it (same quick id and size),
+//!   with `OriginSet`'s failover; cached windows need no origin at all.
+//! - Prefetch never delays a read: it runs on the runtime, at most two windows at a
+//!   time (others are skipped, not queued), and its failures are only logged at debug.
+
+use super::tree::{Core, Cover};
+use super::{FsError, Result};
+use crate::cache::{pieces, MusicCache, Piece, WindowSource};
+use crate::origin::{OriginError, OriginSet};
+use crate::source::RangeSource;
+use crate::tags::RangedReader;
+use bytes::{Bytes, BytesMut};
+use fvfs_meta::{MusicNode, MusicTrack};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The origins holding one file: `(origin id, path)`, the track's own first.
+pub(crate) struct OriginFetch {
+    set: OriginSet,
+    candidates: Vec<(String, String)>,
+}
+
+impl WindowSource for OriginFetch {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'_, Result<Bytes, OriginError>> {
+        self.set
+            .read_range_any(&self.candidates, offset, len)
+            .boxed()
+    }
+}
+
+fn copies(core: &Core, t: &MusicTrack) -> Result<Vec<(String, String)>> {
+    let mut out = vec![(t.origin.clone(), t.path.clone())];
+    for c in core.meta.music_copies(&t.quick_id)? {
+        if c.id != t.id && c.error.is_none() && c.size == t.size {
+            out.push((c.origin, c.path));
+        }
+    }
+    Ok(out)
+}
+
+/// One track's file as the cache serves it.
+pub(crate) struct TrackBody {
+    pub track: MusicTrack,
+    pieces: Vec<Piece>,
+    src: Arc<OriginFetch>,
+}
+
+impl TrackBody {
+    pub fn new(core: &Core, track: MusicTrack) -> Result<TrackBody> {
+        Ok(TrackBody {
+            pieces: pieces(&track),
+            src: Arc::new(OriginFetch {
+                set: core.origins.clone(),
+                candidates: copies(core, &track)?,
+            }),
+            track,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.track.size
+    }
+
+    /// `[offset, offset + len)` of the original file (cut at its end).
+    pub async fn read_file(&self, cache: &MusicCache, offset: u64, len: u64) -> Result<Bytes> {
+        let end = offset.saturating_add(len).min(self.len());
+        let mut out: Option<BytesMut> = None;
+        let mut first: Option<Bytes> = None;
+        for p in &self.pieces {
+            let (ps, pe) = (p.start, p.start + p.len);
+            if pe <= offset || ps >= end {
+                continue;
+            }
+            let from = offset.max(ps) - ps;
+            let to = end.min(pe) - ps;
+            let b = cache.read(p, from, to - from, &*self.src).await?;
+            match (&mut out, first.take()) {
+                (None, None) => first = Some(b),
+                (None, Some(prev)) => {
+                    let mut buf = BytesMut::with_capacity((end - offset) as usize);
+                    buf.extend_from_slice(&prev);
+                    buf.extend_from_slice(&b);
+                    out = Some(buf);
+                }
+                (Some(buf), _) => buf.extend_from_slice(&b),
+            }
+        }
+        Ok(match out {
+            Some(b) => b.freeze(),
+            None => first.unwrap_or_default(),
+        })
+    }
+
+    /// The piece and window holding file offset `at`, if any.
+    fn window_at(&self, cache: &MusicCache, at: u64) -> Option<(Piece, u64)> {
+        let p = self
+            .pieces
+            .iter()
+            .find(|p| at >= p.start && at < p.start + p.len)?;
+        Some((*p, (at - p.start) / cache.config().window))
+    }
+}
+
+/// The original file of a track as a blocking [`RangeSource`] through the cache (tag
+/// and cover reads). Called from FUSE threads, never from the runtime.
+struct CachedFile {
+    body: Arc<TrackBody>,
+    cache: Arc<MusicCache>,
+    rt: tokio::runtime::Handle,
+}
+
+impl RangeSource for CachedFile {
+    fn len(&self) -> u64 {
+        self.body.len()
+    }
+    fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Bytes> {
+        self.rt
+            .block_on(self.body.read_file(&self.cache, offset, len))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// The size the view shows for `t`.
+pub(crate) fn served_size(_core: &Core, t: &MusicTrack) -> Result<u64> {
+    Ok(t.size)
+}
+
+/// The embedded front cover of `t`: `cover.jpg` or `cover.png` and its bytes.
+pub(crate) fn front_cover(core: &Core, t: &MusicTrack) -> Result<Cover> {
+    let body = Arc::new(TrackBody::new(core, t.clone())?);
+    let src = Arc::new(CachedFile {
+        body,
+        cache: core.cache.clone(),
+        rt: core.rt.clone(),
+    });
+    let mut r = RangedReader::new(src);
+    let hint = Some(t.format.as_str());
+    match crate::tags::front_cover_from(&mut r, hint) {
+        Ok(Some((mime, bytes))) => {
+            let name = if mime == "image/png" {
+                "cover.png"
+            } else {
+                "cover.jpg"
+            };
+            Ok(Some((name, bytes)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            if let Some(src) = r.take_source_error() {
+                return Err(FsError::Io(src));
+            }
+            tracing::debug!(track = t.id, error = %e, "no readable cover");
+            Ok(None)
+        }
+    }
+}
+
+/// What an open handle reads.
+pub(crate) enum Body {
+    Track(Arc<TrackBody>),
+    Bytes(Bytes),
+}
+
+/// An open file: its body and where the last read ended (sequential detection).
+pub(crate) struct OpenTrack {
+    body: Body,
+    parent: Option<(u64, u64)>,
+    last_end: AtomicU64,
+    next_warmed: std::sync::atomic::AtomicBool,
+}
+
+impl OpenTrack {
+    pub fn new(body: Body, parent: Option<(u64, u64)>) -> OpenTrack {
+        OpenTrack {
+            body,
+            parent,
+            last_end: AtomicU64::new(u64::MAX),
+            next_warmed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn read(&self, core: &Core, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let body = match &self.body {
+            Body::Bytes(b) => {
+                let s = (offset as usize).min(b.len());
+                let e = (offset.saturating_add(len) as usize).min(b.len());
+                return Ok(b[s..e].to_vec());
+            }
+            Body::Track(t) => t,
+        };
+        let data = core
+            .rt
+            .block_on(body.read_file(&core.cache, offset, len))?;
+        let end = offset + data.len() as u64;
+        let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
+        if core.cfg.prefetch && sequential {
+            self.prefetch(core, body, end);
+        }
+        crate::fs::record_bytes(data.len() as u64);
+        Ok(data.to_vec())
+    }
+
+    /// Warms the window after the one holding `end`, and near the end of the file the
+    /// first windows of the next track of the directory.
+    fn prefetch(&self, core: &Core, body: &Arc<TrackBody>, end: u64) {
+        let w = core.cache.config().window;
+        if let Some((piece, idx)) = body.window_at(&core.cache, end) {
+            let next = if (idx + 1) * w < piece.len {
+                Some((piece, idx + 1))
+            } else {
+                body.window_at(&core.cache, piece.start + piece.len)
+            };
+            if let Some((p, i)) = next {
+                warm(core, body.src.clone(), vec![(p, i)]);
+            }
+        }
+        if end + 2 * w >= body.len() && !self.next_warmed.swap(true, Ordering::Relaxed) {
+            if let Some(next) = self.next_track(core, body.track.id) {
+                let first: Vec<(Piece, u64)> =
+                    next.pieces.iter().take(2).map(|p| (*p, 0)).collect();
+                warm(core, next.src.clone(), first);
+            }
+        }
+    }
+
+    /// The track after `track` in the directory it was opened from, by name.
+    fn next_track(&self, core: &Core, track: u64) -> Option<TrackBody> {
+        let (view, dir) = self.parent?;
+        let entries = core.meta.music_readdir(view, dir, None, 10_000).ok()?;
+        let pos = entries
+            .iter()
+            .position(|e| e.node == MusicNode::Track(track))?;
+        let next = entries[pos + 1..].iter().find_map(|e| match e.node {
+            MusicNode::Track(t) => Some(t),
+            MusicNode::Dir(_) => None,
+        })?;
+        TrackBody::new(core, core.track(next).ok()?).ok()
+    }
+}
+
+/// Starts warming `windows` unless two prefetches already run.
+fn warm(core: &Core, src: Arc<OriginFetch>, windows: Vec<(Piece, u64)>) {
+    let Ok(permit) = core.prefetching.clone().try_acquire_owned() else {
+        return;
+    };
+    let cache = core.cache.clone();
+    core.rt.spawn(async move {
+        for (piece, idx) in windows {
+            if let Err(e) = cache.warm(&piece, idx, &*src).await {
+                tracing::debug!(error = %e, "prefetch failed");
+                break;
+            }
+        }
+        drop(permit);
+    });
+}

@@ -1,0 +1,53 @@
+//! `fvfsd music mount`: serves the read-only music view in the foreground until
+//! SIGINT/SIGTERM or an external unmount. It holds the filesystem's mount lock and runs
+//! the engine's workers (the cache's blocks live in its tiers), the origins' health
+//! checks and the control socket.
+//!
+//! Order at stop: the kernel session ends → pending cache LRU updates are written →
+//! workers stop (bounded) → the lock drops.
+
+use anyhow::{Context, Result};
+use fvfs_engine::music_mount::{MusicMountOpts, MusicRunning};
+use fvfs_engine::{EngineOpts, MountLock, Running};
+use std::path::PathBuf;
+
+/// Arguments of `fvfsd music mount`.
+#[derive(Clone, Debug)]
+pub struct MusicMountArgs {
+    pub engine: EngineOpts,
+    pub mountpoint: PathBuf,
+    pub allow_non_empty: bool,
+    pub threads: usize,
+    pub opts: MusicMountOpts,
+}
+
+/// Serves the view in this process until it is unmounted.
+pub fn foreground(args: MusicMountArgs) -> Result<()> {
+    let mp = super::mount::check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
+    let _lock = MountLock::acquire(&args.engine.meta_url, &mp)?;
+    let run = Running::start(args.engine.clone(), &format!("music {}", mp.display()))?;
+    let music = MusicRunning::start(&run, &args.opts, None)?;
+    let cfg = fvfs_fuse::MountConfig {
+        fsname: "fvfs-music".into(),
+        threads: args.threads,
+        flags: fvfs_fuse::MountFlags::default(),
+        read_only: true,
+    };
+    let mut session = fvfs_fuse::session(music.fs.clone(), &mp, &cfg)
+        .with_context(|| format!("cannot mount at {}", mp.display()))?;
+    fvfs_fuse::unmount_on_signals(run.rt.handle(), &mut session);
+    tracing::info!(mountpoint = %mp.display(), "music view mounted");
+    say!(
+        "music view mounted at {} (pid {})",
+        mp.display(),
+        std::process::id()
+    );
+    let served = session.run();
+    if let Err(e) = music.cache.flush_touches() {
+        tracing::warn!(error = %e, "cannot record the music cache's last reads");
+    }
+    drop(music);
+    run.stop();
+    tracing::info!("music view unmounted");
+    served.context("the FUSE session ended with an error")
+}
