@@ -6,6 +6,9 @@
 //!   the view's reads.
 //! - `tags`: tags and audio properties read through a ranged, block-caching reader
 //!   (lofty), never a whole-file download.
+//! - `audio`: the audio bytes of a track apart from its tags ([`audio::audio_region`],
+//!   [`audio::audio_id`]) and the file served with the index's tags in place of the
+//!   original ones ([`audio::Overlay`]: a new header, the original audio, a trailer).
 //! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
 //!   priorities, health checks, retries and failover.
 //! - `beets`: a beets library's items and albums imported into the index.
@@ -19,6 +22,7 @@
 //! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
 //! block store) and knows nothing of FUSE, HTTP or fanotify.
 
+pub mod audio;
 pub mod beets;
 pub mod origin;
 pub mod scan;
