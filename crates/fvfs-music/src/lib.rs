@@ -6,6 +6,9 @@
 //!   the view's reads.
 //! - `tags`: tags and audio properties read through a ranged, block-caching reader
 //!   (lofty), never a whole-file download.
+//! - `audio`: the audio bytes of a track apart from its tags ([`audio::audio_region`],
+//!   [`audio::audio_id`]) and the file served with the index's tags in place of the
+//!   original ones ([`audio::Overlay`]: a new header, the original audio, a trailer).
 //! - `origin`: the read-only origins (OpenDAL `fs`, `s3`, `sftp`, `webdav`), their
 //!   priorities, health checks, retries and failover.
 //! - `beets`: a beets library's items and albums imported into the index.
@@ -23,6 +26,7 @@
 //! tiers through `fvfs_vfs::tiering::Tiering`) and the FUSE layer's `FsOps`, and knows
 //! nothing of HTTP or fanotify.
 
+pub mod audio;
 pub mod beets;
 pub mod cache;
 pub mod fs;
