@@ -18,7 +18,7 @@
 use crate::origin::{Origin, OriginEntry, OriginError};
 use crate::tags::{read_tags_from, to_track, RangedReader, TagError};
 use futures::StreamExt;
-use fvfs_meta::{MetaError, MetaStore, MusicStamp, MusicTrack};
+use fvfs_meta::{AudioSpan, MetaError, MetaStore, MusicStamp, MusicTrack};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -102,6 +102,18 @@ pub fn quick_id(r: &mut RangedReader) -> std::io::Result<[u8; 32]> {
     Ok(*h.finalize().as_bytes())
 }
 
+/// The tag-free audio span of a file of `format`, or None (another format, or a span
+/// that cannot be read: the file is then cached whole).
+fn audio_span(r: &mut RangedReader, format: &str) -> Option<AudioSpan> {
+    let region = crate::audio::audio_region(r, format).ok().flatten()?;
+    let id = crate::audio::audio_id(r, &region).ok()?;
+    Some(AudioSpan {
+        start: region.start,
+        len: region.len,
+        id,
+    })
+}
+
 /// What reading one file gave.
 enum Read1 {
     Row(Box<MusicTrack>, u64),
@@ -119,10 +131,16 @@ async fn read_one(origin: &Origin, e: &OriginEntry, rt: &Handle) -> Read1 {
             Err(TagError::Io(_)) => None,
             _ => Some(quick_id(&mut reader)),
         };
-        (tags, quick, ext, reader.fetched_bytes())
+        // Where the audio lies without its tags (FLAC, MP3), so the cache keeps it
+        // across tag edits. A file whose span cannot be read is cached whole.
+        let audio = match &tags {
+            Ok(t) => audio_span(&mut reader, t.format),
+            Err(_) => None,
+        };
+        (tags, quick, ext, audio, reader.fetched_bytes())
     })
     .await;
-    let (tags, quick, ext, fetched) = match join {
+    let (tags, quick, ext, audio, fetched) = match join {
         Ok(v) => v,
         Err(j) => return Read1::Failed(format!("the tag reader stopped: {j}")),
     };
@@ -146,6 +164,7 @@ async fn read_one(origin: &Origin, e: &OriginEntry, rt: &Handle) -> Read1 {
     row.mtime_ns = ns(e.mtime);
     row.etag = e.etag.clone();
     row.quick_id = quick;
+    row.audio = audio;
     row.scanned = ns(Some(SystemTime::now()));
     Read1::Row(Box::new(row), fetched)
 }

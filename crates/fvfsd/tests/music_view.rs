@@ -259,3 +259,187 @@ fn a_smart_collection_lists_its_query() {
     assert_eq!(got, vec!["Queen - A Kind of Magic.m4a"]);
     lib.unmount();
 }
+
+/// `ffmpeg`'s MD5 of the audio stream copied as it is (the frames, no tags).
+fn audio_md5(path: &std::path::Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `ffprobe`'s format tags, keys lowercased.
+fn ffprobe_tags(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["format"]["tags"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_tag_overlay_serves_the_index_tags_over_unchanged_audio() {
+    let Some(mut lib) = Library::new() else {
+        return;
+    };
+    // beets knows better: corrected tags for the FLAC and the MP3.
+    let db = lib.f.dir.path().join("library.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE albums (id INTEGER PRIMARY KEY, album TEXT);
+         CREATE TABLE items (id INTEGER PRIMARY KEY, path BLOB, album_id INTEGER, title TEXT, \
+         artist TEXT, albumartist TEXT, album TEXT, genre TEXT, year INTEGER, track INTEGER);",
+    )
+    .unwrap();
+    for (i, (file, title)) in [("bjork/01.flac", "Hunter (Remastered)"), ("bjork/02.mp3", "Jóga (Remastered)")]
+        .iter()
+        .enumerate()
+    {
+        let p = lib.local.path().join(file);
+        c.execute(
+            "INSERT INTO items VALUES (?1, ?2, NULL, ?3, 'Björk Guðmundsdóttir', \
+             'Björk Guðmundsdóttir', 'Homogenic', 'Art Pop', 1997, ?4)",
+            rusqlite::params![i as i64 + 1, p.as_os_str().as_encoded_bytes(), title, i as i64 + 1],
+        )
+        .unwrap();
+    }
+    drop(c);
+    lib.f.ok(&["music", "import-beets", db.to_str().unwrap()]);
+    lib.mount(&["--overlay"]);
+    let dir = "Björk Guðmundsdóttir/Homogenic (1997)";
+    for (name, orig) in [
+        ("01 Hunter (Remastered).flac", "bjork/01.flac"),
+        ("02 Jóga (Remastered).mp3", "bjork/02.mp3"),
+    ] {
+        let served = lib.path(&format!("{dir}/{name}"));
+        let orig = lib.local.path().join(orig);
+        let bytes = std::fs::read(&served).unwrap();
+        assert_eq!(bytes.len() as u64, std::fs::metadata(&served).unwrap().len(), "{name}: size is exact");
+        let copy = lib.f.dir.path().join(name);
+        std::fs::write(&copy, &bytes).unwrap();
+        // lofty reads the library's tags.
+        use lofty::prelude::*;
+        let tagged = lofty::read_from_path(&copy).unwrap();
+        let tag = tagged.primary_tag().expect("a tag");
+        let title = name[3..name.rfind('.').unwrap()].to_string();
+        assert_eq!(tag.title().as_deref(), Some(title.as_str()), "{name}");
+        assert_eq!(tag.artist().as_deref(), Some("Björk Guðmundsdóttir"), "{name}");
+        assert_eq!(tag.genre().as_deref(), Some("Art Pop"), "{name}");
+        // ffprobe too.
+        let t = ffprobe_tags(&copy);
+        assert_eq!(t.get("title").map(String::as_str), Some(title.as_str()), "{name}: {t:?}");
+        assert_eq!(t.get("album").map(String::as_str), Some("Homogenic"), "{name}: {t:?}");
+        // And the audio frames are the original's.
+        assert_eq!(audio_md5(&copy), audio_md5(&orig), "{name}");
+    }
+    lib.unmount();
+}
+
+#[test]
+fn a_tag_edit_on_the_origin_re_transfers_under_a_tenth_of_the_file() {
+    use fvfs_testkit::audio::{make_with, write_tags, AudioFormat, Signal};
+    let Some(mut lib) = Library::new() else {
+        return;
+    };
+    let dir = lib.local.path().join("long");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = common::music::tags("Ólafur Arnalds", "Re:member", 2018, 1, "Re:member");
+    let file = make_with(&dir, "01", AudioFormat::Flac, Signal::Noise, 60_000, &t)
+        .unwrap()
+        .path;
+    lib.f.ok(&["music", "origin", "rescan", "local"]);
+    lib.mount(&["--no-prefetch"]);
+    let old = lib.path("Ólafur Arnalds/Re:member (2018)/01 Re:member.flac");
+    assert_eq!(std::fs::read(&old).unwrap(), std::fs::read(&file).unwrap());
+    let before = lib.rpc("cache.stats", "{}")["origin_bytes"].as_u64().unwrap();
+
+    // The tags change on the origin (longer ones: the audio moves), the audio does not.
+    let mut t2 = t;
+    t2.title = Some("Re:member (Live at the Harpa Concert Hall, Reykjavík)".into());
+    t2.genre = Some("Modern Classical".into());
+    write_tags(&file, &t2).unwrap();
+    let scan = lib.rpc("origin.rescan", r#"{"id":"local"}"#);
+    let scanned = scan["origins"][0]["fetched_bytes"].as_u64().unwrap();
+    let new = lib.path("Ólafur Arnalds/Re:member (2018)/01 Re:member (Live at the Harpa Concert Hall, Reykjavík).flac");
+    let want = std::fs::read(&file).unwrap();
+    assert_eq!(std::fs::read(&new).unwrap(), want);
+    let read = lib.rpc("cache.stats", "{}")["origin_bytes"].as_u64().unwrap() - before;
+    let size = want.len() as u64;
+    eprintln!("file {size} bytes: the rescan read {scanned}, the next read fetched {read}");
+    assert!(read * 10 < size, "the read after the edit fetched {read} of {size} bytes");
+    assert!(
+        (read + scanned) * 10 < size,
+        "rescan and read fetched {} of {size} bytes",
+        read + scanned
+    );
+    lib.unmount();
+}
+
+#[test]
+fn the_control_socket_answers_json_rpc() {
+    let Some(mut lib) = Library::new() else {
+        return;
+    };
+    lib.mount(&[]);
+    let hunter = "Björk/Homogenic (1997)/01 Hunter.flac";
+    let size = std::fs::read(lib.path(hunter)).unwrap().len() as u64;
+
+    let stats = lib.rpc("cache.stats", "{}");
+    assert_eq!(stats["size_bytes"].as_u64(), Some(size), "{stats}");
+    assert_eq!(stats["misses"].as_u64(), Some(size.div_ceil(256 << 10)), "{stats}");
+    let hits = stats["hits"].as_u64().unwrap();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    std::fs::read(lib.path(hunter)).unwrap();
+    let again = lib.rpc("cache.stats", "{}");
+    assert_eq!(again["misses"], stats["misses"], "{again}");
+    assert!(again["hits"].as_u64().unwrap() > hits, "{again}");
+
+    let found = lib.rpc("search", r#"{"query":"bjork hunter"}"#);
+    let results = found["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{found}");
+    assert_eq!(results[0]["title"], "Hunter");
+    assert_eq!(results[0]["path"], hunter);
+
+    let origins = lib.rpc("origin.list", "{}");
+    let ids: Vec<&str> = origins["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["local", "box", "cloud"], "{origins}");
+    assert!(origins["origins"].as_array().unwrap().iter().all(|o| o["health"] == 1));
+
+    let scan = lib.rpc("origin.rescan", r#"{"id":"box"}"#);
+    assert_eq!(scan["origins"][0]["id"], "box", "{scan}");
+    assert_eq!(scan["origins"][0]["unchanged"], 2, "{scan}");
+
+    let status = lib.rpc("status", "{}");
+    assert_eq!(status["tracks"], 7, "{status}");
+
+    let cleared = lib.rpc("cache.clear", r#"{"origin":"local"}"#);
+    assert!(cleared["windows"].as_u64().unwrap() > 0, "{cleared}");
+    assert_eq!(lib.rpc("cache.stats", "{}")["size_bytes"], 0);
+    // The command line says the same.
+    let out = lib.f.ok(&["music", "search", "queen", "--control", lib.socket().to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "Queen/Greatest Hits [1981] (1981)/01 Bohemian Rhapsody.opus\n\
+         Queen/Greatest Hits [1991] (1991)/01 A Kind of Magic.m4a\n"
+    );
+    lib.unmount();
+}

@@ -13,6 +13,7 @@ use super::{FsError, Result};
 use crate::cache::{pieces, MusicCache, Piece, WindowSource};
 use crate::origin::{OriginError, OriginSet};
 use crate::source::RangeSource;
+use crate::audio::{build_overlay, Overlay, OverlayError};
 use crate::tags::RangedReader;
 use bytes::{Bytes, BytesMut};
 use fvfs_meta::{MusicNode, MusicTrack};
@@ -50,6 +51,8 @@ pub(crate) struct TrackBody {
     pub track: MusicTrack,
     pieces: Vec<Piece>,
     src: Arc<OriginFetch>,
+    /// Set on an overlay mount: what is served is this, over the file's audio.
+    pub overlay: Option<Arc<Overlay>>,
 }
 
 impl TrackBody {
@@ -61,11 +64,39 @@ impl TrackBody {
                 candidates: copies(core, &track)?,
             }),
             track,
+            overlay: None,
         })
     }
 
+    /// The body an open handle serves: with the overlay on an overlay mount.
+    pub fn served(core: &Core, track: MusicTrack) -> Result<TrackBody> {
+        let overlay = overlay_of(core, &track)?;
+        let mut b = TrackBody::new(core, track)?;
+        b.overlay = overlay;
+        Ok(b)
+    }
+
+    /// Length of the original file.
     pub fn len(&self) -> u64 {
         self.track.size
+    }
+
+    /// `[offset, offset + len)` of what is served, and the file offset it ends at.
+    pub fn read_served(&self, core: &Core, offset: u64, len: u64) -> Result<(Bytes, u64)> {
+        let Some(o) = &self.overlay else {
+            let b = core.rt.block_on(self.read_file(&core.cache, offset, len))?;
+            let end = offset + b.len() as u64;
+            return Ok((b, end));
+        };
+        let start = o.region.start;
+        let mut last = start;
+        let b = o.read(offset, len, |at, n| {
+            last = start + at + n;
+            core.rt
+                .block_on(self.read_file(&core.cache, start + at, n))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })?;
+        Ok((b, last))
     }
 
     /// `[offset, offset + len)` of the original file (cut at its end).
@@ -127,9 +158,53 @@ impl RangeSource for CachedFile {
     }
 }
 
-/// The size the view shows for `t`.
-pub(crate) fn served_size(_core: &Core, t: &MusicTrack) -> Result<u64> {
-    Ok(t.size)
+/// The size the view shows for `t`: its file's, or its overlay's.
+pub(crate) fn served_size(core: &Core, t: &MusicTrack) -> Result<u64> {
+    Ok(match overlay_of(core, t)? {
+        Some(o) => o.len(),
+        None => t.size,
+    })
+}
+
+/// Whether `t` is served with the index's tags (an overlay mount, FLAC or MP3).
+fn overlaid(core: &Core, t: &MusicTrack) -> bool {
+    core.cfg.overlay && matches!(t.format.as_str(), "flac" | "mp3")
+}
+
+/// The overlay of `t` on an overlay mount: built from the head of its file (through
+/// the cache) and its row, remembered per (track, scan).
+pub(crate) fn overlay_of(core: &Core, t: &MusicTrack) -> Result<Option<Arc<Overlay>>> {
+    if !overlaid(core, t) {
+        return Ok(None);
+    }
+    if let Some((stamp, o)) = core.overlays.lock().get(&t.id) {
+        if *stamp == t.scanned {
+            return Ok(Some(o.clone()));
+        }
+    }
+    let body = Arc::new(TrackBody::new(core, t.clone())?);
+    let src = Arc::new(CachedFile {
+        body,
+        cache: core.cache.clone(),
+        rt: core.rt.clone(),
+    });
+    let mut r = RangedReader::new(src);
+    let built = match build_overlay(&mut r, t) {
+        Ok(Some(o)) => Arc::new(o),
+        Ok(None) => return Ok(None),
+        Err(OverlayError::Io(e)) => return Err(FsError::Io(e)),
+        Err(e) => {
+            // A file whose tags cannot be rewritten is served as it is.
+            tracing::warn!(track = t.id, error = %e, "no tag overlay for this file; serving it unchanged");
+            return Ok(None);
+        }
+    };
+    let mut map = core.overlays.lock();
+    if map.len() >= 4096 {
+        map.clear();
+    }
+    map.insert(t.id, (t.scanned, built.clone()));
+    Ok(Some(built))
 }
 
 /// The embedded front cover of `t`: `cover.jpg` or `cover.png` and its bytes.
@@ -195,13 +270,11 @@ impl OpenTrack {
             }
             Body::Track(t) => t,
         };
-        let data = core
-            .rt
-            .block_on(body.read_file(&core.cache, offset, len))?;
+        let (data, file_end) = body.read_served(core, offset, len)?;
         let end = offset + data.len() as u64;
         let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
         if core.cfg.prefetch && sequential {
-            self.prefetch(core, body, end);
+            self.prefetch(core, body, file_end);
         }
         crate::fs::record_bytes(data.len() as u64);
         Ok(data.to_vec())

@@ -61,6 +61,8 @@ pub(crate) struct Core {
     pub dirs: Handles<Vec<DirEntry>>,
     searches: Mutex<Searches>,
     covers: Mutex<HashMap<(u64, u64), Cover>>,
+    /// Overlays built, by track, with the scan stamp they were built from.
+    pub overlays: Mutex<HashMap<u64, (i64, Arc<crate::audio::Overlay>)>>,
     /// The directory each track was last seen in (for the next-track prefetch).
     pub parents: Mutex<HashMap<u64, (u64, u64)>>,
     pub prefetching: Arc<tokio::sync::Semaphore>,
@@ -147,6 +149,7 @@ impl Core {
             dirs: Handles::default(),
             searches: Mutex::new(Searches::default()),
             covers: Mutex::new(HashMap::new()),
+            overlays: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::new()),
             prefetching: Arc::new(tokio::sync::Semaphore::new(2)),
         })
@@ -534,7 +537,7 @@ impl Core {
     pub fn open(&self, ino: u64) -> Result<Opened> {
         let node = Node::from_ino(ino).ok_or(FsError::NotFound)?;
         let body = match node {
-            Node::Track(t) => Body::Track(Arc::new(content::TrackBody::new(self, self.track(t)?)?)),
+            Node::Track(t) => Body::Track(Arc::new(content::TrackBody::served(self, self.track(t)?)?)),
             Node::Cover { view, dir } => match self.cover(view, dir)? {
                 Some((_, b)) => Body::Bytes(b),
                 None => return Err(FsError::NotFound),
