@@ -8,9 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fvfs_music::audio::{audio_id, audio_region, AudioRegion, AUDIO_ID_SPAN};
+use fvfs_meta::MusicTrack;
+use fvfs_music::audio::{
+    audio_id, audio_region, build_overlay, AudioRegion, Overlay, OverlayError, AUDIO_ID_SPAN,
+};
 use fvfs_music::source::RangeSource;
-use fvfs_music::tags::{RangedReader, DEFAULT_BLOCK_SIZE};
+use fvfs_music::tags::{front_cover, read_tags, to_track, RangedReader, DEFAULT_BLOCK_SIZE};
 use fvfs_testkit::audio::{
     cover_jpeg, make, make_with, write_tags, AudioFormat, FixtureTags, Signal,
 };
@@ -484,4 +487,400 @@ fn the_id_of_a_short_region_hashes_it_twice_and_a_region_past_the_end_fails() {
         len: 2,
     };
     assert!(audio_id(&mut reader(&bytes), &overflow).is_err());
+}
+
+// ---- The tag overlay ----
+
+/// The index row an overlay is built from: new values for every field a file can hold,
+/// plus a stream property (`channels`), which is no tag, and tags lofty's generic view
+/// does not carry (`country`, `mood`).
+fn new_row(format: AudioFormat) -> MusicTrack {
+    let extra = [
+        ("albumtype", "album"),
+        ("catalognum", "NEW-007"),
+        ("channels", "1"),
+        ("comp", "1"),
+        ("country", "IS"),
+        ("disctotal", "3"),
+        ("label", "Neue Platten"),
+        ("mb_albumid", "11111111-2222-3333-4444-555555555555"),
+        ("mood", "ruhig"),
+        ("tracktotal", "9"),
+    ];
+    MusicTrack {
+        format: format.ext().into(),
+        title: Some("Überschrift — 新しい".into()),
+        artist: Some("Die Oszillatoren".into()),
+        album: Some("Reine Töne".into()),
+        albumartist: Some("Verschiedene Oszillatoren".into()),
+        genre: Some("Ambient".into()),
+        year: Some(2003),
+        track: Some(7),
+        disc: Some(2),
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..MusicTrack::default()
+    }
+}
+
+/// The tag part of a row: what a tag read gives back (`to_track` keeps these extras).
+fn tag_part(t: &MusicTrack) -> MusicTrack {
+    const READ_BACK: [&str; 7] = [
+        "albumtype",
+        "catalognum",
+        "comp",
+        "disctotal",
+        "label",
+        "mb_albumid",
+        "tracktotal",
+    ];
+    MusicTrack {
+        title: t.title.clone(),
+        artist: t.artist.clone(),
+        album: t.album.clone(),
+        albumartist: t.albumartist.clone(),
+        genre: t.genre.clone(),
+        year: t.year,
+        track: t.track,
+        disc: t.disc,
+        extra: t
+            .extra
+            .iter()
+            .filter(|(k, _)| READ_BACK.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+        ..MusicTrack::default()
+    }
+}
+
+fn overlay_of(bytes: &[u8], row: &MusicTrack) -> Result<Option<Overlay>, OverlayError> {
+    build_overlay(&mut reader(bytes), row)
+}
+
+/// `header ++ original[region] ++ trailer`.
+fn assemble(o: &Overlay, original: &[u8]) -> Vec<u8> {
+    let mut out = o.header.to_vec();
+    out.extend_from_slice(slice(original, o.region));
+    out.extend_from_slice(&o.trailer);
+    out
+}
+
+/// ffmpeg's MD5 of the audio packets, stream-copied (no decoding).
+fn packets_md5(path: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The container tags ffprobe shows, keys lower-cased.
+fn ffprobe_tags(path: &Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let tags = text
+        .split("\"tags\": {")
+        .nth(1)
+        .expect("ffprobe shows tags");
+    let tags = tags.split('}').next().unwrap();
+    let mut out: Vec<(String, String)> = tags
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().trim_end_matches(',').split_once("\": \"")?;
+            Some((
+                k.trim_start_matches('"').to_lowercase(),
+                v.trim_end_matches('"').to_string(),
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_overlaid_file_has_exactly_the_rows_tags_and_the_same_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = full_tags(dir.path());
+    let jpeg = written.front_cover.clone().unwrap();
+    for format in [AudioFormat::Flac, AudioFormat::Mp3] {
+        let fx = make(dir.path(), "orig", format, &written).unwrap();
+        if format == AudioFormat::Mp3 {
+            // Stale tags at the end, which the overlay must not let through.
+            add_lofty_tag(&fx.path, TagType::Id3v1, "Stale");
+            add_lofty_tag(&fx.path, TagType::Ape, "Stale");
+        }
+        let original = read(&fx.path);
+        let row = new_row(format);
+        let o = overlay_of(&original, &row).unwrap().unwrap();
+        assert_eq!(o.region, region(&original, format.ext()));
+        assert_eq!(o.trailer.len(), 0);
+        let served = assemble(&o, &original);
+        assert_eq!(o.len(), served.len() as u64);
+        let path = dir.path().join(format!("served.{}", format.ext()));
+        std::fs::write(&path, &served).unwrap();
+
+        // Tags: what the index reads back is the row's, exactly; the cover is kept.
+        let back = read_tags(Arc::new(Bytes::from(served.clone())), None).unwrap();
+        assert_eq!(tag_part(&to_track(&back)), tag_part(&row), "{format:?}");
+        let (mime, cover) = front_cover(Arc::new(Bytes::from(served.clone())), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((mime.as_str(), &cover[..]), ("image/jpeg", &jpeg[..]));
+        // The tags lofty's generic view leaves out, through the format's own tag.
+        let mut file = std::fs::File::open(&path).unwrap();
+        let opts = lofty::config::ParseOptions::new();
+        match format {
+            AudioFormat::Flac => {
+                let f = lofty::flac::FlacFile::read_from(&mut file, opts).unwrap();
+                let vc = f.vorbis_comments().unwrap();
+                assert_eq!(vc.get("RELEASECOUNTRY"), Some("IS"));
+                assert_eq!(vc.get("MOOD"), Some("ruhig"));
+                assert_eq!(vc.get("CHANNELS"), None);
+                // ffmpeg's vendor string, kept.
+                let orig = lofty::flac::FlacFile::read_from(
+                    &mut std::fs::File::open(&fx.path).unwrap(),
+                    opts,
+                )
+                .unwrap();
+                assert_eq!(vc.vendor(), orig.vorbis_comments().unwrap().vendor());
+                assert_eq!(vc.items().count(), 17);
+            }
+            _ => {
+                let f = lofty::mpeg::MpegFile::read_from(&mut file, opts).unwrap();
+                let id3 = f.id3v2().unwrap();
+                assert_eq!(
+                    id3.get_user_text("MusicBrainz Album Release Country"),
+                    Some("IS")
+                );
+                assert_eq!(id3.get_user_text("MOOD"), Some("ruhig"));
+                assert_eq!(id3.get_user_text("CHANNELS"), None);
+                assert!(f.id3v1().is_none() && f.ape().is_none());
+            }
+        }
+        // ffprobe sees the tags too.
+        let probed = ffprobe_tags(&path);
+        let get = |k: &str| {
+            probed
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("title"), Some("Überschrift — 新しい"), "{probed:?}");
+        assert_eq!(get("artist"), Some("Die Oszillatoren"), "{probed:?}");
+        assert_eq!(get("album"), Some("Reine Töne"), "{probed:?}");
+        assert_eq!(get("genre"), Some("Ambient"), "{probed:?}");
+        assert_eq!(get("date"), Some("2003"), "{probed:?}");
+        // The audio packets are the original's, bit for bit.
+        assert_eq!(packets_md5(&path), packets_md5(&fx.path), "{format:?}");
+
+        // Any range reads as the assembled file's slice.
+        let mut seed = 42u64;
+        let total = served.len() as u64;
+        for i in 0..500 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let offset = match i % 3 {
+                0 => (seed >> 33) % (o.header.len() as u64 + 64),
+                1 => (seed >> 33) % (total + 16),
+                _ => total.saturating_sub((seed >> 33) % 4096),
+            };
+            let len = (seed >> 7) % 200_000;
+            let got = o
+                .read(offset, len, |at, n| {
+                    Ok(Bytes::copy_from_slice(
+                        &original
+                            [(o.region.start + at) as usize..(o.region.start + at + n) as usize],
+                    ))
+                })
+                .unwrap();
+            let (a, b) = (
+                offset.min(total) as usize,
+                (offset + len).min(total) as usize,
+            );
+            assert_eq!(&got[..], &served[a..b], "{format:?} {offset} +{len}");
+        }
+
+        // Deterministic: a second build from a fresh reader is the same overlay.
+        assert_eq!(overlay_of(&original, &row).unwrap().unwrap(), o);
+    }
+}
+
+#[test]
+fn an_empty_row_gives_a_file_without_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = full_tags(dir.path());
+    for format in [AudioFormat::Flac, AudioFormat::Mp3] {
+        let fx = make(dir.path(), "orig", format, &written).unwrap();
+        let original = read(&fx.path);
+        let row = MusicTrack {
+            format: format.ext().into(),
+            ..MusicTrack::default()
+        };
+        let o = overlay_of(&original, &row).unwrap().unwrap();
+        let served = assemble(&o, &original);
+        let back = read_tags(Arc::new(Bytes::from(served)), None).unwrap();
+        assert_eq!(
+            tag_part(&to_track(&back)),
+            MusicTrack::default(),
+            "{format:?}"
+        );
+        assert!(back.front_cover.is_some());
+    }
+}
+
+#[test]
+fn the_header_layout_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    // Untagged, no cover: the header is only what the overlay writes.
+    let row = MusicTrack {
+        format: "mp3".into(),
+        title: Some("T".into()),
+        track: Some(3),
+        extra: vec![("tracktotal".into(), "12".into())],
+        ..MusicTrack::default()
+    };
+    let fx = make(
+        dir.path(),
+        "bare",
+        AudioFormat::Mp3,
+        &FixtureTags::default(),
+    )
+    .unwrap();
+    let original = read(&fx.path);
+    let o = overlay_of(&original, &row).unwrap().unwrap();
+    let mut want = b"ID3\x04\0\0\0\0\0\x1b".to_vec();
+    want.extend_from_slice(b"TIT2\0\0\0\x02\0\0\x03T");
+    want.extend_from_slice(b"TRCK\0\0\0\x05\0\0\x033/12");
+    assert_eq!(&o.header[..], &want[..]);
+
+    let fx = make(
+        dir.path(),
+        "bare",
+        AudioFormat::Flac,
+        &FixtureTags::default(),
+    )
+    .unwrap();
+    let original = read(&fx.path);
+    let row = MusicTrack {
+        format: "flac".into(),
+        title: Some("T".into()),
+        ..row
+    };
+    let o = overlay_of(&original, &row).unwrap().unwrap();
+    let h = &o.header[..];
+    // fLaC, STREAMINFO (34 bytes, not last), then the comment, last.
+    assert_eq!(&h[..8], b"fLaC\x00\x00\x00\x22");
+    assert_eq!(&h[8..42], &original[8..42]);
+    let vendor_len = u32::from_le_bytes(original[46..50].try_into().unwrap()) as usize;
+    let vendor = &original[50..50 + vendor_len];
+    let mut comment = (vendor_len as u32).to_le_bytes().to_vec();
+    comment.extend_from_slice(vendor);
+    comment.extend_from_slice(&3u32.to_le_bytes());
+    for field in ["TITLE=T", "TRACKNUMBER=3", "TRACKTOTAL=12"] {
+        comment.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        comment.extend_from_slice(field.as_bytes());
+    }
+    let mut block = vec![0x84, 0, 0, comment.len() as u8];
+    block.extend_from_slice(&comment);
+    assert_eq!(&h[42..], &block[..], "{}", String::from_utf8_lossy(h));
+}
+
+#[test]
+fn other_formats_have_no_overlay_and_bad_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [AudioFormat::Vorbis, AudioFormat::Opus, AudioFormat::M4a] {
+        let fx = make(dir.path(), "x", format, &FixtureTags::sample()).unwrap();
+        let row = MusicTrack {
+            format: format.ext().into(),
+            ..new_row(format)
+        };
+        assert_eq!(overlay_of(&read(&fx.path), &row).unwrap(), None);
+    }
+    let written = full_tags(dir.path());
+    for format in [AudioFormat::Flac, AudioFormat::Mp3] {
+        let fx = make(dir.path(), "x", format, &written).unwrap();
+        let bytes = read(&fx.path);
+        let row = new_row(format);
+        let start = region(&bytes, format.ext()).start as usize;
+        for cut in [12, start / 2, start - 1] {
+            match overlay_of(&bytes[..cut], &row) {
+                Err(OverlayError::Malformed { format: f, .. }) => assert_eq!(f, format.ext()),
+                other => panic!("{format:?} cut at {cut}: {other:?}"),
+            }
+        }
+        // Garbage in the header and the last bytes: any answer but a panic.
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let mut b = bytes.clone();
+            for _ in 0..4 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let pos = (seed >> 33) as usize % start.max(1);
+                let at = if seed & 1 == 0 {
+                    pos
+                } else {
+                    b.len() - 1 - pos % 400
+                };
+                b[at] = (seed >> 20) as u8;
+            }
+            if let Ok(Some(o)) = overlay_of(&b, &row) {
+                assert!(o.region.end() <= b.len() as u64);
+            }
+        }
+    }
+}
+
+/// Serves its first block, then fails, like an origin going away mid-read.
+struct FailsAfterFirstBlock(Bytes);
+
+impl RangeSource for FailsAfterFirstBlock {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_range(&self, offset: u64, len: u64) -> io::Result<Bytes> {
+        if offset == 0 {
+            return self.0.read_range(offset, len);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "origin went away",
+        ))
+    }
+}
+
+#[test]
+fn a_failing_source_is_an_io_error_not_a_malformed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // An MP3's overlay reads its end (ID3v1, APE), beyond the first block.
+    let fx = make_with(
+        dir.path(),
+        "long",
+        AudioFormat::Mp3,
+        Signal::Noise,
+        10_000,
+        &FixtureTags::sample(),
+    )
+    .unwrap();
+    let bytes = Bytes::from(read(&fx.path));
+    assert!(bytes.len() as u64 > 2 * DEFAULT_BLOCK_SIZE);
+    let mut r = RangedReader::new(Arc::new(FailsAfterFirstBlock(bytes)));
+    match build_overlay(&mut r, &new_row(AudioFormat::Mp3)) {
+        Err(OverlayError::Io(e)) => {
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+            assert_eq!(e.to_string(), "origin went away");
+        }
+        other => panic!("{other:?}"),
+    }
 }

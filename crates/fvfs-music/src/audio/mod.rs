@@ -3,7 +3,7 @@
 //!
 //! Layout: `region.rs` finds the [`AudioRegion`] (FLAC metadata blocks, MP3 ID3v2 tags
 //! at the start and ID3v1 / APEv2 / appended ID3v2 tags at the end); `overlay.rs` the
-//! `Overlay` (`header ++ original[region] ++ trailer`), its ranged reads, and the
+//! [`Overlay`] (`header ++ original[region] ++ trailer`), its ranged reads, and the
 //! tags of an index row in the order every encoder writes them; `flac.rs` and `id3.rs`
 //! the two encoders (a FLAC metadata section with a new VORBIS_COMMENT, an ID3v2.4 tag).
 //!
@@ -21,14 +21,19 @@
 //!   same track gives the same bytes, so its length is exact before any read and stable
 //!   across restarts.
 //! - A source failure is told apart from a malformed file by the reader
-//!   ([`RangedReader::take_source_error`]), as in `tags`: `build_overlay` returns
-//!   `OverlayError::Io` whenever a request failed.
+//!   ([`RangedReader::take_source_error`]), as in `tags`: [`build_overlay`] returns
+//!   [`OverlayError::Io`] whenever a request failed.
 
+mod flac;
+mod id3;
+mod overlay;
 mod region;
 
 use std::io::{self, Read, Seek, SeekFrom};
 
 use crate::tags::RangedReader;
+
+pub use overlay::{build_overlay, Overlay, OverlayError};
 
 /// How many bytes at each end of the region [`audio_id`] hashes.
 pub const AUDIO_ID_SPAN: u64 = 64 * 1024;

@@ -25,13 +25,10 @@ pub(super) const MAX_TRAILING_TAGS: usize = 4;
 
 /// FLAC metadata block types.
 pub(super) const STREAMINFO: u8 = 0;
-#[allow(dead_code)] // PART1
 pub(super) const PADDING: u8 = 1;
-#[allow(dead_code)] // PART1
 pub(super) const VORBIS_COMMENT: u8 = 4;
 
 /// An ID3v2 tag found in the file.
-#[allow(dead_code)] // PART1
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Id3v2 {
     /// Offset of its `ID3` header.
@@ -47,7 +44,6 @@ pub(super) struct Id3v2 {
 
 /// One FLAC metadata block.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // PART1
 pub(super) struct FlacBlock {
     pub kind: u8,
     /// Offset of its 4-byte header.
@@ -56,13 +52,11 @@ pub(super) struct FlacBlock {
     pub len: u64,
 }
 
-#[allow(dead_code)] // PART1
 pub(super) struct FlacLayout {
     pub blocks: Vec<FlacBlock>,
     pub region: AudioRegion,
 }
 
-#[allow(dead_code)] // PART1
 pub(super) struct Mp3Layout {
     pub tags: Vec<Id3v2>,
     pub region: AudioRegion,
