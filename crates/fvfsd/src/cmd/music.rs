@@ -52,6 +52,9 @@ pub enum MusicCmd {
         allow_non_empty: bool,
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// The JSON-RPC control socket (default: beside the metadata, `music.sock`).
+        #[arg(long)]
+        control: Option<std::path::PathBuf>,
     },
     /// Saved searches shown as directories under `/.collections`.
     Collection {
@@ -69,6 +72,11 @@ pub enum CollectionCmd {
 }
 
 use crate::config::parse_size;
+
+/// The control socket of the music mount of the filesystem at `meta_url`.
+pub fn default_socket(meta_url: &str) -> std::path::PathBuf {
+    fvfs_engine::paths::state_dir(None, meta_url).join("music.sock")
+}
 
 fn fvfs_music_window() -> u64 {
     fvfs_engine::music_mount::MusicMountOpts::default().cache_window
@@ -110,6 +118,7 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
             no_prefetch,
             allow_non_empty,
             threads,
+            control,
         } => {
             let engine = fvfs_engine::EngineOpts {
                 meta_url: meta_url.to_string(),
@@ -127,6 +136,7 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
                 mountpoint,
                 allow_non_empty,
                 threads,
+                control: control.unwrap_or_else(|| default_socket(meta_url)),
                 opts: fvfs_engine::music_mount::MusicMountOpts {
                     view,
                     overlay,

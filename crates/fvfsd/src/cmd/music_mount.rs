@@ -18,6 +18,8 @@ pub struct MusicMountArgs {
     pub mountpoint: PathBuf,
     pub allow_non_empty: bool,
     pub threads: usize,
+    /// The JSON-RPC control socket.
+    pub control: PathBuf,
     pub opts: MusicMountOpts,
 }
 

@@ -86,7 +86,7 @@ impl Library {
                 .unwrap()
                 .path
         });
-        files.push(("_/_ (_)/ untagged.ogg".into(), p));
+        files.push(("_/()/untagged.ogg".into(), p));
         // A truncated copy: indexed as unreadable, never shown.
         truncated_copy(
             &local.path().join("bjork/01.flac"),
@@ -146,7 +146,7 @@ impl Library {
             "music",
             "origin",
             "add",
-            &format!("cloud={}?priority=2", lib.s3_location("lib")),
+            &format!("cloud={}&priority=2", lib.s3_location("lib")),
         ]);
         lib.f.ok(&[
             "music",
