@@ -107,6 +107,16 @@ impl MusicRunning {
             },
         )
         .map_err(|e| EngineError::Invalid(format!("cannot start the music view: {e}")))?;
+        // The search index may lag the metadata (a scan by a process without it, a
+        // first mount): bring it up to date without delaying the mount.
+        if let Some(s) = search.clone() {
+            let m = meta.clone();
+            run.rt.spawn_blocking(move || match s.refresh(m.as_ref()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tracks = n, "search index brought up to date"),
+                Err(e) => tracing::warn!(error = %e, "cannot update the search index; searches may miss recent changes"),
+            });
+        }
         Ok(MusicRunning {
             fs: Arc::new(fs),
             cache,

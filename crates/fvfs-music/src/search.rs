@@ -32,4 +32,8 @@ pub enum SearchError {
 pub trait TrackSearch: Send + Sync {
     /// At most `limit` tracks matching `query`, best first.
     fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError>;
+    /// Brings the search index to the tracks of `meta` (after a scan, an import, at
+    /// mount), and makes the result visible to this process's searches at once.
+    /// Returns how many tracks were (re)indexed or removed.
+    fn refresh(&self, meta: &dyn fvfs_meta::MusicStore) -> Result<u64, SearchError>;
 }

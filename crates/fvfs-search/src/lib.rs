@@ -93,6 +93,12 @@ impl SearchIndex {
 }
 
 impl TrackSearch for SearchIndex {
+    fn refresh(&self, meta: &dyn fvfs_meta::MusicStore) -> Result<u64, SearchError> {
+        let s = self.sync(meta)?;
+        self.reload()?;
+        Ok(s.indexed + s.deleted)
+    }
+
     fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
         let clauses = query::parse(query, &mut self.analyzer.clone())?;
         if limit == 0 {

@@ -73,6 +73,20 @@ pub enum CollectionCmd {
 
 use crate::config::parse_size;
 
+/// The search index of the filesystem at `meta_url` (derived data beside the metadata,
+/// rebuilt from the index when missing).
+pub fn search_index(meta_url: &str) -> Result<std::sync::Arc<fvfs_search::SearchIndex>> {
+    let dir = fvfs_engine::paths::state_dir(None, meta_url).join("music-search");
+    Ok(std::sync::Arc::new(fvfs_search::SearchIndex::open(&dir)?))
+}
+
+/// Brings the search index up to date after a change of the music index.
+fn refresh_search(meta_url: &str) -> Result<()> {
+    let idx = search_index(meta_url)?;
+    music::refresh_search(meta_url, idx.as_ref())?;
+    Ok(())
+}
+
 /// The control socket of the music mount of the filesystem at `meta_url`.
 pub fn default_socket(meta_url: &str) -> std::path::PathBuf {
     fvfs_engine::paths::state_dir(None, meta_url).join("music.sock")
@@ -192,12 +206,14 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
                 eprintln!("no music origin {id:?}");
                 return Ok(1);
             }
+            refresh_search(meta_url)?;
             println!("origin {id} removed");
         }
         MusicCmd::Origin {
             cmd: OriginCmd::Rescan { id },
         } => {
             let (scans, views) = music::rescan(meta_url, id.as_deref())?;
+            refresh_search(meta_url)?;
             let mut failed = false;
             for (id, r) in scans {
                 match r {
@@ -244,6 +260,7 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
         }
         MusicCmd::ImportBeets { library } => {
             let (s, views) = music::import_beets(meta_url, &library)?;
+            refresh_search(meta_url)?;
             println!(
                 "{} items: {} imported, {} outside every directory origin, {} with their file missing",
                 s.items, s.imported, s.outside, s.missing

@@ -28,7 +28,8 @@ pub fn foreground(args: MusicMountArgs) -> Result<()> {
     let mp = super::mount::check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
     let _lock = MountLock::acquire(&args.engine.meta_url, &mp)?;
     let run = Running::start(args.engine.clone(), &format!("music {}", mp.display()))?;
-    let music = MusicRunning::start(&run, &args.opts, None)?;
+    let search = super::music::search_index(&args.engine.meta_url)?;
+    let music = MusicRunning::start(&run, &args.opts, Some(search))?;
     let cfg = fvfs_fuse::MountConfig {
         fsname: "fvfs-music".into(),
         threads: args.threads,
