@@ -364,7 +364,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.limit,
         hits as f64 / queries.len() as f64
     );
-    let mut report = |name: &str, ds: &mut Vec<Duration>| {
+    let report = |name: &str, ds: &mut Vec<Duration>| {
         ds.sort();
         println!(
             "  {name:<13} n={:<4} p50 {:>9}  p95 {:>9}  p99 {:>9}  max {:>9}",
