@@ -15,11 +15,16 @@
 //!   the tantivy index implementing it is the crate `fvfs-search`.
 //! - `view`: the tree a template gives the index, built into the metadata store and
 //!   swapped in whole.
+//! - `control`: the running mount's control API ([`control::MusicControl`]), served as
+//!   JSON-RPC 2.0 on a Unix socket (mode 0600), and the CLI's blocking client.
+//! - `metrics`: the `musicfs_*` Prometheus figures, through the `metrics` facade.
 //!
 //! Layers: this crate sits beside the HSM face; it uses the engine (metadata store,
 //! block store) and knows nothing of FUSE, HTTP or fanotify.
 
 pub mod beets;
+pub mod control;
+pub mod metrics;
 pub mod origin;
 pub mod scan;
 pub mod search;
