@@ -27,6 +27,7 @@ pub mod server;
 pub mod tls;
 
 pub use error::{ApiError, ApiResult};
+pub use routes::music::{MusicSearch, MusicSearchError};
 
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::Vfs;
@@ -64,4 +65,7 @@ pub struct ApiState {
     pub limits: Limits,
     /// `[daemon] allow_devices`: admin tokens may create device nodes and set-id files.
     pub allow_devices: bool,
+    /// The music face's search, when the daemon runs the music mount
+    /// (`GET /v1/music/search`; none answers 404).
+    pub music: Option<Arc<dyn routes::music::MusicSearch>>,
 }

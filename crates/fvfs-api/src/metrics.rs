@@ -1,6 +1,8 @@
 //! Prometheus figures: the process-wide recorder ([`install`]), the request middleware
 //! ([`track`]) and `/metrics` ([`serve`]), which refreshes the engine's figures (tier
-//! bytes, replication queue, cache and repair counters) at scrape time.
+//! bytes, replication queue, cache and repair counters) at scrape time. Figures other
+//! crates record through the `metrics` facade in this process (the music mount's
+//! `musicfs_*`, fvfs-music `metrics.rs`) show up here too; histograms get buckets here.
 //!
 //! Invariants: the route label is the matched route pattern (`/v1/files/{*path}`), never
 //! the raw path, and the method label is one of a fixed set, so label cardinality stays
@@ -22,21 +24,30 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 
+/// Buckets of the music mount's `musicfs_fuse_latency_seconds` (seconds): from a cached
+/// lookup (tens of µs) to a read waiting out an origin's retries (seconds).
+const FUSE_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
 /// Installs the global Prometheus recorder (once per process) and returns its handle.
 /// If another recorder was installed first, the handle renders only what reaches ours
 /// (nothing): a warning says so.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let matcher = Matcher::Full("fvfs_http_request_duration_seconds".into());
-            let builder =
-                match PrometheusBuilder::new().set_buckets_for_metric(matcher, &DURATION_BUCKETS) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "histogram buckets refused; using summaries");
-                        PrometheusBuilder::new()
-                    }
-                };
+            let http = Matcher::Full("fvfs_http_request_duration_seconds".into());
+            let fuse = Matcher::Full("musicfs_fuse_latency_seconds".into());
+            let builder = match PrometheusBuilder::new()
+                .set_buckets_for_metric(http, &DURATION_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(fuse, &FUSE_BUCKETS))
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "histogram buckets refused; using summaries");
+                    PrometheusBuilder::new()
+                }
+            };
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if let Err(e) = metrics::set_global_recorder(recorder) {

@@ -6,7 +6,7 @@
 //! and every route needs the bearer token (the global security requirement), as
 //! docs/API.md says.
 
-use crate::routes::{admin, blocks, files, ns, special};
+use crate::routes::{admin, blocks, files, music, ns, special};
 use axum::Json;
 use fvfs_types::api::*;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -92,15 +92,16 @@ impl Modify for CommonResponses {
         special::mknod, special::link,
         blocks::manifest, blocks::block,
         admin::status, admin::devices, admin::evict, admin::flush, admin::wal,
+        music::search,
         serve, crate::metrics::serve,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
         SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, SpecialKind, LinkRequest, TierStatus, Status, Device, Devices,
-        WalItem, Wal, EvictResult, FlushResult, CallerInfo,
+        WalItem, Wal, EvictResult, FlushResult, CallerInfo, MusicHit, MusicSearchResult,
     )),
     modifiers(&Security, &CommonResponses),
-    tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin")),
+    tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin"), (name = "music")),
 )]
 pub struct ApiDoc;
 

@@ -21,6 +21,9 @@
 //! - `fs`: the read-only FUSE view (`MusicFs`, an `FsOps`).
 //! - `view`: the tree a template gives the index, built into the metadata store and
 //!   swapped in whole.
+//! - `control`: the running mount's control API ([`control::MusicControl`]), served as
+//!   JSON-RPC 2.0 on a Unix socket (mode 0600), and the CLI's blocking client.
+//! - `metrics`: the `musicfs_*` Prometheus figures, through the `metrics` facade.
 //!
 //! Layers: this crate sits beside the HSM face; it uses the engine (metadata store, the
 //! tiers through `fvfs_vfs::tiering::Tiering`) and the FUSE layer's `FsOps`, and knows
@@ -29,7 +32,9 @@
 pub mod audio;
 pub mod beets;
 pub mod cache;
+pub mod control;
 pub mod fs;
+pub mod metrics;
 pub mod origin;
 pub mod scan;
 pub mod search;

@@ -359,3 +359,30 @@ pub struct FlushResult {
     pub replicated: u64,
     pub pending: u64,
 }
+
+/// One track of `GET /v1/music/search` (the same fields as the music control socket's
+/// `search` answer).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MusicHit {
+    /// The track's id in the music index.
+    pub track: u64,
+    /// Its path in the mounted view, if the view shows it.
+    pub path: Option<String>,
+    /// The origin holding the file, and the file's path there.
+    pub origin: String,
+    pub origin_path: String,
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub title: Option<String>,
+    /// Relevance, higher first.
+    pub score: f32,
+}
+
+/// `GET /v1/music/search`: the tracks found, best first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MusicSearchResult {
+    pub query: String,
+    pub hits: Vec<MusicHit>,
+}

@@ -85,6 +85,7 @@ impl Env {
             devices: Default::default(),
             limits: Limits::default(),
             allow_devices: false,
+            music: None,
         });
         let app = fvfs_api::routes::router(state);
         let listener = self

@@ -1,6 +1,6 @@
 //! The `/v1` routes, one file per family (`files.rs` content, `ns.rs` namespace,
 //! `special.rs` special files and hard links, `blocks.rs` manifest and blocks, `admin.rs`
-//! status and maintenance), the shared answers (`Stat`, ETag) and the router with its
+//! status and maintenance, `music.rs` the music face's search), the shared answers (`Stat`, ETag) and the router with its
 //! fallbacks.
 //!
 //! Invariants: every answer that is not a success is an [`ApiError`] JSON body, also for
@@ -13,6 +13,7 @@ pub mod admin;
 pub mod blocks;
 pub mod extract;
 pub mod files;
+pub mod music;
 pub mod ns;
 pub mod special;
 pub mod who;
@@ -59,6 +60,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/admin/evict", post(admin::evict))
         .route("/v1/admin/flush", post(admin::flush))
         .route("/v1/admin/wal", get(admin::wal))
+        .route("/v1/music/search", get(music::search))
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .with_state(state.clone());
     let metrics = axum::Router::new()

@@ -42,6 +42,7 @@ pub fn env_with(limits: Limits) -> Env {
         devices: Default::default(),
         limits,
         allow_devices: false,
+        music: None,
     });
     let app = fvfs_api::routes::router(state.clone());
     Env {

@@ -220,6 +220,7 @@ fn serve(
             ..Default::default()
         },
         allow_devices: cfg.daemon.allow_devices.unwrap_or(false),
+        music: None,
     });
     let seen: SeenFn = {
         let st = api_state.clone();
