@@ -18,6 +18,7 @@ mod format;
 pub mod hsm;
 pub mod import;
 pub mod music;
+pub mod music_control;
 pub mod music_mount;
 mod open;
 pub mod paths;

@@ -233,10 +233,7 @@ pub fn collection_remove(meta_url: &str, name: &str) -> Result<bool> {
 
 /// Brings `search`'s index to the tracks of the index at `meta_url` (after a scan, an
 /// import or an origin's removal); returns the tracks (re)indexed or removed.
-pub fn refresh_search(
-    meta_url: &str,
-    search: &dyn fvfs_music::search::TrackSearch,
-) -> Result<u64> {
+pub fn refresh_search(meta_url: &str, search: &dyn fvfs_music::search::TrackSearch) -> Result<u64> {
     let meta = open_meta(meta_url)?;
     search.refresh(meta.as_ref()).map_err(music_err)
 }

@@ -25,10 +25,10 @@ mod url;
 
 pub use error::{MetaError, Result};
 pub use store::{
-    hsm_holder_key, open, AdminStore, CheckStore, DataStore, HolderStore, HsmDir, HsmFile,
-    HsmRequest, HsmState, HsmStore, MetaStore, MusicCollection, MusicEntry, MusicNode, MusicOrigin,
-    MusicStamp, MusicStore, MusicTrack, MusicView, NamespaceStore, TierStore, HSM_HOLDER,
-    MUSIC_ROOT, AudioSpan, MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLDER,
+    hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, HolderStore, HsmDir,
+    HsmFile, HsmRequest, HsmState, HsmStore, MetaStore, MusicCacheStore, MusicCacheTotals,
+    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
+    MusicView, MusicWindow, NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER, MUSIC_ROOT,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a

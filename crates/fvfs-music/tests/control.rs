@@ -58,6 +58,8 @@ fn stats() -> CacheStats {
         dedup_ratio: CacheStats::dedup(8, 6),
         size_bytes: 4096,
         limit_bytes: 1 << 30,
+        origin_bytes: 512,
+        refetched: 0,
     }
 }
 
@@ -238,7 +240,8 @@ fn origin_json(id: &str, up: bool) -> Value {
 
 fn stats_json() -> Value {
     json!({"hits": 3, "misses": 1, "hit_rate": 0.75, "chunks_stored": 8, "chunks_unique": 6,
-           "dedup_ratio": 0.25, "size_bytes": 4096, "limit_bytes": 1073741824})
+           "dedup_ratio": 0.25, "size_bytes": 4096, "limit_bytes": 1073741824,
+           "origin_bytes": 512, "refetched": 0})
 }
 
 fn hit_json() -> Value {
@@ -294,7 +297,8 @@ async fn every_method_answers_its_result() {
             ok(
                 json!(8),
                 json!({"origins": [{"id": "local", "error": null, "seen": 5, "added": 1,
-                "updated": 0, "removed": 0, "unreadable": 0, "failed": 0}],
+                "updated": 0, "unchanged": 0, "removed": 0, "unreadable": 0, "failed": 0,
+                "fetched_bytes": 0}],
                 "views": 1, "elapsed_ms": 3}),
             ),
         ),

@@ -7,8 +7,8 @@
 use super::SqliteStore;
 use crate::error::{MetaError, Result};
 use crate::store::{
-    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
-    MusicView,
+    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
+    MusicTrack, MusicView,
 };
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -66,7 +66,13 @@ fn hash32(v: Option<Vec<u8>>, what: &str, id: i64) -> Result<Option<[u8; 32]>> {
     .transpose()
 }
 
-type RawTrack = (MusicTrack, Vec<u8>, Option<Vec<u8>>, String, Option<(i64, i64, Vec<u8>)>);
+type RawTrack = (
+    MusicTrack,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    String,
+    Option<(i64, i64, Vec<u8>)>,
+);
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
     let u32_of = |i: usize| -> rusqlite::Result<Option<u32>> {
@@ -499,6 +505,19 @@ impl MusicStore for SqliteStore {
                      WHERE view = ?1 AND gen = ?2 AND dir = ?3",
                 )?
                 .query_row(params![view as i64, gen, dir as i64], entry_from_row)
+                .optional()?)
+        })
+    }
+
+    fn music_track_entry(&self, view: u64, track: u64) -> Result<Option<MusicEntry>> {
+        self.read(|tx| {
+            let gen = served(tx, view)?;
+            Ok(tx
+                .prepare_cached(
+                    "SELECT parent, name, dir, track FROM music_entries \
+                     WHERE view = ?1 AND gen = ?2 AND track = ?3 LIMIT 1",
+                )?
+                .query_row(params![view as i64, gen, track as i64], entry_from_row)
                 .optional()?)
         })
     }

@@ -234,6 +234,7 @@ CREATE TABLE music_cache (
   last_access INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX music_cache_lru ON music_cache(last_access);
+CREATE INDEX music_entries_track ON music_entries(view, gen, track) WHERE track IS NOT NULL;
 "#;
 
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in

@@ -41,8 +41,8 @@ pub use data::DataStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 pub use music::{
-    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
-    MusicView, MUSIC_ROOT,
+    AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
+    MusicTrack, MusicView, MUSIC_ROOT,
 };
 pub use music_cache::{MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLDER};
 pub use namespace::NamespaceStore;

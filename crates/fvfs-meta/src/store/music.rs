@@ -184,4 +184,7 @@ pub trait MusicStore {
     ) -> Result<Vec<MusicEntry>>;
     /// The entry naming directory `dir` (its parent and name); None for the root.
     fn music_dir_entry(&self, view: u64, dir: u64) -> Result<Option<MusicEntry>>;
+    /// An entry naming track `track` in the served tree (its parent and name), if the
+    /// view shows it.
+    fn music_track_entry(&self, view: u64, track: u64) -> Result<Option<MusicEntry>>;
 }

@@ -28,9 +28,9 @@ mod pieces;
 pub use pieces::{pieces, Piece, PieceKind};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use fvfs_meta::{MetaStore, MusicWindow, MUSIC_HOLDER};
 use fvfs_vfs::tiering::Tiering;
-use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -282,6 +282,7 @@ impl MusicCache {
             match self.read_cached(&w, at, n).await {
                 Ok(b) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::cache_hit();
                     self.touch(&key)?;
                     return Ok(b);
                 }
@@ -382,6 +383,7 @@ impl MusicCache {
         let want = self.window_len(piece, idx);
         let at = piece.start + idx * self.cfg.window;
         self.misses.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_miss();
         let data = src.fetch(at, want).await?;
         self.origin_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -407,6 +409,7 @@ impl MusicCache {
             let cur = self.size_bytes();
             self.size.fetch_sub(old.min(cur), Ordering::Relaxed);
         }
+        crate::metrics::cache_size(self.size_bytes());
         Ok((data, old == 0))
     }
 

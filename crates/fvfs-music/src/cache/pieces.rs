@@ -125,13 +125,30 @@ mod tests {
         );
         let whole = pieces(&track(1028, None));
         assert_eq!(whole.len(), 1);
-        assert_eq!((whole[0].kind, whole[0].start, whole[0].len), (PieceKind::File, 0, 1028));
+        assert_eq!(
+            (whole[0].kind, whole[0].start, whole[0].len),
+            (PieceKind::File, 0, 1028)
+        );
     }
 
     #[test]
     fn a_tag_edit_keeps_the_audio_key_and_changes_the_head_key() {
-        let before = track(1000, Some(AudioSpan { start: 100, len: 900, id: [1; 32] }));
-        let mut after = track(1300, Some(AudioSpan { start: 400, len: 900, id: [1; 32] }));
+        let before = track(
+            1000,
+            Some(AudioSpan {
+                start: 100,
+                len: 900,
+                id: [1; 32],
+            }),
+        );
+        let mut after = track(
+            1300,
+            Some(AudioSpan {
+                start: 400,
+                len: 900,
+                id: [1; 32],
+            }),
+        );
         after.quick_id = [8; 32];
         let (b, a) = (pieces(&before), pieces(&after));
         assert_eq!(b[1].key, a[1].key);
@@ -140,7 +157,14 @@ mod tests {
 
     #[test]
     fn a_span_past_the_end_is_ignored() {
-        let p = pieces(&track(50, Some(AudioSpan { start: 10, len: 100, id: [1; 32] })));
+        let p = pieces(&track(
+            50,
+            Some(AudioSpan {
+                start: 10,
+                len: 100,
+                id: [1; 32],
+            }),
+        ));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].kind, PieceKind::File);
     }

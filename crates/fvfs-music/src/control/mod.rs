@@ -76,6 +76,12 @@ pub struct CacheStats {
     pub size_bytes: u64,
     /// The cache's configured limit.
     pub limit_bytes: u64,
+    /// Bytes fetched from origins into the cache since the mount started.
+    #[serde(default)]
+    pub origin_bytes: u64,
+    /// Cached windows that failed to read or verify and were fetched again.
+    #[serde(default)]
+    pub refetched: u64,
 }
 
 impl CacheStats {
@@ -203,9 +209,14 @@ pub struct OriginRescan {
     pub seen: u64,
     pub added: u64,
     pub updated: u64,
+    #[serde(default)]
+    pub unchanged: u64,
     pub removed: u64,
     pub unreadable: u64,
     pub failed: u64,
+    /// Bytes read from the origin to read tags.
+    #[serde(default)]
+    pub fetched_bytes: u64,
 }
 
 /// `origin.rescan`.

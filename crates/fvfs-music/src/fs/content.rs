@@ -10,15 +10,15 @@
 
 use super::tree::{Core, Cover};
 use super::{FsError, Result};
+use crate::audio::{build_overlay, Overlay, OverlayError};
 use crate::cache::{pieces, MusicCache, Piece, WindowSource};
 use crate::origin::{OriginError, OriginSet};
 use crate::source::RangeSource;
-use crate::audio::{build_overlay, Overlay, OverlayError};
 use crate::tags::RangedReader;
 use bytes::{Bytes, BytesMut};
-use fvfs_meta::{MusicNode, MusicTrack};
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use fvfs_meta::{MusicNode, MusicTrack};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 

@@ -93,7 +93,10 @@ mod tests {
             Node::SearchRoot,
             Node::CollectionsRoot,
             Node::Dir { view: 3, dir: 1 },
-            Node::Dir { view: (1 << 24) - 1, dir: DIR_MASK },
+            Node::Dir {
+                view: (1 << 24) - 1,
+                dir: DIR_MASK,
+            },
             Node::Cover { view: 2, dir: 99 },
             Node::Track(123_456),
             Node::Collection(7),
@@ -106,6 +109,10 @@ mod tests {
         assert_eq!(Node::from_ino(0), None);
         assert_eq!(Node::from_ino(4), None);
         assert_eq!(Node::from_ino(6 << 60), None);
-        assert!(!Node::Dir { view: 1 << 24, dir: 1 }.fits());
+        assert!(!Node::Dir {
+            view: 1 << 24,
+            dir: 1
+        }
+        .fits());
     }
 }

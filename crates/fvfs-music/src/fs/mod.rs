@@ -135,9 +135,13 @@ impl OpStats {
     }
 }
 
-fn record_metric(_op: &'static str, _elapsed: Duration) {}
+fn record_metric(op: &'static str, elapsed: Duration) {
+    crate::metrics::fuse_op(op, elapsed);
+}
 
-fn record_bytes(_n: u64) {}
+fn record_bytes(n: u64) {
+    crate::metrics::bytes_read(n);
+}
 
 fn done<T>(stats: &OpStats, op: &'static str, started: Instant, r: Result<T>) -> ops::Result<T> {
     stats.record(op, started);
@@ -183,7 +187,12 @@ impl FsOps for MusicFs {
 
     fn lookup(&self, _ctx: &Ctx, parent: u64, name: &OsStr) -> ops::Result<Attr> {
         let t = Instant::now();
-        done(&self.core.stats, "lookup", t, self.core.lookup(parent, name))
+        done(
+            &self.core.stats,
+            "lookup",
+            t,
+            self.core.lookup(parent, name),
+        )
     }
 
     fn getattr(&self, _ctx: &Ctx, ino: u64, _fh: Option<u64>) -> ops::Result<Attr> {
@@ -203,7 +212,12 @@ impl FsOps for MusicFs {
 
     fn read(&self, _ctx: &Ctx, ino: u64, fh: u64, offset: u64, size: u32) -> ops::Result<Vec<u8>> {
         let t = Instant::now();
-        done(&self.core.stats, "read", t, self.core.read(ino, fh, offset, size))
+        done(
+            &self.core.stats,
+            "read",
+            t,
+            self.core.read(ino, fh, offset, size),
+        )
     }
 
     fn release(&self, _ctx: &Ctx, _ino: u64, fh: u64) -> ops::Result<()> {
@@ -218,7 +232,12 @@ impl FsOps for MusicFs {
 
     fn readdir(&self, _ctx: &Ctx, ino: u64, fh: u64, offset: u64) -> ops::Result<Vec<DirEntry>> {
         let t = Instant::now();
-        done(&self.core.stats, "readdir", t, self.core.readdir(ino, fh, offset))
+        done(
+            &self.core.stats,
+            "readdir",
+            t,
+            self.core.readdir(ino, fh, offset),
+        )
     }
 
     fn releasedir(&self, _ctx: &Ctx, _ino: u64, fh: u64) -> ops::Result<()> {

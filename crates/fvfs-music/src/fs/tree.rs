@@ -235,7 +235,11 @@ impl Core {
                 _ => {}
             }
             if self.root_view.is_none() {
-                let v = self.meta.music_views()?.into_iter().find(|v| v.name == name);
+                let v = self
+                    .meta
+                    .music_views()?
+                    .into_iter()
+                    .find(|v| v.name == name);
                 return v
                     .map(|v| Node::Dir {
                         view: v.id,
@@ -537,7 +541,9 @@ impl Core {
     pub fn open(&self, ino: u64) -> Result<Opened> {
         let node = Node::from_ino(ino).ok_or(FsError::NotFound)?;
         let body = match node {
-            Node::Track(t) => Body::Track(Arc::new(content::TrackBody::served(self, self.track(t)?)?)),
+            Node::Track(t) => {
+                Body::Track(Arc::new(content::TrackBody::served(self, self.track(t)?)?))
+            }
             Node::Cover { view, dir } => match self.cover(view, dir)? {
                 Some((_, b)) => Body::Bytes(b),
                 None => return Err(FsError::NotFound),
@@ -583,8 +589,14 @@ mod tests {
     fn repeated_names_get_numbers_before_the_extension() {
         let mut used = std::collections::HashSet::new();
         assert_eq!(unique_name("A - B.flac".into(), &mut used), "A - B.flac");
-        assert_eq!(unique_name("A - B.flac".into(), &mut used), "A - B (2).flac");
-        assert_eq!(unique_name("A - B.flac".into(), &mut used), "A - B (3).flac");
+        assert_eq!(
+            unique_name("A - B.flac".into(), &mut used),
+            "A - B (2).flac"
+        );
+        assert_eq!(
+            unique_name("A - B.flac".into(), &mut used),
+            "A - B (3).flac"
+        );
         assert_eq!(unique_name("noext".into(), &mut used), "noext");
         assert_eq!(unique_name("noext".into(), &mut used), "noext (2)");
     }

@@ -12,8 +12,10 @@
 //!   gives the same tree.
 //! - A directory keeps its id across rebuilds while its path stays (ids are taken from
 //!   the served tree first), so the inodes a mount derives from them are stable.
-//! - `%aunique` groups tracks into albums by (origin, directory on the origin, album
-//!   tag): beets' albums are import directories, and copies were merged above.
+//! - `%aunique` groups tracks into albums by (directory relative to its origin's root,
+//!   album tag): beets' albums are import directories. The origin is not part of it:
+//!   an album mirrored on several origins is one album even when the preferred copy of
+//!   one track lies on another origin than the rest's.
 
 use super::fields::TrackFields;
 use super::ViewError;
@@ -104,12 +106,12 @@ struct Albums<'a> {
 
 impl<'a> Albums<'a> {
     fn new(tracks: &'a [MusicTrack]) -> Albums<'a> {
-        let mut first: HashMap<(&str, &str, Cow<'_, str>), usize> = HashMap::new();
+        let mut first: HashMap<(&str, Cow<'_, str>), usize> = HashMap::new();
         let mut album_of = HashMap::with_capacity(tracks.len());
         for (i, t) in tracks.iter().enumerate() {
             let dir = t.path.rsplit_once('/').map_or("", |(d, _)| d);
             let album = crate::tags::field(t, "album").unwrap_or_default();
-            let rep = *first.entry((t.origin.as_str(), dir, album)).or_insert(i);
+            let rep = *first.entry((dir, album)).or_insert(i);
             album_of.insert(t.id, rep);
         }
         Albums {

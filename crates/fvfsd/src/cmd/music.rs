@@ -61,14 +61,70 @@ pub enum MusicCmd {
         #[command(subcommand)]
         cmd: CollectionCmd,
     },
+    /// Search the running mount's library (prefix and typo-tolerant words; `field:word`).
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The mount's control socket (default: beside the metadata).
+        #[arg(long)]
+        control: Option<std::path::PathBuf>,
+    },
+    /// The running mount's content cache.
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+        #[arg(long, global = true)]
+        control: Option<std::path::PathBuf>,
+    },
+    /// One JSON-RPC call on the running mount's control socket; prints the result.
+    Rpc {
+        method: String,
+        #[arg(default_value = "{}")]
+        params: String,
+        #[arg(long)]
+        control: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CacheCmd {
+    /// Hits, misses, size and dedup of the cache.
+    Stats,
+    /// Drop the cached blocks of one origin's tracks (`--origin ID`), or of all.
+    Clear {
+        #[arg(long)]
+        origin: Option<String>,
+    },
+}
+
+/// A call on the control socket at `control` (the default one of `meta_url` if None).
+fn rpc(
+    meta_url: &str,
+    control: Option<std::path::PathBuf>,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let path = control.unwrap_or_else(|| default_socket(meta_url));
+    Ok(fvfs_engine::music_control::api::call(
+        &path,
+        method,
+        params,
+        std::time::Duration::from_secs(600),
+    )?)
 }
 
 #[derive(Subcommand)]
 pub enum CollectionCmd {
     /// Save QUERY (the search syntax) as collection NAME, or change its query.
-    Add { name: String, query: String },
+    Add {
+        name: String,
+        query: String,
+    },
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 use crate::config::parse_size;
@@ -159,6 +215,60 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
                     prefetch: !no_prefetch,
                 },
             })?;
+        }
+        MusicCmd::Rpc {
+            method,
+            params,
+            control,
+        } => {
+            let params: serde_json::Value = serde_json::from_str(&params)
+                .map_err(|e| anyhow::anyhow!("the params are not JSON: {e}"))?;
+            let v = rpc(meta_url, control, &method, params)?;
+            println!("{v}");
+        }
+        MusicCmd::Search {
+            query,
+            limit,
+            control,
+        } => {
+            let v = rpc(
+                meta_url,
+                control,
+                "search",
+                serde_json::json!({"query": query, "limit": limit}),
+            )?;
+            for r in v.as_array().into_iter().flatten() {
+                match r["path"].as_str() {
+                    Some(p) => println!("{p}"),
+                    None => println!(
+                        "{}:{}",
+                        r["origin"].as_str().unwrap_or_default(),
+                        r["origin_path"].as_str().unwrap_or_default()
+                    ),
+                }
+            }
+        }
+        MusicCmd::Cache {
+            cmd: CacheCmd::Stats,
+            control,
+        } => {
+            let v = rpc(meta_url, control, "cache.stats", serde_json::json!({}))?;
+            println!(
+                "{} bytes of {} in {} blocks ({} distinct), {} hits, {} misses (hit rate {:.3}), {} bytes fetched from origins",
+                v["size_bytes"], v["limit_bytes"], v["chunks_stored"], v["chunks_unique"],
+                v["hits"], v["misses"], v["hit_rate"].as_f64().unwrap_or(0.0), v["origin_bytes"]
+            );
+        }
+        MusicCmd::Cache {
+            cmd: CacheCmd::Clear { origin },
+            control,
+        } => {
+            let params = match &origin {
+                Some(o) => serde_json::json!({ "origin": o }),
+                None => serde_json::json!({}),
+            };
+            let v = rpc(meta_url, control, "cache.clear", params)?;
+            println!("dropped {} bytes of {} tracks", v["bytes"], v["tracks"]);
         }
         MusicCmd::Collection {
             cmd: CollectionCmd::Add { name, query },

@@ -7,9 +7,12 @@
 //! workers stop (bounded) → the lock drops.
 
 use anyhow::{Context, Result};
+use fvfs_engine::music_control::api as fvfs_music_control;
+use fvfs_engine::music_control::MusicService;
 use fvfs_engine::music_mount::{MusicMountOpts, MusicRunning};
 use fvfs_engine::{EngineOpts, MountLock, Running};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Arguments of `fvfsd music mount`.
 #[derive(Clone, Debug)]
@@ -29,7 +32,25 @@ pub fn foreground(args: MusicMountArgs) -> Result<()> {
     let _lock = MountLock::acquire(&args.engine.meta_url, &mp)?;
     let run = Running::start(args.engine.clone(), &format!("music {}", mp.display()))?;
     let search = super::music::search_index(&args.engine.meta_url)?;
-    let music = MusicRunning::start(&run, &args.opts, Some(search))?;
+    let music = Arc::new(MusicRunning::start(&run, &args.opts, Some(search))?);
+    let service = MusicService::new(
+        music.clone(),
+        &args.engine.meta_url,
+        Some(mp.display().to_string()),
+        args.opts.view.as_deref(),
+    )?;
+    let listener = fvfs_music_control::bind(&args.control)?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let control = {
+        let (path, cancel) = (args.control.clone(), cancel.clone());
+        run.rt.spawn(async move {
+            if let Err(e) =
+                fvfs_music_control::serve_listener(listener, &path, Arc::new(service), cancel).await
+            {
+                tracing::error!(error = %e, "the control socket stopped");
+            }
+        })
+    };
     let cfg = fvfs_fuse::MountConfig {
         fsname: "fvfs-music".into(),
         threads: args.threads,
@@ -46,6 +67,10 @@ pub fn foreground(args: MusicMountArgs) -> Result<()> {
         std::process::id()
     );
     let served = session.run();
+    cancel.cancel();
+    let _ = run.rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), control).await
+    });
     if let Err(e) = music.cache.flush_touches() {
         tracing::warn!(error = %e, "cannot record the music cache's last reads");
     }

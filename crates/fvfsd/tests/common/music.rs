@@ -54,10 +54,9 @@ impl Library {
         let f = Fixture::new()?;
         let local = tempfile::tempdir().unwrap();
         let s3dir = tempfile::tempdir().unwrap();
-        let s3 = f
-            .rt
-            .block_on(S3Server::start(s3dir.path(), "music"))
-            .unwrap();
+        let s3 =
+            f.rt.block_on(S3Server::start(s3dir.path(), "music"))
+                .unwrap();
         let sftp = SftpServer::start().expect("sshd (Debian openssh-server) must start");
         let sftp_root = sftp.dir().join("music");
         std::fs::create_dir_all(&sftp_root).unwrap();
@@ -75,9 +74,14 @@ impl Library {
         });
         files.push(("Björk/Homogenic (1997)/01 Hunter.flac".into(), p));
         let p = write(local.path(), "bjork", |d| {
-            make(d, "02", AudioFormat::Mp3, &tags("Björk", "Homogenic", 1997, 2, "Jóga"))
-                .unwrap()
-                .path
+            make(
+                d,
+                "02",
+                AudioFormat::Mp3,
+                &tags("Björk", "Homogenic", 1997, 2, "Jóga"),
+            )
+            .unwrap()
+            .path
         });
         files.push(("Björk/Homogenic (1997)/02 Jóga.mp3".into(), p));
         // A file with no tags at all: "unknown" placeholders, title from its name.
@@ -98,31 +102,60 @@ impl Library {
         // S3: two albums both called "Greatest Hits" by one artist (%aunique), Opus
         // and M4A.
         let p = write(&s3root, "hits1", |d| {
-            make(d, "01", AudioFormat::Opus, &tags("Queen", "Greatest Hits", 1981, 1, "Bohemian Rhapsody"))
-                .unwrap()
-                .path
+            make(
+                d,
+                "01",
+                AudioFormat::Opus,
+                &tags("Queen", "Greatest Hits", 1981, 1, "Bohemian Rhapsody"),
+            )
+            .unwrap()
+            .path
         });
-        files.push(("Queen/Greatest Hits [1981] (1981)/01 Bohemian Rhapsody.opus".into(), p));
+        files.push((
+            "Queen/Greatest Hits [1981] (1981)/01 Bohemian Rhapsody.opus".into(),
+            p,
+        ));
         let p = write(&s3root, "hits2", |d| {
-            make(d, "01", AudioFormat::M4a, &tags("Queen", "Greatest Hits", 1991, 1, "A Kind of Magic"))
-                .unwrap()
-                .path
+            make(
+                d,
+                "01",
+                AudioFormat::M4a,
+                &tags("Queen", "Greatest Hits", 1991, 1, "A Kind of Magic"),
+            )
+            .unwrap()
+            .path
         });
-        files.push(("Queen/Greatest Hits [1991] (1991)/01 A Kind of Magic.m4a".into(), p));
+        files.push((
+            "Queen/Greatest Hits [1991] (1991)/01 A Kind of Magic.m4a".into(),
+            p,
+        ));
 
         // SFTP: Sigur Rós in Vorbis and FLAC.
         let p = write(&sftp_root, "sigur", |d| {
-            make(d, "01", AudioFormat::Vorbis, &tags("Sigur Rós", "Ágætis byrjun", 1999, 1, "Intro"))
-                .unwrap()
-                .path
+            make(
+                d,
+                "01",
+                AudioFormat::Vorbis,
+                &tags("Sigur Rós", "Ágætis byrjun", 1999, 1, "Intro"),
+            )
+            .unwrap()
+            .path
         });
         files.push(("Sigur Rós/Ágætis byrjun (1999)/01 Intro.ogg".into(), p));
         let p = write(&sftp_root, "sigur", |d| {
-            make(d, "02", AudioFormat::Flac, &tags("Sigur Rós", "Ágætis byrjun", 1999, 2, "Svefn-g-englar"))
-                .unwrap()
-                .path
+            make(
+                d,
+                "02",
+                AudioFormat::Flac,
+                &tags("Sigur Rós", "Ágætis byrjun", 1999, 2, "Svefn-g-englar"),
+            )
+            .unwrap()
+            .path
         });
-        files.push(("Sigur Rós/Ágætis byrjun (1999)/02 Svefn-g-englar.flac".into(), p));
+        files.push((
+            "Sigur Rós/Ágætis byrjun (1999)/02 Svefn-g-englar.flac".into(),
+            p,
+        ));
 
         let log = f.dir.path().join("music.log");
         let lib = Library {
@@ -183,7 +216,14 @@ impl Library {
         let mut child = self
             .f
             .fvfsd()
-            .args(["music", "mount", "--meta", &self.f.meta_url, "--view", "artists"])
+            .args([
+                "music",
+                "mount",
+                "--meta",
+                &self.f.meta_url,
+                "--view",
+                "artists",
+            ])
             .args(["--cache-window", "256K", "--control"])
             .arg(self.socket())
             .args(extra)
