@@ -10,7 +10,7 @@
 use crate::music_mount::MusicRunning;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use fvfs_meta::{MusicNode, MUSIC_ROOT};
+use fvfs_meta::MUSIC_ROOT;
 use fvfs_music::cache::pieces;
 use fvfs_music::control::{
     CacheCleared, CacheStats, ControlError, MusicControl, OriginRescan, OriginStatus, RescanResult,
@@ -64,36 +64,87 @@ impl MusicService {
         })
     }
 
-    /// The path of `track` in the mounted view (from the mount point), if shown.
     fn view_path(&self, track: u64) -> Result<Option<String>, ControlError> {
-        let meta = &self.music.meta;
-        let views = meta.music_views().map_err(failed)?;
-        for v in views {
-            if self.root_view.is_some_and(|r| r != v.id) {
-                continue;
+        track_path(self.music.meta.as_ref(), self.root_view, track).map_err(failed)
+    }
+}
+
+/// The path of `track` in a mount of the views (from the mount point): in view
+/// `root_view` at the root, or with None in every view under its name (the first view,
+/// by name, that shows it). None when no view shows it.
+pub fn track_path(
+    meta: &dyn fvfs_meta::MetaStore,
+    root_view: Option<u64>,
+    track: u64,
+) -> fvfs_meta::Result<Option<String>> {
+    for v in meta.music_views()? {
+        if root_view.is_some_and(|r| r != v.id) {
+            continue;
+        }
+        let Some(e) = meta.music_track_entry(v.id, track)? else {
+            continue;
+        };
+        let mut parts = vec![e.name];
+        let mut dir = e.parent;
+        while dir != MUSIC_ROOT {
+            match meta.music_dir_entry(v.id, dir)? {
+                Some(p) => {
+                    parts.push(p.name);
+                    dir = p.parent;
+                }
+                None => break,
             }
-            let Some(e) = meta.music_track_entry(v.id, track).map_err(failed)? else {
+        }
+        if root_view.is_none() {
+            parts.push(v.name);
+        }
+        parts.reverse();
+        return Ok(Some(format!("/{}", parts.join("/"))));
+    }
+    Ok(None)
+}
+
+/// Search of the index for a process that serves no view (the HTTP API of `fvfsd
+/// serve`): hits with their rows and their paths in a mount of every view.
+pub struct IndexSearch {
+    meta: Arc<dyn fvfs_meta::MetaStore>,
+    search: Arc<dyn fvfs_music::search::TrackSearch>,
+}
+
+impl IndexSearch {
+    /// The search over the index at `meta_url` with `search`; None when the index has no
+    /// origin (the music face is not in use).
+    pub fn open(
+        meta_url: &str,
+        search: Arc<dyn fvfs_music::search::TrackSearch>,
+    ) -> crate::Result<Option<IndexSearch>> {
+        let meta = crate::open::open_meta(meta_url)?;
+        if meta.music_origins()?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(IndexSearch { meta, search }))
+    }
+
+    /// At most `limit` tracks matching `query`, best first.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchResult>, ControlError> {
+        let hits = self.search.search(query, limit)?;
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let Some(t) = self.meta.music_track_get(h.track).map_err(failed)? else {
                 continue;
             };
-            let mut parts = vec![e.name];
-            let mut dir = e.parent;
-            while dir != MUSIC_ROOT {
-                match meta.music_dir_entry(v.id, dir).map_err(failed)? {
-                    Some(p) => {
-                        debug_assert_eq!(p.node, MusicNode::Dir(dir));
-                        parts.push(p.name);
-                        dir = p.parent;
-                    }
-                    None => break,
-                }
-            }
-            if self.root_view.is_none() {
-                parts.push(v.name);
-            }
-            parts.reverse();
-            return Ok(Some(format!("/{}", parts.join("/"))));
+            out.push(SearchResult {
+                track: t.id,
+                path: track_path(self.meta.as_ref(), None, t.id).map_err(failed)?,
+                origin: t.origin,
+                origin_path: t.path,
+                artist: t.artist,
+                album: t.album,
+                title: t.title,
+                score: h.score,
+            });
         }
-        Ok(None)
+        Ok(out)
     }
 }
 

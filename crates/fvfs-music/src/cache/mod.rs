@@ -288,7 +288,6 @@ impl MusicCache {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a cached music window does not read back; fetching it again");
-                    self.refetched.fetch_add(1, Ordering::Relaxed);
                     let data = self.fill(piece, idx, &key, src, true).await?;
                     return Ok(slice(&data, at, n));
                 }
@@ -371,17 +370,19 @@ impl MusicCache {
         src: &dyn WindowSource,
         rewrite: bool,
     ) -> Result<(Bytes, bool), CacheError> {
-        if !rewrite {
-            // Another reader may have filled it while this one waited.
-            if let Some(w) = self.meta.music_cache_get(key)? {
-                if let Ok(b) = self.read_cached(&w, 0, w.bytes).await {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok((b, false));
-                }
+        // Another reader may have filled (or repaired) it while this one waited: one
+        // fetch per window, even when several readers found it missing or corrupt.
+        if let Some(w) = self.meta.music_cache_get(key)? {
+            if let Ok(b) = self.read_cached(&w, 0, w.bytes).await {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((b, false));
             }
         }
         let want = self.window_len(piece, idx);
         let at = piece.start + idx * self.cfg.window;
+        if rewrite {
+            self.refetched.fetch_add(1, Ordering::Relaxed);
+        }
         self.misses.fetch_add(1, Ordering::Relaxed);
         crate::metrics::cache_miss();
         let data = src.fetch(at, want).await?;

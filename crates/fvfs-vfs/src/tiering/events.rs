@@ -67,10 +67,21 @@ impl Tiering {
                     }
                     Err(_) => false,
                 };
+                // The copy may have been written again meanwhile by whoever still has
+                // the bytes (the music cache refetches from its origin): it verifies now.
+                let rewritten = !repaired
+                    && self
+                        .store
+                        .verify_on(&ev.id, ev.codec, ev.tier)
+                        .await
+                        .is_ok();
                 if repaired {
                     tracing::warn!(block = %ev.id, tier = %self.state.list[ev.tier].name,
                         "corrupt copy repaired from another tier");
                     self.meta.bump_counter("corruptions_repaired", 1)?;
+                } else if rewritten {
+                    tracing::info!(block = %ev.id, tier = %self.state.list[ev.tier].name,
+                        "corrupt copy was written again meanwhile: it verifies now");
                 } else {
                     tracing::error!(block = %ev.id, tier = %self.state.list[ev.tier].name,
                         "corrupt copy could not be repaired: dropped from the tier");

@@ -55,6 +55,9 @@ pub enum MusicCmd {
         /// The JSON-RPC control socket (default: beside the metadata, `music.sock`).
         #[arg(long)]
         control: Option<std::path::PathBuf>,
+        /// The engine's local block cache (default: the daemon's).
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
     },
     /// Saved searches shown as directories under `/.collections`.
     Collection {
@@ -189,10 +192,11 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
             allow_non_empty,
             threads,
             control,
+            cache_dir,
         } => {
             let engine = fvfs_engine::EngineOpts {
                 meta_url: meta_url.to_string(),
-                cache_dir: cfg.daemon.cache_dir.clone(),
+                cache_dir: cache_dir.or(cfg.daemon.cache_dir.clone()),
                 cache_size: cfg
                     .daemon
                     .cache_size

@@ -34,6 +34,55 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// `GET /v1/music/search` over the index of this filesystem and its search index.
+struct HttpMusicSearch(fvfs_engine::music_control::IndexSearch);
+
+impl fvfs_api::MusicSearch for HttpMusicSearch {
+    fn search(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> std::result::Result<Vec<fvfs_types::api::MusicHit>, fvfs_api::MusicSearchError> {
+        use fvfs_api::MusicSearchError as E;
+        use fvfs_engine::music_control::api::ControlError as C;
+        let found = self.0.search(query, limit).map_err(|e| match e {
+            C::BadQuery { .. } => E::BadQuery(e.to_string()),
+            C::Unavailable(m) => E::Unavailable(m),
+            other => E::Failed(other.to_string()),
+        })?;
+        Ok(found
+            .into_iter()
+            .map(|r| fvfs_types::api::MusicHit {
+                track: r.track,
+                path: r.path,
+                origin: r.origin,
+                origin_path: r.origin_path,
+                artist: r.artist,
+                album: r.album,
+                title: r.title,
+                score: r.score,
+            })
+            .collect())
+    }
+}
+
+/// The music search of the API, when the filesystem has music origins.
+fn music_search(meta_url: &str) -> Option<Arc<dyn fvfs_api::MusicSearch>> {
+    let opened = super::music::search_index(meta_url).and_then(|idx| {
+        Ok(fvfs_engine::music_control::IndexSearch::open(
+            meta_url, idx,
+        )?)
+    });
+    match opened {
+        Ok(Some(s)) => Some(Arc::new(HttpMusicSearch(s))),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "music search is off: its index cannot be opened");
+            None
+        }
+    }
+}
+
 /// How long requests in flight may run on after a stop signal.
 const DRAIN: Duration = Duration::from_secs(30);
 /// How long an unmount may be refused (busy mount) before it is detached lazily.
@@ -220,7 +269,7 @@ fn serve(
             ..Default::default()
         },
         allow_devices: cfg.daemon.allow_devices.unwrap_or(false),
-        music: None,
+        music: music_search(run.engine.meta_url()),
     });
     let seen: SeenFn = {
         let st = api_state.clone();
