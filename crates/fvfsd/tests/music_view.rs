@@ -604,3 +604,43 @@ fn a_corrupt_cached_block_is_fetched_again_from_the_origin() {
     assert_eq!(lib.rpc("cache.stats", "{}")["refetched"], 0);
     lib.unmount();
 }
+
+#[test]
+fn sequential_playback_prefetches_the_next_track_of_the_album() {
+    let Some(mut lib) = Library::new() else {
+        return;
+    };
+    lib.mount(&[]);
+    let hunter = "Björk/Homogenic (1997)/01 Hunter.flac";
+    let joga = "Björk/Homogenic (1997)/02 Jóga.mp3";
+    let h = lib.original(hunter);
+    let j = lib.original(joga);
+    let windows = |b: &[u8]| {
+        let head = if b.starts_with(b"fLaC") {
+            flac_metadata_len(b)
+        } else {
+            // ID3v2: 10-byte header + syncsafe size.
+            10 + b[6..10].iter().fold(0u64, |a, x| a << 7 | u64::from(*x & 0x7f))
+        };
+        head.div_ceil(256 << 10) + (b.len() as u64 - head).div_ceil(256 << 10)
+    };
+    assert_eq!(std::fs::read(lib.path(hunter)).unwrap(), h);
+    // Playing Hunter to its end fetched its windows and, in the background, Jóga's.
+    let want = windows(&h) + windows(&j);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stats = lib.rpc("cache.stats", "{}");
+    while stats["misses"].as_u64() != Some(want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        stats = lib.rpc("cache.stats", "{}");
+    }
+    assert_eq!(stats["misses"].as_u64(), Some(want), "{stats}");
+    assert_eq!(
+        stats["size_bytes"].as_u64(),
+        Some((h.len() + j.len()) as u64),
+        "{stats}"
+    );
+    // Jóga then plays from the cache alone.
+    assert_eq!(std::fs::read(lib.path(joga)).unwrap(), j);
+    assert_eq!(lib.rpc("cache.stats", "{}")["misses"].as_u64(), Some(want));
+    lib.unmount();
+}

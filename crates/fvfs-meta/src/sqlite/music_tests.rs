@@ -270,3 +270,84 @@ fn a_view_serves_one_generation_until_the_next_is_swapped_in() {
         Err(MetaError::NotFound)
     ));
 }
+
+#[test]
+fn a_track_keeps_its_audio_span() {
+    let (_d, s) = store();
+    s.music_origin_put(&origin("nas", 1)).unwrap();
+    let mut t = track("nas", "a.flac", 1);
+    t.audio = Some(crate::AudioSpan {
+        start: 4096,
+        len: 1000,
+        id: [7; 32],
+    });
+    let id = s.music_track_put(&t).unwrap();
+    assert_eq!(s.music_track_get(id).unwrap().unwrap().audio, t.audio);
+    t.audio = None;
+    s.music_track_put(&t).unwrap();
+    assert_eq!(s.music_track_get(id).unwrap().unwrap().audio, None);
+}
+
+fn window(key: u8, idx: u64, bytes: u64, at: i64) -> crate::MusicWindow {
+    let mut k = vec![key; 32];
+    k.extend_from_slice(&idx.to_be_bytes());
+    crate::MusicWindow {
+        key: k,
+        blocks: vec![crate::BlockRef {
+            id: fvfs_types::BlockId([key; 32]),
+            len: bytes as u32,
+        }],
+        bytes,
+        last_access: at,
+    }
+}
+
+#[test]
+fn cache_windows_by_key_lru_and_piece() {
+    let (_d, s) = store();
+    let (a0, a1, b0) = (window(1, 0, 100, 10), window(1, 1, 50, 20), window(2, 0, 70, 5));
+    for w in [&a0, &a1, &b0] {
+        s.music_cache_put(w).unwrap();
+    }
+    assert_eq!(s.music_cache_get(&a1.key).unwrap(), Some(a1.clone()));
+    assert_eq!(s.music_cache_get(&[9; 40]).unwrap(), None);
+    let oldest: Vec<_> = s.music_cache_oldest(2).unwrap().into_iter().map(|w| w.key).collect();
+    assert_eq!(oldest, vec![b0.key.clone(), a0.key.clone()]);
+    // A touch moves a window to the back; an older time never moves it forward.
+    s.music_cache_touch(&[(b0.key.clone(), 30), (a1.key.clone(), 1)]).unwrap();
+    let order: Vec<_> = s.music_cache_oldest(9).unwrap().into_iter().map(|w| w.key).collect();
+    assert_eq!(order, vec![a0.key.clone(), a1.key.clone(), b0.key.clone()]);
+    assert_eq!(
+        s.music_cache_keys_of(&[[1; 32]]).unwrap(),
+        vec![a0.key.clone(), a1.key.clone()]
+    );
+    let t = s.music_cache_totals().unwrap();
+    assert_eq!((t.windows, t.blocks, t.bytes), (3, 3, 220));
+    assert!(s.music_cache_remove(&a0.key).unwrap());
+    assert!(!s.music_cache_remove(&a0.key).unwrap());
+    assert_eq!(s.music_cache_totals().unwrap().bytes, 120);
+}
+
+#[test]
+fn a_version_6_database_gains_audio_spans_and_the_cache() {
+    let (d, s) = store();
+    s.music_origin_put(&origin("nas", 1)).unwrap();
+    let id = s.music_track_put(&track("nas", "a.flac", 1)).unwrap();
+    drop(s);
+    let p = d.path().join("meta.db");
+    let c = rusqlite::Connection::open(&p).unwrap();
+    c.execute_batch(
+        "DROP TABLE music_cache; DROP INDEX music_entries_track;
+         ALTER TABLE music_tracks DROP COLUMN audio_start;
+         ALTER TABLE music_tracks DROP COLUMN audio_len;
+         ALTER TABLE music_tracks DROP COLUMN audio_id;
+         PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    drop(c);
+    let s = super::SqliteStore::open(&p, false).unwrap();
+    let t = s.music_track_get(id).unwrap().unwrap();
+    assert_eq!((t.path.as_str(), t.audio), ("a.flac", None));
+    s.music_cache_put(&window(1, 0, 10, 1)).unwrap();
+    assert_eq!(s.music_cache_totals().unwrap().windows, 1);
+}

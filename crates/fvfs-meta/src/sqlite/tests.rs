@@ -460,6 +460,7 @@ fn migration_to_v3_fills_st_blocks() {
          DROP TABLE music_collections;
          DROP TABLE music_views;
          DROP TABLE music_entries;
+         DROP TABLE music_cache;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",
