@@ -10,6 +10,8 @@
 //!   changed since is read again by that scan.
 //! - Items whose file is outside every directory origin, missing, or not valid UTF-8 are
 //!   counted and skipped, never half-imported.
+//! - Rows are written in transactions of [`BATCH`] items: an import that fails part way
+//!   leaves whole batches (a later import or scan completes them).
 
 use crate::scan::quick_id;
 use crate::source::RangeSource;
@@ -64,6 +66,9 @@ impl RangeSource for LocalFile {
         Ok(Bytes::from(buf))
     }
 }
+
+/// Rows written to the index per transaction.
+const BATCH: usize = 2000;
 
 /// Album-level fields of beets' `albums`, by album id.
 struct Album {
@@ -233,6 +238,7 @@ pub fn import_beets(
     let cols: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let mut rows = stmt.query([]).map_err(lib_err)?;
     let mut stats = BeetsStats::default();
+    let mut batch: Vec<MusicTrack> = Vec::with_capacity(BATCH);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
@@ -275,8 +281,14 @@ pub fn import_beets(
         t.mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
         t.quick_id = quick;
         t.scanned = now;
-        meta.music_track_put(&t)?;
-        stats.imported += 1;
+        batch.push(t);
+        if batch.len() >= BATCH {
+            meta.music_tracks_put(&batch)?;
+            stats.imported += batch.len() as u64;
+            batch.clear();
+        }
     }
+    meta.music_tracks_put(&batch)?;
+    stats.imported += batch.len() as u64;
     Ok(stats)
 }

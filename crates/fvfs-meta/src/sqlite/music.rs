@@ -168,6 +168,56 @@ fn served(tx: &rusqlite::Transaction<'_>, view: u64) -> Result<i64> {
     .ok_or(MetaError::NotFound)
 }
 
+/// Inserts or updates the track at (origin, path) inside `tx`; returns its id.
+fn put_track(tx: &rusqlite::Transaction<'_>, t: &MusicTrack) -> Result<u64> {
+    tx.prepare_cached(
+        "INSERT INTO music_tracks (origin, path, size, mtime, etag, quick_id, \
+         content_hash, format, title, artist, album, albumartist, genre, year, track, \
+         disc, duration_ms, bitrate, sample_rate, extra, has_cover, error, scanned, \
+         audio_start, audio_len, audio_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
+         ON CONFLICT (origin, path) DO UPDATE SET size = ?3, mtime = ?4, etag = ?5, \
+         quick_id = ?6, content_hash = ?7, format = ?8, title = ?9, artist = ?10, \
+         album = ?11, albumartist = ?12, genre = ?13, year = ?14, track = ?15, \
+         disc = ?16, duration_ms = ?17, bitrate = ?18, sample_rate = ?19, extra = ?20, \
+         has_cover = ?21, error = ?22, scanned = ?23, audio_start = ?24, \
+         audio_len = ?25, audio_id = ?26",
+    )?
+    .execute(params![
+        t.origin,
+        t.path,
+        t.size as i64,
+        t.mtime_ns,
+        t.etag,
+        &t.quick_id[..],
+        t.content_hash.as_ref().map(|h| &h[..]),
+        t.format,
+        t.title,
+        t.artist,
+        t.album,
+        t.albumartist,
+        t.genre,
+        t.year.map(i64::from),
+        t.track.map(i64::from),
+        t.disc.map(i64::from),
+        t.duration_ms.map(|v| v as i64),
+        t.bitrate_kbps.map(i64::from),
+        t.sample_rate.map(i64::from),
+        encode_extra(&t.extra),
+        t.has_cover as i64,
+        t.error,
+        t.scanned,
+        t.audio.map(|a| a.start as i64),
+        t.audio.map(|a| a.len as i64),
+        t.audio.as_ref().map(|a| a.id.to_vec())
+    ])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM music_tracks WHERE origin = ?1 AND path = ?2")?
+        .query_row(params![t.origin, t.path], |r| r.get(0))?;
+    Ok(id as u64)
+}
+
 impl MusicStore for SqliteStore {
     fn music_origin_put(&self, o: &MusicOrigin) -> Result<()> {
         self.write(|tx| {
@@ -205,56 +255,11 @@ impl MusicStore for SqliteStore {
     }
 
     fn music_track_put(&self, t: &MusicTrack) -> Result<u64> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO music_tracks (origin, path, size, mtime, etag, quick_id, \
-                 content_hash, format, title, artist, album, albumartist, genre, year, track, \
-                 disc, duration_ms, bitrate, sample_rate, extra, has_cover, error, scanned, \
-                 audio_start, audio_len, audio_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
-                 ON CONFLICT (origin, path) DO UPDATE SET size = ?3, mtime = ?4, etag = ?5, \
-                 quick_id = ?6, content_hash = ?7, format = ?8, title = ?9, artist = ?10, \
-                 album = ?11, albumartist = ?12, genre = ?13, year = ?14, track = ?15, \
-                 disc = ?16, duration_ms = ?17, bitrate = ?18, sample_rate = ?19, extra = ?20, \
-                 has_cover = ?21, error = ?22, scanned = ?23, audio_start = ?24, \
-                 audio_len = ?25, audio_id = ?26",
-            )?
-            .execute(params![
-                t.origin,
-                t.path,
-                t.size as i64,
-                t.mtime_ns,
-                t.etag,
-                &t.quick_id[..],
-                t.content_hash.as_ref().map(|h| &h[..]),
-                t.format,
-                t.title,
-                t.artist,
-                t.album,
-                t.albumartist,
-                t.genre,
-                t.year.map(i64::from),
-                t.track.map(i64::from),
-                t.disc.map(i64::from),
-                t.duration_ms.map(|v| v as i64),
-                t.bitrate_kbps.map(i64::from),
-                t.sample_rate.map(i64::from),
-                encode_extra(&t.extra),
-                t.has_cover as i64,
-                t.error,
-                t.scanned,
-                t.audio.map(|a| a.start as i64),
-                t.audio.map(|a| a.len as i64),
-                t.audio.as_ref().map(|a| a.id.to_vec())
-            ])?;
-            let id: i64 = tx.query_row(
-                "SELECT id FROM music_tracks WHERE origin = ?1 AND path = ?2",
-                params![t.origin, t.path],
-                |r| r.get(0),
-            )?;
-            Ok(id as u64)
-        })
+        self.write(|tx| put_track(tx, t))
+    }
+
+    fn music_tracks_put(&self, ts: &[MusicTrack]) -> Result<Vec<u64>> {
+        self.write(|tx| ts.iter().map(|t| put_track(tx, t)).collect())
     }
 
     fn music_track_get(&self, id: u64) -> Result<Option<MusicTrack>> {

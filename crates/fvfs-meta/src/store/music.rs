@@ -137,6 +137,11 @@ pub trait MusicStore {
     /// Inserts or updates the track at (origin, path); returns its id (the existing one
     /// on update; `t.id` is ignored).
     fn music_track_put(&self, t: &MusicTrack) -> Result<u64>;
+    /// [`MusicStore::music_track_put`] of every row of `ts`, in one transaction: all of
+    /// them or none. Returns their ids, in order.
+    fn music_tracks_put(&self, ts: &[MusicTrack]) -> Result<Vec<u64>> {
+        ts.iter().map(|t| self.music_track_put(t)).collect()
+    }
     fn music_track_get(&self, id: u64) -> Result<Option<MusicTrack>>;
     /// Tracks with an id above `after`, by id, at most `limit` (every origin with None).
     fn music_tracks(

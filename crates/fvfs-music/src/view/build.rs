@@ -16,6 +16,9 @@
 //!   album tag): beets' albums are import directories. The origin is not part of it:
 //!   an album mirrored on several origins is one album even when the preferred copy of
 //!   one track lies on another origin than the rest's.
+//! - Memory: the index is read in pages, three times (distinct files, albums, placing),
+//!   and the build holds ids, one row per album and the names placed, never every row
+//!   (1,000,000 tracks: bench/music.sh, docs/BENCHMARKS.md "Issue 11").
 
 use super::fields::TrackFields;
 use super::ViewError;
@@ -53,16 +56,16 @@ impl Fields for Row<'_> {
     }
 }
 
-/// The library's distinct files, in id order.
-fn library(meta: &dyn MetaStore, stats: &mut BuildStats) -> Result<Vec<MusicTrack>, ViewError> {
+/// The library's distinct files: for each quick id, the id of the preferred row (the
+/// lowest origin priority, then the lowest id), ascending. Reads the index in pages and
+/// keeps only those ids (not the rows).
+fn distinct(meta: &dyn MetaStore, stats: &mut BuildStats) -> Result<Vec<u64>, ViewError> {
     let priority: HashMap<String, i64> = meta
         .music_origins()?
         .into_iter()
         .map(|o| (o.id, o.priority))
         .collect();
-    let rank = |t: &MusicTrack| (priority.get(&t.origin).copied().unwrap_or(i64::MAX), t.id);
-    let mut tracks: Vec<MusicTrack> = Vec::new();
-    let mut by_quick: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut by_quick: HashMap<[u8; 32], (i64, u64)> = HashMap::new();
     let mut after = 0;
     loop {
         let page = meta.music_tracks(None, after, PAGE)?;
@@ -73,59 +76,101 @@ fn library(meta: &dyn MetaStore, stats: &mut BuildStats) -> Result<Vec<MusicTrac
                 stats.skipped += 1;
                 continue;
             }
+            let rank = (priority.get(&t.origin).copied().unwrap_or(i64::MAX), t.id);
             match by_quick.entry(t.quick_id) {
-                Entry::Occupied(e) => {
+                Entry::Occupied(mut e) => {
                     stats.skipped += 1;
-                    let placed = &mut tracks[*e.get()];
-                    if rank(&t) < rank(placed) {
-                        *placed = t;
+                    if rank < *e.get() {
+                        e.insert(rank);
                     }
                 }
                 Entry::Vacant(e) => {
-                    e.insert(tracks.len());
-                    tracks.push(t);
+                    e.insert(rank);
                 }
             }
         }
     }
-    tracks.sort_by_key(|t| t.id);
-    Ok(tracks)
+    let mut ids: Vec<u64> = by_quick.into_values().map(|(_, id)| id).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Calls `f` with each row of `ids` (ascending), read from the index in pages, in id
+/// order. A row gone since `ids` was made is not seen.
+fn each_track(
+    meta: &dyn MetaStore,
+    ids: &[u64],
+    mut f: impl FnMut(MusicTrack) -> Result<(), ViewError>,
+) -> Result<(), ViewError> {
+    let mut after = 0;
+    loop {
+        let page = meta.music_tracks(None, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for t in page {
+            if t.error.is_none() && ids.binary_search(&t.id).is_ok() {
+                f(t)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Album representatives by their identifier values.
 type Groups = HashMap<Vec<String>, Vec<usize>>;
 
 /// Albums for `%aunique`: each track's album representative (its album's first track).
-struct Albums<'a> {
-    tracks: &'a [MusicTrack],
-    /// Track id → index in `tracks` of its album's representative.
-    album_of: HashMap<u64, usize>,
+/// Only the representatives' rows are held, one per album.
+struct Albums {
+    /// The representatives, in the id order of their first track.
+    reps: Vec<MusicTrack>,
+    /// (track id, index in `reps` of its album's representative), by track id.
+    album_of: Vec<(u64, usize)>,
     /// Representatives, by the identifier list and their values (built on first use).
     groups: RefCell<HashMap<Vec<String>, Groups>>,
 }
 
-impl<'a> Albums<'a> {
-    fn new(tracks: &'a [MusicTrack]) -> Albums<'a> {
-        let mut first: HashMap<(&str, Cow<'_, str>), usize> = HashMap::new();
-        let mut album_of = HashMap::with_capacity(tracks.len());
-        for (i, t) in tracks.iter().enumerate() {
-            let dir = t.path.rsplit_once('/').map_or("", |(d, _)| d);
-            let album = crate::tags::field(t, "album").unwrap_or_default();
-            let rep = *first.entry((dir, album)).or_insert(i);
-            album_of.insert(t.id, rep);
-        }
-        Albums {
-            tracks,
+impl Albums {
+    fn new(meta: &dyn MetaStore, ids: &[u64]) -> Result<Albums, ViewError> {
+        let mut first: HashMap<(String, String), usize> = HashMap::new();
+        let mut reps = Vec::new();
+        let mut album_of = Vec::with_capacity(ids.len());
+        each_track(meta, ids, |t| {
+            let dir = t.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            let album = crate::tags::field(&t, "album")
+                .unwrap_or_default()
+                .into_owned();
+            let id = t.id;
+            let rep = match first.entry((dir, album)) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => {
+                    reps.push(t);
+                    *e.insert(reps.len() - 1)
+                }
+            };
+            album_of.push((id, rep));
+            Ok(())
+        })?;
+        Ok(Albums {
+            reps,
             album_of,
             groups: RefCell::new(HashMap::new()),
-        }
+        })
+    }
+
+    fn rep_of(&self, track: u64) -> Option<usize> {
+        let i = self
+            .album_of
+            .binary_search_by_key(&track, |(id, _)| *id)
+            .ok()?;
+        Some(self.album_of[i].1)
     }
 
     fn key(&self, rep: usize, identifiers: &[&str]) -> Vec<String> {
         identifiers
             .iter()
             .map(|f| {
-                crate::tags::field(&self.tracks[rep], f)
+                crate::tags::field(&self.reps[rep], f)
                     .unwrap_or_default()
                     .into_owned()
             })
@@ -138,15 +183,12 @@ impl<'a> Albums<'a> {
         identifiers: &[&str],
         disambiguators: &[&str],
     ) -> Option<String> {
-        let rep = *self.album_of.get(&t.id)?;
+        let rep = self.rep_of(t.id)?;
         let ids: Vec<String> = identifiers.iter().map(|s| s.to_string()).collect();
         let mut groups = self.groups.borrow_mut();
         let by_key = groups.entry(ids).or_insert_with(|| {
-            let mut reps: Vec<usize> = self.album_of.values().copied().collect();
-            reps.sort_unstable();
-            reps.dedup();
             let mut m = Groups::new();
-            for r in reps {
+            for r in 0..self.reps.len() {
                 m.entry(self.key(r, identifiers)).or_default().push(r);
             }
             m
@@ -155,13 +197,13 @@ impl<'a> Albums<'a> {
         if sharing.len() <= 1 {
             return None;
         }
-        let rows: Vec<Row<'_>> = sharing.iter().map(|&r| Row(&self.tracks[r])).collect();
+        let rows: Vec<Row<'_>> = sharing.iter().map(|&r| Row(&self.reps[r])).collect();
         aunique_disambiguator(
-            &Row(&self.tracks[rep]),
+            &Row(&self.reps[rep]),
             rows.iter(),
             identifiers,
             disambiguators,
-            &self.tracks[rep].id.to_string(),
+            &self.reps[rep].id.to_string(),
         )
     }
 }
@@ -204,8 +246,8 @@ pub fn build_view(
 ) -> Result<BuildStats, ViewError> {
     let template = Template::parse(&view.template)?;
     let mut stats = BuildStats::default();
-    let tracks = library(meta, &mut stats)?;
-    let albums = Albums::new(&tracks);
+    let ids = distinct(meta, &mut stats)?;
+    let albums = Albums::new(meta, &ids)?;
     let aunique = |t: &MusicTrack, i: &[&str], d: &[&str]| albums.aunique(t, i, d);
     let old = served_dirs(meta, view.id)?;
     let mut next_id = old
@@ -219,7 +261,8 @@ pub fn build_view(
     let mut dirs: HashMap<(u64, String), u64> = HashMap::new();
     let mut taken: HashMap<(u64, String), u64> = HashMap::new();
     let mut batch: Vec<MusicEntry> = Vec::with_capacity(PAGE);
-    for t in &tracks {
+    each_track(meta, &ids, |t| {
+        let t = &t;
         let parts = template.render_with(
             &TrackFields {
                 track: t,
@@ -228,7 +271,7 @@ pub fn build_view(
             opts,
         );
         let Some((file, path)) = parts.split_last() else {
-            continue;
+            return Ok(());
         };
         let mut parent = MUSIC_ROOT;
         for name in path {
@@ -281,7 +324,8 @@ pub fn build_view(
             meta.music_view_write(view.id, gen, &batch)?;
             batch.clear();
         }
-    }
+        Ok(())
+    })?;
     meta.music_view_write(view.id, gen, &batch)?;
     meta.music_view_swap(view.id, gen)?;
     stats.generation = gen;
