@@ -620,7 +620,9 @@ fn sequential_playback_prefetches_the_next_track_of_the_album() {
             flac_metadata_len(b)
         } else {
             // ID3v2: 10-byte header + syncsafe size.
-            10 + b[6..10].iter().fold(0u64, |a, x| a << 7 | u64::from(*x & 0x7f))
+            10 + b[6..10]
+                .iter()
+                .fold(0u64, |a, x| a << 7 | u64::from(*x & 0x7f))
         };
         head.div_ceil(256 << 10) + (b.len() as u64 - head).div_ceil(256 << 10)
     };

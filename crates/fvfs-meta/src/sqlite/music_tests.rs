@@ -305,17 +305,32 @@ fn window(key: u8, idx: u64, bytes: u64, at: i64) -> crate::MusicWindow {
 #[test]
 fn cache_windows_by_key_lru_and_piece() {
     let (_d, s) = store();
-    let (a0, a1, b0) = (window(1, 0, 100, 10), window(1, 1, 50, 20), window(2, 0, 70, 5));
+    let (a0, a1, b0) = (
+        window(1, 0, 100, 10),
+        window(1, 1, 50, 20),
+        window(2, 0, 70, 5),
+    );
     for w in [&a0, &a1, &b0] {
         s.music_cache_put(w).unwrap();
     }
     assert_eq!(s.music_cache_get(&a1.key).unwrap(), Some(a1.clone()));
     assert_eq!(s.music_cache_get(&[9; 40]).unwrap(), None);
-    let oldest: Vec<_> = s.music_cache_oldest(2).unwrap().into_iter().map(|w| w.key).collect();
+    let oldest: Vec<_> = s
+        .music_cache_oldest(2)
+        .unwrap()
+        .into_iter()
+        .map(|w| w.key)
+        .collect();
     assert_eq!(oldest, vec![b0.key.clone(), a0.key.clone()]);
     // A touch moves a window to the back; an older time never moves it forward.
-    s.music_cache_touch(&[(b0.key.clone(), 30), (a1.key.clone(), 1)]).unwrap();
-    let order: Vec<_> = s.music_cache_oldest(9).unwrap().into_iter().map(|w| w.key).collect();
+    s.music_cache_touch(&[(b0.key.clone(), 30), (a1.key.clone(), 1)])
+        .unwrap();
+    let order: Vec<_> = s
+        .music_cache_oldest(9)
+        .unwrap()
+        .into_iter()
+        .map(|w| w.key)
+        .collect();
     assert_eq!(order, vec![a0.key.clone(), a1.key.clone(), b0.key.clone()]);
     assert_eq!(
         s.music_cache_keys_of(&[[1; 32]]).unwrap(),

@@ -5,8 +5,9 @@
 //! Invariants:
 //! - A track is read from every origin that has a copy of it (same quick id and size),
 //!   with `OriginSet`'s failover; cached windows need no origin at all.
-//! - Prefetch never delays a read: it runs on the runtime, at most two windows at a
-//!   time (others are skipped, not queued), and its failures are only logged at debug.
+//! - Prefetch never delays a read: it runs on the runtime, at most two windows of the
+//!   track being read and one next track at a time (others are skipped, not queued),
+//!   and its failures are only logged at debug.
 
 use super::tree::{Core, Cover};
 use super::{FsError, Result};
@@ -284,6 +285,20 @@ impl OpenTrack {
     /// first windows of the next track of the directory.
     fn prefetch(&self, core: &Core, body: &Arc<TrackBody>, end: u64) {
         let w = core.cache.config().window;
+        // The next track first: near the end it matters more than this track's tail.
+        if end + 2 * w >= body.len() && !self.next_warmed.load(Ordering::Relaxed) {
+            match self.next_track(core, body.track.id) {
+                Some(next) => {
+                    let first: Vec<(Piece, u64)> =
+                        next.pieces.iter().take(2).map(|p| (*p, 0)).collect();
+                    // Skipped while two prefetches run: the next read tries again.
+                    if warm(&core.prefetching_next, core, next.src.clone(), first) {
+                        self.next_warmed.store(true, Ordering::Relaxed);
+                    }
+                }
+                None => self.next_warmed.store(true, Ordering::Relaxed),
+            }
+        }
         if let Some((piece, idx)) = body.window_at(&core.cache, end) {
             let next = if (idx + 1) * w < piece.len {
                 Some((piece, idx + 1))
@@ -291,14 +306,7 @@ impl OpenTrack {
                 body.window_at(&core.cache, piece.start + piece.len)
             };
             if let Some((p, i)) = next {
-                warm(core, body.src.clone(), vec![(p, i)]);
-            }
-        }
-        if end + 2 * w >= body.len() && !self.next_warmed.swap(true, Ordering::Relaxed) {
-            if let Some(next) = self.next_track(core, body.track.id) {
-                let first: Vec<(Piece, u64)> =
-                    next.pieces.iter().take(2).map(|p| (*p, 0)).collect();
-                warm(core, next.src.clone(), first);
+                warm(&core.prefetching, core, body.src.clone(), vec![(p, i)]);
             }
         }
     }
@@ -318,10 +326,15 @@ impl OpenTrack {
     }
 }
 
-/// Starts warming `windows` unless two prefetches already run.
-fn warm(core: &Core, src: Arc<OriginFetch>, windows: Vec<(Piece, u64)>) {
-    let Ok(permit) = core.prefetching.clone().try_acquire_owned() else {
-        return;
+/// Starts warming `windows` unless `slots` are all taken; whether it started.
+fn warm(
+    slots: &Arc<tokio::sync::Semaphore>,
+    core: &Core,
+    src: Arc<OriginFetch>,
+    windows: Vec<(Piece, u64)>,
+) -> bool {
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        return false;
     };
     let cache = core.cache.clone();
     core.rt.spawn(async move {
@@ -333,4 +346,5 @@ fn warm(core: &Core, src: Arc<OriginFetch>, windows: Vec<(Piece, u64)>) {
         }
         drop(permit);
     });
+    true
 }

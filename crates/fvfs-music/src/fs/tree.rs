@@ -66,6 +66,8 @@ pub(crate) struct Core {
     /// The directory each track was last seen in (for the next-track prefetch).
     pub parents: Mutex<HashMap<u64, (u64, u64)>>,
     pub prefetching: Arc<tokio::sync::Semaphore>,
+    /// The next track's prefetch has a slot of its own.
+    pub prefetching_next: Arc<tokio::sync::Semaphore>,
 }
 
 fn now_ns() -> i64 {
@@ -152,6 +154,7 @@ impl Core {
             overlays: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::new()),
             prefetching: Arc::new(tokio::sync::Semaphore::new(2)),
+            prefetching_next: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
