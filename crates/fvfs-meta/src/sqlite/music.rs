@@ -506,10 +506,29 @@ impl MusicStore for SqliteStore {
             let gen = served(tx, view)?;
             Ok(tx
                 .prepare_cached(
+                    // Without statistics the planner prefers the primary key's
+                    // (view, gen) prefix, a scan of the whole tree: name the index.
                     "SELECT parent, name, dir, track FROM music_entries \
-                     WHERE view = ?1 AND gen = ?2 AND dir = ?3",
+                     INDEXED BY music_entries_dir \
+                     WHERE view = ?1 AND gen = ?2 AND dir = ?3 AND dir IS NOT NULL",
                 )?
                 .query_row(params![view as i64, gen, dir as i64], entry_from_row)
+                .optional()?)
+        })
+    }
+
+    fn music_dir_cover_track(&self, view: u64, parent: u64) -> Result<Option<u64>> {
+        self.read(|tx| {
+            let gen = served(tx, view)?;
+            Ok(tx
+                .prepare_cached(
+                    "SELECT e.track FROM music_entries e JOIN music_tracks t ON t.id = e.track \
+                     WHERE e.view = ?1 AND e.gen = ?2 AND e.parent = ?3 AND t.has_cover = 1 \
+                     AND t.error IS NULL ORDER BY e.name LIMIT 1",
+                )?
+                .query_row(params![view as i64, gen, parent as i64], |r| {
+                    r.get::<_, i64>(0).map(|v| v as u64)
+                })
                 .optional()?)
         })
     }
@@ -520,7 +539,8 @@ impl MusicStore for SqliteStore {
             Ok(tx
                 .prepare_cached(
                     "SELECT parent, name, dir, track FROM music_entries \
-                     WHERE view = ?1 AND gen = ?2 AND track = ?3 LIMIT 1",
+                     INDEXED BY music_entries_track \
+                     WHERE view = ?1 AND gen = ?2 AND track = ?3 AND track IS NOT NULL LIMIT 1",
                 )?
                 .query_row(params![view as i64, gen, track as i64], entry_from_row)
                 .optional()?)

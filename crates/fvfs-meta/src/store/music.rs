@@ -189,6 +189,9 @@ pub trait MusicStore {
     ) -> Result<Vec<MusicEntry>>;
     /// The entry naming directory `dir` (its parent and name); None for the root.
     fn music_dir_entry(&self, view: u64, dir: u64) -> Result<Option<MusicEntry>>;
+    /// The first track (by name) of directory `parent` of the served tree whose file
+    /// embeds a front cover, if any (one indexed query: a listing's cover check).
+    fn music_dir_cover_track(&self, view: u64, parent: u64) -> Result<Option<u64>>;
     /// An entry naming track `track` in the served tree (its parent and name), if the
     /// view shows it.
     fn music_track_entry(&self, view: u64, track: u64) -> Result<Option<MusicEntry>>;

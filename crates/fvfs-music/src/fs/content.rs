@@ -273,7 +273,11 @@ impl OpenTrack {
         };
         let (data, file_end) = body.read_served(core, offset, len)?;
         let end = offset + data.len() as u64;
-        let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
+        // The kernel's readahead runs several reads at once, so they arrive a little out
+        // of order: a read that starts near where the last one ended is sequential.
+        let prev = self.last_end.swap(end, Ordering::Relaxed);
+        let slack = 2 * core.cache.config().window;
+        let sequential = prev != u64::MAX && offset.abs_diff(prev) <= slack;
         if core.cfg.prefetch && sequential {
             self.prefetch(core, body, file_end);
         }

@@ -27,8 +27,8 @@ pub const SEARCH_DIR: &str = ".search";
 pub const COLLECTIONS_DIR: &str = ".collections";
 /// Rows fetched per index query of a listing.
 const PAGE: usize = 1000;
-/// Tracks of a directory looked at for a cover, at most.
-const COVER_PROBE: usize = 64;
+/// The names a cover may have.
+const COVER_NAMES: [&str; 2] = ["cover.jpg", "cover.png"];
 /// Covers, search listings and track parents remembered, at most.
 const REMEMBERED: usize = 4096;
 
@@ -252,9 +252,12 @@ impl Core {
             }
         }
         if let Some((view, dir)) = self.view_dir(node) {
-            if let Some((cover_name, _)) = self.cover(view, dir)? {
-                if name == cover_name {
-                    return Ok(Node::Cover { view, dir });
+            // Only a cover's name costs a look at the directory's art.
+            if COVER_NAMES.contains(&name) {
+                if let Some((cover_name, _)) = self.cover(view, dir)? {
+                    if name == cover_name {
+                        return Ok(Node::Cover { view, dir });
+                    }
                 }
             }
             let e = self
@@ -393,38 +396,17 @@ impl Core {
         }
     }
 
-    /// The cover of directory `dir` of `view`: the embedded art of its first track that
-    /// has some. Remembered for the life of the mount.
+    /// The cover of directory `dir` of `view`: the embedded art of its first track (by
+    /// name) that has some. Remembered for the life of the mount.
     pub fn cover(&self, view: u64, dir: u64) -> Result<Cover> {
         if let Some(c) = self.covers.lock().get(&(view, dir)) {
             return Ok(c.clone());
         }
-        let mut found = None;
-        let mut probed = 0;
-        let mut after: Option<String> = None;
-        'pages: loop {
-            let page = self.meta.music_readdir(view, dir, after.as_deref(), PAGE)?;
-            for e in &page {
-                if let MusicNode::Track(t) = e.node {
-                    probed += 1;
-                    if let Ok(t) = self.track(t) {
-                        if t.has_cover {
-                            found = Some(t);
-                            break 'pages;
-                        }
-                    }
-                    if probed >= COVER_PROBE {
-                        break 'pages;
-                    }
-                }
-            }
-            match page.last() {
-                Some(e) if page.len() == PAGE => after = Some(e.name.clone()),
-                _ => break,
-            }
-        }
-        let cover = match found {
-            Some(t) => content::front_cover(self, &t)?,
+        let cover = match self.meta.music_dir_cover_track(view, dir)? {
+            Some(t) => match self.track(t) {
+                Ok(t) => content::front_cover(self, &t)?,
+                Err(_) => None,
+            },
             None => None,
         };
         remember(&mut self.covers.lock(), (view, dir), cover.clone());
