@@ -63,10 +63,6 @@ impl MusicService {
             rescanning: tokio::sync::Mutex::new(()),
         })
     }
-
-    fn view_path(&self, track: u64) -> Result<Option<String>, ControlError> {
-        track_path(self.music.meta.as_ref(), self.root_view, track).map_err(failed)
-    }
 }
 
 /// The path of `track` in a mount of the views (from the mount point): in view
@@ -127,25 +123,37 @@ impl IndexSearch {
 
     /// At most `limit` tracks matching `query`, best first.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchResult>, ControlError> {
-        let hits = self.search.search(query, limit)?;
-        let mut out = Vec::with_capacity(hits.len());
-        for h in hits {
-            let Some(t) = self.meta.music_track_get(h.track).map_err(failed)? else {
-                continue;
-            };
-            out.push(SearchResult {
-                track: t.id,
-                path: track_path(self.meta.as_ref(), None, t.id).map_err(failed)?,
-                origin: t.origin,
-                origin_path: t.path,
-                artist: t.artist,
-                album: t.album,
-                title: t.title,
-                score: h.score,
-            });
-        }
-        Ok(out)
+        search_results(self.meta.as_ref(), self.search.as_ref(), None, query, limit)
     }
+}
+
+/// At most `limit` tracks matching `query`, with their rows and their paths in a mount
+/// of the views (`root_view` as in [`track_path`]).
+fn search_results(
+    meta: &dyn fvfs_meta::MetaStore,
+    search: &dyn fvfs_music::search::TrackSearch,
+    root_view: Option<u64>,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<SearchResult>, ControlError> {
+    let hits = search.search(query, limit)?;
+    let mut out = Vec::with_capacity(hits.len());
+    for h in hits {
+        let Some(t) = meta.music_track_get(h.track).map_err(failed)? else {
+            continue;
+        };
+        out.push(SearchResult {
+            track: t.id,
+            path: track_path(meta, root_view, t.id).map_err(failed)?,
+            origin: t.origin,
+            origin_path: t.path,
+            artist: t.artist,
+            album: t.album,
+            title: t.title,
+            score: h.score,
+        });
+    }
+    Ok(out)
 }
 
 impl MusicControl for MusicService {
@@ -233,24 +241,13 @@ impl MusicControl for MusicService {
                 "this mount has no search index".into(),
             ));
         };
-        let hits = s.search(query, limit)?;
-        let mut out = Vec::with_capacity(hits.len());
-        for h in hits {
-            let Some(t) = self.music.meta.music_track_get(h.track).map_err(failed)? else {
-                continue;
-            };
-            out.push(SearchResult {
-                track: t.id,
-                path: self.view_path(t.id)?,
-                origin: t.origin,
-                origin_path: t.path,
-                artist: t.artist,
-                album: t.album,
-                title: t.title,
-                score: h.score,
-            });
-        }
-        Ok(out)
+        search_results(
+            self.music.meta.as_ref(),
+            s.as_ref(),
+            self.root_view,
+            query,
+            limit,
+        )
     }
 
     fn origins(&self) -> Result<Vec<OriginStatus>, ControlError> {
