@@ -121,7 +121,7 @@ fn a_full_metadata_disk_is_enospc_and_loses_nothing() {
     let metafs = f.dir.path().join("metafs");
     std::fs::create_dir(&metafs).unwrap();
     let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=384k", "tmpfs"])
         .arg(&metafs)
         .status()
         .unwrap();
