@@ -159,6 +159,16 @@ impl RangeSource for CachedFile {
     }
 }
 
+/// A ranged reader over `t`'s original file through the cache (tag, cover and overlay
+/// reads).
+fn cached_reader(core: &Core, t: &MusicTrack) -> Result<RangedReader> {
+    Ok(RangedReader::new(Arc::new(CachedFile {
+        body: Arc::new(TrackBody::new(core, t.clone())?),
+        cache: core.cache.clone(),
+        rt: core.rt.clone(),
+    })))
+}
+
 /// The size the view shows for `t`: its file's, or its overlay's.
 pub(crate) fn served_size(core: &Core, t: &MusicTrack) -> Result<u64> {
     Ok(match overlay_of(core, t)? {
@@ -183,13 +193,7 @@ pub(crate) fn overlay_of(core: &Core, t: &MusicTrack) -> Result<Option<Arc<Overl
             return Ok(Some(o.clone()));
         }
     }
-    let body = Arc::new(TrackBody::new(core, t.clone())?);
-    let src = Arc::new(CachedFile {
-        body,
-        cache: core.cache.clone(),
-        rt: core.rt.clone(),
-    });
-    let mut r = RangedReader::new(src);
+    let mut r = cached_reader(core, t)?;
     let built = match build_overlay(&mut r, t) {
         Ok(Some(o)) => Arc::new(o),
         Ok(None) => return Ok(None),
@@ -210,13 +214,7 @@ pub(crate) fn overlay_of(core: &Core, t: &MusicTrack) -> Result<Option<Arc<Overl
 
 /// The embedded front cover of `t`: `cover.jpg` or `cover.png` and its bytes.
 pub(crate) fn front_cover(core: &Core, t: &MusicTrack) -> Result<Cover> {
-    let body = Arc::new(TrackBody::new(core, t.clone())?);
-    let src = Arc::new(CachedFile {
-        body,
-        cache: core.cache.clone(),
-        rt: core.rt.clone(),
-    });
-    let mut r = RangedReader::new(src);
+    let mut r = cached_reader(core, t)?;
     let hint = Some(t.format.as_str());
     match crate::tags::front_cover_from(&mut r, hint) {
         Ok(Some((mime, bytes))) => {
