@@ -146,6 +146,35 @@ pub fn compress_bytes(plain: &[u8]) -> Result<Vec<u8>, ChunkError> {
         .map_err(|e| ChunkError::io("zstd compression", e))
 }
 
+/// [`compress_bytes`] from file `src` into file `dst`, streamed (memory stays at the
+/// encoder's buffers whatever the size): one frame recording its content size, which
+/// [`decompress_bytes`] reads back. Returns the bytes written to `dst`.
+pub fn compress_file(src: &std::path::Path, dst: &std::path::Path) -> Result<u64, ChunkError> {
+    let err = |what: &str, e| ChunkError::io(format!("zstd compression ({what})"), e);
+    let mut input = std::fs::File::open(src).map_err(|e| err("opening the source", e))?;
+    let len = input
+        .metadata()
+        .map_err(|e| err("sizing the source", e))?
+        .len();
+    let out = std::fs::File::create(dst).map_err(|e| err("creating the output", e))?;
+    let mut enc = zstd::stream::Encoder::new(std::io::BufWriter::new(out), OBJECT_ZSTD_LEVEL)
+        .map_err(|e| err("starting", e))?;
+    enc.include_contentsize(true)
+        .map_err(|e| err("starting", e))?;
+    enc.set_pledged_src_size(Some(len))
+        .map_err(|e| err("starting", e))?;
+    std::io::copy(&mut input, &mut enc).map_err(|e| err("writing", e))?;
+    let out = enc.finish().map_err(|e| err("finishing", e))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| err("writing", e.into_error()))?;
+    file.sync_all().map_err(|e| err("syncing", e))?;
+    Ok(file
+        .metadata()
+        .map_err(|e| err("sizing the output", e))?
+        .len())
+}
+
 /// Decompresses one zstd frame written by [`compress_bytes`], refusing (without
 /// allocating it) content larger than `limit` bytes. A malformed frame or one over the
 /// limit is an [`ChunkError::Io`] of kind `InvalidData`.

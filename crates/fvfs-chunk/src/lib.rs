@@ -20,6 +20,6 @@ pub use cdc::{cut, effective_params};
 pub use codec::{
     block_id, decode_block, encode_as, encode_block, EncodedBlock, MAX_BLOCK_SIZE, ZSTD_LEVEL,
 };
-pub use codec::{compress_bytes, decompress_bytes};
+pub use codec::{compress_bytes, compress_file, decompress_bytes};
 pub use error::ChunkError;
 pub use store::{BlockMeta, BlockStore, BlockStoreConfig, CacheStats, TierEvent, TierEventKind};

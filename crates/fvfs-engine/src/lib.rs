@@ -24,6 +24,7 @@ mod open;
 pub mod paths;
 pub mod restore;
 mod running;
+pub mod startup;
 pub mod tiers;
 
 pub use error::{EngineError, Result};

@@ -12,10 +12,10 @@ use fvfs_meta::MetaStore;
 use fvfs_music::cache::{CacheConfig, MusicCache};
 use fvfs_music::fs::{MusicFs, MusicFsConfig};
 use fvfs_music::origin::{Origin, OriginSet, OriginSpec};
-use fvfs_music::search::TrackSearch;
 use std::sync::Arc;
 
 pub use fvfs_music::cache::{CacheCounters, DEFAULT_LIMIT};
+pub use fvfs_music::search::{DeferredSearch, SearchError, TrackSearch};
 
 /// How the view is mounted.
 #[derive(Clone, Debug)]
@@ -77,6 +77,7 @@ impl MusicRunning {
                 }
             }
         }
+        crate::startup::mark("music origins opened");
         let origins = OriginSet::new(opened).map_err(|e| EngineError::Music(e.into()))?;
         let _rt = run.rt.enter();
         origins.spawn_health_checks(&run.workers);
@@ -91,6 +92,7 @@ impl MusicRunning {
             )
             .map_err(|e| EngineError::Invalid(format!("cannot open the music cache: {e}")))?,
         );
+        crate::startup::mark("music cache opened");
         let fs = MusicFs::new(
             meta.clone(),
             origins.clone(),
@@ -107,6 +109,7 @@ impl MusicRunning {
             },
         )
         .map_err(|e| EngineError::Invalid(format!("cannot start the music view: {e}")))?;
+        crate::startup::mark("music view opened");
         // The search index may lag the metadata (a scan by a process without it, a
         // first mount): bring it up to date without delaying the mount.
         if let Some(s) = search.clone() {

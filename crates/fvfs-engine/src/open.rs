@@ -114,6 +114,7 @@ impl Engine {
     pub async fn open(opts: EngineOpts) -> Result<Engine> {
         let check = opts.check_tier;
         let engine = Engine::open_unchecked(opts)?;
+        crate::startup::mark("metadata and tiers opened");
         if check {
             let tiers = engine.store.tiers();
             let durable = engine.store.durable();
@@ -126,6 +127,7 @@ impl Engine {
                     }
                 }
             }
+            crate::startup::mark("tiers checked");
         }
         Ok(engine)
     }

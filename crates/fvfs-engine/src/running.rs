@@ -58,9 +58,12 @@ impl Running {
             .enable_all()
             .build()
             .map_err(EngineError::io("cannot start the runtime"))?;
+        crate::startup::mark("runtime");
         let meta_url = opts.meta_url.clone();
         let engine = rt.block_on(Engine::open(opts))?;
+        crate::startup::mark("engine opened");
         let vfs = engine.vfs()?;
+        crate::startup::mark("vfs");
         let spool = Spool::open(&spool_dir(&meta_url, vfs.settings()))?;
         let replayed = rt.block_on(vfs.replay_spool(&spool))?;
         if replayed > 0 {
@@ -73,6 +76,7 @@ impl Running {
             Ok(n) => tracing::info!(removed = n, "removed unfinished uploads of a previous run"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
         }
+        crate::startup::mark("spool replayed, uploads swept");
         let host = hostname();
         // Sessions of processes on this host that died without a clean stop (kill -9,
         // power loss) are over: with the mount lock held, no other process serves this
@@ -87,6 +91,7 @@ impl Running {
             engine
                 .meta
                 .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
+        crate::startup::mark("session registered");
         let workers = Arc::new(Workers::new());
         {
             let _guard = rt.enter();
@@ -103,6 +108,7 @@ impl Running {
                 fvfs_vfs::META_BACKUP_KEEP,
             ));
         }
+        crate::startup::mark("workers started");
         Ok(Running {
             rt,
             engine,

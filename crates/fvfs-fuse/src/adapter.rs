@@ -122,6 +122,9 @@ fn fopen(o: &Opened) -> FopenFlags {
     if o.direct_io {
         f |= FopenFlags::FOPEN_DIRECT_IO;
     }
+    if o.cache_dir {
+        f |= FopenFlags::FOPEN_CACHE_DIR;
+    }
     f
 }
 
@@ -564,8 +567,17 @@ mod tests {
             fh: 3,
             keep_cache: true,
             direct_io: false,
+            cache_dir: false,
         };
         assert_eq!(fopen(&o), FopenFlags::FOPEN_KEEP_CACHE);
+        let d = Opened {
+            cache_dir: true,
+            ..o
+        };
+        assert_eq!(
+            fopen(&d),
+            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
+        );
         assert_eq!(fopen(&Opened::default()), FopenFlags::empty());
     }
 }

@@ -153,6 +153,11 @@ pub struct Opened {
     pub keep_cache: bool,
     /// FOPEN_DIRECT_IO: reads and writes bypass the page cache.
     pub direct_io: bool,
+    /// FOPEN_CACHE_DIR (directories): the kernel keeps this listing and serves later
+    /// listings of the directory from it until the directory's mtime changes. Only for
+    /// listings that change with the directory's mtime; with `keep_cache` the kept
+    /// listing also survives the next open.
+    pub cache_dir: bool,
 }
 
 /// One directory entry of a readdir batch.
@@ -235,7 +240,9 @@ pub trait FsOps: Send + Sync + 'static {
     fn open(&self, ctx: &Ctx, ino: u64, flags: i32) -> Result<Opened> {
         Ok(Opened::default())
     }
-    fn read(&self, ctx: &Ctx, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// The bytes at `offset` (fewer than `size` only at the end of the file). `Bytes`, so
+    /// that a face serving from a shared buffer (a cache) replies without a copy.
+    fn read(&self, ctx: &Ctx, ino: u64, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
         Err(Errno::ENOSYS)
     }
     /// Returns the bytes written.

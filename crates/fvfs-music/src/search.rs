@@ -37,3 +37,57 @@ pub trait TrackSearch: Send + Sync {
     /// Returns how many tracks were (re)indexed or removed.
     fn refresh(&self, meta: &dyn fvfs_meta::MusicStore) -> Result<u64, SearchError>;
 }
+
+/// A search index opened on a thread of its own: a mount goes live without waiting for
+/// the index's files (tens of milliseconds when they are not in the page cache), and
+/// the first search waits for the open to finish. An open that failed fails every
+/// search with its message.
+pub struct DeferredSearch {
+    opened: std::sync::OnceLock<Result<std::sync::Arc<dyn TrackSearch>, String>>,
+    opening: parking_lot::Mutex<Option<std::thread::JoinHandle<OpenResult>>>,
+}
+
+type OpenResult = Result<std::sync::Arc<dyn TrackSearch>, SearchError>;
+
+impl DeferredSearch {
+    /// Starts `open` on a new thread.
+    pub fn start(
+        open: impl FnOnce() -> OpenResult + Send + 'static,
+    ) -> std::io::Result<DeferredSearch> {
+        let handle = std::thread::Builder::new()
+            .name("fvfs-search-open".into())
+            .spawn(open)?;
+        Ok(DeferredSearch {
+            opened: std::sync::OnceLock::new(),
+            opening: parking_lot::Mutex::new(Some(handle)),
+        })
+    }
+
+    /// The opened index, once the open is done.
+    fn get(&self) -> Result<&std::sync::Arc<dyn TrackSearch>, SearchError> {
+        if self.opened.get().is_none() {
+            let mut opening = self.opening.lock();
+            if let Some(h) = opening.take() {
+                let r = match h.join() {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("opening the search index panicked".to_string()),
+                };
+                let _ = self.opened.set(r);
+            }
+        }
+        match self.opened.get() {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(SearchError::Index(e.clone())),
+            None => Err(SearchError::Index("the search index is not open".into())),
+        }
+    }
+}
+
+impl TrackSearch for DeferredSearch {
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        self.get()?.search(query, limit)
+    }
+    fn refresh(&self, meta: &dyn fvfs_meta::MusicStore) -> Result<u64, SearchError> {
+        self.get()?.refresh(meta)
+    }
+}

@@ -94,7 +94,9 @@ impl SearchIndex {
 
 impl TrackSearch for SearchIndex {
     fn refresh(&self, meta: &dyn fvfs_meta::MusicStore) -> Result<u64, SearchError> {
-        let s = self.sync(meta)?;
+        let Some(s) = self.sync_if_changed(meta)? else {
+            return Ok(0);
+        };
         self.reload()?;
         Ok(s.indexed + s.deleted)
     }

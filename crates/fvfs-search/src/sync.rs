@@ -10,7 +10,12 @@
 //!   unreadable track) is deleted; unreadable tracks are never added.
 //! - Everything a sync changes becomes visible in one commit at its end, or not at all
 //!   (an error drops the uncommitted writer: the index stays as it was). A sync that
-//!   found nothing to change does not commit.
+//!   found nothing to change commits only to record the store's change count.
+//! - Each commit's payload records the store's change count (`MusicStore::music_changes`)
+//!   read before the sync read any track: [`SearchIndex::sync_if_changed`] skips the
+//!   sync when the store still has that count, so opening a mount over an unchanged
+//!   library of a million tracks does not read them all. A change committed during a
+//!   sync moves the count past the recorded one, and the next sync sees it.
 //! - The index writer (and its lock file) is held only while a sync runs; another
 //!   process syncing at the same time gets [`SearchError::Index`].
 
@@ -26,6 +31,9 @@ use tantivy::{IndexWriter, Searcher, TantivyDocument, Term};
 
 use crate::schema::{digest, document};
 use crate::{index_error, SearchIndex};
+
+/// Prefix of a commit's payload before the store's change count.
+const CHANGES_PAYLOAD: &str = "music_changes=";
 
 /// Tracks read from the store at a time.
 const PAGE: usize = 2000;
@@ -123,6 +131,9 @@ impl SearchIndex {
             })?;
         // The lock is ours: no commit can land after this snapshot until ours.
         self.reader.reload().map_err(index_error)?;
+        let changes = meta
+            .music_changes()
+            .map_err(|e| SearchError::Index(format!("reading the music index: {e}")))?;
         let searcher = self.reader.searcher();
         let columns = Columns::open(&searcher)?;
 
@@ -171,11 +182,34 @@ impl SearchIndex {
                 _ => break,
             }
         }
-        if stats.changed() {
-            writer.commit().map_err(index_error)?;
+        if stats.changed() || self.synced_changes()? != Some(changes) {
+            let mut commit = writer.prepare_commit().map_err(index_error)?;
+            commit.set_payload(&format!("{CHANGES_PAYLOAD}{changes}"));
+            commit.commit().map_err(index_error)?;
             writer.wait_merging_threads().map_err(index_error)?;
             self.reader.reload().map_err(index_error)?;
         }
         Ok(stats)
+    }
+
+    /// The store's change count the last commit recorded (None: no commit recorded one).
+    pub fn synced_changes(&self) -> Result<Option<u64>, SearchError> {
+        let metas = self.index.load_metas().map_err(index_error)?;
+        Ok(metas
+            .payload
+            .as_deref()
+            .and_then(|p| p.strip_prefix(CHANGES_PAYLOAD))
+            .and_then(|n| n.parse().ok()))
+    }
+
+    /// [`SearchIndex::sync`] unless the store has not changed since the last one (None).
+    pub fn sync_if_changed(&self, meta: &dyn MusicStore) -> Result<Option<SyncStats>, SearchError> {
+        let now = meta
+            .music_changes()
+            .map_err(|e| SearchError::Index(format!("reading the music index: {e}")))?;
+        if self.synced_changes()? == Some(now) {
+            return Ok(None);
+        }
+        self.sync(meta).map(Some)
     }
 }

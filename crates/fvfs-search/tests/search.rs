@@ -393,6 +393,34 @@ fn a_retagged_track_is_found_by_its_new_tags_only() {
 }
 
 #[test]
+fn a_sync_is_skipped_until_the_tracks_change() {
+    let (f, l, ix) = synced();
+    let changes = f.store().music_changes().unwrap();
+    assert!(changes > 0, "puts count as changes");
+    assert_eq!(ix.synced_changes().unwrap(), Some(changes));
+    assert_eq!(ix.sync_if_changed(f.store()).unwrap(), None);
+    // A reopened index keeps the marker (it is in the commit).
+    assert_eq!(f.open().synced_changes().unwrap(), Some(changes));
+    // Any change of the tracks brings the sync back, once.
+    let mut retagged = f.store().music_track_get(l.daft).unwrap().unwrap();
+    retagged.title = Some("One More Time".into());
+    retagged.scanned += 1;
+    f.put(&retagged);
+    let stats = ix.sync_if_changed(f.store()).unwrap().expect("a sync");
+    assert_eq!((stats.indexed, stats.deleted, stats.unchanged), (1, 0, 5));
+    assert_eq!(found(&ix, "title:time"), set([l.daft]));
+    assert_eq!(ix.sync_if_changed(f.store()).unwrap(), None);
+    f.store().music_tracks_delete(&[l.massive]).unwrap();
+    let stats = ix.sync_if_changed(f.store()).unwrap().expect("a sync");
+    assert_eq!((stats.indexed, stats.deleted), (0, 1));
+    assert_eq!(ix.refresh(f.store()).unwrap(), 0);
+    assert_eq!(
+        ix.synced_changes().unwrap(),
+        Some(f.store().music_changes().unwrap())
+    );
+}
+
+#[test]
 fn unreadable_tracks_are_never_found() {
     let (f, l, ix) = synced();
     assert_eq!(found(&ix, "justice"), set([]));

@@ -38,6 +38,8 @@ pub use spec::{TierKind, TierSpec, DEFAULT_REGION};
 pub const BLOCKS_PREFIX: &str = "blocks/";
 /// Prefix of the objects written by [`Tier::check`].
 pub const PROBE_PREFIX: &str = "probe/";
+/// Bytes per part of [`Tier::put_object_from_file`] (S3 wants at least 5 MiB per part).
+pub const FILE_PART: usize = 8 << 20;
 /// Directory (under an fs root) where objects are written before being renamed.
 pub const FS_TMP_DIR: &str = ".tmp";
 
@@ -291,6 +293,58 @@ impl Tier {
             .await
             .map(|_| ())
             .map_err(|e| self.err(key, e))
+    }
+
+    /// Writes an object atomically from the file at `path`, in parts of
+    /// [`FILE_PART`] bytes (an S3 multipart upload), so that memory does not grow with
+    /// the file: large objects such as metadata backups.
+    pub async fn put_object_from_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<(), TierError> {
+        use tokio::io::AsyncReadExt;
+        check_key(key)?;
+        let local = |e: std::io::Error| {
+            self.err(
+                key,
+                opendal::Error::new(opendal::ErrorKind::Unexpected, "reading the local file")
+                    .set_source(e),
+            )
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+        let mut w = self
+            .inner
+            .op
+            .writer_with(key)
+            .chunk(FILE_PART)
+            .await
+            .map_err(|e| self.err(key, e))?;
+        loop {
+            let mut buf = Vec::with_capacity(FILE_PART);
+            while buf.len() < FILE_PART {
+                let n = (&mut file)
+                    .take((FILE_PART - buf.len()) as u64)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(local)?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            let last = buf.len() < FILE_PART;
+            if let Err(e) = w.write(buf).await {
+                let _ = w.abort().await;
+                return Err(self.err(key, e));
+            }
+            if last {
+                break;
+            }
+        }
+        w.close().await.map(|_| ()).map_err(|e| self.err(key, e))
     }
 
     /// Reads a whole object; [`TierError::NotFound`] if absent.

@@ -141,3 +141,34 @@ async fn whole_and_ranged_gets_of_a_large_object_are_exact() {
         );
     }
 }
+
+/// An object uploaded from a file by parts (a multipart upload on S3) reads back whole,
+/// and a file of exactly one part and an empty one as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_object_from_a_file_by_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = S3Server::start(dir.path(), "fvfs").await.expect("server");
+    let t = tier_for(&srv, "parts");
+    let src = tempfile::tempdir().expect("tempdir");
+    for (name, len) in [
+        ("three", 2 * fvfs_tier::FILE_PART + 12_345),
+        ("one", fvfs_tier::FILE_PART),
+        ("empty", 0),
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let path = src.path().join(name);
+        std::fs::write(&path, &data).expect("write");
+        let key = format!("meta/{name}");
+        t.put_object_from_file(&key, &path).await.expect("put");
+        let got = t.get_object(&key).await.expect("get");
+        assert_eq!(got.len(), len, "{name}");
+        assert!(got == data, "{name}: the object differs from the file");
+    }
+    let missing = src.path().join("absent");
+    assert!(t.put_object_from_file("meta/x", &missing).await.is_err());
+    assert!(t
+        .get_object("meta/x")
+        .await
+        .expect_err("none")
+        .is_not_found());
+}

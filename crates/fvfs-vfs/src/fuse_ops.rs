@@ -15,6 +15,7 @@
 use crate::{
     Attr, AttrChange, Ctx, FileKind, OpenFlags, RenameFlags, TimeSet, Vfs, VfsError, XattrMode,
 };
+use bytes::Bytes;
 use fvfs_fuse::ops::{self, Errno, FsOps, Opened, Result, SetAttr, SetTime, XattrSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -85,7 +86,7 @@ fn opened(fh: u64) -> Opened {
     Opened {
         fh,
         keep_cache: true,
-        direct_io: false,
+        ..Opened::default()
     }
 }
 
@@ -222,9 +223,10 @@ impl FsOps for EngineOps {
         Ok(opened(fh))
     }
 
-    fn read(&self, _ctx: &ops::Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    fn read(&self, _ctx: &ops::Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         self.rt
             .block_on(self.vfs.read(fh, offset, size))
+            .map(Bytes::from)
             .map_err(errno("read"))
     }
 

@@ -427,6 +427,10 @@ fn a_tag_edit_on_the_origin_re_transfers_under_a_tenth_of_the_file() {
     lib.mount(&["--no-prefetch"]);
     let old = lib.path("Ólafur Arnalds/Re:member (2018)/01 Re:member.flac");
     assert_eq!(std::fs::read(&old).unwrap(), std::fs::read(&file).unwrap());
+    // Listed once: the kernel keeps this listing (FOPEN_CACHE_DIR) until the directory's
+    // mtime moves with the view's next generation.
+    let album = lib.path("Ólafur Arnalds/Re:member (2018)");
+    assert_eq!(names(&album), vec!["01 Re:member.flac"]);
     let before = lib.rpc("cache.stats", "{}")["origin_bytes"]
         .as_u64()
         .unwrap();
@@ -442,6 +446,18 @@ fn a_tag_edit_on_the_origin_re_transfers_under_a_tenth_of_the_file() {
     let new = lib.path("Ólafur Arnalds/Re:member (2018)/01 Re:member (Live at the Harpa Concert Hall, Reykjavík).flac");
     let want = std::fs::read(&file).unwrap();
     assert_eq!(std::fs::read(&new).unwrap(), want);
+    // The kept listing gives way to the new tree once the directory's attributes expire
+    // (10 s): bounded wait.
+    let renamed = vec!["01 Re:member (Live at the Harpa Concert Hall, Reykjavík).flac"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    while names(&album) != renamed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the album still lists {:?} after the rebuild",
+            names(&album)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     let read = lib.rpc("cache.stats", "{}")["origin_bytes"]
         .as_u64()
         .unwrap()
@@ -645,4 +661,14 @@ fn sequential_playback_prefetches_the_next_track_of_the_album() {
     assert_eq!(std::fs::read(lib.path(joga)).unwrap(), j);
     assert_eq!(lib.rpc("cache.stats", "{}")["misses"].as_u64(), Some(want));
     lib.unmount();
+}
+
+/// The names of directory `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

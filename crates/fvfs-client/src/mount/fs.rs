@@ -15,6 +15,7 @@ use crate::mount::errno::errno;
 use crate::mount::handles::{Blocks, Handles};
 use crate::mount::inodes::Inodes;
 use crate::mount::spool::Spool;
+use bytes::Bytes;
 use fvfs_fuse::ops::{
     Attr, Ctx, DirEntry as FuseDirEntry, FileKind, FsOps, Opened, RenameFlags, Result, SetAttr,
     SetTime, StatFs,
@@ -273,8 +274,8 @@ impl FsOps for ClientFs {
         self.open_file(ino, flags).map(opened)
     }
 
-    fn read(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        self.read_file(fh, offset, size)
+    fn read(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        self.read_file(fh, offset, size).map(Bytes::from)
     }
 
     fn write(&self, _ctx: &Ctx, _ino: u64, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {

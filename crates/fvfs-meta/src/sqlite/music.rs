@@ -168,6 +168,19 @@ fn served(tx: &rusqlite::Transaction<'_>, view: u64) -> Result<i64> {
     .ok_or(MetaError::NotFound)
 }
 
+/// The counter of [`MusicStore::music_changes`] (in `counters`).
+const CHANGES: &str = "music_changes";
+
+/// Counts one change of the tracks, inside the transaction that makes it.
+fn note_change(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, 1) \
+         ON CONFLICT(name) DO UPDATE SET value = value + 1",
+    )?
+    .execute([CHANGES])?;
+    Ok(())
+}
+
 /// Inserts or updates the track at (origin, path) inside `tx`; returns its id.
 fn put_track(tx: &rusqlite::Transaction<'_>, t: &MusicTrack) -> Result<u64> {
     tx.prepare_cached(
@@ -250,16 +263,23 @@ impl MusicStore for SqliteStore {
     fn music_origin_remove(&self, id: &str) -> Result<bool> {
         self.write(|tx| {
             tx.execute("DELETE FROM music_tracks WHERE origin = ?1", [id])?;
+            note_change(tx)?;
             Ok(tx.execute("DELETE FROM music_origins WHERE id = ?1", [id])? > 0)
         })
     }
 
     fn music_track_put(&self, t: &MusicTrack) -> Result<u64> {
-        self.write(|tx| put_track(tx, t))
+        self.write(|tx| {
+            note_change(tx)?;
+            put_track(tx, t)
+        })
     }
 
     fn music_tracks_put(&self, ts: &[MusicTrack]) -> Result<Vec<u64>> {
-        self.write(|tx| ts.iter().map(|t| put_track(tx, t)).collect())
+        self.write(|tx| {
+            note_change(tx)?;
+            ts.iter().map(|t| put_track(tx, t)).collect()
+        })
     }
 
     fn music_track_get(&self, id: u64) -> Result<Option<MusicTrack>> {
@@ -302,6 +322,7 @@ impl MusicStore for SqliteStore {
 
     fn music_tracks_delete(&self, ids: &[u64]) -> Result<u64> {
         self.write(|tx| {
+            note_change(tx)?;
             let mut stmt = tx.prepare_cached("DELETE FROM music_tracks WHERE id = ?1")?;
             let mut n = 0;
             for id in ids {
@@ -336,6 +357,16 @@ impl MusicStore for SqliteStore {
                 |r| r.get(0),
             )?;
             Ok(n as u64)
+        })
+    }
+
+    fn music_changes(&self) -> Result<u64> {
+        self.read(|tx| {
+            let n: Option<i64> = tx
+                .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+                .query_row([CHANGES], |r| r.get(0))
+                .optional()?;
+            Ok(n.unwrap_or(0) as u64)
         })
     }
 
@@ -489,12 +520,21 @@ impl MusicStore for SqliteStore {
         self.read(|tx| {
             let gen = served(tx, view)?;
             let mut stmt = tx.prepare_cached(
+                // `name > ?4` alone (no `?4 IS NULL OR`): the planner then seeks to the
+                // page's first name instead of scanning the directory from its start
+                // for every page. Names are never empty, so "" starts at the first.
                 "SELECT parent, name, dir, track FROM music_entries \
-                 WHERE view = ?1 AND gen = ?2 AND parent = ?3 AND (?4 IS NULL OR name > ?4) \
+                 WHERE view = ?1 AND gen = ?2 AND parent = ?3 AND name > ?4 \
                  ORDER BY name LIMIT ?5",
             )?;
             let rows = stmt.query_map(
-                params![view as i64, gen, parent as i64, after, limit as i64],
+                params![
+                    view as i64,
+                    gen,
+                    parent as i64,
+                    after.unwrap_or(""),
+                    limit as i64
+                ],
                 entry_from_row,
             )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -160,6 +160,10 @@ pub trait MusicStore {
     fn music_set_content_hash(&self, id: u64, hash: &[u8; 32]) -> Result<()>;
     /// Number of tracks, unreadable ones included, of one origin (of all with None).
     fn music_track_count(&self, origin: Option<&str>) -> Result<u64>;
+    /// A number that grows with every committed change of the tracks (put, delete,
+    /// origin removal), 0 before the first: equal values mean the same tracks, so a
+    /// derived index (search) that recorded it can skip a sync.
+    fn music_changes(&self) -> Result<u64>;
 
     /// Adds or replaces the collection named `name`; returns its id.
     fn music_collection_put(&self, name: &str, query: &str, now: i64) -> Result<u64>;

@@ -251,7 +251,9 @@ impl MusicCache {
         Ok(out.freeze())
     }
 
-    /// Fetches window `idx` of `piece` into the cache if it is missing (prefetch).
+    /// Makes window `idx` of `piece` ready for a reader (prefetch): a missing window is
+    /// fetched into the cache; a cached one has its blocks read into the block store's
+    /// memory, so that reading it from disk overlaps serving the window before it.
     pub async fn warm(
         &self,
         piece: &Piece,
@@ -262,8 +264,11 @@ impl MusicCache {
             return Ok(());
         }
         let key = window_key(&piece.key, idx);
-        if self.meta.music_cache_get(&key)?.is_none() {
-            self.fill(piece, idx, &key, src, false).await?;
+        match self.meta.music_cache_get(&key)? {
+            Some(w) => self.tiering.prefetch_held(&w.blocks)?,
+            None => {
+                self.fill(piece, idx, &key, src, false).await?;
+            }
         }
         Ok(())
     }

@@ -260,12 +260,12 @@ impl OpenTrack {
         }
     }
 
-    pub fn read(&self, core: &Core, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub fn read(&self, core: &Core, offset: u64, len: u64) -> Result<Bytes> {
         let body = match &self.body {
             Body::Bytes(b) => {
                 let s = (offset as usize).min(b.len());
                 let e = (offset.saturating_add(len) as usize).min(b.len());
-                return Ok(b[s..e].to_vec());
+                return Ok(b.slice(s..e));
             }
             Body::Track(t) => t,
         };
@@ -280,7 +280,7 @@ impl OpenTrack {
             self.prefetch(core, body, file_end);
         }
         crate::fs::record_bytes(data.len() as u64);
-        Ok(data.to_vec())
+        Ok(data)
     }
 
     /// Warms the window after the one holding `end`, and near the end of the file the

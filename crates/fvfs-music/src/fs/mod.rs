@@ -20,6 +20,7 @@
 
 mod content;
 mod inode;
+mod listing;
 mod tree;
 
 pub use inode::Node;
@@ -27,6 +28,7 @@ pub use inode::Node;
 use crate::cache::MusicCache;
 use crate::origin::OriginSet;
 use crate::search::TrackSearch;
+use bytes::Bytes;
 use fvfs_fuse::ops::{self, Attr, Ctx, DirEntry, Errno, FsOps, Opened};
 use fvfs_meta::MetaStore;
 use parking_lot::Mutex;
@@ -210,7 +212,7 @@ impl FsOps for MusicFs {
         done(&self.core.stats, "open", t, r)
     }
 
-    fn read(&self, _ctx: &Ctx, ino: u64, fh: u64, offset: u64, size: u32) -> ops::Result<Vec<u8>> {
+    fn read(&self, _ctx: &Ctx, ino: u64, fh: u64, offset: u64, size: u32) -> ops::Result<Bytes> {
         let t = Instant::now();
         done(
             &self.core.stats,

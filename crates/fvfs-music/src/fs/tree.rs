@@ -2,9 +2,9 @@
 //! metadata store (`MusicStore`), the search index and the saved collections. Every
 //! function returns a [`Result`]; `mod.rs` turns it into a reply.
 //!
-//! Invariants: a directory listing is taken whole at opendir (a snapshot: a rescan that
-//! swaps the tree meanwhile does not mix two trees into one listing); names in search
-//! and collection directories are `Artist - Title.ext`, sanitised, with ` (2)`, ` (3)`…
+//! Listings are in `listing.rs`.
+//!
+//! Invariants: names in search and collection directories are `Artist - Title.ext`, sanitised, with ` (2)`, ` (3)`…
 //! before the extension for repeats, in result order (best first).
 
 use super::content::{self, Body, OpenTrack};
@@ -15,7 +15,7 @@ use crate::origin::OriginSet;
 use crate::search::TrackSearch;
 use crate::template::{sanitize_component, RenderOptions};
 use bytes::Bytes;
-use fvfs_fuse::ops::{Attr, DirEntry, FileKind, Opened, StatFs};
+use fvfs_fuse::ops::{Attr, FileKind, Opened, StatFs};
 use fvfs_meta::{MetaStore, MusicNode, MusicTrack, MUSIC_ROOT};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub const SEARCH_DIR: &str = ".search";
 pub const COLLECTIONS_DIR: &str = ".collections";
 /// Rows fetched per index query of a listing.
-const PAGE: usize = 1000;
+pub(crate) const PAGE: usize = 1000;
 /// The names a cover may have.
 const COVER_NAMES: [&str; 2] = ["cover.jpg", "cover.png"];
 /// Covers, search listings and track parents remembered, at most.
@@ -37,9 +37,23 @@ pub(crate) struct Listing {
     pub entries: Vec<(String, Node)>,
 }
 
+/// When this mount first saw each view's current generation: the mtime of the view's
+/// directories, so that a listing the kernel keeps (FOPEN_CACHE_DIR) is dropped once a
+/// rebuild swaps the generation and the directory's attributes are fetched again.
 #[derive(Default)]
-struct Searches {
-    by_query: HashMap<String, u64>,
+struct ViewStamps {
+    checked: Option<std::time::Instant>,
+    by_view: HashMap<u64, (u64, i64)>,
+    /// Last change of the set of views or of any generation (the multi-view root).
+    any: i64,
+}
+
+/// How often the views' generations are read again for [`ViewStamps`].
+const VIEW_STAMP_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+pub(crate) struct Searches {
+    pub(crate) by_query: HashMap<String, u64>,
     results: HashMap<u64, Arc<Listing>>,
     next: u64,
 }
@@ -51,15 +65,16 @@ pub(crate) struct Core {
     pub meta: Arc<dyn MetaStore>,
     pub origins: OriginSet,
     pub cache: Arc<MusicCache>,
-    search: Option<Arc<dyn TrackSearch>>,
+    pub(crate) search: Option<Arc<dyn TrackSearch>>,
     pub rt: tokio::runtime::Handle,
     pub cfg: MusicFsConfig,
-    root_view: Option<u64>,
+    pub(crate) root_view: Option<u64>,
     mounted: i64,
     pub stats: OpStats,
     pub files: Handles<OpenTrack>,
-    pub dirs: Handles<Vec<DirEntry>>,
-    searches: Mutex<Searches>,
+    pub dirs: Handles<super::listing::DirStream>,
+    pub(crate) searches: Mutex<Searches>,
+    stamps: Mutex<ViewStamps>,
     covers: Mutex<HashMap<(u64, u64), Cover>>,
     /// Overlays built, by track, with the scan stamp they were built from.
     pub overlays: Mutex<HashMap<u64, (i64, Arc<crate::audio::Overlay>)>>,
@@ -150,6 +165,7 @@ impl Core {
             files: Handles::default(),
             dirs: Handles::default(),
             searches: Mutex::new(Searches::default()),
+            stamps: Mutex::new(ViewStamps::default()),
             covers: Mutex::new(HashMap::new()),
             overlays: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::new()),
@@ -158,7 +174,43 @@ impl Core {
         })
     }
 
+    /// The mtime of `node`'s directory: when its view's generation was first seen (the
+    /// views' root: when any view changed); the mount time otherwise.
+    fn dir_mtime(&self, node: Node) -> i64 {
+        let view = match (node, self.view_dir(node)) {
+            (_, Some((v, _))) => Some(v),
+            (Node::Root, None) => None,
+            _ => return self.mounted,
+        };
+        let mut s = self.stamps.lock();
+        if s.checked.is_none_or(|t| t.elapsed() >= VIEW_STAMP_TTL) {
+            // On an error the previous stamps stay: a listing then lives a little longer.
+            if let Ok(views) = self.meta.music_views() {
+                let now = now_ns();
+                let mut next = HashMap::with_capacity(views.len());
+                for v in views {
+                    let seen = match s.by_view.get(&v.id) {
+                        Some((g, seen)) if *g == v.generation => *seen,
+                        _ => now,
+                    };
+                    next.insert(v.id, (v.generation, seen));
+                }
+                if s.checked.is_some() && next != s.by_view {
+                    s.any = now;
+                }
+                s.by_view = next;
+                s.checked = Some(std::time::Instant::now());
+            }
+        }
+        let stamp = match view {
+            Some(v) => s.by_view.get(&v).map_or(0, |(_, seen)| *seen),
+            None => s.any,
+        };
+        stamp.max(self.mounted)
+    }
+
     fn dir_attr(&self, node: Node) -> Attr {
+        let mtime = self.dir_mtime(node);
         Attr {
             ino: node.ino(),
             kind: FileKind::Dir,
@@ -168,9 +220,9 @@ impl Core {
             size: 0,
             blocks: 0,
             nlink: 2,
-            atime: self.mounted,
-            mtime: self.mounted,
-            ctime: self.mounted,
+            atime: mtime,
+            mtime,
+            ctime: mtime,
             rdev: 0,
         }
     }
@@ -193,7 +245,7 @@ impl Core {
     }
 
     /// The view and directory a directory node lists from the index, if it is one.
-    fn view_dir(&self, node: Node) -> Option<(u64, u64)> {
+    pub(crate) fn view_dir(&self, node: Node) -> Option<(u64, u64)> {
         match node {
             Node::Root => self.root_view.map(|v| (v, MUSIC_ROOT)),
             Node::Dir { view, dir } => Some((view, dir)),
@@ -202,7 +254,7 @@ impl Core {
     }
 
     /// The node for directory `dir` of `view`: the root itself in single-view mode.
-    fn dir_node(&self, view: u64, dir: u64) -> Node {
+    pub(crate) fn dir_node(&self, view: u64, dir: u64) -> Node {
         if dir == MUSIC_ROOT && self.root_view == Some(view) {
             Node::Root
         } else {
@@ -366,7 +418,7 @@ impl Core {
     }
 
     /// The names of a search or collection directory.
-    fn listing(&self, node: Node) -> Result<Arc<Listing>> {
+    pub(crate) fn listing(&self, node: Node) -> Result<Arc<Listing>> {
         match node {
             Node::Search(n) => self
                 .searches
@@ -413,116 +465,6 @@ impl Core {
         Ok(cover)
     }
 
-    /// Every name of directory `node`, with `.` and `..` first.
-    fn list(&self, node: Node) -> Result<Vec<(String, Node, FileKind)>> {
-        let mut out = vec![
-            (".".to_string(), node, FileKind::Dir),
-            ("..".to_string(), node, FileKind::Dir),
-        ];
-        if node == Node::Root {
-            out.push((SEARCH_DIR.into(), Node::SearchRoot, FileKind::Dir));
-            out.push((COLLECTIONS_DIR.into(), Node::CollectionsRoot, FileKind::Dir));
-            if self.root_view.is_none() {
-                for v in self.meta.music_views()? {
-                    let n = Node::Dir {
-                        view: v.id,
-                        dir: MUSIC_ROOT,
-                    };
-                    out.push((v.name, n, FileKind::Dir));
-                }
-                return Ok(out);
-            }
-        }
-        if let Some((view, dir)) = self.view_dir(node) {
-            if self.meta.music_dir_entry(view, dir)?.is_none() && dir != MUSIC_ROOT {
-                return Err(FsError::NotFound);
-            }
-            let mut after: Option<String> = None;
-            let mut tracks = false;
-            loop {
-                let page = self.meta.music_readdir(view, dir, after.as_deref(), PAGE)?;
-                for e in &page {
-                    match e.node {
-                        MusicNode::Dir(d) => {
-                            out.push((e.name.clone(), self.dir_node(view, d), FileKind::Dir))
-                        }
-                        MusicNode::Track(t) => {
-                            tracks = true;
-                            out.push((e.name.clone(), Node::Track(t), FileKind::File));
-                        }
-                    }
-                }
-                match page.last() {
-                    Some(e) if page.len() == PAGE => after = Some(e.name.clone()),
-                    _ => break,
-                }
-            }
-            if tracks {
-                if let Some((name, _)) = self.cover(view, dir)? {
-                    out.push((name.to_string(), Node::Cover { view, dir }, FileKind::File));
-                }
-            }
-            return Ok(out);
-        }
-        match node {
-            Node::SearchRoot => {
-                let s = self.searches.lock();
-                let mut q: Vec<_> = s.by_query.iter().map(|(k, v)| (k.clone(), *v)).collect();
-                q.sort();
-                out.extend(
-                    q.into_iter()
-                        .filter(|(k, _)| !k.contains('/') && !k.is_empty())
-                        .map(|(k, v)| (k, Node::Search(v), FileKind::Dir)),
-                );
-            }
-            Node::CollectionsRoot => {
-                for c in self.meta.music_collections()? {
-                    out.push((c.name, Node::Collection(c.id), FileKind::Dir));
-                }
-            }
-            Node::Search(_) | Node::Collection(_) => {
-                for (name, n) in &self.listing(node)?.entries {
-                    out.push((name.clone(), *n, FileKind::File));
-                }
-            }
-            _ => return Err(FsError::NotDir),
-        }
-        Ok(out)
-    }
-
-    pub fn opendir(&self, ino: u64) -> Result<Opened> {
-        let node = Node::from_ino(ino).ok_or(FsError::NotFound)?;
-        if !node.is_dir() {
-            return Err(FsError::NotDir);
-        }
-        let entries = self
-            .list(node)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, n, kind))| DirEntry {
-                ino: n.ino(),
-                offset: i as u64 + 1,
-                kind,
-                name: name.into_bytes(),
-            })
-            .collect();
-        Ok(Opened {
-            fh: self.dirs.insert(entries),
-            keep_cache: false,
-            direct_io: false,
-        })
-    }
-
-    pub fn readdir(&self, _ino: u64, fh: u64, offset: u64) -> Result<Vec<DirEntry>> {
-        let entries = self.dirs.get(fh)?;
-        Ok(entries
-            .iter()
-            .skip(offset as usize)
-            .take(512)
-            .cloned()
-            .collect())
-    }
-
     pub fn open(&self, ino: u64) -> Result<Opened> {
         let node = Node::from_ino(ino).ok_or(FsError::NotFound)?;
         let body = match node {
@@ -542,11 +484,11 @@ impl Core {
         Ok(Opened {
             fh: self.files.insert(OpenTrack::new(body, parent)),
             keep_cache: true,
-            direct_io: false,
+            ..Opened::default()
         })
     }
 
-    pub fn read(&self, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let f = self.files.get(fh)?;
         f.read(self, offset, size as u64)
     }

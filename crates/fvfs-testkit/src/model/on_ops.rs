@@ -167,7 +167,7 @@ impl<F: Face> Sut for OnOps<F> {
     }
     fn read(&mut self, fh: u64, off: u64, len: u32) -> R<Vec<u8>> {
         let ino = self.ino(fh)?;
-        e(self.face.ops().read(&CTX, ino, fh, off, len))
+        e(self.face.ops().read(&CTX, ino, fh, off, len)).map(|b| b.to_vec())
     }
     fn close(&mut self, fh: u64) -> R {
         let ino = self.open.remove(&fh).ok_or(libc::EBADF)?;

@@ -83,13 +83,29 @@ impl Tiering {
                     tracing::info!(block = %ev.id, tier = %self.state.list[ev.tier].name,
                         "corrupt copy was written again meanwhile: it verifies now");
                 } else {
-                    tracing::error!(block = %ev.id, tier = %self.state.list[ev.tier].name,
-                        "corrupt copy could not be repaired: dropped from the tier");
-                    let _ = self.store.delete_from(&ev.id, ev.tier).await;
-                    self.meta.set_block_tiers(&ev.id, 0, bit)?;
-                    self.meta.bump_counter("corruptions_dropped", 1)?;
-                    if self.state.replica_mask & bit != 0 {
-                        self.meta.queue_add(&[ev.id], bit, now_ns())?;
+                    // A writer rewriting this block (the music cache, after a refetch)
+                    // pins it first, and pinning waits while this lock is held: the copy
+                    // is dropped only if nobody is writing it and it still fails, so a
+                    // copy written between the check above and the delete survives.
+                    let _exclusive = self.pins.lock.write().await;
+                    let still_bad = !self.pins.is_pinned(&ev.id)
+                        && self
+                            .store
+                            .verify_on(&ev.id, ev.codec, ev.tier)
+                            .await
+                            .is_err();
+                    if still_bad {
+                        tracing::error!(block = %ev.id, tier = %self.state.list[ev.tier].name,
+                            "corrupt copy could not be repaired: dropped from the tier");
+                        let _ = self.store.delete_from(&ev.id, ev.tier).await;
+                        self.meta.set_block_tiers(&ev.id, 0, bit)?;
+                        self.meta.bump_counter("corruptions_dropped", 1)?;
+                        if self.state.replica_mask & bit != 0 {
+                            self.meta.queue_add(&[ev.id], bit, now_ns())?;
+                        }
+                    } else {
+                        tracing::info!(block = %ev.id, tier = %self.state.list[ev.tier].name,
+                            "corrupt copy is being written again: left to its writer");
                     }
                 }
             }

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, RwLock};
 
 #[derive(Default)]
 pub(crate) struct BlockPins {
-    lock: RwLock<()>,
+    pub(crate) lock: RwLock<()>,
     pins: Mutex<HashMap<BlockId, usize>>,
     pub(crate) wake: Notify,
 }
@@ -44,7 +44,7 @@ impl BlockPins {
         }
     }
 
-    fn is_pinned(&self, id: &BlockId) -> bool {
+    pub(crate) fn is_pinned(&self, id: &BlockId) -> bool {
         self.pins.lock().contains_key(id)
     }
 }

@@ -9,8 +9,9 @@
 use anyhow::{Context, Result};
 use fvfs_engine::music_control::api as fvfs_music_control;
 use fvfs_engine::music_control::MusicService;
+use fvfs_engine::music_mount::{DeferredSearch, SearchError, TrackSearch};
 use fvfs_engine::music_mount::{MusicMountOpts, MusicRunning};
-use fvfs_engine::{EngineOpts, MountLock, Running};
+use fvfs_engine::{startup, EngineOpts, MountLock, Running};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,10 +30,24 @@ pub struct MusicMountArgs {
 /// Serves the view in this process until it is unmounted.
 pub fn foreground(args: MusicMountArgs) -> Result<()> {
     let mp = super::mount::check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
+    startup::mark("arguments parsed");
     let _lock = MountLock::acquire(&args.engine.meta_url, &mp)?;
     let run = Running::start(args.engine.clone(), &format!("music {}", mp.display()))?;
-    let search = super::music::search_index(&args.engine.meta_url)?;
-    let music = Arc::new(MusicRunning::start(&run, &args.opts, Some(search))?);
+    // The search index opens beside the mount: the view goes live without it.
+    let search = {
+        let url = args.engine.meta_url.clone();
+        DeferredSearch::start(move || {
+            let ix = super::music::search_index(&url)
+                .map_err(|e| SearchError::Index(format!("{e:#}")))?;
+            Ok(ix as Arc<dyn TrackSearch>)
+        })
+        .context("cannot start opening the search index")?
+    };
+    let music = Arc::new(MusicRunning::start(
+        &run,
+        &args.opts,
+        Some(Arc::new(search)),
+    )?);
     let service = MusicService::new(
         music.clone(),
         &args.engine.meta_url,
@@ -40,6 +55,7 @@ pub fn foreground(args: MusicMountArgs) -> Result<()> {
         args.opts.view.as_deref(),
     )?;
     let listener = fvfs_music_control::bind(&args.control)?;
+    startup::mark("control socket bound");
     let cancel = tokio_util::sync::CancellationToken::new();
     let control = {
         let (path, cancel) = (args.control.clone(), cancel.clone());
@@ -59,6 +75,7 @@ pub fn foreground(args: MusicMountArgs) -> Result<()> {
     };
     let mut session = fvfs_fuse::session(music.fs.clone(), &mp, &cfg)
         .with_context(|| format!("cannot mount at {}", mp.display()))?;
+    startup::mark("mounted");
     fvfs_fuse::unmount_on_signals(run.rt.handle(), &mut session);
     tracing::info!(mountpoint = %mp.display(), "music view mounted");
     say!(
