@@ -412,6 +412,28 @@ fn the_tag_overlay_serves_the_index_tags_over_unchanged_audio() {
 }
 
 #[test]
+fn an_album_without_embedded_art_shows_its_folder_image() {
+    use fvfs_testkit::audio::{make_with, AudioFormat, Signal};
+    let Some(mut lib) = Library::new() else {
+        return;
+    };
+    let dir = lib.local.path().join("olafur");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = common::music::tags("Ólafur Arnalds", "Found Songs", 2009, 1, "Ljósið");
+    make_with(&dir, "01", AudioFormat::Flac, Signal::Noise, 2_000, &t).unwrap();
+    let image = fvfs_testkit::audio::cover_jpeg(&dir).unwrap();
+    std::fs::rename(dir.join("cover.jpg"), dir.join("folder.jpg")).unwrap();
+    lib.f.ok(&["music", "origin", "rescan", "local"]);
+    lib.mount(&[]);
+    let album = lib.path("Ólafur Arnalds/Found Songs (2009)");
+    assert_eq!(names(&album), vec!["01 Ljósið.flac", "cover.jpg"]);
+    let cover = album.join("cover.jpg");
+    assert_eq!(std::fs::metadata(&cover).unwrap().len(), image.len() as u64);
+    assert_eq!(std::fs::read(&cover).unwrap(), image);
+    lib.unmount();
+}
+
+#[test]
 fn a_tag_edit_on_the_origin_re_transfers_under_a_tenth_of_the_file() {
     use fvfs_testkit::audio::{make_with, write_tags, AudioFormat, Signal};
     let Some(mut lib) = Library::new() else {

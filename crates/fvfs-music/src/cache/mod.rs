@@ -25,7 +25,7 @@
 
 mod pieces;
 
-pub use pieces::{pieces, Piece, PieceKind};
+pub use pieces::{pieces, whole_file, Piece, PieceKind};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -264,6 +264,10 @@ impl MusicCache {
             return Ok(());
         }
         let key = window_key(&piece.key, idx);
+        if self.fetching.lock().contains_key(&key) {
+            // Being fetched already: a second wait would only hold a prefetch slot.
+            return Ok(());
+        }
         match self.meta.music_cache_get(&key)? {
             Some(w) => self.tiering.prefetch_held(&w.blocks)?,
             None => {

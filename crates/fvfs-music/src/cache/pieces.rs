@@ -50,6 +50,17 @@ fn key(kind: PieceKind, identity: &[u8; 32], start: u64, len: u64) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// A file that is not a track (a folder's cover image) as one piece, keyed by an
+/// identity the caller derives from what names and stamps it.
+pub fn whole_file(identity: &[u8; 32], len: u64) -> Piece {
+    Piece {
+        kind: PieceKind::File,
+        key: key(PieceKind::File, identity, 0, len),
+        start: 0,
+        len,
+    }
+}
+
 /// The pieces of `t`'s file, in file order.
 pub fn pieces(t: &MusicTrack) -> Vec<Piece> {
     let size = t.size;

@@ -6,13 +6,13 @@
 //! - A track is read from every origin that has a copy of it (same quick id and size),
 //!   with `OriginSet`'s failover; cached windows need no origin at all.
 //! - Prefetch never delays a read: it runs on the runtime, at most two windows of the
-//!   track being read and one next track at a time (others are skipped, not queued),
-//!   and its failures are only logged at debug.
+//!   track being read (the two after the reader's) and one next track at a time (others
+//!   are skipped, not queued), and its failures are only logged at debug.
 
 use super::tree::{Core, Cover};
 use super::{FsError, Result};
 use crate::audio::{build_overlay, Overlay, OverlayError};
-use crate::cache::{pieces, MusicCache, Piece, WindowSource};
+use crate::cache::{pieces, whole_file, MusicCache, Piece, WindowSource};
 use crate::origin::{OriginError, OriginSet};
 use crate::source::RangeSource;
 use crate::tags::RangedReader;
@@ -236,6 +236,77 @@ pub(crate) fn front_cover(core: &Core, t: &MusicTrack) -> Result<Cover> {
     }
 }
 
+/// Windows a sequential reader is prefetched ahead of the one it reads.
+const PREFETCH_AHEAD: usize = 2;
+
+/// A folder's own cover image, by name, in order of preference.
+const FOLDER_IMAGES: [&str; 6] = [
+    "cover.jpg",
+    "folder.jpg",
+    "front.jpg",
+    "cover.png",
+    "folder.png",
+    "front.png",
+];
+/// Folder images larger than this are not served as covers.
+const MAX_FOLDER_IMAGE: u64 = 16 << 20;
+
+/// The cover image beside `t`'s file on its origin (`cover.jpg`, `folder.jpg`…), read
+/// through the cache (keyed by the image's path and stamp, so a cached one serves
+/// offline for as long as its stamp is known this mount). None when there is none or
+/// the origin cannot say (offline): the directory then shows no folder cover.
+pub(crate) fn folder_cover(core: &Core, t: &MusicTrack) -> Result<Cover> {
+    let Some(origin) = core.origins.get(&t.origin) else {
+        return Ok(None);
+    };
+    // A file at the origin's root has no album folder of its own.
+    let Some((dir, _)) = t.path.rsplit_once('/') else {
+        return Ok(None);
+    };
+    for name in FOLDER_IMAGES {
+        let path = format!("{dir}/{name}");
+        let entry = match core.rt.block_on(origin.stat(&path)) {
+            Ok(e) => e,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                tracing::debug!(origin = %t.origin, path, error = %e, "cannot look for a folder cover");
+                return Ok(None);
+            }
+        };
+        if entry.size == 0 || entry.size > MAX_FOLDER_IMAGE {
+            continue;
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(b"fvfs-music folder image 1\0");
+        h.update(t.origin.as_bytes());
+        h.update(b"\0");
+        h.update(path.as_bytes());
+        h.update(b"\0");
+        h.update(&entry.size.to_le_bytes());
+        let mtime = entry
+            .mtime
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h.update(&mtime.to_le_bytes());
+        h.update(entry.etag.as_deref().unwrap_or("").as_bytes());
+        let piece = whole_file(h.finalize().as_bytes(), entry.size);
+        let src = OriginFetch {
+            set: core.origins.clone(),
+            candidates: vec![(t.origin.clone(), path)],
+        };
+        let bytes = core
+            .rt
+            .block_on(core.cache.read(&piece, 0, entry.size, &src))?;
+        let shown = if name.ends_with(".png") {
+            "cover.png"
+        } else {
+            "cover.jpg"
+        };
+        return Ok(Some((shown, bytes)));
+    }
+    Ok(None)
+}
+
 /// What an open handle reads.
 pub(crate) enum Body {
     Track(Arc<TrackBody>),
@@ -301,13 +372,17 @@ impl OpenTrack {
                 None => self.next_warmed.store(true, Ordering::Relaxed),
             }
         }
-        if let Some((piece, idx)) = body.window_at(&core.cache, end) {
-            let next = if (idx + 1) * w < piece.len {
+        // The next two windows, each on its own slot: two fetches in flight keep an
+        // origin (or the cache's disk) busy while the reader consumes this window.
+        let mut at = body.window_at(&core.cache, end);
+        for _ in 0..PREFETCH_AHEAD {
+            let Some((piece, idx)) = at else { break };
+            at = if (idx + 1) * w < piece.len {
                 Some((piece, idx + 1))
             } else {
                 body.window_at(&core.cache, piece.start + piece.len)
             };
-            if let Some((p, i)) = next {
+            if let Some((p, i)) = at {
                 warm(&core.prefetching, core, body.src.clone(), vec![(p, i)]);
             }
         }

@@ -449,18 +449,34 @@ impl Core {
     }
 
     /// The cover of directory `dir` of `view`: the embedded art of its first track (by
-    /// name) that has some. Remembered for the life of the mount.
+    /// name) that has some, else the image in the origin folder of its first track
+    /// (`cover.jpg`, `folder.jpg`, `front.jpg`, or `.png`). Remembered for the life of
+    /// the mount.
     pub fn cover(&self, view: u64, dir: u64) -> Result<Cover> {
         if let Some(c) = self.covers.lock().get(&(view, dir)) {
             return Ok(c.clone());
         }
-        let cover = match self.meta.music_dir_cover_track(view, dir)? {
+        let mut cover = match self.meta.music_dir_cover_track(view, dir)? {
             Some(t) => match self.track(t) {
                 Ok(t) => content::front_cover(self, &t)?,
                 Err(_) => None,
             },
             None => None,
         };
+        if cover.is_none() {
+            // No embedded art: the image in the folder of the directory's first track.
+            let first = self
+                .meta
+                .music_readdir(view, dir, None, 64)?
+                .into_iter()
+                .find_map(|e| match e.node {
+                    MusicNode::Track(t) => Some(t),
+                    MusicNode::Dir(_) => None,
+                });
+            if let Some(t) = first.and_then(|t| self.track(t).ok()) {
+                cover = content::folder_cover(self, &t)?;
+            }
+        }
         remember(&mut self.covers.lock(), (view, dir), cover.clone());
         Ok(cover)
     }
