@@ -15,7 +15,8 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -111,6 +112,9 @@ pub struct DiskCache {
     started: Instant,
     /// Milliseconds after `started` of the last warning, plus one (0 = never).
     last_warn: AtomicU64,
+    /// Whether every entry already on disk is indexed; until then a block missing from
+    /// the index is looked for on disk ([`DiskCache::open_scanning`]).
+    scanned: AtomicBool,
 }
 
 struct DiskIndex {
@@ -129,6 +133,33 @@ impl DiskCache {
     /// the entries already there, oldest first; stray temp files are deleted and the
     /// cache is trimmed to the limit.
     pub fn open(dir: &Path, limit: u64) -> Result<DiskCache, ChunkError> {
+        let cache = DiskCache::open_unscanned(dir, limit)?;
+        cache.index_existing()?;
+        Ok(cache)
+    }
+
+    /// [`DiskCache::open`] without waiting for the index: the entries already on disk
+    /// are indexed by a thread of its own (a large cache takes a walk of every file,
+    /// which a mount must not wait for). Until it is done, a block missing from the
+    /// index is read from disk if there and indexed then.
+    pub fn open_scanning(dir: &Path, limit: u64) -> Result<Arc<DiskCache>, ChunkError> {
+        let cache = Arc::new(DiskCache::open_unscanned(dir, limit)?);
+        let bg = cache.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fvfs-cache-scan".into())
+            .spawn(move || {
+                if let Err(e) = bg.index_existing() {
+                    tracing::warn!(cache = %bg.dir.display(), error = %e, "cannot index the block cache; it fills again as blocks are read");
+                    bg.scanned.store(true, Ordering::Release);
+                }
+            });
+        if spawned.is_err() {
+            cache.index_existing()?;
+        }
+        Ok(cache)
+    }
+
+    fn open_unscanned(dir: &Path, limit: u64) -> Result<DiskCache, ChunkError> {
         let ctx = |what: &str| format!("block cache {}: cannot {what}", dir.display());
         fs::create_dir_all(dir.join("tmp")).map_err(|e| ChunkError::io(ctx("create it"), e))?;
         if let Ok(rd) = fs::read_dir(dir.join("tmp")) {
@@ -136,27 +167,41 @@ impl DiskCache {
                 let _ = fs::remove_file(e.path());
             }
         }
-        let mut found = Vec::new();
-        scan(dir, &mut found).map_err(|e| ChunkError::io(ctx("scan it"), e))?;
-        found.sort_by_key(|(mtime, _, _)| *mtime);
-        let mut index = DiskIndex {
-            lru: LruCache::unbounded(),
-            bytes: 0,
-        };
-        for (_, id, len) in found {
-            index.lru.put(id, len);
-            index.bytes += len;
-        }
-        let cache = DiskCache {
+        Ok(DiskCache {
             dir: dir.to_path_buf(),
             limit,
-            index: Mutex::new(index),
+            index: Mutex::new(DiskIndex {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
             tmp_seq: AtomicU64::new(0),
             started: Instant::now(),
             last_warn: AtomicU64::new(0),
-        };
-        cache.evict();
-        Ok(cache)
+            scanned: AtomicBool::new(false),
+        })
+    }
+
+    /// Indexes the entries on disk that the index lacks, as older than every indexed
+    /// one (oldest first among themselves), then trims the cache to its limit.
+    fn index_existing(&self) -> Result<(), ChunkError> {
+        let ctx = format!("block cache {}: cannot scan it", self.dir.display());
+        let mut found = Vec::new();
+        scan(&self.dir, &mut found).map_err(|e| ChunkError::io(ctx, e))?;
+        // Newest first, each demoted to the old end: the oldest ends up evicted first.
+        found.sort_by_key(|(mtime, _, _)| std::cmp::Reverse(*mtime));
+        {
+            let mut g = self.index.lock();
+            for (_, id, len) in found {
+                if !g.lru.contains(&id) {
+                    g.lru.put(id, len);
+                    g.lru.demote(&id);
+                    g.bytes += len;
+                }
+            }
+        }
+        self.scanned.store(true, Ordering::Release);
+        self.evict();
+        Ok(())
     }
 
     /// The cache directory.
@@ -187,8 +232,10 @@ impl DiskCache {
     /// The stored bytes of a block (unverified), marking it most recently used. A
     /// missing or unreadable file is a miss and leaves the index.
     pub fn get(&self, id: &BlockId) -> Option<Bytes> {
-        self.index.lock().lru.get(id)?;
         let path = fanout(&self.dir, id);
+        if self.index.lock().lru.get(id).is_none() {
+            return self.get_unindexed(id, &path);
+        }
         match fs::read(&path) {
             Ok(v) => {
                 self.touch(&path);
@@ -202,6 +249,23 @@ impl DiskCache {
                 None
             }
         }
+    }
+
+    /// While the entries on disk are being indexed: the block's file if it is there
+    /// (indexed now, as most recently used).
+    fn get_unindexed(&self, id: &BlockId, path: &Path) -> Option<Bytes> {
+        if self.scanned.load(Ordering::Acquire) {
+            return None;
+        }
+        let v = fs::read(path).ok()?;
+        {
+            let mut g = self.index.lock();
+            if g.lru.put(*id, v.len() as u64).is_none() {
+                g.bytes += v.len() as u64;
+            }
+        }
+        self.touch(path);
+        Some(Bytes::from(v))
     }
 
     /// Refreshes the mtime so the LRU order survives a restart (rate-limited per file).
@@ -431,6 +495,40 @@ mod tests {
         assert_eq!(c.bytes(), 1000);
         c.remove(&c_first(&c));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_cache_indexed_in_the_background_serves_its_blocks_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = DiskCache::open(dir.path(), 10_000).expect("open");
+        for n in 0..5 {
+            c.insert(&id(n), &[n as u8; 1000]);
+        }
+        drop(c);
+        let c = DiskCache::open_scanning(dir.path(), 10_000).expect("reopen");
+        // Served whether or not the scan got to it yet.
+        assert_eq!(c.get(&id(3)).expect("hit")[..], [3u8; 1000][..]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !c.scanned.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "the scan never finished");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Each block counted once, the one read early included.
+        assert_eq!((c.len(), c.bytes()), (5, 5000));
+        assert!(c.get(&id(9)).is_none());
+        // Blocks inserted before the scan ends keep their place as the newest.
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let c = DiskCache::open(dir2.path(), 2000).expect("open");
+        c.insert(&id(0), &[0u8; 1000]);
+        drop(c);
+        let c = DiskCache::open_unscanned(dir2.path(), 2000).expect("reopen");
+        c.insert(&id(1), &[1u8; 1000]);
+        c.insert(&id(2), &[2u8; 1000]);
+        c.index_existing().expect("index");
+        // Over the limit: the scanned (older) entry goes first.
+        assert!(!c.contains(&id(0)));
+        assert!(c.contains(&id(1)) && c.contains(&id(2)));
+        assert_eq!(c.bytes(), 2000);
     }
 
     fn c_first(c: &DiskCache) -> BlockId {

@@ -160,7 +160,7 @@ impl BlockStore {
             ));
         }
         let disk = match &cfg.disk_cache {
-            Some((dir, limit)) => Some(Arc::new(DiskCache::open(dir, *limit)?)),
+            Some((dir, limit)) => Some(DiskCache::open_scanning(dir, *limit)?),
             None => None,
         };
         Ok(BlockStore {
