@@ -562,6 +562,23 @@ fn the_control_socket_answers_json_rpc() {
     // Eight files, the truncated one included (indexed as unreadable).
     assert_eq!(status["tracks"], 8, "{status}");
     assert_eq!(status["views"], serde_json::json!(["artists"]), "{status}");
+    // `fvfsd music status` asks the running mount.
+    let out = lib.f.ok(&[
+        "music",
+        "status",
+        "--control",
+        lib.socket().to_str().unwrap(),
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("mounted at "), "{out}");
+    assert!(lines[0].ends_with(": 8 tracks, views artists"), "{out}");
+    let origin_lines: Vec<&str> = lines[1..4].to_vec();
+    assert!(
+        origin_lines[0].starts_with("origin cloud [s3] up, priority 2, "),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[4].starts_with("cache "), "{out}");
 
     let cleared = lib.rpc("cache.clear", r#"{"origin":"local"}"#);
     assert_eq!(cleared["bytes"].as_u64(), Some(size), "{cleared}");

@@ -24,8 +24,13 @@ pub enum MusicCmd {
         #[arg(default_value = "")]
         path: String,
     },
-    /// What the index holds.
-    Status,
+    /// What the running mount reports (origins' health, cache, uptime) through its
+    /// control socket; what the index holds when no mount answers.
+    Status {
+        /// The mount's control socket (default: beside the metadata, `music.sock`).
+        #[arg(long)]
+        control: Option<std::path::PathBuf>,
+    },
     /// Import a beets library (`library.db`): its items' tags, for files under a
     /// directory origin; a later rescan keeps them while the files do not change.
     ImportBeets { library: std::path::PathBuf },
@@ -102,6 +107,49 @@ pub enum CacheCmd {
 }
 
 /// A call on the control socket at `control` (the default one of `meta_url` if None).
+/// The JSON-RPC `status` of a running mount, as lines.
+fn print_mount_status(v: &serde_json::Value) {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let views: Vec<&str> = v["views"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
+        .collect();
+    println!(
+        "mounted at {} for {} s (fvfsd {}): {} tracks, views {}",
+        s("mountpoint"),
+        v["uptime_secs"],
+        s("version"),
+        v["tracks"],
+        views.join(", ")
+    );
+    for o in v["origins"].as_array().into_iter().flatten() {
+        let health = if o["health"] == 1 { "up" } else { "DOWN" };
+        let err = o["last_error"]
+            .as_str()
+            .map(|e| format!(" (last error: {e})"))
+            .unwrap_or_default();
+        println!(
+            "origin {} [{}] {health}, priority {}, {} tracks{err}",
+            o["id"].as_str().unwrap_or("-"),
+            o["kind"].as_str().unwrap_or("-"),
+            o["priority"],
+            o["tracks"]
+        );
+    }
+    let c = &v["cache"];
+    println!(
+        "cache {} of {} bytes, hit rate {:.3} ({} hits, {} misses), {} bytes fetched from origins",
+        c["size_bytes"],
+        c["limit_bytes"],
+        c["hit_rate"].as_f64().unwrap_or(0.0),
+        c["hits"],
+        c["misses"],
+        c["origin_bytes"]
+    );
+}
+
 fn rpc(
     meta_url: &str,
     control: Option<std::path::PathBuf>,
@@ -386,7 +434,22 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
                 );
             }
         }
-        MusicCmd::Status => {
+        MusicCmd::Status { control } => {
+            let socket = control.unwrap_or_else(|| default_socket(meta_url));
+            if socket.exists() {
+                match rpc(
+                    meta_url,
+                    Some(socket.clone()),
+                    "status",
+                    serde_json::json!({}),
+                ) {
+                    Ok(v) => {
+                        print_mount_status(&v);
+                        return Ok(0);
+                    }
+                    Err(e) => say!("no mount answers on {}: {e:#}", socket.display()),
+                }
+            }
             let origins = music::origins(meta_url)?;
             let files: u64 = origins.iter().map(|(_, n)| n).sum();
             println!(
