@@ -50,11 +50,12 @@ impl<'a> Lease<'a> {
 }
 
 impl<'a> Lease<'a> {
-    /// [`Lease::take`], retried for up to half a second while the file is busy: the
+    /// [`Lease::take`], retried for up to two seconds while the file is busy: the
     /// listener closes an event's descriptor just after answering it, so a stub that was
-    /// just read is still open for a moment.
+    /// just read is still open for a moment (longer on a loaded host: half a second was
+    /// seen to fall short with both cores busy).
     async fn take_soon(fd: BorrowedFd<'a>, path: &Path) -> Result<Lease<'a>> {
-        for _ in 0..25 {
+        for _ in 0..100 {
             match Lease::take(fd, path) {
                 Err(HsmError::Busy(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
