@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::music::{walk, Library};
+use common::music::{audio_md5, ffprobe_tags, flac_metadata_len, names, walk, Library};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -290,45 +290,6 @@ fn a_smart_collection_lists_its_query() {
     lib.unmount();
 }
 
-/// `ffmpeg`'s MD5 of the audio stream copied as it is (the frames, no tags).
-fn audio_md5(path: &std::path::Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `ffprobe`'s format tags, keys lowercased.
-fn ffprobe_tags(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_format", "-of", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["format"]["tags"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn the_tag_overlay_serves_the_index_tags_over_unchanged_audio() {
     let Some(mut lib) = Library::new() else {
@@ -496,20 +457,6 @@ fn a_tag_edit_on_the_origin_re_transfers_under_a_tenth_of_the_file() {
         read + scanned
     );
     lib.unmount();
-}
-
-/// Bytes of `fLaC` and the metadata blocks of a FLAC file.
-fn flac_metadata_len(b: &[u8]) -> u64 {
-    assert_eq!(&b[..4], b"fLaC");
-    let mut at = 4usize;
-    loop {
-        let last = b[at] & 0x80 != 0;
-        let len = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        at += 4 + len;
-        if last {
-            return at as u64;
-        }
-    }
 }
 
 #[test]
@@ -700,14 +647,4 @@ fn sequential_playback_prefetches_the_next_track_of_the_album() {
     assert_eq!(std::fs::read(lib.path(joga)).unwrap(), j);
     assert_eq!(lib.rpc("cache.stats", "{}")["misses"].as_u64(), Some(want));
     lib.unmount();
-}
-
-/// The names of directory `dir`, sorted.
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }

@@ -9,7 +9,7 @@ use super::{is_mounted, Fixture};
 use fvfs_testkit::audio::{make, make_with, truncated_copy, AudioFormat, FixtureTags, Signal};
 use fvfs_testkit::{S3Server, SftpServer};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The view every test mounts: beets' default-like path with `%aunique`.
@@ -339,4 +339,67 @@ pub fn walk(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     go(root, "", &mut out);
     out
+}
+
+/// `ffmpeg`'s MD5 of the audio stream copied as it is (the frames, no tags).
+pub fn audio_md5(path: &std::path::Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `ffprobe`'s format tags, keys lowercased.
+pub fn ffprobe_tags(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["format"]["tags"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Bytes of `fLaC` and the metadata blocks of a FLAC file.
+pub fn flac_metadata_len(b: &[u8]) -> u64 {
+    assert_eq!(&b[..4], b"fLaC");
+    let mut at = 4usize;
+    loop {
+        let last = b[at] & 0x80 != 0;
+        let len = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        at += 4 + len;
+        if last {
+            return at as u64;
+        }
+    }
+}
+
+/// The names of directory `dir`, sorted.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
