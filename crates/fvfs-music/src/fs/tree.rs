@@ -74,6 +74,8 @@ pub(crate) struct Core {
     pub files: Handles<OpenTrack>,
     pub dirs: Handles<super::listing::DirStream>,
     pub(crate) searches: Mutex<Searches>,
+    /// The track count statfs reports, with the store's change count it was taken at.
+    track_count: Mutex<Option<(u64, u64)>>,
     stamps: Mutex<ViewStamps>,
     covers: Mutex<HashMap<(u64, u64), Cover>>,
     /// Overlays built, by track, with the scan stamp they were built from.
@@ -165,6 +167,7 @@ impl Core {
             files: Handles::default(),
             dirs: Handles::default(),
             searches: Mutex::new(Searches::default()),
+            track_count: Mutex::new(None),
             stamps: Mutex::new(ViewStamps::default()),
             covers: Mutex::new(HashMap::new()),
             overlays: Mutex::new(HashMap::new()),
@@ -510,7 +513,18 @@ impl Core {
     }
 
     pub fn statfs(&self) -> Result<StatFs> {
-        let files = self.meta.music_track_count(None)?;
+        // Counting a million rows takes tens of milliseconds: the count is kept until the
+        // tracks change (one indexed read tells).
+        let changes = self.meta.music_changes()?;
+        let known = *self.track_count.lock();
+        let files = match known {
+            Some((at, n)) if at == changes => n,
+            _ => {
+                let n = self.meta.music_track_count(None)?;
+                *self.track_count.lock() = Some((changes, n));
+                n
+            }
+        };
         Ok(StatFs {
             blocks: 0,
             bfree: 0,

@@ -46,6 +46,15 @@ impl Tiering {
                     Some(row) if row.tiers & bit != 0 => {}
                     _ => return Ok(()),
                 }
+                // A writer may have put the copy back since that read (the music cache
+                // rewrites what it refetched): as for a corrupt copy, the record is only
+                // changed while no writer has the block pinned and the object is absent.
+                let _exclusive = self.pins.lock.write().await;
+                if self.pins.is_pinned(&ev.id)
+                    || self.store.exists_on(&ev.id, ev.tier).await.unwrap_or(true)
+                {
+                    return Ok(());
+                }
                 tracing::warn!(block = %ev.id, tier = %self.state.list[ev.tier].name,
                     "a copy recorded on this tier is missing");
                 self.meta.set_block_tiers(&ev.id, 0, bit)?;
