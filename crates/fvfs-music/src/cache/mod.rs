@@ -355,8 +355,14 @@ impl MusicCache {
             .entry(key.to_vec())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
             .clone();
-        let guard = lock.lock().await;
-        let res = self.fill_locked(piece, idx, key, src, rewrite).await;
+        // Waited behind another fill of this window: it may have just rewritten it.
+        let (guard, waited) = match lock.try_lock() {
+            Ok(g) => (g, false),
+            Err(_) => (lock.lock().await, true),
+        };
+        let res = self
+            .fill_locked(piece, idx, key, src, rewrite, waited)
+            .await;
         drop(guard);
         {
             let mut f = self.fetching.lock();
@@ -378,13 +384,18 @@ impl MusicCache {
         key: &[u8],
         src: &dyn WindowSource,
         rewrite: bool,
+        waited: bool,
     ) -> Result<(Bytes, bool), CacheError> {
         // Another reader may have filled (or repaired) it while this one waited: one
-        // fetch per window, even when several readers found it missing or corrupt.
-        if let Some(w) = self.meta.music_cache_get(key)? {
-            if let Ok(b) = self.read_cached(&w, 0, w.bytes).await {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok((b, false));
+        // fetch per window, even when several readers found it missing or corrupt. The
+        // first look may join a block read that began before that repair (the block
+        // store shares reads in flight) and see the old copy: after a wait, look twice.
+        for _ in 0..if waited { 2 } else { 1 } {
+            if let Some(w) = self.meta.music_cache_get(key)? {
+                if let Ok(b) = self.read_cached(&w, 0, w.bytes).await {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((b, false));
+                }
             }
         }
         let want = self.window_len(piece, idx);
