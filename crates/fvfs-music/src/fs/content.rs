@@ -319,6 +319,8 @@ pub(crate) struct OpenTrack {
     parent: Option<(u64, u64)>,
     last_end: AtomicU64,
     next_warmed: std::sync::atomic::AtomicBool,
+    /// File offset of the window whose prefetch was last started in full.
+    warmed_from: AtomicU64,
 }
 
 impl OpenTrack {
@@ -328,6 +330,7 @@ impl OpenTrack {
             parent,
             last_end: AtomicU64::new(u64::MAX),
             next_warmed: std::sync::atomic::AtomicBool::new(false),
+            warmed_from: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -373,8 +376,16 @@ impl OpenTrack {
             }
         }
         // The next two windows, each on its own slot: two fetches in flight keep an
-        // origin (or the cache's disk) busy while the reader consumes this window.
+        // origin (or the cache's disk) busy while the reader consumes this window. Once
+        // per window the reader is in (a window is read in many requests), unless a
+        // prefetch found no free slot and the next read must try again.
         let mut at = body.window_at(&core.cache, end);
+        let Some((piece, idx)) = at else { return };
+        let this_window = piece.start + idx * w;
+        if self.warmed_from.load(Ordering::Relaxed) == this_window {
+            return;
+        }
+        let mut started = true;
         for _ in 0..PREFETCH_AHEAD {
             let Some((piece, idx)) = at else { break };
             at = if (idx + 1) * w < piece.len {
@@ -383,8 +394,11 @@ impl OpenTrack {
                 body.window_at(&core.cache, piece.start + piece.len)
             };
             if let Some((p, i)) = at {
-                warm(&core.prefetching, core, body.src.clone(), vec![(p, i)]);
+                started &= warm(&core.prefetching, core, body.src.clone(), vec![(p, i)]);
             }
+        }
+        if started {
+            self.warmed_from.store(this_window, Ordering::Relaxed);
         }
     }
 
