@@ -108,6 +108,9 @@ pub struct TierConfig {
 pub struct Upload {
     pub flush_size_mb: Option<u64>,
     pub flush_interval_secs: Option<u64>,
+    /// Acknowledge fsync and close from the local write journal when the hottest tier is
+    /// remote (default false; docs/SEMANTICS.md, "Write-back").
+    pub writeback: Option<bool>,
 }
 
 // Some keys are validated now and take effect with tiering (see config.example.toml).
@@ -310,6 +313,9 @@ impl Config {
         }
         if let Some(r) = self.eviction.scrub_blocks_per_sec {
             p.scrub_blocks_per_sec = r;
+        }
+        if let Some(w) = self.upload.writeback {
+            p.writeback = w;
         }
         p
     }

@@ -2,8 +2,8 @@
 //! a runtime, the opened engine, the writeback spool replayed, this process's session
 //! row, and the background workers.
 //!
-//! Order at start: spool replay (writes a previous run could not store, before anything
-//! else touches the files) → sweep of unfinished uploads → sessions of dead processes of
+//! Order at start: write journal replay, then spool replay (writes a previous run
+//! acknowledged or could not store, before anything else touches the files) → sweep of unfinished uploads → sessions of dead processes of
 //! this host ended → this session registered → workers started.
 //! Order at stop: buffered writes committed (retried for a bounded time, the rest
 //! spooled) → workers stopped (bounded) → session row removed. The caller holds the
@@ -64,6 +64,14 @@ impl Running {
         crate::startup::mark("engine opened");
         let vfs = engine.vfs()?;
         crate::startup::mark("vfs");
+        // The journal goes first: a spool entry of the same file was written later.
+        let stored = rt.block_on(vfs.replay_journal())?;
+        if stored > 0 {
+            tracing::info!(
+                files = stored,
+                "stored the write journal of the previous run"
+            );
+        }
         let spool = Spool::open(&spool_dir(&meta_url, vfs.settings()))?;
         let replayed = rt.block_on(vfs.replay_spool(&spool))?;
         if replayed > 0 {

@@ -548,6 +548,23 @@ impl<T: FsOps> Filesystem for FuseAdapter<T> {
             .fallocate(&ctx(req), ino.0, fh.0, offset, length, mode);
         reply!(reply, res, |_v| reply.ok())
     }
+
+    /// No fvfs face has device controls: every ioctl is ENOTTY ("not a terminal", what a
+    /// regular file on ext4 answers), silently. fuser's default logs each one, and
+    /// programs ask (isatty at every fopen) thousands of times.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(fuser::Errno::ENOTTY);
+    }
 }
 
 #[cfg(test)]

@@ -26,17 +26,18 @@ mod url;
 pub use error::{MetaError, Result};
 pub use store::{
     hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, HolderStore, HsmDir,
-    HsmFile, HsmRequest, HsmState, HsmStore, MetaStore, MusicCacheStore, MusicCacheTotals,
-    MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack,
-    MusicView, MusicWindow, NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER, MUSIC_ROOT,
+    HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, MetaStore, MusicCacheStore,
+    MusicCacheTotals, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
+    MusicTrack, MusicView, MusicWindow, NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER,
+    MUSIC_ROOT,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a
 /// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, MetaStore, MusicCacheStore,
-        MusicStore, NamespaceStore, TierStore,
+        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, JournalStore, MetaStore,
+        MusicCacheStore, MusicStore, NamespaceStore, TierStore,
     };
 }
 pub use types::*;

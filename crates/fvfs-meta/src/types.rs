@@ -109,6 +109,30 @@ pub struct Commit<'a> {
     /// Slices (by id) that the new slices fully cover and that are removed in the same
     /// transaction (provisional slices written by an earlier flush).
     pub supersede: &'a [u64],
+    /// When set, the file's write journal is replaced by these records in the same
+    /// transaction (none: cleared), so the journal never replays bytes older than what
+    /// this commit stores.
+    pub journal: Option<JournalReset<'a>>,
+}
+
+/// The records a commit leaves in a file's write journal: the bytes still buffered
+/// (file offset, bytes) and the size and mtime the buffered writes imply.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JournalReset<'a> {
+    pub records: &'a [(u64, &'a [u8])],
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// One record of a file's write journal: `data` written at `off`, after which the file's
+/// size is at least `size` and its mtime `mtime`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalRecord {
+    pub seq: u64,
+    pub off: u64,
+    pub size: u64,
+    pub mtime: i64,
+    pub data: Vec<u8>,
 }
 
 /// A block row to insert when a slice referencing it is committed (if not present yet).

@@ -253,7 +253,7 @@ impl Handles {
         }
         if st.retained.swap(false, Ordering::SeqCst) {
             self.retained.fetch_sub(1, Ordering::SeqCst);
-            tracing::info!(
+            tracing::debug!(
                 ino,
                 "dropped the uncommitted writes of a file that has no name"
             );
@@ -274,7 +274,11 @@ impl Vfs {
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
         if h.flags.write {
-            self.sync_inode(h.ino).await?;
+            if self.journal {
+                self.journal_flush(h.ino).await?;
+            } else {
+                self.sync_inode(h.ino).await?;
+            }
         }
         Ok(())
     }
@@ -286,15 +290,20 @@ impl Vfs {
         self.sync_inode(h.ino).await
     }
 
-    /// Closes a handle. The last close of an unlinked inode frees its data; the last
-    /// close of an inode whose commit failed leaves its bytes retained (module doc) and
-    /// returns the commit's error.
+    /// Closes a handle. The last close of an unlinked inode frees its data. With the write
+    /// journal (journal.rs) the bytes are journaled and the buffer stays retained for the
+    /// writeback worker (up to `journal_retain_bytes`); otherwise they are committed, and
+    /// the last close of an inode whose commit failed leaves its bytes retained (module
+    /// doc) and returns the commit's error.
     pub async fn release(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
-        let flushed = if h.flags.write {
-            self.flush_inode(h.ino).await
-        } else {
+        let flushed = if !h.flags.write {
             Ok(())
+        } else if self.may_retain(h.ino) {
+            // The journal holds the bytes; the writeback worker stores them.
+            self.journal_flush(h.ino).await
+        } else {
+            self.store_inode(h.ino).await
         };
         if let Some((h, last)) = self.handles.remove(fh) {
             if last {

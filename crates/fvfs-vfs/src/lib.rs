@@ -35,6 +35,7 @@ mod error;
 pub mod fsck;
 mod fuse_ops;
 mod handle;
+mod journal;
 mod ns;
 mod paths;
 mod pin;
@@ -108,6 +109,12 @@ pub struct VfsConfig {
     pub purge_orphans: bool,
     /// How long garbage blocks (refcount 0) are kept before they are deleted.
     pub gc_grace: std::time::Duration,
+    /// Most bytes of closed files kept buffered (journaled, not yet cut into blocks) for
+    /// the writeback worker to store; past it a close stores its file itself.
+    pub journal_retain_bytes: u64,
+    /// Use the write journal when the hottest tier is local or write-back is on (false:
+    /// never, every fsync and close stores blocks on the hottest tier).
+    pub write_journal: bool,
 }
 
 impl Default for VfsConfig {
@@ -122,6 +129,8 @@ impl Default for VfsConfig {
             policy: TierPolicy::default(),
             purge_orphans: true,
             gc_grace: std::time::Duration::from_secs(2 * 3600),
+            journal_retain_bytes: 64 << 20,
+            write_journal: true,
         }
     }
 }
@@ -134,6 +143,9 @@ pub struct Vfs {
     pub(crate) cfg: VfsConfig,
     pub(crate) handles: Handles,
     pub(crate) tiering: Arc<Tiering>,
+    /// fsync and close are acknowledged from the write journal (journal.rs): the hottest
+    /// tier is a local directory, or write-back was asked for.
+    pub(crate) journal: bool,
 }
 
 impl Vfs {
@@ -156,7 +168,13 @@ impl Vfs {
             cfg.policy.clone(),
             cfg.gc_grace,
         )?;
+        let local_hottest = store
+            .tiers()
+            .first()
+            .is_some_and(|t| matches!(t.spec().kind, fvfs_tier::TierKind::Fs { .. }));
+        let journal = cfg.write_journal && (cfg.policy.writeback || local_hottest);
         let vfs = Arc::new(Vfs {
+            journal,
             settings: tiering.settings.clone(),
             meta,
             store,

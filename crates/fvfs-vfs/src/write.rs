@@ -27,11 +27,14 @@ use crate::tiering::{await_uploads, block_ids, Uploaded};
 use crate::{now_ns, Result, Vfs, VfsError};
 use bytes::Bytes;
 use fvfs_chunk::cdc;
-use fvfs_meta::{Attr, Commit};
+use fvfs_meta::{Attr, Commit, JournalReset};
 use fvfs_types::{Ino, CHUNK_SIZE};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+
+/// Changed tail ranges tracked per extent before they are merged into one (journal).
+const MAX_UNJOURNALED_RANGES: usize = 64;
 
 /// Largest file offset accepted (as ext4 with 4 KiB blocks: 16 TiB).
 pub(crate) const MAX_FILE_SIZE: u64 = 16 << 40;
@@ -69,7 +72,7 @@ impl Drop for Sealed {
     }
 }
 
-struct Extent {
+pub(crate) struct Extent {
     start: u64,
     sealed: VecDeque<Sealed>,
     sealed_len: u64,
@@ -81,6 +84,9 @@ struct Extent {
     provisional_end: u64,
     /// The tail changed since the provisional slices were committed.
     tail_dirty: bool,
+    /// Tail ranges `[lo, hi)` (tail offsets, sorted, disjoint) not in the write journal
+    /// yet (journal.rs).
+    pub(crate) unjournaled: Vec<(usize, usize)>,
 }
 
 impl Extent {
@@ -90,6 +96,46 @@ impl Extent {
     fn end(&self) -> u64 {
         self.tail_start() + self.tail.len() as u64
     }
+
+    /// The tail bytes not in the journal yet, at their file offsets.
+    pub(crate) fn unjournaled(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let ts = self.tail_start();
+        self.unjournaled
+            .iter()
+            .map(move |&(lo, hi)| (ts + lo as u64, &self.tail[lo..hi]))
+    }
+
+    /// Notes tail bytes `[lo, hi)` as changed since the last journal append.
+    fn touch(&mut self, lo: usize, hi: usize) {
+        if lo >= hi {
+            return;
+        }
+        let r = &mut self.unjournaled;
+        let i = r.partition_point(|&(_, h)| h < lo);
+        let mut j = i;
+        let (mut a, mut b) = (lo, hi);
+        while j < r.len() && r[j].0 <= hi {
+            a = a.min(r[j].0);
+            b = b.max(r[j].1);
+            j += 1;
+        }
+        r.splice(i..j, [(a, b)]);
+        // Many scattered ranges cost a record each: past a bound, one range covers them.
+        if r.len() > MAX_UNJOURNALED_RANGES {
+            let span = (r[0].0, r[r.len() - 1].1);
+            r.clear();
+            r.push(span);
+        }
+    }
+
+    /// The first `n` tail bytes were sealed into blocks: the ranges move with the tail.
+    fn tail_cut(&mut self, n: usize) {
+        self.unjournaled.retain_mut(|(lo, hi)| {
+            *lo = lo.saturating_sub(n);
+            *hi = hi.saturating_sub(n);
+            lo < hi
+        });
+    }
 }
 
 /// Buffered, not yet committed writes of one inode.
@@ -98,6 +144,13 @@ pub(crate) struct FileState {
     extents: Vec<Extent>,
     /// Size and mtime implied by buffered writes (None when nothing is buffered).
     pending: Option<(u64, i64)>,
+    /// The inode has write journal records (journal.rs), and the size and mtime the last
+    /// of them implies.
+    pub(crate) journaled: bool,
+    pub(crate) journaled_pending: Option<(u64, i64)>,
+    /// Bytes in the inode's journal records, and when the first of them was appended.
+    pub(crate) journal_bytes: u64,
+    pub(crate) journaled_since: Option<std::time::Instant>,
 }
 
 impl FileState {
@@ -125,15 +178,29 @@ impl FileState {
 
     /// Each extent's buffered bytes as (file offset, bytes), in offset order.
     pub(crate) fn extents_bytes(&self) -> Vec<(u64, Vec<u8>)> {
+        self.extents_bytes_but(None)
+    }
+
+    /// As `extents_bytes`, without the first `n` sealed blocks of extent `idx` when given
+    /// as `Some((idx, n))` (the blocks a commit is storing).
+    pub(crate) fn extents_bytes_but(&self, skip: Option<(usize, usize)>) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
-        for e in &self.extents {
+        for (i, e) in self.extents.iter().enumerate() {
+            let n = match skip {
+                Some((idx, n)) if idx == i => n,
+                _ => 0,
+            };
+            let mut start = e.start;
             let mut bytes = Vec::with_capacity((e.end() - e.start) as usize);
-            for s in &e.sealed {
+            for s in e.sealed.iter().take(n) {
+                start += s.data.len() as u64;
+            }
+            for s in e.sealed.iter().skip(n) {
                 bytes.extend_from_slice(&s.data);
             }
             bytes.extend_from_slice(&e.tail);
             if !bytes.is_empty() {
-                out.push((e.start, bytes));
+                out.push((start, bytes));
             }
         }
         out
@@ -144,6 +211,15 @@ impl FileState {
         self.extents
             .iter()
             .any(|e| e.start < size && e.end() > size)
+    }
+
+    /// Extents, for the journal (journal.rs).
+    pub(crate) fn extents_mut(&mut self) -> impl Iterator<Item = &mut Extent> {
+        self.extents.iter_mut()
+    }
+
+    pub(crate) fn extents(&self) -> impl Iterator<Item = &Extent> {
+        self.extents.iter()
     }
 
     /// Drops the buffered bytes at or after `size` once the committed data was truncated
@@ -255,6 +331,7 @@ impl Vfs {
                 e.tail[rel..rel + overlap].copy_from_slice(&data[..overlap]);
                 e.tail.extend_from_slice(&data[overlap..]);
                 e.tail_dirty = true;
+                e.touch(rel, rel + data.len());
                 i
             }
             _ => {
@@ -273,6 +350,7 @@ impl Vfs {
                         provisional: Vec::new(),
                         provisional_end: 0,
                         tail_dirty: true,
+                        unjournaled: vec![(0, data.len())],
                     },
                 );
                 i
@@ -307,6 +385,7 @@ impl Vfs {
                 break;
             }
             let rest = e.tail.split_off(total);
+            e.tail_cut(total);
             let bytes = Bytes::from(std::mem::replace(&mut e.tail, rest));
             let mut pos = 0;
             for len in lens {
@@ -395,13 +474,32 @@ impl Vfs {
         } else {
             Vec::new()
         };
-        let end = match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
+        let rest = fs.journaled.then(|| fs.extents_bytes_but(Some((idx, n))));
+        let rest_refs: Vec<(u64, &[u8])> = rest
+            .iter()
+            .flatten()
+            .map(|(o, b)| (*o, b.as_slice()))
+            .collect();
+        let journal = fs.journaled.then(|| JournalReset {
+            records: &rest_refs,
+            size: fs.pending.map_or(0, |p| p.0),
+            mtime: fs.pending.map_or(0, |p| p.1),
+        });
+        let end = match self.commit_blocks(st.ino, &blocks, mtime, &supersede, journal) {
             Ok((end, _)) => end,
             Err(err) => {
                 fs.extents[idx].provisional = supersede;
                 return Err(err);
             }
         };
+        if fs.journaled {
+            // The journal now holds every buffered byte.
+            for e in fs.extents.iter_mut() {
+                e.unjournaled.clear();
+            }
+            fs.journaled_pending = fs.pending;
+            fs.journal_bytes = rest_refs.iter().map(|r| r.1.len() as u64).sum();
+        }
         let e = &mut fs.extents[idx];
         for _ in 0..n {
             if let Some(s) = e.sealed.pop_front() {
@@ -419,15 +517,17 @@ impl Vfs {
         Ok(())
     }
 
-    /// Commits consecutive blocks (file offset, upload) as slices, removing `supersede`;
-    /// returns the end offset and the new slice ids. The blocks' pins are released on
-    /// success only: after a failure the caller still holds them.
+    /// Commits consecutive blocks (file offset, upload) as slices, removing `supersede`
+    /// and replacing the write journal by `journal` when given; returns the end offset and
+    /// the new slice ids. The blocks' pins are released on success only: after a failure
+    /// the caller still holds them.
     fn commit_blocks(
         &self,
         ino: Ino,
         blocks: &[(u64, Uploaded)],
         mtime: Option<i64>,
         supersede: &[u64],
+        journal: Option<JournalReset<'_>>,
     ) -> Result<(u64, Vec<u64>)> {
         let (slices, new_blocks) = slices_of(blocks);
         let end = blocks
@@ -443,6 +543,7 @@ impl Vfs {
                 mtime,
                 replicate_to: self.tiering.state.replica_mask,
                 supersede,
+                journal,
             },
         )?;
         self.tiering.note_queued(&new_blocks);
@@ -456,6 +557,9 @@ impl Vfs {
     /// Makes every buffered byte durable without ending the write buffer: complete blocks
     /// are committed for good, the tails as provisional slices (see `Extent`).
     pub(crate) async fn commit_durable(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
+        if self.journal {
+            return self.journal_durable(st, fs).await;
+        }
         let mtime = fs.pending.map(|p| p.1);
         let mut committed_end = 0;
         for i in 0..fs.extents.len() {
@@ -486,7 +590,7 @@ impl Vfs {
             let blocks = await_uploads(&self.tiering.pins, uploads).await?;
             let e = &mut fs.extents[i];
             let supersede = std::mem::take(&mut e.provisional);
-            match self.commit_blocks(st.ino, &blocks, mtime, &supersede) {
+            match self.commit_blocks(st.ino, &blocks, mtime, &supersede, None) {
                 Ok((end, ids)) => {
                     let e = &mut fs.extents[i];
                     e.provisional = ids;
@@ -515,6 +619,17 @@ impl Vfs {
         Ok(())
     }
 
+    /// Waits for every sealed block's upload and commits them (the tails stay buffered).
+    pub(crate) async fn commit_sealed(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
+        for i in 0..fs.extents.len() {
+            for s in fs.extents[i].sealed.iter_mut() {
+                finish(self, s).await?;
+            }
+            self.commit_front(st, fs, i).await?;
+        }
+        Ok(())
+    }
+
     /// Cuts, uploads and commits every buffered write of `st`.
     pub(crate) async fn commit_all(&self, st: &InodeState, fs: &mut FileState) -> Result<()> {
         let mut committed_end = 0;
@@ -535,19 +650,24 @@ impl Vfs {
             self.commit_front(st, fs, i).await?;
             committed_end = committed_end.max(fs.extents[i].start);
         }
-        // Blocks committed before a later write extended the size leave the size to set.
-        if let Some((size, mtime)) = fs.pending {
-            if size > committed_end {
-                let c = Commit {
-                    min_size: size,
-                    mtime: Some(mtime),
-                    ..Default::default()
-                };
-                self.meta.commit(st.ino, &c)?;
-            }
+        // Blocks committed before a later write extended the size leave the size to set;
+        // the journal records (if any) are stored now and go.
+        let grow = fs.pending.filter(|p| p.0 > committed_end);
+        if grow.is_some() || fs.journaled {
+            let c = Commit {
+                min_size: grow.map_or(0, |p| p.0),
+                mtime: grow.map(|p| p.1),
+                journal: fs.journaled.then(JournalReset::default),
+                ..Default::default()
+            };
+            self.meta.commit(st.ino, &c)?;
         }
         fs.extents.clear();
         fs.pending = None;
+        fs.journaled = false;
+        fs.journaled_pending = None;
+        fs.journal_bytes = 0;
+        fs.journaled_since = None;
         publish(st, fs);
         st.invalidate();
         self.handles.buffer_emptied(st);
@@ -563,12 +683,20 @@ impl Vfs {
         Ok(())
     }
 
-    /// Commits an inode's buffered writes and empties its buffer, if it is open.
+    /// Commits an inode's buffered writes and empties its buffer, if it is open, and
+    /// syncs the metadata.
     pub async fn flush_inode(&self, ino: Ino) -> Result<()> {
+        self.store_inode(ino).await?;
+        self.meta.sync()?;
+        Ok(())
+    }
+
+    /// Commits an inode's buffered writes and empties its buffer, if it is open (the
+    /// metadata is synced later: a close is not a durability point).
+    pub async fn store_inode(&self, ino: Ino) -> Result<()> {
         if let Some(st) = self.handles.state(ino) {
             let mut fs = st.file.lock().await;
             self.commit_all(&st, &mut fs).await?;
-            self.meta.sync()?;
         }
         Ok(())
     }

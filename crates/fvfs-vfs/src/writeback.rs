@@ -1,6 +1,7 @@
-//! Writes whose commit failed: the writeback worker that retries retained buffers (files
-//! whose last close could not commit, handle.rs), and the stop policy (commit with a
-//! bounded retry, then spool to disk, spool.rs).
+//! Writes held after their close: the writeback worker that stores retained buffers
+//! (files whose last close left their bytes in the write journal, journal.rs, or could
+//! not commit them, handle.rs) and syncs the metadata every few seconds, and the stop
+//! policy (commit with a bounded retry, then spool to disk, spool.rs).
 //!
 //! Invariants: the worker only ever commits (never drops) a buffer; at stop every buffer
 //! is committed or spooled, and `stop_writeback` fails only when a buffer could be
@@ -17,26 +18,47 @@ use std::time::{Duration, Instant};
 /// How long a stopping process keeps retrying commits before it spools.
 pub const STOP_RETRY: Duration = Duration::from_secs(10);
 
-/// The worker also looks every this often, whatever woke it.
-const RECHECK: Duration = Duration::from_secs(30);
+/// The worker also looks every this often, whatever woke it, and syncs the metadata: a
+/// close is durable within this time even if nothing calls fsync.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Retained files stored at once.
+const STORE_CONCURRENCY: usize = 8;
+
+/// After a wake, the worker waits this long so closes in a burst are stored together
+/// (their bytes are in the journal meanwhile).
+const GATHER: Duration = Duration::from_millis(50);
 
 impl Vfs {
     /// Tries once to commit every retained buffer. Ok(n): n buffers were stored; an
     /// error is the first failure (the others were tried too).
     pub async fn writeback_pass(&self) -> Result<usize> {
+        use futures::StreamExt;
         let mut stored = 0;
         let mut failed = None;
-        for ino in self.handles.retained_inodes() {
-            match self.flush_inode(ino).await {
+        let mut inodes = self.handles.retained_inodes();
+        if self.journal {
+            inodes.extend(self.stale_journaled());
+            inodes.sort_unstable();
+            inodes.dedup();
+        }
+        let mut results = futures::stream::iter(inodes)
+            .map(|ino| async move { (ino, self.store_inode(ino).await) })
+            .buffer_unordered(STORE_CONCURRENCY);
+        while let Some((ino, r)) = results.next().await {
+            match r {
                 Ok(()) => {
                     stored += 1;
-                    tracing::info!(ino, "stored the retained writes of a closed file");
+                    tracing::debug!(ino, "stored the retained writes of a closed file");
                 }
                 Err(e) => {
                     failed.get_or_insert(e);
                 }
             }
         }
+        drop(results);
+        // Commits of closes are durable from here (and at the latest RECHECK later).
+        self.meta.sync()?;
         failed.map_or(Ok(stored), Err)
     }
 
@@ -135,7 +157,10 @@ impl Worker for WritebackWorker {
             let Some(vfs) = self.vfs.upgrade() else {
                 return;
             };
-            let _ = tokio::time::timeout(RECHECK, vfs.handles.retained_wake.notified()).await;
+            let woken = tokio::time::timeout(RECHECK, vfs.handles.retained_wake.notified()).await;
+            if woken.is_ok() && vfs.journal {
+                tokio::time::sleep(GATHER).await;
+            }
         })
     }
 }

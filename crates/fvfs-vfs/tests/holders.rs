@@ -114,6 +114,8 @@ async fn write_file(vfs: &Vfs, name: &[u8], data: &[u8]) -> u64 {
         .unwrap();
     vfs.write(fh, 0, data).await.unwrap();
     vfs.release(fh).await.unwrap();
+    // Stored now, not left in the write journal for the writeback worker.
+    vfs.flush_inode(a.ino).await.unwrap();
     a.ino
 }
 

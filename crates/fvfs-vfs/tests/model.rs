@@ -95,6 +95,8 @@ impl Env {
             ..VfsConfig::default()
         };
         let vfs = Vfs::new(meta, store, cfg).unwrap();
+        // What a dropped engine left in the write journal is stored first, as at a mount.
+        self.rt.block_on(vfs.replay_journal()).unwrap();
         self.ops = Some(EngineOps::new(vfs.clone(), self.rt.clone()));
         self.vfs = Some(vfs);
     }

@@ -131,7 +131,7 @@ async fn read_all(vfs: &Vfs, ino: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_last_close_keeps_the_bytes_until_they_are_committed() {
     let env = env();
-    let vfs = env.vfs(VfsConfig::default());
+    let vfs = env.vfs(closes_commit());
     env.break_tier();
     let (a, fh) = vfs
         .create(Ctx::root(), ROOT_INO, b"f", 0o644, 0, libc::O_RDWR)
@@ -162,14 +162,14 @@ async fn a_failed_last_close_keeps_the_bytes_until_they_are_committed() {
     assert_eq!(read_all(&vfs, a.ino).await, b"hello");
     // Stored for good: a fresh engine on the same metadata reads them.
     drop(vfs);
-    let vfs = env.vfs(VfsConfig::default());
+    let vfs = env.vfs(closes_commit());
     assert_eq!(read_all(&vfs, a.ino).await, b"hello");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncate_unlink_rename_and_reopen_of_retained_files() {
     let env = env();
-    let vfs = env.vfs(VfsConfig::default());
+    let vfs = env.vfs(closes_commit());
     env.break_tier();
     let a = retained_file(&vfs, "a", b"aaaa").await;
     let b = retained_file(&vfs, "b", b"bbbb").await;
@@ -221,7 +221,7 @@ async fn too_many_retained_bytes_refuse_new_writes() {
     let env = env();
     let vfs = env.vfs(VfsConfig {
         max_retained_bytes: 1 << 20,
-        ..VfsConfig::default()
+        ..closes_commit()
     });
     env.break_tier();
     let x = retained_file(&vfs, "x", &vec![7u8; 2 << 20]).await;
@@ -241,7 +241,7 @@ async fn too_many_retained_bytes_refuse_new_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_that_cannot_commit_spools_and_a_start_replays() {
     let env = env();
-    let vfs = env.vfs(VfsConfig::default());
+    let vfs = env.vfs(closes_commit());
     let spool = Spool::open(&env.root.join("spool")).unwrap();
     env.break_tier();
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -261,7 +261,7 @@ async fn a_stop_that_cannot_commit_spools_and_a_start_replays() {
 
     // The next start: the tier is back, the entries are committed and removed.
     env.heal_tier();
-    let vfs = env.vfs(VfsConfig::default());
+    let vfs = env.vfs(closes_commit());
     assert_eq!(vfs.replay_spool(&spool).await.unwrap(), 2);
     assert!(spool.entries().unwrap().is_empty());
     assert_eq!(read_all(&vfs, f).await, body);
@@ -270,4 +270,13 @@ async fn a_stop_that_cannot_commit_spools_and_a_start_replays() {
     want[100_000..].copy_from_slice(b"tail");
     assert_eq!(env.meta.getattr(g).unwrap().size, 100_004);
     assert_eq!(read_all(&vfs, g).await, want);
+}
+
+/// A config without the write journal (as over a remote hottest tier): fsync and close
+/// store blocks, so they meet the broken tier as these tests intend.
+fn closes_commit() -> VfsConfig {
+    VfsConfig {
+        write_journal: false,
+        ..VfsConfig::default()
+    }
 }

@@ -280,6 +280,9 @@ impl DataStore for SqliteStore {
             }
             let new_ids: Vec<BlockId> = c.new_blocks.iter().map(|b| b.id).collect();
             super::tiers::enqueue(tx, &new_ids, c.replicate_to, c.mtime.unwrap_or_else(now_ns))?;
+            if let Some(j) = &c.journal {
+                super::journal::journal_replace(tx, ino, j)?;
+            }
             let size = a.size.max(c.min_size);
             match c.mtime {
                 Some(t) => tx
@@ -365,6 +368,8 @@ impl DataStore for SqliteStore {
                 }
                 super::alloc::refresh(tx, ino, [c0])?;
             }
+            // Journaled writes may reach past the committed size: clipped whatever it is.
+            super::journal::journal_clip(tx, ino, size)?;
             tx.prepare_cached(
                 "UPDATE inodes SET size = ?2, mtime = ?3, ctime = ?3 WHERE ino = ?1",
             )?
@@ -465,6 +470,8 @@ impl DataStore for SqliteStore {
             }
             delete_slices(tx, ino, "1 = 1", &[])?;
             tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+                .execute([ino as i64])?;
+            tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1")?
                 .execute([ino as i64])?;
             tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
                 .execute([ino as i64])?;

@@ -8,7 +8,7 @@
 //!
 //! Each sub-trait of [`crate::MetaStore`] is implemented in the file of its concern:
 //! `namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs` (with `backup.rs`), `check.rs`,
-//! `holders.rs`, `hsm.rs`, `music.rs`; `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
+//! `holders.rs`, `hsm.rs`, `journal.rs`, `music.rs`; `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
 //! accounting shared by the data operations.
 
 mod admin;
@@ -18,6 +18,7 @@ mod check;
 mod data;
 mod holders;
 mod hsm;
+mod journal;
 mod music;
 mod music_cache;
 mod namespace;
@@ -152,4 +153,4 @@ mod holder_tests;
 #[cfg(test)]
 mod music_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

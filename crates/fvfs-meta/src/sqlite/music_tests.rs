@@ -352,7 +352,7 @@ fn a_version_6_database_gains_audio_spans_and_the_cache() {
     let p = d.path().join("meta.db");
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
-        "DROP TABLE music_cache; DROP INDEX music_entries_track;
+        "DROP TABLE music_cache; DROP TABLE write_journal; DROP INDEX music_entries_track;
          ALTER TABLE music_tracks DROP COLUMN audio_start;
          ALTER TABLE music_tracks DROP COLUMN audio_len;
          ALTER TABLE music_tracks DROP COLUMN audio_id;

@@ -7,7 +7,7 @@ use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -237,6 +237,20 @@ CREATE INDEX music_cache_lru ON music_cache(last_access);
 CREATE INDEX music_entries_track ON music_entries(view, gen, track) WHERE track IS NOT NULL;
 "#;
 
+/// The write journal: bytes acknowledged by an fsync (or a close) and not yet cut into
+/// blocks, replayed in `seq` order at the next start (docs/FORMAT.md, "Write journal").
+const V8: &str = r#"
+CREATE TABLE write_journal (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  ino INTEGER NOT NULL,
+  off INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+CREATE INDEX write_journal_ino ON write_journal(ino, seq);
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -272,6 +286,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V7,
+        fill: None,
+    },
+    Migration {
+        sql: V8,
         fill: None,
     },
 ];

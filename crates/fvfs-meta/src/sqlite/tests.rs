@@ -4,7 +4,7 @@ use crate::types::*;
 use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, CHUNK_SIZE, ROOT_INO};
 use fvfs_types::{Ino, Settings};
 
-pub(super) fn store() -> (tempfile::TempDir, SqliteStore) {
+pub(crate) fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("meta.db"), true).unwrap();
     let settings = Settings {
@@ -21,7 +21,7 @@ pub(super) fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, s)
 }
 
-pub(super) fn file<'a>() -> NewInode<'a> {
+pub(crate) fn file<'a>() -> NewInode<'a> {
     NewInode {
         kind: FileKind::File,
         perm: 0o644,
@@ -139,6 +139,7 @@ fn slices_refcounts_truncate() {
             mtime: Some(5),
             replicate_to: 0b100,
             supersede: &[],
+            journal: None,
         },
     )
     .unwrap();
@@ -461,6 +462,7 @@ fn migration_to_v3_fills_st_blocks() {
          DROP TABLE music_views;
          DROP TABLE music_entries;
          DROP TABLE music_cache;
+         DROP TABLE write_journal;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
          PRAGMA user_version = 2;",

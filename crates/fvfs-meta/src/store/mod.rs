@@ -9,6 +9,8 @@
 //! - [`AdminStore`] (`admin.rs`): settings, lifecycle, durability, snapshots, sessions,
 //!   counters, statistics;
 //! - [`CheckStore`] (`check.rs`): the consistency checks and repairs behind `fvfsd fsck`;
+//! - [`JournalStore`] (`journal.rs`): the write journal (acknowledged bytes not yet in
+//!   blocks);
 //! - [`HolderStore`] (`holders.rs`): block references held by something other than a
 //!   file (archived payloads, caches of other faces);
 //! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files;
@@ -30,6 +32,7 @@ mod check;
 mod data;
 mod holders;
 mod hsm;
+mod journal;
 mod music;
 mod music_cache;
 mod namespace;
@@ -40,6 +43,7 @@ pub use check::CheckStore;
 pub use data::DataStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
+pub use journal::JournalStore;
 pub use music::{
     AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
     MusicTrack, MusicView, MUSIC_ROOT,
@@ -56,6 +60,7 @@ use std::sync::Arc;
 pub trait MetaStore:
     NamespaceStore
     + DataStore
+    + JournalStore
     + TierStore
     + AdminStore
     + CheckStore
@@ -71,6 +76,7 @@ pub trait MetaStore:
 impl<T> MetaStore for T where
     T: NamespaceStore
         + DataStore
+        + JournalStore
         + TierStore
         + AdminStore
         + CheckStore

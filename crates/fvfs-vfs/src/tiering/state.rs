@@ -31,6 +31,9 @@ pub struct TierPolicy {
     pub frequency_weight: f64,
     /// Blocks per second the scrubber verifies (0 = off).
     pub scrub_blocks_per_sec: f64,
+    /// Write-back: acknowledge fsync and close from the local write journal even when the
+    /// hottest tier is remote (with a local hottest tier the journal is always used).
+    pub writeback: bool,
 }
 
 impl Default for TierPolicy {
@@ -43,6 +46,7 @@ impl Default for TierPolicy {
             recency_weight: 0.7,
             frequency_weight: 0.3,
             scrub_blocks_per_sec: 0.0,
+            writeback: false,
         }
     }
 }
