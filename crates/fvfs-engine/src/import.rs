@@ -330,6 +330,8 @@ async fn run_import(args: ImportArgs, progress: Arc<dyn ImportProgress>) -> Resu
             run.error(&d.src, e);
         }
     }
+    // Small files closed into the write journal are stored as blocks first.
+    vfs.writeback_pass().await?;
     vfs.sync_metadata()?;
     run.progress.status("replicating to colder tiers".into());
     vfs.tiering().request_flush();

@@ -274,8 +274,11 @@ impl Vfs {
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
         if h.flags.write {
-            if self.journal {
+            if self.may_retain(h.ino) {
                 self.journal_flush(h.ino).await?;
+            } else if self.journal {
+                // Too big to journal at close: stored now, so close reports a failure.
+                self.store_inode(h.ino).await?;
             } else {
                 self.sync_inode(h.ino).await?;
             }

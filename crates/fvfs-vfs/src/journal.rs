@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 /// they are rewritten as one copy of the buffer.
 const JOURNAL_SLACK: u64 = 8 << 20;
 
+/// Most buffered bytes a close journals (a bigger buffer is stored as blocks at close).
+pub(crate) const JOURNAL_CLOSE_MAX: u64 = 1 << 20;
+
 /// An open file's journaled bytes are stored as blocks (and so start replicating) once
 /// its oldest record is this old, even if it is never closed (a database).
 pub(crate) const JOURNAL_MAX_AGE: Duration = Duration::from_secs(30);
@@ -100,13 +103,17 @@ impl Vfs {
         Ok(())
     }
 
-    /// Whether a closing file's buffer may stay retained for the writeback worker (the
-    /// journal holds it): only up to `journal_retain_bytes` in all.
+    /// Whether a closing file's buffer goes to the journal and stays retained for the
+    /// writeback worker: a small buffer (`JOURNAL_CLOSE_MAX`), up to
+    /// `journal_retain_bytes` in all. A bigger one is stored as blocks by the close itself:
+    /// journaling it would write its bytes twice.
     pub(crate) fn may_retain(&self, ino: Ino) -> bool {
         let own = self.handles.state(ino).map_or(0, |st| {
             st.buffered.load(std::sync::atomic::Ordering::SeqCst)
         });
-        self.journal && self.handles.retained_bytes() + own <= self.cfg.journal_retain_bytes
+        self.journal
+            && own <= JOURNAL_CLOSE_MAX
+            && self.handles.retained_bytes() + own <= self.cfg.journal_retain_bytes
     }
 
     /// Open files whose journal records are older than `JOURNAL_MAX_AGE` (their lock is

@@ -448,6 +448,10 @@ impl Upload {
     async fn finish_inner(&mut self, mtime: Option<i64>, noreplace: bool) -> Result<(Attr, bool)> {
         if let Some(fh) = self.fh {
             self.vfs.fsync(fh).await?;
+            // Stored as blocks before it takes the name: the answer carries the block
+            // layout (ETag), and a body that cannot reach a tier must leave the old
+            // content (the write journal would have accepted it).
+            self.vfs.store_inode(self.ino).await?;
             self.fh = None;
             self.vfs.release(fh).await?;
         }

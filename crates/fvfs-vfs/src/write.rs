@@ -499,6 +499,12 @@ impl Vfs {
             }
             fs.journaled_pending = fs.pending;
             fs.journal_bytes = rest_refs.iter().map(|r| r.1.len() as u64).sum();
+            if rest_refs.is_empty() {
+                // Nothing buffered is left: the commit emptied the journal.
+                fs.journaled = false;
+                fs.journal_bytes = 0;
+                fs.journaled_since = None;
+            }
         }
         let e = &mut fs.extents[idx];
         for _ in 0..n {

@@ -131,11 +131,17 @@ pub async fn evict(
     Ok(Json(EvictResult { evicted_bytes }))
 }
 
-/// Replicates every queued block copy now (at most 10 minutes).
+/// Stores the files closed into the write journal as blocks, then replicates every
+/// queued block copy now (at most 10 minutes).
 #[utoipa::path(post, path = "/v1/admin/flush", tag = "admin",
     responses((status = 200, body = FlushResult), (status = 500, body = ErrorBody)))]
 pub async fn flush(State(st): State<AppState>, who: Who) -> ApiResult<Json<FlushResult>> {
     who.need_admin("replicating the queue")?;
+    // A file that cannot be stored now stays retained (and journaled): the replication
+    // of what is stored goes on.
+    if let Err(e) = st.vfs.writeback_pass().await {
+        tracing::warn!(error = %e, "flush: some closed files could not be stored as blocks yet");
+    }
     let queued = on_vfs(&st, |v| Ok(v.queue_due_now()?)).await?;
     let pending = st.vfs.tiering().replicate_all(FLUSH_DEADLINE).await?;
     Ok(Json(FlushResult {

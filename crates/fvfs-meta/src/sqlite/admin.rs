@@ -84,20 +84,33 @@ impl AdminStore for SqliteStore {
         format!("sqlite://{}", self.path.display())
     }
     fn sync(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
         // Hold the writer so no commit is half-appended while the WAL is flushed.
         let _writer = self.writer.lock();
         let wal = std::path::PathBuf::from(format!("{}-wal", self.path.display()));
-        match std::fs::OpenOptions::new().read(true).open(&wal) {
-            Ok(f) => f.sync_data().map_err(|source| MetaError::Io {
-                path: wal.display().to_string(),
-                source,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(MetaError::Io {
-                path: wal.display().to_string(),
-                source,
-            }),
+        let io = |source| MetaError::Io {
+            path: wal.display().to_string(),
+            source,
+        };
+        let id = match std::fs::metadata(&wal) {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut cached = self.wal.lock();
+        if cached.as_ref().is_none_or(|(_, was)| *was != id) {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .open(&wal)
+                .map_err(io)?;
+            *cached = Some((f, id));
         }
+        cached
+            .as_ref()
+            .expect("set above")
+            .0
+            .sync_data()
+            .map_err(io)
     }
     fn snapshot(&self, dest: &std::path::Path) -> Result<()> {
         super::backup::snapshot(self, dest)

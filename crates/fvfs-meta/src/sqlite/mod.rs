@@ -40,6 +40,9 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The `-wal` file, kept open for `sync` (so an fsync needs no free descriptor), with
+    /// its (device, inode): reopened if SQLite replaced the file.
+    wal: Mutex<Option<(std::fs::File, (u64, u64))>>,
 }
 
 fn open_conn(path: &Path, create: bool) -> Result<Connection> {
@@ -111,6 +114,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            wal: Mutex::new(None),
         })
     }
 
