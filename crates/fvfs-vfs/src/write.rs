@@ -33,6 +33,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
+/// Provisional slices an extent may gather by appends before its tail is cut again.
+const MAX_PROVISIONAL: usize = 64;
+
 /// Changed tail ranges tracked per extent before they are merged into one (journal).
 const MAX_UNJOURNALED_RANGES: usize = 64;
 
@@ -84,8 +87,9 @@ pub(crate) struct Extent {
     provisional_end: u64,
     /// The tail changed since the provisional slices were committed.
     tail_dirty: bool,
-    /// Tail ranges `[lo, hi)` (tail offsets, sorted, disjoint) not in the write journal
-    /// yet (journal.rs).
+    /// Tail ranges `[lo, hi)` (tail offsets, sorted, disjoint) changed since the last
+    /// durable point: not in the write journal yet (journal.rs), or, without the journal,
+    /// not in the provisional slices.
     pub(crate) unjournaled: Vec<(usize, usize)>,
 }
 
@@ -583,25 +587,48 @@ impl Vfs {
             if e.tail.is_empty() {
                 continue;
             }
-            let tail = Bytes::copy_from_slice(&e.tail);
+            // Only appended to since the last provisional commit: only the new bytes are
+            // stored, as more provisional slices (linear, not quadratic, in the appends;
+            // a database's log fsyncs every few KiB). Past `MAX_PROVISIONAL` slices, or
+            // after an overwrite, the whole tail is cut again.
+            let ts = e.tail_start();
+            let from = if !e.provisional.is_empty()
+                && e.provisional.len() < MAX_PROVISIONAL
+                && e.provisional_end >= ts
+                && e.provisional_end < e.end()
+                && e.unjournaled
+                    .iter()
+                    .all(|&(lo, _)| ts + lo as u64 >= e.provisional_end)
+            {
+                (e.provisional_end - ts) as usize
+            } else {
+                0
+            };
+            let tail = Bytes::copy_from_slice(&e.tail[from..]);
+            let base = ts + from as u64;
             let mut uploads = Vec::new();
             let mut pos = 0usize;
             for len in cdc::cut(&tail, &self.settings.cdc, true) {
                 uploads.push((
-                    e.start + pos as u64,
+                    base + pos as u64,
                     self.tiering.spawn_upload(tail.slice(pos..pos + len)),
                 ));
                 pos += len;
             }
             let blocks = await_uploads(&self.tiering.pins, uploads).await?;
             let e = &mut fs.extents[i];
-            let supersede = std::mem::take(&mut e.provisional);
+            let supersede = if from == 0 {
+                std::mem::take(&mut e.provisional)
+            } else {
+                Vec::new()
+            };
             match self.commit_blocks(st.ino, &blocks, mtime, &supersede, None) {
                 Ok((end, ids)) => {
                     let e = &mut fs.extents[i];
-                    e.provisional = ids;
+                    e.provisional.extend(ids);
                     e.provisional_end = end;
                     e.tail_dirty = false;
+                    e.unjournaled.clear();
                     committed_end = committed_end.max(end);
                 }
                 Err(err) => {

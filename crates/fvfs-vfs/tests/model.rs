@@ -33,6 +33,9 @@ struct Env {
     rt: tokio::runtime::Handle,
     ops: Option<EngineOps>,
     vfs: Option<Arc<Vfs>>,
+    /// Acknowledge fsync and close from the write journal (the local-hottest-tier shape),
+    /// or store blocks at every fsync (the remote-hottest-tier shape).
+    journal: bool,
 }
 
 fn settings(loc: &str) -> Settings {
@@ -56,7 +59,7 @@ fn settings(loc: &str) -> Settings {
 }
 
 impl Env {
-    fn new(rt: tokio::runtime::Handle) -> Env {
+    fn new(rt: tokio::runtime::Handle, journal: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let tier = dir.path().join("tier");
         std::fs::create_dir(&tier).unwrap();
@@ -76,6 +79,7 @@ impl Env {
             rt,
             ops: None,
             vfs: None,
+            journal,
         };
         e.open(meta);
         e
@@ -92,6 +96,7 @@ impl Env {
         let store = Arc::new(BlockStore::with_tiers(vec![t], 0, cfg).unwrap());
         let cfg = VfsConfig {
             purge_orphans: true,
+            write_journal: self.journal,
             ..VfsConfig::default()
         };
         let vfs = Vfs::new(meta, store, cfg).unwrap();
@@ -130,6 +135,21 @@ fn the_engine_matches_the_model() {
         .unwrap();
     let cases = model::cases("FVFS_MODEL_CASES", 10_000);
     model::run("engine model", cases, file!(), || {
-        OnOps::new(Env::new(rt.handle().clone()))
+        OnOps::new(Env::new(rt.handle().clone(), true))
+    });
+}
+
+/// The same model over the shape without the write journal (each fsync stores blocks,
+/// provisional slices for tails).
+#[test]
+fn the_engine_without_the_write_journal_matches_the_model() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases = model::cases("FVFS_MODEL_CASES", 10_000) / 3;
+    model::run("engine model, no journal", cases, file!(), || {
+        OnOps::new(Env::new(rt.handle().clone(), false))
     });
 }
