@@ -9,13 +9,14 @@
 #   rclone         rclone mount --vfs-cache-mode full over the S3 server
 #   s3fs           s3fs-fuse, path-style requests, over the S3 server
 #   fvfs-s3        fvfs with only an S3 tier
+#   fvfs-s3-wb     the same with `[upload] writeback = true` (fsync from the local journal)
 #   fvfs-local+s3  fvfs with a hot local tier in front of the S3 tier (the README's shape)
 # One fvfs-s3-server serves them all: one bucket, one prefix per contender (and one for the
 # raw PUT measure, an `rclone copy` of the big file). The workloads are bench/race_work.py
 # (one JSON line each): big write + fsync, cold read (after drop_caches, no remount) and
 # re-read, 1000 x 4 KiB creates, stat, SQLite WAL, 4 KiB append+fsync, renames, a source
-# tree (git archive of crates/) extracted and hash-verified; for fvfs also RSS (peak and
-# idle) and, for fvfs-local+s3, the replication throughput to S3.
+# tree (git archive of crates/) extracted and hash-verified; the RSS (peak and idle) of every
+# daemon (targets for fvfs only) and, for fvfs-local+s3, the replication throughput to S3.
 #
 # Run (as root; rclone, s3fs and fuse3 are installed with apt-get when missing):
 #   sudo bench/race.sh
@@ -39,7 +40,7 @@ SIZE_MIB="${RACE_SIZE_MIB:-512}"
 ONLY="${RACE_ONLY:-}"
 DEADLINE="${RACE_DEADLINE:-300}"
 REPL_TIMEOUT="${RACE_REPL_TIMEOUT:-600}"
-CONTENDERS=(ext4 rclone s3fs fvfs-s3 fvfs-local+s3)
+CONTENDERS=(ext4 rclone s3fs fvfs-s3 fvfs-s3-wb fvfs-local+s3)
 BUCKET=race
 
 log() { printf '[race %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -100,6 +101,7 @@ avail_mib=$(($(df -Pk "$W" | awk 'NR==2 {print $4}') / 1024))
 MNT=""
 PID=""
 S3PID=""
+WPID="" # the running workload
 PIDS=() # every daemon started, for the teardown
 MNTS=() # every mountpoint used
 stop_pid() { # stop_pid PID SECONDS: wait for it to exit, then TERM, then KILL
@@ -115,13 +117,20 @@ stop_pid() { # stop_pid PID SECONDS: wait for it to exit, then TERM, then KILL
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
 	fi
-	wait "$pid" 2>/dev/null || true
+	# Reap it (a child) unless even SIGKILL left it alive: stuck in a filesystem request.
+	kill -0 "$pid" 2>/dev/null || wait "$pid" 2>/dev/null || true
 }
+# mounted DIR: from the mount table (a dead FUSE daemon's mount fails stat and `mountpoint`)
+mounted() { awk -v d="$1" '$5 == d {f = 1} END {exit !f}' /proc/self/mountinfo; }
 unmount() { # unmount DIR: plain, then fusermount3 -u, then lazy
 	local dir="$1"
-	mountpoint -q "$dir" 2>/dev/null || return 0
+	mounted "$dir" || return 0
 	timeout 120 umount "$dir" 2>/dev/null || timeout 60 fusermount3 -u "$dir" 2>/dev/null || {
 		log "WARNING: clean unmount of $dir failed; lazy unmount"
 		umount -l "$dir" 2>/dev/null || fusermount3 -uz "$dir" 2>/dev/null || true
@@ -130,6 +139,7 @@ unmount() { # unmount DIR: plain, then fusermount3 -u, then lazy
 cleanup() {
 	local rc=$? m p
 	set +e
+	[[ -n $WPID ]] && stop_pid "$WPID" 0
 	for m in "${MNTS[@]}"; do unmount "$m"; done
 	for p in "${PIDS[@]}"; do stop_pid "$p" 5; done
 	[[ -n $S3PID ]] && stop_pid "$S3PID" 0
@@ -167,7 +177,7 @@ EP="$(grep -o 'endpoint=[^ ]*' "$W/s3.out" | head -1 | cut -d= -f2)"
 [[ $EP == http://* ]] || die "fvfs-s3-server printed no endpoint: $(cat "$W/s3.out" "$W/s3.log")"
 log "S3 test server $EP (bucket $BUCKET, pid $S3PID, data $W/s3)"
 s3loc() { printf 's3://%s/%s?endpoint=%s&region=us-east-1&path_style=true' "$BUCKET" "$1" "$EP"; }
-cat >"$W/rclone.conf" <<EOF
+(umask 077 && cat >"$W/rclone.conf") <<EOF
 [race]
 type = s3
 provider = Other
@@ -177,7 +187,6 @@ secret_access_key = $AWS_SECRET_ACCESS_KEY
 region = us-east-1
 force_path_style = true
 EOF
-chmod 600 "$W/rclone.conf"
 
 # ---- inputs: the big file's source, the source tree
 log "making the ${SIZE_MIB} MiB source file and the source tarball (git archive HEAD crates)"
@@ -193,16 +202,17 @@ log "the ext4 column is a directory on $native_dir: $native_fs (stat -f -c %T: $
 rclone_v="$(rclone version 2>/dev/null | head -1 | awk '{print $2}')" || true
 s3fs_v="$(s3fs --version 2>/dev/null | head -1 | sed -E 's/.*V([0-9.]+).*/\1/')" || true
 note env env "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "host=$(hostname)" "kernel=$(uname -r)" \
-	"cpus=$(nproc)" "fvfs_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" \
+	"cpus:=$(nproc)" "fvfs_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" \
 	"profile=$PROFILE" "rclone_version=${rclone_v:-none}" "s3fs_version=${s3fs_v:-none}" \
-	"native_dir=$native_dir" "native_fs=$native_fs" "native_statf=$native_statf" "size_mib=$SIZE_MIB"
+	"native_dir=$native_dir" "native_fs=$native_fs" "native_statf=$native_statf" "size_mib:=$SIZE_MIB" \
+	"loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- mounting. Each sets MNT, PID (the daemon, "" for ext4), REPL (extra bigwrite and
 # rss arguments) and REASON (why it could not mount); returns non-zero on failure.
 wait_mount() { # wait_mount DIR TIMEOUT PID
 	local i
 	for ((i = 0; i < $2 * 5; i++)); do
-		if mountpoint -q "$1" && timeout 10 stat "$1" >/dev/null 2>&1; then return 0; fi
+		if mounted "$1" && timeout 10 stat "$1" >/dev/null 2>&1; then return 0; fi
 		kill -0 "$3" 2>/dev/null || return 1
 		sleep 0.2
 	done
@@ -232,10 +242,9 @@ mount_s3fs() {
 		REASON="s3fs is not installed (apt-get install s3fs failed)"
 		return 1
 	}
-	printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$D/passwd"
-	chmod 600 "$D/passwd"
+	(umask 077 && printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$D/passwd")
 	s3fs "$BUCKET:/s3fs" "$MNT" -f -o "url=$EP" -o use_path_request_style \
-		-o "passwd_file=$D/passwd" -o endpoint=us-east-1 -o dbglevel=warn \
+		-o "passwd_file=$D/passwd" -o endpoint=us-east-1 -o retries=1 -o dbglevel=warn \
 		</dev/null >"$D/s3fs.log" 2>&1 &
 	PID=$!
 	PIDS+=("$PID")
@@ -245,13 +254,17 @@ mount_fvfs() { # mount_fvfs --tier ... : format, then mount (foreground daemon, 
 	local meta="sqlite://$D/meta.db"
 	timeout 120 "$BIN/fvfsd" format --meta "$meta" "$@" </dev/null >"$D/format.log" 2>&1 ||
 		{ mount_failed "$D/format.log" "fvfsd format failed"; return 1; }
-	"$BIN/fvfsd" mount --meta "$meta" --cache-dir "$D/cache" --foreground "$MNT" \
+	env ${FVFS_RACE_CONFIG:+FVFS_CONFIG="$FVFS_RACE_CONFIG"} "$BIN/fvfsd" mount --meta "$meta" --cache-dir "$D/cache" --foreground "$MNT" \
 		</dev/null >"$D/mount.log" 2>&1 &
 	PID=$!
 	PIDS+=("$PID")
 	wait_mount "$MNT" 60 "$PID" || mount_failed "$D/mount.log" "fvfsd mount did not go live"
 }
 mount_fvfs-s3() { mount_fvfs --tier "s3=$(s3loc fvfs-s3)"; }
+mount_fvfs-s3-wb() {
+	printf '[upload]\nwriteback = true\n' >"$D/fvfs.toml"
+	FVFS_RACE_CONFIG="$D/fvfs.toml" mount_fvfs --tier "s3=$(s3loc fvfs-s3-wb)"
+}
 mount_fvfs-local+s3() {
 	mount_fvfs --tier "local=$D/local" --tier "s3=$(s3loc fvfs-local-s3)" || return 1
 	# The S3 tier's bit in the blocks' tier masks: its index in the settings' tier list,
@@ -271,28 +284,51 @@ print([t["name"] for t in tiers].index("s3"))' "$D/meta.db")" || idx=""
 }
 
 # work CONTENDER WORKLOAD ARGS...: one workload, bounded; its JSON line (or the failure)
-# goes to the results.
+# goes to the results. A workload still running after its hard limit is stopped; one that
+# not even SIGKILL ends is stuck in a request of the filesystem: the contender's daemon is
+# killed (which aborts the FUSE connection) and its remaining workloads are not run.
 work() {
-	local c="$1" w="$2" hard out rc
+	local c="$1" w="$2" hard rc=0 i
 	shift 2
+	if [[ -n $WEDGED ]]; then
+		note "$c" "$w" ok:=false "error=not run: $WEDGED"
+		return 0
+	fi
 	hard=$((DEADLINE + 120))
 	[[ $w == bigwrite || $w == rss ]] && hard=$((DEADLINE + REPL_TIMEOUT + 120))
 	log "$c: $w"
-	set +e
-	out="$(timeout -k 30 "$hard" python3 "$WORK_PY" "$MNT" "$w" --tag "$c" --deadline "$DEADLINE" \
-		--repl-timeout "$REPL_TIMEOUT" "$@" 2> >(tee "$D/$w.err" >&2))"
-	rc=$?
-	set -e
-	if [[ $out == *'"w": "'* ]]; then
-		printf '%s\n' "$out" | tail -n 1 >>"$RES"
-		printf '%s\n' "$out" | tail -n 1 | cut -c1-400 >&2
-	elif ((rc == 124 || rc == 137)); then
-		note "$c" "$w" ok=false "error=killed after ${hard}s"
+	python3 "$WORK_PY" "$MNT" "$w" --tag "$c" --deadline "$DEADLINE" --repl-timeout "$REPL_TIMEOUT" \
+		"$@" </dev/null >"$D/$w.out" 2>"$D/$w.err" &
+	WPID=$!
+	for ((i = 0; i < hard * 10; i++)); do
+		kill -0 "$WPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$WPID" 2>/dev/null; then
+		log "WARNING: $c $w still runs after ${hard}s; stopping it"
+		stop_pid "$WPID" 0
+		if kill -0 "$WPID" 2>/dev/null; then
+			WEDGED="$w hung in the filesystem (unkillable after ${hard}s); the daemon was killed"
+			log "WARNING: $c: $WEDGED"
+			[[ -n $PID ]] && kill -KILL "$PID" 2>/dev/null
+			stop_pid "$WPID" 30
+		fi
+		note "$c" "$w" ok:=false "error=stopped after ${hard}s"
+		WPID=""
+		return 0
+	fi
+	wait "$WPID" || rc=$?
+	WPID=""
+	sed 's/^/    /' "$D/$w.err" >&2
+	if grep -q '"w": "' "$D/$w.out"; then
+		tail -n 1 "$D/$w.out" >>"$RES"
+		tail -n 1 "$D/$w.out" | cut -c1-400 >&2
 	else
-		note "$c" "$w" ok=false "error=exit $rc: $(tail -n 1 "$D/$w.err" 2>/dev/null | cut -c1-200)"
+		note "$c" "$w" ok:=false "error=exit $rc: $(tail -n 1 "$D/$w.err" 2>/dev/null | cut -c1-200)"
 	fi
 	if [[ -n $PID ]] && ! kill -0 "$PID" 2>/dev/null; then
-		log "WARNING: the $c daemon (pid $PID) is gone after $w"
+		WEDGED="the $c daemon (pid $PID) exited during $w"
+		log "WARNING: $WEDGED"
 	fi
 }
 
@@ -303,15 +339,16 @@ race() { # race CONTENDER
 	PID=""
 	REPL=()
 	REASON=""
+	WEDGED=""
 	mkdir -p "$MNT"
 	MNTS+=("$MNT")
 	log "=== $c"
 	if ! "mount_$c"; then
 		log "$c: not run: $REASON"
-		note "$c" mount ok=false "error=$REASON"
+		note "$c" mount ok:=false "error=$REASON"
 		return 0
 	fi
-	note "$c" mount ok=true
+	note "$c" mount ok:=true
 	local pid_arg=()
 	[[ -n $PID ]] && pid_arg=(--pid "$PID")
 	work "$c" bigwrite --src "$W/src" "${pid_arg[@]}" "${REPL[@]}"
@@ -322,15 +359,16 @@ race() { # race CONTENDER
 	work "$c" append
 	work "$c" rename
 	work "$c" tree --tar "$W/tree.tar"
-	if [[ $c == fvfs* && -n $PID ]]; then
-		# Idle: the replication queue drained (local+s3), then 10 s of nothing.
+	if [[ -n $PID ]]; then
+		# Every daemon's RSS (the targets are fvfs's). Idle: the replication queue drained
+		# (fvfs-local+s3), then 10 s of nothing.
 		work "$c" rss --pid "$PID" "${REPL[@]}" --settle 10
 	fi
 	log "$c: unmounting"
 	unmount "$MNT"
 	[[ -n $PID ]] && stop_pid "$PID" 120
 	# Room for the next contender: this one's local copies (its S3 objects stay).
-	if ! mountpoint -q "$MNT"; then rm -rf "$D/cache" "$D/local" "${MNT:?}"/* 2>/dev/null || true; fi
+	if ! mounted "$MNT"; then rm -rf "$D/cache" "$D/local" "${MNT:?}"/* 2>/dev/null || true; fi
 }
 
 for c in "${CONTENDERS[@]}"; do
@@ -348,17 +386,18 @@ if want fvfs-local+s3; then
 			--s3-upload-concurrency 8 >"$W/rawput.log" 2>&1; then
 			t1=$(now)
 			secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"
-			note rawput rawput ok=true "seconds=$secs" \
-				"mbps=$(awk -v s="$secs" -v m="$SIZE_MIB" 'BEGIN {printf "%.1f", m * 1048576 / 1e6 / s}')"
+			note rawput rawput ok:=true "seconds:=$secs" \
+				"mbps:=$(awk -v s="$secs" -v m="$SIZE_MIB" 'BEGIN {printf "%.1f", m * 1048576 / 1e6 / s}')"
 		else
-			note rawput rawput ok=false "error=rclone copy failed: $(tail -n 1 "$W/rawput.log" | cut -c1-200)"
+			note rawput rawput ok:=false "error=rclone copy failed: $(tail -n 1 "$W/rawput.log" | cut -c1-200)"
 		fi
 	else
-		note rawput rawput ok=false "error=rclone is not installed"
+		note rawput rawput ok:=false "error=rclone is not installed"
 	fi
 fi
 
 # ---- the report
+note env env "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -n ${RACE_OUT:-} ]]; then
 	python3 "$WORK_PY" report "$RES" | tee "$RACE_OUT"
 else

@@ -87,6 +87,9 @@ pub(crate) struct Extent {
     provisional_end: u64,
     /// The tail changed since the provisional slices were committed.
     tail_dirty: bool,
+    /// Some provisional slices hold only bytes appended since an earlier fsync, so they
+    /// are not cut as a final cut would cut the tail.
+    provisional_delta: bool,
     /// Tail ranges `[lo, hi)` (tail offsets, sorted, disjoint) changed since the last
     /// durable point: not in the write journal yet (journal.rs), or, without the journal,
     /// not in the provisional slices.
@@ -354,6 +357,7 @@ impl Vfs {
                         provisional: Vec::new(),
                         provisional_end: 0,
                         tail_dirty: true,
+                        provisional_delta: false,
                         unjournaled: vec![(0, data.len())],
                     },
                 );
@@ -626,6 +630,7 @@ impl Vfs {
                 Ok((end, ids)) => {
                     let e = &mut fs.extents[i];
                     e.provisional.extend(ids);
+                    e.provisional_delta = from > 0;
                     e.provisional_end = end;
                     e.tail_dirty = false;
                     e.unjournaled.clear();
@@ -668,7 +673,11 @@ impl Vfs {
         let mut committed_end = 0;
         for i in 0..fs.extents.len() {
             let e = &mut fs.extents[i];
-            if !e.tail_dirty && e.sealed.is_empty() && !e.provisional.is_empty() {
+            if !e.tail_dirty
+                && !e.provisional_delta
+                && e.sealed.is_empty()
+                && !e.provisional.is_empty()
+            {
                 // The provisional slices hold exactly the tail, cut as a final cut would:
                 // they are final.
                 e.provisional.clear();
