@@ -38,6 +38,11 @@ pub(crate) const JOURNAL_CLOSE_MAX: u64 = 1 << 20;
 pub(crate) const JOURNAL_MAX_AGE: Duration = Duration::from_secs(30);
 
 impl Vfs {
+    /// Records and bytes in the write journal (acknowledged, not yet stored as blocks).
+    pub fn journal_totals(&self) -> Result<(u64, u64)> {
+        Ok(self.meta.journal_totals()?)
+    }
+
     /// Whether fsync and close are acknowledged from the write journal.
     pub fn journaled(&self) -> bool {
         self.journal

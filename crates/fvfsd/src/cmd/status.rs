@@ -148,6 +148,13 @@ pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
         "replication  {} block copies pending (fvfsd wal)",
         st.queue_pending
     );
+    let (records, bytes) = vfs.journal_totals()?;
+    if records > 0 {
+        println!(
+            "journal      {records} records, {} acknowledged and not yet in blocks (the mount stores them)",
+            human(bytes)
+        );
+    }
     for (name, value) in &st.counters {
         println!("counter      {name} = {value}");
     }

@@ -123,5 +123,14 @@ pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
     } else {
         println!("{left} left (see fvfsd wal for their errors); they are retried with backoff");
     }
+    let (records, bytes) = vfs.journal_totals()?;
+    if records > 0 {
+        println!(
+            "{} of recent writes are still in the write journal: the running mount stores \
+             them as blocks within seconds (a mount that is not running stores them when it \
+             starts); run flush again then",
+            super::status::human(bytes)
+        );
+    }
     Ok(left)
 }
