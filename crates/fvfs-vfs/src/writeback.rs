@@ -128,15 +128,22 @@ impl Vfs {
 /// Commits retained buffers in the background, with the workers' backoff after failures.
 pub struct WritebackWorker {
     vfs: Weak<Vfs>,
+    /// When freed heap memory was last handed back to the system.
+    trimmed: Instant,
 }
 
 impl WritebackWorker {
     pub fn new(vfs: &Arc<Vfs>) -> WritebackWorker {
         WritebackWorker {
             vfs: Arc::downgrade(vfs),
+            trimmed: Instant::now(),
         }
     }
 }
+
+/// How often an idle process hands freed heap memory back (`malloc_trim`): a big copy
+/// frees hundreds of MiB across the threads' malloc arenas, which glibc keeps otherwise.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 impl Worker for WritebackWorker {
     type Error = crate::VfsError;
@@ -148,7 +155,15 @@ impl Worker for WritebackWorker {
             let Some(vfs) = self.vfs.upgrade() else {
                 return Ok(WorkerState::Done);
             };
-            vfs.writeback_pass().await?;
+            let stored = vfs.writeback_pass().await?;
+            if stored == 0 && self.trimmed.elapsed() >= TRIM_EVERY {
+                self.trimmed = Instant::now();
+                // SAFETY: malloc_trim only releases free heap memory; no pointer is touched.
+                #[cfg(target_env = "gnu")]
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            }
             Ok(WorkerState::Idle)
         })
     }
