@@ -217,12 +217,21 @@ fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
         }));
     }
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    f.kill9();
+    // Stop first: after the kill the mountpoint is a plain directory again, and a file
+    // created there would stop the remount. The step each writer is in still meets the
+    // kill.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    threads
+    f.kill9();
+    let acked = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
-        .collect()
+        .collect();
+    // A create that checked the flag just before it was set may have landed in the bare
+    // directory after the unmount: not part of the filesystem, and in the remount's way.
+    for e in std::fs::read_dir(&f.mnt).unwrap().flatten() {
+        let _ = std::fs::remove_file(e.path());
+    }
+    acked
 }
 
 /// kill -9 under a write storm: after the remount every byte an fsync acknowledged reads
