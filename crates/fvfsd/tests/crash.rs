@@ -3,6 +3,7 @@
 mod common;
 use common::{data, Fixture};
 use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
 #[test]
 fn kill_9_after_fsync_loses_no_fsynced_byte() {
@@ -148,12 +149,19 @@ const STORM_FILE_MAX: usize = 192 << 20;
 /// small fsynced files run until the daemon is killed; each records what an fsync
 /// acknowledged. Bounded: at most 5,000 steps per writer and 20 s.
 fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    // Writers name files through a descriptor of the mount's root: after the kill (and
+    // the lazy unmount) their calls fail instead of landing in the bare mountpoint.
+    let root = std::fs::File::open(&f.mnt).unwrap();
+    let at = |name: &str| PathBuf::from(format!("/proc/self/fd/{}/{name}", root.as_raw_fd()));
     let mut threads = Vec::new();
     for w in 0..3u64 {
-        let (stop, path) = (stop.clone(), f.path(&format!("append{w}")));
+        let (stop, acks) = (stop.clone(), acks.clone());
+        let (name, path) = (format!("append{w}"), at(&format!("append{w}")));
         threads.push(std::thread::spawn(move || {
             let seed = 100 + w;
             let all = data(STORM_FILE_MAX, seed);
@@ -179,8 +187,11 @@ fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
                     break;
                 }
                 acked = end;
+                acks.fetch_add(1, Ordering::SeqCst);
             }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if acked == 0 {
+                return vec![];
+            }
             vec![Acked::Appended {
                 name,
                 seed,
@@ -189,7 +200,7 @@ fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
         }));
     }
     {
-        let (stop, mnt) = (stop.clone(), f.mnt.clone());
+        let (stop, acks, dir) = (stop.clone(), acks.clone(), at(""));
         threads.push(std::thread::spawn(move || {
             let mut out = Vec::new();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -200,13 +211,14 @@ fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
                 let name = format!("small{i}");
                 let len = 1 + (i as usize * 997) % (16 << 10);
                 let bytes = data(len, 1000 + i);
-                let stored = std::fs::File::create(mnt.join(&name)).and_then(|mut file| {
+                let stored = std::fs::File::create(dir.join(&name)).and_then(|mut file| {
                     file.write_all(&bytes[..len])?;
                     file.sync_all()
                 });
                 if stored.is_err() {
                     break;
                 }
+                acks.fetch_add(1, Ordering::SeqCst);
                 out.push(Acked::Small {
                     name,
                     seed: 1000 + i,
@@ -216,21 +228,19 @@ fn storm_until_killed(f: &mut Fixture) -> Vec<Acked> {
             out
         }));
     }
+    // The kill comes 1.5 s into the storm, once it is acknowledging (bounded: 30 s).
+    let t0 = std::time::Instant::now();
+    while acks.load(Ordering::SeqCst) < 8 && t0.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    // Stop first: after the kill the mountpoint is a plain directory again, and a file
-    // created there would stop the remount. The step each writer is in still meets the
-    // kill.
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     f.kill9();
+    stop.store(true, Ordering::SeqCst);
     let acked = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    // A create that checked the flag just before it was set may have landed in the bare
-    // directory after the unmount: not part of the filesystem, and in the remount's way.
-    for e in std::fs::read_dir(&f.mnt).unwrap().flatten() {
-        let _ = std::fs::remove_file(e.path());
-    }
+    drop(root);
     acked
 }
 
