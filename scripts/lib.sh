@@ -297,6 +297,8 @@ fvfs_remount() {
 }
 
 # fvfs_setup_fs NAME PREFIX: the common "S3 server + format + mount" used by the suites.
+# With FVFS_HOT_TIER=1 a local directory tier sits in front of S3 (the README's shape: fsync
+# and close acknowledged from the write journal); otherwise S3 is the only tier.
 # Sets FVFS_WORK, FVFS_MNT (= FVFS_WORK/mnt), FVFS_MOUNT_PID, FVFS_S3_*. Installs the trap.
 fvfs_setup_fs() {
 	local name="$1" prefix="$2"
@@ -306,7 +308,11 @@ fvfs_setup_fs() {
 	trap 'exit 143' TERM
 	fvfs_mktemp "$name"
 	fvfs_start_s3
-	fvfs_format --storage "$(fvfs_s3_location "$prefix")" "$@"
+	if [[ ${FVFS_HOT_TIER:-0} == 1 ]]; then
+		fvfs_format --tier "hot=$FVFS_WORK/hot" --tier "s3=$(fvfs_s3_location "$prefix")" "$@"
+	else
+		fvfs_format --storage "$(fvfs_s3_location "$prefix")" "$@"
+	fi
 	fvfs_mount "$FVFS_WORK/mnt"
 }
 
