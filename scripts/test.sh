@@ -209,6 +209,8 @@ export FVFS_SKIP_BUILD=1
 if ((suites)); then
 	if command -v pjdfstest >/dev/null; then
 		run_step "pjdfstest" "$FVFS_ROOT/scripts/pjdfstest.sh" || true
+		# The README's shape too: a local hot tier in front of S3 (the write journal).
+		run_step "pjdfstest (hot tier)" env FVFS_HOT_TIER=1 "$FVFS_ROOT/scripts/pjdfstest.sh" || true
 	else
 		record "pjdfstest" "FAIL (not installed)" 0
 	fi
@@ -225,6 +227,7 @@ if ((suites)); then
 else
 	echo "SKIP: pjdfstest and fsx (need root and /dev/fuse, or FVFS_SKIP_SUITES=1 was set)"
 	record "pjdfstest" SKIP 0
+	record "pjdfstest (hot tier)" SKIP 0
 	record "pjdfstest (fvfsc mount)" SKIP 0
 	record "fsx" SKIP 0
 fi
