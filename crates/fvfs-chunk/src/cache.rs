@@ -35,6 +35,8 @@ pub struct MemCache {
 struct MemInner {
     lru: LruCache<BlockId, Bytes>,
     bytes: u64,
+    /// The last get or insert: an idle cache is emptied (`clear_if_idle`).
+    used: Instant,
 }
 
 impl MemCache {
@@ -44,6 +46,7 @@ impl MemCache {
             inner: Mutex::new(MemInner {
                 lru: LruCache::unbounded(),
                 bytes: 0,
+                used: Instant::now(),
             }),
             limit,
         }
@@ -51,7 +54,23 @@ impl MemCache {
 
     /// The block, marking it most recently used.
     pub fn get(&self, id: &BlockId) -> Option<Bytes> {
-        self.inner.lock().lru.get(id).cloned()
+        let mut g = self.inner.lock();
+        g.used = Instant::now();
+        g.lru.get(id).cloned()
+    }
+
+    /// Empties the cache when nothing used it for `idle`: an idle process holds no block
+    /// data (the kernel's page cache and the disk cache still serve re-reads). Returns
+    /// the bytes dropped.
+    pub fn clear_if_idle(&self, idle: Duration) -> u64 {
+        let mut g = self.inner.lock();
+        if g.bytes == 0 || g.used.elapsed() < idle {
+            return 0;
+        }
+        let dropped = g.bytes;
+        g.lru.clear();
+        g.bytes = 0;
+        dropped
     }
 
     /// Caches a block, evicting least recently used ones to stay within the limit.
@@ -61,6 +80,7 @@ impl MemCache {
             return;
         }
         let mut g = self.inner.lock();
+        g.used = Instant::now();
         if let Some(old) = g.lru.put(id, data) {
             g.bytes -= old.len() as u64;
         }
@@ -432,6 +452,24 @@ mod tests {
 
     fn id(n: u32) -> BlockId {
         BlockId(*blake3::hash(&n.to_le_bytes()).as_bytes())
+    }
+
+    #[test]
+    fn an_idle_mem_cache_is_emptied() {
+        let c = MemCache::new(1000);
+        c.insert(id(1), Bytes::from(vec![1; 100]));
+        assert_eq!(c.clear_if_idle(Duration::from_secs(60)), 0, "used just now");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(c.get(&id(1)).is_some());
+        assert_eq!(
+            c.clear_if_idle(Duration::from_millis(20)),
+            0,
+            "a get is a use"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.clear_if_idle(Duration::from_millis(20)), 100);
+        assert_eq!((c.len(), c.bytes()), (0, 0));
+        assert!(c.get(&id(1)).is_none());
     }
 
     #[test]

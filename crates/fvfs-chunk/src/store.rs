@@ -406,6 +406,12 @@ impl BlockStore {
         }
     }
 
+    /// Drops the memory cache's blocks when it has not been used for `idle` (an idle
+    /// process gives its memory back). Returns the bytes dropped.
+    pub fn trim_idle(&self, idle: std::time::Duration) -> u64 {
+        self.inner.mem.clear_if_idle(idle)
+    }
+
     /// Cache counters and sizes.
     pub fn cache_stats(&self) -> CacheStats {
         let i = &self.inner;

@@ -20,7 +20,7 @@
 mod error;
 mod spec;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -287,6 +287,9 @@ impl Tier {
     /// Writes an object atomically (replacing any previous one).
     pub async fn put_object(&self, key: &str, data: Bytes) -> Result<(), TierError> {
         check_key(key)?;
+        if let TierKind::Fs { root } = &self.inner.spec.kind {
+            return self.write_fs(root.clone(), key, data).await;
+        }
         self.inner
             .op
             .write(key, data)
@@ -367,7 +370,7 @@ impl Tier {
     /// the disk read on the way to a recall's first byte. Bounded like any tier call
     /// (a hung NAS mount yields [`TierError::Unreachable`]); objects are complete or
     /// absent (written under `.tmp/` and renamed), so a read sees one whole version.
-    async fn read_fs(&self, path: std::path::PathBuf, key: &str) -> Result<Bytes, TierError> {
+    async fn read_fs(&self, path: PathBuf, key: &str) -> Result<Bytes, TierError> {
         let read = tokio::task::spawn_blocking(move || std::fs::read(path));
         let io = |kind: opendal::ErrorKind, e: std::io::Error| {
             self.err(key, opendal::Error::new(kind, "read").set_source(e))
@@ -387,6 +390,42 @@ impl Tier {
                 location: self.inner.display.clone(),
                 source: format!(
                     "no answer within {:?} reading {key}",
+                    self.inner.read_timeout
+                )
+                .into(),
+            }),
+        }
+    }
+
+    /// Writes a whole object of a directory tier in one blocking call: a new file under
+    /// `.tmp/`, written and `fdatasync`ed, renamed into place (its directory made when
+    /// missing). The same layout as OpenDAL's fs service, which takes a hop through the
+    /// blocking pool per step (mkdir, open, write, fsync, rename), and makes the parent
+    /// directories before every write: the cost of a small block's store. Bounded like
+    /// a read.
+    async fn write_fs(&self, root: PathBuf, key: &str, data: Bytes) -> Result<(), TierError> {
+        let seq = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = root.join(FS_TMP_DIR).join(format!(
+            "{}-{}-{seq}",
+            std::process::id(),
+            key.rsplit('/').next().unwrap_or(key)
+        ));
+        let dest = root.join(key);
+        let write = tokio::task::spawn_blocking(move || write_replace(&tmp, &dest, &data));
+        let io = |e: std::io::Error| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => opendal::ErrorKind::PermissionDenied,
+                _ => opendal::ErrorKind::Unexpected,
+            };
+            self.err(key, opendal::Error::new(kind, "write").set_source(e))
+        };
+        match tokio::time::timeout(self.inner.read_timeout, write).await {
+            Ok(Ok(r)) => r.map_err(io),
+            Ok(Err(join)) => Err(io(std::io::Error::other(join.to_string()))),
+            Err(_) => Err(TierError::Unreachable {
+                location: self.inner.display.clone(),
+                source: format!(
+                    "no answer within {:?} writing {key}",
                     self.inner.read_timeout
                 )
                 .into(),
@@ -469,6 +508,33 @@ fn check_key(key: &str) -> Result<(), TierError> {
         )));
     }
     Ok(())
+}
+
+/// `write_fs`'s blocking part: `tmp` (a fresh name) gets `data` and its device flush,
+/// then replaces `dest`. The temporary file is removed on failure.
+fn write_replace(tmp: &Path, dest: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
+        f.write_all(data)?;
+        f.sync_data()?;
+        match std::fs::rename(tmp, dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::rename(tmp, dest)
+            }
+            r => r,
+        }
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
 }
 
 fn open_fs(root: &Path, display: &str) -> Result<Operator, TierError> {

@@ -91,6 +91,31 @@ async fn fs_objects_and_bad_keys() {
         .is_not_found());
 }
 
+/// A directory tier's write leaves nothing in `.tmp/`, whether it succeeds or fails
+/// (here: `blocks` is a file, so no block directory can be made).
+#[tokio::test]
+async fn fs_writes_leave_no_temporary_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = fs_tier(dir.path());
+    let tmp = dir.path().join(FS_TMP_DIR);
+    let entries = || std::fs::read_dir(&tmp).expect("tmp dir").count();
+    t.put_object("meta/x", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    assert_eq!(
+        std::fs::read(dir.path().join("meta/x")).expect("read"),
+        b"x"
+    );
+    assert_eq!(entries(), 0);
+    std::fs::write(dir.path().join("blocks"), b"in the way").expect("write");
+    let e = t
+        .put_block(&id(3), Bytes::from_static(b"data"))
+        .await
+        .expect_err("no block directory");
+    assert!(e.to_string().contains("blocks/"), "{e}");
+    assert_eq!(entries(), 0);
+}
+
 #[tokio::test]
 async fn fs_unwritable_root_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");

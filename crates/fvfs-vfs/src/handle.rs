@@ -68,6 +68,9 @@ pub(crate) struct InodeState {
     /// Size and mtime of buffered writes, readable while `file` is held by a commit.
     /// `Some` exactly while the buffer holds uncommitted bytes (set with the buffer).
     pub(crate) pending_attr: Mutex<Option<(u64, i64)>>,
+    /// The buffered byte ranges, published with `pending_attr`: st_blocks of a file
+    /// whose commit holds `file` still counts them (the kernel caches what getattr says).
+    pub(crate) pending_ranges: Mutex<Vec<(u64, u64)>>,
     /// Bytes the buffer holds (set with the buffer), for the cap on retained bytes.
     pub(crate) buffered: AtomicU64,
     /// The state outlives its handles (see the module invariants).
@@ -178,6 +181,7 @@ impl Handles {
                     open: AtomicU64::new(0),
                     file: tokio::sync::Mutex::new(FileState::default()),
                     pending_attr: Mutex::new(None),
+                    pending_ranges: Mutex::new(Vec::new()),
                     buffered: AtomicU64::new(0),
                     retained: AtomicBool::new(false),
                     chunks: Mutex::new(HashMap::new()),

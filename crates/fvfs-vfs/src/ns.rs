@@ -112,9 +112,13 @@ impl Vfs {
                     a.ctime = a.ctime.max(mtime);
                     a.blocks = self.blocks_with(a.ino, a.blocks, &fs.buffered_ranges());
                 }
-            } else if let Some((size, mtime)) = *st.pending_attr.lock() {
+            } else if let Some((size, mtime)) = { *st.pending_attr.lock() } {
+                // A commit holds the buffer: the published ranges count as they will once
+                // committed (whether or not the commit has reached the store yet).
                 a.size = a.size.max(size);
                 a.mtime = mtime;
+                let ranges = st.pending_ranges.lock().clone();
+                a.blocks = self.blocks_with(a.ino, a.blocks, &ranges);
             }
         }
         a
@@ -417,9 +421,10 @@ impl Vfs {
         if nothing && size.is_some() {
             return self.getattr(ino);
         }
-        // A buffered mtime would otherwise win over an explicit one: commit it first.
+        // A buffered mtime would otherwise win over an explicit one: commit it first (no
+        // device flush: like the setattr itself, it is durable at the next sync).
         if set.mtime.is_some() {
-            self.flush_inode(ino).await?;
+            self.store_inode(ino).await?;
         }
         // chmod rewrites the access ACL's owner, group class and other entries
         // (posix_acl_chmod), in the same transaction as the mode.

@@ -284,6 +284,11 @@ fn piece(src_off: u64, src: &[u8], lo: u64, hi: u64, out: &mut Vec<(u64, Vec<u8>
 /// state (getattr, retention).
 pub(crate) fn publish(st: &InodeState, fs: &FileState) {
     *st.pending_attr.lock() = fs.pending;
+    {
+        let mut ranges = st.pending_ranges.lock();
+        ranges.clear();
+        ranges.extend(fs.extents.iter().map(|e| (e.start, e.end())));
+    }
     st.buffered
         .store(fs.buffered_bytes(), std::sync::atomic::Ordering::SeqCst);
 }
@@ -307,6 +312,7 @@ impl Vfs {
         if retained > self.cfg.max_retained_bytes {
             return Err(VfsError::Backlog(retained));
         }
+        self.tiering.state.note_foreground();
         let st = h.state.clone();
         let mut fs = st.file.lock().await;
         self.buffer_write(&st, &mut fs, off, data).await?;

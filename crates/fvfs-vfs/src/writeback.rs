@@ -1,6 +1,7 @@
 //! Writes held after their close: the writeback worker that stores retained buffers
 //! (files whose last close left their bytes in the write journal, journal.rs, or could
-//! not commit them, handle.rs) and syncs the metadata every few seconds, and the stop
+//! not commit them, handle.rs), syncs the metadata every few seconds and checkpoints its
+//! log (so no foreground commit pays for that), and the stop
 //! policy (commit with a bounded retry, then spool to disk, spool.rs).
 //!
 //! Invariants: the worker only ever commits (never drops) a buffer; at stop every buffer
@@ -59,6 +60,13 @@ impl Vfs {
         drop(results);
         // Commits of closes are durable from here (and at the latest RECHECK later).
         self.meta.sync()?;
+        // The metadata log is copied into the database here, off every writer's path.
+        let meta = self.meta.clone();
+        match tokio::task::spawn_blocking(move || meta.checkpoint()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "checkpointing the metadata log failed"),
+            Err(e) => tracing::warn!(error = %e, "the metadata checkpoint task failed"),
+        }
         failed.map_or(Ok(stored), Err)
     }
 
@@ -141,9 +149,14 @@ impl WritebackWorker {
     }
 }
 
-/// How often an idle process hands freed heap memory back (`malloc_trim`): a big copy
-/// frees hundreds of MiB across the threads' malloc arenas, which glibc keeps otherwise.
+/// How often an idle process hands memory back: the metadata page caches and freed heap
+/// (`malloc_trim`: a big copy frees hundreds of MiB across the threads' malloc arenas,
+/// which glibc keeps otherwise).
 const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// The block cache is emptied once no read or write used it for this long (re-reads are
+/// then served by the kernel's page cache, the disk cache or the hot tier).
+const CACHE_IDLE: Duration = Duration::from_secs(3);
 
 impl Worker for WritebackWorker {
     type Error = crate::VfsError;
@@ -156,12 +169,19 @@ impl Worker for WritebackWorker {
                 return Ok(WorkerState::Done);
             };
             let stored = vfs.writeback_pass().await?;
-            if stored == 0 && self.trimmed.elapsed() >= TRIM_EVERY {
-                self.trimmed = Instant::now();
-                // SAFETY: malloc_trim only releases free heap memory; no pointer is touched.
-                #[cfg(target_env = "gnu")]
-                unsafe {
-                    libc::malloc_trim(0);
+            if stored == 0 {
+                // Caches that only speed things up go first: the blocks no read wanted for
+                // a while, then the metadata store's page caches and the freed heap.
+                let dropped = vfs.store.trim_idle(CACHE_IDLE);
+                if dropped > 0 || self.trimmed.elapsed() >= TRIM_EVERY {
+                    self.trimmed = Instant::now();
+                    vfs.meta.release_memory();
+                    // SAFETY: malloc_trim only releases free heap memory; no pointer is
+                    // touched.
+                    #[cfg(target_env = "gnu")]
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
                 }
             }
             Ok(WorkerState::Idle)

@@ -85,9 +85,11 @@ impl AdminStore for SqliteStore {
     }
     fn sync(&self) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        // Hold the writer so no commit is half-appended while the WAL is flushed.
-        let _writer = self.writer.lock();
-        let wal = std::path::PathBuf::from(format!("{}-wal", self.path.display()));
+        // Not under the writer's lock: a commit that completed before this call is in the
+        // file's page cache and the flush takes it; one appended meanwhile may be flushed
+        // in part, which SQLite's recovery ignores (its commit frame is missing or fails
+        // the checksum). So commits go on while the device flushes.
+        let wal = self.wal_path();
         let io = |source| MetaError::Io {
             path: wal.display().to_string(),
             source,
@@ -111,6 +113,12 @@ impl AdminStore for SqliteStore {
             .0
             .sync_data()
             .map_err(io)
+    }
+    fn checkpoint(&self) -> Result<bool> {
+        self.checkpoint_wal()
+    }
+    fn release_memory(&self) {
+        self.shrink_memory();
     }
     fn snapshot(&self, dest: &std::path::Path) -> Result<()> {
         super::backup::snapshot(self, dest)

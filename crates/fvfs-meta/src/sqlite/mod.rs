@@ -29,10 +29,16 @@ use crate::error::{MetaError, Result};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const READERS: usize = 4;
+/// Write transactions after which [`SqliteStore::checkpoint`] (a background worker)
+/// copies the WAL into the database (SQLite's own default is about a thousand pages).
+const CHECKPOINT_COMMITS: u64 = 256;
+/// The writer's own checkpoint threshold, in pages: a safety limit for when the background
+/// checkpoint does not run. Below it no commit pays a checkpoint (and its two fsyncs).
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16384;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
@@ -43,6 +49,10 @@ pub struct SqliteStore {
     /// The `-wal` file, kept open for `sync` (so an fsync needs no free descriptor), with
     /// its (device, inode): reopened if SQLite replaced the file.
     wal: Mutex<Option<(std::fs::File, (u64, u64))>>,
+    /// The connection that checkpoints in the background, opened at its first use.
+    checkpointer: Mutex<Option<Connection>>,
+    /// Write transactions since the last background checkpoint.
+    commits: AtomicU64,
 }
 
 fn open_conn(path: &Path, create: bool) -> Result<Connection> {
@@ -105,6 +115,7 @@ impl SqliteStore {
         }
         let mut writer = open_conn(path, create)?;
         schema::migrate(&mut writer)?;
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         keep_private(path);
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
@@ -115,11 +126,52 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             wal: Mutex::new(None),
+            checkpointer: Mutex::new(None),
+            commits: AtomicU64::new(0),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The `-wal` file beside the database.
+    fn wal_path(&self) -> PathBuf {
+        PathBuf::from(format!("{}-wal", self.path.display()))
+    }
+
+    /// Frees the page caches of the connections not in use now (`sqlite3_db_release_memory`
+    /// through `PRAGMA shrink_memory`); a busy connection keeps its cache.
+    fn shrink_memory(&self) {
+        let conns = std::iter::once(&self.writer).chain(self.readers.iter());
+        for c in conns {
+            if let Some(conn) = c.try_lock() {
+                let _ = conn.execute_batch("PRAGMA shrink_memory");
+            }
+        }
+        if let Some(guard) = self.checkpointer.try_lock() {
+            if let Some(conn) = guard.as_ref() {
+                let _ = conn.execute_batch("PRAGMA shrink_memory");
+            }
+        }
+    }
+
+    /// A PASSIVE checkpoint on its own connection once [`CHECKPOINT_COMMITS`] write
+    /// transactions went into the WAL: writers go on appending meanwhile. The WAL file
+    /// keeps its size (SQLite overwrites it from the start once all is copied), so the
+    /// writers' `fdatasync` flushes no size change.
+    fn checkpoint_wal(&self) -> Result<bool> {
+        if self.commits.load(Ordering::Relaxed) < CHECKPOINT_COMMITS {
+            return Ok(false);
+        }
+        let mut guard = self.checkpointer.lock();
+        if guard.is_none() {
+            *guard = Some(open_conn(&self.path, false)?);
+        }
+        let conn = guard.as_ref().expect("set above");
+        self.commits.store(0, Ordering::Relaxed);
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(true)
     }
 
     /// Runs `f` in one write transaction; commits on Ok, rolls back on Err.
@@ -128,6 +180,7 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
 

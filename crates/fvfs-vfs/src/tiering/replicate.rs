@@ -3,13 +3,16 @@
 //! Invariants: the queue lives in the metadata (it survives `kill -9`; every start
 //! replays it at once). A copy is recorded (`queue_done`: row removed, tier bit set in one
 //! transaction) only after the object is on the target; a block already on the target is
-//! not uploaded again. Failures back off per entry: 100 ms, 500 ms, 2 s, 10 s, 30 s, 1 min,
+//! not uploaded again; a copy is the source's stored bytes, verified, not re-encoded.
+//! While writers are busy, copies go one at a time (`TierState::yield_to_writers`).
+//! Failures back off per entry: 100 ms, 500 ms, 2 s, 10 s, 30 s, 1 min,
 //! 2 min, then 5 min, each ±20% jitter. Batches start when `flush_bytes` are queued, when
 //! the oldest entry has waited `flush_interval`, or on demand (`request_flush`).
 
 use super::Tiering;
 use crate::worker::{Worker, WorkerState};
 use crate::{now_ns, Result};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use fvfs_meta::QueueEntry;
@@ -62,17 +65,40 @@ impl Tiering {
             .acquire()
             .await
             .map_err(|e| crate::VfsError::Internal(e.to_string()))?;
+        let _gate = self.state.yield_to_writers().await;
         let sources = row.tiers & !(1 << tier);
-        let plain = self
-            .store
-            .fetch_masked(&row.id, row.codec, row.size, sources)
-            .await?;
-        let stored = super::events::reencode(&plain, row.codec);
+        let stored = self.stored_copy(&row, sources).await?;
         let n = stored.len() as u64;
         self.store.put_stored_to(&row.id, stored, tier).await?;
         self.meta.queue_done(e.id, &row.id, e.tier)?;
         self.state.add_usage(tier, n as i64);
         Ok(Outcome::Copied(n))
+    }
+
+    /// A block's stored bytes for a copy: as stored on the hottest source tier that has
+    /// a good copy (verified by decoding; no re-encoding). When none has, the ordinary
+    /// fetch, which reports what it found to the tier events (repairs, lost copies), and
+    /// the plain bytes encoded again.
+    async fn stored_copy(&self, row: &fvfs_meta::BlockRow, sources: u32) -> Result<Bytes> {
+        for t in 0..self.state.list.len() {
+            if sources & (1 << t) == 0 {
+                continue;
+            }
+            match self.store.get_stored_from(&row.id, row.codec, t).await {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    tracing::debug!(block = %row.id, tier = t, error = %e, "no good copy to replicate from")
+                }
+            }
+        }
+        let plain = self
+            .store
+            .fetch_masked(&row.id, row.codec, row.size, sources)
+            .await?;
+        let codec = row.codec;
+        tokio::task::spawn_blocking(move || super::events::reencode(&plain, codec))
+            .await
+            .map_err(|e| crate::VfsError::Internal(e.to_string()))
     }
 
     /// One replication pass over the entries due now. Returns (entries handled, failures).

@@ -78,7 +78,14 @@ pub(crate) struct TierState {
     pub(crate) replicate_wake: tokio::sync::Notify,
     pub(crate) evict_wake: tokio::sync::Notify,
     pub(crate) force_flush: std::sync::atomic::AtomicBool,
+    /// When a writer last wrote through this process (ns since the epoch; 0: never).
+    foreground_at: std::sync::atomic::AtomicI64,
+    /// While writers are busy, copies pass this gate one at a time (`yield_to_writers`).
+    yield_gate: tokio::sync::Semaphore,
 }
+
+/// Writers count as busy for this long after their last write.
+const FOREGROUND_WINDOW_NS: i64 = 200_000_000;
 
 impl TierState {
     pub(crate) fn new(settings: &Settings, policy: TierPolicy, usage: Vec<u64>) -> TierState {
@@ -111,7 +118,31 @@ impl TierState {
             replicate_wake: tokio::sync::Notify::new(),
             evict_wake: tokio::sync::Notify::new(),
             force_flush: std::sync::atomic::AtomicBool::new(true),
+            foreground_at: std::sync::atomic::AtomicI64::new(0),
+            yield_gate: tokio::sync::Semaphore::new(1),
             list,
+        }
+    }
+
+    /// A writer wrote now (called on the write path: one relaxed store, skipped when the
+    /// stamp is under a millisecond old).
+    pub(crate) fn note_foreground(&self) {
+        let now = crate::now_ns();
+        if now - self.foreground_at.load(Ordering::Relaxed) > 1_000_000 {
+            self.foreground_at.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Replication yields to writers: while one wrote in the last 200 ms, copies go one at
+    /// a time (the returned permit), so the two cores of a small host serve the writer
+    /// first; never zero, so a writer that never stops cannot starve the durable copy.
+    pub(crate) async fn yield_to_writers(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let busy =
+            crate::now_ns() - self.foreground_at.load(Ordering::Relaxed) < FOREGROUND_WINDOW_NS;
+        if busy {
+            self.yield_gate.acquire().await.ok()
+        } else {
+            None
         }
     }
 

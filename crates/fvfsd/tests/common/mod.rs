@@ -220,8 +220,9 @@ impl Fixture {
         let out = self.run(&all);
         assert!(
             out.status.success(),
-            "fvfsd {}: {}",
+            "fvfsd {}: {}\n{}",
             args.join(" "),
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
