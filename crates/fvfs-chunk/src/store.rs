@@ -131,11 +131,43 @@ struct Inner {
     compression: Compression,
     mem: MemCache,
     disk: Option<Arc<DiskCache>>,
+    /// The tiers whose blocks the disk cache keeps (bit n = tier n): not a directory tier
+    /// on the disk cache's own filesystem, whose blocks would only be stored twice.
+    disk_cached: u32,
     uploads: Semaphore,
     inflight: Mutex<HashMap<BlockId, FetchFuture>>,
     mem_hits: AtomicU64,
     disk_hits: AtomicU64,
     misses: AtomicU64,
+}
+
+impl Inner {
+    /// The disk cache, if it keeps the blocks of tier `tier`.
+    fn disk_for(&self, tier: usize) -> Option<Arc<DiskCache>> {
+        self.disk
+            .as_ref()
+            .filter(|_| self.disk_cached & (1 << tier) != 0)
+            .cloned()
+    }
+}
+
+/// The tiers whose blocks a disk cache in `cache_dir` keeps: every tier but a directory on
+/// the same filesystem (device) as the cache, whose copy is as local as the cache's.
+fn disk_cached_tiers(tiers: &[Tier], cache_dir: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.dev());
+    let cache_dev = dev(cache_dir);
+    let mut mask = 0u32;
+    for (i, t) in tiers.iter().enumerate().take(32) {
+        let same_disk = match &t.spec().kind {
+            fvfs_tier::TierKind::Fs { root } => cache_dev.is_some() && dev(root) == cache_dev,
+            _ => false,
+        };
+        if !same_disk {
+            mask |= 1 << i;
+        }
+    }
+    mask
 }
 
 fn task_err(e: tokio::task::JoinError) -> ChunkError {
@@ -163,8 +195,13 @@ impl BlockStore {
             Some((dir, limit)) => Some(DiskCache::open_scanning(dir, *limit)?),
             None => None,
         };
+        let disk_cached = match &disk {
+            Some(d) => disk_cached_tiers(&tiers, d.dir()),
+            None => 0,
+        };
         Ok(BlockStore {
             inner: Arc::new(Inner {
+                disk_cached,
                 tiers,
                 durable,
                 events: Mutex::new(None),
@@ -210,12 +247,11 @@ impl BlockStore {
     }
 
     /// Stores an encoded block on tier `tier` (bounded by the upload concurrency) and in
-    /// the disk cache.
+    /// the disk cache (unless the tier is a directory on the cache's own filesystem).
     pub async fn put_encoded_to(&self, enc: &EncodedBlock, tier: usize) -> Result<(), ChunkError> {
         self.put_stored_to(&enc.id, enc.stored.clone(), tier)
             .await?;
-        if let Some(disk) = &self.inner.disk {
-            let disk = disk.clone();
+        if let Some(disk) = self.inner.disk_for(tier) {
             let (id, stored) = (enc.id, enc.stored.clone());
             let _ = tokio::task::spawn_blocking(move || disk.insert(&id, &stored)).await;
         }
@@ -527,7 +563,7 @@ async fn fetch_uncached(
         match decoded {
             Ok(p) => {
                 emit(i, TierEventKind::Served);
-                found = Some((p, stored));
+                found = Some((p, stored, i));
                 break;
             }
             Err(e) => {
@@ -539,7 +575,7 @@ async fn fetch_uncached(
             }
         }
     }
-    let Some((plain, stored)) = found else {
+    let Some((plain, stored, from)) = found else {
         return Err(
             last_err.unwrap_or_else(|| ChunkError::Task(format!("block {id} is on no tier")))
         );
@@ -549,8 +585,7 @@ async fn fetch_uncached(
             "block size differs from the recorded size (content verified by id)");
     }
     inner.mem.insert(id, plain.clone());
-    if let Some(disk) = &inner.disk {
-        let disk = disk.clone();
+    if let Some(disk) = inner.disk_for(from) {
         // Fire and forget: the caller need not wait for the cache write.
         tokio::task::spawn_blocking(move || disk.insert(&id, &stored));
     }

@@ -23,6 +23,28 @@ fn fs_tier(dir: &std::path::Path) -> Tier {
     Tier::open(&TierSpec::parse(dir.to_str().expect("utf8")).expect("spec")).expect("tier")
 }
 
+/// An S3 tier (objects under `chunks/`) on a test server: the disk cache keeps copies of
+/// its blocks (not of a directory tier on the cache's own disk).
+async fn s3_tier(dir: &std::path::Path) -> (S3Server, Tier) {
+    let srv = S3Server::start(&dir.join("s3"), "fvfs")
+        .await
+        .expect("s3 server");
+    let spec = TierSpec::parse(&srv.location("chunks")).expect("spec");
+    let tier = Tier::open_with(
+        &spec,
+        &TierOptions {
+            credentials: Some(S3Credentials {
+                access_key_id: srv.access_key.clone(),
+                secret_access_key: srv.secret_key.clone(),
+                session_token: None,
+            }),
+            ..TierOptions::default()
+        },
+    )
+    .expect("tier");
+    (srv, tier)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_fetch_and_caches() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -31,7 +53,8 @@ async fn upload_fetch_and_caches() {
         disk_cache: Some((cache_dir.clone(), 64 << 20)),
         ..BlockStoreConfig::default()
     };
-    let store = BlockStore::new(fs_tier(&dir.path().join("tier")), cfg.clone()).expect("store");
+    let (_srv, tier) = s3_tier(dir.path()).await;
+    let store = BlockStore::new(tier, cfg.clone()).expect("store");
 
     let plain = compressible(1 << 20);
     let meta = store.upload(plain.clone()).await.expect("upload");
@@ -118,12 +141,30 @@ async fn upload_fetch_and_caches() {
     ));
 }
 
+/// A directory tier on the disk cache's own filesystem is not copied into the cache: its
+/// blocks are as local as the cache's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_tier_on_the_cache_disk_is_not_cached_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = BlockStoreConfig {
+        mem_cache_bytes: 0,
+        disk_cache: Some((dir.path().join("cache"), 64 << 20)),
+        ..BlockStoreConfig::default()
+    };
+    let store = BlockStore::new(fs_tier(&dir.path().join("tier")), cfg).expect("store");
+    let plain = random(300_000, 4);
+    let meta = store.upload(plain.clone()).await.expect("upload");
+    let got = store.fetch(&meta.id, meta.codec, meta.size).await;
+    assert_eq!(got.expect("fetch"), plain);
+    let s = store.cache_stats();
+    assert_eq!((s.disk_bytes, s.disk_hits, s.misses), (0, 0, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corruption_is_never_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tier_dir = dir.path().join("tier");
     let cache_dir = dir.path().join("cache");
-    let tier = fs_tier(&tier_dir);
+    let (srv, tier) = s3_tier(dir.path()).await;
     let cfg = BlockStoreConfig {
         compression: Compression::None,
         mem_cache_bytes: 0,
@@ -150,7 +191,11 @@ async fn corruption_is_never_served() {
     assert_eq!(store.cache_stats().misses, 1);
 
     // Corrupt the tier copy (and drop the cache): Corrupt, not wrong bytes.
-    let obj = tier_dir.join(Tier::block_key(&meta.id));
+    let obj = srv
+        .root()
+        .join(&srv.bucket)
+        .join("chunks")
+        .join(Tier::block_key(&meta.id));
     let mut bytes = std::fs::read(&obj).expect("object file");
     bytes[5] ^= 0x80;
     std::fs::write(&obj, &bytes).expect("corrupt object");

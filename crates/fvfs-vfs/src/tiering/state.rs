@@ -239,3 +239,40 @@ impl TierState {
         self.health.lock().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> TierState {
+        let settings = Settings {
+            uuid: "6f1c1d6e-0000-4000-8000-00000000000b".parse().unwrap(),
+            name: "t".into(),
+            format_version: fvfs_types::FORMAT_VERSION,
+            cdc: Default::default(),
+            compression: fvfs_types::Compression::Zstd,
+            storage: vec!["/tmp/a".into(), "/tmp/b".into()],
+            created: 0,
+            tiers: vec![],
+        };
+        TierState::new(&settings, TierPolicy::default(), vec![])
+    }
+
+    /// Copies pass one at a time while a writer is busy, and all at once otherwise.
+    #[tokio::test]
+    async fn replication_yields_to_a_busy_writer() {
+        let s = state();
+        let (a, b) = (s.yield_to_writers().await, s.yield_to_writers().await);
+        assert!(a.is_none() && b.is_none(), "no writer yet: no gate");
+        s.note_foreground();
+        let first = s.yield_to_writers().await;
+        assert!(first.is_some());
+        let second = tokio::time::timeout(Duration::from_millis(50), s.yield_to_writers()).await;
+        assert!(
+            second.is_err(),
+            "a second copy waits while the first holds the gate"
+        );
+        drop(first);
+        assert!(s.yield_to_writers().await.is_some());
+    }
+}
