@@ -215,22 +215,7 @@ async fn corruption_is_never_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_store_over_s3() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = S3Server::start(&dir.path().join("s3"), "fvfs")
-        .await
-        .expect("s3 server");
-    let spec = TierSpec::parse(&srv.location("chunks")).expect("spec");
-    let tier = Tier::open_with(
-        &spec,
-        &TierOptions {
-            credentials: Some(S3Credentials {
-                access_key_id: srv.access_key.clone(),
-                secret_access_key: srv.secret_key.clone(),
-                session_token: None,
-            }),
-            ..TierOptions::default()
-        },
-    )
-    .expect("tier");
+    let (srv, tier) = s3_tier(dir.path()).await;
     tier.check().await.expect("check");
     let store = BlockStore::new(
         tier,
