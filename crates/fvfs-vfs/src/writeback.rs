@@ -1,7 +1,6 @@
 //! Writes held after their close: the writeback worker that stores retained buffers
 //! (files whose last close left their bytes in the write journal, journal.rs, or could
-//! not commit them, handle.rs), syncs the metadata every few seconds and checkpoints its
-//! log (so no foreground commit pays for that), and the stop
+//! not commit them, handle.rs), syncs the metadata every few seconds, and the stop
 //! policy (commit with a bounded retry, then spool to disk, spool.rs).
 //!
 //! Invariants: the worker only ever commits (never drops) a buffer; at stop every buffer
@@ -60,13 +59,6 @@ impl Vfs {
         drop(results);
         // Commits of closes are durable from here (and at the latest RECHECK later).
         self.meta.sync()?;
-        // The metadata log is copied into the database here, off every writer's path.
-        let meta = self.meta.clone();
-        match tokio::task::spawn_blocking(move || meta.checkpoint()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "checkpointing the metadata log failed"),
-            Err(e) => tracing::warn!(error = %e, "the metadata checkpoint task failed"),
-        }
         failed.map_or(Ok(stored), Err)
     }
 

@@ -114,9 +114,6 @@ impl AdminStore for SqliteStore {
             .sync_data()
             .map_err(io)
     }
-    fn checkpoint(&self) -> Result<bool> {
-        self.checkpoint_wal()
-    }
     fn release_memory(&self) {
         self.shrink_memory();
     }

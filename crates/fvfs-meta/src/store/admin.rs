@@ -17,13 +17,6 @@ pub trait AdminStore {
     /// atomic and survives a crash of the process when it returns; `sync` adds the
     /// device flush (fsync/fsyncdir/close call it).
     fn sync(&self) -> Result<()>;
-    /// Housekeeping of the store's own log, off the writers' path: SQLite copies its WAL
-    /// into the database once the WAL has grown past a few MiB (the writer itself only
-    /// does so past a much larger safety limit, so no foreground commit waits for the
-    /// checkpoint's fsyncs). Called by a background worker; true when it did work.
-    fn checkpoint(&self) -> Result<bool> {
-        Ok(false)
-    }
     /// Gives memory the store holds only for speed (page caches) back, when idle.
     fn release_memory(&self) {}
     /// Writes a consistent copy of the whole metadata database to `dest`, a new local file
