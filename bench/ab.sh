@@ -32,13 +32,14 @@ json() { python3 -c "import json,sys; print(json.loads(sys.stdin.read()).get('$1
 one() { # one BIN LABEL: a fresh filesystem, the workloads, one line
 	local bin="$1" label="$2" d="$W/run" ep out i
 	rm -rf "$d" && mkdir -p "$d/mnt" "$d/local" "$d/s3"
-	"$S3BIN" --root "$d/s3" --bucket ab --port 0 --access-key "$AWS_ACCESS_KEY_ID" \
+	"$S3BIN" --root "$d/s3" --bucket fvfsab --port 0 --access-key "$AWS_ACCESS_KEY_ID" \
 		--secret-key "$AWS_SECRET_ACCESS_KEY" >"$d/s3.out" 2>"$d/s3.log" </dev/null &
 	S3PID=$!
 	for _ in $(seq 100); do grep -q '^endpoint=' "$d/s3.out" && break; sleep 0.1; done
 	ep="$(sed -n 's/^endpoint=\([^ ]*\).*/\1/p' "$d/s3.out")"
 	"$bin" format --meta "sqlite://$d/meta.db" --tier "local=$d/local" \
-		--tier "s3=s3://ab/p?endpoint=$ep&region=us-east-1&path_style=true" >"$d/format.log" 2>&1
+		--tier "s3=s3://fvfsab/p?endpoint=$ep&region=us-east-1&path_style=true" >"$d/format.log" 2>&1 ||
+		{ echo "$label: fvfsd format failed: $(tail -3 "$d/format.log")" >&2; exit 1; }
 	"$bin" mount --meta "sqlite://$d/meta.db" --cache-dir "$d/cache" --foreground "$d/mnt" \
 		</dev/null >"$d/mount.log" 2>&1 &
 	MPID=$!

@@ -4,8 +4,7 @@
 //! `BEGIN IMMEDIATE` transaction, so writers in this process never meet SQLITE_BUSY; a
 //! small pool of read connections serves lookups concurrently (WAL readers see the last
 //! commit). Other processes (fsck, status while mounted) wait up to the busy timeout.
-//! Every trait method is one transaction. Checkpoints run on a thread of their own (every
-//! 256 write transactions), so no writer waits for their fsyncs.
+//! Every trait method is one transaction.
 //!
 //! Each sub-trait of [`crate::MetaStore`] is implemented in the file of its concern:
 //! `namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs` (with `backup.rs`), `check.rs`,
@@ -30,19 +29,10 @@ use crate::error::{MetaError, Result};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const READERS: usize = 4;
-/// Write transactions after which the checkpoint thread copies the WAL into the database
-/// (SQLite's own default, 1000 pages, is a few hundred small transactions). Often enough
-/// that the WAL restarts within its file's size: an append past its end would make every
-/// `fdatasync` flush the file size too.
-const CHECKPOINT_COMMITS: u64 = 256;
-/// The writer's own checkpoint threshold, in pages: a safety limit for when the background
-/// checkpoint does not run. Below it no commit pays a checkpoint (and its two fsyncs).
-const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16384;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
@@ -53,31 +43,6 @@ pub struct SqliteStore {
     /// The `-wal` file, kept open for `sync` (so an fsync needs no free descriptor), with
     /// its (device, inode): reopened if SQLite replaced the file.
     wal: Mutex<Option<(std::fs::File, (u64, u64))>>,
-    /// Wakes the checkpoint thread (started at the first wake; it ends with the store).
-    checkpointer: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
-    /// Write transactions since the checkpoint thread was last woken.
-    commits: AtomicU64,
-    /// Checkpoints the thread completed.
-    checkpoints: Arc<AtomicU64>,
-}
-
-/// The checkpoint thread: one PASSIVE checkpoint per wake, until the store is dropped.
-fn checkpoint_loop(path: &Path, wakes: &std::sync::mpsc::Receiver<()>, done: &AtomicU64) {
-    let conn = match open_conn(path, false) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "the metadata checkpoint thread cannot open the database");
-            return;
-        }
-    };
-    while wakes.recv().is_ok() {
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => {
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "checkpointing the metadata WAL failed"),
-        }
-    }
 }
 
 fn open_conn(path: &Path, create: bool) -> Result<Connection> {
@@ -140,7 +105,6 @@ impl SqliteStore {
         }
         let mut writer = open_conn(path, create)?;
         schema::migrate(&mut writer)?;
-        writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         keep_private(path);
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
@@ -151,9 +115,6 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             wal: Mutex::new(None),
-            checkpointer: Mutex::new(None),
-            commits: AtomicU64::new(0),
-            checkpoints: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -177,47 +138,12 @@ impl SqliteStore {
         }
     }
 
-    /// Asks the checkpoint thread for a PASSIVE checkpoint on its own connection: the
-    /// writers go on appending meanwhile and none waits for the checkpoint's fsyncs. A
-    /// wake while one runs is remembered once.
-    fn wake_checkpointer(&self) {
-        let mut tx = self.checkpointer.lock();
-        if tx.is_none() {
-            let (send, recv) = std::sync::mpsc::sync_channel::<()>(1);
-            let (path, done) = (self.path.clone(), self.checkpoints.clone());
-            let spawned = std::thread::Builder::new()
-                .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_loop(&path, &recv, &done));
-            match spawned {
-                Ok(_) => *tx = Some(send),
-                Err(e) => {
-                    // The writer's own checkpoints (WRITER_AUTOCHECKPOINT_PAGES) remain.
-                    tracing::warn!(error = %e, "cannot start the metadata checkpoint thread");
-                    return;
-                }
-            }
-        }
-        if let Some(tx) = tx.as_ref() {
-            let _ = tx.try_send(());
-        }
-    }
-
-    /// Checkpoints completed by the checkpoint thread.
-    pub fn checkpoints(&self) -> u64 {
-        self.checkpoints.load(Ordering::Relaxed)
-    }
-
     /// Runs `f` in one write transaction; commits on Ok, rolls back on Err.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
-        drop(conn);
-        if self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_COMMITS {
-            self.commits.store(0, Ordering::Relaxed);
-            self.wake_checkpointer();
-        }
         Ok(out)
     }
 

@@ -598,39 +598,3 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
     let why = corrupt(s.get_block(&id).map(|b| format!("{b:?}")));
     assert!(why.contains("block codec code 77"), "{why}");
 }
-
-/// The checkpoint thread copies the WAL into the database once enough transactions went
-/// in (no writer waits for it: the writer's own threshold is far higher).
-#[test]
-fn the_checkpoint_thread_copies_the_wal_into_the_database() {
-    let (d, s) = store();
-    let db = d.path().join("meta.db");
-    let before = std::fs::metadata(&db).unwrap().len();
-    let a = s.create(ROOT_INO, b"f", &file()).unwrap();
-    let payload = vec![7u8; 16 << 10];
-    // One transaction short of the threshold (formatting and the create counted too).
-    let short = CHECKPOINT_COMMITS - 1 - s.commits.load(std::sync::atomic::Ordering::Relaxed);
-    for i in 0..short {
-        s.journal_append(a.ino, &[(i * payload.len() as u64, &payload)], 0, 3)
-            .unwrap();
-    }
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(
-        s.checkpoints(),
-        0,
-        "not before {CHECKPOINT_COMMITS} transactions"
-    );
-    assert_eq!(std::fs::metadata(&db).unwrap().len(), before);
-    s.journal_clear(a.ino).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while s.checkpoints() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(s.checkpoints(), 1);
-    let after = std::fs::metadata(&db).unwrap().len();
-    assert!(
-        after > before + (2 << 20),
-        "database {before} -> {after} bytes"
-    );
-    assert_eq!(s.journal_totals().unwrap(), (0, 0));
-}
