@@ -164,8 +164,10 @@ impl Worker for WritebackWorker {
             if stored == 0 {
                 // Caches that only speed things up go first: the blocks no read wanted for
                 // a while, then the metadata store's page caches and the freed heap.
+                // Not while a writer is busy: its transactions would refill SQLite's cache.
                 let dropped = vfs.store.trim_idle(CACHE_IDLE);
-                if dropped > 0 || self.trimmed.elapsed() >= TRIM_EVERY {
+                let quiet = vfs.tiering.state.writers_idle_for(TRIM_EVERY);
+                if dropped > 0 || (quiet && self.trimmed.elapsed() >= TRIM_EVERY) {
                     self.trimmed = Instant::now();
                     vfs.meta.release_memory();
                     // SAFETY: malloc_trim only releases free heap memory; no pointer is

@@ -133,6 +133,11 @@ impl TierState {
         }
     }
 
+    /// Whether no writer wrote through this process for `d`.
+    pub(crate) fn writers_idle_for(&self, d: Duration) -> bool {
+        crate::now_ns() - self.foreground_at.load(Ordering::Relaxed) >= d.as_nanos() as i64
+    }
+
     /// Replication yields to writers: while one wrote in the last 200 ms, copies go one at
     /// a time (the returned permit), so the two cores of a small host serve the writer
     /// first; never zero, so a writer that never stops cannot starve the durable copy.
