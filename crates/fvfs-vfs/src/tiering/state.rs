@@ -85,7 +85,7 @@ pub(crate) struct TierState {
 }
 
 /// Writers count as busy for this long after their last write.
-const FOREGROUND_WINDOW_NS: i64 = 200_000_000;
+const FOREGROUND_WINDOW: Duration = Duration::from_millis(200);
 
 impl TierState {
     pub(crate) fn new(settings: &Settings, policy: TierPolicy, usage: Vec<u64>) -> TierState {
@@ -142,9 +142,7 @@ impl TierState {
     /// a time (the returned permit), so the two cores of a small host serve the writer
     /// first; never zero, so a writer that never stops cannot starve the durable copy.
     pub(crate) async fn yield_to_writers(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let busy =
-            crate::now_ns() - self.foreground_at.load(Ordering::Relaxed) < FOREGROUND_WINDOW_NS;
-        if busy {
+        if !self.writers_idle_for(FOREGROUND_WINDOW) {
             self.yield_gate.acquire().await.ok()
         } else {
             None
