@@ -206,10 +206,10 @@ async fn corruption_is_never_served() {
     }
     // A truncated object too.
     std::fs::write(&obj, &bytes[..100]).expect("truncate");
-    assert!(matches!(
-        store.fetch(&meta.id, meta.codec, meta.size).await,
-        Err(ChunkError::Corrupt { .. })
-    ));
+    match store.fetch(&meta.id, meta.codec, meta.size).await {
+        Err(ChunkError::Corrupt { id }) => assert_eq!(id, meta.id),
+        other => panic!("expected Corrupt for a truncated object, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
