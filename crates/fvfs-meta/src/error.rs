@@ -46,6 +46,9 @@ pub enum MetaError {
     /// block id of the wrong length…) is [`MetaError::Corrupt`] instead, never a default.
     #[error("metadata database error: {0}")]
     Db(rusqlite::Error),
+    /// Log shipping lost its position (the next generation starts with a new base).
+    #[error("metadata log shipping lost its position: {0}")]
+    LogGap(String),
     #[error("metadata I/O error on {path}: {source}")]
     Io {
         path: String,

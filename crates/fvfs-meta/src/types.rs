@@ -261,3 +261,14 @@ pub struct Holder {
     pub kind: String,
     pub key: Vec<u8>,
 }
+
+/// Raw write-ahead-log bytes of committed transactions (log shipping of the embedded
+/// store): bytes `[start, end)` of log number `index` of a shipping generation. A log
+/// starts at 0 with its 32-byte header; `end` always closes a commit frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFrames {
+    pub index: u32,
+    pub start: u64,
+    pub end: u64,
+    pub bytes: Vec<u8>,
+}

@@ -64,6 +64,7 @@ impl VfsError {
                 | MetaError::TooNew { .. }
                 | MetaError::BadUrl { .. }
                 | MetaError::Corrupt(_)
+                | MetaError::LogGap(_)
                 | MetaError::Db(_)
                 | MetaError::Io { .. } => C::Internal,
             },

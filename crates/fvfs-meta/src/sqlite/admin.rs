@@ -120,6 +120,12 @@ impl AdminStore for SqliteStore {
     fn snapshot(&self, dest: &std::path::Path) -> Result<()> {
         super::backup::snapshot(self, dest)
     }
+    fn begin_log_shipping(&self, dest: &std::path::Path) -> Result<Option<u32>> {
+        SqliteStore::begin_log_shipping(self, dest).map(Some)
+    }
+    fn take_log(&self) -> Result<Vec<LogFrames>> {
+        SqliteStore::take_log(self)
+    }
     fn set_settings(&self, s: &Settings) -> Result<()> {
         self.write(|tx| set_settings(tx, s))
     }

@@ -8,7 +8,8 @@
 //!
 //! Each sub-trait of [`crate::MetaStore`] is implemented in the file of its concern:
 //! `namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs` (with `backup.rs`), `check.rs`,
-//! `holders.rs`, `hsm.rs`, `journal.rs`, `music.rs`; `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
+//! `holders.rs`, `hsm.rs`, `journal.rs`, `music.rs`; `ship.rs` log shipping (the WAL frames
+//! of every commit, for the durable tier); `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
 //! accounting shared by the data operations.
 
 mod admin;
@@ -23,6 +24,7 @@ mod music;
 mod music_cache;
 mod namespace;
 pub mod schema;
+pub mod ship;
 mod tiers;
 
 use crate::error::{MetaError, Result};
@@ -37,12 +39,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// Declared before `tap`: the connection (whose WAL hook points into `tap`) is
+    /// dropped first.
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// The `-wal` file, kept open for `sync` (so an fsync needs no free descriptor), with
     /// its (device, inode): reopened if SQLite replaced the file.
     wal: Mutex<Option<(std::fs::File, (u64, u64))>>,
+    /// Log shipping (off until `begin_log_shipping`).
+    tap: Box<ship::Tap>,
 }
 
 fn open_conn(path: &Path, create: bool) -> Result<Connection> {
@@ -115,6 +121,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             wal: Mutex::new(None),
+            tap: Box::default(),
         })
     }
 
@@ -144,6 +151,7 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.after_commit(&conn);
         Ok(out)
     }
 

@@ -24,6 +24,17 @@ pub trait AdminStore {
     /// no `-wal`/`-shm`), durable when this returns, and opens with [`crate::open`].
     /// Concurrent operations go on while it runs. Used by the metadata backup.
     fn snapshot(&self, dest: &std::path::Path) -> Result<()>;
+    /// Starts continuous log shipping, or a new generation of it: writes to `dest` (a new
+    /// local file) the base that the frames of later [`AdminStore::take_log`] calls apply
+    /// to, and returns its page size. `None`: this store has no log to ship.
+    fn begin_log_shipping(&self, _dest: &std::path::Path) -> Result<Option<u32>> {
+        Ok(None)
+    }
+    /// The log of the transactions committed since the last call (or since the base),
+    /// oldest first. [`crate::MetaError::LogGap`]: continuity is lost, begin anew.
+    fn take_log(&self) -> Result<Vec<LogFrames>> {
+        Ok(Vec::new())
+    }
 
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64>;
     fn heartbeat(&self, session: u64, now: i64) -> Result<()>;
