@@ -38,6 +38,7 @@ fn every_engine_error() -> Vec<VfsError> {
             why: "y".into(),
         },
         MetaError::Corrupt("c".into()),
+        MetaError::LogGap("g".into()),
         MetaError::Db(rusqlite::Error::QueryReturnedNoRows),
         MetaError::Db(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
@@ -116,6 +117,7 @@ fn kind(e: &VfsError) -> &'static str {
             | MetaError::TooNew { .. }
             | MetaError::BadUrl { .. }
             | MetaError::Corrupt(_)
+            | MetaError::LogGap(_)
             | MetaError::Db(_)
             | MetaError::Io { .. } => "meta",
         },

@@ -1,5 +1,5 @@
 //! The TOML configuration file (`--config`), with the sections of the fvfs README:
-//! `[daemon]`, `[tiers.NAME]`, `[upload]`, `[eviction]`, plus `[format]` for the settings
+//! `[daemon]`, `[tiers.NAME]`, `[upload]`, `[eviction]`, `[backup]`, plus `[format]` for the settings
 //! `fvfsd format` writes. Unknown keys are errors that name the key. Credentials are never
 //! read from this file: S3 keys come from the environment or the AWS chain. It lives with
 //! the engine because every face reads it and adds its own section.
@@ -26,6 +26,21 @@ pub struct Config {
     pub format: Format,
     #[serde(default)]
     pub hsm: crate::hsm::HsmSection,
+    #[serde(default)]
+    pub backup: Backup,
+}
+
+/// `[backup]`: continuous metadata shipping to the durable tier (docs/FORMAT.md,
+/// "Shipped metadata").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Committed metadata reaches the durable tier within this many seconds (default 10).
+    pub max_lag_secs: Option<u64>,
+    /// A new full base at least this often, in hours (default 24).
+    pub base_interval_hours: Option<u64>,
+    /// Points in time restorable for this many days (default 7).
+    pub retention_days: Option<u64>,
 }
 
 // Some keys are validated now and take effect with tiering (see config.example.toml).
@@ -316,6 +331,15 @@ impl Config {
         }
         if let Some(w) = self.upload.writeback {
             p.writeback = w;
+        }
+        if let Some(s) = self.backup.max_lag_secs {
+            p.meta_ship.max_lag = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(h) = self.backup.base_interval_hours {
+            p.meta_ship.base_every = std::time::Duration::from_secs(h.max(1) * 3600);
+        }
+        if let Some(d) = self.backup.retention_days {
+            p.meta_ship.retention = std::time::Duration::from_secs(d * 86_400);
         }
         p
     }

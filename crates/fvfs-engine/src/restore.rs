@@ -3,9 +3,12 @@
 //!
 //! [`backup`] makes one metadata backup into the filesystem's durable tier (the same
 //! objects the mount's `meta-backup` worker writes; see `fvfs_vfs::backup`), then prunes.
-//! [`restore`] rebuilds a lost host's metadata database from a tier alone: it takes
-//! `meta/latest` (or the newest backup, or the one named), decompresses it, checks that it
-//! opens as an fvfs database, and installs it at the `--meta` path.
+//! [`restore`] rebuilds a lost host's metadata database from a tier alone: by default
+//! from the shipped metadata (`meta/gen/`, see `fvfs_vfs::ship`): the newest generation's
+//! base with its log replayed (up to `--at`), else from a backup (`meta/latest`, the
+//! newest, or the one named); it checks that the result opens as an fvfs database,
+//! installs it at the `--meta` path, and reports the files whose blocks the tier lacks.
+//! [`restore_points`] lists what can be restored.
 //!
 //! Invariants of `restore`:
 //! - the database at `--meta` is replaced atomically (temp file + fsync + rename + fsync
@@ -70,8 +73,11 @@ pub struct RestoreArgs {
     pub from: String,
     /// Where to install the database (`sqlite:///path/meta.db`).
     pub meta_url: String,
-    /// A backup name or key; `None` takes `meta/latest`, else the newest listed.
+    /// A backup name or key; `None` takes the shipped metadata, else `meta/latest`, else
+    /// the newest backup listed.
     pub backup: Option<String>,
+    /// Restore the newest point not after this UTC stamp (`yyyymmddTHHMMSSZ`).
+    pub at: Option<String>,
     /// Replace an existing database.
     pub force: bool,
 }
@@ -93,6 +99,84 @@ pub struct Restored {
     pub sessions_ended: usize,
     /// Things the user should know (a stale `meta/latest`, moved storage locations).
     pub warnings: Vec<String>,
+    /// Files (paths, or `inode N` when unnamed) whose blocks the tier restored from
+    /// lacks, with the number of missing blocks; empty when every block is there.
+    pub missing: Vec<(String, usize)>,
+    /// Blocks of the restored database missing from the tier.
+    pub missing_blocks: usize,
+}
+
+/// One restorable point on a tier (`fvfsd restore --list`).
+#[derive(Debug)]
+pub struct RestorePoint {
+    /// `generation` (a base plus its log) or `backup`.
+    pub kind: &'static str,
+    /// The generation id or the backup key.
+    pub name: String,
+    /// The oldest and newest restorable UTC stamps.
+    pub from: String,
+    pub to: String,
+    /// Log segments (generations), and a gap if the log stops short.
+    pub segments: usize,
+    pub gap: Option<(u32, u64)>,
+}
+
+/// Every restorable point on the tier at `from`, oldest first.
+pub async fn restore_points(from: &str) -> Result<Vec<RestorePoint>> {
+    let tier = Tier::open(&TierSpec::parse(from)?)?;
+    let mut out = Vec::new();
+    for key in fvfs_vfs::list_backups(&tier).await? {
+        let stamp = fvfs_vfs::backup_stamp(&key).unwrap_or("?").to_string();
+        out.push(RestorePoint {
+            kind: "backup",
+            name: key,
+            from: stamp.clone(),
+            to: stamp,
+            segments: 0,
+            gap: None,
+        });
+    }
+    for g in fvfs_vfs::ship::list_generations(&tier).await? {
+        if g.base.is_none() {
+            continue;
+        }
+        let (segs, gap) = g.restorable(None);
+        out.push(RestorePoint {
+            kind: "generation",
+            to: segs.last().map_or(g.stamp.clone(), |s| s.stamp.clone()),
+            from: g.stamp.clone(),
+            name: g.id.clone(),
+            segments: segs.len(),
+            gap,
+        });
+    }
+    out.sort_by(|a, b| (&a.from, &a.name).cmp(&(&b.from, &b.name)));
+    Ok(out)
+}
+
+/// A `--at` time as a UTC stamp: `yyyymmddTHHMMSSZ`, `yyyy-mm-ddThh:mm:ssZ`, or `@<unix
+/// seconds>`.
+pub fn parse_at(at: &str) -> Result<String> {
+    if let Some(secs) = at.strip_prefix('@') {
+        let s: i64 = secs
+            .parse()
+            .map_err(|_| EngineError::Invalid(format!("--at {at:?}: not @<unix seconds>")))?;
+        return Ok(fvfs_vfs::utc_stamp(s));
+    }
+    let compact: String = at.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let ok = compact.len() == 16
+        && compact.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            15 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    if ok {
+        Ok(compact)
+    } else {
+        Err(EngineError::Invalid(format!(
+            "--at {at:?}: expected a UTC time such as 2026-12-01T10:00:00Z or @<unix seconds>"
+        )))
+    }
 }
 
 /// Installs a metadata backup from a tier at the `meta_url` path.
@@ -122,23 +206,23 @@ pub async fn restore(args: &RestoreArgs) -> Result<Restored> {
 
     let tier = Tier::open(&TierSpec::parse(&args.from)?)?;
     let mut warnings = Vec::new();
-    let key = choose_backup(&tier, args.backup.as_deref(), &mut warnings).await?;
-    let stored = tier.get_object(&key).await?;
-    let plain = fvfs_chunk::decompress_bytes(&stored, MAX_RESTORED_BYTES)
-        .map_err(|e| EngineError::Invalid(format!("backup {key} is corrupt: {e}")))?;
-    drop(stored);
-
+    let at = args.at.as_deref().map(parse_at).transpose()?;
     let name = db
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "meta.db".into());
     let tmp = dir.join(format!(".{name}.restore-{}", std::process::id()));
     remove_db_files(&tmp);
-    let installed = install(&tmp, &db, &plain, &key);
+    let built = build(&tier, args, at.as_deref(), &tmp, &mut warnings).await;
+    let installed = built.and_then(|(key, taken)| {
+        let r = install(&tmp, &db, &key)?;
+        Ok((key, taken, r))
+    });
     if installed.is_err() {
         remove_db_files(&tmp);
     }
-    let (settings, stats, sessions_ended) = installed?;
+    let (key, taken, (settings, stats, sessions_ended)) = installed?;
+    let (missing, missing_blocks) = missing_blocks(&args.meta_url, &tier).await?;
 
     let from = TierSpec::parse(&args.from).ok();
     let locations: Vec<String> = settings
@@ -159,8 +243,10 @@ pub async fn restore(args: &RestoreArgs) -> Result<Restored> {
         ));
     }
     Ok(Restored {
-        taken: fvfs_vfs::backup_stamp(&key).unwrap_or("?").to_string(),
+        taken,
         key,
+        missing,
+        missing_blocks,
         tier: tier.display(),
         fs_name: settings.name.clone(),
         fs_uuid: settings.uuid.to_string(),
@@ -208,32 +294,163 @@ async fn choose_backup(
     let keys = fvfs_vfs::list_backups(tier).await?;
     keys.last().cloned().ok_or_else(|| {
         EngineError::Invalid(format!(
-            "no metadata backup under {}{} (was the filesystem ever backed up?)",
+            "no shipped metadata ({}) and no backup under {}{} (was a filesystem ever \
+             mounted with this location as its durable tier?)",
+            fvfs_vfs::ship::GEN_PREFIX,
             tier.display(),
             fvfs_vfs::META_PREFIX
         ))
     })
 }
 
-/// Writes, verifies and renames the restored database into place. Returns its settings,
-/// statistics and the number of stale sessions ended.
+/// Writes `plain` to `tmp`, a new file, durably.
+fn write_new(tmp: &Path, plain: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(EngineError::io(format!("cannot create {}", tmp.display())))?;
+    f.write_all(plain)
+        .and_then(|()| f.sync_all())
+        .map_err(EngineError::io(format!("cannot write {}", tmp.display())))
+}
+
+/// Builds the database to restore at `tmp`: the generation's base with its log up to
+/// `at`, or a backup. Returns what was restored (a key or generation) and its time.
+async fn build(
+    tier: &Tier,
+    args: &RestoreArgs,
+    at: Option<&str>,
+    tmp: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(String, String)> {
+    if args.backup.is_none() {
+        // The newest point at or before `at`: a generation's last restorable segment, or a
+        // backup taken later than that (`fvfsd backup` right before a migration).
+        let gens = fvfs_vfs::ship::list_generations(tier).await?;
+        let chosen = gens
+            .iter()
+            .rev()
+            .filter(|g| g.base.is_some())
+            .find(|g| at.is_none_or(|t| g.stamp.as_str() <= t));
+        let backups = fvfs_vfs::list_backups(tier).await?;
+        let backup = backups
+            .iter()
+            .rev()
+            .find(|k| at.is_none_or(|t| fvfs_vfs::backup_stamp(k).is_some_and(|s| s <= t)));
+        let backup_stamp = backup.and_then(|k| fvfs_vfs::backup_stamp(k));
+        match (chosen, backup) {
+            (Some(g), _) => {
+                let point = g
+                    .restorable(at)
+                    .0
+                    .last()
+                    .map_or(g.stamp.as_str(), |s| s.stamp.as_str());
+                if backup_stamp.is_none_or(|b| b <= point) {
+                    return replay(tier, g, at, tmp, warnings).await;
+                }
+            }
+            (None, None) if at.is_some() => {
+                return Err(EngineError::Invalid(format!(
+                    "no shipped metadata and no backup on {} is as old as {}",
+                    tier.display(),
+                    at.unwrap_or_default()
+                )));
+            }
+            _ => {}
+        }
+        if at.is_some() {
+            let key = backup.expect("checked above").clone();
+            return restore_backup(tier, key, tmp).await;
+        }
+    }
+    let key = choose_backup(tier, args.backup.as_deref(), warnings).await?;
+    restore_backup(tier, key, tmp).await
+}
+
+/// A backup snapshot written to `tmp`.
+async fn restore_backup(tier: &Tier, key: String, tmp: &Path) -> Result<(String, String)> {
+    let stored = tier.get_object(&key).await?;
+    let plain = fvfs_chunk::decompress_bytes(&stored, MAX_RESTORED_BYTES)
+        .map_err(|e| EngineError::Invalid(format!("backup {key} is corrupt: {e}")))?;
+    drop(stored);
+    write_new(tmp, &plain)?;
+    let taken = fvfs_vfs::backup_stamp(&key).unwrap_or("?").to_string();
+    Ok((key, taken))
+}
+
+/// A generation's base at `tmp`, then its log (the gap-free prefix up to `at`), one
+/// write-ahead log at a time through SQLite's own recovery.
+async fn replay(
+    tier: &Tier,
+    g: &fvfs_vfs::ship::Generation,
+    at: Option<&str>,
+    tmp: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(String, String)> {
+    let (base, _) = g.base.as_ref().expect("chosen with a base");
+    let stored = tier.get_object(base).await?;
+    let plain = fvfs_chunk::decompress_bytes(&stored, MAX_RESTORED_BYTES)
+        .map_err(|e| EngineError::Invalid(format!("{base} is corrupt: {e}")))?;
+    drop(stored);
+    write_new(tmp, &plain)?;
+    drop(plain);
+    let (segs, gap) = g.restorable(at);
+    if let Some((index, offset)) = gap {
+        warnings.push(format!(
+            "the log of generation {} stops at byte {offset} of its log {index}: restored \
+             up to {}, later changes are not on the tier",
+            g.id,
+            segs.last().map_or(g.stamp.as_str(), |s| s.stamp.as_str())
+        ));
+    }
+    let mut i = 0;
+    while i < segs.len() {
+        let index = segs[i].index;
+        let mut log = Vec::new();
+        while i < segs.len() && segs[i].index == index {
+            let z = tier.get_object(&segs[i].key).await?;
+            let part = fvfs_chunk::decompress_bytes(&z, MAX_RESTORED_BYTES)
+                .map_err(|e| EngineError::Invalid(format!("{} is corrupt: {e}", segs[i].key)))?;
+            if part.len() as u64 != segs[i].end - segs[i].start {
+                return Err(EngineError::Invalid(format!(
+                    "{} holds {} bytes, its name says {}",
+                    segs[i].key,
+                    part.len(),
+                    segs[i].end - segs[i].start
+                )));
+            }
+            log.extend_from_slice(&part);
+            i += 1;
+        }
+        let want = fvfs_meta::sqlite::ship::log_frames(&log);
+        let tmp = tmp.to_path_buf();
+        let applied =
+            tokio::task::spawn_blocking(move || fvfs_meta::sqlite::ship::apply_log(&tmp, &log))
+                .await
+                .map_err(|e| EngineError::Invalid(format!("log replay task: {e}")))?
+                .map_err(|e| {
+                    EngineError::Invalid(format!("log {index} of generation {}: {e}", g.id))
+                })?;
+        if Some(applied) != want {
+            return Err(EngineError::Invalid(format!(
+                "log {index} of generation {} did not apply whole ({applied} of {want:?} frames)",
+                g.id
+            )));
+        }
+    }
+    let taken = segs.last().map_or(g.stamp.clone(), |s| s.stamp.clone());
+    Ok((format!("{}{}", fvfs_vfs::ship::GEN_PREFIX, g.id), taken))
+}
+
+/// Verifies and renames the restored database at `tmp` into place. Returns its
+/// settings, statistics and the number of stale sessions ended.
 fn install(
     tmp: &Path,
     db: &Path,
-    plain: &[u8],
     key: &str,
 ) -> Result<(fvfs_types::Settings, fvfs_meta::Stats, usize)> {
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)
-            .map_err(EngineError::io(format!("cannot create {}", tmp.display())))?;
-        f.write_all(plain)
-            .and_then(|()| f.sync_all())
-            .map_err(EngineError::io(format!("cannot write {}", tmp.display())))?;
-    }
     // Verify: it must open as an fvfs database (schema migrated if older) with settings.
     let tmp_url = format!("sqlite://{}", tmp.display());
     let not_fvfs =
@@ -297,4 +514,50 @@ fn remove_db_files(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(with_suffix(db, suffix));
     }
+}
+
+/// The files whose blocks the restored database names but the tier lacks (at most 100
+/// files listed), and the number of such blocks.
+async fn missing_blocks(meta_url: &str, tier: &Tier) -> Result<(Vec<(String, usize)>, usize)> {
+    let mut present = std::collections::HashSet::new();
+    for (key, _) in tier.list(fvfs_tier::BLOCKS_PREFIX).await? {
+        if let Some(id) = key
+            .rsplit('/')
+            .next()
+            .and_then(fvfs_types::BlockId::from_hex)
+        {
+            present.insert(id);
+        }
+    }
+    let meta = crate::open::open_meta(meta_url)?;
+    let mut missing = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let page = meta.blocks_page(after, 10_000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        missing.extend(
+            page.iter()
+                .filter(|b| b.refcount > 0 && !present.contains(&b.id))
+                .map(|b| b.id),
+        );
+    }
+    if missing.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let files = meta
+        .inodes_referencing_any(&missing)?
+        .into_iter()
+        .take(100)
+        .map(|(ino, n)| {
+            let name = meta
+                .path_of(ino)
+                .ok()
+                .flatten()
+                .map(|p| String::from_utf8_lossy(&p).into_owned())
+                .unwrap_or_else(|| format!("inode {ino}"));
+            (name, n)
+        })
+        .collect::<Vec<_>>();
+    Ok((files, missing.len()))
 }

@@ -14,20 +14,26 @@ use crate::open::{Engine, EngineOpts};
 use crate::paths::{scratch_dir, spool_dir};
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::{
-    EvictorWorker, GcWorker, MetaBackupWorker, ReplicatorWorker, ScrubWorker, SessionWorker, Spool,
-    TierEventsWorker, Vfs, WritebackWorker,
+    EvictorWorker, GcWorker, MetaShipWorker, MetaShipper, ReplicatorWorker, ScrubWorker,
+    SessionWorker, Spool, TierEventsWorker, Vfs, WritebackWorker,
 };
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the workers get to stop.
 const WORKER_SHUTDOWN: Duration = Duration::from_secs(10);
+/// How long a clean stop waits for queued block copies to reach their tiers.
+const STOP_REPLICATION: Duration = Duration::from_secs(120);
+/// How long a clean stop waits for the metadata to reach the durable tier.
+const STOP_SHIPPING: Duration = Duration::from_secs(60);
 
 /// The engine as a serving process runs it.
 pub struct Running {
     pub engine: Engine,
     pub vfs: Arc<Vfs>,
     pub workers: Arc<Workers>,
+    /// Continuous metadata shipping to the durable tier.
+    pub shipper: Arc<MetaShipper>,
     session_id: u64,
     spool: Spool,
     /// Last: dropped after everything that may still use it.
@@ -60,6 +66,7 @@ impl Running {
             .map_err(EngineError::io("cannot start the runtime"))?;
         crate::startup::mark("runtime");
         let meta_url = opts.meta_url.clone();
+        let ship_cfg = opts.policy.meta_ship.clone();
         let engine = rt.block_on(Engine::open(opts))?;
         crate::startup::mark("engine opened");
         let vfs = engine.vfs()?;
@@ -101,6 +108,12 @@ impl Running {
                 .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
         crate::startup::mark("session registered");
         let workers = Arc::new(Workers::new());
+        let shipper = MetaShipper::new(
+            engine.meta.clone(),
+            engine.store.tier().clone(),
+            scratch_dir(&meta_url),
+            ship_cfg,
+        );
         {
             let _guard = rt.enter();
             spawn_tiering(&workers, &vfs);
@@ -108,13 +121,7 @@ impl Running {
             workers.spawn(ScrubWorker::new(vfs.tiering()));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
             workers.spawn(WritebackWorker::new(&vfs));
-            workers.spawn(MetaBackupWorker::new(
-                engine.meta.clone(),
-                engine.store.tier().clone(),
-                scratch_dir(&meta_url),
-                fvfs_vfs::META_BACKUP_INTERVAL,
-                fvfs_vfs::META_BACKUP_KEEP,
-            ));
+            workers.spawn(MetaShipWorker::new(shipper.clone()));
         }
         crate::startup::mark("workers started");
         Ok(Running {
@@ -122,6 +129,7 @@ impl Running {
             engine,
             vfs,
             workers,
+            shipper,
             session_id,
             spool,
         })
@@ -132,6 +140,41 @@ impl Running {
         self.engine.store.tier().display()
     }
 
+    /// At a clean stop: the queued block copies, then the metadata, reach the durable tier
+    /// (each bounded in time); what is left is said, with where it waits.
+    async fn leave_durable_tier_complete(&self) {
+        let tier = self.durable_display();
+        match self.vfs.queue_due_now() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    copies = n,
+                    "replicating queued block copies before stopping"
+                );
+                match self.vfs.tiering().replicate_all(STOP_REPLICATION).await {
+                    Ok(0) => {}
+                    Ok(left) => tracing::warn!(
+                        left,
+                        "block copies still queued at stop (in the metadata's replication \
+                         queue, `fvfsd wal`); they are copied at the next start"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "replication at stop failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the replication queue"),
+        }
+        match self.shipper.flush(STOP_SHIPPING).await {
+            Ok(0) => tracing::info!(tier = %tier, "metadata shipped to the durable tier"),
+            Ok(left) => tracing::warn!(
+                bytes = left,
+                tier = %tier,
+                "metadata log not shipped at stop (the local database has it; the next \
+                 start ships a new base)"
+            ),
+            Err(e) => tracing::warn!(error = %e, tier = %tier, "metadata shipping at stop failed"),
+        }
+    }
+
     /// Commits what is buffered, stops the workers (bounded) and removes the session row.
     /// Call once nothing writes any more (unmounted, listeners drained).
     pub fn stop(self) {
@@ -140,6 +183,7 @@ impl Running {
             if let Err(e) = self.vfs.stop_writeback(spool, fvfs_vfs::STOP_RETRY).await {
                 tracing::error!(error = %e, "final flush failed");
             }
+            self.leave_durable_tier_complete().await;
             self.workers.shutdown(WORKER_SHUTDOWN).await;
         });
         if let Err(e) = self.engine.meta.end_session(self.session_id) {

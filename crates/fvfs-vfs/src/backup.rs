@@ -1,6 +1,7 @@
-//! Metadata is data too: periodic backups of the metadata database to a tier.
+//! Metadata is data too: explicit snapshots of the metadata database on a tier
+//! (`fvfsd backup`); the continuous copy is the shipped log of `ship.rs`.
 //!
-//! Owns the backup object layout in a tier and the [`MetaBackupWorker`]:
+//! Owns the backup object layout in a tier:
 //! - a backup is `meta/backup-<UTC yyyymmddTHHMMSSZ>-<8 hex>.db.zst`: one zstd frame of a
 //!   consistent, standalone copy of the database ([`MetaStore::snapshot`]);
 //! - `meta/latest` holds the key of the newest backup (one line, no trailing data).
@@ -13,28 +14,21 @@
 //!   unless someone else deletes it;
 //! - the scratch copy on local disk is removed whether the backup succeeds or not.
 
-use crate::worker::{Worker, WorkerState};
 use crate::{Result, VfsError};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use fvfs_chunk::ChunkError;
 use fvfs_meta::MetaStore;
 use fvfs_tier::Tier;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::time::Instant;
 
 /// Prefix of every metadata backup object.
 pub const META_PREFIX: &str = "meta/";
 /// The object naming the newest backup.
 pub const LATEST_KEY: &str = "meta/latest";
-/// Default time between two backups.
-pub const META_BACKUP_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default number of backups kept in the tier.
+/// Number of explicit backups kept in the tier.
 pub const META_BACKUP_KEEP: usize = 7;
-/// Delay of the first backup after the worker starts.
-const FIRST_DELAY: Duration = Duration::from_secs(30);
 /// Prefix of scratch files in the scratch directory.
 const SCRATCH_PREFIX: &str = ".fvfs-meta-backup-";
 /// Scratch files older than this were left by a crashed process and are removed.
@@ -87,7 +81,7 @@ pub fn utc_stamp(secs: i64) -> String {
 }
 
 /// Eight random hex digits (std's randomly keyed hasher: no extra dependency).
-fn random8() -> String {
+pub(crate) fn random8() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -213,69 +207,6 @@ pub async fn prune_backups(tier: &Tier, keep: usize, current: &str) -> Result<us
         deleted += 1;
     }
     Ok(deleted)
-}
-
-/// Backs the metadata up to a tier every `interval` (first ~30 s after start) and keeps
-/// the newest `keep` backups. Errors are retried with the worker backoff.
-pub struct MetaBackupWorker {
-    meta: Arc<dyn MetaStore>,
-    tier: Tier,
-    scratch_dir: PathBuf,
-    interval: Duration,
-    keep: usize,
-    next: Instant,
-}
-
-impl MetaBackupWorker {
-    pub fn new(
-        meta: Arc<dyn MetaStore>,
-        tier: Tier,
-        scratch_dir: PathBuf,
-        interval: Duration,
-        keep: usize,
-    ) -> MetaBackupWorker {
-        MetaBackupWorker {
-            meta,
-            tier,
-            scratch_dir,
-            interval,
-            keep,
-            next: Instant::now() + FIRST_DELAY.min(interval),
-        }
-    }
-}
-
-impl Worker for MetaBackupWorker {
-    type Error = crate::VfsError;
-    fn name(&self) -> String {
-        "meta-backup".into()
-    }
-    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
-        Box::pin(async move {
-            if Instant::now() < self.next {
-                return Ok(WorkerState::Idle);
-            }
-            let key = backup_now(
-                self.meta.clone(),
-                self.tier.clone(),
-                self.scratch_dir.clone(),
-            )
-            .await?;
-            // The backup is stored: the next one is due in a full interval even if
-            // pruning fails (pruning is retried with the next backup).
-            self.next = Instant::now() + self.interval;
-            match prune_backups(&self.tier, self.keep, &key).await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "old metadata backups pruned"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning old metadata backups failed"),
-            }
-            Ok(WorkerState::Idle)
-        })
-    }
-    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
-        let next = self.next;
-        Box::pin(tokio::time::sleep_until(next))
-    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@
 //! overlay resolution and block reads with readahead, `pin.rs` a file's tiers, pinning and
 //! warm-up, `fsck.rs` consistency checks, `access.rs` the POSIX permission rules,
 //! `caller.rs` the operations checked with a caller's identity (the HTTP face's entry
-//! points), `worker.rs` the one shape of background jobs, `backup.rs` periodic metadata
-//! backups to a tier, `report.rs` the status model and the read-only reports faces show,
+//! points), `worker.rs` the one shape of background jobs, `backup.rs` metadata
+//! backups to a tier on demand, `ship.rs` continuous metadata shipping (a base and the
+//! log of every commit, to the durable tier), `report.rs` the status model and the read-only reports faces show,
 //! `writeback.rs` the retry of commits that failed at the last close, `spool.rs` the
 //! on-disk spool of writes that could not be committed by the time the process stops,
 //! `walk.rs` the depth-first walk of the whole namespace that exports read.
@@ -42,6 +43,7 @@ mod pin;
 mod read;
 mod report;
 mod session;
+pub mod ship;
 mod slices;
 mod spool;
 pub mod tiering;
@@ -223,10 +225,11 @@ pub fn now_ns() -> i64 {
 }
 
 pub use backup::{
-    backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp,
-    MetaBackupWorker, LATEST_KEY, META_BACKUP_INTERVAL, META_BACKUP_KEEP, META_PREFIX,
+    backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp, LATEST_KEY,
+    META_BACKUP_KEEP, META_PREFIX,
 };
 pub use session::SessionWorker;
+pub use ship::{MetaShipWorker, MetaShipper, ShipConfig, ShipStatus};
 pub use spool::{Spool, SPOOL_SUFFIX};
 pub use tiering::{
     BlockUsers, EvictorWorker, GcWorker, HeldPayload, HeldWriter, Placement, ReplicatorWorker,

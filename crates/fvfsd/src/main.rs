@@ -170,16 +170,25 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
-    /// Back the metadata up to the durable tier now (what the mount does hourly).
+    /// Back the metadata up to the durable tier now, as one standalone object (the mount
+    /// ships its metadata continuously; see `restore --list`).
     Backup {
         #[arg(long)]
         meta: Option<String>,
     },
-    /// Rebuild the metadata database from a backup in a storage location.
+    /// Rebuild the metadata database from a storage location alone: the shipped metadata
+    /// (newest point, or --at), or a backup.
     Restore {
-        /// Storage location holding the backups (meta/… objects).
+        /// Storage location holding the metadata (meta/… objects): the durable tier.
         #[arg(long)]
         from: String,
+        /// List the restorable points and stop.
+        #[arg(long)]
+        list: bool,
+        /// Restore the newest point not after this UTC time (2026-12-01T10:00:00Z or
+        /// @<unix seconds>).
+        #[arg(long, conflicts_with = "backup")]
+        at: Option<String>,
         /// Where to install the database, e.g. sqlite:///var/lib/fvfs/meta.db
         #[arg(long)]
         meta: Option<String>,
@@ -682,18 +691,25 @@ fn run() -> Result<i32> {
         }
         Cmd::Restore {
             from,
+            list,
+            at,
             meta,
             backup,
             force,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::restore::restore(cmd::restore::RestoreArgs {
+            if list {
+                rt.block_on(cmd::restore::list(&from))?;
+                return Ok(0);
+            }
+            let clean = rt.block_on(cmd::restore::restore(cmd::restore::RestoreArgs {
                 from,
                 meta_url: meta_or(meta),
                 backup,
+                at,
                 force,
             }))?;
-            Ok(0)
+            Ok(if clean { 0 } else { 1 })
         }
     }
 }

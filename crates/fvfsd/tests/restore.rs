@@ -146,6 +146,9 @@ fn restore_from_tier_after_losing_metadata_and_cache() {
     f.unmount();
 
     // ---- back up, then lose the host's metadata and cache ----
+    // Two seconds after the unmount's last shipped segment, so that the backup is the
+    // newest restore point and `restore` without `--backup` picks it over the shipped log.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let out = f.run(&["backup", "--meta", &f.meta_url]);
     assert!(
         out.status.success(),

@@ -217,4 +217,50 @@ impl CheckStore for SqliteStore {
             Ok(out)
         })
     }
+    fn inodes_referencing_any(
+        &self,
+        ids: &std::collections::HashSet<BlockId>,
+    ) -> Result<Vec<(Ino, usize)>> {
+        self.read(|tx| {
+            let mut by: std::collections::BTreeMap<Ino, usize> = Default::default();
+            for_each_slice(tx, |ino, _, refs| {
+                let n = refs.iter().filter(|r| ids.contains(&r.id)).count();
+                if n > 0 {
+                    *by.entry(ino).or_default() += n;
+                }
+            })?;
+            Ok(by.into_iter().collect())
+        })
+    }
+    fn path_of(&self, ino: Ino) -> Result<Option<Vec<u8>>> {
+        self.read(|tx| {
+            let mut st = tx.prepare_cached(
+                "SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id LIMIT 1",
+            )?;
+            let mut comps: Vec<Vec<u8>> = Vec::new();
+            let mut cur = ino;
+            while cur != fvfs_types::ROOT_INO {
+                if comps.len() > 4096 {
+                    return Ok(None);
+                }
+                let row: Option<(i64, Vec<u8>)> = st
+                    .query_row([cur as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((parent, name)) = row else {
+                    return Ok(None);
+                };
+                comps.push(name);
+                cur = parent as Ino;
+            }
+            let mut out = Vec::new();
+            for c in comps.iter().rev() {
+                out.push(b'/');
+                out.extend_from_slice(c);
+            }
+            if out.is_empty() {
+                out.push(b'/');
+            }
+            Ok(Some(out))
+        })
+    }
 }

@@ -26,4 +26,13 @@ pub trait CheckStore {
     fn drop_slices_referencing(&self, id: &BlockId) -> Result<u64>;
     /// Paths of inodes referencing a block (for reports); best effort, at most `limit`.
     fn inodes_referencing(&self, id: &BlockId, limit: usize) -> Result<Vec<Ino>>;
+    /// Every inode referencing any of `ids`, with how many of its block references are
+    /// among them (one pass over the slices), in inode order.
+    fn inodes_referencing_any(
+        &self,
+        ids: &std::collections::HashSet<BlockId>,
+    ) -> Result<Vec<(Ino, usize)>>;
+    /// One path of an inode from the root (`/a/b`), following its first name at each
+    /// level; `None` if it has no name (an orphan) or a loop is met.
+    fn path_of(&self, ino: Ino) -> Result<Option<Vec<u8>>>;
 }

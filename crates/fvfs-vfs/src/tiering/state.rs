@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Tunables of replication, eviction and scrubbing (`[upload]`, `[eviction]`).
+/// Tunables of replication, eviction, scrubbing and metadata shipping (`[upload]`,
+/// `[eviction]`, `[backup]`).
 #[derive(Clone, Debug)]
 pub struct TierPolicy {
     /// Replicate once this many bytes are queued…
@@ -34,6 +35,8 @@ pub struct TierPolicy {
     /// Write-back: acknowledge fsync and close from the local write journal even when the
     /// hottest tier is remote (with a local hottest tier the journal is always used).
     pub writeback: bool,
+    /// Continuous metadata shipping to the durable tier.
+    pub meta_ship: crate::ShipConfig,
 }
 
 impl Default for TierPolicy {
@@ -47,6 +50,7 @@ impl Default for TierPolicy {
             frequency_weight: 0.3,
             scrub_blocks_per_sec: 0.0,
             writeback: false,
+            meta_ship: crate::ShipConfig::default(),
         }
     }
 }

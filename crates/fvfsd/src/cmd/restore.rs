@@ -16,8 +16,34 @@ pub async fn backup(meta_url: &str) -> Result<()> {
     Ok(())
 }
 
-/// `fvfsd restore`: installs a metadata backup from a tier at the `--meta` path.
-pub async fn restore(args: RestoreArgs) -> Result<()> {
+/// `fvfsd restore --list`: the restorable points of a tier.
+pub async fn list(from: &str) -> Result<()> {
+    let points = fvfs_engine::restore::restore_points(from)
+        .await
+        .with_context(|| format!("cannot list {}", fvfs_engine::redact(from)))?;
+    if points.is_empty() {
+        println!("nothing to restore on {}", fvfs_engine::redact(from));
+    }
+    for p in points {
+        let gap = p
+            .gap
+            .map(|(i, off)| format!(" (log {i} stops at byte {off})"))
+            .unwrap_or_default();
+        if p.kind == "backup" {
+            println!("backup      {}  {}", p.from, p.name);
+        } else {
+            println!(
+                "generation  {} .. {}  {} ({} log segments){gap}",
+                p.from, p.to, p.name, p.segments
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `fvfsd restore`: installs the metadata from a tier at the `--meta` path. Returns
+/// false when files of the restored metadata have blocks the tier lacks.
+pub async fn restore(args: RestoreArgs) -> Result<bool> {
     let r = fvfs_engine::restore::restore(&args)
         .await
         .with_context(|| format!("cannot restore from {}", fvfs_engine::redact(&args.from)))?;
@@ -25,7 +51,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     println!(
-        "restored filesystem {:?} ({}) from {} backup {} (taken {})",
+        "restored filesystem {:?} ({}) from {} {} (as of {})",
         r.fs_name, r.fs_uuid, r.tier, r.key, r.taken
     );
     println!(
@@ -33,5 +59,18 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         r.inodes, r.blocks, r.stored_bytes, r.sessions_ended
     );
     println!("  metadata installed at {}", args.meta_url);
-    Ok(())
+    if r.missing_blocks > 0 {
+        eprintln!(
+            "error: {} block(s) the restored metadata names are not on {}; these files \
+             read wrong until the blocks are found (fvfsd fsck --repair makes them read \
+             as zeros):",
+            r.missing_blocks, r.tier
+        );
+        for (path, n) in &r.missing {
+            eprintln!("  {path}: {n} block(s) missing");
+        }
+        return Ok(false);
+    }
+    println!("  every block it names is on {}", r.tier);
+    Ok(true)
 }

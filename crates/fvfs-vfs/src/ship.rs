@@ -1,0 +1,558 @@
+//! Continuous metadata shipping: the metadata follows the data to the durable tier within
+//! seconds, as Litestream ships SQLite's write-ahead log.
+//!
+//! Owns the object layout of shipped metadata in a tier and the [`MetaShipper`] (with its
+//! [`MetaShipWorker`]):
+//! - a *generation* starts with a base, `meta/gen/<gen>/base.db.zst`: one zstd frame of
+//!   the raw database file right after a full checkpoint (`AdminStore::begin_log_shipping`);
+//! - its *log* follows as immutable segments,
+//!   `meta/gen/<gen>/log-<index:08x>-<start:012x>-<end:012x>-<stamp>.wal.zst`: bytes
+//!   `[start, end)` of the generation's write-ahead log number `index` (a log starts at 0
+//!   with its header), zstd-compressed; `stamp` (UTC, seconds rounded up) is not before
+//!   any commit the segment holds;
+//! - `<gen>` is `<UTC stamp of the base>-<8 hex>`: generations sort by time.
+//!
+//! Invariants:
+//! - segments are uploaded in log order and only after their generation's base, so a
+//!   generation on the tier is always a base plus a gap-free prefix of its log;
+//! - every commit is taken from the store within a second and uploaded within
+//!   `max_lag` (while the tier answers); at most one PUT per log per half `max_lag`;
+//! - a lost position (`MetaError::LogGap`), a local backlog over [`MAX_PENDING`] or a log
+//!   grown past its base start a new generation: its base holds everything, so nothing is
+//!   lost but the points in time between;
+//! - pruning keeps the current generation and every generation needed to restore any
+//!   point within the retention.
+
+use crate::worker::{Worker, WorkerState};
+use crate::{Result, VfsError};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use fvfs_chunk::ChunkError;
+use fvfs_meta::{LogFrames, MetaError, MetaStore};
+use fvfs_tier::Tier;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// Prefix of every shipped generation.
+pub const GEN_PREFIX: &str = "meta/gen/";
+/// How often committed frames are taken from the store.
+const TAKE_EVERY: Duration = Duration::from_secs(1);
+/// Local backlog (frames not uploaded) past which shipping starts a new generation
+/// instead of holding more in memory.
+pub const MAX_PENDING: u64 = 256 << 20;
+
+/// How shipping runs (`[backup]` in the config).
+#[derive(Clone, Debug)]
+pub struct ShipConfig {
+    /// Committed changes reach the tier within this time.
+    pub max_lag: Duration,
+    /// A new generation (a new base) at least this often.
+    pub base_every: Duration,
+    /// Points in time restorable for at least this long.
+    pub retention: Duration,
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        ShipConfig {
+            max_lag: Duration::from_secs(10),
+            base_every: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What shipping reports (`fvfsd status`, `/v1/status`).
+#[derive(Clone, Debug, Default)]
+pub struct ShipStatus {
+    /// The current generation, once its base is on the tier.
+    pub generation: Option<String>,
+    /// Seconds since the oldest commit not on the tier was taken (0: none waiting).
+    pub lag_secs: f64,
+    /// Bytes of log taken but not uploaded.
+    pub pending_bytes: u64,
+    /// Log bytes and segments uploaded by this process.
+    pub shipped_bytes: u64,
+    pub segments: u64,
+    /// Bases uploaded by this process.
+    pub bases: u64,
+}
+
+fn now_secs_ceil() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0)
+}
+
+/// The key of a generation's base.
+pub fn base_key(gen: &str) -> String {
+    format!("{GEN_PREFIX}{gen}/base.db.zst")
+}
+
+/// The key of a log segment.
+pub fn log_key(gen: &str, index: u32, start: u64, end: u64, stamp: &str) -> String {
+    format!("{GEN_PREFIX}{gen}/log-{index:08x}-{start:012x}-{end:012x}-{stamp}.wal.zst")
+}
+
+/// One log segment on the tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub key: String,
+    pub index: u32,
+    pub start: u64,
+    pub end: u64,
+    /// UTC `yyyymmddTHHMMSSZ`, not before any commit in the segment.
+    pub stamp: String,
+}
+
+/// One generation on the tier.
+#[derive(Clone, Debug, Default)]
+pub struct Generation {
+    pub id: String,
+    /// UTC stamp of the base (from the id).
+    pub stamp: String,
+    /// The base's key and stored size, if uploaded.
+    pub base: Option<(String, u64)>,
+    /// Segments in log order.
+    pub log: Vec<Segment>,
+}
+
+impl Generation {
+    /// The segments that restore a gap-free prefix of the log, up to `at` (a UTC stamp;
+    /// `None`: all), and the first gap found (`(index, offset)` where bytes are missing).
+    pub fn restorable(&self, at: Option<&str>) -> (Vec<&Segment>, Option<(u32, u64)>) {
+        let mut out = Vec::new();
+        let (mut index, mut end) = (0u32, 0u64);
+        for s in &self.log {
+            if at.is_some_and(|t| s.stamp.as_str() > t) {
+                break;
+            }
+            let continues = s.index == index && s.start == end;
+            let next_log = s.index == index + 1 && s.start == 0 && end > 0;
+            if !(continues || next_log) {
+                return (out, Some((index, end)));
+            }
+            index = s.index;
+            end = s.end;
+            out.push(s);
+        }
+        (out, None)
+    }
+}
+
+fn parse_segment(gen: &str, key: &str) -> Option<Segment> {
+    let name = key
+        .strip_prefix(GEN_PREFIX)?
+        .strip_prefix(gen)?
+        .strip_prefix("/log-")?
+        .strip_suffix(".wal.zst")?;
+    let mut parts = name.splitn(4, '-');
+    let index = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let start = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let end = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let stamp = parts.next()?.to_string();
+    (end > start && stamp.len() == 16).then(|| Segment {
+        key: key.to_string(),
+        index,
+        start,
+        end,
+        stamp,
+    })
+}
+
+/// Every generation on the tier, oldest first, each with its segments in log order.
+pub async fn list_generations(tier: &Tier) -> Result<Vec<Generation>> {
+    let mut gens: std::collections::BTreeMap<String, Generation> = Default::default();
+    for (key, len) in tier.list(GEN_PREFIX).await.map_err(tier_err)? {
+        let Some((gen, _)) = key
+            .strip_prefix(GEN_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let Some(stamp) = gen.split_once('-').map(|(s, _)| s.to_string()) else {
+            continue;
+        };
+        let g = gens.entry(gen.to_string()).or_insert_with(|| Generation {
+            id: gen.to_string(),
+            stamp,
+            ..Generation::default()
+        });
+        if key == base_key(gen) {
+            g.base = Some((key.clone(), len));
+        } else if let Some(s) = parse_segment(gen, &key) {
+            g.log.push(s);
+        }
+    }
+    let mut out: Vec<Generation> = gens.into_values().collect();
+    for g in &mut out {
+        g.log.sort_by_key(|s| (s.index, s.start));
+    }
+    Ok(out)
+}
+
+/// Generations the retention no longer needs: all but `current` and those needed to
+/// restore any point since `horizon` (a UTC stamp): the newest generation started at
+/// or before the horizon, and every later one.
+fn doomed<'a>(gens: &'a [Generation], current: &str, horizon: &str) -> Vec<&'a Generation> {
+    let with_base: Vec<&Generation> = gens.iter().filter(|g| g.base.is_some()).collect();
+    let keep_from = with_base
+        .iter()
+        .rev()
+        .find(|g| g.stamp.as_str() <= horizon)
+        .map(|g| g.id.as_str());
+    gens.iter()
+        .filter(|g| g.id != current)
+        .filter(|g| match keep_from {
+            Some(first) => g.id.as_str() < first,
+            None => false,
+        })
+        .collect()
+}
+
+fn tier_err(e: fvfs_tier::TierError) -> VfsError {
+    VfsError::Chunk(ChunkError::from(e))
+}
+
+/// Frames taken from the store, not uploaded yet.
+struct Pending {
+    frames: LogFrames,
+    taken: Instant,
+}
+
+struct CurrentGen {
+    id: String,
+    started: Instant,
+    base_bytes: u64,
+    log_bytes: u64,
+    /// The base file while its upload has not succeeded.
+    base_file: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct State {
+    gen: Option<CurrentGen>,
+    pending: VecDeque<Pending>,
+    pending_bytes: u64,
+    /// Start a new generation at the next step.
+    renew: bool,
+    /// The store ships no log (not SQLite): shipping is off.
+    unsupported: bool,
+}
+
+/// Ships the metadata log of a store to a tier (see the module comment).
+pub struct MetaShipper {
+    meta: Arc<dyn MetaStore>,
+    tier: Tier,
+    scratch: PathBuf,
+    cfg: ShipConfig,
+    state: tokio::sync::Mutex<State>,
+    status: Mutex<ShipStatus>,
+}
+
+impl MetaShipper {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        tier: Tier,
+        scratch: PathBuf,
+        cfg: ShipConfig,
+    ) -> Arc<MetaShipper> {
+        Arc::new(MetaShipper {
+            meta,
+            tier,
+            scratch,
+            cfg,
+            state: Default::default(),
+            status: Default::default(),
+        })
+    }
+
+    pub fn status(&self) -> ShipStatus {
+        self.status.lock().clone()
+    }
+
+    pub fn config(&self) -> &ShipConfig {
+        &self.cfg
+    }
+
+    /// One step: a new generation when due, then the frames committed since the last
+    /// step, then an upload when the oldest waiting frames are half `max_lag` old (or
+    /// always with `force`). Returns whether frames are still waiting.
+    pub async fn step(&self, force: bool) -> Result<bool> {
+        let mut st = self.state.lock().await;
+        if st.unsupported {
+            return Ok(false);
+        }
+        let due = match &st.gen {
+            None => true,
+            Some(g) => {
+                st.renew
+                    || g.started.elapsed() >= self.cfg.base_every
+                    || g.log_bytes > 4 * g.base_bytes + (64 << 20)
+            }
+        };
+        if due && !self.begin_generation(&mut st).await? {
+            return Ok(false);
+        }
+        self.upload_base(&mut st).await?;
+        self.take(&mut st).await?;
+        let ripe = st
+            .pending
+            .front()
+            .is_some_and(|p| p.taken.elapsed() >= self.cfg.max_lag / 2);
+        if force || ripe {
+            self.upload_log(&mut st).await?;
+        }
+        self.publish(&st);
+        Ok(!st.pending.is_empty())
+    }
+
+    /// Takes and uploads everything committed so far, retrying until `timeout`. Returns
+    /// the bytes still waiting (0: the tier has the metadata as of this call).
+    pub async fn flush(&self, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.step(true).await {
+                Ok(false) => return Ok(0),
+                Ok(true) => {}
+                Err(e) if Instant::now() + delay >= deadline => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "metadata shipping failed; retrying"),
+            }
+            if Instant::now() + delay >= deadline {
+                return Ok(self.status().pending_bytes);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn publish(&self, st: &State) {
+        let mut s = self.status.lock();
+        s.lag_secs = st
+            .pending
+            .front()
+            .map_or(0.0, |p| p.taken.elapsed().as_secs_f64());
+        s.pending_bytes = st.pending_bytes;
+        s.generation = st
+            .gen
+            .as_ref()
+            .filter(|g| g.base_file.is_none())
+            .map(|g| g.id.clone());
+    }
+
+    /// Starts a generation: a base from the store (kept as a local file until uploaded).
+    /// Returns false when the store ships no log.
+    async fn begin_generation(&self, st: &mut State) -> Result<bool> {
+        if let Some(old) = st.gen.take() {
+            if let Some(f) = old.base_file {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+        let stamp = crate::utc_stamp(now_secs_ceil());
+        let id = format!("{stamp}-{}", crate::backup::random8());
+        let meta = self.meta.clone();
+        let scratch = self.scratch.clone();
+        let tmp_id = id.clone();
+        let begun = tokio::task::spawn_blocking(move || -> Result<Option<(PathBuf, u64)>> {
+            std::fs::create_dir_all(&scratch).map_err(|e| io_err(&scratch, e))?;
+            let plain = scratch.join(format!(".fvfs-meta-base-{tmp_id}.db"));
+            let _ = std::fs::remove_file(&plain);
+            let Some(_page) = meta.begin_log_shipping(&plain)? else {
+                return Ok(None);
+            };
+            let z = scratch.join(format!(".fvfs-meta-base-{tmp_id}.db.zst"));
+            let size = fvfs_chunk::compress_file(&plain, &z);
+            let _ = std::fs::remove_file(&plain);
+            let size = size.inspect_err(|_| {
+                let _ = std::fs::remove_file(&z);
+            })?;
+            Ok(Some((z, size)))
+        })
+        .await
+        .map_err(|e| VfsError::Internal(format!("metadata base task: {e}")))??;
+        let Some((file, size)) = begun else {
+            tracing::info!("the metadata store has no log to ship; continuous shipping is off");
+            st.unsupported = true;
+            return Ok(false);
+        };
+        // Frames taken for the previous generation are inside this base.
+        st.pending.clear();
+        st.pending_bytes = 0;
+        st.renew = false;
+        st.gen = Some(CurrentGen {
+            id,
+            started: Instant::now(),
+            base_bytes: size,
+            log_bytes: 0,
+            base_file: Some(file),
+        });
+        Ok(true)
+    }
+
+    async fn upload_base(&self, st: &mut State) -> Result<()> {
+        let Some(g) = st.gen.as_mut() else {
+            return Ok(());
+        };
+        let Some(file) = g.base_file.clone() else {
+            return Ok(());
+        };
+        let key = base_key(&g.id);
+        self.tier
+            .put_object_from_file(&key, &file)
+            .await
+            .map_err(tier_err)?;
+        let _ = std::fs::remove_file(&file);
+        g.base_file = None;
+        tracing::info!(key = %key, bytes = g.base_bytes, tier = %self.tier.display(), "metadata generation started");
+        self.status.lock().bases += 1;
+        let gen = g.id.clone();
+        if let Err(e) = self.prune(&gen).await {
+            tracing::warn!(error = %e, "pruning old metadata generations failed");
+        }
+        Ok(())
+    }
+
+    async fn take(&self, st: &mut State) -> Result<()> {
+        let meta = self.meta.clone();
+        let taken = tokio::task::spawn_blocking(move || meta.take_log())
+            .await
+            .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))?;
+        match taken {
+            Ok(frames) => {
+                let now = Instant::now();
+                for f in frames {
+                    st.pending_bytes += f.bytes.len() as u64;
+                    st.pending.push_back(Pending {
+                        frames: f,
+                        taken: now,
+                    });
+                }
+                if st.pending_bytes > MAX_PENDING {
+                    tracing::warn!(
+                        bytes = st.pending_bytes,
+                        "metadata log backlog too large to hold; a new generation will include it"
+                    );
+                    st.renew = true;
+                }
+                Ok(())
+            }
+            Err(MetaError::LogGap(why)) => {
+                tracing::warn!(%why, "metadata log shipping starts a new generation");
+                st.renew = true;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Uploads the waiting frames: one segment per log, oldest first.
+    async fn upload_log(&self, st: &mut State) -> Result<()> {
+        let Some(gen) = st.gen.as_ref().filter(|g| g.base_file.is_none()) else {
+            return Ok(());
+        };
+        let gen = gen.id.clone();
+        while let Some(first) = st.pending.front() {
+            let index = first.frames.index;
+            let start = first.frames.start;
+            let n = st
+                .pending
+                .iter()
+                .take_while(|p| p.frames.index == index)
+                .count();
+            let mut plain = Vec::new();
+            let mut end = start;
+            for p in st.pending.iter().take(n) {
+                debug_assert_eq!(p.frames.start, end);
+                plain.extend_from_slice(&p.frames.bytes);
+                end = p.frames.end;
+            }
+            let key = log_key(&gen, index, start, end, &crate::utc_stamp(now_secs_ceil()));
+            let z = tokio::task::spawn_blocking(move || fvfs_chunk::compress_bytes(&plain))
+                .await
+                .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))??;
+            let zlen = z.len() as u64;
+            self.tier
+                .put_object(&key, Bytes::from(z))
+                .await
+                .map_err(tier_err)?;
+            let bytes = end - start;
+            st.pending.drain(..n);
+            st.pending_bytes -= bytes;
+            if let Some(g) = st.gen.as_mut() {
+                g.log_bytes += zlen;
+            }
+            let mut s = self.status.lock();
+            s.shipped_bytes += bytes;
+            s.segments += 1;
+        }
+        Ok(())
+    }
+
+    async fn prune(&self, current: &str) -> Result<usize> {
+        let gens = list_generations(&self.tier).await?;
+        let horizon_secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(self.cfg.retention)
+            .as_secs() as i64;
+        let horizon = crate::utc_stamp(horizon_secs);
+        let mut deleted = 0;
+        for g in doomed(&gens, current, &horizon) {
+            for s in &g.log {
+                self.tier.delete_object(&s.key).await.map_err(tier_err)?;
+            }
+            if let Some((k, _)) = &g.base {
+                self.tier.delete_object(k).await.map_err(tier_err)?;
+            }
+            deleted += 1;
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "old metadata generations pruned");
+        }
+        Ok(deleted)
+    }
+}
+
+fn io_err(path: &std::path::Path, e: std::io::Error) -> VfsError {
+    VfsError::Chunk(ChunkError::Io {
+        context: format!("metadata shipping scratch {}", path.display()),
+        source: Arc::new(e),
+    })
+}
+
+/// Runs [`MetaShipper::step`] every second.
+pub struct MetaShipWorker {
+    shipper: Arc<MetaShipper>,
+}
+
+impl MetaShipWorker {
+    pub fn new(shipper: Arc<MetaShipper>) -> MetaShipWorker {
+        MetaShipWorker { shipper }
+    }
+}
+
+impl Worker for MetaShipWorker {
+    type Error = VfsError;
+    fn name(&self) -> String {
+        "meta-ship".into()
+    }
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
+        Box::pin(async move {
+            self.shipper.step(false).await?;
+            Ok(WorkerState::Idle)
+        })
+    }
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(TAKE_EVERY))
+    }
+}
+
+#[cfg(test)]
+#[path = "ship_tests.rs"]
+mod tests;
