@@ -312,12 +312,13 @@ def mbps(paths):
     return rates
 
 
-# The mount's first metadata backup (30 s after start: a copy and compression of the
-# whole database) would share the disk and CPU with the reads: wait for it (at most 5 min).
+# The mount's first metadata base (at start: a copy and compression of the whole
+# database, then its upload) would share the disk and CPU with the reads: wait for it
+# (at most 5 min).
 t_wait = time.perf_counter()
 while time.perf_counter() - t_wait < 300:
     with open(log, "rb") as f:
-        if b"metadata backed up" in f.read():
+        if b"metadata generation started" in f.read():
             break
     time.sleep(0.5)
 say("waited_for_backup_s", f"{time.perf_counter() - t_wait:.1f}")

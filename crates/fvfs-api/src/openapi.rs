@@ -98,7 +98,7 @@ impl Modify for CommonResponses {
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, Kind, Stat, Listing, Piece, Manifest,
         SetAttrRequest, CreateRequest, RenameRequest, MknodRequest, SpecialKind, LinkRequest, TierStatus, Status, Device, Devices,
-        WalItem, Wal, EvictResult, FlushResult, CallerInfo, MusicHit, MusicSearchResult,
+        WalItem, Wal, EvictResult, FlushResult, CallerInfo, MetaShipping, MusicHit, MusicSearchResult,
     )),
     modifiers(&Security, &CommonResponses),
     tags((name = "files"), (name = "namespace"), (name = "blocks"), (name = "admin"), (name = "music")),

@@ -3,7 +3,8 @@
 //! runs the workers and registers the session (`running.rs`), and holds the engine's
 //! administration that is not a POSIX operation: tier changes with their bit shifting
 //! and backfill (`tiers.rs`), naming files from outside (`files.rs`), importing directory trees
-//! (`import.rs`), metadata backup and restore (`restore.rs`) and the default
+//! (`import.rs`), metadata backup and restore (`restore.rs`), what other processes see of
+//! metadata shipping (`shipping.rs`) and the default
 //! locations (`paths.rs`), and the configuration file
 //! (`config.rs`). The daemon, the API tests and every test harness build their
 //! engine here; faces then use [`Vfs`] only.
@@ -24,6 +25,7 @@ mod open;
 pub mod paths;
 pub mod restore;
 mod running;
+pub mod shipping;
 pub mod startup;
 pub mod tiers;
 

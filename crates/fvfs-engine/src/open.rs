@@ -188,6 +188,11 @@ impl Engine {
         &self.meta_url
     }
 
+    /// The durable tier, as shown to users.
+    pub fn durable_display(&self) -> String {
+        self.store.tier().display()
+    }
+
     /// The engine of the process that owns the filesystem (holds the mount lock).
     pub fn vfs(&self) -> Result<Arc<Vfs>> {
         self.vfs_with(VfsConfig::default())
@@ -196,6 +201,9 @@ impl Engine {
     /// An engine for a command that may run beside a live mount (flush, pin, warmup):
     /// it leaves orphans to the mount.
     pub fn vfs_beside_mount(&self) -> Result<Arc<Vfs>> {
+        // The mount ships the metadata log: a checkpoint here could let SQLite reuse
+        // the log before the mount has taken it.
+        self.meta.leave_checkpoints()?;
         self.vfs_with(VfsConfig {
             purge_orphans: false,
             ..VfsConfig::default()

@@ -1,8 +1,8 @@
 //! Metadata backup now and restore from a tier: the disaster drill behind `fvfsd backup`
 //! and `fvfsd restore`.
 //!
-//! [`backup`] makes one metadata backup into the filesystem's durable tier (the same
-//! objects the mount's `meta-backup` worker writes; see `fvfs_vfs::backup`), then prunes.
+//! [`backup`] makes one explicit metadata backup into the filesystem's durable tier
+//! (`meta/backup-*`, see `fvfs_vfs::backup`), then prunes.
 //! [`restore`] rebuilds a lost host's metadata database from a tier alone: by default
 //! from the shipped metadata (`meta/gen/`, see `fvfs_vfs::ship`): the newest generation's
 //! base with its log replayed (up to `--at`), else from a backup (`meta/latest`, the
@@ -360,9 +360,8 @@ async fn build(
             }
             _ => {}
         }
-        if at.is_some() {
-            let key = backup.expect("checked above").clone();
-            return restore_backup(tier, key, tmp).await;
+        if let Some(key) = backup {
+            return restore_backup(tier, key.clone(), tmp).await;
         }
     }
     let key = choose_backup(tier, args.backup.as_deref(), warnings).await?;

@@ -14,8 +14,8 @@ use crate::open::{Engine, EngineOpts};
 use crate::paths::{scratch_dir, spool_dir};
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::{
-    EvictorWorker, GcWorker, MetaShipWorker, MetaShipper, ReplicatorWorker, ScrubWorker,
-    SessionWorker, Spool, TierEventsWorker, Vfs, WritebackWorker,
+    EvictorWorker, GcWorker, MetaShipper, ReplicatorWorker, ScrubWorker, SessionWorker, Spool,
+    TierEventsWorker, Vfs, WritebackWorker,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,7 +121,7 @@ impl Running {
             workers.spawn(ScrubWorker::new(vfs.tiering()));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
             workers.spawn(WritebackWorker::new(&vfs));
-            workers.spawn(MetaShipWorker::new(shipper.clone()));
+            workers.spawn(crate::shipping::worker(&meta_url, &vfs, &shipper));
         }
         crate::startup::mark("workers started");
         Ok(Running {
@@ -151,7 +151,19 @@ impl Running {
                     copies = n,
                     "replicating queued block copies before stopping"
                 );
-                match self.vfs.tiering().replicate_all(STOP_REPLICATION).await {
+                // Progress every 5 s while it lasts.
+                let vfs = self.vfs.clone();
+                let ticker = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        if let Ok((_, left)) = vfs.queue(0) {
+                            tracing::info!(copies = left, "still replicating before stopping");
+                        }
+                    }
+                });
+                let replicated = self.vfs.tiering().replicate_all(STOP_REPLICATION).await;
+                ticker.abort();
+                match replicated {
                     Ok(0) => {}
                     Ok(left) => tracing::warn!(
                         left,

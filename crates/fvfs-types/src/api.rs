@@ -285,6 +285,32 @@ pub struct Status {
     /// Who is asking: the identity the daemon acts as for this caller.
     #[serde(default)]
     pub caller: Option<CallerInfo>,
+    /// Continuous metadata shipping to the durable tier (absent: the store ships none).
+    #[serde(default)]
+    pub meta_shipping: Option<MetaShipping>,
+}
+
+/// Where continuous metadata shipping stands (`GET /v1/status`, `fvfsd status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MetaShipping {
+    /// The current generation (`meta/gen/<id>/`), once its base is on the tier.
+    #[serde(default)]
+    pub generation: Option<String>,
+    /// Seconds the oldest commit not yet on the tier has waited (0: none waits).
+    pub lag_secs: f64,
+    /// Bytes of metadata log taken from the store but not yet on the tier.
+    pub pending_bytes: u64,
+    /// Log bytes, segments and bases uploaded by this process.
+    pub shipped_bytes: u64,
+    pub segments: u64,
+    pub bases: u64,
+    /// Unix time (ms) before which every metadata commit is on the tier.
+    #[serde(default)]
+    pub synced_at_ms: Option<u64>,
+    /// The last upload error, while shipping fails.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// The identity of the caller of `GET /v1/status`: its token and the uid:gid the daemon

@@ -156,7 +156,7 @@ pub async fn backup_now(meta: Arc<dyn MetaStore>, tier: Tier, scratch: PathBuf) 
         let z = Scratch(scratch.join(format!("{base}.db.zst")));
         let size = fvfs_chunk::compress_file(&plain.0, &z.0)?;
         // The copy (VACUUM INTO sorts every index) leaves tens of MB freed but kept by
-        // the allocator: give them back, this runs once an hour in a long-lived daemon.
+        // the allocator: give them back, a long-lived daemon may run this again and again.
         #[cfg(target_env = "gnu")]
         // SAFETY: malloc_trim only releases free heap memory; no pointer is touched.
         unsafe {

@@ -148,6 +148,8 @@ pub struct Vfs {
     /// fsync and close are acknowledged from the write journal (journal.rs): the hottest
     /// tier is a local directory, or write-back was asked for.
     pub(crate) journal: bool,
+    /// The process's metadata shipper, when it ships (its status joins `status()`).
+    pub(crate) shipper: std::sync::OnceLock<Arc<MetaShipper>>,
 }
 
 impl Vfs {
@@ -183,10 +185,16 @@ impl Vfs {
             cfg,
             handles: Handles::default(),
             tiering,
+            shipper: Default::default(),
         });
         let users: std::sync::Weak<dyn BlockUsers> = Arc::downgrade(&vfs) as _;
         vfs.tiering.add_users(users);
         Ok(vfs)
+    }
+
+    /// Makes `shipper` the one whose status `status()` reports (set once per process).
+    pub fn attach_shipper(&self, shipper: Arc<MetaShipper>) {
+        let _ = self.shipper.set(shipper);
     }
 
     /// The tiering of this filesystem's blocks (replication, eviction, GC, health).
@@ -229,7 +237,7 @@ pub use backup::{
     META_BACKUP_KEEP, META_PREFIX,
 };
 pub use session::SessionWorker;
-pub use ship::{MetaShipWorker, MetaShipper, ShipConfig, ShipStatus};
+pub use ship::{MetaShipWorker, MetaShipper, ShipConfig, ShipHook, ShipStatus};
 pub use spool::{Spool, SPOOL_SUFFIX};
 pub use tiering::{
     BlockUsers, EvictorWorker, GcWorker, HeldPayload, HeldWriter, Placement, ReplicatorWorker,

@@ -59,6 +59,8 @@ pub struct EngineStatus {
     pub stats: Stats,
     pub counters: Vec<(String, i64)>,
     pub sessions: Vec<Session>,
+    /// Metadata shipping of this process (None: this process ships none).
+    pub meta_shipping: Option<crate::ShipStatus>,
 }
 
 impl EngineStatus {
@@ -125,6 +127,7 @@ impl Vfs {
             stats: self.meta.stats()?,
             counters: self.meta.counters()?,
             sessions: self.meta.sessions()?,
+            meta_shipping: self.shipper.get().map(|s| s.status()),
         })
     }
 

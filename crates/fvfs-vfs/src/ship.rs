@@ -33,6 +33,7 @@ use fvfs_tier::Tier;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -67,19 +68,13 @@ impl Default for ShipConfig {
 }
 
 /// What shipping reports (`fvfsd status`, `/v1/status`).
-#[derive(Clone, Debug, Default)]
-pub struct ShipStatus {
-    /// The current generation, once its base is on the tier.
-    pub generation: Option<String>,
-    /// Seconds since the oldest commit not on the tier was taken (0: none waiting).
-    pub lag_secs: f64,
-    /// Bytes of log taken but not uploaded.
-    pub pending_bytes: u64,
-    /// Log bytes and segments uploaded by this process.
-    pub shipped_bytes: u64,
-    pub segments: u64,
-    /// Bases uploaded by this process.
-    pub bases: u64,
+pub type ShipStatus = fvfs_types::api::MetaShipping;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 fn now_secs_ceil() -> i64 {
@@ -253,6 +248,8 @@ pub struct MetaShipper {
     cfg: ShipConfig,
     state: tokio::sync::Mutex<State>,
     status: Mutex<ShipStatus>,
+    /// A flush was asked for: the next worker step uploads at once.
+    forced: AtomicBool,
 }
 
 impl MetaShipper {
@@ -269,6 +266,7 @@ impl MetaShipper {
             cfg,
             state: Default::default(),
             status: Default::default(),
+            forced: AtomicBool::new(false),
         })
     }
 
@@ -280,11 +278,30 @@ impl MetaShipper {
         &self.cfg
     }
 
+    /// Asks the worker to upload everything at its next step (within a second), as
+    /// [`MetaShipper::flush`] does, for a flush requested from outside the process.
+    pub fn request_flush(&self) {
+        self.forced.store(true, Ordering::Relaxed);
+    }
+
     /// One step: a new generation when due, then the frames committed since the last
     /// step, then an upload when the oldest waiting frames are half `max_lag` old (or
     /// always with `force`). Returns whether frames are still waiting.
     pub async fn step(&self, force: bool) -> Result<bool> {
+        let r = self.step_locked(force).await;
+        self.status.lock().last_error = r.as_ref().err().map(|e| e.to_string());
+        r
+    }
+
+    async fn step_locked(&self, force: bool) -> Result<bool> {
         let mut st = self.state.lock().await;
+        let r = self.step_with(&mut st, force).await;
+        // Published on errors too: an outage shows as a growing lag.
+        self.publish(&st);
+        r
+    }
+
+    async fn step_with(&self, st: &mut State, force: bool) -> Result<bool> {
         if st.unsupported {
             return Ok(false);
         }
@@ -296,19 +313,25 @@ impl MetaShipper {
                     || g.log_bytes > 4 * g.base_bytes + (64 << 20)
             }
         };
-        if due && !self.begin_generation(&mut st).await? {
+        if due && !self.begin_generation(st).await? {
             return Ok(false);
         }
-        self.upload_base(&mut st).await?;
-        self.take(&mut st).await?;
+        // Every commit finished before this instant is in the base or taken below. Taking
+        // comes first so that a tier that refuses the base cannot let frames pile up
+        // unbounded in the store (they count against MAX_PENDING here).
+        let taken_at = now_ms();
+        self.take(st).await?;
+        self.upload_base(st).await?;
         let ripe = st
             .pending
             .front()
             .is_some_and(|p| p.taken.elapsed() >= self.cfg.max_lag / 2);
         if force || ripe {
-            self.upload_log(&mut st).await?;
+            self.upload_log(st).await?;
         }
-        self.publish(&st);
+        if st.pending.is_empty() && !st.renew {
+            self.status.lock().synced_at_ms = Some(taken_at);
+        }
         Ok(!st.pending.is_empty())
     }
 
@@ -334,10 +357,17 @@ impl MetaShipper {
 
     fn publish(&self, st: &State) {
         let mut s = self.status.lock();
+        // A base not uploaded yet holds commits too: they wait since it was made.
+        let base_wait = st
+            .gen
+            .as_ref()
+            .filter(|g| g.base_file.is_some())
+            .map_or(0.0, |g| g.started.elapsed().as_secs_f64());
         s.lag_secs = st
             .pending
             .front()
-            .map_or(0.0, |p| p.taken.elapsed().as_secs_f64());
+            .map_or(0.0, |p| p.taken.elapsed().as_secs_f64())
+            .max(base_wait);
         s.pending_bytes = st.pending_bytes;
         s.generation = st
             .gen
@@ -361,6 +391,18 @@ impl MetaShipper {
         let tmp_id = id.clone();
         let begun = tokio::task::spawn_blocking(move || -> Result<Option<(PathBuf, u64)>> {
             std::fs::create_dir_all(&scratch).map_err(|e| io_err(&scratch, e))?;
+            // One shipper per filesystem (the mount lock): older base files are leftovers
+            // of a killed process.
+            if let Ok(rd) = std::fs::read_dir(&scratch) {
+                for e in rd.flatten() {
+                    if e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".fvfs-meta-base-")
+                    {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
             let plain = scratch.join(format!(".fvfs-meta-base-{tmp_id}.db"));
             let _ = std::fs::remove_file(&plain);
             let Some(_page) = meta.begin_log_shipping(&plain)? else {
@@ -526,14 +568,19 @@ fn io_err(path: &std::path::Path, e: std::io::Error) -> VfsError {
     })
 }
 
+/// Called around every step of a [`MetaShipWorker`] (the daemon publishes the status
+/// and picks up flush requests of other processes with it).
+pub type ShipHook = Box<dyn FnMut(&MetaShipper) + Send>;
+
 /// Runs [`MetaShipper::step`] every second.
 pub struct MetaShipWorker {
     shipper: Arc<MetaShipper>,
+    hook: Option<ShipHook>,
 }
 
 impl MetaShipWorker {
-    pub fn new(shipper: Arc<MetaShipper>) -> MetaShipWorker {
-        MetaShipWorker { shipper }
+    pub fn new(shipper: Arc<MetaShipper>, hook: Option<ShipHook>) -> MetaShipWorker {
+        MetaShipWorker { shipper, hook }
     }
 }
 
@@ -544,12 +591,27 @@ impl Worker for MetaShipWorker {
     }
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState>> {
         Box::pin(async move {
-            self.shipper.step(false).await?;
+            if let Some(hook) = self.hook.as_mut() {
+                hook(&self.shipper);
+            }
+            let force = self.shipper.forced.swap(false, Ordering::Relaxed);
+            let r = self.shipper.step(force).await;
+            if r.is_err() && force {
+                self.shipper.request_flush();
+            }
+            if let Some(hook) = self.hook.as_mut() {
+                hook(&self.shipper);
+            }
+            r?;
             Ok(WorkerState::Idle)
         })
     }
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(tokio::time::sleep(TAKE_EVERY))
+    }
+    /// An outage only grows the lag: the tier is tried again within the lag.
+    fn max_backoff(&self) -> Duration {
+        self.shipper.cfg.max_lag.max(TAKE_EVERY)
     }
 }
 

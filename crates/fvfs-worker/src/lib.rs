@@ -7,7 +7,7 @@
 //! - A [`Worker`] does one step at a time (`work`) and says whether more is waiting; a
 //!   step's error is any `Display` type, and the status keeps its text.
 //! - After `n` consecutive errors the runner waits [`backoff`]`(n)`: 100 ms, doubling,
-//!   capped at 5 min. A step that succeeds resets the count (the error total stays).
+//!   capped at 5 min (or the worker's `max_backoff`). A step that succeeds resets the count (the error total stays).
 //! - Every worker of a [`Workers`] stops through one cancellation token: at a wait
 //!   (`wait_for_work`, a backoff) or by dropping its step in progress. [`Workers::shutdown`]
 //!   waits for all of them at most its deadline in total, then aborts what is left.
@@ -40,6 +40,11 @@ pub trait Worker: Send + 'static {
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, Self::Error>>;
     /// Resolves when work may be ready (a signal or a timer).
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()>;
+    /// The longest wait after errors: a worker that promises a bounded delay (metadata
+    /// shipping within its lag) retries at least this often.
+    fn max_backoff(&self) -> Duration {
+        BACKOFF_MAX
+    }
 }
 
 /// A worker's status as shown by `fvfsd status` and `/v1/status`.
@@ -133,7 +138,7 @@ impl Workers {
                         });
                         tokio::select! {
                             _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(backoff(n)) => {}
+                            _ = tokio::time::sleep(backoff(n).min(w.max_backoff())) => {}
                         }
                     }
                 }

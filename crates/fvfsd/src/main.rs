@@ -213,7 +213,9 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Replicate every queued copy now (in this process).
+    /// Replicate every queued block copy now (in this process), then put every metadata
+    /// commit on the durable tier (through the running mount, else here); exit 1 when
+    /// something is left.
     Flush {
         #[arg(long)]
         meta: Option<String>,
@@ -652,6 +654,7 @@ fn run() -> Result<i32> {
             let rt = tokio::runtime::Runtime::new()?;
             let left = rt.block_on(cmd::tiers::flush(
                 &meta_or(meta),
+                cfg.policy().meta_ship,
                 std::time::Duration::from_secs(timeout),
             ))?;
             Ok(if left == 0 { 0 } else { 1 })

@@ -16,12 +16,37 @@ const LAG: u64 = 2;
 
 /// A three-tier fixture whose mounts ship metadata within `LAG` seconds.
 fn fixture() -> Option<Fixture> {
+    fixture_lag(LAG)
+}
+
+fn fixture_lag(lag: u64) -> Option<Fixture> {
     let f = Fixture::three_tiers("1GiB", "512MiB")?;
     let cfg = f.config.clone().expect("config");
     let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str(&format!("[backup]\nmax_lag_secs = {LAG}\n"));
+    text.push_str(&format!("[backup]\nmax_lag_secs = {lag}\n"));
     std::fs::write(&cfg, text).expect("config");
     Some(f)
+}
+
+/// `fvfsd status` (beside the mount) and its shipping line.
+fn shipping_line(f: &Fixture) -> String {
+    let out = f.ok(&["status"]);
+    out.lines()
+        .find(|l| l.starts_with("shipping"))
+        .unwrap_or_else(|| panic!("no shipping line in {out}"))
+        .to_string()
+}
+
+/// The lag in seconds a shipping line reports.
+fn lag_of(line: &str) -> u64 {
+    let rest = line
+        .split("metadata lag ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lag in {line}"));
+    rest.split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lag in {line}"))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -229,4 +254,153 @@ fn point_in_time_restore() {
         "created after T must be absent"
     );
     f.unmount();
+}
+
+/// `fvfsd flush` puts the metadata on the durable tier without waiting for the lag: a
+/// lag of a minute, a flush, and a kill -9 right after lose nothing.
+#[test]
+fn flush_ships_the_metadata_through_the_running_mount() {
+    let Some(mut f) = fixture_lag(60) else { return };
+    f.mount();
+    let files = write_tree(&f, "fl", 60);
+    let line = shipping_line(&f);
+    assert!(line.contains("metadata lag"), "{line}");
+    let out = f.run(&["flush", "--meta", &f.meta_url, "--timeout", "120"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "flush: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("blocks: nothing left to replicate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every commit is on") && stdout.contains("by the running mount"),
+        "{stdout}"
+    );
+    let line = shipping_line(&f);
+    assert!(line.contains("0 B waiting"), "{line}");
+    f.kill9();
+    lose_host(&f);
+    restore(&f, &[]);
+    f.mount();
+    check_tree(&f, &files);
+    f.unmount();
+    // With no mount running, flush ships a new generation itself.
+    let out = f.ok(&["flush", "--timeout", "60"]);
+    assert!(out.contains("no mount runs: a new generation"), "{out}");
+}
+
+/// A durable tier down for 60 s while files are written: the lag grows past
+/// `max_lag_secs` and the status says shipping fails; once the tier is back the lag
+/// drains, and a host lost afterwards loses nothing.
+#[test]
+fn an_outage_of_the_durable_tier_only_grows_the_lag() {
+    let Some(mut f) = fixture() else { return };
+    f.mount();
+    let mut files = write_tree(&f, "before", 30);
+    f.wait_until(120, "every block replicated to S3", replicated);
+    f.rt.block_on(f.s3.stop());
+    let down = std::time::Instant::now();
+    files.extend(write_tree(&f, "during", 40));
+    let mut worst = 0;
+    while down.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_secs(5));
+        let line = shipping_line(&f);
+        worst = worst.max(lag_of(&line));
+        if down.elapsed() > Duration::from_secs(20) {
+            assert!(line.contains("FAILING"), "during the outage: {line}");
+        }
+    }
+    assert!(
+        worst >= 30,
+        "the lag grew only to {worst} s in a 60 s outage"
+    );
+    f.rt.block_on(f.s3.restart()).expect("restart S3");
+    // The shipper retries within max_lag; the replicator within its backoff (5 min max).
+    f.wait_until(30, "the metadata lag drained", |f| {
+        let line = shipping_line(f);
+        lag_of(&line) == 0 && line.contains("0 B waiting") && !line.contains("FAILING")
+    });
+    f.wait_until(330, "every block replicated to S3", replicated);
+    std::thread::sleep(Duration::from_secs(LAG + 2));
+    f.kill9();
+    lose_host(&f);
+    restore(&f, &[]);
+    f.mount();
+    check_tree(&f, &files);
+    f.unmount();
+}
+
+/// kill -9 of the mount at random moments while it writes and ships, 20 times: every
+/// restore opens a database that passes `PRAGMA integrity_check` and `fvfsd fsck`.
+#[test]
+fn kill9_while_shipping_always_restores_a_consistent_database() {
+    let Some(mut f) = fixture_lag(1) else { return };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for cycle in 0..20u64 {
+        f.mount();
+        let dir = f.path(&format!("c{cycle}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // Writes, renames and deletes for 0.2–1.7 s (at most 250 files, so fsck of the
+        // growing tree stays quick), then kill -9 mid-stream.
+        let stop_at = std::time::Instant::now() + Duration::from_millis(200 + rand(1500));
+        let mut i = 0u64;
+        while std::time::Instant::now() < stop_at && i < 250 {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(
+                &p,
+                data(500 + (i as usize * 211) % 9000, cycle * 10_000 + i),
+            )
+            .expect("write");
+            if i % 3 == 1 {
+                std::fs::rename(&p, dir.join(format!("r{i}"))).expect("rename");
+            }
+            if i % 5 == 4 {
+                let j = i - 2;
+                let name = if j % 3 == 1 { "r" } else { "f" };
+                std::fs::remove_file(dir.join(format!("{name}{j}"))).expect("unlink");
+            }
+            i += 1;
+        }
+        f.kill9();
+        let into = f.dir.path().join(format!("restored{cycle}"));
+        let url = format!("sqlite://{}/meta.db", into.display());
+        let out = f.run(&["restore", "--from", &f.location(), "--meta", &url]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Blocks of the last second may not be on S3 yet (restore says which files):
+        // the database itself is whole either way.
+        assert!(
+            out.status.success() || said.contains("block(s) missing"),
+            "cycle {cycle}: restore failed: {said}"
+        );
+        let c = rusqlite::Connection::open(into.join("meta.db")).expect("open restored");
+        let check: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(check, "ok", "cycle {cycle}");
+        drop(c);
+        // The restored metadata names blocks on the surviving local tiers too: fsck
+        // checks every one of them against its objects.
+        let fsck = f.run(&["fsck", "--meta", &url]);
+        assert!(
+            fsck.status.success(),
+            "cycle {cycle}: fsck of the restored database: {}{}",
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+        std::fs::remove_dir_all(&into).expect("remove the restored copy");
+    }
 }

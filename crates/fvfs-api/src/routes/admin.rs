@@ -70,6 +70,7 @@ pub async fn status(State(st): State<AppState>, who: Who) -> ApiResult<Json<Stat
         files: report.stats.inodes,
         bytes: report.stats.logical_bytes,
         caller: Some(who.info()),
+        meta_shipping: report.meta_shipping,
     }))
 }
 

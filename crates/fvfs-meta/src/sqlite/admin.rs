@@ -126,6 +126,9 @@ impl AdminStore for SqliteStore {
     fn take_log(&self) -> Result<Vec<LogFrames>> {
         SqliteStore::take_log(self)
     }
+    fn leave_checkpoints(&self) -> Result<()> {
+        SqliteStore::leave_checkpoints(self)
+    }
     fn set_settings(&self, s: &Settings) -> Result<()> {
         self.write(|tx| set_settings(tx, s))
     }

@@ -17,8 +17,11 @@
 //! - what is handed out is whole frames whose salts and checksums verify, ending with a
 //!   commit frame: SQLite's recovery applies all of them, and nothing of an unfinished
 //!   transaction;
+//! - only the shipping store checkpoints: helpers beside it turn their auto-checkpoint
+//!   off ([`SqliteStore::leave_checkpoints`]), because a checkpoint made elsewhere lets
+//!   SQLite restart the log over frames not taken yet;
 //! - when continuity cannot be proven (the log restarted after a checkpoint that this
-//!   store did not make, e.g. by another process), `take` fails with
+//!   store did not make, or that did not cover exactly the frames taken), `take` fails with
 //!   [`MetaError::LogGap`] and shipping needs a new generation (a new base); nothing is
 //!   handed out that could apply to the wrong base.
 
@@ -34,6 +37,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Frames in the log after which the writer checkpoints (SQLite's default).
 const CHECKPOINT_FRAMES: u32 = 1000;
+/// Most log bytes one take reads (the rest waits for the next take).
+const MAX_TAKE: u64 = 64 << 20;
 /// Size of the WAL header and of a frame header.
 pub const WAL_HEADER: u64 = 32;
 const FRAME_HEADER: u64 = 24;
@@ -184,10 +189,14 @@ impl Tap {
             pos.taken = 0;
             pos.ckpt_at = None;
         }
+        // The log's committed end is found as SQLite's recovery finds it: frames that
+        // verify, up to the last commit frame. So commits of other processes (helpers
+        // beside the mount) are taken too, not only those the WAL hook saw.
         let frame = FRAME_HEADER + u64::from(pos.page_size);
-        let end = WAL_HEADER + u64::from(self.frames.load(Ordering::Acquire)) * frame;
+        let len = wal.metadata().map_err(&io)?.len();
         let first = pos.taken.max(WAL_HEADER);
-        if end <= first {
+        let end = len.min(first + MAX_TAKE / frame * frame);
+        if end < first + frame {
             return Ok(None);
         }
         let start = pos.taken;
@@ -274,11 +283,30 @@ impl SqliteStore {
                 return;
             }
         }
+        // The restart that follows a whole checkpoint continues the log only if every
+        // frame of it was taken: the log SQLite counted is the log handed out.
+        let frame = FRAME_HEADER + u64::from(pos.page_size);
         match checkpoint(conn, "PASSIVE") {
-            Ok((0, log, done)) if log == done => pos.ckpt_at = Some(pos.taken),
+            Ok((0, log, done))
+                if log == done
+                    && pos.salts.is_some()
+                    && WAL_HEADER + log.max(0) as u64 * frame == pos.taken =>
+            {
+                pos.ckpt_at = Some(pos.taken)
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "metadata checkpoint failed"),
         }
+    }
+
+    /// For a process beside the one that ships (`fvfsd flush`, `status`, ...): this
+    /// store's writes never checkpoint the log (the shipping store does; the log grows
+    /// meanwhile, and SQLite checkpoints it when the last connection closes).
+    pub fn leave_checkpoints(&self) -> Result<()> {
+        self.writer
+            .lock()
+            .execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+        Ok(())
     }
 
     /// Starts shipping, or a new generation of it: checkpoints the whole log into the

@@ -1,7 +1,8 @@
 //! Garbage collection of blocks whose refcount reached 0 more than `gc_grace` ago, and the
 //! pins that keep blocks of uncommitted writes safe from it. The grace period (2 h by
-//! default, longer than the hourly metadata backup) keeps the blocks the latest backup
-//! references, so a restore finds them.
+//! default) keeps the blocks that recently shipped metadata and backups reference, so a
+//! restore to a point within it finds them; older points may miss blocks freed since
+//! (restore reports those files).
 //!
 //! Invariant: a block id is pinned from the moment a writer decides whether to upload it
 //! until its slice commit; pinning takes the GC lock shared, and a GC pass holds it

@@ -89,11 +89,35 @@ pub fn from_daemon(socket: &Path, state: &Path, json: bool) -> Result<bool> {
         );
     }
     println!("replication  {} block copies pending", st.wal_pending);
+    if let Some(m) = &st.meta_shipping {
+        println!("{}", shipping_line(m));
+    }
     for (name, state) in &st.workers {
         println!("worker       {name}: {state}");
     }
     println!("files        {} ({})", st.files, human(st.bytes));
     Ok(true)
+}
+
+/// The metadata lag next to the block backlog.
+fn shipping_line(m: &fvfs_types::api::MetaShipping) -> String {
+    let synced = m.synced_at_ms.map_or("never".to_string(), |t| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        format!("{} s ago", now.saturating_sub(t) / 1000)
+    });
+    let err = m
+        .last_error
+        .as_ref()
+        .map(|e| format!(", FAILING: {e}"))
+        .unwrap_or_default();
+    format!(
+        "shipping     metadata lag {:.0} s, {} waiting, all on the tier as of {synced}, generation {}{err}",
+        m.lag_secs,
+        human(m.pending_bytes),
+        m.generation.as_deref().unwrap_or("(base not uploaded yet)")
+    )
 }
 
 pub fn human(n: u64) -> String {
@@ -148,6 +172,13 @@ pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
         "replication  {} block copies pending (fvfsd wal)",
         st.queue_pending
     );
+    match fvfs_engine::shipping::status_of_mount(meta_url) {
+        Some(m) => println!("{}", shipping_line(&m)),
+        None if fvfs_engine::shipping::files(meta_url).is_some() => {
+            println!("shipping     metadata: no mount runs (a mount ships its metadata)")
+        }
+        None => {}
+    }
     let (records, bytes) = vfs.journal_totals()?;
     if records > 0 {
         println!(

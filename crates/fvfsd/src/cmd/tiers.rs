@@ -3,9 +3,11 @@
 
 use super::status::human;
 use anyhow::Result;
+use fvfs_engine::shipping::{self, MetaFlush};
 use fvfs_engine::tiers::{add_tier, probe, set_tier, TierChange, TierChanged};
 use fvfs_engine::{redact, Engine, Vfs};
 use fvfs_types::TierSettings;
+use fvfs_vfs::ShipConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,13 +115,14 @@ pub async fn wal(meta_url: &str, limit: usize) -> Result<()> {
 }
 
 /// Replicates everything queued now, in this process. Returns entries left.
-pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
-    let (_engine, vfs) = beside_mount(meta_url).await?;
+pub async fn flush(meta_url: &str, ship: ShipConfig, timeout: Duration) -> Result<u64> {
+    let (engine, vfs) = beside_mount(meta_url).await?;
+    let started = std::time::Instant::now();
     let queued = vfs.queue_due_now()?;
     println!("replicating {queued} queued block copies…");
     let left = vfs.tiering().replicate_all(timeout).await?;
     if left == 0 {
-        println!("done: nothing left to replicate");
+        println!("blocks: nothing left to replicate");
     } else {
         println!("{left} left (see fvfsd wal for their errors); they are retried with backoff");
     }
@@ -132,5 +135,37 @@ pub async fn flush(meta_url: &str, timeout: Duration) -> Result<u64> {
             super::status::human(bytes)
         );
     }
-    Ok(left)
+    let rest = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(10));
+    let tier = redact(&engine.durable_display());
+    let meta_left = match shipping::flush(&engine, meta_url, ship, rest).await? {
+        MetaFlush::Done { by_mount: true } => {
+            println!("metadata: every commit is on {tier} (shipped by the running mount)");
+            0
+        }
+        MetaFlush::Done { by_mount: false } => {
+            println!("metadata: every commit is on {tier} (no mount runs: a new generation)");
+            0
+        }
+        MetaFlush::Unsupported => {
+            println!("metadata: this store ships no log (back it up with its own tools)");
+            0
+        }
+        MetaFlush::Late(st) => {
+            match st {
+                Some(st) => println!(
+                    "metadata: {} of log still waits for {tier} (lag {:.0} s{})",
+                    super::status::human(st.pending_bytes),
+                    st.lag_secs,
+                    st.last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                ),
+                None => println!("metadata: the running mount did not answer the flush request"),
+            }
+            1
+        }
+    };
+    Ok(left + meta_left)
 }
