@@ -35,6 +35,8 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
+    /// Ship the metadata at all (default true).
+    pub enabled: Option<bool>,
     /// Committed metadata reaches the durable tier within this many seconds (default 10).
     pub max_lag_secs: Option<u64>,
     /// A new full base at least this often, in hours (default 24).
@@ -331,6 +333,9 @@ impl Config {
         }
         if let Some(w) = self.upload.writeback {
             p.writeback = w;
+        }
+        if let Some(on) = self.backup.enabled {
+            p.meta_ship.enabled = on;
         }
         if let Some(s) = self.backup.max_lag_secs {
             p.meta_ship.max_lag = std::time::Duration::from_secs(s.max(1));

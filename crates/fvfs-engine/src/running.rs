@@ -33,7 +33,8 @@ pub struct Running {
     pub vfs: Arc<Vfs>,
     pub workers: Arc<Workers>,
     /// Continuous metadata shipping to the durable tier.
-    pub shipper: Arc<MetaShipper>,
+    /// None when `[backup] enabled = false`.
+    pub shipper: Option<Arc<MetaShipper>>,
     session_id: u64,
     spool: Spool,
     /// Last: dropped after everything that may still use it.
@@ -108,12 +109,21 @@ impl Running {
                 .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
         crate::startup::mark("session registered");
         let workers = Arc::new(Workers::new());
-        let shipper = MetaShipper::new(
-            engine.meta.clone(),
-            engine.store.tier().clone(),
-            scratch_dir(&meta_url),
-            ship_cfg,
-        );
+        let shipper = if ship_cfg.enabled {
+            Some(MetaShipper::new(
+                engine.meta.clone(),
+                engine.store.tier().clone(),
+                scratch_dir(&meta_url),
+                ship_cfg,
+            ))
+        } else {
+            crate::shipping::forget_status(&meta_url);
+            tracing::warn!(
+                "metadata shipping is off ([backup] enabled = false): losing this host loses \
+                 the metadata, whatever the durable tier holds"
+            );
+            None
+        };
         {
             let _guard = rt.enter();
             spawn_tiering(&workers, &vfs);
@@ -121,7 +131,9 @@ impl Running {
             workers.spawn(ScrubWorker::new(vfs.tiering()));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
             workers.spawn(WritebackWorker::new(&vfs));
-            workers.spawn(crate::shipping::worker(&meta_url, &vfs, &shipper));
+            if let Some(shipper) = &shipper {
+                workers.spawn(crate::shipping::worker(&meta_url, &vfs, shipper));
+            }
         }
         crate::startup::mark("workers started");
         Ok(Running {
@@ -175,7 +187,8 @@ impl Running {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the replication queue"),
         }
-        match self.shipper.flush(STOP_SHIPPING).await {
+        let Some(shipper) = &self.shipper else { return };
+        match shipper.flush(STOP_SHIPPING).await {
             Ok(0) => tracing::info!(tier = %tier, "metadata shipped to the durable tier"),
             Ok(left) => tracing::warn!(
                 bytes = left,

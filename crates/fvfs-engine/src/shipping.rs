@@ -54,6 +54,13 @@ pub fn hook(meta_url: &str) -> Option<ShipHook> {
     }))
 }
 
+/// Removes a status file left by an earlier mount that shipped (this one does not).
+pub(crate) fn forget_status(meta_url: &str) {
+    if let Some((status, _)) = files(meta_url) {
+        let _ = std::fs::remove_file(status);
+    }
+}
+
 fn write_status(path: &Path, st: &MetaShipping) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let text = serde_json::to_vec(st).map_err(std::io::Error::other)?;
@@ -104,6 +111,8 @@ pub enum MetaFlush {
     Late(Option<MetaShipping>),
     /// The store ships no log (not SQLite).
     Unsupported,
+    /// Shipping is turned off (`[backup] enabled = false`).
+    Off,
 }
 
 fn now_ms() -> u64 {
@@ -124,6 +133,9 @@ pub async fn flush(
     let Some((status, request)) = files(meta_url) else {
         return Ok(MetaFlush::Unsupported);
     };
+    if !cfg.enabled {
+        return Ok(MetaFlush::Off);
+    }
     let began = now_ms();
     if let Some(_lock) = lock_if_no_mount(meta_url)? {
         let shipper = MetaShipper::new(

@@ -49,6 +49,9 @@ pub const MAX_PENDING: u64 = 256 << 20;
 /// How shipping runs (`[backup]` in the config).
 #[derive(Clone, Debug)]
 pub struct ShipConfig {
+    /// Whether a mount ships at all (`[backup] enabled`); off, a host loss loses the
+    /// metadata unless it is backed up otherwise.
+    pub enabled: bool,
     /// Committed changes reach the tier within this time.
     pub max_lag: Duration,
     /// A new generation (a new base) at least this often.
@@ -60,6 +63,7 @@ pub struct ShipConfig {
 impl Default for ShipConfig {
     fn default() -> Self {
         ShipConfig {
+            enabled: true,
             max_lag: Duration::from_secs(10),
             base_every: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),

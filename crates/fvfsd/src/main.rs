@@ -552,7 +552,11 @@ fn run() -> Result<i32> {
                 anyhow::bail!("no daemon answers on {}", socket.display());
             }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::status::run(&url, &state))?;
+            rt.block_on(cmd::status::run(
+                &url,
+                &state,
+                cfg.policy().meta_ship.enabled,
+            ))?;
             Ok(0)
         }
         Cmd::Token {

@@ -404,3 +404,38 @@ fn kill9_while_shipping_always_restores_a_consistent_database() {
         std::fs::remove_dir_all(&into).expect("remove the restored copy");
     }
 }
+
+/// `[backup] enabled = false`: the mount ships nothing, and status and flush say so
+/// instead of pretending the metadata is on the durable tier.
+#[test]
+fn shipping_off_ships_nothing_and_says_so() {
+    let Some(mut f) = Fixture::three_tiers("1GiB", "512MiB") else {
+        return;
+    };
+    let cfg = f.config.clone().expect("config");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("[backup]\nenabled = false\n");
+    std::fs::write(&cfg, text).expect("config");
+    f.mount();
+    write_tree(&f, "off", 10);
+    assert_eq!(
+        shipping_line(&f),
+        "shipping     metadata: off ([backup] enabled = false)"
+    );
+    let out = f.ok(&["flush", "--timeout", "60"]);
+    assert!(
+        out.contains("metadata: shipping is off ([backup] enabled = false)"),
+        "{out}"
+    );
+    f.unmount();
+    let listed = f.run(&["restore", "--list", "--from", &f.location()]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&listed.stdout),
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert_eq!(
+        said.trim(),
+        format!("nothing to restore on {}", f.location())
+    );
+}

@@ -137,7 +137,7 @@ pub fn human(n: u64) -> String {
 
 /// The status model (`Vfs::status`, the one `/v1/status` serves), read beside any mount,
 /// with a fresh probe of every tier.
-pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
+pub async fn run(meta_url: &str, state: &Path, shipping_on: bool) -> Result<()> {
     let (_engine, vfs) = super::tiers::beside_mount(meta_url).await?;
     let st = vfs.status()?;
     let s = vfs.settings();
@@ -174,6 +174,9 @@ pub async fn run(meta_url: &str, state: &Path) -> Result<()> {
     );
     match fvfs_engine::shipping::status_of_mount(meta_url) {
         Some(m) => println!("{}", shipping_line(&m)),
+        None if !shipping_on => {
+            println!("shipping     metadata: off ([backup] enabled = false)")
+        }
         None if fvfs_engine::shipping::files(meta_url).is_some() => {
             println!("shipping     metadata: no mount runs (a mount ships its metadata)")
         }

@@ -152,6 +152,12 @@ pub async fn flush(meta_url: &str, ship: ShipConfig, timeout: Duration) -> Resul
             println!("metadata: this store ships no log (back it up with its own tools)");
             0
         }
+        MetaFlush::Off => {
+            println!(
+                "metadata: shipping is off ([backup] enabled = false); only the blocks were flushed"
+            );
+            0
+        }
         MetaFlush::Late(st) => {
             match st {
                 Some(st) => println!(
