@@ -39,6 +39,7 @@ fn every_engine_error() -> Vec<VfsError> {
         },
         MetaError::Corrupt("c".into()),
         MetaError::LogGap("g".into()),
+        MetaError::Dump("d".into()),
         MetaError::Db(rusqlite::Error::QueryReturnedNoRows),
         MetaError::Db(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
@@ -118,6 +119,7 @@ fn kind(e: &VfsError) -> &'static str {
             | MetaError::BadUrl { .. }
             | MetaError::Corrupt(_)
             | MetaError::LogGap(_)
+            | MetaError::Dump(_)
             | MetaError::Db(_)
             | MetaError::Io { .. } => "meta",
         },

@@ -13,6 +13,7 @@
 //! vfs; an embedded filesystem is served by one process at a time ([`MountLock`]).
 
 pub mod config;
+pub mod dump;
 mod error;
 pub mod files;
 mod format;

@@ -40,6 +40,8 @@ pub enum MetaError {
     TooNew { found: u32, supported: u32 },
     #[error("invalid metadata URL {url:?}: {why}")]
     BadUrl { url: String, why: String },
+    #[error("metadata dump: {0}")]
+    Dump(String),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
     /// A database failure. A stored value that does not convert (an unknown kind code, a

@@ -17,6 +17,7 @@
 //! implementation: schema and migrations, and each sub-trait in the file of its concern).
 
 pub mod alloc;
+pub mod dump;
 mod error;
 pub mod sqlite;
 mod store;
@@ -25,8 +26,8 @@ mod url;
 
 pub use error::{MetaError, Result};
 pub use store::{
-    hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, HolderStore, HsmDir,
-    HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, MetaStore, MusicCacheStore,
+    hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, DumpStore, HolderStore,
+    HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, MetaStore, MusicCacheStore,
     MusicCacheTotals, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
     MusicTrack, MusicView, MusicWindow, NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER,
     MUSIC_ROOT,
@@ -36,8 +37,8 @@ pub use store::{
 /// `dyn MetaStore` need no import): `use fvfs_meta::prelude::*;`.
 pub mod prelude {
     pub use crate::store::{
-        AdminStore, CheckStore, DataStore, HolderStore, HsmStore, JournalStore, MetaStore,
-        MusicCacheStore, MusicStore, NamespaceStore, TierStore,
+        AdminStore, CheckStore, DataStore, DumpStore, HolderStore, HsmStore, JournalStore,
+        MetaStore, MusicCacheStore, MusicStore, NamespaceStore, TierStore,
     };
 }
 pub use types::*;

@@ -65,6 +65,7 @@ impl VfsError {
                 | MetaError::BadUrl { .. }
                 | MetaError::Corrupt(_)
                 | MetaError::LogGap(_)
+                | MetaError::Dump(_)
                 | MetaError::Db(_)
                 | MetaError::Io { .. } => C::Internal,
             },

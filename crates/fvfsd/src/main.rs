@@ -170,6 +170,21 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
+    /// Write the whole metadata as one JSON document (docs/FORMAT.md, "Metadata dump");
+    /// runs beside a mount. FILE "-" writes to standard output.
+    Dump {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// Fill an empty metadata store (a new SQLite path, or an empty database) from a dump.
+    Load {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
     /// Back the metadata up to the durable tier now, as one standalone object (the mount
     /// ships its metadata continuously; see `restore --list`).
     Backup {
@@ -691,6 +706,8 @@ fn run() -> Result<i32> {
             let clean = rt.block_on(cmd::fsck::run(&meta_or(meta), repair))?;
             Ok(if clean { 0 } else { 1 })
         }
+        Cmd::Dump { file, meta } => cmd::dump::dump(&meta_or(meta), &file),
+        Cmd::Load { file, meta } => cmd::dump::load(&meta_or(meta), &file),
         Cmd::Backup { meta } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(cmd::restore::backup(&meta_or(meta)))?;

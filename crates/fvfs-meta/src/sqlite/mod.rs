@@ -17,6 +17,7 @@ mod alloc;
 mod backup;
 mod check;
 mod data;
+mod dump;
 mod holders;
 mod hsm;
 mod journal;

@@ -598,3 +598,66 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
     let why = corrupt(s.get_block(&id).map(|b| format!("{b:?}")));
     assert!(why.contains("block codec code 77"), "{why}");
 }
+
+/// A dump loaded into an empty store dumps again byte for byte, with names that are not
+/// UTF-8, xattrs, slices, blocks, the replication queue and counters; sessions stay out;
+/// a formatted store refuses a load and a refused load leaves nothing.
+#[test]
+fn dump_load_dump_is_equal_and_load_needs_an_empty_store() {
+    let (_d, s) = store();
+    let f = s.create(ROOT_INO, b"caf\xe9 \"q\"\n", &file()).unwrap();
+    s.set_xattr(f.ino, b"user.k", &[0, 1, 255], XattrMode::Any, 3)
+        .unwrap();
+    let id = BlockId([9; 32]);
+    s.commit(
+        f.ino,
+        &Commit {
+            slices: &[NewSlice {
+                chunk: 0,
+                pos: 0,
+                len: 100,
+                zero: false,
+                blocks: vec![BlockRef { id, len: 100 }],
+            }],
+            new_blocks: &[NewBlock {
+                id,
+                size: 100,
+                stored_size: 50,
+                codec: Codec::Zstd,
+                tiers: 1,
+            }],
+            min_size: 100,
+            mtime: Some(5),
+            replicate_to: 0b10,
+            supersede: &[],
+            journal: None,
+        },
+    )
+    .unwrap();
+    s.bump_counter("repaired", 3).unwrap();
+    s.register_session("h", 1, "/m", 1).unwrap();
+    let mut first = Vec::new();
+    let totals = s.dump(&mut first).unwrap();
+    let text = String::from_utf8(first.clone()).unwrap();
+    assert!(!text.contains("\"table\":\"sessions\""), "{text}");
+    assert!(text.contains("{\"hex\":\"636166e9202271220a\"}"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = SqliteStore::open(&dir.path().join("m2.db"), true).unwrap();
+    assert_eq!(t.load(&mut first.as_slice()).unwrap(), totals);
+    let mut second = Vec::new();
+    t.dump(&mut second).unwrap();
+    assert_eq!(String::from_utf8(second).unwrap(), text);
+    assert_eq!(t.get_xattr(f.ino, b"user.k").unwrap(), vec![0, 1, 255]);
+    assert_eq!(t.get_block(&id).unwrap().unwrap().refcount, 1);
+    assert!(t.sessions().unwrap().is_empty());
+
+    assert!(matches!(
+        s.load(&mut first.as_slice()),
+        Err(MetaError::AlreadyFormatted(_))
+    ));
+    let u = SqliteStore::open(&dir.path().join("m3.db"), true).unwrap();
+    let cut = &first[..first.len() - 10];
+    assert!(matches!(u.load(&mut &cut[..]), Err(MetaError::Dump(_))));
+    assert!(matches!(u.settings(), Err(MetaError::NotFormatted(_))));
+}

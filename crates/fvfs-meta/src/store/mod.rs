@@ -16,6 +16,7 @@
 //! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files;
 //! - [`MusicStore`] (`music.rs`): the music face's index (origins, tracks, views).
 //! - [`MusicCacheStore`] (`music_cache.rs`): the music face's content cache (windows).
+//! - [`DumpStore`] (`dump.rs`): the whole metadata to and from the JSON dump.
 //!
 //! [`MetaStore`] is their union, implemented for every type that implements them all, so
 //! `Arc<dyn MetaStore>` reaches every method. A new concern (a face with its own tables)
@@ -30,6 +31,7 @@
 mod admin;
 mod check;
 mod data;
+mod dump;
 mod holders;
 mod hsm;
 mod journal;
@@ -41,6 +43,7 @@ mod tiers;
 pub use admin::AdminStore;
 pub use check::CheckStore;
 pub use data::DataStore;
+pub use dump::DumpStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 pub use journal::JournalStore;
@@ -68,6 +71,7 @@ pub trait MetaStore:
     + HsmStore
     + MusicStore
     + MusicCacheStore
+    + DumpStore
     + Send
     + Sync
 {
@@ -84,6 +88,7 @@ impl<T> MetaStore for T where
         + HsmStore
         + MusicStore
         + MusicCacheStore
+        + DumpStore
         + Send
         + Sync
 {

@@ -1,4 +1,5 @@
 //! One module per `fvfsd` subcommand.
+pub mod dump;
 pub mod export;
 pub mod files;
 pub mod format;
