@@ -7,16 +7,21 @@
 //!   the raw database file right after a full checkpoint (`AdminStore::begin_log_shipping`);
 //! - its *log* follows as immutable segments,
 //!   `meta/gen/<gen>/log-<index:08x>-<start:012x>-<end:012x>-<stamp>.wal.zst`: bytes
-//!   `[start, end)` of the generation's write-ahead log number `index` (a log starts at 0
-//!   with its header), zstd-compressed; `stamp` (UTC, seconds rounded up) is not before
-//!   any commit the segment holds;
+//!   `[start, end)` of the generation's write-ahead log number `index` *as shipped* (a
+//!   log starts at 0 with its header), zstd-compressed; each segment merges the commits
+//!   taken since the previous one into one transaction holding the last image of every
+//!   page they wrote (fvfs-meta `ship_batch`), so the segments of a log concatenate into
+//!   a valid WAL; `stamp` (UTC, seconds rounded up) is not before any commit the
+//!   segment holds;
 //! - `<gen>` is `<UTC stamp of the base>-<8 hex>`: generations sort by time.
 //!
 //! Invariants:
 //! - segments are uploaded in log order and only after their generation's base, so a
 //!   generation on the tier is always a base plus a gap-free prefix of its log;
 //! - every commit is taken from the store within a second and uploaded within
-//!   `max_lag` (while the tier answers); at most one PUT per log per half `max_lag`;
+//!   `max_lag` (while the tier answers); at most one PUT per log per half `max_lag`,
+//!   or sooner when a batch reaches [`SEGMENT_BYTES`] (it holds one image per page, so
+//!   memory stays bounded by the database's size whatever the commit rate);
 //! - a lost position (`MetaError::LogGap`), a local backlog over [`MAX_PENDING`] or a log
 //!   grown past its base start a new generation: its base holds everything, so nothing is
 //!   lost but the points in time between;
@@ -28,6 +33,7 @@ use crate::{Result, VfsError};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use fvfs_chunk::ChunkError;
+use fvfs_meta::sqlite::ship_batch::ShipLog;
 use fvfs_meta::{LogFrames, MetaError, MetaStore};
 use fvfs_tier::Tier;
 use parking_lot::Mutex;
@@ -45,6 +51,8 @@ const TAKE_EVERY: Duration = Duration::from_secs(1);
 /// Local backlog (frames not uploaded) past which shipping starts a new generation
 /// instead of holding more in memory.
 pub const MAX_PENDING: u64 = 256 << 20;
+/// A batch this large is uploaded at once, whatever its age.
+pub const SEGMENT_BYTES: u64 = 32 << 20;
 
 /// How shipping runs (`[backup]` in the config).
 #[derive(Clone, Debug)]
@@ -214,14 +222,45 @@ fn doomed<'a>(gens: &'a [Generation], current: &str, horizon: &str) -> Vec<&'a G
         .collect()
 }
 
+/// Bytes of merged log waiting for upload.
+fn pending_bytes(st: &State) -> u64 {
+    st.pending
+        .iter()
+        .filter(|p| !p.log.is_empty())
+        .map(|p| p.log.batch_bytes())
+        .sum()
+}
+
+/// Adds frames taken from the store to their log's batch (a new log begins with its
+/// header).
+fn absorb(st: &mut State, f: &LogFrames, now: Instant) -> std::result::Result<(), MetaError> {
+    match st.pending.back_mut() {
+        Some(p) if p.log.index == f.index => p.log.absorb(f)?,
+        _ => st.pending.push_back(Pending {
+            log: ShipLog::begin(f)?,
+            since: None,
+        }),
+    }
+    let p = st.pending.back_mut().expect("just pushed");
+    p.since.get_or_insert(now);
+    Ok(())
+}
+
 fn tier_err(e: fvfs_tier::TierError) -> VfsError {
     VfsError::Chunk(ChunkError::from(e))
 }
 
-/// Frames taken from the store, not uploaded yet.
+/// A log of the current generation: its batch of frames not uploaded yet, merged
+/// (`ShipLog`), and when the oldest of them was taken.
 struct Pending {
-    frames: LogFrames,
-    taken: Instant,
+    log: ShipLog,
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn waiting(&self) -> Option<Instant> {
+        self.since.filter(|_| !self.log.is_empty())
+    }
 }
 
 struct CurrentGen {
@@ -236,8 +275,9 @@ struct CurrentGen {
 #[derive(Default)]
 struct State {
     gen: Option<CurrentGen>,
+    /// The logs with frames not uploaded, oldest first (the last one may be empty: it
+    /// keeps the position of the log being written).
     pending: VecDeque<Pending>,
-    pending_bytes: u64,
     /// Start a new generation at the next step.
     renew: bool,
     /// The store ships no log (not SQLite): shipping is off.
@@ -328,15 +368,21 @@ impl MetaShipper {
         self.upload_base(st).await?;
         let ripe = st
             .pending
-            .front()
-            .is_some_and(|p| p.taken.elapsed() >= self.cfg.max_lag / 2);
-        if force || ripe {
+            .iter()
+            .filter_map(Pending::waiting)
+            .min()
+            .is_some_and(|t| t.elapsed() >= self.cfg.max_lag / 2);
+        // A batch holds one image per page, so its size is bounded by the database's;
+        // past SEGMENT_BYTES it goes up at once instead of growing further.
+        let big = pending_bytes(st) >= SEGMENT_BYTES;
+        if force || ripe || big {
             self.upload_log(st).await?;
         }
-        if st.pending.is_empty() && !st.renew {
+        let waiting = st.pending.iter().any(|p| !p.log.is_empty());
+        if !waiting && !st.renew {
             self.status.lock().synced_at_ms = Some(taken_at);
         }
-        Ok(!st.pending.is_empty())
+        Ok(waiting)
     }
 
     /// Takes and uploads everything committed so far, retrying until `timeout`. Returns
@@ -369,10 +415,12 @@ impl MetaShipper {
             .map_or(0.0, |g| g.started.elapsed().as_secs_f64());
         s.lag_secs = st
             .pending
-            .front()
-            .map_or(0.0, |p| p.taken.elapsed().as_secs_f64())
+            .iter()
+            .filter_map(Pending::waiting)
+            .min()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64())
             .max(base_wait);
-        s.pending_bytes = st.pending_bytes;
+        s.pending_bytes = pending_bytes(st);
         s.generation = st
             .gen
             .as_ref()
@@ -429,7 +477,6 @@ impl MetaShipper {
         };
         // Frames taken for the previous generation are inside this base.
         st.pending.clear();
-        st.pending_bytes = 0;
         st.renew = false;
         st.gen = Some(CurrentGen {
             id,
@@ -473,15 +520,16 @@ impl MetaShipper {
             Ok(frames) => {
                 let now = Instant::now();
                 for f in frames {
-                    st.pending_bytes += f.bytes.len() as u64;
-                    st.pending.push_back(Pending {
-                        frames: f,
-                        taken: now,
-                    });
+                    if let Err(e) = absorb(st, &f, now) {
+                        tracing::warn!(error = %e, "metadata log shipping starts a new generation");
+                        st.renew = true;
+                        return Ok(());
+                    }
                 }
-                if st.pending_bytes > MAX_PENDING {
+                let bytes = pending_bytes(st);
+                if bytes > MAX_PENDING {
                     tracing::warn!(
-                        bytes = st.pending_bytes,
+                        bytes,
                         "metadata log backlog too large to hold; a new generation will include it"
                     );
                     st.renew = true;
@@ -504,38 +552,40 @@ impl MetaShipper {
         };
         let gen = gen.id.clone();
         while let Some(first) = st.pending.front() {
-            let index = first.frames.index;
-            let start = first.frames.start;
-            let n = st
-                .pending
-                .iter()
-                .take_while(|p| p.frames.index == index)
-                .count();
-            let mut plain = Vec::new();
-            let mut end = start;
-            for p in st.pending.iter().take(n) {
-                debug_assert_eq!(p.frames.start, end);
-                plain.extend_from_slice(&p.frames.bytes);
-                end = p.frames.end;
+            if !first.log.is_empty() {
+                let mut sealed = first.log.seal();
+                let key = log_key(
+                    &gen,
+                    sealed.index,
+                    sealed.start,
+                    sealed.end,
+                    &crate::utc_stamp(now_secs_ceil()),
+                );
+                let plain = std::mem::take(&mut sealed.bytes);
+                let z = tokio::task::spawn_blocking(move || fvfs_chunk::compress_bytes(&plain))
+                    .await
+                    .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))??;
+                let zlen = z.len() as u64;
+                self.tier
+                    .put_object(&key, Bytes::from(z))
+                    .await
+                    .map_err(tier_err)?;
+                let first = st.pending.front_mut().expect("still there");
+                first.log.shipped(&sealed);
+                first.since = None;
+                if let Some(g) = st.gen.as_mut() {
+                    g.log_bytes += zlen;
+                }
+                let mut s = self.status.lock();
+                s.shipped_bytes += sealed.end - sealed.start;
+                s.segments += 1;
             }
-            let key = log_key(&gen, index, start, end, &crate::utc_stamp(now_secs_ceil()));
-            let z = tokio::task::spawn_blocking(move || fvfs_chunk::compress_bytes(&plain))
-                .await
-                .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))??;
-            let zlen = z.len() as u64;
-            self.tier
-                .put_object(&key, Bytes::from(z))
-                .await
-                .map_err(tier_err)?;
-            let bytes = end - start;
-            st.pending.drain(..n);
-            st.pending_bytes -= bytes;
-            if let Some(g) = st.gen.as_mut() {
-                g.log_bytes += zlen;
+            // A log followed by a newer one is finished: the store writes the newer.
+            if st.pending.len() > 1 {
+                st.pending.pop_front();
+            } else {
+                break;
             }
-            let mut s = self.status.lock();
-            s.shipped_bytes += bytes;
-            s.segments += 1;
         }
         Ok(())
     }

@@ -26,6 +26,7 @@ mod music_cache;
 mod namespace;
 pub mod schema;
 pub mod ship;
+pub mod ship_batch;
 mod tiers;
 
 use crate::error::{MetaError, Result};

@@ -41,7 +41,7 @@ const CHECKPOINT_FRAMES: u32 = 1000;
 const MAX_TAKE: u64 = 64 << 20;
 /// Size of the WAL header and of a frame header.
 pub const WAL_HEADER: u64 = 32;
-const FRAME_HEADER: u64 = 24;
+pub(super) const FRAME_HEADER: u64 = 24;
 
 /// Shipping state shared by the writer (through the WAL hook) and `take`.
 #[derive(Default)]
@@ -93,12 +93,12 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> MetaError + '_ {
     }
 }
 
-fn be32(b: &[u8]) -> u32 {
+pub(super) fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// SQLite's WAL checksum over `data` (a multiple of 8 bytes), continuing from `s`.
-fn checksum(data: &[u8], big_endian: bool, mut s: [u32; 2]) -> [u32; 2] {
+pub(super) fn checksum(data: &[u8], big_endian: bool, mut s: [u32; 2]) -> [u32; 2] {
     for w in data.chunks_exact(8) {
         let (x0, x1) = if big_endian {
             (be32(&w[0..4]), be32(&w[4..8]))
@@ -115,14 +115,14 @@ fn checksum(data: &[u8], big_endian: bool, mut s: [u32; 2]) -> [u32; 2] {
 }
 
 /// A parsed, verified WAL header.
-struct Header {
-    big_endian: bool,
-    page_size: u32,
-    salts: [u32; 2],
-    cksum: [u32; 2],
+pub(super) struct Header {
+    pub(super) big_endian: bool,
+    pub(super) page_size: u32,
+    pub(super) salts: [u32; 2],
+    pub(super) cksum: [u32; 2],
 }
 
-fn parse_header(h: &[u8]) -> Option<Header> {
+pub(super) fn parse_header(h: &[u8]) -> Option<Header> {
     let big_endian = match be32(&h[0..4]) {
         0x377f_0682 => false,
         0x377f_0683 => true,
