@@ -119,7 +119,8 @@ def report(path):
                 after_busy["segments"] + after_busy["bases"])
             out.append(f"| PUTs per minute, idle ({idle['secs']:.0f} s after) | "
                        f"{isegs / (idle['secs'] / 60):.1f} |")
-        out.append(f"| WAL bytes shipped per 1,000 operations | {raw / k / 1024:,.1f} KiB |")
+        out.append(f"| log bytes shipped per 1,000 operations (merged pages, before zstd) | "
+                   f"{raw / k / 1024:,.1f} KiB |")
         out.append(f"| bytes uploaded (zstd) per 1,000 operations | {zbytes / k / 1024:,.1f} KiB |")
         out.append(f"| the base at mount (zstd) | {before['base_bytes'] / 1024:,.1f} KiB |")
         out.append("")
@@ -132,6 +133,9 @@ def report(path):
         q = one(tag, "sqlite")
         if q and "tx_per_s" in q:
             s["SQLite WAL, 2000 transactions (s)"] = q["seconds"]
+        m = one(tag, "rss")
+        if m:
+            s["mount peak RSS after the busy phase (MiB)"] = m["hwm_kib"] / 1024
         p = one(tag, "append")
         if p and "p50_ms" in p:
             s["4 KiB append + fsync p50 (ms)"] = p["p50_ms"]

@@ -16,7 +16,7 @@
 # Part 2: bench/run.sh (fvfs-bench against a native directory) alternately off and on,
 # SHIP_ROUNDS times each, at SHIP_RUN_MIB.
 #
-# Knobs: SHIP_SECS=60, SHIP_IDLE_SECS=30, SHIP_RUN_MIB=256, SHIP_ROUNDS=2,
+# Knobs: SHIP_SECS=60, SHIP_IDLE_SECS=30, SHIP_RUN_MIB=256, SHIP_ROUNDS=3,
 # FVFS_SKIP_BUILD=1 (binaries of $CARGO_TARGET_DIR/release already built).
 # Output: the tables on stdout, the JSON lines in $CARGO_TARGET_DIR/shipping.jsonl.
 set -euo pipefail
@@ -27,7 +27,7 @@ HERE="$FVFS_ROOT/bench"
 SECS="${SHIP_SECS:-60}"
 IDLE="${SHIP_IDLE_SECS:-30}"
 RUN_MIB="${SHIP_RUN_MIB:-256}"
-ROUNDS="${SHIP_ROUNDS:-2}"
+ROUNDS="${SHIP_ROUNDS:-3}"
 
 fvfs_require_privileged "bench/shipping.sh"
 fvfs_build_bins
@@ -72,6 +72,8 @@ part1() {
 		fvfs_log "[$mode] $IDLE s idle"
 		sleep "$IDLE"
 		census idle
+		hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$FVFS_MOUNT_PID/status")
+		printf '{"c":"%s","w":"rss","hwm_kib":%s}\n' "$mode" "$hwm" >>"$OUT"
 		printf '{"c":"%s","w":"idle","secs":%s}\n' "$mode" "$IDLE" >>"$OUT"
 		fvfs_log "[$mode] SQLite WAL and append + fsync"
 		python3 "$HERE/race_work.py" "$FVFS_MNT" sqlite --tag "$mode" --deadline 300 | tee -a "$OUT"

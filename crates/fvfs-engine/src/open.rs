@@ -211,6 +211,19 @@ impl Engine {
     }
 
     /// The vfs with explicit tunables (the engine's policy replaces `cfg.policy`).
+    /// The vfs `fvfsd gc` works through, with its grace period. A dry run may run beside
+    /// a mount: it then leaves orphans and checkpoints to the mount.
+    pub fn vfs_for_gc(&self, grace: std::time::Duration, dry_run: bool) -> Result<Arc<Vfs>> {
+        if dry_run {
+            self.meta.leave_checkpoints()?;
+        }
+        self.vfs_with(VfsConfig {
+            gc_grace: grace,
+            purge_orphans: !dry_run,
+            ..VfsConfig::default()
+        })
+    }
+
     pub fn vfs_with(&self, cfg: VfsConfig) -> Result<Arc<Vfs>> {
         let cfg = VfsConfig {
             policy: self.policy.clone(),

@@ -463,10 +463,53 @@ impl Tier {
         Ok(out)
     }
 
+    /// Calls `f` with every block object: its id, stored size and last modification
+    /// (None when the backend does not say). Keys under `blocks/` that are not block keys
+    /// are skipped.
+    pub async fn for_each_block(
+        &self,
+        mut f: impl FnMut(BlockId, u64, Option<std::time::SystemTime>),
+    ) -> Result<(), TierError> {
+        self.for_each_object_meta(BLOCKS_PREFIX, |key, meta| {
+            let id = key
+                .rsplit('/')
+                .next()
+                .and_then(BlockId::from_hex)
+                .filter(|id| Self::block_key(id) == key);
+            if let Some(id) = id {
+                let modified = meta.last_modified().map(std::time::SystemTime::from);
+                f(id, meta.content_length(), modified);
+            }
+        })
+        .await
+    }
+
+    /// When a block object was last written (None: absent, or the backend does not say).
+    pub async fn block_modified(
+        &self,
+        id: &BlockId,
+    ) -> Result<Option<std::time::SystemTime>, TierError> {
+        let key = Self::block_key(id);
+        match self.inner.op.stat(&key).await {
+            Ok(m) => Ok(m.last_modified().map(std::time::SystemTime::from)),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(&key, e)),
+        }
+    }
+
     async fn for_each_object(
         &self,
         prefix: &str,
         mut f: impl FnMut(&str, u64),
+    ) -> Result<(), TierError> {
+        self.for_each_object_meta(prefix, |key, meta| f(key, meta.content_length()))
+            .await
+    }
+
+    async fn for_each_object_meta(
+        &self,
+        prefix: &str,
+        mut f: impl FnMut(&str, &opendal::Metadata),
     ) -> Result<(), TierError> {
         let mut lister = match self.inner.op.lister_with(prefix).recursive(true).await {
             Ok(l) => l,
@@ -476,7 +519,7 @@ impl Tier {
         while let Some(entry) = lister.try_next().await.map_err(|e| self.err(prefix, e))? {
             let meta = entry.metadata();
             if meta.is_file() {
-                f(entry.path(), meta.content_length());
+                f(entry.path(), meta);
             }
         }
         Ok(())

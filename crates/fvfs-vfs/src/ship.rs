@@ -7,21 +7,22 @@
 //!   the raw database file right after a full checkpoint (`AdminStore::begin_log_shipping`);
 //! - its *log* follows as immutable segments,
 //!   `meta/gen/<gen>/log-<index:08x>-<start:012x>-<end:012x>-<stamp>.wal.zst`: bytes
-//!   `[start, end)` of the generation's write-ahead log number `index` *as shipped* (a
-//!   log starts at 0 with its header), zstd-compressed; each segment merges the commits
-//!   taken since the previous one into one transaction holding the last image of every
-//!   page they wrote (fvfs-meta `ship_batch`), so the segments of a log concatenate into
-//!   a valid WAL; `stamp` (UTC, seconds rounded up) is not before any commit the
-//!   segment holds;
+//!   `[start, end)` of the generation's shipped log number `index` (a log starts at 0
+//!   with its header; a new one follows when one passes [`SHIPPED_LOG_BYTES`]),
+//!   zstd-compressed; each segment merges the commits taken since the previous one, across
+//!   SQLite's own log restarts, into one transaction holding the last image of every page
+//!   they wrote (fvfs-meta `ship_batch`), so the segments of a log concatenate into a
+//!   valid WAL; `stamp` (UTC, seconds rounded up) is not before any commit the segment
+//!   holds;
 //! - `<gen>` is `<UTC stamp of the base>-<8 hex>`: generations sort by time.
 //!
 //! Invariants:
 //! - segments are uploaded in log order and only after their generation's base, so a
 //!   generation on the tier is always a base plus a gap-free prefix of its log;
 //! - every commit is taken from the store within a second and uploaded within
-//!   `max_lag` (while the tier answers); at most one PUT per log per half `max_lag`,
-//!   or sooner when a batch reaches [`SEGMENT_BYTES`] (it holds one image per page, so
-//!   memory stays bounded by the database's size whatever the commit rate);
+//!   `max_lag` (while the tier answers); at most one PUT per half `max_lag`, or sooner
+//!   when a batch reaches [`SEGMENT_BYTES`] (it holds one image per page, so memory
+//!   stays bounded by the database's size whatever the commit rate);
 //! - a lost position (`MetaError::LogGap`), a local backlog over [`MAX_PENDING`] or a log
 //!   grown past its base start a new generation: its base holds everything, so nothing is
 //!   lost but the points in time between;
@@ -37,7 +38,6 @@ use fvfs_meta::sqlite::ship_batch::ShipLog;
 use fvfs_meta::{LogFrames, MetaError, MetaStore};
 use fvfs_tier::Tier;
 use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +53,8 @@ const TAKE_EVERY: Duration = Duration::from_secs(1);
 pub const MAX_PENDING: u64 = 256 << 20;
 /// A batch this large is uploaded at once, whatever its age.
 pub const SEGMENT_BYTES: u64 = 32 << 20;
+/// A shipped log this large is followed by a new one (restore holds one log in memory).
+pub const SHIPPED_LOG_BYTES: u64 = 64 << 20;
 
 /// How shipping runs (`[backup]` in the config).
 #[derive(Clone, Debug)]
@@ -225,23 +227,31 @@ fn doomed<'a>(gens: &'a [Generation], current: &str, horizon: &str) -> Vec<&'a G
 /// Bytes of merged log waiting for upload.
 fn pending_bytes(st: &State) -> u64 {
     st.pending
-        .iter()
+        .as_ref()
         .filter(|p| !p.log.is_empty())
-        .map(|p| p.log.batch_bytes())
-        .sum()
+        .map_or(0, |p| p.log.batch_bytes())
 }
 
-/// Adds frames taken from the store to their log's batch (a new log begins with its
-/// header).
+/// Salts of a new shipped log: different for every log of every process.
+fn salt() -> u32 {
+    let ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u32;
+    ns ^ std::process::id().rotate_left(16)
+}
+
+/// Adds frames taken from the store to the batch (the generation's first frames begin
+/// the store's log, with its header, and start shipped log 0).
 fn absorb(st: &mut State, f: &LogFrames, now: Instant) -> std::result::Result<(), MetaError> {
-    match st.pending.back_mut() {
-        Some(p) if p.log.index == f.index => p.log.absorb(f)?,
-        _ => st.pending.push_back(Pending {
-            log: ShipLog::begin(f)?,
+    let p = match &mut st.pending {
+        Some(p) => p,
+        None => st.pending.insert(Pending {
+            log: ShipLog::new(0, ShipLog::page_size_of(f)?, salt()),
             since: None,
         }),
-    }
-    let p = st.pending.back_mut().expect("just pushed");
+    };
+    p.log.absorb(f)?;
     p.since.get_or_insert(now);
     Ok(())
 }
@@ -250,8 +260,8 @@ fn tier_err(e: fvfs_tier::TierError) -> VfsError {
     VfsError::Chunk(ChunkError::from(e))
 }
 
-/// A log of the current generation: its batch of frames not uploaded yet, merged
-/// (`ShipLog`), and when the oldest of them was taken.
+/// The shipped log of the current generation: its batch of frames not uploaded yet,
+/// merged (`ShipLog`), and when the oldest of them was taken.
 struct Pending {
     log: ShipLog,
     since: Option<Instant>,
@@ -275,9 +285,8 @@ struct CurrentGen {
 #[derive(Default)]
 struct State {
     gen: Option<CurrentGen>,
-    /// The logs with frames not uploaded, oldest first (the last one may be empty: it
-    /// keeps the position of the log being written).
-    pending: VecDeque<Pending>,
+    /// The shipped log being written (None until the generation's first frames).
+    pending: Option<Pending>,
     /// Start a new generation at the next step.
     renew: bool,
     /// The store ships no log (not SQLite): shipping is off.
@@ -368,9 +377,8 @@ impl MetaShipper {
         self.upload_base(st).await?;
         let ripe = st
             .pending
-            .iter()
-            .filter_map(Pending::waiting)
-            .min()
+            .as_ref()
+            .and_then(Pending::waiting)
             .is_some_and(|t| t.elapsed() >= self.cfg.max_lag / 2);
         // A batch holds one image per page, so its size is bounded by the database's;
         // past SEGMENT_BYTES it goes up at once instead of growing further.
@@ -378,7 +386,7 @@ impl MetaShipper {
         if force || ripe || big {
             self.upload_log(st).await?;
         }
-        let waiting = st.pending.iter().any(|p| !p.log.is_empty());
+        let waiting = st.pending.as_ref().is_some_and(|p| !p.log.is_empty());
         if !waiting && !st.renew {
             self.status.lock().synced_at_ms = Some(taken_at);
         }
@@ -415,9 +423,8 @@ impl MetaShipper {
             .map_or(0.0, |g| g.started.elapsed().as_secs_f64());
         s.lag_secs = st
             .pending
-            .iter()
-            .filter_map(Pending::waiting)
-            .min()
+            .as_ref()
+            .and_then(Pending::waiting)
             .map_or(0.0, |t| t.elapsed().as_secs_f64())
             .max(base_wait);
         s.pending_bytes = pending_bytes(st);
@@ -476,7 +483,7 @@ impl MetaShipper {
             return Ok(false);
         };
         // Frames taken for the previous generation are inside this base.
-        st.pending.clear();
+        st.pending = None;
         st.renew = false;
         st.gen = Some(CurrentGen {
             id,
@@ -545,48 +552,40 @@ impl MetaShipper {
         }
     }
 
-    /// Uploads the waiting frames: one segment per log, oldest first.
+    /// Uploads the waiting batch as one segment.
     async fn upload_log(&self, st: &mut State) -> Result<()> {
         let Some(gen) = st.gen.as_ref().filter(|g| g.base_file.is_none()) else {
             return Ok(());
         };
         let gen = gen.id.clone();
-        while let Some(first) = st.pending.front() {
-            if !first.log.is_empty() {
-                let mut sealed = first.log.seal();
-                let key = log_key(
-                    &gen,
-                    sealed.index,
-                    sealed.start,
-                    sealed.end,
-                    &crate::utc_stamp(now_secs_ceil()),
-                );
-                let plain = std::mem::take(&mut sealed.bytes);
-                let z = tokio::task::spawn_blocking(move || fvfs_chunk::compress_bytes(&plain))
-                    .await
-                    .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))??;
-                let zlen = z.len() as u64;
-                self.tier
-                    .put_object(&key, Bytes::from(z))
-                    .await
-                    .map_err(tier_err)?;
-                let first = st.pending.front_mut().expect("still there");
-                first.log.shipped(&sealed);
-                first.since = None;
-                if let Some(g) = st.gen.as_mut() {
-                    g.log_bytes += zlen;
-                }
-                let mut s = self.status.lock();
-                s.shipped_bytes += sealed.end - sealed.start;
-                s.segments += 1;
-            }
-            // A log followed by a newer one is finished: the store writes the newer.
-            if st.pending.len() > 1 {
-                st.pending.pop_front();
-            } else {
-                break;
-            }
+        let Some(p) = st.pending.as_ref().filter(|p| !p.log.is_empty()) else {
+            return Ok(());
+        };
+        let mut sealed = p.log.seal();
+        let stamp = crate::utc_stamp(now_secs_ceil());
+        let key = log_key(&gen, sealed.index, sealed.start, sealed.end, &stamp);
+        let plain = std::mem::take(&mut sealed.bytes);
+        let z = tokio::task::spawn_blocking(move || fvfs_chunk::compress_bytes(&plain))
+            .await
+            .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))??;
+        let zlen = z.len() as u64;
+        self.tier
+            .put_object(&key, Bytes::from(z))
+            .await
+            .map_err(tier_err)?;
+        let p = st.pending.as_mut().expect("still there");
+        p.log.shipped(&sealed);
+        p.since = None;
+        // Restore reads a shipped log whole: a large one is followed by a new one.
+        if p.log.shipped_bytes() >= SHIPPED_LOG_BYTES {
+            p.log = p.log.roll(salt());
         }
+        if let Some(g) = st.gen.as_mut() {
+            g.log_bytes += zlen;
+        }
+        let mut s = self.status.lock();
+        s.shipped_bytes += sealed.end - sealed.start;
+        s.segments += 1;
         Ok(())
     }
 

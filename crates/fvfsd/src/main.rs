@@ -266,9 +266,12 @@ enum Cmd {
     Gc {
         #[arg(long)]
         meta: Option<String>,
-        /// Only blocks unreferenced for longer than this (seconds; 0 = all).
+        /// Only blocks unreferenced, and objects written, longer than this ago (seconds).
         #[arg(long, default_value_t = 7200)]
         grace_secs: u64,
+        /// List what would be deleted and delete nothing (runs beside a mount too).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Import existing directory trees into the filesystem (no mount; resumable).
     Migrate {
@@ -645,10 +648,14 @@ fn run() -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Gc { meta, grace_secs } => {
+        Cmd::Gc {
+            meta,
+            grace_secs,
+            dry_run,
+        } => {
             let rt = tokio::runtime::Runtime::new()?;
             let grace = std::time::Duration::from_secs(grace_secs);
-            rt.block_on(cmd::fsck::gc(&meta_or(meta), grace))?;
+            rt.block_on(cmd::fsck::gc(&meta_or(meta), grace, dry_run))?;
             Ok(0)
         }
         Cmd::Migrate {

@@ -153,36 +153,44 @@ fn wal_checksums_follow_sqlite() {
     assert!(parse_header(&log[..32]).is_none());
 }
 
-/// Frames merged into batches (one segment per take, across log restarts) rebuild the
-/// same database as the raw frames, at every segment boundary, and are much smaller
-/// when commits rewrite the same pages.
+/// Frames merged into batches (one segment per take, across the store's log restarts,
+/// in shipped logs that roll over) rebuild the same database as the raw frames, at every
+/// segment boundary, and are much smaller when commits rewrite the same pages.
 #[test]
 fn merged_batches_rebuild_the_same_database_in_fewer_bytes() {
     use crate::sqlite::ship_batch::ShipLog;
     let (dir, s) = store();
     let base = dir.path().join("base.db");
     s.begin_log_shipping(&base).expect("begin");
-    let mut logs: Vec<ShipLog> = Vec::new();
+    let mut log: Option<ShipLog> = None;
     let mut segments: Vec<LogFrames> = Vec::new();
-    let (mut raw, mut merged) = (0u64, 0u64);
+    let mut raw = 0u64;
+    let mut local_logs = std::collections::BTreeSet::new();
     let mut cuts = Vec::new();
-    let ship = |logs: &mut Vec<ShipLog>, segments: &mut Vec<LogFrames>, raw: &mut u64| {
+    let mut ship = |log: &mut Option<ShipLog>, segments: &mut Vec<LogFrames>| {
         for f in s.take_log().expect("take") {
-            *raw += f.bytes.len() as u64;
-            match logs.last_mut() {
-                Some(l) if l.index == f.index => l.absorb(&f).expect("absorb"),
-                _ => logs.push(ShipLog::begin(&f).expect("begin log")),
-            }
-        }
-        for l in logs.iter_mut().filter(|l| !l.is_empty()) {
-            let sealed = l.seal();
-            segments.push(LogFrames {
-                index: sealed.index,
-                start: sealed.start,
-                end: sealed.end,
-                bytes: sealed.bytes.clone(),
+            raw += f.bytes.len() as u64;
+            local_logs.insert(f.index);
+            let l = log.get_or_insert_with(|| {
+                ShipLog::new(0, ShipLog::page_size_of(&f).expect("page size"), 7)
             });
-            l.shipped(&sealed);
+            l.absorb(&f).expect("absorb");
+        }
+        let l = log.as_mut().expect("a log");
+        if l.is_empty() {
+            return;
+        }
+        let sealed = l.seal();
+        segments.push(LogFrames {
+            index: sealed.index,
+            start: sealed.start,
+            end: sealed.end,
+            bytes: sealed.bytes.clone(),
+        });
+        l.shipped(&sealed);
+        // Roll over often, as a long-lived mount does at 64 MiB.
+        if segments.len().is_multiple_of(3) {
+            *log = Some(l.roll(11 + segments.len() as u32));
         }
     };
     for i in 0..3000u32 {
@@ -195,13 +203,20 @@ fn merged_batches_rebuild_the_same_database_in_fewer_bytes() {
             s.purge_inode(a.ino - 1).expect("purge");
         }
         if i % 400 == 399 {
-            ship(&mut logs, &mut segments, &mut raw);
+            ship(&mut log, &mut segments);
             cuts.push((segments.len(), (i as usize).div_ceil(2)));
         }
     }
-    ship(&mut logs, &mut segments, &mut raw);
-    assert!(logs.len() >= 3, "the log restarted: {} logs", logs.len());
-    merged += segments.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
+    ship(&mut log, &mut segments);
+    assert!(
+        local_logs.len() >= 3,
+        "the store's log restarted: {local_logs:?}"
+    );
+    assert!(
+        segments.iter().map(|f| f.index).max() >= Some(2),
+        "shipped logs rolled"
+    );
+    let merged: u64 = segments.iter().map(|f| f.bytes.len() as u64).sum();
     assert!(
         merged * 4 < raw,
         "merging should shrink a hot log: {merged} of {raw} bytes"

@@ -26,7 +26,7 @@ mod upload;
 
 pub use events::TierEventsWorker;
 pub use evict::{EvictorWorker, ScrubWorker};
-pub use gc::GcWorker;
+pub use gc::{GcReport, GcWorker, LeakedObject};
 pub use holders::{HeldPayload, HeldWriter};
 pub use replicate::ReplicatorWorker;
 pub use state::{TierHealth, TierPolicy};

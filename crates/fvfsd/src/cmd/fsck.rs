@@ -2,7 +2,7 @@
 //! what it found and fixed. Exit status 1 when problems remain.
 
 use anyhow::{Context, Result};
-use fvfs_engine::{Engine, MountLock, VfsConfig};
+use fvfs_engine::{Engine, MountLock};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
@@ -38,24 +38,82 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     Ok(problems == 0)
 }
 
-/// `fvfsd gc`: deletes garbage blocks (refcount 0 for longer than `grace`) from every
-/// tier. Needs the filesystem unmounted: a mount's uncommitted writes may rely on them.
-pub async fn gc(meta_url: &str, grace: std::time::Duration) -> Result<u64> {
-    let _lock = MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"))
-        .context("unmount the filesystem first (a mount runs GC itself)")?;
+/// `fvfsd gc [--dry-run]`: lists, then deletes, the blocks unreferenced for longer than
+/// `grace` (from every tier) and the leaked objects (block objects no row claims, older
+/// than `grace`). Deleting needs the filesystem unmounted: a mount's uncommitted writes
+/// may rely on them. A dry run reads only, beside a mount too. Returns what is left to
+/// delete (0 after a real run that deleted everything it found).
+pub async fn gc(meta_url: &str, grace: std::time::Duration, dry_run: bool) -> Result<u64> {
+    let lock = MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"));
+    let _lock = match lock {
+        Ok(l) => l,
+        Err(_) if dry_run => None,
+        Err(e) => return Err(e).context("unmount the filesystem first (a mount runs GC itself)"),
+    };
     let engine = Engine::open_direct(meta_url, true).await?;
-    let vfs = engine.vfs_with(VfsConfig {
-        gc_grace: grace,
-        ..Default::default()
-    })?;
-    let mut total = 0u64;
+    let vfs = engine.vfs_for_gc(grace, dry_run)?;
+    let names = vfs.settings().tier_names();
+    let report = vfs.tiering().gc_scan().await?;
+    let human = super::status::human;
+    for b in &report.garbage {
+        println!(
+            "garbage  {}  {} on {}",
+            b.id,
+            human(u64::from(b.stored_size)),
+            tier_list(&names, b.tiers)
+        );
+    }
+    for o in &report.leaked {
+        println!("leaked   {}  {} on {}", o.id, human(o.bytes), names[o.tier]);
+    }
+    for o in &report.stray {
+        println!(
+            "stray    {}  {} on {} (its row does not name this tier)",
+            o.id,
+            human(o.bytes),
+            names[o.tier]
+        );
+    }
+    println!(
+        "{} garbage block(s) ({}), {} leaked object(s) ({}), {} stray cop(ies); {} object(s) without a row younger than the grace left alone",
+        report.garbage.len(),
+        human(report.garbage_bytes()),
+        report.leaked.len(),
+        human(report.leaked_bytes()),
+        report.stray.len(),
+        report.young
+    );
+    if dry_run {
+        println!("dry run: nothing deleted");
+        return Ok(0);
+    }
+    let mut blocks = 0u64;
     loop {
         let n = vfs.tiering().gc_pass(512).await?;
-        total += n as u64;
+        blocks += n as u64;
         if n < 512 {
             break;
         }
     }
-    println!("deleted {total} garbage block(s)");
-    Ok(total)
+    let freed = vfs.tiering().gc_leaked(&report).await?;
+    println!(
+        "deleted {blocks} garbage block(s) and {} of leaked objects; {} stray cop(ies) recorded",
+        human(freed),
+        report.stray.len()
+    );
+    Ok(0)
+}
+
+fn tier_list(names: &[String], mask: u32) -> String {
+    let on: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    if on.is_empty() {
+        "no tier".into()
+    } else {
+        on.join(",")
+    }
 }
