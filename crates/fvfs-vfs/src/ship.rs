@@ -53,6 +53,8 @@ const TAKE_EVERY: Duration = Duration::from_secs(1);
 pub const MAX_PENDING: u64 = 256 << 20;
 /// A batch this large is uploaded at once, whatever its age.
 pub const SEGMENT_BYTES: u64 = 32 << 20;
+/// Takes one step makes at most (each reads at most `MAX_TAKE` of log).
+const TAKES_PER_STEP: usize = 16;
 /// A shipped log this large is followed by a new one (restore holds one log in memory).
 pub const SHIPPED_LOG_BYTES: u64 = 64 << 20;
 
@@ -518,38 +520,48 @@ impl MetaShipper {
         Ok(())
     }
 
+    /// Takes what the store committed and merges it into the batch. A take reads at most
+    /// `MAX_TAKE` of log; while takes come back that full, the log is ahead (a burst of
+    /// commits) and taking goes on, a bounded number of times per step.
     async fn take(&self, st: &mut State) -> Result<()> {
-        let meta = self.meta.clone();
-        let taken = tokio::task::spawn_blocking(move || meta.take_log())
-            .await
-            .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))?;
-        match taken {
-            Ok(frames) => {
-                let now = Instant::now();
-                for f in frames {
-                    if let Err(e) = absorb(st, &f, now) {
-                        tracing::warn!(error = %e, "metadata log shipping starts a new generation");
-                        st.renew = true;
-                        return Ok(());
-                    }
-                }
-                let bytes = pending_bytes(st);
-                if bytes > MAX_PENDING {
-                    tracing::warn!(
-                        bytes,
-                        "metadata log backlog too large to hold; a new generation will include it"
-                    );
+        for _ in 0..TAKES_PER_STEP {
+            let meta = self.meta.clone();
+            let taken = tokio::task::spawn_blocking(move || meta.take_log())
+                .await
+                .map_err(|e| VfsError::Internal(format!("metadata log task: {e}")))?;
+            let frames = match taken {
+                Ok(frames) => frames,
+                Err(MetaError::LogGap(why)) => {
+                    tracing::warn!(%why, "metadata log shipping starts a new generation");
                     st.renew = true;
+                    return Ok(());
                 }
-                Ok(())
+                Err(e) => return Err(e.into()),
+            };
+            let now = Instant::now();
+            let mut got = 0u64;
+            for f in frames {
+                got += f.bytes.len() as u64;
+                if let Err(e) = absorb(st, &f, now) {
+                    tracing::warn!(error = %e, "metadata log shipping starts a new generation");
+                    st.renew = true;
+                    return Ok(());
+                }
             }
-            Err(MetaError::LogGap(why)) => {
-                tracing::warn!(%why, "metadata log shipping starts a new generation");
+            let bytes = pending_bytes(st);
+            if bytes > MAX_PENDING {
+                tracing::warn!(
+                    bytes,
+                    "metadata log backlog too large to hold; a new generation will include it"
+                );
                 st.renew = true;
-                Ok(())
+                return Ok(());
             }
-            Err(e) => Err(e.into()),
+            if got < fvfs_meta::sqlite::ship::MAX_TAKE / 2 {
+                break;
+            }
         }
+        Ok(())
     }
 
     /// Uploads the waiting batch as one segment.

@@ -38,7 +38,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 /// Frames in the log after which the writer checkpoints (SQLite's default).
 const CHECKPOINT_FRAMES: u32 = 1000;
 /// Most log bytes one take reads (the rest waits for the next take).
-const MAX_TAKE: u64 = 64 << 20;
+pub const MAX_TAKE: u64 = 16 << 20;
+/// Frames moved aside for the shipper past which the writer stops checkpointing: the
+/// log then grows on disk, not in memory, until the shipper has taken them.
+const MAX_QUEUED: u64 = 16 << 20;
 /// Size of the WAL header and of a frame header.
 pub const WAL_HEADER: u64 = 32;
 pub(super) const FRAME_HEADER: u64 = 24;
@@ -144,7 +147,8 @@ pub(super) fn parse_header(h: &[u8]) -> Option<Header> {
 
 impl Tap {
     /// Moves the committed frames not handed out yet into a [`LogFrames`], verifying
-    /// them. The caller holds the writer's lock (no commit of this process in flight).
+    /// them. The caller holds the position lock; commits may be appending meanwhile (a
+    /// frame not fully written fails its checksum and ends the take).
     fn take_locked(&self, pos: &mut Position, wal_path: &Path) -> Result<Option<LogFrames>> {
         let io = io_err(wal_path);
         let wal = match std::fs::File::open(wal_path) {
@@ -273,6 +277,10 @@ impl SqliteStore {
             return;
         }
         let mut pos = tap.state.lock();
+        let queued: u64 = pos.queued.iter().map(|f| f.bytes.len() as u64).sum();
+        if queued >= MAX_QUEUED {
+            return;
+        }
         match tap.take_locked(&mut pos, &self.wal_path()) {
             Ok(Some(f)) => pos.queued.push(f),
             Ok(None) => {}
@@ -372,7 +380,9 @@ impl SqliteStore {
         if !self.tap.on.load(Ordering::Relaxed) {
             return Err(MetaError::Invalid("log shipping has not begun"));
         }
-        let _writer = self.writer.lock();
+        // Only the position's lock: the writer goes on committing meanwhile. Frames it is
+        // appending fail their checksum and wait for the next take; the log restarts
+        // only after a checkpoint in `after_commit`, which takes this lock first.
         let mut pos = self.tap.state.lock();
         let new = self.tap.take_locked(&mut pos, &self.wal_path())?;
         let mut out = std::mem::take(&mut pos.queued);

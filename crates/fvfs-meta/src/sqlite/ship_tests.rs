@@ -234,3 +234,55 @@ fn merged_batches_rebuild_the_same_database_in_fewer_bytes() {
         assert_eq!(names.len(), files, "at segment {n}");
     }
 }
+
+/// A burst of commits with no take for a while: the writer stops moving frames aside
+/// past `MAX_QUEUED` (the log grows on disk instead), and takes of at most `MAX_TAKE`
+/// each then hand out everything, in order.
+#[test]
+fn a_long_burst_without_takes_stays_bounded_in_memory_and_loses_nothing() {
+    let (dir, s) = store();
+    let base = dir.path().join("base.db");
+    s.begin_log_shipping(&base).expect("begin");
+    let value = vec![9u8; 3500];
+    for i in 0..6000u32 {
+        let a = s
+            .create(ROOT_INO, format!("b{i:05}").as_bytes(), &file())
+            .expect("create");
+        s.set_xattr(a.ino, b"user.v", &value, crate::types::XattrMode::Any, 3)
+            .expect("xattr");
+    }
+    let queued: u64 = s
+        .tap
+        .state
+        .lock()
+        .queued
+        .iter()
+        .map(|f| f.bytes.len() as u64)
+        .sum();
+    assert!(
+        queued < MAX_QUEUED + (8 << 20),
+        "frames held in memory: {queued}"
+    );
+    let wal = std::fs::metadata(s.wal_path()).expect("wal").len();
+    assert!(wal > 4 << 20, "the log grew on disk instead: {wal}");
+    let mut frames = Vec::new();
+    let mut takes = 0;
+    loop {
+        let got = s.take_log().expect("take");
+        takes += 1;
+        assert!(got
+            .iter()
+            .all(|f| f.bytes.len() as u64 <= MAX_TAKE + 4096 + 24));
+        if got.is_empty() {
+            break;
+        }
+        frames.extend(got);
+        assert!(takes < 1000, "takes end");
+    }
+    assert!(takes > 2, "several bounded takes: {takes}");
+    let live = dir.path().join("live.db");
+    s.snapshot(&live).expect("snapshot");
+    let rebuilt = dir.path().join("rebuilt.db");
+    rebuild(&base, &rebuilt, &frames);
+    assert_eq!(dump(&rebuilt), dump(&live));
+}
