@@ -277,18 +277,26 @@ impl SqliteStore {
             return;
         }
         let mut pos = tap.state.lock();
-        let queued: u64 = pos.queued.iter().map(|f| f.bytes.len() as u64).sum();
-        if queued >= MAX_QUEUED {
-            return;
-        }
-        match tap.take_locked(&mut pos, &self.wal_path()) {
-            Ok(Some(f)) => pos.queued.push(f),
-            Ok(None) => {}
-            Err(e) => {
-                // A gap is reported by the next `take`; an I/O error leaves the log
-                // unchecked so that its frames can still be taken.
-                tracing::warn!(error = %e, "metadata log not checkpointed");
+        // Every committed frame is moved aside before the checkpoint (a take reads at
+        // most MAX_TAKE), unless that would hold more than MAX_QUEUED: then the log stays
+        // as it is until the shipper has taken it.
+        let mut queued: u64 = pos.queued.iter().map(|f| f.bytes.len() as u64).sum();
+        loop {
+            if queued >= MAX_QUEUED {
                 return;
+            }
+            match tap.take_locked(&mut pos, &self.wal_path()) {
+                Ok(Some(f)) => {
+                    queued += f.bytes.len() as u64;
+                    pos.queued.push(f);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A gap is reported by the next `take`; an I/O error leaves the log
+                    // unchecked so that its frames can still be taken.
+                    tracing::warn!(error = %e, "metadata log not checkpointed");
+                    return;
+                }
             }
         }
         // The restart that follows a whole checkpoint continues the log only if every
