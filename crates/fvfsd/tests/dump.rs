@@ -138,19 +138,6 @@ fn write_tree(f: &Fixture) {
         .expect("mtime");
 }
 
-/// Runs `fvfsd ARGS` (which name their own `--meta`), asserts success, returns stdout.
-fn run_ok(f: &Fixture, args: &[&str]) -> String {
-    let out = f.run(args);
-    assert!(
-        out.status.success(),
-        "fvfsd {}: {}\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn read_file(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
@@ -169,10 +156,7 @@ fn dump_load_mount_reads_the_same_tree_and_dumps_the_same_file() {
     );
     // A dump runs beside the mount.
     let live = f.dir.path().join("live.json");
-    run_ok(
-        &f,
-        &["dump", live.to_str().expect("utf-8"), "--meta", &f.meta_url],
-    );
+    f.ok(&["dump", live.to_str().expect("utf-8")]);
     let text = std::fs::read_to_string(&live).expect("live dump");
     let v: serde_json::Value = serde_json::from_str(&text).expect("a dump is JSON");
     assert_eq!(v["format"], "fvfs-dump");
@@ -183,10 +167,10 @@ fn dump_load_mount_reads_the_same_tree_and_dumps_the_same_file() {
     let old = f.meta_url.clone();
     let new_db = f.dir.path().join("second/meta.db");
     let new = format!("sqlite://{}", new_db.display());
-    run_ok(&f, &["dump", d1.to_str().expect("utf-8"), "--meta", &old]);
-    let out = run_ok(&f, &["load", d1.to_str().expect("utf-8"), "--meta", &new]);
+    f.ok_raw(&["dump", d1.to_str().expect("utf-8"), "--meta", &old]);
+    let out = f.ok_raw(&["load", d1.to_str().expect("utf-8"), "--meta", &new]);
     assert!(out.starts_with("loaded "), "{out}");
-    run_ok(&f, &["dump", d2.to_str().expect("utf-8"), "--meta", &new]);
+    f.ok_raw(&["dump", d2.to_str().expect("utf-8"), "--meta", &new]);
     assert!(read_file(&d1) == read_file(&d2), "the second dump differs");
 
     // A formatted store refuses a load and keeps what it had.
@@ -216,11 +200,5 @@ fn dump_load_mount_reads_the_same_tree_and_dumps_the_same_file() {
     let after = snapshot(&f.path("tree"));
     assert_eq!(after, before);
     f.unmount();
-    let fsck = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(
-        fsck.status.success(),
-        "fsck of the loaded database: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    f.assert_fsck_clean("of the loaded database");
 }

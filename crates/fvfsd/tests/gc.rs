@@ -144,13 +144,7 @@ fn gc_lists_exactly_the_garbage_and_leaks_then_reclaims_their_bytes() {
     f.mount();
     assert!(std::fs::read(f.path("keep")).expect("read keep") == keep);
     f.unmount();
-    let fsck = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(
-        fsck.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    f.assert_fsck_clean("after gc");
 }
 
 /// Deleting needs the filesystem unmounted (a mount's uncommitted writes may rely on

@@ -462,13 +462,7 @@ fn a_crash_at_each_step_loses_nothing() {
             "{point}: the file reads other bytes after a restart"
         );
     }
-    let fsck = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(
-        fsck.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    f.assert_fsck_clean("after the restarts");
 }
 
 /// A write into the middle of a stub, with the daemon killed at each step of the recall

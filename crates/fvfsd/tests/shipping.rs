@@ -171,13 +171,7 @@ fn a_host_lost_after_the_lag_loses_nothing() {
     // The restored filesystem takes writes.
     std::fs::write(f.path("after"), b"new").expect("write after restore");
     f.unmount();
-    let fsck = f.run(&["fsck", "--meta", &f.meta_url]);
-    assert!(
-        fsck.status.success(),
-        "fsck after restore: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    f.assert_fsck_clean("after restore");
 }
 
 #[test]

@@ -217,7 +217,13 @@ impl Fixture {
     pub fn ok(&self, args: &[&str]) -> String {
         let mut all = args.to_vec();
         all.extend(["--meta", &self.meta_url]);
-        let out = self.run(&all);
+        self.ok_raw(&all)
+    }
+
+    /// Runs `fvfsd ARGS` as given (they name their own `--meta`), asserts success,
+    /// returns stdout.
+    pub fn ok_raw(&self, args: &[&str]) -> String {
+        let out = self.run(args);
         assert!(
             out.status.success(),
             "fvfsd {}: {}\n{}",
@@ -226,6 +232,17 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `fvfsd fsck` of this filesystem (unmounted) finds nothing.
+    pub fn assert_fsck_clean(&self, what: &str) {
+        let fsck = self.run(&["fsck", "--meta", &self.meta_url]);
+        assert!(
+            fsck.status.success(),
+            "fsck {what}: {}{}",
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
+        );
     }
 
     /// Mounts in a child process and waits until the mount is live.
