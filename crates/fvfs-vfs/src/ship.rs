@@ -375,7 +375,7 @@ impl MetaShipper {
         // comes first so that a tier that refuses the base cannot let frames pile up
         // unbounded in the store (they count against MAX_PENDING here).
         let taken_at = now_ms();
-        self.take(st).await?;
+        let caught_up = self.take(st).await?;
         self.upload_base(st).await?;
         let ripe = st
             .pending
@@ -388,7 +388,7 @@ impl MetaShipper {
         if force || ripe || big {
             self.upload_log(st).await?;
         }
-        let waiting = st.pending.as_ref().is_some_and(|p| !p.log.is_empty());
+        let waiting = !caught_up || st.pending.as_ref().is_some_and(|p| !p.log.is_empty());
         if !waiting && !st.renew {
             self.status.lock().synced_at_ms = Some(taken_at);
         }
@@ -522,8 +522,9 @@ impl MetaShipper {
 
     /// Takes what the store committed and merges it into the batch. A take reads at most
     /// `MAX_TAKE` of log; while takes come back that full, the log is ahead (a burst of
-    /// commits) and taking goes on, a bounded number of times per step.
-    async fn take(&self, st: &mut State) -> Result<()> {
+    /// commits) and taking goes on, a bounded number of times per step. Returns whether
+    /// the last take reached the end of the store's log (false: more is waiting there).
+    async fn take(&self, st: &mut State) -> Result<bool> {
         for _ in 0..TAKES_PER_STEP {
             let meta = self.meta.clone();
             let taken = tokio::task::spawn_blocking(move || meta.take_log())
@@ -534,7 +535,7 @@ impl MetaShipper {
                 Err(MetaError::LogGap(why)) => {
                     tracing::warn!(%why, "metadata log shipping starts a new generation");
                     st.renew = true;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -545,7 +546,7 @@ impl MetaShipper {
                 if let Err(e) = absorb(st, &f, now) {
                     tracing::warn!(error = %e, "metadata log shipping starts a new generation");
                     st.renew = true;
-                    return Ok(());
+                    return Ok(false);
                 }
             }
             let bytes = pending_bytes(st);
@@ -555,13 +556,14 @@ impl MetaShipper {
                     "metadata log backlog too large to hold; a new generation will include it"
                 );
                 st.renew = true;
-                return Ok(());
+                return Ok(false);
             }
+            // A take that read less than half its limit reached the log's end.
             if got < fvfs_meta::sqlite::ship::MAX_TAKE / 2 {
-                break;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Uploads the waiting batch as one segment.
