@@ -23,6 +23,8 @@ mod config;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use cmd::tiers::TierCmd;
+use cmd::token::TokenCmd;
 use config::{parse_size, Config, DaemonExt};
 use fvfs_engine::paths::data_dir;
 use fvfs_engine::DEFAULT_CACHE_SIZE;
@@ -292,73 +294,6 @@ enum Cmd {
         /// Files copied concurrently.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Create a token and print its secret (shown once). It acts as one uid:gid (default:
-    /// the owner of the filesystem's root directory), as an NFS export maps a client.
-    Create {
-        name: String,
-        /// GET and HEAD only.
-        #[arg(long)]
-        read_only: bool,
-        /// May give files any owner (and make devices and set-id files when the config
-        /// says `[daemon] allow_devices = true`).
-        #[arg(long)]
-        admin: bool,
-        /// The user the token acts as (with --gid).
-        #[arg(long, requires = "gid")]
-        uid: Option<u32>,
-        /// The group the token acts as (with --uid).
-        #[arg(long, requires = "uid")]
-        gid: Option<u32>,
-    },
-    /// The tokens (never their secrets).
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a token by name or id.
-    Revoke { name_or_id: String },
-}
-
-#[derive(Subcommand)]
-enum TierCmd {
-    /// The tiers, their usage, watermarks and health.
-    List,
-    /// Add a tier (the filesystem must be unmounted).
-    Add {
-        name: String,
-        location: String,
-        /// Position, 0 = hottest (default).
-        #[arg(long)]
-        position: Option<usize>,
-        #[arg(long, value_parser = parse_size)]
-        high: Option<u64>,
-        #[arg(long, value_parser = parse_size)]
-        low: Option<u64>,
-        /// Make it the durable tier.
-        #[arg(long)]
-        durable: bool,
-        /// Keep a copy of every block on it.
-        #[arg(long)]
-        keep_copy: bool,
-    },
-    /// Change a tier (the filesystem must be unmounted).
-    Set {
-        name: String,
-        #[arg(long, value_parser = parse_size)]
-        high: Option<u64>,
-        #[arg(long, value_parser = parse_size)]
-        low: Option<u64>,
-        #[arg(long)]
-        durable: bool,
-        #[arg(long)]
-        keep_copy: Option<bool>,
-        #[arg(long)]
-        location: Option<String>,
     },
 }
 

@@ -175,3 +175,42 @@ pub async fn flush(meta_url: &str, ship: ShipConfig, timeout: Duration) -> Resul
     };
     Ok(left + meta_left)
 }
+
+/// `fvfsd tier …`.
+#[derive(clap::Subcommand)]
+pub enum TierCmd {
+    /// The tiers, their usage, watermarks and health.
+    List,
+    /// Add a tier (the filesystem must be unmounted).
+    Add {
+        name: String,
+        location: String,
+        /// Position, 0 = hottest (default).
+        #[arg(long)]
+        position: Option<usize>,
+        #[arg(long, value_parser = crate::config::parse_size)]
+        high: Option<u64>,
+        #[arg(long, value_parser = crate::config::parse_size)]
+        low: Option<u64>,
+        /// Make it the durable tier.
+        #[arg(long)]
+        durable: bool,
+        /// Keep a copy of every block on it.
+        #[arg(long)]
+        keep_copy: bool,
+    },
+    /// Change a tier (the filesystem must be unmounted).
+    Set {
+        name: String,
+        #[arg(long, value_parser = crate::config::parse_size)]
+        high: Option<u64>,
+        #[arg(long, value_parser = crate::config::parse_size)]
+        low: Option<u64>,
+        #[arg(long)]
+        durable: bool,
+        #[arg(long)]
+        keep_copy: Option<bool>,
+        #[arg(long)]
+        location: Option<String>,
+    },
+}

@@ -172,3 +172,33 @@ pub fn revoke(state: &Path, name_or_id: &str) -> Result<()> {
     println!("revoked {} ({})", t.name, t.id);
     Ok(())
 }
+
+/// `fvfsd token …`.
+#[derive(clap::Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print its secret (shown once). It acts as one uid:gid (default:
+    /// the owner of the filesystem's root directory), as an NFS export maps a client.
+    Create {
+        name: String,
+        /// GET and HEAD only.
+        #[arg(long)]
+        read_only: bool,
+        /// May give files any owner (and make devices and set-id files when the config
+        /// says `[daemon] allow_devices = true`).
+        #[arg(long)]
+        admin: bool,
+        /// The user the token acts as (with --gid).
+        #[arg(long, requires = "gid")]
+        uid: Option<u32>,
+        /// The group the token acts as (with --uid).
+        #[arg(long, requires = "uid")]
+        gid: Option<u32>,
+    },
+    /// The tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name or id.
+    Revoke { name_or_id: String },
+}
