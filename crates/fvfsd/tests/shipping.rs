@@ -104,6 +104,16 @@ fn write_tree(f: &Fixture, dir: &str, n: u64) -> Vec<(String, u64, Seen)> {
     out
 }
 
+/// The drill's end: lose the host, restore from S3 alone, mount and find every file as
+/// it was written.
+fn lose_host_restore_and_check(f: &mut Fixture, files: &[(String, u64, Seen)]) {
+    lose_host(f);
+    restore(f, &[]);
+    f.mount();
+    check_tree(f, files);
+    f.unmount();
+}
+
 /// Loses the host: the metadata database, the block cache, the hot and warm tiers.
 fn lose_host(f: &Fixture) {
     let db = f.dir.path().join("meta.db");
@@ -181,11 +191,7 @@ fn a_clean_unmount_leaves_the_durable_tier_complete() {
     let files = write_tree(&f, "u", 80);
     // No wait: the unmount itself replicates and ships.
     f.unmount();
-    lose_host(&f);
-    restore(&f, &[]);
-    f.mount();
-    check_tree(&f, &files);
-    f.unmount();
+    lose_host_restore_and_check(&mut f, &files);
 }
 
 fn now_secs() -> u64 {
@@ -277,11 +283,7 @@ fn flush_ships_the_metadata_through_the_running_mount() {
     let line = shipping_line(&f);
     assert!(line.contains("0 B waiting"), "{line}");
     f.kill9();
-    lose_host(&f);
-    restore(&f, &[]);
-    f.mount();
-    check_tree(&f, &files);
-    f.unmount();
+    lose_host_restore_and_check(&mut f, &files);
     // With no mount running, flush ships a new generation itself.
     let out = f.ok(&["flush", "--timeout", "60"]);
     assert!(out.contains("no mount runs: a new generation"), "{out}");
@@ -321,11 +323,7 @@ fn an_outage_of_the_durable_tier_only_grows_the_lag() {
     f.wait_until(330, "every block replicated to S3", replicated);
     std::thread::sleep(Duration::from_secs(LAG + 2));
     f.kill9();
-    lose_host(&f);
-    restore(&f, &[]);
-    f.mount();
-    check_tree(&f, &files);
-    f.unmount();
+    lose_host_restore_and_check(&mut f, &files);
 }
 
 /// kill -9 of the mount at random moments while it writes and ships, 20 times: every

@@ -48,8 +48,6 @@ pub struct ShipLog {
     pages: Vec<u8>,
     /// Database size (pages) after the last commit absorbed.
     db_pages: u32,
-    /// Log bytes absorbed into the batch (before merging).
-    absorbed: u64,
 }
 
 /// A segment ready to upload: bytes `[start, end)` of the log as shipped.
@@ -58,8 +56,6 @@ pub struct Sealed {
     pub start: u64,
     pub end: u64,
     pub bytes: Vec<u8>,
-    /// Log bytes the segment merged (before merging).
-    pub absorbed: u64,
     cksum: [u32; 2],
 }
 
@@ -107,7 +103,6 @@ impl ShipLog {
             pgnos: Vec::new(),
             pages: Vec::new(),
             db_pages: 0,
-            absorbed: 0,
         }
     }
 
@@ -198,7 +193,6 @@ impl ShipLog {
                 self.db_pages = commit;
             }
         }
-        self.absorbed += bytes.len() as u64;
         Ok(())
     }
 
@@ -243,7 +237,6 @@ impl ShipLog {
             start: self.shipped,
             end: self.shipped + out.len() as u64,
             bytes: out,
-            absorbed: self.absorbed,
             cksum,
         }
     }
@@ -257,6 +250,5 @@ impl ShipLog {
         self.slots.clear();
         self.pgnos.clear();
         self.pages.clear();
-        self.absorbed = 0;
     }
 }
