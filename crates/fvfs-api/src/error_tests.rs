@@ -40,11 +40,16 @@ fn every_engine_error() -> Vec<VfsError> {
         MetaError::Corrupt("c".into()),
         MetaError::LogGap("g".into()),
         MetaError::Dump("d".into()),
-        MetaError::Db(rusqlite::Error::QueryReturnedNoRows),
-        MetaError::Db(rusqlite::Error::SqliteFailure(
+        MetaError::Db(fvfs_meta::DbError::NoRow),
+        MetaError::from(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         )),
+        MetaError::Db(fvfs_meta::DbError::Postgres {
+            code: "53100".into(),
+            message: "could not extend file".into(),
+        }),
+        MetaError::Db(fvfs_meta::DbError::Connection("refused".into())),
         MetaError::Io {
             path: "p".into(),
             source: io(),

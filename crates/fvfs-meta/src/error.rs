@@ -47,7 +47,7 @@ pub enum MetaError {
     /// A database failure. A stored value that does not convert (an unknown kind code, a
     /// block id of the wrong length…) is [`MetaError::Corrupt`] instead, never a default.
     #[error("metadata database error: {0}")]
-    Db(rusqlite::Error),
+    Db(DbError),
     /// Log shipping lost its position (the next generation starts with a new base).
     #[error("metadata log shipping lost its position: {0}")]
     LogGap(String),
@@ -61,6 +61,27 @@ pub enum MetaError {
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
 
+/// A failure of the database engine itself.
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Sqlite(rusqlite::Error),
+    /// A PostgreSQL error: its SQLSTATE code and message (never the connection string).
+    #[error("{message} (SQLSTATE {code})")]
+    Postgres { code: String, message: String },
+    /// The PostgreSQL server cannot be reached or the connection broke.
+    #[error("PostgreSQL connection: {0}")]
+    Connection(String),
+    #[error("the query returned no row")]
+    NoRow,
+}
+
+impl From<DbError> for MetaError {
+    fn from(e: DbError) -> MetaError {
+        MetaError::Db(e)
+    }
+}
+
 impl From<rusqlite::Error> for MetaError {
     fn from(e: rusqlite::Error) -> MetaError {
         match e {
@@ -70,7 +91,8 @@ impl From<rusqlite::Error> for MetaError {
             rusqlite::Error::InvalidColumnType(col, name, ty) => {
                 MetaError::Corrupt(format!("column {col} ({name}) holds a {ty}"))
             }
-            e => MetaError::Db(e),
+            rusqlite::Error::QueryReturnedNoRows => MetaError::Db(DbError::NoRow),
+            e => MetaError::Db(DbError::Sqlite(e)),
         }
     }
 }
@@ -83,25 +105,26 @@ pub struct BadValue {
     pub value: String,
 }
 
-/// Fails a row conversion with [`BadValue`]: read back, it is [`MetaError::Corrupt`].
-pub(crate) fn bad_value(col: usize, what: &'static str, value: impl ToString) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        col,
-        rusqlite::types::Type::Integer,
-        Box::new(BadValue {
+/// A stored value that is not one fvfs writes, in column `col`: [`MetaError::Corrupt`].
+pub(crate) fn bad_value(col: usize, what: &'static str, value: impl ToString) -> MetaError {
+    MetaError::Corrupt(format!(
+        "column {col}: {}",
+        BadValue {
             what,
             value: value.to_string(),
-        }),
-    )
+        }
+    ))
 }
 
 impl MetaError {
     /// Whether the metadata's disk is full (SQLITE_FULL or ENOSPC).
     pub fn is_no_space(&self) -> bool {
         match self {
-            MetaError::Db(rusqlite::Error::SqliteFailure(f, _)) => {
+            MetaError::Db(DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _))) => {
                 f.code == rusqlite::ErrorCode::DiskFull
             }
+            // disk_full, out_of_memory's neighbour in class 53 (insufficient resources).
+            MetaError::Db(DbError::Postgres { code, .. }) => code == "53100",
             MetaError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
             _ => false,
         }

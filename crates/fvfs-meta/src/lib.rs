@@ -13,18 +13,21 @@
 //!   `purge_inode`, so unlinked-but-open files stay readable.
 //!
 //! Layout: `store/` (the [`MetaStore`] trait and its sub-traits, one file per concern),
-//! `types.rs`, `alloc.rs` (st_blocks), `url.rs` (metadata URLs), `sqlite/` (the embedded
-//! implementation: schema and migrations, and each sub-trait in the file of its concern).
+//! `types.rs`, `alloc.rs` (st_blocks), `url.rs` (metadata URLs), `sql/` (the operations,
+//! written once for every engine, each sub-trait in the file of its concern), `sqlite/`
+//! (the embedded engine: schema and migrations, snapshots, log shipping) and `postgres/`
+//! (the shared engine, for several hosts).
 
 pub mod alloc;
 pub mod dump;
 mod error;
+pub mod sql;
 pub mod sqlite;
 mod store;
 mod types;
 mod url;
 
-pub use error::{MetaError, Result};
+pub use error::{DbError, MetaError, Result};
 pub use store::{
     hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, DumpStore, HolderStore,
     HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, MetaStore, MusicCacheStore,

@@ -10,12 +10,12 @@
 //! - the copy is a standalone database: no `-wal`/`-shm` files belong to it;
 //! - an existing `dest` is never overwritten (the caller chooses a fresh name).
 
-use super::SqliteStore;
+use super::Sqlite;
 use crate::error::{MetaError, Result};
 use std::path::Path;
 
 /// Writes a consistent copy of the whole database to `dest` (which must not exist).
-pub(crate) fn snapshot(store: &SqliteStore, dest: &Path) -> Result<()> {
+pub(crate) fn snapshot(store: &Sqlite, dest: &Path) -> Result<()> {
     let io = |source: std::io::Error| MetaError::Io {
         path: dest.display().to_string(),
         source,

@@ -1,35 +1,25 @@
-//! The embedded metadata store: one SQLite database in WAL mode.
+//! The embedded metadata engine: one SQLite database in WAL mode, behind the
+//! engine-neutral operations of `crate::sql` ([`SqliteStore`]).
 //!
 //! Concurrency: all writes go through one connection behind a mutex, each in a
-//! `BEGIN IMMEDIATE` transaction, so writers in this process never meet SQLITE_BUSY; a
-//! small pool of read connections serves lookups concurrently (WAL readers see the last
-//! commit). Other processes (fsck, status while mounted) wait up to the busy timeout.
-//! Every trait method is one transaction.
+//! `BEGIN IMMEDIATE` transaction, so writers in this process never meet SQLITE_BUSY and a
+//! write closure runs exactly once; a small pool of read connections serves lookups
+//! concurrently (WAL readers see the last commit). Other processes (fsck, status while
+//! mounted) wait up to the busy timeout. Every trait method is one transaction.
 //!
-//! Each sub-trait of [`crate::MetaStore`] is implemented in the file of its concern:
-//! `namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs` (with `backup.rs`), `check.rs`,
-//! `holders.rs`, `hsm.rs`, `journal.rs`, `music.rs`; `ship.rs` log shipping (the WAL frames
-//! of every commit, for the durable tier); `schema.rs` holds the tables and migrations, `alloc.rs` the `st_blocks`
-//! accounting shared by the data operations.
+//! What is SQLite's own lives here: `schema.rs` (DDL and migrations), `tx.rs` (the
+//! [`crate::sql::Tx`] over a rusqlite transaction), `backup.rs` (snapshots), `ship.rs` and
+//! `ship_batch.rs` (log shipping: the WAL frames of every commit, for the durable tier).
 
-mod admin;
-mod alloc;
 mod backup;
-mod check;
-mod data;
-mod dump;
-mod holders;
-mod hsm;
-mod journal;
-mod music;
-mod music_cache;
-mod namespace;
 pub mod schema;
 pub mod ship;
 pub mod ship_batch;
-mod tiers;
+mod tx;
 
 use crate::error::{MetaError, Result};
+use crate::sql::{Engine, SqlStore, Tx};
+use crate::types::LogFrames;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -39,7 +29,11 @@ use std::time::Duration;
 const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct SqliteStore {
+/// The metadata store on SQLite.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// The SQLite engine: the database file and its connections.
+pub struct Sqlite {
     path: PathBuf,
     /// Declared before `tap`: the connection (whose WAL hook points into `tap`) is
     /// dropped first.
@@ -62,7 +56,7 @@ fn open_conn(path: &Path, create: bool) -> Result<Connection> {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {
             MetaError::NotFormatted(path.display().to_string())
         }
-        e => MetaError::Db(e),
+        e => MetaError::from(e),
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -98,9 +92,20 @@ fn keep_private(db: &Path) {
     }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (and with `create`, creates) the database and migrates its schema.
     pub fn open(path: &Path, create: bool) -> Result<SqliteStore> {
+        Sqlite::open(path, create).map(SqlStore::from_engine)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.engine().path
+    }
+}
+
+impl Sqlite {
+    /// Opens (and with `create`, creates) the database and migrates its schema.
+    pub fn open(path: &Path, create: bool) -> Result<Sqlite> {
         if create {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| MetaError::Io {
@@ -117,7 +122,7 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_conn(path, false).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SqliteStore {
+        Ok(Sqlite {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
@@ -148,7 +153,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one write transaction; commits on Ok, rolls back on Err.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -158,7 +163,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a read connection inside one read transaction (a consistent snapshot).
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let mut guard = None;
         for i in 0..self.readers.len() {
@@ -178,9 +183,80 @@ impl SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod holder_tests;
-#[cfg(test)]
-mod music_tests;
-#[cfg(test)]
-pub(crate) mod tests;
+impl Engine for Sqlite {
+    fn write(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        Sqlite::write(self, |tx| f(&tx::SqliteTx(tx)))
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        Sqlite::read(self, |tx| f(&tx::SqliteTx(tx)))
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    fn sync(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        // Not under the writer's lock: a commit that completed before this call is in the
+        // file's page cache and the flush takes it; one appended meanwhile may be flushed
+        // in part, which SQLite's recovery ignores (its commit frame is missing or fails
+        // the checksum). So commits go on while the device flushes.
+        let wal = self.wal_path();
+        let io = |source| MetaError::Io {
+            path: wal.display().to_string(),
+            source,
+        };
+        let id = match std::fs::metadata(&wal) {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut cached = self.wal.lock();
+        if cached.as_ref().is_none_or(|(_, was)| *was != id) {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .open(&wal)
+                .map_err(io)?;
+            *cached = Some((f, id));
+        }
+        cached
+            .as_ref()
+            .expect("set above")
+            .0
+            .sync_data()
+            .map_err(io)
+    }
+
+    fn release_memory(&self) {
+        self.shrink_memory();
+    }
+
+    fn snapshot(&self, dest: &Path) -> Result<()> {
+        backup::snapshot(self, dest)
+    }
+
+    fn begin_log_shipping(&self, dest: &Path) -> Result<Option<u32>> {
+        Sqlite::begin_log_shipping(self, dest).map(Some)
+    }
+
+    fn take_log(&self) -> Result<Vec<LogFrames>> {
+        Sqlite::take_log(self)
+    }
+
+    fn leave_checkpoints(&self) -> Result<()> {
+        Sqlite::leave_checkpoints(self)
+    }
+
+    fn tables(&self, tx: &dyn Tx) -> Result<Vec<String>> {
+        tx::tables(tx)
+    }
+
+    fn columns(&self, tx: &dyn Tx, table: &str) -> Result<(Vec<String>, Vec<String>)> {
+        tx::columns(tx, table)
+    }
+}

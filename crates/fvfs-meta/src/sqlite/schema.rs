@@ -6,8 +6,7 @@
 use crate::error::{MetaError, Result};
 use rusqlite::Connection;
 
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 8;
+pub use crate::sql::SCHEMA_VERSION;
 
 const V1: &str = r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,7 +99,7 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;
 
 /// `st_blocks`: bytes of stored data per chunk and per inode (alloc.rs), filled for the
-/// files of an existing filesystem by [`super::alloc::refresh_all`].
+/// files of an existing filesystem by [`crate::sql::refresh_all`].
 const V3: &str = r#"
 ALTER TABLE inodes ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE chunks ADD COLUMN alloc_bytes INTEGER NOT NULL DEFAULT 0;
@@ -255,7 +254,7 @@ CREATE INDEX write_journal_ino ON write_journal(ino, seq);
 /// the same transaction.
 struct Migration {
     sql: &'static str,
-    fill: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
+    fill: Option<fn(&dyn crate::sql::Tx) -> Result<()>>,
 }
 
 /// Migrations in order; entry i moves the schema from version i to i+1.
@@ -270,7 +269,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V3,
-        fill: Some(super::alloc::refresh_all),
+        fill: Some(crate::sql::refresh_all),
     },
     Migration {
         sql: V4,
@@ -307,7 +306,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
         tx.execute_batch(m.sql)?;
         if let Some(fill) = m.fill {
-            fill(&tx)?;
+            fill(&super::tx::SqliteTx(&tx))?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;

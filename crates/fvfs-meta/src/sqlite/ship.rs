@@ -25,7 +25,7 @@
 //!   [`MetaError::LogGap`] and shipping needs a new generation (a new base); nothing is
 //!   handed out that could apply to the wrong base.
 
-use super::SqliteStore;
+use super::Sqlite;
 use crate::error::{MetaError, Result};
 use crate::types::LogFrames;
 use parking_lot::Mutex;
@@ -266,7 +266,7 @@ fn checkpoint(conn: &Connection, mode: &str) -> Result<(i64, i64, i64)> {
     )
 }
 
-impl SqliteStore {
+impl Sqlite {
     /// After each commit of the writer (its lock held): while shipping is on, the
     /// checkpoint SQLite would have made, with the frames not handed out moved aside
     /// first. A failure leaves the log as it is (it grows; nothing is lost) and is logged.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::prelude::*;
-use crate::sqlite::tests::{file, store};
+use crate::sql::tests::{file, store};
+use crate::sqlite::SqliteStore;
 use fvfs_types::ROOT_INO;
 
 /// Every row of every table, in a stable order: two databases with equal dumps hold the
@@ -64,7 +65,7 @@ fn shipped_frames_rebuild_the_database_at_every_take() {
     let (dir, s) = store();
     s.create(ROOT_INO, b"before", &file()).expect("create");
     let base = dir.path().join("base.db");
-    assert_eq!(s.begin_log_shipping(&base).expect("begin"), 4096);
+    assert_eq!(s.begin_log_shipping(&base).expect("begin"), Some(4096));
     assert!(s.begin_log_shipping(&base).is_err(), "no overwrite");
 
     let mut frames = Vec::new();
@@ -252,6 +253,7 @@ fn a_long_burst_without_takes_stays_bounded_in_memory_and_loses_nothing() {
             .expect("xattr");
     }
     let queued: u64 = s
+        .engine()
         .tap
         .state
         .lock()
@@ -263,7 +265,7 @@ fn a_long_burst_without_takes_stays_bounded_in_memory_and_loses_nothing() {
         queued < MAX_QUEUED + (8 << 20),
         "frames held in memory: {queued}"
     );
-    let wal = std::fs::metadata(s.wal_path()).expect("wal").len();
+    let wal = std::fs::metadata(s.engine().wal_path()).expect("wal").len();
     assert!(wal > 4 << 20, "the log grew on disk instead: {wal}");
     // One bounded take, then more commits: their checkpoints must not restart the log
     // over frames not taken yet.

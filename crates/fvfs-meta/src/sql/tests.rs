@@ -1,6 +1,8 @@
 use super::*;
 use crate::prelude::*;
+use crate::sqlite::{schema, SqliteStore};
 use crate::types::*;
+use crate::MetaError;
 use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, CHUNK_SIZE, ROOT_INO};
 use fvfs_types::{Ino, Settings};
 
@@ -324,11 +326,11 @@ fn replace_content_moves_slices_and_references() {
     assert_eq!(s.chunk_slice_count(src.ino, 0).unwrap(), 0);
     let pins = |id: BlockId| -> i64 {
         s.read(|tx| {
-            Ok(
-                tx.query_row("SELECT pins FROM blocks WHERE id = ?1", [&id.0[..]], |r| {
-                    r.get(0)
-                })?,
-            )
+            Ok(tx.query_row(
+                "SELECT pins FROM blocks WHERE id = ?1",
+                params![&id.0[..]],
+                |r| r.get(0),
+            )?)
         })
         .unwrap()
     };
@@ -553,10 +555,13 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     s.write(|tx| {
-        tx.execute("UPDATE inodes SET kind = 9 WHERE ino = ?1", [f.ino as i64])?;
+        tx.execute(
+            "UPDATE inodes SET kind = 9 WHERE ino = ?1",
+            params![f.ino as i64],
+        )?;
         tx.execute(
             "UPDATE dentries SET kind = 9 WHERE ino = ?1",
-            [f.ino as i64],
+            params![f.ino as i64],
         )?;
         Ok(())
     })
@@ -593,7 +598,7 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
         ..Default::default()
     };
     s.commit(g.ino, &c).unwrap();
-    s.write(|tx| Ok(tx.execute("UPDATE blocks SET codec = 77", [])?))
+    s.write(|tx| Ok(tx.execute("UPDATE blocks SET codec = 77", params![])?))
         .unwrap();
     let why = corrupt(s.get_block(&id).map(|b| format!("{b:?}")));
     assert!(why.contains("block codec code 77"), "{why}");

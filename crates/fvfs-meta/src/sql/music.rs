@@ -4,13 +4,13 @@
 //! names, values have their newlines and backslashes escaped). A view entry is a
 //! directory when `dir` is set, a track when `track` is.
 
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{MetaError, Result};
+use crate::sql::{params, Arg, OptionalExtension, Row, Tx};
 use crate::store::{
     AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
     MusicTrack, MusicView,
 };
-use rusqlite::{params, OptionalExtension, Row};
 
 const COLS: &str = "id, origin, path, size, mtime, etag, quick_id, content_hash, format, title, \
                     artist, album, albumartist, genre, year, track, disc, duration_ms, bitrate, \
@@ -74,15 +74,14 @@ type RawTrack = (
     Option<(i64, i64, Vec<u8>)>,
 );
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
-    let u32_of = |i: usize| -> rusqlite::Result<Option<u32>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u32))
-    };
+fn from_row(r: &Row<'_>) -> Result<RawTrack> {
+    let u32_of =
+        |i: usize| -> Result<Option<u32>> { Ok(r.get::<Option<i64>>(i)?.map(|v| v as u32)) };
     let t = MusicTrack {
-        id: r.get::<_, i64>(0)? as u64,
+        id: r.get::<i64>(0)? as u64,
         origin: r.get(1)?,
         path: r.get(2)?,
-        size: r.get::<_, i64>(3)? as u64,
+        size: r.get::<i64>(3)? as u64,
         mtime_ns: r.get(4)?,
         etag: r.get(5)?,
         quick_id: [0; 32],
@@ -96,19 +95,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawTrack> {
         year: u32_of(14)?,
         track: u32_of(15)?,
         disc: u32_of(16)?,
-        duration_ms: r.get::<_, Option<i64>>(17)?.map(|v| v as u64),
+        duration_ms: r.get::<Option<i64>>(17)?.map(|v| v as u64),
         bitrate_kbps: u32_of(18)?,
         sample_rate: u32_of(19)?,
         extra: Vec::new(),
-        has_cover: r.get::<_, i64>(21)? != 0,
+        has_cover: r.get::<i64>(21)? != 0,
         error: r.get(22)?,
         scanned: r.get(23)?,
         audio: None,
     };
     let audio = match (
-        r.get::<_, Option<i64>>(24)?,
-        r.get::<_, Option<i64>>(25)?,
-        r.get::<_, Option<Vec<u8>>>(26)?,
+        r.get::<Option<i64>>(24)?,
+        r.get::<Option<i64>>(25)?,
+        r.get::<Option<Vec<u8>>>(26)?,
     ) {
         (Some(start), Some(len), Some(id)) => Some((start, len, id)),
         _ => None,
@@ -132,23 +131,19 @@ fn finish(raw: RawTrack) -> Result<MusicTrack> {
     Ok(t)
 }
 
-fn tracks_where(
-    tx: &rusqlite::Transaction<'_>,
-    cond: &str,
-    args: impl rusqlite::Params,
-) -> Result<Vec<MusicTrack>> {
+fn tracks_where(tx: &dyn Tx, cond: &str, args: &[Arg<'_>]) -> Result<Vec<MusicTrack>> {
     let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM music_tracks WHERE {cond}"))?;
     let raw = stmt
         .query_map(args, from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     raw.into_iter().map(finish).collect()
 }
 
-fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MusicEntry> {
+fn entry_from_row(r: &Row<'_>) -> Result<MusicEntry> {
     let dir: Option<i64> = r.get(2)?;
     let track: Option<i64> = r.get(3)?;
     Ok(MusicEntry {
-        parent: r.get::<_, i64>(0)? as u64,
+        parent: r.get::<i64>(0)? as u64,
         name: r.get(1)?,
         node: match (dir, track) {
             (Some(d), _) => MusicNode::Dir(d as u64),
@@ -158,10 +153,10 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MusicEntry> {
 }
 
 /// The served generation of `view`.
-fn served(tx: &rusqlite::Transaction<'_>, view: u64) -> Result<i64> {
+fn served(tx: &dyn Tx, view: u64) -> Result<i64> {
     tx.query_row(
         "SELECT generation FROM music_views WHERE id = ?1",
-        [view as i64],
+        params![view as i64],
         |r| r.get(0),
     )
     .optional()?
@@ -172,17 +167,17 @@ fn served(tx: &rusqlite::Transaction<'_>, view: u64) -> Result<i64> {
 const CHANGES: &str = "music_changes";
 
 /// Counts one change of the tracks, inside the transaction that makes it.
-fn note_change(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+fn note_change(tx: &dyn Tx) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO counters (name, value) VALUES (?1, 1) \
          ON CONFLICT(name) DO UPDATE SET value = value + 1",
     )?
-    .execute([CHANGES])?;
+    .execute(params![CHANGES])?;
     Ok(())
 }
 
 /// Inserts or updates the track at (origin, path) inside `tx`; returns its id.
-fn put_track(tx: &rusqlite::Transaction<'_>, t: &MusicTrack) -> Result<u64> {
+fn put_track(tx: &dyn Tx, t: &MusicTrack) -> Result<u64> {
     tx.prepare_cached(
         "INSERT INTO music_tracks (origin, path, size, mtime, etag, quick_id, \
          content_hash, format, title, artist, album, albumartist, genre, year, track, \
@@ -231,7 +226,7 @@ fn put_track(tx: &rusqlite::Transaction<'_>, t: &MusicTrack) -> Result<u64> {
     Ok(id as u64)
 }
 
-impl MusicStore for SqliteStore {
+impl<E: Engine> MusicStore for SqlStore<E> {
     fn music_origin_put(&self, o: &MusicOrigin) -> Result<()> {
         self.write(|tx| {
             tx.execute(
@@ -248,7 +243,7 @@ impl MusicStore for SqliteStore {
             let mut stmt = tx.prepare(
                 "SELECT id, spec, priority, added FROM music_origins ORDER BY priority, id",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok(MusicOrigin {
                     id: r.get(0)?,
                     spec: r.get(1)?,
@@ -256,15 +251,15 @@ impl MusicStore for SqliteStore {
                     added: r.get(3)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
     fn music_origin_remove(&self, id: &str) -> Result<bool> {
         self.write(|tx| {
-            tx.execute("DELETE FROM music_tracks WHERE origin = ?1", [id])?;
+            tx.execute("DELETE FROM music_tracks WHERE origin = ?1", params![id])?;
             note_change(tx)?;
-            Ok(tx.execute("DELETE FROM music_origins WHERE id = ?1", [id])? > 0)
+            Ok(tx.execute("DELETE FROM music_origins WHERE id = ?1", params![id])? > 0)
         })
     }
 
@@ -283,7 +278,7 @@ impl MusicStore for SqliteStore {
     }
 
     fn music_track_get(&self, id: u64) -> Result<Option<MusicTrack>> {
-        self.read(|tx| Ok(tracks_where(tx, "id = ?1", [id as i64])?.pop()))
+        self.read(|tx| Ok(tracks_where(tx, "id = ?1", params![id as i64])?.pop()))
     }
 
     fn music_tracks(
@@ -307,16 +302,16 @@ impl MusicStore for SqliteStore {
                 "SELECT id, path, size, mtime, etag FROM music_tracks WHERE origin = ?1 \
                  ORDER BY path",
             )?;
-            let rows = stmt.query_map([origin], |r| {
+            let rows = stmt.query_map(params![origin], |r| {
                 Ok(MusicStamp {
-                    id: r.get::<_, i64>(0)? as u64,
+                    id: r.get::<i64>(0)? as u64,
                     path: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
+                    size: r.get::<i64>(2)? as u64,
                     mtime_ns: r.get(3)?,
                     etag: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -326,14 +321,14 @@ impl MusicStore for SqliteStore {
             let mut stmt = tx.prepare_cached("DELETE FROM music_tracks WHERE id = ?1")?;
             let mut n = 0;
             for id in ids {
-                n += stmt.execute([*id as i64])? as u64;
+                n += stmt.execute(params![*id as i64])? as u64;
             }
             Ok(n)
         })
     }
 
     fn music_copies(&self, quick_id: &[u8; 32]) -> Result<Vec<MusicTrack>> {
-        self.read(|tx| tracks_where(tx, "quick_id = ?1 ORDER BY id", [&quick_id[..]]))
+        self.read(|tx| tracks_where(tx, "quick_id = ?1 ORDER BY id", params![&quick_id[..]]))
     }
 
     fn music_set_content_hash(&self, id: u64, hash: &[u8; 32]) -> Result<()> {
@@ -353,7 +348,7 @@ impl MusicStore for SqliteStore {
         self.read(|tx| {
             let n: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM music_tracks WHERE ?1 IS NULL OR origin = ?1",
-                [origin],
+                params![origin],
                 |r| r.get(0),
             )?;
             Ok(n as u64)
@@ -364,7 +359,7 @@ impl MusicStore for SqliteStore {
         self.read(|tx| {
             let n: Option<i64> = tx
                 .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
-                .query_row([CHANGES], |r| r.get(0))
+                .query_row(params![CHANGES], |r| r.get(0))
                 .optional()?;
             Ok(n.unwrap_or(0) as u64)
         })
@@ -379,7 +374,7 @@ impl MusicStore for SqliteStore {
             )?;
             let id: i64 = tx.query_row(
                 "SELECT id FROM music_collections WHERE name = ?1",
-                [name],
+                params![name],
                 |r| r.get(0),
             )?;
             Ok(id as u64)
@@ -390,21 +385,24 @@ impl MusicStore for SqliteStore {
         self.read(|tx| {
             let mut stmt =
                 tx.prepare("SELECT id, name, query, created FROM music_collections ORDER BY name")?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok(MusicCollection {
-                    id: r.get::<_, i64>(0)? as u64,
+                    id: r.get::<i64>(0)? as u64,
                     name: r.get(1)?,
                     query: r.get(2)?,
                     created: r.get(3)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
     fn music_collection_remove(&self, name: &str) -> Result<bool> {
         self.write(|tx| {
-            Ok(tx.execute("DELETE FROM music_collections WHERE name = ?1", [name])? > 0)
+            Ok(tx.execute(
+                "DELETE FROM music_collections WHERE name = ?1",
+                params![name],
+            )? > 0)
         })
     }
 
@@ -415,10 +413,11 @@ impl MusicStore for SqliteStore {
                  ON CONFLICT (name) DO UPDATE SET template = ?2",
                 params![name, template],
             )?;
-            let id: i64 =
-                tx.query_row("SELECT id FROM music_views WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })?;
+            let id: i64 = tx.query_row(
+                "SELECT id FROM music_views WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?;
             Ok(id as u64)
         })
     }
@@ -427,15 +426,15 @@ impl MusicStore for SqliteStore {
         self.read(|tx| {
             let mut stmt =
                 tx.prepare("SELECT id, name, template, generation FROM music_views ORDER BY id")?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok(MusicView {
-                    id: r.get::<_, i64>(0)? as u64,
+                    id: r.get::<i64>(0)? as u64,
                     name: r.get(1)?,
                     template: r.get(2)?,
-                    generation: r.get::<_, i64>(3)? as u64,
+                    generation: r.get::<i64>(3)? as u64,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -537,7 +536,7 @@ impl MusicStore for SqliteStore {
                 ],
                 entry_from_row,
             )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -567,7 +566,7 @@ impl MusicStore for SqliteStore {
                      AND t.error IS NULL ORDER BY e.name LIMIT 1",
                 )?
                 .query_row(params![view as i64, gen, parent as i64], |r| {
-                    r.get::<_, i64>(0).map(|v| v as u64)
+                    r.get::<i64>(0).map(|v| v as u64)
                 })
                 .optional()?)
         })

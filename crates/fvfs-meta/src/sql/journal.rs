@@ -2,20 +2,14 @@
 //! record, replayed in `seq` order. `journal_replace` is the part a commit runs in its own
 //! transaction (data.rs); the truncate's clip is `journal_clip`.
 
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::Result;
+use crate::sql::{params, Tx};
 use crate::store::JournalStore;
 use crate::types::{JournalRecord, JournalReset};
 use fvfs_types::Ino;
-use rusqlite::{params, Transaction};
 
-fn insert(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    records: &[(u64, &[u8])],
-    size: u64,
-    mtime: i64,
-) -> Result<()> {
+fn insert(tx: &dyn Tx, ino: Ino, records: &[(u64, &[u8])], size: u64, mtime: i64) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO write_journal (ino, off, size, mtime, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -26,15 +20,15 @@ fn insert(
 }
 
 /// Replaces `ino`'s records by `j` (inside a commit's transaction).
-pub(crate) fn journal_replace(tx: &Transaction<'_>, ino: Ino, j: &JournalReset<'_>) -> Result<()> {
+pub(crate) fn journal_replace(tx: &dyn Tx, ino: Ino, j: &JournalReset<'_>) -> Result<()> {
     tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1")?
-        .execute([ino as i64])?;
+        .execute(params![ino as i64])?;
     insert(tx, ino, j.records, j.size, j.mtime)
 }
 
 /// Clips `ino`'s records to a truncate to `size`: bytes at or past it go, and no record
 /// raises the size past it any more.
-pub(crate) fn journal_clip(tx: &Transaction<'_>, ino: Ino, size: u64) -> Result<()> {
+pub(crate) fn journal_clip(tx: &dyn Tx, ino: Ino, size: u64) -> Result<()> {
     let (ino, size) = (ino as i64, size as i64);
     tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1 AND off >= ?2")?
         .execute(params![ino, size])?;
@@ -48,7 +42,7 @@ pub(crate) fn journal_clip(tx: &Transaction<'_>, ino: Ino, size: u64) -> Result<
     Ok(())
 }
 
-impl JournalStore for SqliteStore {
+impl<E: Engine> JournalStore for SqlStore<E> {
     fn journal_append(
         &self,
         ino: Ino,
@@ -63,10 +57,10 @@ impl JournalStore for SqliteStore {
         self.read(|tx| {
             let mut stmt =
                 tx.prepare_cached("SELECT DISTINCT ino FROM write_journal ORDER BY ino")?;
-            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+            let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
             Ok(rows
                 .map(|r| r.map(|i| i as Ino))
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+                .collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -75,23 +69,23 @@ impl JournalStore for SqliteStore {
             let mut stmt = tx.prepare_cached(
                 "SELECT seq, off, size, mtime, data FROM write_journal WHERE ino = ?1 ORDER BY seq",
             )?;
-            let rows = stmt.query_map([ino as i64], |r| {
+            let rows = stmt.query_map(params![ino as i64], |r| {
                 Ok(JournalRecord {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    off: r.get::<_, i64>(1)? as u64,
-                    size: r.get::<_, i64>(2)? as u64,
+                    seq: r.get::<i64>(0)? as u64,
+                    off: r.get::<i64>(1)? as u64,
+                    size: r.get::<i64>(2)? as u64,
                     mtime: r.get(3)?,
                     data: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
     fn journal_clear(&self, ino: Ino) -> Result<()> {
         self.write(|tx| {
             tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             Ok(())
         })
     }
@@ -100,7 +94,7 @@ impl JournalStore for SqliteStore {
         self.read(|tx| {
             let (n, b): (i64, i64) = tx.query_row(
                 "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM write_journal",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             Ok((n as u64, b as u64))
@@ -116,9 +110,9 @@ mod tests {
 
     #[test]
     fn a_commit_replaces_and_a_truncate_clips_the_journal() {
-        let (_dir, s) = crate::sqlite::tests::store();
+        let (_dir, s) = crate::sql::tests::store();
         let ino = s
-            .create(ROOT_INO, b"f", &crate::sqlite::tests::file())
+            .create(ROOT_INO, b"f", &crate::sql::tests::file())
             .unwrap()
             .ino;
         s.commit(

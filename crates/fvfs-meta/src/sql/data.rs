@@ -10,12 +10,12 @@
 //! garbage.
 
 use super::namespace::getattr;
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{bad_value, MetaError, Result};
+use crate::sql::{params, Arg, OptionalExtension, Row, Tx};
 use crate::store::DataStore;
 use crate::types::*;
 use fvfs_types::{BlockId, Codec, FileKind, Ino, CHUNK_SIZE};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use std::collections::BTreeSet;
 
 const REF_LEN: usize = 36;
@@ -52,31 +52,31 @@ pub(crate) fn decode_refs(blob: &[u8]) -> Result<Vec<BlockRef>> {
 }
 
 /// The block id in column `col`; one that is not 32 bytes is corruption.
-pub(crate) fn block_id_at(r: &Row<'_>, col: usize) -> rusqlite::Result<BlockId> {
+pub(crate) fn block_id_at(r: &Row<'_>, col: usize) -> Result<BlockId> {
     let id: Vec<u8> = r.get(col)?;
     BlockId::from_slice(&id).ok_or_else(|| bad_value(col, "block id of length", id.len()))
 }
 
 /// The codec code in column `col`; an unknown one is corruption (its bytes cannot be read).
-pub(crate) fn codec_at(r: &Row<'_>, col: usize) -> rusqlite::Result<Codec> {
+pub(crate) fn codec_at(r: &Row<'_>, col: usize) -> Result<Codec> {
     let code: i64 = r.get(col)?;
     Codec::from_code(code).ok_or_else(|| bad_value(col, "block codec code", code))
 }
 
-pub(crate) fn block_from_row(r: &Row<'_>) -> rusqlite::Result<BlockRow> {
+pub(crate) fn block_from_row(r: &Row<'_>) -> Result<BlockRow> {
     Ok(BlockRow {
         id: block_id_at(r, 0)?,
         size: r.get(1)?,
         stored_size: r.get(2)?,
         codec: codec_at(r, 3)?,
-        refcount: r.get::<_, i64>(4)? as u64,
+        refcount: r.get::<i64>(4)? as u64,
         tiers: r.get(5)?,
     })
 }
 
 pub(crate) const BLOCK_COLS: &str = "id, size, stored_size, codec, refcount, tiers";
 
-pub(crate) fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<()> {
+pub(crate) fn add_ref(tx: &dyn Tx, id: &BlockId, delta: i64) -> Result<()> {
     let n = tx
         .prepare_cached(
             "UPDATE blocks SET refcount = MAX(refcount + ?2, 0),
@@ -90,7 +90,7 @@ pub(crate) fn add_ref(tx: &Transaction<'_>, id: &BlockId, delta: i64) -> Result<
     Ok(())
 }
 
-pub(crate) fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64) -> Result<()> {
+pub(crate) fn insert_blocks(tx: &dyn Tx, blocks: &[NewBlock], now: i64) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO blocks (id, size, stored_size, codec, refcount, tiers, created, last_access)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)
@@ -109,10 +109,10 @@ pub(crate) fn insert_blocks(tx: &Transaction<'_>, blocks: &[NewBlock], now: i64)
     Ok(())
 }
 
-/// Inserts a slice; false for an empty one (nothing inserted).
-fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
+/// Inserts a slice and returns its id; `None` for an empty one (nothing inserted).
+fn insert_slice(tx: &dyn Tx, ino: Ino, s: &NewSlice) -> Result<Option<u64>> {
     if s.len == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     if s.pos as u64 + s.len as u64 > CHUNK_SIZE {
         return Err(MetaError::Invalid("slice crosses a chunk boundary"));
@@ -120,18 +120,22 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
     if !s.zero && s.blocks.iter().map(|b| b.len as u64).sum::<u64>() != s.len as u64 {
         return Err(MetaError::Invalid("slice length differs from its blocks"));
     }
-    tx.prepare_cached(
-        "INSERT INTO slices (ino, chunk, pos, len, zero, blocks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        ino as i64,
-        s.chunk as i64,
-        s.pos,
-        s.len,
-        s.zero,
-        encode_refs(&s.blocks)
-    ])?;
-    let id = tx.last_insert_rowid();
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO slices (ino, chunk, pos, len, zero, blocks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                ino as i64,
+                s.chunk as i64,
+                s.pos,
+                s.len,
+                s.zero,
+                encode_refs(&s.blocks)
+            ],
+            |r| r.get(0),
+        )?;
     tx.prepare_cached(
         "INSERT INTO chunks (ino, idx, slices) VALUES (?1, ?2, 1)
          ON CONFLICT(ino, idx) DO UPDATE SET slices = slices + 1",
@@ -143,24 +147,20 @@ fn insert_slice(tx: &Transaction<'_>, ino: Ino, s: &NewSlice) -> Result<bool> {
     if super::tiers::is_pinned(tx, ino)? {
         super::tiers::adjust_pins(tx, &s.blocks, 1)?;
     }
-    // Leave last_insert_rowid() naming the slice for the caller.
-    if tx.last_insert_rowid() != id {
-        return Err(MetaError::Corrupt("slice id changed during insert".into()));
-    }
-    Ok(true)
+    Ok(Some(id as u64))
 }
 
 /// Deletes the slices matching `filter` (an SQL condition on ino/chunk/pos) and releases
 /// their block references. Returns how many slices went.
-fn delete_slices(tx: &Transaction<'_>, ino: Ino, filter: &str, args: &[i64]) -> Result<u64> {
+fn delete_slices(tx: &dyn Tx, ino: Ino, filter: &str, args: &[i64]) -> Result<u64> {
     let sql = format!("SELECT id, blocks FROM slices WHERE ino = ?1 AND {filter}");
     let mut victims = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&sql)?;
-        let mut params_vec: Vec<i64> = vec![ino as i64];
-        params_vec.extend_from_slice(args);
-        let rows = stmt.query_map(rusqlite::params_from_iter(params_vec.iter()), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        let mut params_vec = vec![Arg::Int(ino as i64)];
+        params_vec.extend(args.iter().map(|a| Arg::Int(*a)));
+        let rows = stmt.query_map(&params_vec, |r| {
+            Ok((r.get::<i64>(0)?, r.get::<Vec<u8>>(1)?))
         })?;
         for row in rows {
             victims.push(row?);
@@ -176,14 +176,14 @@ fn delete_slices(tx: &Transaction<'_>, ino: Ino, filter: &str, args: &[i64]) -> 
             super::tiers::adjust_pins(tx, &refs, -1)?;
         }
         tx.prepare_cached("DELETE FROM slices WHERE id = ?1")?
-            .execute([id])?;
+            .execute(params![id])?;
     }
     tx.prepare_cached(
         "UPDATE chunks SET slices = (SELECT COUNT(*) FROM slices s WHERE s.ino = chunks.ino AND s.chunk = chunks.idx) WHERE ino = ?1",
     )?
-    .execute([ino as i64])?;
+    .execute(params![ino as i64])?;
     tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1 AND slices = 0")?
-        .execute([ino as i64])?;
+        .execute(params![ino as i64])?;
     Ok(victims.len() as u64)
 }
 
@@ -195,10 +195,10 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 /// Distinct block ids of a file, in file order.
-fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
+fn file_block_ids(tx: &dyn Tx, ino: Ino) -> Result<Vec<BlockId>> {
     let mut stmt =
         tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1 ORDER BY chunk, pos, id")?;
-    let rows = stmt.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
+    let rows = stmt.query_map(params![ino as i64], |r| r.get::<Vec<u8>>(0))?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for blob in rows {
@@ -211,19 +211,22 @@ fn file_block_ids(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockId>> {
     Ok(out)
 }
 
-pub(crate) fn file_blocks(tx: &Transaction<'_>, ino: Ino) -> Result<Vec<BlockRow>> {
+pub(crate) fn file_blocks(tx: &dyn Tx, ino: Ino) -> Result<Vec<BlockRow>> {
     let ids = file_block_ids(tx, ino)?;
     let mut stmt = tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(row) = stmt.query_row([&id.0[..]], block_from_row).optional()? {
+        if let Some(row) = stmt
+            .query_row(params![&id.0[..]], block_from_row)
+            .optional()?
+        {
             out.push(row);
         }
     }
     Ok(out)
 }
 
-impl DataStore for SqliteStore {
+impl<E: Engine> DataStore for SqlStore<E> {
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
@@ -231,11 +234,11 @@ impl DataStore for SqliteStore {
     )?;
             let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
                 Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<i64>(0)? as u64,
+                    r.get::<u32>(1)?,
+                    r.get::<u32>(2)?,
+                    r.get::<bool>(3)?,
+                    r.get::<Vec<u8>>(4)?,
                 ))
             })?;
             let mut out = Vec::new();
@@ -263,9 +266,7 @@ impl DataStore for SqliteStore {
             let mut ids = Vec::with_capacity(c.slices.len());
             let mut touched: Vec<u64> = c.slices.iter().map(|s| s.chunk).collect();
             for s in c.slices {
-                if insert_slice(tx, ino, s)? {
-                    ids.push(tx.last_insert_rowid() as u64);
-                }
+                ids.extend(insert_slice(tx, ino, s)?);
             }
             for id in c.supersede {
                 let chunk: Option<i64> = tx
@@ -401,8 +402,8 @@ impl DataStore for SqliteStore {
                 let delta = if pinned_to { 1 } else { -1 };
                 let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
                 let blobs = stmt
-                    .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .query_map(params![from as i64], |r| r.get::<Vec<u8>>(0))?
+                    .collect::<Result<Vec<_>>>()?;
                 for blob in blobs {
                     super::tiers::adjust_pins(tx, &decode_refs(&blob)?, delta)?;
                 }
@@ -410,7 +411,7 @@ impl DataStore for SqliteStore {
             tx.prepare_cached("UPDATE slices SET ino = ?1 WHERE ino = ?2")?
                 .execute(params![ino as i64, from as i64])?;
             tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             tx.prepare_cached("UPDATE chunks SET ino = ?1 WHERE ino = ?2")?
                 .execute(params![ino as i64, from as i64])?;
             tx.prepare_cached(
@@ -430,7 +431,7 @@ impl DataStore for SqliteStore {
         self.read(|tx| {
             Ok(tx
                 .prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
-                .query_row([&id.0[..]], block_from_row)
+                .query_row(params![&id.0[..]], block_from_row)
                 .optional()?)
         })
     }
@@ -439,7 +440,7 @@ impl DataStore for SqliteStore {
         self.read(|tx| {
             Ok(tx
                 .prepare_cached("SELECT slices FROM chunks WHERE ino = ?1 AND idx = ?2")?
-                .query_row(params![ino as i64, chunk as i64], |r| r.get::<_, i64>(0))
+                .query_row(params![ino as i64, chunk as i64], |r| r.get::<i64>(0))
                 .optional()?
                 .unwrap_or(0) as u64)
         })
@@ -453,30 +454,30 @@ impl DataStore for SqliteStore {
         self.write(|tx| {
             let nlink: Option<u32> = tx
                 .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
-                .query_row([ino as i64], |r| r.get(0))
+                .query_row(params![ino as i64], |r| r.get(0))
                 .optional()?;
             match nlink {
                 Some(0) => {}
                 Some(_) => {
                     tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                        .execute([ino as i64])?;
+                        .execute(params![ino as i64])?;
                     return Ok(());
                 }
                 None => {
                     tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                        .execute([ino as i64])?;
+                        .execute(params![ino as i64])?;
                     return Ok(());
                 }
             }
             delete_slices(tx, ino, "1 = 1", &[])?;
             tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             Ok(())
         })
     }
@@ -488,7 +489,7 @@ impl DataStore for SqliteStore {
            AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.block = blocks.id) LIMIT ?1"
             ))?;
             let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -501,8 +502,8 @@ impl DataStore for SqliteStore {
             )?;
             let mut wal = tx.prepare_cached("DELETE FROM wal_pending WHERE block = ?1")?;
             for id in ids {
-                if stmt.execute([&id.0[..]])? > 0 {
-                    wal.execute([&id.0[..]])?;
+                if stmt.execute(params![&id.0[..]])? > 0 {
+                    wal.execute(params![&id.0[..]])?;
                     out.push(*id);
                 }
             }

@@ -4,23 +4,23 @@
 //! to the daemon are rows of `hsm_requests`, pending while `done` is NULL.
 
 use super::data::{add_ref, decode_refs, encode_refs};
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{MetaError, Result};
+use crate::sql::{params, OptionalExtension, Row, Tx};
 use crate::store::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
-use rusqlite::{params, OptionalExtension, Row};
 
 const COLS: &str = "id, dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
                     resident, archived_at, last_recall";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(HsmFile, i64, Vec<u8>, Vec<u8>)> {
+fn from_row(r: &Row<'_>) -> Result<(HsmFile, i64, Vec<u8>, Vec<u8>)> {
     let f = HsmFile {
-        id: r.get::<_, i64>(0)? as u64,
-        dir: r.get::<_, i64>(1)? as u64,
+        id: r.get::<i64>(0)? as u64,
+        dir: r.get::<i64>(1)? as u64,
         path: r.get(2)?,
         handle: r.get(3)?,
         state: HsmState::Archiving,
-        pinned: r.get::<_, i64>(5)? != 0,
-        size: r.get::<_, i64>(6)? as u64,
+        pinned: r.get::<i64>(5)? != 0,
+        size: r.get::<i64>(6)? as u64,
         mtime_ns: r.get(7)?,
         ctime_ns: r.get(8)?,
         hash: [0; 32],
@@ -52,7 +52,7 @@ fn finish(raw: (HsmFile, i64, Vec<u8>, Vec<u8>)) -> Result<HsmFile> {
 }
 
 /// Inserts row `f` under `id` (a new id with None), or replaces row `id`.
-fn write_row(tx: &rusqlite::Transaction<'_>, id: Option<u64>, f: &HsmFile) -> Result<()> {
+fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO hsm_files (id, dir, path, handle, state, pinned, size, mtime, \
          ctime, hash, blocks, resident, archived_at, last_recall) \
@@ -77,16 +77,18 @@ fn write_row(tx: &rusqlite::Transaction<'_>, id: Option<u64>, f: &HsmFile) -> Re
     Ok(())
 }
 
-impl HsmStore for SqliteStore {
+impl<E: Engine> HsmStore for SqlStore<E> {
     fn hsm_add_dir(&self, path: &str, now: i64) -> Result<u64> {
         self.write(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO hsm_dirs (path, added) VALUES (?1, ?2)",
                 params![path, now],
             )?;
-            let id: i64 = tx.query_row("SELECT id FROM hsm_dirs WHERE path = ?1", [path], |r| {
-                r.get(0)
-            })?;
+            let id: i64 = tx.query_row(
+                "SELECT id FROM hsm_dirs WHERE path = ?1",
+                params![path],
+                |r| r.get(0),
+            )?;
             Ok(id as u64)
         })
     }
@@ -94,21 +96,21 @@ impl HsmStore for SqliteStore {
     fn hsm_dirs(&self) -> Result<Vec<HsmDir>> {
         self.read(|tx| {
             let mut stmt = tx.prepare("SELECT id, path, added FROM hsm_dirs ORDER BY id")?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok(HsmDir {
-                    id: r.get::<_, i64>(0)? as u64,
+                    id: r.get::<i64>(0)? as u64,
                     path: r.get(1)?,
                     added: r.get(2)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
     fn hsm_new(&self, f: &HsmFile) -> Result<u64> {
         self.write(|tx| {
             write_row(tx, None, f)?;
-            Ok(tx.last_insert_rowid() as u64)
+            Ok(tx.last_insert_rowid()? as u64)
         })
     }
 
@@ -117,7 +119,7 @@ impl HsmStore for SqliteStore {
             let exists = tx
                 .query_row(
                     "SELECT 1 FROM hsm_files WHERE id = ?1",
-                    [f.id as i64],
+                    params![f.id as i64],
                     |_| Ok(()),
                 )
                 .optional()?
@@ -134,7 +136,7 @@ impl HsmStore for SqliteStore {
             let raw = tx
                 .query_row(
                     &format!("SELECT {COLS} FROM hsm_files WHERE id = ?1"),
-                    [id as i64],
+                    params![id as i64],
                     from_row,
                 )
                 .optional()?;
@@ -148,8 +150,8 @@ impl HsmStore for SqliteStore {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {COLS} FROM hsm_files WHERE ?1 IS NULL OR state = ?1 ORDER BY id"
             ))?;
-            let rows = stmt.query_map([code], from_row)?;
-            let raw = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = stmt.query_map(params![code], from_row)?;
+            let raw = rows.collect::<Result<Vec<_>>>()?;
             raw.into_iter().map(finish).collect()
         })
     }
@@ -157,14 +159,14 @@ impl HsmStore for SqliteStore {
     fn hsm_forget(&self, id: u64) -> Result<bool> {
         let key = hsm_holder_key(id);
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM hsm_files WHERE id = ?1", [id as i64])?;
+            let n = tx.execute("DELETE FROM hsm_files WHERE id = ?1", params![id as i64])?;
             let ids = {
                 let mut stmt =
                     tx.prepare_cached("SELECT block FROM holders WHERE kind = ?1 AND key = ?2")?;
                 let rows = stmt.query_map(params![HSM_HOLDER, &key[..]], |r| {
                     super::data::block_id_at(r, 0)
                 })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
+                rows.collect::<Result<Vec<_>>>()?
             };
             tx.execute(
                 "DELETE FROM holders WHERE kind = ?1 AND key = ?2",
@@ -183,7 +185,7 @@ impl HsmStore for SqliteStore {
                 "INSERT INTO hsm_requests (op, path, due) VALUES (?1, ?2, ?3)",
                 params![op, path, due],
             )?;
-            Ok(tx.last_insert_rowid() as u64)
+            Ok(tx.last_insert_rowid()? as u64)
         })
     }
 
@@ -194,7 +196,7 @@ impl HsmStore for SqliteStore {
                  WHERE done IS NULL AND due <= ?1 ORDER BY due, id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now, limit as i64], request_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -216,7 +218,7 @@ impl HsmStore for SqliteStore {
             Ok(tx
                 .query_row(
                     "SELECT id, op, path, due, done, ok, message FROM hsm_requests WHERE id = ?1",
-                    [id as i64],
+                    params![id as i64],
                     request_from_row,
                 )
                 .optional()?)
@@ -227,21 +229,21 @@ impl HsmStore for SqliteStore {
         self.write(|tx| {
             let n = tx.execute(
                 "DELETE FROM hsm_requests WHERE done IS NOT NULL AND done < ?1",
-                [before],
+                params![before],
             )?;
             Ok(n as u64)
         })
     }
 }
 
-fn request_from_row(r: &Row<'_>) -> rusqlite::Result<HsmRequest> {
+fn request_from_row(r: &Row<'_>) -> Result<HsmRequest> {
     Ok(HsmRequest {
-        id: r.get::<_, i64>(0)? as u64,
+        id: r.get::<i64>(0)? as u64,
         op: r.get(1)?,
         path: r.get(2)?,
         due: r.get(3)?,
         done: r.get(4)?,
-        ok: r.get::<_, Option<i64>>(5)?.unwrap_or(0) != 0,
-        message: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        ok: r.get::<Option<i64>>(5)?.unwrap_or(0) != 0,
+        message: r.get::<Option<String>>(6)?.unwrap_or_default(),
     })
 }

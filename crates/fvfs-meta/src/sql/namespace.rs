@@ -4,12 +4,12 @@
 //! a directory's nlink is 2 + its subdirectories; a non-directory's nlink is the number
 //! of entries naming it; an inode reaching nlink 0 is recorded in `orphans`.
 
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{bad_value, MetaError, Result};
+use crate::sql::{params, OptionalExtension, Row, Tx};
 use crate::store::NamespaceStore;
 use crate::types::*;
 use fvfs_types::{FileKind, Ino, NAME_MAX, ROOT_INO};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 /// Most links a non-directory may have (as ext4).
 pub const LINK_MAX: u32 = 65000;
@@ -20,21 +20,21 @@ const ATTR_COLS: &str =
     "ino, kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, alloc_bytes";
 
 /// The kind code in column `col`; an unknown code is corruption, never a regular file.
-fn kind_at(r: &Row<'_>, col: usize) -> rusqlite::Result<FileKind> {
+fn kind_at(r: &Row<'_>, col: usize) -> Result<FileKind> {
     let code: i64 = r.get(col)?;
     FileKind::from_code(code).ok_or_else(|| bad_value(col, "inode kind code", code))
 }
 
-pub(crate) fn attr_from_row(r: &Row<'_>) -> rusqlite::Result<Attr> {
+pub(crate) fn attr_from_row(r: &Row<'_>) -> Result<Attr> {
     let kind = kind_at(r, 1)?;
-    let size = r.get::<_, i64>(5)? as u64;
+    let size = r.get::<i64>(5)? as u64;
     let blocks = if kind == FileKind::File {
-        r.get::<_, i64>(12)? as u64 / 512
+        r.get::<i64>(12)? as u64 / 512
     } else {
         size.div_ceil(512)
     };
     Ok(Attr {
-        ino: r.get::<_, i64>(0)? as u64,
+        ino: r.get::<i64>(0)? as u64,
         kind,
         perm: r.get(2)?,
         uid: r.get(3)?,
@@ -45,14 +45,14 @@ pub(crate) fn attr_from_row(r: &Row<'_>) -> rusqlite::Result<Attr> {
         mtime: r.get(8)?,
         ctime: r.get(9)?,
         rdev: r.get(10)?,
-        parent: r.get::<_, i64>(11)? as u64,
+        parent: r.get::<i64>(11)? as u64,
         blocks,
     })
 }
 
-pub(crate) fn getattr(tx: &Transaction<'_>, ino: Ino) -> Result<Attr> {
+pub(crate) fn getattr(tx: &dyn Tx, ino: Ino) -> Result<Attr> {
     tx.prepare_cached(&format!("SELECT {ATTR_COLS} FROM inodes WHERE ino = ?1"))?
-        .query_row([ino as i64], attr_from_row)
+        .query_row(params![ino as i64], attr_from_row)
         .optional()?
         .ok_or(MetaError::NotFound)
 }
@@ -67,7 +67,7 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn dir_attr(tx: &Transaction<'_>, ino: Ino) -> Result<Attr> {
+fn dir_attr(tx: &dyn Tx, ino: Ino) -> Result<Attr> {
     let a = getattr(tx, ino)?;
     if a.kind != FileKind::Dir {
         return Err(MetaError::NotDir);
@@ -76,17 +76,17 @@ fn dir_attr(tx: &Transaction<'_>, ino: Ino) -> Result<Attr> {
 }
 
 /// (ino, kind) named by `parent/name`.
-fn entry(tx: &Transaction<'_>, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
+fn entry(tx: &dyn Tx, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
     Ok(tx
         .prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
         .query_row(params![parent as i64, name], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, kind_at(r, 1)?))
+            Ok((r.get::<i64>(0)? as u64, kind_at(r, 1)?))
         })
         .optional()?)
 }
 
 /// Updates a directory's mtime and ctime and adjusts its link count.
-fn touch_dir(tx: &Transaction<'_>, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
+fn touch_dir(tx: &dyn Tx, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
     tx.prepare_cached(
         "UPDATE inodes SET mtime = ?2, ctime = ?2, nlink = nlink + ?3 WHERE ino = ?1",
     )?
@@ -94,52 +94,46 @@ fn touch_dir(tx: &Transaction<'_>, dir: Ino, nlink_delta: i64, now: i64) -> Resu
     Ok(())
 }
 
-fn insert_dentry(
-    tx: &Transaction<'_>,
-    parent: Ino,
-    name: &[u8],
-    ino: Ino,
-    kind: FileKind,
-) -> Result<()> {
+fn insert_dentry(tx: &dyn Tx, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
     tx.prepare_cached("INSERT INTO dentries (parent, name, ino, kind) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![parent as i64, name, ino as i64, kind.code()])?;
     Ok(())
 }
 
 /// Drops one link of a non-directory; records an orphan at 0.
-fn drop_link(tx: &Transaction<'_>, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
+fn drop_link(tx: &dyn Tx, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
     tx.prepare_cached(
         "UPDATE inodes SET nlink = nlink - 1, ctime = ?2 WHERE ino = ?1 AND nlink > 0",
     )?
     .execute(params![ino as i64, now])?;
     let nlink: u32 = tx
         .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
-        .query_row([ino as i64], |r| r.get(0))?;
+        .query_row(params![ino as i64], |r| r.get(0))?;
     if nlink == 0 {
         tx.prepare_cached("INSERT OR IGNORE INTO orphans (ino) VALUES (?1)")?
-            .execute([ino as i64])?;
+            .execute(params![ino as i64])?;
     }
     Ok(Unlinked { ino, kind, nlink })
 }
 
-fn dir_is_empty(tx: &Transaction<'_>, dir: Ino) -> Result<bool> {
+fn dir_is_empty(tx: &dyn Tx, dir: Ino) -> Result<bool> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
-        .query_row([dir as i64], |_| Ok(()))
+        .query_row(params![dir as i64], |_| Ok(()))
         .optional()?
         .is_none())
 }
 
-fn delete_dir_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
+fn delete_dir_inode(tx: &dyn Tx, ino: Ino) -> Result<()> {
     tx.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
-        .execute([ino as i64])?;
+        .execute(params![ino as i64])?;
     tx.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
-        .execute([ino as i64])?;
+        .execute(params![ino as i64])?;
     Ok(())
 }
 
 /// True if `dir` is `ancestor` or lies below it.
-fn is_within(tx: &Transaction<'_>, mut dir: Ino, ancestor: Ino) -> Result<bool> {
+fn is_within(tx: &dyn Tx, mut dir: Ino, ancestor: Ino) -> Result<bool> {
     for _ in 0..100_000 {
         if dir == ancestor {
             return Ok(true);
@@ -154,31 +148,25 @@ fn is_within(tx: &Transaction<'_>, mut dir: Ino, ancestor: Ino) -> Result<bool> 
     )))
 }
 
-fn set_dentry(
-    tx: &Transaction<'_>,
-    parent: Ino,
-    name: &[u8],
-    ino: Ino,
-    kind: FileKind,
-) -> Result<()> {
+fn set_dentry(tx: &dyn Tx, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
     tx.prepare_cached("UPDATE dentries SET ino = ?3, kind = ?4 WHERE parent = ?1 AND name = ?2")?
         .execute(params![parent as i64, name, ino as i64, kind.code()])?;
     Ok(())
 }
 
-fn set_parent(tx: &Transaction<'_>, ino: Ino, parent: Ino, now: i64) -> Result<()> {
+fn set_parent(tx: &dyn Tx, ino: Ino, parent: Ino, now: i64) -> Result<()> {
     tx.prepare_cached("UPDATE inodes SET parent = ?2, ctime = ?3 WHERE ino = ?1")?
         .execute(params![ino as i64, parent as i64, now])?;
     Ok(())
 }
 
-fn touch_ctime(tx: &Transaction<'_>, ino: Ino, now: i64) -> Result<()> {
+fn touch_ctime(tx: &dyn Tx, ino: Ino, now: i64) -> Result<()> {
     tx.prepare_cached("UPDATE inodes SET ctime = ?2 WHERE ino = ?1")?
         .execute(params![ino as i64, now])?;
     Ok(())
 }
 
-pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
+pub(crate) fn setattr(tx: &dyn Tx, ino: Ino, set: &SetAttr, now: i64) -> Result<Attr> {
     let mut a = getattr(tx, ino)?;
     if let Some(p) = set.perm {
         a.perm = p & 0o7777;
@@ -204,7 +192,7 @@ pub(crate) fn setattr(tx: &Transaction<'_>, ino: Ino, set: &SetAttr, now: i64) -
 }
 
 /// Checks the limits and writes one xattr (inserted or replaced).
-fn put_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
+fn put_xattr(tx: &dyn Tx, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
     if name.is_empty() || name.len() > 255 {
         return Err(MetaError::Invalid("bad xattr name"));
     }
@@ -216,7 +204,7 @@ fn put_xattr(tx: &Transaction<'_>, ino: Ino, name: &[u8], value: &[u8]) -> Resul
     Ok(())
 }
 
-impl NamespaceStore for SqliteStore {
+impl<E: Engine> NamespaceStore for SqlStore<E> {
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.read(|tx| getattr(tx, ino))
     }
@@ -275,7 +263,7 @@ impl NamespaceStore for SqliteStore {
         if is_dir { parent as i64 } else { 0 },
         new.target,
     ])?;
-    let ino = tx.last_insert_rowid() as u64;
+    let ino = tx.last_insert_rowid()? as u64;
     for (xname, value) in new.xattrs {
         put_xattr(tx, ino, xname, value)?;
     }
@@ -308,7 +296,7 @@ impl NamespaceStore for SqliteStore {
             tx.prepare_cached("UPDATE inodes SET nlink = nlink + 1, ctime = ?2 WHERE ino = ?1")?
                 .execute(params![ino as i64, now])?;
             tx.prepare_cached("DELETE FROM orphans WHERE ino = ?1")?
-                .execute([ino as i64])?;
+                .execute(params![ino as i64])?;
             touch_dir(tx, newparent, 0, now)?;
             getattr(tx, ino)
         })
@@ -462,7 +450,7 @@ impl NamespaceStore for SqliteStore {
         self.read(|tx| {
             let (kind, target): (i64, Option<Vec<u8>>) = tx
                 .prepare_cached("SELECT kind, target FROM inodes WHERE ino = ?1")?
-                .query_row([ino as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![ino as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .ok_or(MetaError::NotFound)?;
             if kind != FileKind::Symlink.code() {
@@ -480,13 +468,13 @@ impl NamespaceStore for SqliteStore {
     )?;
     let rows = stmt.query_map(params![ino as i64, cookie as i64, limit as i64], |r| {
         Ok(DirEntry {
-            cookie: r.get::<_, i64>(0)? as u64,
+            cookie: r.get::<i64>(0)? as u64,
             name: r.get(1)?,
-            ino: r.get::<_, i64>(2)? as u64,
+            ino: r.get::<i64>(2)? as u64,
             kind: kind_at(r, 3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<Result<Vec<_>>>()?)
 })
     }
 
@@ -506,14 +494,14 @@ impl NamespaceStore for SqliteStore {
         params![ino as i64, after.unwrap_or(&[]), limit as i64],
         |r| {
             Ok(DirEntry {
-                cookie: r.get::<_, i64>(0)? as u64,
+                cookie: r.get::<i64>(0)? as u64,
                 name: r.get(1)?,
-                ino: r.get::<_, i64>(2)? as u64,
+                ino: r.get::<i64>(2)? as u64,
                 kind: kind_at(r, 3)?,
             })
         },
     )?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<Result<Vec<_>>>()?)
 })
     }
 
@@ -567,8 +555,8 @@ impl NamespaceStore for SqliteStore {
             getattr(tx, ino)?;
             let mut stmt =
                 tx.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-            let rows = stmt.query_map([ino as i64], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = stmt.query_map(params![ino as i64], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -609,10 +597,10 @@ impl NamespaceStore for SqliteStore {
     fn orphans(&self) -> Result<Vec<Ino>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
-            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+            let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
             Ok(rows
                 .map(|r| r.map(|i| i as u64))
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+                .collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -622,17 +610,14 @@ impl NamespaceStore for SqliteStore {
             let mut stmt = tx.prepare_cached(
                 "SELECT parent, name, ino FROM dentries WHERE substr(name, 1, ?1) = ?2 LIMIT ?3",
             )?;
-            let rows = stmt.query_map(
-                rusqlite::params![prefix.len() as i64, prefix, limit as i64],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as Ino,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, i64>(2)? as Ino,
-                    ))
-                },
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = stmt.query_map(params![prefix.len() as i64, prefix, limit as i64], |r| {
+                Ok((
+                    r.get::<i64>(0)? as Ino,
+                    r.get::<Vec<u8>>(1)?,
+                    r.get::<i64>(2)? as Ino,
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 }

@@ -8,22 +8,22 @@
 
 use crate::alloc::chunk_alloc;
 use crate::error::Result;
+use crate::sql::{params, Tx};
 use fvfs_types::Ino;
-use rusqlite::{params, Transaction};
 
-fn recompute_chunk(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<()> {
+fn recompute_chunk(tx: &dyn Tx, ino: Ino, chunk: u64) -> Result<()> {
     let slices = {
         let mut stmt = tx.prepare_cached(
             "SELECT pos, len, zero FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
             Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, bool>(2)?,
+                r.get::<i64>(0)? as u64,
+                r.get::<i64>(1)? as u64,
+                r.get::<bool>(2)?,
             ))
         })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        rows.collect::<Result<Vec<_>>>()?
     };
     tx.prepare_cached("UPDATE chunks SET alloc_bytes = ?3 WHERE ino = ?1 AND idx = ?2")?
         .execute(params![
@@ -34,22 +34,18 @@ fn recompute_chunk(tx: &Transaction<'_>, ino: Ino, chunk: u64) -> Result<()> {
     Ok(())
 }
 
-fn sum_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
+fn sum_inode(tx: &dyn Tx, ino: Ino) -> Result<()> {
     tx.prepare_cached(
         "UPDATE inodes SET alloc_bytes =
            (SELECT COALESCE(SUM(alloc_bytes), 0) FROM chunks WHERE ino = ?1)
          WHERE ino = ?1",
     )?
-    .execute([ino as i64])?;
+    .execute(params![ino as i64])?;
     Ok(())
 }
 
 /// Recomputes the given chunks of `ino` and the inode's total.
-pub(crate) fn refresh(
-    tx: &Transaction<'_>,
-    ino: Ino,
-    chunks: impl IntoIterator<Item = u64>,
-) -> Result<()> {
+pub(crate) fn refresh(tx: &dyn Tx, ino: Ino, chunks: impl IntoIterator<Item = u64>) -> Result<()> {
     let mut done: Vec<u64> = Vec::new();
     for c in chunks {
         if !done.contains(&c) {
@@ -61,11 +57,11 @@ pub(crate) fn refresh(
 }
 
 /// Recomputes every chunk of `ino` and its total.
-pub(crate) fn refresh_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
+pub(crate) fn refresh_inode(tx: &dyn Tx, ino: Ino) -> Result<()> {
     let chunks = {
         let mut stmt = tx.prepare_cached("SELECT idx FROM chunks WHERE ino = ?1")?;
-        let rows = stmt.query_map([ino as i64], |r| r.get::<_, i64>(0))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        let rows = stmt.query_map(params![ino as i64], |r| r.get::<i64>(0))?;
+        rows.collect::<Result<Vec<_>>>()?
     };
     for c in chunks {
         recompute_chunk(tx, ino, c as u64)?;
@@ -74,11 +70,11 @@ pub(crate) fn refresh_inode(tx: &Transaction<'_>, ino: Ino) -> Result<()> {
 }
 
 /// Fills the accounting of a whole database (the schema migration that introduced it).
-pub(crate) fn refresh_all(tx: &Transaction<'_>) -> Result<()> {
+pub(crate) fn refresh_all(tx: &dyn Tx) -> Result<()> {
     let inos = {
         let mut stmt = tx.prepare("SELECT DISTINCT ino FROM chunks")?;
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
+        rows.collect::<Result<Vec<_>>>()?
     };
     for ino in inos {
         refresh_inode(tx, ino as u64)?;

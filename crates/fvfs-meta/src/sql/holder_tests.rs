@@ -4,7 +4,9 @@
 use super::tests::{data_commit, file, store};
 use super::*;
 use crate::prelude::*;
+use crate::sqlite::{schema, SqliteStore};
 use crate::types::*;
+use crate::MetaError;
 use fvfs_types::{BlockId, Codec, ROOT_INO};
 
 fn refcount(s: &SqliteStore, id: &BlockId) -> u64 {
@@ -131,7 +133,7 @@ fn dangling_holds_are_reported_and_dropped() {
     s.hold("hsm", b"a", &[id], &[], 0).unwrap();
     assert!(s.dangling_holds().unwrap().is_empty());
     s.write(|tx| {
-        tx.execute("DELETE FROM blocks WHERE id = ?1", [&id.0[..]])?;
+        tx.execute("DELETE FROM blocks WHERE id = ?1", params![&id.0[..]])?;
         Ok(())
     })
     .unwrap();

@@ -360,7 +360,7 @@ fn a_version_6_database_gains_audio_spans_and_the_cache() {
     )
     .unwrap();
     drop(c);
-    let s = super::SqliteStore::open(&p, false).unwrap();
+    let s = crate::sqlite::SqliteStore::open(&p, false).unwrap();
     let t = s.music_track_get(id).unwrap().unwrap();
     assert_eq!((t.path.as_str(), t.audio), ("a.flac", None));
     s.music_cache_put(&window(1, 0, 10, 1)).unwrap();

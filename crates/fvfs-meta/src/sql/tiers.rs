@@ -7,15 +7,15 @@
 //! pinned files referencing a block (the `pinned` table lists those files).
 
 use super::data::{block_from_row, decode_refs, BLOCK_COLS};
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{MetaError, Result};
+use crate::sql::{params, OptionalExtension, Row, Tx};
 use crate::store::TierStore;
 use crate::types::*;
 use fvfs_types::{BlockId, Ino, Settings};
-use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Queues (block, tier) rows for `blocks` and every bit of `mask` they lack.
-pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
+pub(crate) fn enqueue(tx: &dyn Tx, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
     if mask == 0 {
         return Ok(());
     }
@@ -25,7 +25,7 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: 
     )?;
     for id in blocks {
         let tiers: u32 = have
-            .query_row([&id.0[..]], |r| r.get(0))
+            .query_row(params![&id.0[..]], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
         for bit in 0..32u32 {
@@ -40,7 +40,7 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, blocks: &[BlockId], mask: u32, now: 
 const WAL_COLS: &str = "w.id, w.block, w.tier, w.due, w.attempts, w.last_error,
     b.id, b.size, b.stored_size, b.codec, b.refcount, b.tiers";
 
-fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
+fn queue_from_row(r: &Row<'_>) -> Result<QueueEntry> {
     let block = super::data::block_id_at(r, 1)?;
     let has_row: Option<Vec<u8>> = r.get(6)?;
     let row = match has_row {
@@ -49,13 +49,13 @@ fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
             size: r.get(7)?,
             stored_size: r.get(8)?,
             codec: super::data::codec_at(r, 9)?,
-            refcount: r.get::<_, i64>(10)? as u64,
+            refcount: r.get::<i64>(10)? as u64,
             tiers: r.get(11)?,
         }),
         None => None,
     };
     Ok(QueueEntry {
-        id: r.get::<_, i64>(0)? as u64,
+        id: r.get::<i64>(0)? as u64,
         block,
         tier: r.get(2)?,
         due: r.get(3)?,
@@ -65,16 +65,16 @@ fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
     })
 }
 
-pub(crate) fn is_pinned(tx: &Transaction<'_>, ino: Ino) -> Result<bool> {
+pub(crate) fn is_pinned(tx: &dyn Tx, ino: Ino) -> Result<bool> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM pinned WHERE ino = ?1")?
-        .query_row([ino as i64], |_| Ok(()))
+        .query_row(params![ino as i64], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Adds `delta` to the pin count of each referenced block (once per reference).
-pub(crate) fn adjust_pins(tx: &Transaction<'_>, refs: &[BlockRef], delta: i64) -> Result<()> {
+pub(crate) fn adjust_pins(tx: &dyn Tx, refs: &[BlockRef], delta: i64) -> Result<()> {
     let mut stmt = tx.prepare_cached("UPDATE blocks SET pins = MAX(pins + ?2, 0) WHERE id = ?1")?;
     for r in refs {
         stmt.execute(params![&r.id.0[..], delta])?;
@@ -82,7 +82,7 @@ pub(crate) fn adjust_pins(tx: &Transaction<'_>, refs: &[BlockRef], delta: i64) -
     Ok(())
 }
 
-impl TierStore for SqliteStore {
+impl<E: Engine> TierStore for SqlStore<E> {
     /// Queues (block, tier) rows for `blocks` and every bit of `mask` they lack.
     fn queue_add(&self, blocks: &[BlockId], mask: u32, now: i64) -> Result<()> {
         self.write(|tx| enqueue(tx, blocks, mask, now))
@@ -95,11 +95,11 @@ impl TierStore for SqliteStore {
             let low = (1u32 << position) - 1;
             tx.execute(
                 "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
-                [low],
+                params![low],
             )?;
             tx.execute(
                 "UPDATE wal_pending SET tier = tier + 1 WHERE tier >= ?1",
-                [position],
+                params![position],
             )?;
             super::admin::set_settings(tx, s)
         })
@@ -112,26 +112,27 @@ impl TierStore for SqliteStore {
          WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![now, limit as i64], queue_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
     fn queue_list(&self, limit: usize) -> Result<(Vec<QueueEntry>, u64)> {
         self.read(|tx| {
-            let total: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+            let total: i64 =
+                tx.query_row("SELECT COUNT(*) FROM wal_pending", params![], |r| r.get(0))?;
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {WAL_COLS} FROM wal_pending w LEFT JOIN blocks b ON b.id = w.block
          ORDER BY w.due LIMIT ?1"
             ))?;
-            let rows = stmt.query_map([limit as i64], queue_from_row)?;
-            Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
+            let rows = stmt.query_map(params![limit as i64], queue_from_row)?;
+            Ok((rows.collect::<Result<Vec<_>>>()?, total as u64))
         })
     }
 
     fn queue_done(&self, entry: u64, block: &BlockId, tier: u32) -> Result<()> {
         self.write(|tx| {
             tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
-                .execute([entry as i64])?;
+                .execute(params![entry as i64])?;
             tx.prepare_cached("UPDATE blocks SET tiers = tiers | ?2 WHERE id = ?1")?
                 .execute(params![&block.0[..], 1u32 << tier])?;
             Ok(())
@@ -151,15 +152,19 @@ impl TierStore for SqliteStore {
     fn queue_drop(&self, entry: u64) -> Result<()> {
         self.write(|tx| {
             tx.prepare_cached("DELETE FROM wal_pending WHERE id = ?1")?
-                .execute([entry as i64])?;
+                .execute(params![entry as i64])?;
             Ok(())
         })
     }
 
     fn queue_make_due(&self, now: i64) -> Result<u64> {
         self.write(|tx| {
-            tx.execute("UPDATE wal_pending SET due = ?1 WHERE due > ?1", [now])?;
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM wal_pending", [], |r| r.get(0))?;
+            tx.execute(
+                "UPDATE wal_pending SET due = ?1 WHERE due > ?1",
+                params![now],
+            )?;
+            let n: i64 =
+                tx.query_row("SELECT COUNT(*) FROM wal_pending", params![], |r| r.get(0))?;
             Ok(n as u64)
         })
     }
@@ -181,7 +186,7 @@ impl TierStore for SqliteStore {
                 .execute(params![&id.0[..], set, clear])?;
             Ok(tx
                 .prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?
-                .query_row([&id.0[..]], |r| r.get(0))
+                .query_row(params![&id.0[..]], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0))
         })
@@ -193,11 +198,11 @@ impl TierStore for SqliteStore {
     let mut stmt = tx.prepare_cached(
         "SELECT tiers, COALESCE(SUM(stored_size), 0), COUNT(*) FROM blocks WHERE refcount > 0 GROUP BY tiers",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map(params![], |r| {
         Ok((
-            r.get::<_, u32>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
+            r.get::<u32>(0)?,
+            r.get::<i64>(1)?,
+            r.get::<i64>(2)?,
         ))
     })?;
     for row in rows {
@@ -230,10 +235,10 @@ impl TierStore for SqliteStore {
                     Ok(EvictCandidate {
                         row: block_from_row(r)?,
                         last_access: r.get(6)?,
-                        accesses: r.get::<_, i64>(7)? as u64,
+                        accesses: r.get::<i64>(7)? as u64,
                     })
                 })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -256,14 +261,14 @@ impl TierStore for SqliteStore {
             if was != pin {
                 let delta: i64 = if pin { 1 } else { -1 };
                 if pin {
-                    tx.execute("INSERT INTO pinned (ino) VALUES (?1)", [ino as i64])?;
+                    tx.execute("INSERT INTO pinned (ino) VALUES (?1)", params![ino as i64])?;
                 } else {
-                    tx.execute("DELETE FROM pinned WHERE ino = ?1", [ino as i64])?;
+                    tx.execute("DELETE FROM pinned WHERE ino = ?1", params![ino as i64])?;
                 }
                 let mut stmt = tx.prepare_cached("SELECT blocks FROM slices WHERE ino = ?1")?;
                 let blobs = stmt
-                    .query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .query_map(params![ino as i64], |r| r.get::<Vec<u8>>(0))?
+                    .collect::<Result<Vec<_>>>()?;
                 for blob in blobs {
                     adjust_pins(tx, &decode_refs(&blob)?, delta)?;
                 }

@@ -4,30 +4,29 @@
 //! the repairs fix counts and links and drop what points at nothing.
 
 use super::data::{block_from_row, decode_refs, BLOCK_COLS};
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::Result;
+use crate::sql::{params, OptionalExtension, Tx};
 use crate::store::CheckStore;
 use crate::types::*;
 use fvfs_types::{BlockId, FileKind, Ino};
-use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashMap;
 
 /// Calls `f(ino, slice id, refs)` for every slice.
-fn for_each_slice(tx: &Transaction<'_>, mut f: impl FnMut(Ino, u64, Vec<BlockRef>)) -> Result<()> {
-    let mut stmt = tx.prepare("SELECT ino, id, blocks FROM slices")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let blob: Vec<u8> = r.get(2)?;
-        f(
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, i64>(1)? as u64,
-            decode_refs(&blob)?,
-        );
-    }
-    Ok(())
+fn for_each_slice(tx: &dyn Tx, mut f: impl FnMut(Ino, u64, Vec<BlockRef>)) -> Result<()> {
+    tx.prepare("SELECT ino, id, blocks FROM slices")?
+        .for_each(params![], |r| {
+            let blob: Vec<u8> = r.get(2)?;
+            f(
+                r.get::<i64>(0)? as u64,
+                r.get::<i64>(1)? as u64,
+                decode_refs(&blob)?,
+            );
+            Ok(())
+        })
 }
 
-impl CheckStore for SqliteStore {
+impl<E: Engine> CheckStore for SqlStore<E> {
     fn blocks_page(&self, after: Option<BlockId>, limit: usize) -> Result<Vec<BlockRow>> {
         self.read(|tx| {
             let after = after.map(|a| a.0.to_vec()).unwrap_or_default();
@@ -35,7 +34,7 @@ impl CheckStore for SqliteStore {
                 "SELECT {BLOCK_COLS} FROM blocks WHERE id > ?1 ORDER BY id LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![after, limit as i64], block_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -49,8 +48,8 @@ impl CheckStore for SqliteStore {
             })?;
             // Each holder row is one reference too.
             let mut holds = tx.prepare("SELECT block, COUNT(*) FROM holders GROUP BY block")?;
-            let rows = holds.query_map([], |r| {
-                Ok((super::data::block_id_at(r, 0)?, r.get::<_, i64>(1)? as u64))
+            let rows = holds.query_map(params![], |r| {
+                Ok((super::data::block_id_at(r, 0)?, r.get::<i64>(1)? as u64))
             })?;
             for row in rows {
                 let (id, n) = row?;
@@ -58,7 +57,7 @@ impl CheckStore for SqliteStore {
             }
             let mut out = Vec::new();
             let mut stmt = tx.prepare(&format!("SELECT {BLOCK_COLS} FROM blocks"))?;
-            let rows = stmt.query_map([], block_from_row)?;
+            let rows = stmt.query_map(params![], block_from_row)?;
             for row in rows {
                 let b = row?;
                 let c = counted.get(&b.id).copied().unwrap_or(0);
@@ -82,7 +81,7 @@ impl CheckStore for SqliteStore {
             let mut out = Vec::new();
             for (ino, sid, id) in refs {
                 if stmt
-                    .query_row([&id.0[..]], |_| Ok(()))
+                    .query_row(params![&id.0[..]], |_| Ok(()))
                     .optional()?
                     .is_none()
                 {
@@ -101,13 +100,13 @@ impl CheckStore for SqliteStore {
            (SELECT COUNT(*) FROM dentries d WHERE d.parent = i.ino AND d.kind = 2)
          FROM inodes i",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
+                    r.get::<i64>(0)? as u64,
+                    r.get::<u32>(1)?,
+                    r.get::<i64>(2)?,
+                    r.get::<u32>(3)?,
+                    r.get::<u32>(4)?,
                 ))
             })?;
             let mut out = Vec::new();
@@ -132,14 +131,10 @@ impl CheckStore for SqliteStore {
                 "SELECT d.parent, d.name, d.ino FROM dentries d LEFT JOIN inodes i ON i.ino = d.ino
          WHERE i.ino IS NULL",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                ))
+            let rows = stmt.query_map(params![], |r| {
+                Ok((r.get::<i64>(0)? as u64, r.get(1)?, r.get::<i64>(2)? as u64))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -162,7 +157,7 @@ impl CheckStore for SqliteStore {
             if nlink == 0 {
                 tx.execute(
                     "INSERT OR IGNORE INTO orphans (ino) VALUES (?1)",
-                    [ino as i64],
+                    params![ino as i64],
                 )?;
             }
             Ok(())
@@ -191,10 +186,10 @@ impl CheckStore for SqliteStore {
                 for r in refs {
                     tx.execute(
                         "UPDATE blocks SET refcount = MAX(refcount - 1, 0) WHERE id = ?1",
-                        [&r.id.0[..]],
+                        params![&r.id.0[..]],
                     )?;
                 }
-                tx.execute("DELETE FROM slices WHERE id = ?1", [*sid as i64])?;
+                tx.execute("DELETE FROM slices WHERE id = ?1", params![*sid as i64])?;
             }
             let mut inos: Vec<Ino> = victims.iter().map(|v| v.0).collect();
             inos.sort_unstable();
@@ -244,7 +239,7 @@ impl CheckStore for SqliteStore {
                     return Ok(None);
                 }
                 let row: Option<(i64, Vec<u8>)> = st
-                    .query_row([cur as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(params![cur as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 let Some((parent, name)) = row else {
                     return Ok(None);

@@ -3,12 +3,12 @@
 //! indexed by last access for the LRU. Totals of distinct blocks come from `holders`.
 
 use super::data::{decode_refs, encode_refs};
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::Result;
+use crate::sql::{params, OptionalExtension, Row};
 use crate::store::{MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLDER};
-use rusqlite::{params, OptionalExtension, Row};
 
-fn window(r: &Row<'_>) -> rusqlite::Result<(Vec<u8>, Vec<u8>, i64, i64)> {
+fn window(r: &Row<'_>) -> Result<(Vec<u8>, Vec<u8>, i64, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -29,14 +29,14 @@ fn piece_end(piece: &[u8; 32]) -> Vec<u8> {
     end
 }
 
-impl MusicCacheStore for SqliteStore {
+impl<E: Engine> MusicCacheStore for SqlStore<E> {
     fn music_cache_get(&self, key: &[u8]) -> Result<Option<MusicWindow>> {
         self.read(|tx| {
             let raw = tx
                 .prepare_cached(
                     "SELECT key, refs, bytes, last_access FROM music_cache WHERE key = ?1",
                 )?
-                .query_row([key], window)
+                .query_row(params![key], window)
                 .optional()?;
             raw.map(finish).transpose()
         })
@@ -74,7 +74,7 @@ impl MusicCacheStore for SqliteStore {
     }
 
     fn music_cache_remove(&self, key: &[u8]) -> Result<bool> {
-        self.write(|tx| Ok(tx.execute("DELETE FROM music_cache WHERE key = ?1", [key])? > 0))
+        self.write(|tx| Ok(tx.execute("DELETE FROM music_cache WHERE key = ?1", params![key])? > 0))
     }
 
     fn music_cache_oldest(&self, limit: usize) -> Result<Vec<MusicWindow>> {
@@ -84,8 +84,8 @@ impl MusicCacheStore for SqliteStore {
                  ORDER BY last_access, key LIMIT ?1",
             )?;
             let raws = st
-                .query_map([limit as i64], window)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .query_map(params![limit as i64], window)?
+                .collect::<Result<Vec<_>>>()?;
             raws.into_iter().map(finish).collect()
         })
     }
@@ -111,12 +111,12 @@ impl MusicCacheStore for SqliteStore {
             let (windows, blocks, bytes): (i64, i64, i64) = tx.query_row(
                 "SELECT count(*), coalesce(sum(length(refs) / 36), 0), coalesce(sum(bytes), 0) \
                  FROM music_cache",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             let unique: i64 = tx.query_row(
                 "SELECT count(DISTINCT block) FROM holders WHERE kind = ?1",
-                [MUSIC_HOLDER],
+                params![MUSIC_HOLDER],
                 |r| r.get(0),
             )?;
             Ok(MusicCacheTotals {
@@ -136,7 +136,7 @@ impl MusicCacheStore for SqliteStore {
                  LIMIT ?2",
             )?;
             let rows = st.query_map(params![MUSIC_HOLDER, limit as i64], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 }

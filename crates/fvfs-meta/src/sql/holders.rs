@@ -7,12 +7,12 @@
 //! data.rs) also skips any block that has a holder row, whatever its refcount says.
 
 use super::data::{add_ref, block_id_at, insert_blocks, now_ns};
-use super::SqliteStore;
+use super::{Engine, SqlStore};
 use crate::error::{MetaError, Result};
+use crate::sql::{params, Tx};
 use crate::store::HolderStore;
 use crate::types::*;
 use fvfs_types::BlockId;
-use rusqlite::{params, Transaction};
 
 /// The holder kind files would have: files hold blocks through slices, never rows here.
 pub const FILE_KIND: &str = "file";
@@ -24,14 +24,14 @@ fn check_kind(kind: &str) -> Result<()> {
     Ok(())
 }
 
-fn held(tx: &Transaction<'_>, kind: &str, key: &[u8]) -> Result<Vec<BlockId>> {
+fn held(tx: &dyn Tx, kind: &str, key: &[u8]) -> Result<Vec<BlockId>> {
     let mut stmt =
         tx.prepare_cached("SELECT block FROM holders WHERE kind = ?1 AND key = ?2 ORDER BY block")?;
     let rows = stmt.query_map(params![kind, key], |r| block_id_at(r, 0))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<Result<Vec<_>>>()?)
 }
 
-impl HolderStore for SqliteStore {
+impl<E: Engine> HolderStore for SqlStore<E> {
     fn hold(
         &self,
         kind: &str,
@@ -84,7 +84,7 @@ impl HolderStore for SqliteStore {
             )?;
             let mut out = Vec::with_capacity(blocks.len());
             for b in blocks {
-                out.push(stmt.exists(rusqlite::params![kind, key, &b.0[..]])?);
+                out.push(stmt.exists(params![kind, key, &b.0[..]])?);
             }
             Ok(out)
         })
@@ -95,13 +95,13 @@ impl HolderStore for SqliteStore {
             let mut stmt = tx.prepare_cached(
                 "SELECT kind, key FROM holders WHERE block = ?1 ORDER BY kind, key",
             )?;
-            let rows = stmt.query_map([&block.0[..]], |r| {
+            let rows = stmt.query_map(params![&block.0[..]], |r| {
                 Ok(Holder {
                     kind: r.get(0)?,
                     key: r.get(1)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -111,7 +111,7 @@ impl HolderStore for SqliteStore {
                 "SELECT h.kind, h.key, h.block FROM holders h LEFT JOIN blocks b ON b.id = h.block
                  WHERE b.id IS NULL ORDER BY h.kind, h.key, h.block",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok((
                     Holder {
                         kind: r.get(0)?,
@@ -120,7 +120,7 @@ impl HolderStore for SqliteStore {
                     block_id_at(r, 2)?,
                 ))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<Result<Vec<_>>>()?)
         })
     }
 
@@ -128,7 +128,7 @@ impl HolderStore for SqliteStore {
         self.write(|tx| {
             let n = tx.execute(
                 "DELETE FROM holders WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = holders.block)",
-                [],
+                params![],
             )?;
             Ok(n as u64)
         })
