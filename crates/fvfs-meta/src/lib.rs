@@ -21,9 +21,11 @@
 pub mod alloc;
 pub mod dump;
 mod error;
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 mod store;
+pub mod testing;
 mod types;
 mod url;
 

@@ -1,6 +1,6 @@
-//! Metadata URLs. `sqlite:///abs/path/meta.db` (also `sqlite://rel.db` for tests) today;
-//! `postgres://user@host/db` is recognised so the error says it is not built yet rather
-//! than "bad URL".
+//! Metadata URLs: `sqlite:///abs/path/meta.db` (also `sqlite://rel.db` for tests), and
+//! `postgres://user@host[:port]/db` (libpq's URL form; the password, when the URL has one,
+//! is masked in every message).
 
 use crate::error::{MetaError, Result};
 use std::path::PathBuf;

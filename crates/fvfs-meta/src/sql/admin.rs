@@ -149,7 +149,7 @@ impl<E: Engine> AdminStore for SqlStore<E> {
                     heartbeat: r.get(5)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -157,7 +157,7 @@ impl<E: Engine> AdminStore for SqlStore<E> {
         self.write(|tx| {
             tx.prepare_cached(
                 "INSERT INTO counters (name, value) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+         ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
             )?
             .execute(params![name, delta])?;
             Ok(())
@@ -168,7 +168,7 @@ impl<E: Engine> AdminStore for SqlStore<E> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached("SELECT name, value FROM counters ORDER BY name")?;
             let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 

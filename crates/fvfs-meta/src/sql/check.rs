@@ -34,7 +34,7 @@ impl<E: Engine> CheckStore for SqlStore<E> {
                 "SELECT {BLOCK_COLS} FROM blocks WHERE id > ?1 ORDER BY id LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![after, limit as i64], block_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -134,7 +134,7 @@ impl<E: Engine> CheckStore for SqlStore<E> {
             let rows = stmt.query_map(params![], |r| {
                 Ok((r.get::<i64>(0)? as u64, r.get(1)?, r.get::<i64>(2)? as u64))
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 

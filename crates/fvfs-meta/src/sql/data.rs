@@ -80,7 +80,7 @@ pub(crate) fn add_ref(tx: &dyn Tx, id: &BlockId, delta: i64) -> Result<()> {
     let n = tx
         .prepare_cached(
             "UPDATE blocks SET refcount = MAX(refcount + ?2, 0),
-               freed_at = CASE WHEN refcount + ?2 <= 0 THEN ?3 ELSE 0 END
+               freed_at = CASE WHEN refcount + ?2 <= 0 THEN CAST(?3 AS BIGINT) ELSE 0 END
              WHERE id = ?1",
         )?
         .execute(params![&id.0[..], delta, now_ns()])?;
@@ -94,7 +94,7 @@ pub(crate) fn insert_blocks(tx: &dyn Tx, blocks: &[NewBlock], now: i64) -> Resul
     let mut stmt = tx.prepare_cached(
         "INSERT INTO blocks (id, size, stored_size, codec, refcount, tiers, created, last_access)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6)
-         ON CONFLICT(id) DO UPDATE SET tiers = tiers | excluded.tiers",
+         ON CONFLICT(id) DO UPDATE SET tiers = blocks.tiers | excluded.tiers",
     )?;
     for b in blocks {
         stmt.execute(params![
@@ -138,7 +138,7 @@ fn insert_slice(tx: &dyn Tx, ino: Ino, s: &NewSlice) -> Result<Option<u64>> {
         )?;
     tx.prepare_cached(
         "INSERT INTO chunks (ino, idx, slices) VALUES (?1, ?2, 1)
-         ON CONFLICT(ino, idx) DO UPDATE SET slices = slices + 1",
+         ON CONFLICT(ino, idx) DO UPDATE SET slices = chunks.slices + 1",
     )?
     .execute(params![ino as i64, s.chunk as i64])?;
     for b in &s.blocks {
@@ -429,10 +429,9 @@ impl<E: Engine> DataStore for SqlStore<E> {
 
     fn get_block(&self, id: &BlockId) -> Result<Option<BlockRow>> {
         self.read(|tx| {
-            Ok(tx
-                .prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
+            tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?
                 .query_row(params![&id.0[..]], block_from_row)
-                .optional()?)
+                .optional()
         })
     }
 
@@ -489,7 +488,7 @@ impl<E: Engine> DataStore for SqlStore<E> {
            AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.block = blocks.id) LIMIT ?1"
             ))?;
             let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 

@@ -1,7 +1,7 @@
 //! Tests of the holders: references held besides file slices, GC and fsck with them, and
 //! the upgrade of a version-3 database.
 
-use super::tests::{data_commit, file, store};
+use super::tests::{data_commit, file, sqlite_store, store};
 use super::*;
 use crate::prelude::*;
 use crate::sqlite::{schema, SqliteStore};
@@ -9,7 +9,7 @@ use crate::types::*;
 use crate::MetaError;
 use fvfs_types::{BlockId, Codec, ROOT_INO};
 
-fn refcount(s: &SqliteStore, id: &BlockId) -> u64 {
+fn refcount(s: &dyn MetaStore, id: &BlockId) -> u64 {
     s.get_block(id).unwrap().unwrap().refcount
 }
 
@@ -24,7 +24,7 @@ fn holder(kind: &str, key: &[u8]) -> Holder {
 fn held_block_outlives_its_files_until_released() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
-    data_commit(&s, f.ino, 0, 0, 4096, 4);
+    data_commit(&*s, f.ino, 0, 0, 4096, 4);
     let id = BlockId([4; 32]);
     assert_eq!(s.hold("hsm", b"k1", &[id], &[], 0).unwrap(), 1);
     assert_eq!(
@@ -37,7 +37,7 @@ fn held_block_outlives_its_files_until_released() {
         1,
         "once per row"
     );
-    assert_eq!(refcount(&s, &id), 3);
+    assert_eq!(refcount(&*s, &id), 3);
     assert_eq!(s.held_by("hsm", b"k1").unwrap(), vec![id]);
     let other = BlockId([5; 32]);
     assert_eq!(
@@ -55,17 +55,17 @@ fn held_block_outlives_its_files_until_released() {
     // The file goes: the holders keep the block live.
     s.unlink(ROOT_INO, b"f", 3).unwrap();
     s.purge_inode(f.ino).unwrap();
-    assert_eq!(refcount(&s, &id), 2);
+    assert_eq!(refcount(&*s, &id), 2);
     assert!(s.garbage_blocks(10, i64::MAX).unwrap().is_empty());
     assert!(s.forget_blocks(&[id]).unwrap().is_empty());
     assert!(s.refcount_mismatches().unwrap().is_empty());
 
     assert_eq!(s.release("hsm", b"k1").unwrap(), vec![id]);
     assert!(s.release("hsm", b"k1").unwrap().is_empty(), "released once");
-    assert_eq!(refcount(&s, &id), 1);
+    assert_eq!(refcount(&*s, &id), 1);
     assert!(s.garbage_blocks(10, i64::MAX).unwrap().is_empty());
     s.release("music", b"x").unwrap();
-    assert_eq!(refcount(&s, &id), 0);
+    assert_eq!(refcount(&*s, &id), 0);
     assert!(s.held_by("music", b"x").unwrap().is_empty());
     assert!(
         s.garbage_blocks(10, 0).unwrap().is_empty(),
@@ -100,7 +100,7 @@ fn hold_inserts_new_blocks_queues_them_and_is_atomic() {
     ));
 
     assert_eq!(s.hold("hsm", b"k", &[id], &[nb], 0b10).unwrap(), 1);
-    assert_eq!(refcount(&s, &id), 1);
+    assert_eq!(refcount(&*s, &id), 1);
     let (queued, n) = s.queue_list(10).unwrap();
     assert_eq!(n, 1);
     assert_eq!((queued[0].block, queued[0].tier), (id, 1));
@@ -112,7 +112,7 @@ fn hold_inserts_new_blocks_queues_them_and_is_atomic() {
 fn gc_skips_held_blocks_whatever_the_refcount_and_fsck_counts_holders() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
-    data_commit(&s, f.ino, 0, 0, 100, 7);
+    data_commit(&*s, f.ino, 0, 0, 100, 7);
     let id = BlockId([7; 32]);
     s.hold("music", b"song", &[id], &[], 0).unwrap();
     s.truncate(f.ino, 0, 4).unwrap();
@@ -128,7 +128,7 @@ fn gc_skips_held_blocks_whatever_the_refcount_and_fsck_counts_holders() {
 fn dangling_holds_are_reported_and_dropped() {
     let (_d, s) = store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
-    data_commit(&s, f.ino, 0, 0, 100, 8);
+    data_commit(&*s, f.ino, 0, 0, 100, 8);
     let id = BlockId([8; 32]);
     s.hold("hsm", b"a", &[id], &[], 0).unwrap();
     assert!(s.dangling_holds().unwrap().is_empty());
@@ -145,7 +145,7 @@ fn dangling_holds_are_reported_and_dropped() {
 
 #[test]
 fn version_3_database_upgrades_to_holders() {
-    let (d, s) = store();
+    let (d, s) = sqlite_store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     data_commit(&s, f.ino, 0, 0, 100, 9);
     drop(s);
@@ -177,7 +177,7 @@ fn version_3_database_upgrades_to_holders() {
 /// `hsm_forget` drops the row and its payload's holds in one step.
 #[test]
 fn hsm_catalog_rows_round_trip_and_forget_releases_the_holds() {
-    use crate::store::{hsm_holder_key, HsmFile, HsmState, HsmStore, HSM_HOLDER};
+    use crate::store::{hsm_holder_key, HsmFile, HsmState, HSM_HOLDER};
     let (_d, s) = store();
     let dir = s.hsm_add_dir("/data/media", 5).unwrap();
     assert_eq!(s.hsm_add_dir("/data/media", 6).unwrap(), dir, "idempotent");

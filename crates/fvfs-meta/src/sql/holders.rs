@@ -28,7 +28,7 @@ fn held(tx: &dyn Tx, kind: &str, key: &[u8]) -> Result<Vec<BlockId>> {
     let mut stmt =
         tx.prepare_cached("SELECT block FROM holders WHERE kind = ?1 AND key = ?2 ORDER BY block")?;
     let rows = stmt.query_map(params![kind, key], |r| block_id_at(r, 0))?;
-    Ok(rows.collect::<Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 impl<E: Engine> HolderStore for SqlStore<E> {
@@ -101,7 +101,7 @@ impl<E: Engine> HolderStore for SqlStore<E> {
                     key: r.get(1)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -120,7 +120,7 @@ impl<E: Engine> HolderStore for SqlStore<E> {
                     block_id_at(r, 2)?,
                 ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 

@@ -6,7 +6,7 @@
 use super::data::{add_ref, decode_refs, encode_refs};
 use super::{Engine, SqlStore};
 use crate::error::{MetaError, Result};
-use crate::sql::{params, OptionalExtension, Row, Tx};
+use crate::sql::{params, Arg, OptionalExtension, Row, ToArg, Tx};
 use crate::store::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 
 const COLS: &str = "id, dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
@@ -53,27 +53,50 @@ fn finish(raw: (HsmFile, i64, Vec<u8>, Vec<u8>)) -> Result<HsmFile> {
 
 /// Inserts row `f` under `id` (a new id with None), or replaces row `id`.
 fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<()> {
-    tx.execute(
-        "INSERT OR REPLACE INTO hsm_files (id, dir, path, handle, state, pinned, size, mtime, \
-         ctime, hash, blocks, resident, archived_at, last_recall) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            id.map(|i| i as i64),
-            f.dir as i64,
-            f.path,
-            f.handle,
-            f.state.code(),
-            f.pinned as i64,
-            f.size as i64,
-            f.mtime_ns,
-            f.ctime_ns,
-            &f.hash[..],
-            encode_refs(&f.blocks),
-            f.resident,
-            f.archived_at,
-            f.last_recall
-        ],
-    )?;
+    const COLS: &str = "dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
+                        resident, archived_at, last_recall";
+    let blocks = encode_refs(&f.blocks);
+    let values = [
+        Arg::Int(f.dir as i64),
+        f.path.to_arg(),
+        f.handle.to_arg(),
+        Arg::Int(f.state.code()),
+        Arg::Int(f.pinned as i64),
+        Arg::Int(f.size as i64),
+        f.mtime_ns.to_arg(),
+        f.ctime_ns.to_arg(),
+        Arg::Blob(&f.hash[..]),
+        Arg::Blob(&blocks),
+        f.resident.to_arg(),
+        f.archived_at.to_arg(),
+        f.last_recall.to_arg(),
+    ];
+    match id {
+        None => tx.execute(
+            &format!(
+                "INSERT INTO hsm_files ({COLS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ),
+            &values,
+        )?,
+        Some(id) => {
+            let mut args = values.to_vec();
+            args.push(Arg::Int(id as i64));
+            tx.execute(
+                &format!(
+                    "INSERT INTO hsm_files ({COLS}, id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                     ON CONFLICT (id) DO UPDATE SET dir = excluded.dir, path = excluded.path, \
+                     handle = excluded.handle, state = excluded.state, \
+                     pinned = excluded.pinned, size = excluded.size, mtime = excluded.mtime, \
+                     ctime = excluded.ctime, hash = excluded.hash, blocks = excluded.blocks, \
+                     resident = excluded.resident, archived_at = excluded.archived_at, \
+                     last_recall = excluded.last_recall"
+                ),
+                &args,
+            )?
+        }
+    };
     Ok(())
 }
 
@@ -103,7 +126,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
                     added: r.get(2)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -148,7 +171,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
         self.read(|tx| {
             let code = state.map(|s| s.code());
             let mut stmt = tx.prepare(&format!(
-                "SELECT {COLS} FROM hsm_files WHERE ?1 IS NULL OR state = ?1 ORDER BY id"
+                "SELECT {COLS} FROM hsm_files WHERE CAST(?1 AS INTEGER) IS NULL OR state = ?1 ORDER BY id"
             ))?;
             let rows = stmt.query_map(params![code], from_row)?;
             let raw = rows.collect::<Result<Vec<_>>>()?;
@@ -196,7 +219,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
                  WHERE done IS NULL AND due <= ?1 ORDER BY due, id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now, limit as i64], request_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -215,13 +238,12 @@ impl<E: Engine> HsmStore for SqlStore<E> {
 
     fn hsm_request_get(&self, id: u64) -> Result<Option<HsmRequest>> {
         self.read(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT id, op, path, due, done, ok, message FROM hsm_requests WHERE id = ?1",
-                    params![id as i64],
-                    request_from_row,
-                )
-                .optional()?)
+            tx.query_row(
+                "SELECT id, op, path, due, done, ok, message FROM hsm_requests WHERE id = ?1",
+                params![id as i64],
+                request_from_row,
+            )
+            .optional()
         })
     }
 

@@ -33,7 +33,7 @@ pub(crate) fn journal_clip(tx: &dyn Tx, ino: Ino, size: u64) -> Result<()> {
     tx.prepare_cached("DELETE FROM write_journal WHERE ino = ?1 AND off >= ?2")?
         .execute(params![ino, size])?;
     tx.prepare_cached(
-        "UPDATE write_journal SET data = substr(data, 1, ?2 - off)
+        "UPDATE write_journal SET data = substr(data, 1, CAST(?2 - off AS INTEGER))
          WHERE ino = ?1 AND off + length(data) > ?2",
     )?
     .execute(params![ino, size])?;
@@ -58,9 +58,8 @@ impl<E: Engine> JournalStore for SqlStore<E> {
             let mut stmt =
                 tx.prepare_cached("SELECT DISTINCT ino FROM write_journal ORDER BY ino")?;
             let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
-            Ok(rows
-                .map(|r| r.map(|i| i as Ino))
-                .collect::<Result<Vec<_>>>()?)
+            rows.map(|r| r.map(|i| i as Ino))
+                .collect::<Result<Vec<_>>>()
         })
     }
 
@@ -78,7 +77,7 @@ impl<E: Engine> JournalStore for SqlStore<E> {
                     data: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -104,7 +103,7 @@ impl<E: Engine> JournalStore for SqlStore<E> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{DataStore, JournalStore, NamespaceStore};
+
     use crate::types::{Commit, JournalReset};
     use fvfs_types::ROOT_INO;
 

@@ -110,6 +110,44 @@ impl<E: Engine> SqlStore<E> {
     }
 }
 
+/// A store under test, with raw transactions for the tests that plant corruption.
+#[cfg(test)]
+pub(crate) trait TestStore: crate::MetaStore {
+    fn raw(&self, write: bool, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()>;
+}
+
+#[cfg(test)]
+impl<E: Engine> TestStore for SqlStore<E> {
+    fn raw(&self, write: bool, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        if write {
+            self.engine.write(f)
+        } else {
+            self.engine.read(f)
+        }
+    }
+}
+
+#[cfg(test)]
+impl dyn TestStore {
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&dyn Tx) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.raw(true, &mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        Ok(out.expect("ran"))
+    }
+
+    pub(crate) fn read<T>(&self, mut f: impl FnMut(&dyn Tx) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.raw(false, &mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        Ok(out.expect("ran"))
+    }
+}
+
 #[cfg(test)]
 mod holder_tests;
 #[cfg(test)]

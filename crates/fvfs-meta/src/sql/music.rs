@@ -170,7 +170,7 @@ const CHANGES: &str = "music_changes";
 fn note_change(tx: &dyn Tx) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO counters (name, value) VALUES (?1, 1) \
-         ON CONFLICT(name) DO UPDATE SET value = value + 1",
+         ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
     )?
     .execute(params![CHANGES])?;
     Ok(())
@@ -251,7 +251,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                     added: r.get(3)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -290,7 +290,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
         self.read(|tx| {
             tracks_where(
                 tx,
-                "(?1 IS NULL OR origin = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+                "(CAST(?1 AS TEXT) IS NULL OR origin = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
                 params![origin, after as i64, limit as i64],
             )
         })
@@ -311,7 +311,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                     etag: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -347,7 +347,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
     fn music_track_count(&self, origin: Option<&str>) -> Result<u64> {
         self.read(|tx| {
             let n: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM music_tracks WHERE ?1 IS NULL OR origin = ?1",
+                "SELECT COUNT(*) FROM music_tracks WHERE CAST(?1 AS TEXT) IS NULL OR origin = ?1",
                 params![origin],
                 |r| r.get(0),
             )?;
@@ -393,7 +393,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                     created: r.get(3)?,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -434,7 +434,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                     generation: r.get::<i64>(3)? as u64,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -457,8 +457,9 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                 )));
             }
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO music_entries (view, gen, parent, name, dir, track) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO music_entries (view, gen, parent, name, dir, track) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (view, gen, parent, name) \
+                 DO UPDATE SET dir = excluded.dir, track = excluded.track",
             )?;
             for e in entries {
                 let (dir, track) = match e.node {
@@ -496,16 +497,15 @@ impl<E: Engine> MusicStore for SqlStore<E> {
     fn music_lookup(&self, view: u64, parent: u64, name: &str) -> Result<Option<MusicEntry>> {
         self.read(|tx| {
             let gen = served(tx, view)?;
-            Ok(tx
-                .prepare_cached(
-                    "SELECT parent, name, dir, track FROM music_entries \
+            tx.prepare_cached(
+                "SELECT parent, name, dir, track FROM music_entries \
                      WHERE view = ?1 AND gen = ?2 AND parent = ?3 AND name = ?4",
-                )?
-                .query_row(
-                    params![view as i64, gen, parent as i64, name],
-                    entry_from_row,
-                )
-                .optional()?)
+            )?
+            .query_row(
+                params![view as i64, gen, parent as i64, name],
+                entry_from_row,
+            )
+            .optional()
         })
     }
 
@@ -536,53 +536,50 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                 ],
                 entry_from_row,
             )?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
     fn music_dir_entry(&self, view: u64, dir: u64) -> Result<Option<MusicEntry>> {
         self.read(|tx| {
             let gen = served(tx, view)?;
-            Ok(tx
-                .prepare_cached(
-                    // Without statistics the planner prefers the primary key's
-                    // (view, gen) prefix, a scan of the whole tree: name the index.
-                    "SELECT parent, name, dir, track FROM music_entries \
+            tx.prepare_cached(
+                // Without statistics the planner prefers the primary key's
+                // (view, gen) prefix, a scan of the whole tree: name the index.
+                "SELECT parent, name, dir, track FROM music_entries \
                      INDEXED BY music_entries_dir \
                      WHERE view = ?1 AND gen = ?2 AND dir = ?3 AND dir IS NOT NULL",
-                )?
-                .query_row(params![view as i64, gen, dir as i64], entry_from_row)
-                .optional()?)
+            )?
+            .query_row(params![view as i64, gen, dir as i64], entry_from_row)
+            .optional()
         })
     }
 
     fn music_dir_cover_track(&self, view: u64, parent: u64) -> Result<Option<u64>> {
         self.read(|tx| {
             let gen = served(tx, view)?;
-            Ok(tx
-                .prepare_cached(
-                    "SELECT e.track FROM music_entries e JOIN music_tracks t ON t.id = e.track \
+            tx.prepare_cached(
+                "SELECT e.track FROM music_entries e JOIN music_tracks t ON t.id = e.track \
                      WHERE e.view = ?1 AND e.gen = ?2 AND e.parent = ?3 AND t.has_cover = 1 \
                      AND t.error IS NULL ORDER BY e.name LIMIT 1",
-                )?
-                .query_row(params![view as i64, gen, parent as i64], |r| {
-                    r.get::<i64>(0).map(|v| v as u64)
-                })
-                .optional()?)
+            )?
+            .query_row(params![view as i64, gen, parent as i64], |r| {
+                r.get::<i64>(0).map(|v| v as u64)
+            })
+            .optional()
         })
     }
 
     fn music_track_entry(&self, view: u64, track: u64) -> Result<Option<MusicEntry>> {
         self.read(|tx| {
             let gen = served(tx, view)?;
-            Ok(tx
-                .prepare_cached(
-                    "SELECT parent, name, dir, track FROM music_entries \
+            tx.prepare_cached(
+                "SELECT parent, name, dir, track FROM music_entries \
                      INDEXED BY music_entries_track \
                      WHERE view = ?1 AND gen = ?2 AND track = ?3 AND track IS NOT NULL LIMIT 1",
-                )?
-                .query_row(params![view as i64, gen, track as i64], entry_from_row)
-                .optional()?)
+            )?
+            .query_row(params![view as i64, gen, track as i64], entry_from_row)
+            .optional()
         })
     }
 }

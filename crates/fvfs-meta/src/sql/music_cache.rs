@@ -136,7 +136,7 @@ impl<E: Engine> MusicCacheStore for SqlStore<E> {
                  LIMIT ?2",
             )?;
             let rows = st.query_map(params![MUSIC_HOLDER, limit as i64], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 }

@@ -345,7 +345,7 @@ fn cache_windows_by_key_lru_and_piece() {
 
 #[test]
 fn a_version_6_database_gains_audio_spans_and_the_cache() {
-    let (d, s) = store();
+    let (d, s) = super::tests::sqlite_store();
     s.music_origin_put(&origin("nas", 1)).unwrap();
     let id = s.music_track_put(&track("nas", "a.flac", 1)).unwrap();
     drop(s);

@@ -77,12 +77,11 @@ fn dir_attr(tx: &dyn Tx, ino: Ino) -> Result<Attr> {
 
 /// (ino, kind) named by `parent/name`.
 fn entry(tx: &dyn Tx, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
-    Ok(tx
-        .prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
+    tx.prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
         .query_row(params![parent as i64, name], |r| {
             Ok((r.get::<i64>(0)? as u64, kind_at(r, 1)?))
         })
-        .optional()?)
+        .optional()
 }
 
 /// Updates a directory's mtime and ctime and adjusts its link count.
@@ -199,8 +198,11 @@ fn put_xattr(tx: &dyn Tx, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
     if value.len() > XATTR_SIZE_MAX {
         return Err(MetaError::AttrTooBig);
     }
-    tx.prepare_cached("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)")?
-        .execute(params![ino as i64, name, value])?;
+    tx.prepare_cached(
+        "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![ino as i64, name, value])?;
     Ok(())
 }
 
@@ -474,7 +476,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             kind: kind_at(r, 3)?,
         })
     })?;
-    Ok(rows.collect::<Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 })
     }
 
@@ -501,7 +503,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             })
         },
     )?;
-    Ok(rows.collect::<Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 })
     }
 
@@ -556,7 +558,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             let mut stmt =
                 tx.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
             let rows = stmt.query_map(params![ino as i64], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -598,9 +600,8 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
             let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
-            Ok(rows
-                .map(|r| r.map(|i| i as u64))
-                .collect::<Result<Vec<_>>>()?)
+            rows.map(|r| r.map(|i| i as u64))
+                .collect::<Result<Vec<_>>>()
         })
     }
 
@@ -617,7 +618,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
                     r.get::<i64>(2)? as Ino,
                 ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 }

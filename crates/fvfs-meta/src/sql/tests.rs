@@ -6,10 +6,22 @@ use crate::MetaError;
 use fvfs_types::{BlockId, CdcParams, Codec, Compression, FileKind, CHUNK_SIZE, ROOT_INO};
 use fvfs_types::{Ino, Settings};
 
-pub(crate) fn store() -> (tempfile::TempDir, SqliteStore) {
+/// A formatted store on the engine under test (`crate::testing`).
+pub(crate) fn store() -> (tempfile::TempDir, std::sync::Arc<dyn super::TestStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("meta.db"), true).unwrap();
-    let settings = Settings {
+    let url = crate::testing::meta_url(dir.path());
+    let s: std::sync::Arc<dyn super::TestStore> = match crate::MetaUrl::parse(&url).unwrap() {
+        crate::MetaUrl::Sqlite(p) => std::sync::Arc::new(SqliteStore::open(&p, true).unwrap()),
+        u @ crate::MetaUrl::Postgres(_) => {
+            std::sync::Arc::new(crate::postgres::PgStore::open(&url, u.display(), true).unwrap())
+        }
+    };
+    s.format(&settings(), 0, 0, 1).unwrap();
+    (dir, s)
+}
+
+fn settings() -> Settings {
+    Settings {
         uuid: uuid::Uuid::new_v4(),
         name: "t".into(),
         format_version: fvfs_types::FORMAT_VERSION,
@@ -18,8 +30,14 @@ pub(crate) fn store() -> (tempfile::TempDir, SqliteStore) {
         storage: vec!["/tmp/x".into()],
         created: 0,
         tiers: vec![],
-    };
-    s.format(&settings, 0, 0, 1).unwrap();
+    }
+}
+
+/// A formatted SQLite store, for the tests of what is SQLite's own.
+pub(crate) fn sqlite_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("meta.db"), true).unwrap();
+    s.format(&settings(), 0, 0, 1).unwrap();
     (dir, s)
 }
 
@@ -326,11 +344,11 @@ fn replace_content_moves_slices_and_references() {
     assert_eq!(s.chunk_slice_count(src.ino, 0).unwrap(), 0);
     let pins = |id: BlockId| -> i64 {
         s.read(|tx| {
-            Ok(tx.query_row(
+            tx.query_row(
                 "SELECT pins FROM blocks WHERE id = ?1",
                 params![&id.0[..]],
                 |r| r.get(0),
-            )?)
+            )
         })
         .unwrap()
     };
@@ -349,7 +367,7 @@ fn replace_content_moves_slices_and_references() {
 
 /// A data slice of `len` bytes at `pos` of `chunk` referencing block `id` (inserted by the
 /// first commit that names it).
-pub(super) fn data_commit(s: &SqliteStore, ino: Ino, chunk: u64, pos: u32, len: u32, id: u8) {
+pub(super) fn data_commit(s: &dyn MetaStore, ino: Ino, chunk: u64, pos: u32, len: u32, id: u8) {
     let id = BlockId([id; 32]);
     let nb = NewBlock {
         id,
@@ -386,9 +404,9 @@ fn st_blocks_count_stored_data_only() {
     assert_eq!(f.blocks, 0);
     const M: u32 = 1 << 20;
     // Three 1 MiB regions of a 100 MiB file (chunks 0 and 1).
-    data_commit(&s, f.ino, 0, 0, M, 1);
-    data_commit(&s, f.ino, 0, 40 * M, M, 2);
-    data_commit(&s, f.ino, 1, 20 * M, M, 3);
+    data_commit(&*s, f.ino, 0, 0, M, 1);
+    data_commit(&*s, f.ino, 0, 40 * M, M, 2);
+    data_commit(&*s, f.ino, 1, 20 * M, M, 3);
     let a = s.truncate(f.ino, 100 << 20, 10).unwrap();
     assert_eq!((a.size, a.blocks), (100 << 20, 3 * 2048));
     assert_eq!(s.getattr(f.ino).unwrap().blocks, 3 * 2048);
@@ -446,7 +464,7 @@ fn st_blocks_count_stored_data_only() {
 
 #[test]
 fn migration_to_v3_fills_st_blocks() {
-    let (d, s) = store();
+    let (d, s) = sqlite_store();
     let f = s.create(ROOT_INO, b"f", &file()).unwrap();
     data_commit(&s, f.ino, 0, 8192, 5000, 4);
     drop(s);
@@ -598,7 +616,7 @@ fn unknown_stored_codes_are_corruption_not_defaults() {
         ..Default::default()
     };
     s.commit(g.ino, &c).unwrap();
-    s.write(|tx| Ok(tx.execute("UPDATE blocks SET codec = 77", params![])?))
+    s.write(|tx| tx.execute("UPDATE blocks SET codec = 77", params![]))
         .unwrap();
     let why = corrupt(s.get_block(&id).map(|b| format!("{b:?}")));
     assert!(why.contains("block codec code 77"), "{why}");
@@ -647,15 +665,25 @@ fn dump_load_dump_is_equal_and_load_needs_an_empty_store() {
     assert!(!text.contains("\"table\":\"sessions\""), "{text}");
     assert!(text.contains("{\"hex\":\"636166e9202271220a\"}"), "{text}");
 
+    // Into a new store of the engine under test and into SQLite: on PostgreSQL this
+    // moves the metadata across engines, and the dump of the copy is the same text.
     let dir = tempfile::tempdir().unwrap();
-    let t = SqliteStore::open(&dir.path().join("m2.db"), true).unwrap();
-    assert_eq!(t.load(&mut first.as_slice()).unwrap(), totals);
-    let mut second = Vec::new();
-    t.dump(&mut second).unwrap();
-    assert_eq!(String::from_utf8(second).unwrap(), text);
-    assert_eq!(t.get_xattr(f.ino, b"user.k").unwrap(), vec![0, 1, 255]);
-    assert_eq!(t.get_block(&id).unwrap().unwrap().refcount, 1);
-    assert!(t.sessions().unwrap().is_empty());
+    let copies: [std::sync::Arc<dyn MetaStore>; 2] = [
+        crate::open(&crate::testing::meta_url(dir.path()), true).unwrap(),
+        std::sync::Arc::new(SqliteStore::open(&dir.path().join("m2.db"), true).unwrap()),
+    ];
+    for t in copies {
+        assert_eq!(t.load(&mut first.as_slice()).unwrap(), totals);
+        let mut second = Vec::new();
+        t.dump(&mut second).unwrap();
+        assert_eq!(String::from_utf8(second).unwrap(), text, "{}", t.describe());
+        assert_eq!(t.get_xattr(f.ino, b"user.k").unwrap(), vec![0, 1, 255]);
+        assert_eq!(t.get_block(&id).unwrap().unwrap().refcount, 1);
+        assert!(t.sessions().unwrap().is_empty());
+        // The id generators moved past the loaded ids: a new file gets a new inode.
+        let n = t.create(ROOT_INO, b"after-load", &file()).unwrap();
+        assert!(n.ino > f.ino, "{}: {} after {}", t.describe(), n.ino, f.ino);
+    }
 
     assert!(matches!(
         s.load(&mut first.as_slice()),

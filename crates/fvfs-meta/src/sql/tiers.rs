@@ -94,7 +94,7 @@ impl<E: Engine> TierStore for SqlStore<E> {
             }
             let low = (1u32 << position) - 1;
             tx.execute(
-                "UPDATE blocks SET tiers = ((tiers & ~?1) << 1) | (tiers & ?1)",
+                "UPDATE blocks SET tiers = ((tiers & ~CAST(?1 AS BIGINT)) << 1) | (tiers & ?1)",
                 params![low],
             )?;
             tx.execute(
@@ -112,7 +112,7 @@ impl<E: Engine> TierStore for SqlStore<E> {
          WHERE w.due <= ?1 ORDER BY w.due LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![now, limit as i64], queue_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 
@@ -182,8 +182,10 @@ impl<E: Engine> TierStore for SqlStore<E> {
 
     fn set_block_tiers(&self, id: &BlockId, set: u32, clear: u32) -> Result<u32> {
         self.write(|tx| {
-            tx.prepare_cached("UPDATE blocks SET tiers = (tiers | ?2) & ~?3 WHERE id = ?1")?
-                .execute(params![&id.0[..], set, clear])?;
+            tx.prepare_cached(
+                "UPDATE blocks SET tiers = (tiers | ?2) & ~CAST(?3 AS BIGINT) WHERE id = ?1",
+            )?
+            .execute(params![&id.0[..], set, clear])?;
             Ok(tx
                 .prepare_cached("SELECT tiers FROM blocks WHERE id = ?1")?
                 .query_row(params![&id.0[..]], |r| r.get(0))
@@ -238,7 +240,7 @@ impl<E: Engine> TierStore for SqlStore<E> {
                         accesses: r.get::<i64>(7)? as u64,
                     })
                 })?;
-            Ok(rows.collect::<Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 

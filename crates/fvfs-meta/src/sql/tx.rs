@@ -74,6 +74,16 @@ pub trait Tx {
         args: &[Arg<'_>],
         each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()>;
+    /// As [`Tx::query`], for a scan of a whole table: the engine holds a bounded batch of
+    /// rows at a time, whatever the table's size. `each` must not use the transaction.
+    fn scan(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        self.query(sql, args, each)
+    }
     /// Runs several statements without parameters (schema changes).
     fn execute_batch(&self, sql: &str) -> Result<()>;
     /// The id the last insert in this transaction generated.
@@ -87,7 +97,7 @@ pub trait RowSource {
     fn columns(&self) -> usize;
 }
 
-impl RowSource for [Val] {
+impl RowSource for Vec<Val> {
     fn value(&self, idx: usize) -> Result<ValRef<'_>> {
         self.get(idx)
             .map(Val::as_ref)
@@ -323,13 +333,13 @@ impl Stmt<'_> {
         Ok(out.into_iter())
     }
 
-    /// Every row through `f`, without collecting them.
+    /// Every row through `f`, without collecting them (a scan: see [`Tx::scan`]).
     pub fn for_each(
         &mut self,
         args: &[Arg<'_>],
         mut f: impl FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<()> {
-        self.tx.query(&self.sql, args, &mut |r| {
+        self.tx.scan(&self.sql, args, &mut |r| {
             f(r)?;
             Ok(true)
         })

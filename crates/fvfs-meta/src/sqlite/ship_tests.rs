@@ -1,6 +1,6 @@
 use super::*;
 use crate::prelude::*;
-use crate::sql::tests::{file, store};
+use crate::sql::tests::{file, sqlite_store as store};
 use crate::sqlite::SqliteStore;
 use fvfs_types::ROOT_INO;
 

@@ -23,8 +23,8 @@
 //! adds its own sub-trait and file and one bound here; the others do not change. Callers
 //! that call methods on a concrete store write `use fvfs_meta::prelude::*;`.
 //!
-//! The traits are synchronous and object-safe: SQLite is in-process, and a PostgreSQL
-//! implementation can run its client on a blocking pool behind the same signatures.
+//! The traits are synchronous and object-safe: SQLite is in-process, and the PostgreSQL
+//! engine drives its client's futures on a runtime of its own behind the same signatures.
 //! Names are raw bytes (POSIX names need not be UTF-8). Permission checks are the
 //! caller's (fvfs-vfs); the store enforces only structural rules (ENOTEMPTY, EEXIST, …).
 
@@ -55,7 +55,7 @@ pub use music_cache::{MusicCacheStore, MusicCacheTotals, MusicWindow, MUSIC_HOLD
 pub use namespace::NamespaceStore;
 pub use tiers::TierStore;
 
-use crate::error::{MetaError, Result};
+use crate::error::Result;
 use crate::url::MetaUrl;
 use std::sync::Arc;
 
@@ -94,13 +94,20 @@ impl<T> MetaStore for T where
 {
 }
 
-/// Opens the store a URL names. `create` allows creating a new, empty SQLite database.
+/// Opens the store a URL names. `create` allows creating a new, empty database (SQLite)
+/// or schema (PostgreSQL).
 pub fn open(url: &str, create: bool) -> Result<Arc<dyn MetaStore>> {
     match MetaUrl::parse(url)? {
         MetaUrl::Sqlite(path) => Ok(Arc::new(crate::sqlite::SqliteStore::open(&path, create)?)),
-        MetaUrl::Postgres(_) => Err(MetaError::BadUrl {
-            url: MetaUrl::parse(url)?.display(),
-            why: "PostgreSQL metadata is not built into this version yet".into(),
-        }),
+        u @ MetaUrl::Postgres(_) => {
+            let MetaUrl::Postgres(raw) = &u else {
+                unreachable!("matched above")
+            };
+            Ok(Arc::new(crate::postgres::PgStore::open(
+                raw,
+                u.display(),
+                create,
+            )?))
+        }
     }
 }
