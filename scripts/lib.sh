@@ -141,10 +141,24 @@ fvfs_s3_location() {
 		"$FVFS_S3_BUCKET" "$1" "$FVFS_S3_ENDPOINT"
 }
 
-# fvfs_format [EXTRA FORMAT ARGS...]: format a fresh filesystem whose metadata lives in
-# FVFS_WORK/meta.db. Sets FVFS_META. Pass the --storage arguments.
+# fvfs_meta_url: the metadata URL of a fresh filesystem: FVFS_WORK/meta.db, or with
+# FVFS_TEST_META=postgres a new schema of its own in the server FVFS_TEST_PG names
+# (scripts/pg.sh start prints it), as the Rust tests do (fvfs_meta::testing).
+fvfs_meta_url() {
+	if [[ ${FVFS_TEST_META:-sqlite} != postgres ]]; then
+		echo "sqlite://$FVFS_WORK/meta.db"
+		return
+	fi
+	[[ -n ${FVFS_TEST_PG:-} ]] || fvfs_die "FVFS_TEST_META=postgres needs FVFS_TEST_PG (scripts/pg.sh start prints it)"
+	local schema="fvfs_sh_$$_$RANDOM"
+	psql "$FVFS_TEST_PG" -qc "CREATE SCHEMA $schema" >/dev/null || fvfs_die "cannot create schema $schema in $FVFS_TEST_PG"
+	echo "$FVFS_TEST_PG?options=-csearch_path%3D$schema"
+}
+
+# fvfs_format [EXTRA FORMAT ARGS...]: format a fresh filesystem (fvfs_meta_url). Sets
+# FVFS_META. Pass the --storage arguments.
 fvfs_format() {
-	FVFS_META="sqlite://$FVFS_WORK/meta.db"
+	FVFS_META="$(fvfs_meta_url)"
 	fvfs_log "fvfsd format --meta $FVFS_META $*"
 	timeout 120 "$FVFSD" format --meta "$FVFS_META" "$@" </dev/null ||
 		fvfs_die "fvfsd format failed"

@@ -243,17 +243,40 @@ impl Engine {
     }
 }
 
-/// Held while a process serves an embedded filesystem: a second mount is refused.
+/// Held while a process serves a filesystem: a second mount is refused.
+///
+/// SQLite: an flock on a file beside the database. PostgreSQL: an advisory lock of the
+/// server ([`fvfs_meta::postgres::MountLease`]). Until sessions, locks and cache
+/// invalidation work across hosts, a filesystem on PostgreSQL is served by one process
+/// at a time too (docs/SEMANTICS.md, "Several hosts").
 pub struct MountLock {
-    _file: File,
+    _file: Option<File>,
+    _lease: Option<fvfs_meta::postgres::MountLease>,
 }
 
 impl MountLock {
-    /// Takes the lock of an SQLite filesystem for `holder` (a mountpoint or a command,
-    /// written into the lock file for the refusal message); other stores need none.
+    /// Takes the lock of the filesystem for `holder` (a mountpoint or a command, written
+    /// into an SQLite lock file for the refusal message).
     pub fn acquire(meta_url: &str, holder: &Path) -> Result<Option<MountLock>> {
-        let MetaUrl::Sqlite(db) = MetaUrl::parse(meta_url)? else {
-            return Ok(None);
+        let url = MetaUrl::parse(meta_url)?;
+        let db = match &url {
+            MetaUrl::Sqlite(db) => db.clone(),
+            MetaUrl::Postgres(raw) => {
+                let shown = url.display();
+                return match fvfs_meta::postgres::MountLease::take(raw, &shown) {
+                    Ok(Some(lease)) => Ok(Some(MountLock {
+                        _file: None,
+                        _lease: Some(lease),
+                    })),
+                    Ok(None) => Err(EngineError::Locked(format!(
+                        "the filesystem {shown} is already served by another process (`fvfsd \
+                         status` lists its session); one process serves a filesystem at a \
+                         time, also on PostgreSQL, until mounts from several hosts are \
+                         supported"
+                    ))),
+                    Err(source) => Err(EngineError::OpenMeta { url: shown, source }),
+                };
+            }
         };
         let path = PathBuf::from(format!("{}.mount.lock", db.display()));
         let mut f = std::fs::OpenOptions::new()
@@ -283,6 +306,9 @@ impl MountLock {
             writeln!(f, "pid {} at {}", std::process::id(), holder.display())
         };
         write(&mut f).map_err(EngineError::io(format!("cannot write {}", path.display())))?;
-        Ok(Some(MountLock { _file: f }))
+        Ok(Some(MountLock {
+            _file: Some(f),
+            _lease: None,
+        }))
     }
 }

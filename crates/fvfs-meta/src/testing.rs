@@ -27,3 +27,22 @@ pub fn meta_url(dir: &Path) -> String {
         .expect("FVFS_TEST_META=postgres needs FVFS_TEST_PG (scripts/pg.sh start prints it)");
     crate::postgres::fresh_schema(&server).expect("a fresh PostgreSQL schema for this test")
 }
+
+/// The PostgreSQL server of the tests (`FVFS_TEST_PG`), for a test that moves metadata
+/// across engines whatever `FVFS_TEST_META` says. `None` outside CI when no server is
+/// set (the caller says it skipped); in CI (`FVFS_REQUIRE_PRIVILEGED=1`, where
+/// scripts/test.sh starts one) a missing server fails the test.
+pub fn pg_server() -> Option<String> {
+    match std::env::var("FVFS_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("FVFS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") => {
+            panic!("FVFS_REQUIRE_PRIVILEGED=1: this test needs FVFS_TEST_PG (scripts/pg.sh start)")
+        }
+        _ => {
+            eprintln!(
+                "skipped: no PostgreSQL server (set FVFS_TEST_PG; scripts/pg.sh start prints it)"
+            );
+            None
+        }
+    }
+}

@@ -42,7 +42,7 @@ impl MetaUrl {
         match self {
             MetaUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
             MetaUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
-                (Some(s), Some(at)) if at > s => {
+                (Some(s), Some(at)) if at > s && u[s + 3..at].contains(':') => {
                     let creds = &u[s + 3..at];
                     let user = creds.split(':').next().unwrap_or("");
                     format!("{}://{}:***@{}", &u[..s], user, &u[at + 1..])
@@ -65,6 +65,8 @@ mod tests {
         assert!(MetaUrl::parse("/a/b.db").is_err());
         assert!(MetaUrl::parse("mysql://x").is_err());
         let p = MetaUrl::parse("postgres://u:secret@h/db").unwrap();
-        assert!(!p.display().contains("secret"));
+        assert_eq!(p.display(), "postgres://u:***@h/db");
+        let p = MetaUrl::parse("postgres://u@h:5433/db").unwrap();
+        assert_eq!(p.display(), "postgres://u@h:5433/db");
     }
 }

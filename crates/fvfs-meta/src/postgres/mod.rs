@@ -141,23 +141,67 @@ pub struct Postgres {
     next: AtomicUsize,
 }
 
+/// The connection settings of `url`: its password, when it has none, from `PGPASSWORD`
+/// or the password file.
+fn config(url: &str, shown: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| MetaError::BadUrl {
+        url: shown.to_string(),
+        why: format!("{e}"),
+    })?;
+    if config.get_password().is_none() {
+        if let Some(pw) = pass::password(&config) {
+            config.password(pw);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("fvfs");
+    Ok(config)
+}
+
+/// One connection of its own, its socket driven by the module's runtime.
+fn connect(config: &tokio_postgres::Config) -> Result<Client> {
+    let config = config.clone();
+    let (client, connection) =
+        block_on(runtime().spawn(async move { config.connect(NoTls).await }))
+            .map_err(|e| MetaError::Db(DbError::Connection(e.to_string())))?
+            .map_err(pg_error)?;
+    runtime().spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The right to serve a filesystem whose metadata is on PostgreSQL, held by one process
+/// at a time: a session-level advisory lock on a connection of its own, keyed by the
+/// filesystem's schema. The server releases it when the connection ends, so a killed
+/// process never leaves it behind.
+pub struct MountLease {
+    _client: Client,
+}
+
+impl MountLease {
+    /// Takes the lease; `None` when another process holds it.
+    pub fn take(url: &str, shown: &str) -> Result<Option<MountLease>> {
+        let client = connect(&config(url, shown)?)?;
+        let row = block_on(client.query_one(
+            "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':fvfs-mount'))",
+            &[],
+        ))
+        .map_err(pg_error)?;
+        let got: bool = row.try_get(0).map_err(pg_error)?;
+        Ok(got.then_some(MountLease { _client: client }))
+    }
+}
+
 impl Postgres {
     /// Connects to the database `url` names and brings its schema up to date; with
     /// `create`, creates the schema in an empty database.
     pub fn open(url: &str, shown: String, create: bool) -> Result<Postgres> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| MetaError::BadUrl {
-            url: shown.clone(),
-            why: format!("{e}"),
-        })?;
-        if config.get_password().is_none() {
-            if let Some(pw) = pass::password(&config) {
-                config.password(pw);
-            }
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        config.application_name("fvfs");
+        let config = config(url, &shown)?;
         let pg = Postgres {
             config,
             shown,
@@ -169,18 +213,8 @@ impl Postgres {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let config = self.config.clone();
-        let (client, connection) =
-            block_on(runtime().spawn(async move { config.connect(NoTls).await }))
-                .map_err(|e| MetaError::Db(DbError::Connection(e.to_string())))?
-                .map_err(pg_error)?;
-        runtime().spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "PostgreSQL connection ended");
-            }
-        });
         Ok(Conn {
-            client,
+            client: connect(&self.config)?,
             statements: Mutex::new(HashMap::new()),
         })
     }
@@ -276,15 +310,8 @@ impl Engine for Postgres {
 /// connections use it (`options=-csearch_path=…`): a filesystem of its own beside
 /// others in one database (tests; hosting several filesystems on one server).
 pub fn fresh_schema(server: &str) -> Result<String> {
-    let config: tokio_postgres::Config = server.parse().map_err(|e| MetaError::BadUrl {
-        url: crate::MetaUrl::Postgres(server.to_string()).display(),
-        why: format!("{e}"),
-    })?;
-    let (client, connection) =
-        block_on(runtime().spawn(async move { config.connect(NoTls).await }))
-            .map_err(|e| MetaError::Db(DbError::Connection(e.to_string())))?
-            .map_err(pg_error)?;
-    runtime().spawn(connection);
+    let shown = crate::MetaUrl::Postgres(server.to_string()).display();
+    let client = connect(&config(server, &shown)?)?;
     let name = format!("fvfs_{}", uuid::Uuid::new_v4().simple());
     block_on(client.batch_execute(&format!("CREATE SCHEMA {name}"))).map_err(pg_error)?;
     let sep = if server.contains('?') { '&' } else { '?' };

@@ -99,7 +99,7 @@ impl Fixture {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir_all(&mnt).unwrap();
         let f = Fixture {
-            meta_url: format!("sqlite://{}/meta.db", dir.path().display()),
+            meta_url: fvfs_meta::testing::meta_url(dir.path()),
             cache: dir.path().join("cache"),
             prefix: "fs".into(),
             config: None,
