@@ -43,7 +43,11 @@ as_owner() {
 
 install() {
 	pg_bin >/dev/null && return 0
-	[[ $(id -u) -eq 0 ]] || fvfs_die "PostgreSQL is not installed. Install it with:  sudo apt-get install -y postgresql"
+	if [[ $(id -u) -ne 0 ]]; then
+		[[ ${FVFS_REQUIRE_PRIVILEGED:-0} == 1 ]] &&
+			fvfs_die "PostgreSQL is not installed. Install it with:  sudo apt-get install -y postgresql"
+		fvfs_skip "PostgreSQL is not installed (sudo apt-get install -y postgresql); its tests will not run"
+	fi
 	fvfs_log "installing Debian's postgresql (the tests need a real server)"
 	export DEBIAN_FRONTEND=noninteractive
 	timeout 600 apt-get update -q || fvfs_die "apt-get update failed"

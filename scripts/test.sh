@@ -178,6 +178,17 @@ else
 	record "install pjdfstest + fsx" SKIP 0
 fi
 
+# ---- a private PostgreSQL cluster on loopback (scripts/pg.sh): the metadata engine for
+# several hosts, tested with the same suites as SQLite. FVFS_TEST_PG names it to the tests.
+PG_URL_FILE="$(fvfs_target_dir)/pg.url"
+mkdir -p "$(dirname "$PG_URL_FILE")"
+start_postgres() { "$FVFS_ROOT/scripts/pg.sh" start >"$PG_URL_FILE"; }
+if run_step "postgresql (private cluster)" start_postgres; then
+	FVFS_TEST_PG="$(tail -1 "$PG_URL_FILE")"
+	export FVFS_TEST_PG
+	fvfs_log "FVFS_TEST_PG=$FVFS_TEST_PG"
+fi
+
 # ---- build and test
 if ! run_step "cargo build" cargo build --workspace --all-targets; then
 	summary
@@ -203,6 +214,22 @@ run_step "fvfsc dependencies" "$FVFS_ROOT/scripts/check-client-deps.sh" || true
 # The integration tests read FVFS_REQUIRE_PRIVILEGED themselves (fail instead of skip).
 # --no-fail-fast: every test binary runs, so one failure does not hide the others.
 run_step "cargo test" cargo test --workspace --no-fail-fast || true
+# The same metadata, model and daemon tests on PostgreSQL (fvfs_meta::testing): the
+# store's own tests, the POSIX reference model, and the daemon's engine-neutral tests.
+# --workspace in both: the test binaries are the ones "cargo test" built (selecting
+# packages with -p would unify features differently and rebuild their dependencies).
+pg_tests() {
+	export FVFS_TEST_META=postgres
+	local rc=0
+	cargo test --workspace --no-fail-fast --lib -- sql:: postgres:: || rc=1
+	cargo test --workspace --no-fail-fast --test model --test dump --test gc --test postgres || rc=1
+	return "$rc"
+}
+if [[ -n ${FVFS_TEST_PG:-} ]]; then
+	run_step "cargo test (PostgreSQL metadata)" pg_tests || true
+else
+	record "cargo test (PostgreSQL metadata)" "FAIL (no PostgreSQL cluster)" 0
+fi
 
 # ---- POSIX suites on a real mount (the binaries were built above)
 export FVFS_SKIP_BUILD=1
@@ -211,6 +238,11 @@ if ((suites)); then
 		run_step "pjdfstest" "$FVFS_ROOT/scripts/pjdfstest.sh" || true
 		# The README's shape too: a local hot tier in front of S3 (the write journal).
 		run_step "pjdfstest (hot tier)" env FVFS_HOT_TIER=1 "$FVFS_ROOT/scripts/pjdfstest.sh" || true
+		if [[ -n ${FVFS_TEST_PG:-} ]]; then
+			run_step "pjdfstest (PostgreSQL metadata)" env FVFS_TEST_META=postgres "$FVFS_ROOT/scripts/pjdfstest.sh" || true
+		else
+			record "pjdfstest (PostgreSQL metadata)" "FAIL (no PostgreSQL cluster)" 0
+		fi
 	else
 		record "pjdfstest" "FAIL (not installed)" 0
 	fi
@@ -228,6 +260,7 @@ else
 	echo "SKIP: pjdfstest and fsx (need root and /dev/fuse, or FVFS_SKIP_SUITES=1 was set)"
 	record "pjdfstest" SKIP 0
 	record "pjdfstest (hot tier)" SKIP 0
+	record "pjdfstest (PostgreSQL metadata)" SKIP 0
 	record "pjdfstest (fvfsc mount)" SKIP 0
 	record "fsx" SKIP 0
 fi

@@ -63,7 +63,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let tier = dir.path().join("tier");
         std::fs::create_dir(&tier).unwrap();
-        let url = format!("sqlite://{}/meta.db", dir.path().display());
+        let url = fvfs_meta::testing::meta_url(dir.path());
         let meta = fvfs_meta::open(&url, true).unwrap();
         meta.format(
             &settings(&tier.display().to_string()),
