@@ -171,6 +171,8 @@ pub struct Unlinked {
 pub struct RenameFlags {
     pub noreplace: bool,
     pub exchange: bool,
+    /// A replaced file that loses its last name goes to the trash (`/.trash/<date>/`).
+    pub trash: bool,
 }
 
 /// One xattr change made in the same transaction as an attribute change (a POSIX ACL and

@@ -195,6 +195,7 @@ impl FsOps for EngineOps {
         let f = RenameFlags {
             noreplace: flags.noreplace,
             exchange: flags.exchange,
+            ..RenameFlags::default()
         };
         self.vfs
             .rename(parent, name.as_bytes(), newparent, newname.as_bytes(), f)

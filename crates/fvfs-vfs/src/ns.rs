@@ -303,7 +303,9 @@ impl Vfs {
 
     pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
         check_name(name)?;
-        let u = self.meta.unlink(parent, name, now_ns())?;
+        // The store can keep deleted files in /.trash (`trash`); the engine does not ask
+        // for it yet: it needs the purge worker and `[trash] days`.
+        let u = self.meta.unlink(parent, name, now_ns(), false)?;
         if u.nlink == 0 {
             self.purge_if_orphan(u.ino)?;
         }

@@ -478,7 +478,7 @@ impl Upload {
         };
         let flags = RenameFlags {
             noreplace,
-            exchange: false,
+            ..RenameFlags::default()
         };
         self.vfs
             .rename(self.parent, &self.tmp, self.dest, &self.name, flags)?;

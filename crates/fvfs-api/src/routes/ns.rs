@@ -295,7 +295,7 @@ pub async fn rename(
     let (tp, tname) = parent(&st, who.ctx, &to).await?;
     let flags = RenameFlags {
         noreplace: req.noreplace,
-        exchange: false,
+        ..RenameFlags::default()
     };
     st.vfs
         .rename_as(who.ctx, &fp, fname.as_bytes(), &tp, tname.as_bytes(), flags)?;

@@ -53,7 +53,7 @@ fn held_block_outlives_its_files_until_released() {
     assert!(s.refcount_mismatches().unwrap().is_empty());
 
     // The file goes: the holders keep the block live.
-    s.unlink(ROOT_INO, b"f", 3).unwrap();
+    s.unlink(ROOT_INO, b"f", 3, false).unwrap();
     s.purge_inode(f.ino).unwrap();
     assert_eq!(refcount(&*s, &id), 2);
     assert!(s.garbage_blocks(10, i64::MAX).unwrap().is_empty());

@@ -2,7 +2,8 @@
 //! implements each sub-trait of [`crate::MetaStore`] in the file of its concern
 //! (`namespace.rs`, `data.rs`, `tiers.rs`, `admin.rs`, `check.rs`, `holders.rs`, `hsm.rs`,
 //! `journal.rs`, `music.rs`, `music_cache.rs`, `dump.rs`; `alloc.rs` the `st_blocks`
-//! accounting shared by the data operations), against a [`Tx`] (`tx.rs`).
+//! accounting shared by the data operations, `trash.rs` where deleted files are kept),
+//! against a [`Tx`] (`tx.rs`).
 //!
 //! An [`Engine`] (`crate::sqlite`, `crate::postgres`) owns the connections and what is
 //! its own: the schema's DDL, durability, snapshots and log shipping, the catalog a dump
@@ -25,10 +26,12 @@ mod music;
 mod music_cache;
 mod namespace;
 mod tiers;
+mod trash;
 mod tx;
 
 pub use crate::params;
 pub(crate) use alloc::refresh_all;
+pub use trash::{date_of, TRASH_NAME};
 pub use tx::{
     Arg, Dialect, FromVal, OptionalExtension, Row, RowSource, Stmt, ToArg, Tx, Val, ValRef,
 };

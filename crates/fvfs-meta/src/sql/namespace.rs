@@ -76,7 +76,7 @@ fn dir_attr(tx: &dyn Tx, ino: Ino) -> Result<Attr> {
 }
 
 /// (ino, kind) named by `parent/name`.
-fn entry(tx: &dyn Tx, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
+pub(super) fn entry(tx: &dyn Tx, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)>> {
     tx.prepare_cached("SELECT ino, kind FROM dentries WHERE parent = ?1 AND name = ?2")?
         .query_row(params![parent as i64, name], |r| {
             Ok((r.get::<i64>(0)? as u64, kind_at(r, 1)?))
@@ -85,7 +85,7 @@ fn entry(tx: &dyn Tx, parent: Ino, name: &[u8]) -> Result<Option<(Ino, FileKind)
 }
 
 /// Updates a directory's mtime and ctime and adjusts its link count.
-fn touch_dir(tx: &dyn Tx, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
+pub(super) fn touch_dir(tx: &dyn Tx, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
     tx.prepare_cached(
         "UPDATE inodes SET mtime = ?2, ctime = ?2, nlink = nlink + ?3 WHERE ino = ?1",
     )?
@@ -93,7 +93,13 @@ fn touch_dir(tx: &dyn Tx, dir: Ino, nlink_delta: i64, now: i64) -> Result<()> {
     Ok(())
 }
 
-fn insert_dentry(tx: &dyn Tx, parent: Ino, name: &[u8], ino: Ino, kind: FileKind) -> Result<()> {
+pub(super) fn insert_dentry(
+    tx: &dyn Tx,
+    parent: Ino,
+    name: &[u8],
+    ino: Ino,
+    kind: FileKind,
+) -> Result<()> {
     tx.prepare_cached("INSERT INTO dentries (parent, name, ino, kind) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![parent as i64, name, ino as i64, kind.code()])?;
     Ok(())
@@ -249,11 +255,12 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
     }
     let is_dir = new.kind == FileKind::Dir;
     let size = new.target.map(|t| t.len() as i64).unwrap_or(0);
-    tx.prepare_cached(
+    let ino = tx.prepare_cached(
         "INSERT INTO inodes (kind, perm, uid, gid, size, nlink, atime, mtime, ctime, rdev, parent, target)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10) RETURNING ino",
     )?
-    .execute(params![
+    .query_row(
+        params![
         new.kind.code(),
         new.perm & 0o7777,
         new.uid,
@@ -264,8 +271,9 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
         new.rdev,
         if is_dir { parent as i64 } else { 0 },
         new.target,
-    ])?;
-    let ino = tx.last_insert_rowid()? as u64;
+        ],
+        |r| r.get::<i64>(0),
+    )? as u64;
     for (xname, value) in new.xattrs {
         put_xattr(tx, ino, xname, value)?;
     }
@@ -304,7 +312,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
         })
     }
 
-    fn unlink(&self, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked> {
+    fn unlink(&self, parent: Ino, name: &[u8], now: i64, trash: bool) -> Result<Unlinked> {
         self.write(|tx| {
             dir_attr(tx, parent)?;
             let (ino, kind) = entry(tx, parent, name)?.ok_or(MetaError::NotFound)?;
@@ -314,7 +322,11 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
                 .execute(params![parent as i64, name])?;
             touch_dir(tx, parent, 0, now)?;
-            drop_link(tx, ino, kind, now)
+            let u = drop_link(tx, ino, kind, now)?;
+            if trash {
+                return super::trash::keep(tx, u, parent, name, now);
+            }
+            Ok(u)
         })
     }
 
@@ -422,7 +434,12 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
                     (false, false) => {
                         tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
                             .execute(params![newparent as i64, newname])?;
-                        replaced = Some(drop_link(tx, dino, dkind, now)?);
+                        let u = drop_link(tx, dino, dkind, now)?;
+                        replaced = Some(if flags.trash {
+                            super::trash::keep(tx, u, newparent, newname, now)?
+                        } else {
+                            u
+                        });
                     }
                 }
             }

@@ -63,7 +63,7 @@ fn create_lookup_unlink_orphan() {
         s.create(ROOT_INO, b"f", &file()),
         Err(MetaError::Exists)
     ));
-    let u = s.unlink(ROOT_INO, b"f", 3).unwrap();
+    let u = s.unlink(ROOT_INO, b"f", 3, false).unwrap();
     assert_eq!(u.nlink, 0);
     assert_eq!(s.orphans().unwrap(), vec![a.ino]);
     s.purge_inode(a.ino).unwrap();
@@ -124,7 +124,7 @@ fn exchange() {
     let d = s.create(ROOT_INO, b"d", &dir).unwrap();
     let flags = RenameFlags {
         exchange: true,
-        noreplace: false,
+        ..RenameFlags::default()
     };
     s.rename(ROOT_INO, b"f", ROOT_INO, b"d", flags, 4).unwrap();
     assert_eq!(s.lookup(ROOT_INO, b"f").unwrap().ino, d.ino);
@@ -693,4 +693,59 @@ fn dump_load_dump_is_equal_and_load_needs_an_empty_store() {
     let cut = &first[..first.len() - 10];
     assert!(matches!(u.load(&mut &cut[..]), Err(MetaError::Dump(_))));
     assert!(matches!(u.settings(), Err(MetaError::NotFormatted(_))));
+}
+
+#[test]
+fn trash_keeps_deleted_and_replaced_files_until_deleted_there() {
+    let (_d, s) = store();
+    let day = super::date_of(4);
+    let f = s.create(ROOT_INO, b"doomed", &file()).unwrap();
+    data_commit(&*s, f.ino, 0, 0, 100, 1);
+    // unlink with the trash: the file keeps its data under a name in /.trash/<date>/.
+    let u = s.unlink(ROOT_INO, b"doomed", 4, true).unwrap();
+    assert_eq!((u.ino, u.nlink), (f.ino, 1));
+    assert!(s.orphans().unwrap().is_empty());
+    let trash = s.lookup(ROOT_INO, super::TRASH_NAME).unwrap();
+    assert_eq!(
+        (trash.perm, trash.uid, trash.kind),
+        (0o700, 0, FileKind::Dir)
+    );
+    let dated = s.lookup(trash.ino, day.as_bytes()).unwrap();
+    let kept = format!("{ROOT_INO}-{}-doomed", f.ino);
+    let k = s.lookup(dated.ino, kept.as_bytes()).unwrap();
+    assert_eq!((k.ino, k.size, k.nlink), (f.ino, 100, 1));
+    // rename over a file with the trash: the replaced file goes there too.
+    let a = s.create(ROOT_INO, b"a", &file()).unwrap();
+    let b = s.create(ROOT_INO, b"b", &file()).unwrap();
+    let flags = RenameFlags {
+        trash: true,
+        ..RenameFlags::default()
+    };
+    let r = s
+        .rename(ROOT_INO, b"a", ROOT_INO, b"b", flags, 5)
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.ino, r.nlink), (b.ino, 1));
+    let kb = format!("{ROOT_INO}-{}-b", b.ino);
+    assert_eq!(s.lookup(dated.ino, kb.as_bytes()).unwrap().ino, b.ino);
+    assert_eq!(s.lookup(ROOT_INO, b"b").unwrap().ino, a.ino);
+    // Restored with a rename, it is an ordinary file again.
+    s.rename(
+        dated.ino,
+        kept.as_bytes(),
+        ROOT_INO,
+        b"back",
+        RenameFlags::default(),
+        6,
+    )
+    .unwrap();
+    assert_eq!(s.lookup(ROOT_INO, b"back").unwrap().ino, f.ino);
+    // A deletion inside the trash is final, whatever the flag says.
+    let u = s.unlink(dated.ino, kb.as_bytes(), 7, true).unwrap();
+    assert_eq!(u.nlink, 0);
+    assert_eq!(s.orphans().unwrap(), vec![b.ino]);
+    // Without the flag, nothing is kept.
+    let c = s.create(ROOT_INO, b"c", &file()).unwrap();
+    assert_eq!(s.unlink(ROOT_INO, b"c", 8, false).unwrap().nlink, 0);
+    assert!(s.orphans().unwrap().contains(&c.ino));
 }

@@ -199,7 +199,7 @@ fn merged_batches_rebuild_the_same_database_in_fewer_bytes() {
             .create(ROOT_INO, format!("f{i:05}").as_bytes(), &file())
             .expect("create");
         if i % 2 == 1 {
-            s.unlink(ROOT_INO, format!("f{:05}", i - 1).as_bytes(), 4)
+            s.unlink(ROOT_INO, format!("f{:05}", i - 1).as_bytes(), 4, false)
                 .expect("unlink");
             s.purge_inode(a.ino - 1).expect("purge");
         }

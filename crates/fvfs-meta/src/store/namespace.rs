@@ -12,8 +12,9 @@ pub trait NamespaceStore {
     fn create(&self, parent: Ino, name: &[u8], new: &NewInode<'_>) -> Result<Attr>;
     /// Adds a hard link `newparent/newname` to `ino` (not a directory).
     fn link(&self, ino: Ino, newparent: Ino, newname: &[u8], now: i64) -> Result<Attr>;
-    /// Removes a non-directory entry. At nlink 0 the inode becomes an orphan.
-    fn unlink(&self, parent: Ino, name: &[u8], now: i64) -> Result<Unlinked>;
+    /// Removes a non-directory entry. At nlink 0 the inode becomes an orphan, or with
+    /// `trash` a file or symlink gets a name under `/.trash/<date>/` instead (nlink 1).
+    fn unlink(&self, parent: Ino, name: &[u8], now: i64, trash: bool) -> Result<Unlinked>;
     /// Removes an empty directory and its inode.
     fn rmdir(&self, parent: Ino, name: &[u8], now: i64) -> Result<Ino>;
     /// rename(2) with NOREPLACE and EXCHANGE. Returns the inode that lost its last name
