@@ -9,6 +9,8 @@
 //!   that loses a conflict (SQLSTATE 40001/40P01) is rolled back and run again, up to
 //!   [`MAX_ATTEMPTS`]; its closure has no effect outside the transaction.
 //! - Reads run at REPEATABLE READ, READ ONLY: one consistent snapshot per operation.
+//! - A transaction's BEGIN travels with its first statement (pipelined: one round trip),
+//!   and a transaction that ran no statement sends nothing.
 //! - A commit is durable when COMMIT returns (the server's `synchronous_commit`), so
 //!   `sync` has nothing left to do.
 //! - The connection string's password never reaches a log or an error; without one in
@@ -240,10 +242,21 @@ impl Postgres {
     }
 
     /// One transaction: `begin`, `f`, COMMIT; ROLLBACK on any error.
-    fn transaction(&self, begin: &str, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+    fn transaction(
+        &self,
+        begin: &'static str,
+        f: &mut dyn FnMut(&dyn Tx) -> Result<()>,
+    ) -> Result<()> {
         self.with_conn(|conn| {
-            conn.simple(begin)?;
-            let out = f(&tx::PgTx { conn }).and_then(|()| conn.simple("COMMIT"));
+            let tx = tx::PgTx {
+                conn,
+                begin: std::cell::Cell::new(Some(begin)),
+            };
+            let out = f(&tx);
+            if !tx.begun() {
+                return out;
+            }
+            let out = out.and_then(|()| conn.simple("COMMIT"));
             if out.is_err() && !conn.client.is_closed() {
                 let _ = conn.simple("ROLLBACK");
             }

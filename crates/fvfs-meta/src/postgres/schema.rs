@@ -227,7 +227,10 @@ const SCHEMA_LOCK: i64 = 0x6676_6673;
 pub(super) fn migrate(conn: &Conn, create: bool, shown: &str) -> Result<()> {
     conn.simple("BEGIN")?;
     let out = (|| {
-        let tx = super::tx::PgTx { conn };
+        let tx = super::tx::PgTx {
+            conn,
+            begin: std::cell::Cell::new(None),
+        };
         let tx: &dyn Tx = &tx;
         tx.query_row(
             "SELECT pg_advisory_xact_lock(?1)",

@@ -15,9 +15,39 @@ use bytes::BytesMut;
 use std::error::Error as StdError;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
-/// One open PostgreSQL transaction on a locked connection.
+/// One PostgreSQL transaction on a locked connection. Its BEGIN is sent with its first
+/// statement, pipelined (one round trip for both); a transaction that runs no statement
+/// never begins.
 pub(crate) struct PgTx<'a> {
     pub conn: &'a Conn,
+    /// The BEGIN not sent yet.
+    pub begin: std::cell::Cell<Option<&'a str>>,
+}
+
+impl PgTx<'_> {
+    /// Whether the transaction began (a statement ran), so it must end.
+    pub fn begun(&self) -> bool {
+        self.begin.get().is_none()
+    }
+
+    /// Awaits `fut`, with the pending BEGIN sent ahead of it on the same connection.
+    fn run<T>(
+        &self,
+        fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        match self.begin.take() {
+            None => block_on(fut).map_err(pg_error),
+            Some(begin) => {
+                // `join` polls the BEGIN first, so the server receives it first.
+                let (began, out) = block_on(futures::future::join(
+                    self.conn.client.batch_execute(begin),
+                    fut,
+                ));
+                began.map_err(pg_error)?;
+                out.map_err(pg_error)
+            }
+        }
+    }
 }
 
 type BoxError = Box<dyn StdError + Sync + Send>;
@@ -158,7 +188,7 @@ fn refs<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 impl Tx for PgTx<'_> {
     fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<usize> {
         let st = self.conn.statement(sql)?;
-        let n = block_on(self.conn.client.execute(&st, &refs(args))).map_err(pg_error)?;
+        let n = self.run(self.conn.client.execute(&st, &refs(args)))?;
         Ok(n as usize)
     }
 
@@ -169,7 +199,7 @@ impl Tx for PgTx<'_> {
         each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()> {
         let st = self.conn.statement(sql)?;
-        let rows = block_on(self.conn.client.query(&st, &refs(args))).map_err(pg_error)?;
+        let rows = self.run(self.conn.client.query(&st, &refs(args)))?;
         for row in &rows {
             let vals = values(row)?;
             if !each(&Row::new(&vals))? {
@@ -187,7 +217,7 @@ impl Tx for PgTx<'_> {
     ) -> Result<()> {
         use futures::StreamExt;
         let st = self.conn.statement(sql)?;
-        let stream = block_on(self.conn.client.query_raw(&st, refs(args))).map_err(pg_error)?;
+        let stream = self.run(self.conn.client.query_raw(&st, refs(args)))?;
         let mut stream = std::pin::pin!(stream);
         while let Some(row) = block_on(stream.next()) {
             let vals = values(&row.map_err(pg_error)?)?;
@@ -199,12 +229,12 @@ impl Tx for PgTx<'_> {
     }
 
     fn execute_batch(&self, sql: &str) -> Result<()> {
-        block_on(self.conn.client.batch_execute(sql)).map_err(pg_error)
+        self.run(self.conn.client.batch_execute(sql))
     }
 
     fn last_insert_rowid(&self) -> Result<i64> {
         let st = self.conn.statement("SELECT lastval()")?;
-        let row = block_on(self.conn.client.query_one(&st, &[])).map_err(pg_error)?;
+        let row = self.run(self.conn.client.query_one(&st, &[]))?;
         match decode(&row, 0)? {
             Val::Int(i) => Ok(i),
             v => Err(MetaError::Corrupt(format!("lastval() returned {v:?}"))),

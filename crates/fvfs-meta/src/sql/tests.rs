@@ -749,3 +749,30 @@ fn trash_keeps_deleted_and_replaced_files_until_deleted_there() {
     assert_eq!(s.unlink(ROOT_INO, b"c", 8, false).unwrap().nlink, 0);
     assert!(s.orphans().unwrap().contains(&c.ino));
 }
+
+/// Writers that touch the same rows at once (creates in one directory update its row):
+/// on PostgreSQL they conflict and are retried, and every one of them lands once.
+#[test]
+fn concurrent_writers_to_one_directory_all_land() {
+    let (_d, s) = store();
+    let dir = NewInode {
+        kind: FileKind::Dir,
+        perm: 0o755,
+        ..file()
+    };
+    let d = s.create(ROOT_INO, b"shared", &dir).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (s, dir) = (&s, &dir);
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let name = format!("t{t}-{i}");
+                    s.create(d.ino, name.as_bytes(), dir).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(s.readdir(d.ino, 0, 1000).unwrap().len(), 200);
+    assert_eq!(s.getattr(d.ino).unwrap().nlink, 2 + 200);
+    assert!(s.nlink_mismatches().unwrap().is_empty());
+}
