@@ -11,8 +11,11 @@
 //! - Reads run at REPEATABLE READ, READ ONLY: one consistent snapshot per operation.
 //! - A transaction's BEGIN travels with its first statement (pipelined: one round trip),
 //!   and a transaction that ran no statement sends nothing.
-//! - A commit is durable when COMMIT returns (the server's `synchronous_commit`), so
-//!   `sync` has nothing left to do.
+//! - Durability as on SQLite (`synchronous=NORMAL`): a committed operation survives a
+//!   crash of this process at once (the server has it), and a crash of the server after
+//!   the next `sync`. Write transactions commit with `synchronous_commit = off` (no WAL
+//!   flush each); `sync` commits one transaction with it on, which waits for the WAL
+//!   flush that covers every earlier commit.
 //! - The connection string's password never reaches a log or an error; without one in
 //!   the URL it comes from `PGPASSWORD` or the password file (`PGPASSFILE`, `~/.pgpass`).
 //!
@@ -269,7 +272,10 @@ impl Engine for Postgres {
     fn write(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
         let mut attempt = 1;
         loop {
-            match self.transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", f) {
+            match self.transaction(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off",
+                f,
+            ) {
                 Err(e) if is_conflict(&e) && attempt < MAX_ATTEMPTS => {
                     // Back off a little more each time, with jitter, so that the hosts
                     // that collided do not collide again.
@@ -297,7 +303,14 @@ impl Engine for Postgres {
     }
 
     fn sync(&self) -> Result<()> {
-        Ok(())
+        // A transaction that writes (it takes a transaction id) and commits with
+        // synchronous_commit on waits for the server's WAL to be flushed up to its commit
+        // record, and with it every earlier commit of this filesystem.
+        self.with_conn(|c| {
+            c.simple(
+                "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT",
+            )
+        })
     }
 
     fn snapshot(&self, _dest: &Path) -> Result<()> {
