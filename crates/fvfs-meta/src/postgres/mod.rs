@@ -10,7 +10,8 @@
 //!   [`MAX_ATTEMPTS`]; its closure has no effect outside the transaction.
 //! - Reads run at REPEATABLE READ, READ ONLY: one consistent snapshot per operation.
 //! - A transaction's BEGIN travels with its first statement (pipelined: one round trip),
-//!   and a transaction that ran no statement sends nothing.
+//!   and a transaction that ran no statement sends nothing. A read-only transaction's
+//!   COMMIT is sent without waiting: the connection runs requests in order.
 //! - Durability as on SQLite (`synchronous=NORMAL`): a committed operation survives a
 //!   crash of this process at once (the server has it), and a crash of the server after
 //!   the next `sync`. Write transactions commit with `synchronous_commit = off` (no WAL
@@ -135,6 +136,17 @@ impl Conn {
     fn simple(&self, sql: &str) -> Result<()> {
         block_on(self.client.batch_execute(sql)).map_err(pg_error)
     }
+
+    /// Sends `sql` without waiting for its answer: the connection runs requests in
+    /// order, so the next one on it starts after this one has run. Only for the end of a
+    /// read-only transaction, whose outcome changes nothing.
+    fn send(&self, sql: &str) {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        // The first poll queues the request; the answer is dropped with the future.
+        let fut = self.client.batch_execute(sql);
+        let _ = std::pin::pin!(fut).poll(&mut cx);
+    }
 }
 
 /// The PostgreSQL engine: a pool of connections to one database.
@@ -248,6 +260,7 @@ impl Postgres {
     fn transaction(
         &self,
         begin: &'static str,
+        read_only: bool,
         f: &mut dyn FnMut(&dyn Tx) -> Result<()>,
     ) -> Result<()> {
         self.with_conn(|conn| {
@@ -257,6 +270,12 @@ impl Postgres {
             };
             let out = f(&tx);
             if !tx.begun() {
+                return out;
+            }
+            if read_only && !conn.client.is_closed() {
+                // Nothing to commit: the read is over once its rows are in. One round trip
+                // for a one-statement read.
+                conn.send(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
                 return out;
             }
             let out = out.and_then(|()| conn.simple("COMMIT"));
@@ -274,6 +293,7 @@ impl Engine for Postgres {
         loop {
             match self.transaction(
                 "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off",
+                false,
                 f,
             ) {
                 Err(e) if is_conflict(&e) && attempt < MAX_ATTEMPTS => {
@@ -291,7 +311,7 @@ impl Engine for Postgres {
     }
 
     fn read(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
-        self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f)
+        self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", true, f)
     }
 
     fn location(&self) -> String {
@@ -307,9 +327,7 @@ impl Engine for Postgres {
         // synchronous_commit on waits for the server's WAL to be flushed up to its commit
         // record, and with it every earlier commit of this filesystem.
         self.with_conn(|c| {
-            c.simple(
-                "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT",
-            )
+            c.simple("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
         })
     }
 
