@@ -157,3 +157,5 @@ mod holder_tests;
 mod music_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod trash_tests;
