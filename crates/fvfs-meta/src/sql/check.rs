@@ -33,7 +33,7 @@ impl<E: Engine> CheckStore for SqlStore<E> {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {BLOCK_COLS} FROM blocks WHERE id > ?1 ORDER BY id LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![after, limit as i64], block_from_row)?;
+            let rows = stmt.query_map(params![after, limit], block_from_row)?;
             rows.collect::<Result<Vec<_>>>()
         })
     }

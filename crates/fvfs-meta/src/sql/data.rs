@@ -487,7 +487,7 @@ impl<E: Engine> DataStore for SqlStore<E> {
                 "SELECT {BLOCK_COLS} FROM blocks WHERE refcount = 0 AND freed_at <= ?2
            AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.block = blocks.id) LIMIT ?1"
             ))?;
-            let rows = stmt.query_map(params![limit as i64, freed_before], block_from_row)?;
+            let rows = stmt.query_map(params![limit, freed_before], block_from_row)?;
             rows.collect::<Result<Vec<_>>>()
         })
     }

@@ -218,7 +218,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
                 "SELECT id, op, path, due, done, ok, message FROM hsm_requests \
                  WHERE done IS NULL AND due <= ?1 ORDER BY due, id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now, limit as i64], request_from_row)?;
+            let rows = stmt.query_map(params![now, limit], request_from_row)?;
             rows.collect::<Result<Vec<_>>>()
         })
     }

@@ -291,7 +291,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
             tracks_where(
                 tx,
                 "(CAST(?1 AS TEXT) IS NULL OR origin = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
-                params![origin, after as i64, limit as i64],
+                params![origin, after as i64, limit],
             )
         })
     }
@@ -527,13 +527,7 @@ impl<E: Engine> MusicStore for SqlStore<E> {
                  ORDER BY name LIMIT ?5",
             )?;
             let rows = stmt.query_map(
-                params![
-                    view as i64,
-                    gen,
-                    parent as i64,
-                    after.unwrap_or(""),
-                    limit as i64
-                ],
+                params![view as i64, gen, parent as i64, after.unwrap_or(""), limit],
                 entry_from_row,
             )?;
             rows.collect::<Result<Vec<_>>>()

@@ -84,7 +84,7 @@ impl<E: Engine> MusicCacheStore for SqlStore<E> {
                  ORDER BY last_access, key LIMIT ?1",
             )?;
             let raws = st
-                .query_map(params![limit as i64], window)?
+                .query_map(params![limit], window)?
                 .collect::<Result<Vec<_>>>()?;
             raws.into_iter().map(finish).collect()
         })
@@ -135,7 +135,7 @@ impl<E: Engine> MusicCacheStore for SqlStore<E> {
                  WHERE h.kind = ?1 AND NOT EXISTS (SELECT 1 FROM music_cache c WHERE c.key = h.key) \
                  LIMIT ?2",
             )?;
-            let rows = st.query_map(params![MUSIC_HOLDER, limit as i64], |r| r.get(0))?;
+            let rows = st.query_map(params![MUSIC_HOLDER, limit], |r| r.get(0))?;
             rows.collect::<Result<Vec<_>>>()
         })
     }

@@ -485,7 +485,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![ino as i64, cookie as i64, limit as i64], |r| {
+    let rows = stmt.query_map(params![ino as i64, cookie as i64, limit], |r| {
         Ok(DirEntry {
             cookie: r.get::<i64>(0)? as u64,
             name: r.get(1)?,
@@ -510,7 +510,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
         "SELECT id, name, ino, kind FROM dentries WHERE parent = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
     )?;
     let rows = stmt.query_map(
-        params![ino as i64, after.unwrap_or(&[]), limit as i64],
+        params![ino as i64, after.unwrap_or(&[]), limit],
         |r| {
             Ok(DirEntry {
                 cookie: r.get::<i64>(0)? as u64,
@@ -628,7 +628,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             let mut stmt = tx.prepare_cached(
                 "SELECT parent, name, ino FROM dentries WHERE substr(name, 1, ?1) = ?2 LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![prefix.len() as i64, prefix, limit as i64], |r| {
+            let rows = stmt.query_map(params![prefix.len() as i64, prefix, limit], |r| {
                 Ok((
                     r.get::<i64>(0)? as Ino,
                     r.get::<Vec<u8>>(1)?,

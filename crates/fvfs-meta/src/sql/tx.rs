@@ -223,7 +223,15 @@ macro_rules! to_int {
         }
     )*};
 }
-to_int!(i64, i32, u32, u16, u8, usize, u64);
+to_int!(i64, i32, u32, u16, u8, u64);
+
+/// A count (a LIMIT, a length) saturates: `usize::MAX` means "no limit", which SQLite
+/// reads from any negative LIMIT but PostgreSQL refuses.
+impl ToArg for usize {
+    fn to_arg(&self) -> Arg<'_> {
+        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
 
 impl ToArg for bool {
     fn to_arg(&self) -> Arg<'_> {
@@ -411,6 +419,7 @@ mod tests {
         assert_eq!(Option::<i64>::from_val(ValRef::Null), Ok(None));
         assert!(i64::from_val(ValRef::Null).is_err());
         assert_eq!(u64::MAX.to_arg(), Arg::Int(-1));
+        assert_eq!(usize::MAX.to_arg(), Arg::Int(i64::MAX));
         assert_eq!(None::<i64>.to_arg(), Arg::Null);
         assert_eq!(b"ab"[..].to_arg(), Arg::Blob(b"ab"));
     }
