@@ -10,8 +10,7 @@
 //!   [`MAX_ATTEMPTS`]; its closure has no effect outside the transaction.
 //! - Reads run at REPEATABLE READ, READ ONLY: one consistent snapshot per operation.
 //! - A transaction's BEGIN travels with its first statement (pipelined: one round trip),
-//!   and a transaction that ran no statement sends nothing. A read-only transaction's
-//!   COMMIT is sent without waiting: the connection runs requests in order.
+//!   and a transaction that ran no statement sends nothing.
 //! - Durability as on SQLite (`synchronous=NORMAL`): a committed operation survives a
 //!   crash of this process at once (the server has it), and a crash of the server after
 //!   the next `sync`. Write transactions commit with `synchronous_commit = off` (no WAL
@@ -136,17 +135,6 @@ impl Conn {
     fn simple(&self, sql: &str) -> Result<()> {
         block_on(self.client.batch_execute(sql)).map_err(pg_error)
     }
-
-    /// Sends `sql` without waiting for its answer: the connection runs requests in
-    /// order, so the next one on it starts after this one has run. Only for the end of a
-    /// read-only transaction, whose outcome changes nothing.
-    fn send(&self, sql: &str) {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        // The first poll queues the request; the answer is dropped with the future.
-        let fut = self.client.batch_execute(sql);
-        let _ = std::pin::pin!(fut).poll(&mut cx);
-    }
 }
 
 /// The PostgreSQL engine: a pool of connections to one database.
@@ -260,7 +248,6 @@ impl Postgres {
     fn transaction(
         &self,
         begin: &'static str,
-        read_only: bool,
         f: &mut dyn FnMut(&dyn Tx) -> Result<()>,
     ) -> Result<()> {
         self.with_conn(|conn| {
@@ -270,12 +257,6 @@ impl Postgres {
             };
             let out = f(&tx);
             if !tx.begun() {
-                return out;
-            }
-            if read_only && !conn.client.is_closed() {
-                // Nothing to commit: the read is over once its rows are in. One round trip
-                // for a one-statement read.
-                conn.send(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
                 return out;
             }
             let out = out.and_then(|()| conn.simple("COMMIT"));
@@ -293,7 +274,6 @@ impl Engine for Postgres {
         loop {
             match self.transaction(
                 "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off",
-                false,
                 f,
             ) {
                 Err(e) if is_conflict(&e) && attempt < MAX_ATTEMPTS => {
@@ -311,7 +291,7 @@ impl Engine for Postgres {
     }
 
     fn read(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
-        self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", true, f)
+        self.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f)
     }
 
     fn location(&self) -> String {
@@ -327,7 +307,9 @@ impl Engine for Postgres {
         // synchronous_commit on waits for the server's WAL to be flushed up to its commit
         // record, and with it every earlier commit of this filesystem.
         self.with_conn(|c| {
-            c.simple("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+            c.simple(
+                "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT",
+            )
         })
     }
 
