@@ -307,9 +307,7 @@ impl Engine for Postgres {
         // synchronous_commit on waits for the server's WAL to be flushed up to its commit
         // record, and with it every earlier commit of this filesystem.
         self.with_conn(|c| {
-            c.simple(
-                "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT",
-            )
+            c.simple("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
         })
     }
 
