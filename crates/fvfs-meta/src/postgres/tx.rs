@@ -177,8 +177,12 @@ fn decode(row: &tokio_postgres::Row, idx: usize) -> Result<Val> {
     })
 }
 
-fn values(row: &tokio_postgres::Row) -> Result<Vec<Val>> {
-    (0..row.len()).map(|i| decode(row, i)).collect()
+/// Decodes `row` and hands it to `each`; false: stop.
+fn hand(row: &tokio_postgres::Row, each: &mut dyn FnMut(&Row<'_>) -> Result<bool>) -> Result<bool> {
+    let vals = (0..row.len())
+        .map(|i| decode(row, i))
+        .collect::<Result<Vec<_>>>()?;
+    each(&Row::new(&vals))
 }
 
 fn refs<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
@@ -201,8 +205,7 @@ impl Tx for PgTx<'_> {
         let st = self.conn.statement(sql)?;
         let rows = self.run(self.conn.client.query(&st, &refs(args)))?;
         for row in &rows {
-            let vals = values(row)?;
-            if !each(&Row::new(&vals))? {
+            if !hand(row, each)? {
                 break;
             }
         }
@@ -220,8 +223,7 @@ impl Tx for PgTx<'_> {
         let stream = self.run(self.conn.client.query_raw(&st, refs(args)))?;
         let mut stream = std::pin::pin!(stream);
         while let Some(row) = block_on(stream.next()) {
-            let vals = values(&row.map_err(pg_error)?)?;
-            if !each(&Row::new(&vals))? {
+            if !hand(&row.map_err(pg_error)?, each)? {
                 break;
             }
         }
@@ -230,15 +232,6 @@ impl Tx for PgTx<'_> {
 
     fn execute_batch(&self, sql: &str) -> Result<()> {
         self.run(self.conn.client.batch_execute(sql))
-    }
-
-    fn last_insert_rowid(&self) -> Result<i64> {
-        let st = self.conn.statement("SELECT lastval()")?;
-        let row = self.run(self.conn.client.query_one(&st, &[]))?;
-        match decode(&row, 0)? {
-            Val::Int(i) => Ok(i),
-            v => Err(MetaError::Corrupt(format!("lastval() returned {v:?}"))),
-        }
     }
 
     fn dialect(&self) -> Dialect {

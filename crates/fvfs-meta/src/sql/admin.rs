@@ -109,12 +109,13 @@ impl<E: Engine> AdminStore for SqlStore<E> {
 
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64> {
         self.write(|tx| {
-    tx.execute(
-        "INSERT INTO sessions (host, pid, mountpoint, started, heartbeat) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![host, pid, mountpoint, now],
-    )?;
-    Ok(tx.last_insert_rowid()? as u64)
-})
+            tx.query_row(
+                "INSERT INTO sessions (host, pid, mountpoint, started, heartbeat)
+         VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
+                params![host, pid, mountpoint, now],
+                |r| r.get::<u64>(0),
+            )
+        })
     }
 
     fn heartbeat(&self, id: u64, now: i64) -> Result<()> {

@@ -51,8 +51,8 @@ fn finish(raw: (HsmFile, i64, Vec<u8>, Vec<u8>)) -> Result<HsmFile> {
     Ok(f)
 }
 
-/// Inserts row `f` under `id` (a new id with None), or replaces row `id`.
-fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<()> {
+/// Inserts row `f` under `id` (a new id with None), or replaces row `id`; returns the id.
+fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<u64> {
     const COLS: &str = "dir, path, handle, state, pinned, size, mtime, ctime, hash, blocks, \
                         resident, archived_at, last_recall";
     let blocks = encode_refs(&f.blocks);
@@ -72,13 +72,14 @@ fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<()> {
         f.last_recall.to_arg(),
     ];
     match id {
-        None => tx.execute(
+        None => tx.query_row(
             &format!(
                 "INSERT INTO hsm_files ({COLS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id"
             ),
             &values,
-        )?,
+            |r| r.get::<u64>(0),
+        ),
         Some(id) => {
             let mut args = values.to_vec();
             args.push(Arg::Int(id as i64));
@@ -94,10 +95,10 @@ fn write_row(tx: &dyn Tx, id: Option<u64>, f: &HsmFile) -> Result<()> {
                      last_recall = excluded.last_recall"
                 ),
                 &args,
-            )?
+            )?;
+            Ok(id)
         }
-    };
-    Ok(())
+    }
 }
 
 impl<E: Engine> HsmStore for SqlStore<E> {
@@ -131,10 +132,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
     }
 
     fn hsm_new(&self, f: &HsmFile) -> Result<u64> {
-        self.write(|tx| {
-            write_row(tx, None, f)?;
-            Ok(tx.last_insert_rowid()? as u64)
-        })
+        self.write(|tx| write_row(tx, None, f))
     }
 
     fn hsm_put(&self, f: &HsmFile) -> Result<()> {
@@ -150,7 +148,7 @@ impl<E: Engine> HsmStore for SqlStore<E> {
             if !exists {
                 return Err(MetaError::NotFound);
             }
-            write_row(tx, Some(f.id), f)
+            write_row(tx, Some(f.id), f).map(|_| ())
         })
     }
 
@@ -204,11 +202,11 @@ impl<E: Engine> HsmStore for SqlStore<E> {
 
     fn hsm_request(&self, op: &str, path: &[u8], due: i64) -> Result<u64> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO hsm_requests (op, path, due) VALUES (?1, ?2, ?3)",
+            tx.query_row(
+                "INSERT INTO hsm_requests (op, path, due) VALUES (?1, ?2, ?3) RETURNING id",
                 params![op, path, due],
-            )?;
-            Ok(tx.last_insert_rowid()? as u64)
+                |r| r.get::<u64>(0),
+            )
         })
     }
 

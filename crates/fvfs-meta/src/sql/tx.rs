@@ -86,8 +86,6 @@ pub trait Tx {
     }
     /// Runs several statements without parameters (schema changes).
     fn execute_batch(&self, sql: &str) -> Result<()>;
-    /// The id the last insert in this transaction generated.
-    fn last_insert_rowid(&self) -> Result<i64>;
     fn dialect(&self) -> Dialect;
 }
 

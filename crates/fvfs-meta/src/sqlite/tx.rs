@@ -69,10 +69,6 @@ impl Tx for SqliteTx<'_, '_> {
         Ok(self.0.execute_batch(sql)?)
     }
 
-    fn last_insert_rowid(&self) -> Result<i64> {
-        Ok(self.0.last_insert_rowid())
-    }
-
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
