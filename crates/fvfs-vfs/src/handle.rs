@@ -281,8 +281,9 @@ impl Vfs {
             if self.may_retain(h.ino) {
                 self.journal_flush(h.ino).await?;
             } else if self.journal {
-                // Too big to journal at close: stored now, so close reports a failure.
-                self.store_inode(h.ino).await?;
+                // Too big to journal at close: stored now, so close reports a failure;
+                // the buffer stays (this may be one descriptor of several).
+                self.store_durable(h.ino).await?;
             } else {
                 self.sync_inode(h.ino).await?;
             }

@@ -312,3 +312,58 @@ async fn fsynced_appends_and_overwrites_survive_a_crash_without_the_journal() {
     let got = read_all(&vfs, a.ino).await;
     assert!(got == want, "the fsynced content after a crash");
 }
+
+/// Deterministic incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A flush in the middle of writing a file too big to journal (any forked process that
+/// execs closes its inherited descriptor) stores the tail so far, yet the file ends up cut
+/// into the same blocks as without it: a second copy written that way adds no block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_mid_write_does_not_move_block_boundaries() {
+    let env = env();
+    let vfs = env.vfs(VfsConfig::default());
+    let content = noise(12 << 20, 7);
+    let mut stats = Vec::new();
+    for (name, flush_at) in [("a", None), ("b", Some(5 << 20 | 12345))] {
+        let (_, fh) = vfs
+            .create(
+                Ctx::root(),
+                ROOT_INO,
+                name.as_bytes(),
+                0o644,
+                0,
+                libc::O_RDWR,
+            )
+            .unwrap();
+        let mut pos = 0;
+        for piece in content.chunks(100_000) {
+            vfs.write(fh, pos as u64, piece).await.unwrap();
+            pos += piece.len();
+            if flush_at.is_some_and(|at| pos >= at && pos - piece.len() < at) {
+                vfs.flush(fh).await.unwrap();
+            }
+        }
+        vfs.flush(fh).await.unwrap();
+        vfs.release(fh).await.unwrap();
+        stats.push(env.meta.stats().unwrap());
+    }
+    assert_eq!(
+        stats[1].blocks, stats[0].blocks,
+        "the copy flushed mid-write added blocks: {:?} -> {:?}",
+        stats[0], stats[1]
+    );
+    assert_eq!(stats[1].referenced_bytes, 2 * stats[0].referenced_bytes);
+    let b = vfs.lookup(ROOT_INO, b"b").unwrap();
+    assert!(read_all(&vfs, b.ino).await == content, "b reads back");
+}

@@ -16,6 +16,23 @@ impl Vfs {
         if self.journal {
             return self.journal_durable(st, fs).await;
         }
+        self.commit_provisional(st, fs).await?;
+        self.meta.sync()?;
+        Ok(())
+    }
+
+    /// Stores every buffered byte as blocks (the metadata unsynced): complete blocks for
+    /// good, the tails as provisional slices. With the journal on, a buffer whose bytes are in the journal
+    /// is stored whole instead (`commit_all`): provisional slices under journal records
+    /// would let a replay put older journaled bytes over newer committed ones.
+    pub(crate) async fn commit_provisional(
+        &self,
+        st: &InodeState,
+        fs: &mut FileState,
+    ) -> Result<()> {
+        if fs.journaled {
+            return self.commit_all(st, fs).await;
+        }
         let mtime = fs.pending.map(|p| p.1);
         let mut committed_end = 0;
         for i in 0..fs.extents.len() {
@@ -95,7 +112,6 @@ impl Vfs {
             self.meta.commit(st.ino, &c)?;
         }
         st.invalidate();
-        self.meta.sync()?;
         Ok(())
     }
 
@@ -163,6 +179,17 @@ impl Vfs {
         if let Some(st) = self.handles.state(ino) {
             let mut fs = st.file.lock().await;
             self.commit_durable(&st, &mut fs).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores an open inode's buffered writes as blocks, keeping the buffer: its tails
+    /// become provisional slices, so where a file's blocks are cut does not depend on when
+    /// a descriptor of it was closed (every exec of a forked process closes one).
+    pub async fn store_durable(&self, ino: Ino) -> Result<()> {
+        if let Some(st) = self.handles.state(ino) {
+            let mut fs = st.file.lock().await;
+            self.commit_provisional(&st, &mut fs).await?;
         }
         Ok(())
     }
