@@ -9,7 +9,7 @@
 #
 # Knobs: SCHEMATHESIS_PHASES (default examples,coverage,fuzzing),
 # SCHEMATHESIS_MAX_EXAMPLES (default 60 per operation), SCHEMATHESIS_MAX_TIME
-# (seconds, default 300), SCHEMATHESIS_MIN_CASES (default 3000), SCHEMATHESIS_VERSION
+# (seconds, default 150), SCHEMATHESIS_MIN_CASES (default 3000), SCHEMATHESIS_VERSION
 # (default 4.32.5), plus those of scripts/lib.sh.
 # Output: target/schemathesis.log, target/schemathesis-serve.log (the daemon).
 set -euo pipefail
@@ -52,12 +52,12 @@ fvfs_log "schemathesis $VERSION against $FVFS_URL (log $LOG)"
 # that no local run reproduced; one worker keeps the run's order fixed by its seed and
 # generates as many cases here (36,810 in 300 s, against 35,696 with two).
 set +e
-NO_COLOR=1 timeout --kill-after=30 "$((${SCHEMATHESIS_MAX_TIME:-300} + 120))" \
+NO_COLOR=1 timeout --kill-after=30 "$((${SCHEMATHESIS_MAX_TIME:-150} + 120))" \
 	schemathesis run "$FVFS_URL/v1/openapi.json" \
 	--header "Authorization: Bearer $FVFS_TOKEN" \
 	--checks "$CHECKS" \
 	--max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
-	--max-time "${SCHEMATHESIS_MAX_TIME:-300}" \
+	--max-time "${SCHEMATHESIS_MAX_TIME:-150}" \
 	--phases "${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing}" \
 	--request-timeout 60 \
 	--workers 1 \

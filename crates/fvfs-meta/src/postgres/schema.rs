@@ -218,7 +218,7 @@ CREATE INDEX write_journal_ino ON write_journal(ino, seq);
 "#;
 
 /// Steps after version 8, in order; entry i moves the schema from 8 + i to 9 + i.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[crate::sqlite::schema::V9];
 
 /// The advisory lock key that serialises schema changes (ASCII "fvfs").
 const SCHEMA_LOCK: i64 = 0x6676_6673;

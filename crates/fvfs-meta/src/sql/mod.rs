@@ -41,7 +41,7 @@ use crate::types::LogFrames;
 use std::path::Path;
 
 /// The logical schema version both engines write (tables and columns: docs/FORMAT.md).
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// One metadata database engine.
 pub trait Engine: Send + Sync + 'static {

@@ -250,6 +250,14 @@ CREATE TABLE write_journal (
 CREATE INDEX write_journal_ino ON write_journal(ino, seq);
 "#;
 
+/// Garbage collection asks for zero-refcount blocks freed before the grace horizon: the
+/// index is ordered by `freed_at`, so a pass reads only the eligible rows, not every
+/// block still inside its grace period.
+pub(crate) const V9: &str = r#"
+DROP INDEX blocks_garbage;
+CREATE INDEX blocks_garbage ON blocks(freed_at) WHERE refcount = 0;
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -289,6 +297,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V8,
+        fill: None,
+    },
+    Migration {
+        sql: V9,
         fill: None,
     },
 ];
