@@ -1,5 +1,5 @@
 //! The TOML configuration file (`--config`), with the sections of the fvfs README:
-//! `[daemon]`, `[tiers.NAME]`, `[upload]`, `[eviction]`, `[backup]`, plus `[format]` for the settings
+//! `[daemon]`, `[tiers.NAME]`, `[upload]`, `[eviction]`, `[backup]`, `[trash]`, plus `[format]` for the settings
 //! `fvfsd format` writes. Unknown keys are errors that name the key. Credentials are never
 //! read from this file: S3 keys come from the environment or the AWS chain. It lives with
 //! the engine because every face reads it and adds its own section.
@@ -28,6 +28,20 @@ pub struct Config {
     pub hsm: crate::hsm::HsmSection,
     #[serde(default)]
     pub backup: Backup,
+    #[serde(default)]
+    pub trash: Trash,
+}
+
+/// Days a deleted or replaced file is kept in `/.trash` when `[trash] days` is absent.
+pub const DEFAULT_TRASH_DAYS: u32 = 1;
+
+/// `[trash]`: deleted and replaced files are kept under `/.trash/<date>/`
+/// (docs/SEMANTICS.md, "Trash").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trash {
+    /// Days a deleted file is kept (default 1; 0 turns the trash off and empties it).
+    pub days: Option<u32>,
 }
 
 /// `[backup]`: continuous metadata shipping to the durable tier (docs/FORMAT.md,
@@ -346,6 +360,7 @@ impl Config {
         if let Some(d) = self.backup.retention_days {
             p.meta_ship.retention = std::time::Duration::from_secs(d * 86_400);
         }
+        p.trash_days = self.trash.days.unwrap_or(DEFAULT_TRASH_DAYS);
         p
     }
 }

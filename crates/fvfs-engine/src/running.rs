@@ -15,7 +15,7 @@ use crate::paths::{scratch_dir, spool_dir};
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::{
     EvictorWorker, GcWorker, MetaShipper, ReplicatorWorker, ScrubWorker, SessionWorker, Spool,
-    TierEventsWorker, Vfs, WritebackWorker,
+    TierEventsWorker, TrashWorker, Vfs, WritebackWorker,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +131,7 @@ impl Running {
             workers.spawn(ScrubWorker::new(vfs.tiering()));
             workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
             workers.spawn(WritebackWorker::new(&vfs));
+            workers.spawn(TrashWorker::new(&vfs));
             if let Some(shipper) = &shipper {
                 workers.spawn(crate::shipping::worker(&meta_url, &vfs, shipper));
             }

@@ -47,6 +47,7 @@ pub mod ship;
 mod slices;
 mod spool;
 pub mod tiering;
+mod trash;
 mod walk;
 pub mod worker;
 mod write;
@@ -243,4 +244,5 @@ pub use tiering::{
     BlockUsers, EvictorWorker, GcWorker, HeldPayload, HeldWriter, Placement, ReplicatorWorker,
     ScrubWorker, TierEventsWorker, TierHealth, TierPolicy, Tiering,
 };
+pub use trash::{TrashWorker, TRASH_PURGE_EVERY};
 pub use writeback::{WritebackWorker, STOP_RETRY};

@@ -221,6 +221,7 @@ impl Vfs {
         target: Option<&[u8]>,
     ) -> Result<Attr> {
         check_name(name)?;
+        Self::check_not_trash(parent, name)?;
         let p = self.meta.getattr(parent)?;
         let mut gid = ctx.gid;
         let mut mode = mode & 0o7777;
@@ -298,14 +299,13 @@ impl Vfs {
 
     pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
         check_name(newname)?;
+        Self::check_not_trash(newparent, newname)?;
         Ok(self.with_pending(self.meta.link(ino, newparent, newname, now_ns())?))
     }
 
     pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
         check_name(name)?;
-        // The store can keep deleted files in /.trash (`trash`); the engine does not ask
-        // for it yet: it needs the purge worker and `[trash] days`.
-        let u = self.meta.unlink(parent, name, now_ns(), false)?;
+        let u = self.meta.unlink(parent, name, now_ns(), self.trash_on())?;
         if u.nlink == 0 {
             self.purge_if_orphan(u.ino)?;
         }
@@ -328,6 +328,11 @@ impl Vfs {
     ) -> Result<()> {
         check_name(name)?;
         check_name(newname)?;
+        Self::check_not_trash(newparent, newname)?;
+        let flags = RenameFlags {
+            trash: self.trash_on(),
+            ..flags
+        };
         if let Some(u) = self
             .meta
             .rename(parent, name, newparent, newname, flags, now_ns())?
@@ -373,7 +378,15 @@ impl Vfs {
             });
         }
         let after = offset.saturating_sub(2);
-        for mut e in self.meta.readdir(ino, after, limit)? {
+        // The root hides the trash (trash.rs): one entry more is read so that hiding it
+        // never returns a short page, which would end the listing.
+        let hide = ino == ROOT_INO;
+        let mut entries = self.meta.readdir(ino, after, limit + hide as usize)?;
+        if hide {
+            entries.retain(|e| e.name != fvfs_meta::sql::TRASH_NAME);
+            entries.truncate(limit);
+        }
+        for mut e in entries {
             e.cookie += 2;
             out.push(e);
         }

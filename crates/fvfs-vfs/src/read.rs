@@ -34,6 +34,8 @@ type Piece = (BlockRef, Codec, u32, u64, u64, u64);
 /// The resolved layout of one chunk's committed data.
 pub(crate) struct ChunkMap {
     chunk: u64,
+    /// The ids of the slices it was made from, oldest first.
+    ids: Vec<u64>,
     slices: Vec<SliceInfo>,
     segs: Vec<Seg>,
 }
@@ -104,9 +106,15 @@ impl ChunkMap {
         }
         Ok(ChunkMap {
             chunk,
+            ids: slices.iter().map(|s| s.id).collect(),
             slices: infos,
             segs,
         })
+    }
+
+    /// The ids of the slices the map was made from, oldest first.
+    pub(crate) fn slice_ids(&self) -> &[u64] {
+        &self.ids
     }
 
     /// Maximal runs of non-zero data, as chunk offsets.

@@ -264,6 +264,13 @@ enum Cmd {
         #[arg(long)]
         meta: Option<String>,
     },
+    /// Merge the slices of a fragmented file (or of every file of a tree); safe beside
+    /// live mounts.
+    Compact {
+        path: PathBuf,
+        #[arg(long)]
+        meta: Option<String>,
+    },
     /// Delete garbage blocks (no longer referenced) from every tier; needs no mount.
     Gc {
         #[arg(long)]
@@ -638,6 +645,11 @@ fn run() -> Result<i32> {
         Cmd::Warmup { path, meta } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(cmd::files::warmup(&meta_or(meta), &path))?;
+            Ok(0)
+        }
+        Cmd::Compact { path, meta } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::files::compact(&meta_or(meta), &path))?;
             Ok(0)
         }
         Cmd::Hsm { cmd, meta } => cmd::hsm::run(&cfg, &meta_or(meta), cmd),

@@ -166,6 +166,7 @@ fn a_corrupt_block_object_is_eio_not_wrong_data() {
 #[test]
 fn deleted_data_is_collected_after_the_grace_period() {
     let Some(mut f) = Fixture::new() else { return };
+    f.trash_off();
     f.mount();
     std::fs::write(f.path("keep"), data(1 << 20, 90)).unwrap();
     std::fs::write(f.path("gone"), data(3 << 20, 91)).unwrap();
@@ -196,6 +197,8 @@ fn deleted_data_is_collected_after_the_grace_period() {
 #[test]
 fn an_unlinked_open_file_stays_readable_until_the_last_close() {
     let Some(mut f) = Fixture::new() else { return };
+    // Without the trash, which would keep the file under a name of its own.
+    f.trash_off();
     f.mount();
     let content = data(2 << 20, 92);
     std::fs::write(f.path("doomed"), &content).unwrap();

@@ -58,6 +58,7 @@ fn gc(f: &Fixture, args: &[&str]) -> String {
 #[test]
 fn gc_lists_exactly_the_garbage_and_leaks_then_reclaims_their_bytes() {
     let Some(mut f) = Fixture::new() else { return };
+    f.trash_off();
     f.mount();
     let keep = data(3 << 20, 1);
     std::fs::write(f.path("keep"), &keep).expect("write keep");

@@ -303,11 +303,23 @@ impl<E: Engine> DataStore for SqlStore<E> {
         &self,
         ino: Ino,
         chunk: u64,
+        expect: &[u64],
         slices: &[NewSlice],
         new_blocks: &[NewBlock],
         replicate_to: u32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.write(|tx| {
+            // Slices are never changed in place (only added and removed, or moved to
+            // another inode whole): the same ids are the same content.
+            let now: Vec<u64> = tx
+                .prepare_cached("SELECT id FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id")?
+                .query_map(params![ino as i64, chunk as i64], |r| {
+                    Ok(r.get::<i64>(0)? as u64)
+                })?
+                .collect::<Result<_>>()?;
+            if now != expect {
+                return Ok(false);
+            }
             insert_blocks(tx, new_blocks, now_ns())?;
             let new_ids: Vec<BlockId> = new_blocks.iter().map(|b| b.id).collect();
             super::tiers::enqueue(tx, &new_ids, replicate_to, now_ns())?;
@@ -322,7 +334,8 @@ impl<E: Engine> DataStore for SqlStore<E> {
                 let _ = insert_slice(tx, ino, s)?;
             }
             delete_slices(tx, ino, "chunk = ?2 AND id <= ?3", &[chunk as i64, old_max])?;
-            super::alloc::refresh(tx, ino, [chunk])
+            super::alloc::refresh(tx, ino, [chunk])?;
+            Ok(true)
         })
     }
 

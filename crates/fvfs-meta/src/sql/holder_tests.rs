@@ -170,7 +170,7 @@ fn version_3_database_upgrades_to_holders() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, schema::SCHEMA_VERSION);
-    assert_eq!(v, 8);
+    assert_eq!(v, 9);
 }
 
 /// The HSM catalog: rows round-trip, ids are assigned, a state filter lists, and

@@ -429,22 +429,33 @@ fn st_blocks_count_stored_data_only() {
     // Truncating into the second region drops the third and half the second.
     let a = s.truncate(f.ino, 40 * M as u64 + M as u64 / 2, 11).unwrap();
     assert_eq!(a.blocks, 2048 - 16 + 1024);
-    // Compaction (replace_chunk) recounts: one small slice left in chunk 0.
+    // Compaction (replace_chunk) recounts: one small slice left in chunk 0. It replaces
+    // only the slices it was made from: made from an older view of the chunk (one slice
+    // fewer, as if another host wrote meanwhile), it changes nothing.
     let id = BlockId([1; 32]);
-    s.replace_chunk(
-        f.ino,
-        0,
-        &[NewSlice {
-            chunk: 0,
-            pos: 100,
-            len: 10,
-            zero: false,
-            blocks: vec![BlockRef { id, len: 10 }],
-        }],
-        &[],
-        0,
-    )
-    .unwrap();
+    let merged = [NewSlice {
+        chunk: 0,
+        pos: 100,
+        len: 10,
+        zero: false,
+        blocks: vec![BlockRef { id, len: 10 }],
+    }];
+    let ids: Vec<u64> = s
+        .read_chunk(f.ino, 0)
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert!(ids.len() > 1, "{ids:?}");
+    let stale = &ids[..ids.len() - 1];
+    assert!(!s.replace_chunk(f.ino, 0, stale, &merged, &[], 0).unwrap());
+    assert_eq!(
+        s.read_chunk(f.ino, 0).unwrap().len(),
+        ids.len(),
+        "unchanged"
+    );
+    assert_eq!(a.blocks, s.getattr(f.ino).unwrap().blocks);
+    assert!(s.replace_chunk(f.ino, 0, &ids, &merged, &[], 0).unwrap());
     assert_eq!(s.getattr(f.ino).unwrap().blocks, 8);
     // Directories and symlinks report their size.
     let d = s

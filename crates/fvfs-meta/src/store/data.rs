@@ -16,14 +16,19 @@ pub trait DataStore {
     fn commit(&self, ino: Ino, c: &Commit<'_>) -> Result<(Attr, Vec<u64>)>;
     /// Atomically replaces every slice of a chunk by `slices` (compaction), queueing
     /// replication of `new_blocks` to the tiers of `replicate_to`.
+    ///
+    /// `expect` holds the ids of the chunk's slices the new ones were made from (oldest
+    /// first). When the chunk holds other slices now (another process or host wrote,
+    /// truncated or compacted it meanwhile), nothing changes and `false` is returned.
     fn replace_chunk(
         &self,
         ino: Ino,
         chunk: u64,
+        expect: &[u64],
         slices: &[NewSlice],
         new_blocks: &[NewBlock],
         replicate_to: u32,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// Sets the size. Shrinking drops slices past the end and overlays a zero slice on
     /// the cut part of the last chunk, so a later extension reads zeros.
     fn truncate(&self, ino: Ino, size: u64, now: i64) -> Result<Attr>;

@@ -37,6 +37,9 @@ pub struct TierPolicy {
     pub writeback: bool,
     /// Continuous metadata shipping to the durable tier.
     pub meta_ship: crate::ShipConfig,
+    /// Days deleted and replaced files stay in `/.trash` (trash.rs); 0 = no trash. The
+    /// engine's default is 0; fvfsd's configuration file defaults to 1.
+    pub trash_days: u32,
 }
 
 impl Default for TierPolicy {
@@ -51,6 +54,7 @@ impl Default for TierPolicy {
             scrub_blocks_per_sec: 0.0,
             writeback: false,
             meta_ship: crate::ShipConfig::default(),
+            trash_days: 0,
         }
     }
 }

@@ -243,12 +243,51 @@ impl Vfs {
         Ok(a)
     }
 
-    /// Rewrites a chunk with many slices as few: each contiguous run of data is re-cut
-    /// (unchanged blocks dedup), holes are dropped (no slice reads as zeros).
+    /// Compacts a chunk that has more than `compact_slices` slices.
     pub(super) async fn maybe_compact(&self, st: &InodeState, chunk: u64) -> Result<()> {
         if self.meta.chunk_slice_count(st.ino, chunk)? <= self.cfg.compact_slices {
             return Ok(());
         }
+        self.compact_chunk(st, chunk).await?;
+        Ok(())
+    }
+
+    /// Compacts every chunk of regular file `ino` that has more than one slice (`fvfsd
+    /// compact`); safe beside writers in other processes and hosts, whose commits win
+    /// (see `compact_chunk`). Returns the slices before and after.
+    pub async fn compact_file(&self, ino: Ino) -> Result<(u64, u64)> {
+        let fh = self.open(ino, crate::OpenFlags::READ)?;
+        let done = async {
+            let st = self.handles.get(fh)?.state.clone();
+            let mut fs = st.file.lock().await;
+            self.commit_all(&st, &mut fs).await?;
+            let size = self.meta.getattr(ino)?.size;
+            let (mut before, mut after) = (0, 0);
+            for chunk in 0..size.div_ceil(CHUNK_SIZE) {
+                let n = self.meta.chunk_slice_count(ino, chunk)?;
+                before += n;
+                after += if n > 1 && self.compact_chunk(&st, chunk).await? {
+                    self.meta.chunk_slice_count(ino, chunk)?
+                } else {
+                    n
+                };
+            }
+            drop(fs);
+            Ok::<_, VfsError>((before, after))
+        }
+        .await;
+        let released = self.release(fh).await;
+        let counts = done?;
+        released?;
+        Ok(counts)
+    }
+
+    /// Rewrites a chunk's slices as few: each contiguous run of data is re-cut
+    /// (unchanged blocks dedup), holes are dropped (no slice reads as zeros). The
+    /// replacement happens only if the chunk still holds the slices it was read from:
+    /// a write, truncate or compaction by another process or host meanwhile wins, and
+    /// this returns false (the blocks it uploaded become leaked objects for `gc`).
+    pub(crate) async fn compact_chunk(&self, st: &InodeState, chunk: u64) -> Result<bool> {
         let map = ChunkMap::load(self.meta.as_ref(), st.ino, chunk)?;
         let mut uploads: Vec<(u64, JoinHandle<Result<Uploaded>>)> = Vec::new();
         for (start, end) in map.data_runs() {
@@ -269,15 +308,23 @@ impl Vfs {
         let res = self.meta.replace_chunk(
             st.ino,
             chunk,
+            map.slice_ids(),
             &slices,
             &new_blocks,
             self.tiering.state.replica_mask,
         );
-        self.tiering.note_queued(&new_blocks);
         self.tiering.pins.unpin(&ids);
-        res?;
+        if !res? {
+            tracing::debug!(
+                ino = st.ino,
+                chunk,
+                "the chunk changed while compacting: left as it is"
+            );
+            return Ok(false);
+        }
+        self.tiering.note_queued(&new_blocks);
         st.invalidate();
         self.tiering.gc_wake();
-        Ok(())
+        Ok(true)
     }
 }

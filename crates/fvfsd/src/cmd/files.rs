@@ -1,4 +1,4 @@
-//! `fvfsd stat|pin|unpin|warmup PATH`: per-file tier state, run beside a live mount or
+//! `fvfsd stat|pin|unpin|warmup|compact PATH`: per-file tier state and layout, run beside a live mount or
 //! without one. PATH is a path inside the filesystem ("/photos/a.jpg") or an absolute
 //! path under a live mount of it (`fvfs_engine::files::resolve`).
 
@@ -65,6 +65,22 @@ pub async fn pin(meta_url: &str, path: &Path, pin: bool) -> Result<()> {
         if pin { "pinned" } else { "unpinned" },
         files.len(),
         if pin { " on the hot tier" } else { "" }
+    );
+    Ok(())
+}
+
+pub async fn compact(meta_url: &str, path: &Path) -> Result<()> {
+    let (_engine, vfs) = beside_mount(meta_url).await?;
+    let files = files_under(&vfs, resolve(&vfs, path)?.ino)?;
+    let (mut before, mut after) = (0, 0);
+    for a in &files {
+        let (b, n) = vfs.compact_file(a.ino).await?;
+        before += b;
+        after += n;
+    }
+    println!(
+        "compacted {} file(s): {before} slices -> {after}",
+        files.len()
     );
     Ok(())
 }

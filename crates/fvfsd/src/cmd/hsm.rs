@@ -130,7 +130,12 @@ fn daemon(cfg: &Config, meta_url: &str) -> Result<i32> {
         // native file, which is the cache.
         cache_size: cfg.daemon.cache_size.map(|b| b.0).unwrap_or(0),
         check_tier: true,
-        policy: cfg.policy(),
+        // The archive's namespace mirrors the native directory, which has its own way
+        // back for deleted files: no trash there.
+        policy: fvfs_vfs::TierPolicy {
+            trash_days: 0,
+            ..cfg.policy()
+        },
     };
     let run = Running::start(opts, "hsm")?;
     let result = HsmRunning::start(&run, &cfg.hsm, keeper_command()).map(|h| {

@@ -251,7 +251,11 @@ pub fn run(cfg: &fvfs_engine::config::Config, meta_url: &str, cmd: MusicCmd) -> 
                     .map(|b| b.0)
                     .unwrap_or(fvfs_engine::DEFAULT_CACHE_SIZE),
                 check_tier: true,
-                policy: cfg.policy(),
+                // A read-only view: nothing is deleted through it.
+                policy: fvfs_vfs::TierPolicy {
+                    trash_days: 0,
+                    ..cfg.policy()
+                },
             };
             super::music_mount::foreground(super::music_mount::MusicMountArgs {
                 engine,

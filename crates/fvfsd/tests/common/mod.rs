@@ -246,6 +246,23 @@ impl Fixture {
     }
 
     /// Mounts in a child process and waits until the mount is live.
+    /// Appends `text` to the config file the mounts read (made if there is none).
+    pub fn add_config(&mut self, text: &str) {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("fvfs.toml"));
+        let mut all = std::fs::read_to_string(&path).unwrap_or_default();
+        all.push_str(text);
+        std::fs::write(&path, all).unwrap();
+        self.config = Some(path);
+    }
+
+    /// Deletions free their blocks at once (no `/.trash`): for tests that measure them.
+    pub fn trash_off(&mut self) {
+        self.add_config("\n[trash]\ndays = 0\n");
+    }
+
     pub fn mount(&mut self) {
         let err = self.try_mount();
         assert!(err.is_none(), "mount failed: {}", err.unwrap_or_default());
