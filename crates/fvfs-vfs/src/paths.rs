@@ -172,7 +172,7 @@ impl Vfs {
                 .entries_with_prefix(UPLOAD_PREFIX.as_bytes(), 1024)?;
             let mut removed = 0;
             for (parent, name, _) in &found {
-                match self.unlink(*parent, name) {
+                match self.unlink_for_good(*parent, name) {
                     Ok(()) => removed += 1,
                     Err(VfsError::Meta(MetaError::NotFound)) => {}
                     Err(e) => return Err(e),
@@ -220,7 +220,10 @@ impl Vfs {
             if let Some(last) = batch.last() {
                 cursor = Some(last.name.clone());
             }
-            page.extend(batch.into_iter().filter(|e| keep(&e.name)));
+            // The root hides the trash (trash.rs).
+            page.extend(batch.into_iter().filter(|e| {
+                keep(&e.name) && !(dir == ROOT_INO && e.name == fvfs_meta::sql::TRASH_NAME)
+            }));
             if n < LIST_BATCH.min(limit + 1) {
                 break;
             }
@@ -516,7 +519,7 @@ impl Upload {
 
 async fn cleanup(vfs: &Vfs, parent: Ino, tmp: &[u8], fh: Option<u64>) {
     // Unlink first: the release of the last handle then frees the orphan's data.
-    match vfs.unlink(parent, tmp) {
+    match vfs.unlink_for_good(parent, tmp) {
         Ok(()) | Err(VfsError::Meta(MetaError::NotFound)) => {}
         Err(e) => tracing::error!(error = %e, "removing an aborted upload's temporary file failed"),
     }
@@ -544,7 +547,7 @@ impl Drop for Upload {
                 rt.spawn(async move { cleanup(&vfs, parent, &tmp, fh).await });
             }
             Err(_) => {
-                if let Err(e) = vfs.unlink(parent, &tmp) {
+                if let Err(e) = vfs.unlink_for_good(parent, &tmp) {
                     tracing::error!(error = %e, "removing an abandoned upload's temporary file failed");
                 }
             }

@@ -118,7 +118,7 @@ impl Vfs {
                         n += self.remove_tree(e.ino).await?;
                         self.rmdir(dir, &e.name)
                     } else {
-                        self.delete_for_good(dir, &e.name)
+                        self.unlink_for_good(dir, &e.name)
                     };
                     match done {
                         Ok(()) => n += 1,
@@ -130,8 +130,8 @@ impl Vfs {
         })
     }
 
-    /// Unlinks `parent/name` without the trash.
-    fn delete_for_good(&self, parent: Ino, name: &[u8]) -> Result<()> {
+    /// Unlinks `parent/name` without the trash (purges, an upload's temporaries).
+    pub(crate) fn unlink_for_good(&self, parent: Ino, name: &[u8]) -> Result<()> {
         let u = self.meta.unlink(parent, name, now_ns(), false)?;
         if u.nlink == 0 {
             self.purge_if_orphan(u.ino)?;

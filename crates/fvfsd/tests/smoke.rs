@@ -39,7 +39,12 @@ impl Daemon {
                 .env("FVFS_LOG", "warn");
             c
         };
-        std::fs::write(dir.path().join("fvfs.toml"), "[daemon]\nmdns = false\n").unwrap();
+        // Without the trash: the test checks that `rm` brings the file count back.
+        std::fs::write(
+            dir.path().join("fvfs.toml"),
+            "[daemon]\nmdns = false\n[trash]\ndays = 0\n",
+        )
+        .unwrap();
         let blocks = dir.path().join("blocks");
         let out = fvfsd(&["format", "--storage", blocks.to_str().unwrap()])
             .output()
