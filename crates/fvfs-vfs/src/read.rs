@@ -78,7 +78,7 @@ fn resolve(slices: &[Slice]) -> Vec<Seg> {
 
 impl ChunkMap {
     pub(crate) fn load(meta: &dyn MetaStore, ino: Ino, chunk: u64) -> Result<ChunkMap> {
-        let slices = meta.read_chunk(ino, chunk)?;
+        let (slices, rows) = meta.read_chunk_blocks(ino, chunk)?;
         let segs = resolve(&slices);
         let mut infos = Vec::with_capacity(slices.len());
         for s in &slices {
@@ -86,7 +86,7 @@ impl ChunkMap {
             let mut offs = Vec::with_capacity(s.blocks.len());
             let mut off = 0u64;
             for b in &s.blocks {
-                let (codec, mask) = match meta.get_block(&b.id)? {
+                let (codec, mask) = match rows.get(&b.id) {
                     Some(row) => (row.codec, row.tiers),
                     None => {
                         tracing::error!(ino, chunk, block = %b.id, "slice references a block with no row");

@@ -16,7 +16,7 @@ use crate::sql::{params, Arg, OptionalExtension, Row, Tx};
 use crate::store::DataStore;
 use crate::types::*;
 use fvfs_types::{BlockId, Codec, FileKind, Ino, CHUNK_SIZE};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 const REF_LEN: usize = 36;
 
@@ -226,33 +226,61 @@ pub(crate) fn file_blocks(tx: &dyn Tx, ino: Ino) -> Result<Vec<BlockRow>> {
     Ok(out)
 }
 
-impl<E: Engine> DataStore for SqlStore<E> {
-    fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare_cached(
+/// The slices of one chunk, oldest first.
+fn chunk_slices(tx: &dyn Tx, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
+    let mut stmt = tx.prepare_cached(
         "SELECT id, pos, len, zero, blocks FROM slices WHERE ino = ?1 AND chunk = ?2 ORDER BY id",
     )?;
-            let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
-                Ok((
-                    r.get::<i64>(0)? as u64,
-                    r.get::<u32>(1)?,
-                    r.get::<u32>(2)?,
-                    r.get::<bool>(3)?,
-                    r.get::<Vec<u8>>(4)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, pos, len, zero, blob) = row?;
-                out.push(Slice {
-                    id,
-                    pos,
-                    len,
-                    zero,
-                    blocks: decode_refs(&blob)?,
-                });
+    let rows = stmt.query_map(params![ino as i64, chunk as i64], |r| {
+        Ok((
+            r.get::<i64>(0)? as u64,
+            r.get::<u32>(1)?,
+            r.get::<u32>(2)?,
+            r.get::<bool>(3)?,
+            r.get::<Vec<u8>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, pos, len, zero, blob) = row?;
+        out.push(Slice {
+            id,
+            pos,
+            len,
+            zero,
+            blocks: decode_refs(&blob)?,
+        });
+    }
+    Ok(out)
+}
+
+impl<E: Engine> DataStore for SqlStore<E> {
+    fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>> {
+        self.read(|tx| chunk_slices(tx, ino, chunk))
+    }
+
+    fn read_chunk_blocks(
+        &self,
+        ino: Ino,
+        chunk: u64,
+    ) -> Result<(Vec<Slice>, HashMap<BlockId, BlockRow>)> {
+        self.read(|tx| {
+            let slices = chunk_slices(tx, ino, chunk)?;
+            let mut rows = HashMap::new();
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {BLOCK_COLS} FROM blocks WHERE id = ?1"))?;
+            for b in slices.iter().flat_map(|s| s.blocks.iter()) {
+                if rows.contains_key(&b.id) {
+                    continue;
+                }
+                if let Some(row) = stmt
+                    .query_row(params![&b.id.0[..]], block_from_row)
+                    .optional()?
+                {
+                    rows.insert(b.id, row);
+                }
             }
-            Ok(out)
+            Ok((slices, rows))
         })
     }
 

@@ -8,6 +8,13 @@ use fvfs_types::{BlockId, Ino};
 pub trait DataStore {
     /// Slices of one chunk, oldest first.
     fn read_chunk(&self, ino: Ino, chunk: u64) -> Result<Vec<Slice>>;
+    /// Slices of one chunk, oldest first, and the rows of the blocks they reference (a
+    /// block without a row is absent from the map), read in one transaction.
+    fn read_chunk_blocks(
+        &self,
+        ino: Ino,
+        chunk: u64,
+    ) -> Result<(Vec<Slice>, std::collections::HashMap<BlockId, BlockRow>)>;
     /// Atomically: inserts missing `new_blocks`, adds the slices (incrementing each
     /// referenced block's refcount; a reference to a block without a row is
     /// `MissingBlock`), removes the superseded slices, raises the size to `min_size` if
