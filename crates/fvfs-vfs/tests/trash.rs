@@ -3,9 +3,9 @@
 //! a rename, purged for good (their blocks become garbage) once their date expired, and
 //! not kept at all with `trash_days` = 0.
 
-use fvfs_chunk::{BlockStore, BlockStoreConfig};
-use fvfs_tier::{Tier, TierSpec};
-use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION, ROOT_INO};
+mod common;
+
+use fvfs_types::ROOT_INO;
 use fvfs_vfs::{Ctx, OpenFlags, RenameFlags, TierPolicy, Vfs, VfsConfig, VfsError};
 use std::sync::Arc;
 
@@ -19,36 +19,11 @@ struct Env {
 
 fn env(trash_days: u32) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let tier = dir.path().join("tier");
-    std::fs::create_dir(&tier).unwrap();
-    let loc = tier.display().to_string();
-    let meta = fvfs_meta::open(&fvfs_meta::testing::meta_url(dir.path()), true).unwrap();
-    let settings = Settings {
-        uuid: "6f1c1d6e-0000-4000-8000-000000000002".parse().unwrap(),
-        name: "t".into(),
-        format_version: FORMAT_VERSION,
-        cdc: CdcParams::default(),
-        compression: Compression::Zstd,
-        storage: vec![loc.clone()],
-        created: 0,
-        tiers: vec![TierSettings {
-            name: "t0".into(),
-            location: loc.clone(),
-            high_watermark: None,
-            low_watermark: None,
-            durable: true,
-            keep_copy: false,
-        }],
-    };
-    meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
-    let t = Tier::open(&TierSpec::parse(&loc).unwrap()).unwrap();
-    let cfg = BlockStoreConfig {
-        compression: Compression::Zstd,
-        mem_cache_bytes: 0,
-        disk_cache: None,
-        upload_concurrency: 4,
-    };
-    let store = Arc::new(BlockStore::with_tiers(vec![t], 0, cfg).unwrap());
+    let (meta, store) = common::one_tier(
+        dir.path(),
+        &dir.path().join("tier"),
+        "6f1c1d6e-0000-4000-8000-000000000002",
+    );
     let vfs = Vfs::new(
         meta.clone(),
         store,
@@ -71,9 +46,7 @@ fn env(trash_days: u32) -> Env {
 }
 
 async fn write_file(vfs: &Vfs, name: &[u8], data: &[u8]) -> u64 {
-    let (a, fh) = vfs
-        .create(Ctx::root(), ROOT_INO, name, 0o644, 0, libc::O_RDWR)
-        .unwrap();
+    let (a, fh) = common::create(vfs, name);
     vfs.write(fh, 0, data).await.unwrap();
     vfs.release(fh).await.unwrap();
     a.ino

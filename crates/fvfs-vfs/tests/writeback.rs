@@ -4,10 +4,11 @@
 //! retry running in between recreates the directory. Real SQLite metadata, real block
 //! store, no mocks.
 
-use fvfs_chunk::{BlockStore, BlockStoreConfig};
+mod common;
+
+use fvfs_chunk::BlockStore;
 use fvfs_meta::MetaError;
-use fvfs_tier::{Tier, TierSpec};
-use fvfs_types::{CdcParams, Compression, Settings, TierSettings, FORMAT_VERSION, ROOT_INO};
+use fvfs_types::ROOT_INO;
 use fvfs_vfs::{Ctx, OpenFlags, Spool, Vfs, VfsConfig, VfsError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,36 +26,8 @@ fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let tier = root.join("tier");
-    std::fs::create_dir(&tier).unwrap();
     std::fs::write(root.join("blocker"), b"not a directory").unwrap();
-    let loc = tier.display().to_string();
-    let meta = fvfs_meta::open(&format!("sqlite://{}/meta.db", root.display()), true).unwrap();
-    let settings = Settings {
-        uuid: "6f1c1d6e-0000-4000-8000-000000000001".parse().unwrap(),
-        name: "t".into(),
-        format_version: FORMAT_VERSION,
-        cdc: CdcParams::default(),
-        compression: Compression::Zstd,
-        storage: vec![loc.clone()],
-        created: 0,
-        tiers: vec![TierSettings {
-            name: "t0".into(),
-            location: loc.clone(),
-            high_watermark: None,
-            low_watermark: None,
-            durable: true,
-            keep_copy: false,
-        }],
-    };
-    meta.format(&settings, 0, 0, fvfs_vfs::now_ns()).unwrap();
-    let t = Tier::open(&TierSpec::parse(&loc).unwrap()).unwrap();
-    let cfg = BlockStoreConfig {
-        compression: Compression::Zstd,
-        mem_cache_bytes: 0,
-        disk_cache: None,
-        upload_concurrency: 4,
-    };
-    let store = Arc::new(BlockStore::with_tiers(vec![t], 0, cfg).unwrap());
+    let (meta, store) = common::one_tier(&root, &tier, "6f1c1d6e-0000-4000-8000-000000000001");
     Env {
         _dir: dir,
         root,
@@ -99,16 +72,7 @@ const RO: OpenFlags = OpenFlags::READ;
 
 /// A new file holding `data` whose last close failed to commit (the tier is broken).
 async fn retained_file(vfs: &Vfs, name: &str, data: &[u8]) -> u64 {
-    let (a, fh) = vfs
-        .create(
-            Ctx::root(),
-            ROOT_INO,
-            name.as_bytes(),
-            0o644,
-            0,
-            libc::O_RDWR,
-        )
-        .unwrap();
+    let (a, fh) = common::create(vfs, name.as_bytes());
     assert_eq!(vfs.write(fh, 0, data).await.unwrap() as usize, data.len());
     let e = vfs.release(fh).await.unwrap_err();
     assert_eq!(e.errno(), libc::EIO, "{e}");
@@ -336,16 +300,7 @@ async fn a_flush_mid_write_does_not_move_block_boundaries() {
     let content = noise(12 << 20, 7);
     let mut stats = Vec::new();
     for (name, flush_at) in [("a", None), ("b", Some(5 << 20 | 12345))] {
-        let (_, fh) = vfs
-            .create(
-                Ctx::root(),
-                ROOT_INO,
-                name.as_bytes(),
-                0o644,
-                0,
-                libc::O_RDWR,
-            )
-            .unwrap();
+        let (_, fh) = common::create(&vfs, name.as_bytes());
         let mut pos = 0;
         for piece in content.chunks(100_000) {
             vfs.write(fh, pos as u64, piece).await.unwrap();
