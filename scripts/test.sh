@@ -225,7 +225,8 @@ pg_tests() {
 	export FVFS_MODEL_CASES="${FVFS_MODEL_CASES_PG:-200}"
 	local rc=0
 	cargo test --workspace --no-fail-fast --lib -- sql:: postgres:: || rc=1
-	cargo test --workspace --no-fail-fast --test model --test dump --test gc --test postgres || rc=1
+	cargo test --workspace --no-fail-fast --test model --test dump --test gc --test postgres \
+		--test trash --test compact || rc=1
 	return "$rc"
 }
 if [[ -n ${FVFS_TEST_PG:-} ]]; then
