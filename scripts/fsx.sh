@@ -8,7 +8,7 @@
 # Knobs:
 #   FSX_OPS=N          operations per seed (default 100000)
 #   FSX_SEEDS="1 2 3"  seeds to run
-#   FSX_TIMEOUT=S      wall-clock limit per seed (default 900)
+#   FSX_TIMEOUT=S      wall-clock limit per seed (default 1800; the seeds run at once)
 # plus those of scripts/lib.sh (FVFS_REQUIRE_PRIVILEGED, FVFS_SKIP_BUILD, FVFS_KEEP_TMP, ...).
 # Output: target/fsx-SEED.log per seed, target/fsx-artifacts/SEED/ (fsx's .fsxlog/.fsxgood on a
 # failure), target/fsx-fvfsd.log (the daemon).
@@ -18,7 +18,7 @@ set -euo pipefail
 
 OPS="${FSX_OPS:-100000}"
 SEEDS="${FSX_SEEDS:-1 2 3}"
-TIMEOUT="${FSX_TIMEOUT:-900}"
+TIMEOUT="${FSX_TIMEOUT:-1800}"
 
 fvfs_require_privileged "fsx"
 command -v fsx >/dev/null || fvfs_die "fsx is not on PATH: cargo install --locked fsx"
