@@ -152,6 +152,8 @@ impl dyn TestStore {
 }
 
 #[cfg(test)]
+mod alloc_tests;
+#[cfg(test)]
 mod holder_tests;
 #[cfg(test)]
 mod music_tests;
