@@ -381,7 +381,9 @@ impl Vfs {
         // The root hides the trash (trash.rs): one entry more is read so that hiding it
         // never returns a short page, which would end the listing.
         let hide = ino == ROOT_INO;
-        let mut entries = self.meta.readdir(ino, after, limit + hide as usize)?;
+        let mut entries = self
+            .meta
+            .readdir(ino, after, limit.saturating_add(hide as usize))?;
         if hide {
             entries.retain(|e| e.name != fvfs_meta::sql::TRASH_NAME);
             entries.truncate(limit);

@@ -86,7 +86,8 @@ impl Vfs {
         }
         let mut purged = 0;
         for day in expired {
-            purged += self.remove_tree(day.ino).await?;
+            let n = self.remove_tree(day.ino).await?;
+            purged += n;
             match self.rmdir(trash, &day.name) {
                 Ok(()) => {}
                 Err(e) if raced(&e) => {}
@@ -94,7 +95,7 @@ impl Vfs {
             }
             tracing::info!(
                 day = %String::from_utf8_lossy(&day.name),
-                entries = purged,
+                entries = n,
                 "purged an expired trash directory"
             );
         }
