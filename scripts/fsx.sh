@@ -49,8 +49,8 @@ EOF
 TARGET="$(fvfs_target_dir)"
 ARTIFACTS="$TARGET/fsx-artifacts"
 mkdir -p "$ARTIFACTS"
-# The seeds run at once, each on its own file of the one mount: three exercisers are three
-# processes sharing the daemon, and CI's wall clock is a third of running them in turn.
+# The seeds run at once, each on its own file of the one mount: three processes sharing
+# the daemon (on two cores ~3/4 of the time of running them in turn, docs/BENCHMARKS.md).
 run_seed() {
 	local seed=$1 log="$TARGET/fsx-$1.log" file="$FVFS_MNT/fsx-$1.dat" start=$SECONDS rc
 	fvfs_log "fsx seed $seed: $OPS operations on $file (timeout ${TIMEOUT}s, log $log)"

@@ -22,9 +22,9 @@ impl Vfs {
     }
 
     /// Stores every buffered byte as blocks (the metadata unsynced): complete blocks for
-    /// good, the tails as provisional slices. With the journal on, a buffer whose bytes are in the journal
-    /// is stored whole instead (`commit_all`): provisional slices under journal records
-    /// would let a replay put older journaled bytes over newer committed ones.
+    /// good, the tails as provisional slices. A buffer whose bytes are in the write
+    /// journal is stored whole instead (`commit_all`): provisional slices under journal
+    /// records would let a replay put older journaled bytes over newer committed ones.
     pub(crate) async fn commit_provisional(
         &self,
         st: &InodeState,
