@@ -39,6 +39,7 @@ fn every_engine_error() -> Vec<VfsError> {
         },
         MetaError::Corrupt("c".into()),
         MetaError::LogGap("g".into()),
+        MetaError::SessionGone(7),
         MetaError::Dump("d".into()),
         MetaError::Db(fvfs_meta::DbError::NoRow),
         MetaError::from(rusqlite::Error::SqliteFailure(
@@ -124,6 +125,7 @@ fn kind(e: &VfsError) -> &'static str {
             | MetaError::BadUrl { .. }
             | MetaError::Corrupt(_)
             | MetaError::LogGap(_)
+            | MetaError::SessionGone(_)
             | MetaError::Dump(_)
             | MetaError::Db(_)
             | MetaError::Io { .. } => "meta",

@@ -30,6 +30,17 @@ pub struct Config {
     pub backup: Backup,
     #[serde(default)]
     pub trash: Trash,
+    #[serde(default)]
+    pub sessions: Sessions,
+}
+
+/// `[sessions]`: hosts that mount one filesystem (docs/SEMANTICS.md, "Several hosts").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    /// Seconds a mount may go without a heartbeat before another host ends its session,
+    /// releasing its locks and purging its unlinked files (default 60, at least 1).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Days a deleted or replaced file is kept in `/.trash` when `[trash] days` is absent.
@@ -361,6 +372,9 @@ impl Config {
             p.meta_ship.retention = std::time::Duration::from_secs(d * 86_400);
         }
         p.trash_days = self.trash.days.unwrap_or(DEFAULT_TRASH_DAYS);
+        if let Some(s) = self.sessions.timeout_secs {
+            p.session_timeout = std::time::Duration::from_secs(s.max(1));
+        }
         p
     }
 }

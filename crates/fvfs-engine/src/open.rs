@@ -188,6 +188,12 @@ impl Engine {
         &self.meta_url
     }
 
+    /// Whether several hosts may mount this filesystem at once: its metadata is on a
+    /// server (PostgreSQL), not embedded.
+    pub fn shared(&self) -> bool {
+        is_shared(&self.meta_url)
+    }
+
     /// The durable tier, as shown to users.
     pub fn durable_display(&self) -> String {
         self.store.tier().display()
@@ -227,6 +233,7 @@ impl Engine {
     pub fn vfs_with(&self, cfg: VfsConfig) -> Result<Arc<Vfs>> {
         let cfg = VfsConfig {
             policy: self.policy.clone(),
+            shared: cfg.shared || self.shared(),
             ..cfg
         };
         Ok(Vfs::new(self.meta.clone(), self.store.clone(), cfg)?)
@@ -243,36 +250,59 @@ impl Engine {
     }
 }
 
-/// Held while a process serves a filesystem: a second mount is refused.
+/// Whether several hosts may mount the filesystem at `meta_url` at once (its metadata is
+/// on a server).
+pub fn is_shared(meta_url: &str) -> bool {
+    matches!(MetaUrl::parse(meta_url), Ok(MetaUrl::Postgres(_)))
+}
+
+/// Held while a process serves a filesystem or changes it offline.
 ///
-/// SQLite: an flock on a file beside the database. PostgreSQL: an advisory lock of the
-/// server ([`fvfs_meta::postgres::MountLease`]). Until sessions, locks and cache
-/// invalidation work across hosts, a filesystem on PostgreSQL is served by one process
-/// at a time too (docs/SEMANTICS.md, "Several hosts").
+/// SQLite: an exclusive flock on a file beside the database — one process at a time,
+/// mounts and offline commands alike (the database is one host's file).
+/// PostgreSQL: an advisory lock of the server ([`fvfs_meta::postgres::MountLease`]),
+/// shared by the mounts of all hosts ([`MountLock::acquire_mount`]) and exclusive for
+/// the commands that must run alone (`load`, `restore`, `migrate`, tier changes:
+/// [`MountLock::acquire`]). docs/SEMANTICS.md, "Several hosts".
 pub struct MountLock {
     _file: Option<File>,
     _lease: Option<fvfs_meta::postgres::MountLease>,
 }
 
 impl MountLock {
-    /// Takes the lock of the filesystem for `holder` (a mountpoint or a command, written
-    /// into an SQLite lock file for the refusal message).
+    /// Takes the filesystem for `holder` (a mountpoint or a command, written into an
+    /// SQLite lock file for the refusal message) alone: no mount, on any host, and no
+    /// other such command runs meanwhile.
     pub fn acquire(meta_url: &str, holder: &Path) -> Result<Option<MountLock>> {
+        MountLock::take(meta_url, holder, false)
+    }
+
+    /// Takes the filesystem for a serving process (a mount, `serve`): with SQLite alone,
+    /// as [`MountLock::acquire`]; with PostgreSQL beside the mounts of other hosts.
+    pub fn acquire_mount(meta_url: &str, holder: &Path) -> Result<Option<MountLock>> {
+        MountLock::take(meta_url, holder, true)
+    }
+
+    fn take(meta_url: &str, holder: &Path, mount: bool) -> Result<Option<MountLock>> {
         let url = MetaUrl::parse(meta_url)?;
         let db = match &url {
             MetaUrl::Sqlite(db) => db.clone(),
             MetaUrl::Postgres(raw) => {
                 let shown = url.display();
-                return match fvfs_meta::postgres::MountLease::take(raw, &shown) {
+                return match fvfs_meta::postgres::MountLease::take(raw, &shown, mount) {
                     Ok(Some(lease)) => Ok(Some(MountLock {
                         _file: None,
                         _lease: Some(lease),
                     })),
+                    Ok(None) if mount => Err(EngineError::Locked(format!(
+                        "the filesystem {shown} is being changed by a command that runs alone \
+                         (`fvfsd load`, `restore`, `migrate` or a tier change): mount it when \
+                         that command has finished"
+                    ))),
                     Ok(None) => Err(EngineError::Locked(format!(
-                        "the filesystem {shown} is already served by another process (`fvfsd \
-                         status` lists its session); one process serves a filesystem at a \
-                         time, also on PostgreSQL, until mounts from several hosts are \
-                         supported"
+                        "the filesystem {shown} is mounted (`fvfsd status` lists the sessions \
+                         of every host): {} must run alone; unmount it on every host first",
+                        holder.display()
                     ))),
                     Err(source) => Err(EngineError::OpenMeta { url: shown, source }),
                 };

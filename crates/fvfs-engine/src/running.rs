@@ -2,20 +2,25 @@
 //! a runtime, the opened engine, the writeback spool replayed, this process's session
 //! row, and the background workers.
 //!
-//! Order at start: write journal replay, then spool replay (writes a previous run
-//! acknowledged or could not store, before anything else touches the files) → sweep of unfinished uploads → sessions of dead processes of
-//! this host ended → this session registered → workers started.
+//! Order at start: sessions of dead processes of this host ended → the engine (which
+//! purges the orphans no live session owns) → write journal replay, then spool replay
+//! (writes a previous run acknowledged or could not store, before anything else touches
+//! the files) → this session registered → sweep of unfinished uploads of sessions that
+//! are gone → workers started (the session worker heartbeats and reaps the sessions of
+//! other hosts that stopped heartbeating).
 //! Order at stop: buffered writes committed (retried for a bounded time, the rest
-//! spooled) → workers stopped (bounded) → session row removed. The caller holds the
-//! mount lock for the whole life of a [`Running`] and stops it once nothing writes.
+//! spooled) → workers stopped (bounded) → session row removed (its locks with it) and
+//! the orphans it owned purged. The caller holds the mount lock (shared between the
+//! mounts of a PostgreSQL filesystem) for the whole life of a [`Running`] and stops it
+//! once nothing writes.
 
 use crate::error::{EngineError, Result};
 use crate::open::{Engine, EngineOpts};
 use crate::paths::{scratch_dir, spool_dir};
 use fvfs_vfs::worker::Workers;
 use fvfs_vfs::{
-    EvictorWorker, GcWorker, MetaShipper, ReplicatorWorker, ScrubWorker, SessionWorker, Spool,
-    TierEventsWorker, TrashWorker, Vfs, WritebackWorker,
+    EvictorWorker, GcWorker, MetaShipper, ReplicatorWorker, ScrubWorker, SessionInfo,
+    SessionWorker, Spool, TierEventsWorker, TrashWorker, Vfs, WritebackWorker,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +40,6 @@ pub struct Running {
     /// Continuous metadata shipping to the durable tier.
     /// None when `[backup] enabled = false`.
     pub shipper: Option<Arc<MetaShipper>>,
-    session_id: u64,
     spool: Spool,
     /// Last: dropped after everything that may still use it.
     pub rt: tokio::runtime::Runtime,
@@ -70,6 +74,15 @@ impl Running {
         let ship_cfg = opts.policy.meta_ship.clone();
         let engine = rt.block_on(Engine::open(opts))?;
         crate::startup::mark("engine opened");
+        let host = hostname();
+        // Sessions of processes on this host that died without a clean stop (kill -9,
+        // power loss) are over; other hosts' sessions are the reaper's (session.rs).
+        for old in engine.meta.sessions()? {
+            let alive = std::path::Path::new(&format!("/proc/{}", old.pid)).exists();
+            if old.host == host && !alive {
+                engine.meta.end_session(old.id)?;
+            }
+        }
         let vfs = engine.vfs()?;
         crate::startup::mark("vfs");
         // The journal goes first: a spool entry of the same file was written later.
@@ -85,29 +98,26 @@ impl Running {
         if replayed > 0 {
             tracing::info!(entries = replayed, dir = %spool.dir().display(), "committed the writeback spool");
         }
-        // With the mount lock held no other process uploads: hidden upload temporaries
-        // are what a killed daemon left behind.
+        let info = SessionInfo {
+            host,
+            pid: std::process::id(),
+            label: label.to_string(),
+        };
+        let session_id =
+            engine
+                .meta
+                .register_session(&info.host, info.pid, &info.label, fvfs_vfs::now_ns())?;
+        vfs.set_session(session_id);
+        crate::startup::mark("session registered");
+        // Upload temporaries of sessions that are gone belong to uploads that can never
+        // finish; those of live sessions (other hosts) are theirs.
         match vfs.sweep_uploads() {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed unfinished uploads of a previous run"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
         }
         crate::startup::mark("spool replayed, uploads swept");
-        let host = hostname();
-        // Sessions of processes on this host that died without a clean stop (kill -9,
-        // power loss) are over: with the mount lock held, no other process serves this
-        // filesystem.
-        for old in engine.meta.sessions()? {
-            let alive = std::path::Path::new(&format!("/proc/{}", old.pid)).exists();
-            if old.host == host && !alive {
-                engine.meta.end_session(old.id)?;
-            }
-        }
-        let session_id =
-            engine
-                .meta
-                .register_session(&host, std::process::id(), label, fvfs_vfs::now_ns())?;
-        crate::startup::mark("session registered");
+        let timeout = engine.policy.session_timeout;
         let workers = Arc::new(Workers::new());
         let shipper = if ship_cfg.enabled {
             Some(MetaShipper::new(
@@ -129,7 +139,7 @@ impl Running {
             spawn_tiering(&workers, &vfs);
             workers.spawn(GcWorker::new(vfs.tiering()));
             workers.spawn(ScrubWorker::new(vfs.tiering()));
-            workers.spawn(SessionWorker::new(engine.meta.clone(), session_id));
+            workers.spawn(SessionWorker::new(&vfs, info, timeout));
             workers.spawn(WritebackWorker::new(&vfs));
             workers.spawn(TrashWorker::new(&vfs));
             if let Some(shipper) = &shipper {
@@ -143,7 +153,6 @@ impl Running {
             vfs,
             workers,
             shipper,
-            session_id,
             spool,
         })
     }
@@ -212,8 +221,16 @@ impl Running {
             self.leave_durable_tier_complete().await;
             self.workers.shutdown(WORKER_SHUTDOWN).await;
         });
-        if let Err(e) = self.engine.meta.end_session(self.session_id) {
+        // The session worker may have registered a new session: end the current one.
+        if let Err(e) = self.engine.meta.end_session(self.vfs.session()) {
             tracing::warn!(error = %e, "could not remove the session row");
+        }
+        match self.vfs.purge_unowned_orphans() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "freed the unlinked files that were open"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot free unlinked files at stop: the next start does")
+            }
         }
     }
 }

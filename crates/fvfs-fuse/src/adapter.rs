@@ -10,13 +10,13 @@
 //! Inode numbers are never reused by a face, so every generation is 0.
 
 use crate::ops::{
-    Attr, Ctx, Errno, FileKind, FsOps, Opened, RenameFlags, SetAttr, SetTime, XattrSet,
+    Attr, Ctx, Errno, FileKind, FsOps, LockInfo, Opened, RenameFlags, SetAttr, SetTime, XattrSet,
 };
 use fuser::{
     FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags as FuseRename, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags as FuseRename, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -32,11 +32,32 @@ const MAX_WRITE: u32 = 1 << 20;
 /// Serves a face's [`FsOps`] to the kernel.
 pub struct FuseAdapter<T: FsOps> {
     ops: Arc<T>,
+    /// The session's channel back to the kernel (set once the session exists): an open
+    /// that finds the file changed by another host invalidates the kernel's attributes.
+    notifier: Arc<std::sync::OnceLock<Notifier>>,
 }
 
 impl<T: FsOps> FuseAdapter<T> {
     pub fn new(ops: Arc<T>) -> FuseAdapter<T> {
-        FuseAdapter { ops }
+        FuseAdapter {
+            ops,
+            notifier: Default::default(),
+        }
+    }
+
+    /// Where the mount puts the session's notifier.
+    pub(crate) fn notifier_slot(&self) -> Arc<std::sync::OnceLock<Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// Drops the kernel's cached attributes of `ino` (not its pages: an open without
+    /// FOPEN_KEEP_CACHE drops those). A failure only costs freshness: logged.
+    fn invalidate_attr(&self, ino: u64) {
+        if let Some(n) = self.notifier.get() {
+            if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                tracing::debug!(ino, error = %e, "cannot invalidate the kernel's attributes");
+            }
+        }
     }
 
     /// The face this adapter serves.
@@ -167,6 +188,16 @@ impl<T: FsOps> Filesystem for FuseAdapter<T> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        if self.ops.remote_locks() {
+            let locks = InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS;
+            if let Err(missing) = config.add_capabilities(locks) {
+                tracing::warn!(
+                    ?missing,
+                    "the kernel does not pass file locks to the filesystem: locks hold on this host only"
+                );
+                let _ = config.add_capabilities(locks & !missing);
+            }
+        }
         if T::POSIX_ACL {
             let acl = InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK;
             if let Err(missing) = config.add_capabilities(acl) {
@@ -327,8 +358,12 @@ impl<T: FsOps> Filesystem for FuseAdapter<T> {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        reply!(reply, self.ops.open(&ctx(req), ino.0, flags.0), |o| reply
-            .opened(FileHandle(o.fh), fopen(&o)))
+        reply!(reply, self.ops.open(&ctx(req), ino.0, flags.0), |o| {
+            if o.stale {
+                self.invalidate_attr(ino.0);
+            }
+            reply.opened(FileHandle(o.fh), fopen(&o))
+        })
     }
 
     fn read(
@@ -367,11 +402,14 @@ impl<T: FsOps> Filesystem for FuseAdapter<T> {
         req: &Request,
         ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply!(reply, self.ops.flush(&ctx(req), ino.0, fh.0), |_v| reply
-            .ok())
+        let res = self.ops.flush(&ctx(req), ino.0, fh.0);
+        if self.ops.remote_locks() {
+            self.ops.release_locks(ino.0, lock_owner.0);
+        }
+        reply!(reply, res, |_v| reply.ok())
     }
 
     fn release(
@@ -380,12 +418,76 @@ impl<T: FsOps> Filesystem for FuseAdapter<T> {
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // A lock owner comes with the release of a file that held a flock.
+        if let (true, Some(owner)) = (self.ops.remote_locks(), lock_owner) {
+            self.ops.release_locks(ino.0, owner.0);
+        }
         reply!(reply, self.ops.release(&ctx(req), ino.0, fh.0), |_v| reply
             .ok())
+    }
+
+    fn getlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: ReplyLock,
+    ) {
+        let lock = LockInfo {
+            start,
+            end,
+            typ,
+            pid,
+        };
+        let res = self.ops.getlk(&ctx(req), ino.0, fh.0, lock_owner.0, lock);
+        reply!(reply, res, |l| reply.locked(l.start, l.end, l.typ, l.pid))
+    }
+
+    /// A waiting request (F_SETLKW, flock without LOCK_NB) waits on a thread of its own:
+    /// the request threads stay free for the unlock that will grant it.
+    fn setlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let lock = LockInfo {
+            start,
+            end,
+            typ,
+            pid,
+        };
+        let c = ctx(req);
+        if !sleep {
+            let res = self.ops.setlk(&c, ino.0, fh.0, lock_owner.0, lock, false);
+            return reply!(reply, res, |_v| reply.ok());
+        }
+        let ops = self.ops.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fvfs-lock-wait".into())
+            .spawn(move || {
+                let res = ops.setlk(&c, ino.0, fh.0, lock_owner.0, lock, true);
+                reply!(reply, res, |_v| reply.ok())
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a thread for a waiting lock request");
+        }
     }
 
     fn fsync(
@@ -585,6 +687,7 @@ mod tests {
             keep_cache: true,
             direct_io: false,
             cache_dir: false,
+            stale: false,
         };
         assert_eq!(fopen(&o), FopenFlags::FOPEN_KEEP_CACHE);
         let d = Opened {

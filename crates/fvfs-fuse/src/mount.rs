@@ -115,7 +115,11 @@ pub fn session<T: FsOps>(
     mountpoint: &Path,
     config: &MountConfig,
 ) -> std::io::Result<fuser::Session<FuseAdapter<T>>> {
-    fuser::Session::new(FuseAdapter::new(ops), mountpoint, &config.fuser())
+    let adapter = FuseAdapter::new(ops);
+    let slot = adapter.notifier_slot();
+    let session = fuser::Session::new(adapter, mountpoint, &config.fuser())?;
+    let _ = slot.set(session.notifier());
+    Ok(session)
 }
 
 /// Unmounts `session` when the process gets SIGINT or SIGTERM (a task on `rt`); the

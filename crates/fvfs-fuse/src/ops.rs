@@ -158,6 +158,20 @@ pub struct Opened {
     /// listings that change with the directory's mtime; with `keep_cache` the kept
     /// listing also survives the next open.
     pub cache_dir: bool,
+    /// The kernel's cached attributes of the inode are stale (another host changed the
+    /// file): the adapter invalidates them before it replies, so the size the next read
+    /// sees is the file's.
+    pub stale: bool,
+}
+
+/// A file lock as fcntl's `struct flock` carries it: an inclusive byte range (a whole
+/// file: 0 to `i64::MAX`), the type (`F_RDLCK`, `F_WRLCK`, `F_UNLCK`) and the holder's pid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    pub pid: u32,
 }
 
 /// One directory entry of a readdir batch.
@@ -255,6 +269,34 @@ pub trait FsOps: Send + Sync + 'static {
     fn release(&self, ctx: &Ctx, ino: u64, fh: u64) -> Result<()> {
         Ok(())
     }
+    /// Whether the face keeps file locks itself (they must be seen by other hosts): the
+    /// kernel then sends every fcntl and flock request (`getlk`, `setlk`,
+    /// `release_locks`); otherwise it keeps them within this mount.
+    fn remote_locks(&self) -> bool {
+        false
+    }
+    /// F_GETLK: the lock of another owner in the way of `lock`, or `lock` with type
+    /// `F_UNLCK` when there is none. `owner` is the kernel's lock owner.
+    fn getlk(&self, ctx: &Ctx, ino: u64, fh: u64, owner: u64, lock: LockInfo) -> Result<LockInfo> {
+        Err(Errno::ENOSYS)
+    }
+    /// F_SETLK, F_SETLKW (`sleep`) and flock: EAGAIN when another owner holds a
+    /// conflicting lock and `sleep` is false; with `sleep` it returns once granted (the
+    /// adapter calls it on a thread of its own).
+    fn setlk(
+        &self,
+        ctx: &Ctx,
+        ino: u64,
+        fh: u64,
+        owner: u64,
+        lock: LockInfo,
+        sleep: bool,
+    ) -> Result<()> {
+        Err(Errno::ENOSYS)
+    }
+    /// A close by lock owner `owner` (every flush; the release of a flock holder's file):
+    /// its locks on `ino` end. Failures are the face's to log.
+    fn release_locks(&self, ino: u64, owner: u64) {}
     fn fsync(&self, ctx: &Ctx, ino: u64, fh: u64, datasync: bool) -> Result<()> {
         Ok(())
     }

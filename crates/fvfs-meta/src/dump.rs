@@ -3,7 +3,7 @@
 //! format; each engine maps its rows to and from [`DumpValue`]s.
 //!
 //! ```text
-//! {"format":"fvfs-dump","version":1,"schema":9,"tables":[
+//! {"format":"fvfs-dump","version":1,"schema":10,"tables":[
 //! {"table":"settings","columns":["key","value"],"rows":[
 //! ["settings","{…}"]
 //! ]},

@@ -48,6 +48,10 @@ pub enum MetaError {
     /// block id of the wrong length…) is [`MetaError::Corrupt`] instead, never a default.
     #[error("metadata database error: {0}")]
     Db(DbError),
+    /// The session's row is gone: a reaper on another host ended it (no heartbeat for
+    /// longer than the session timeout).
+    #[error("session {0} was ended by another host (no heartbeat within the session timeout)")]
+    SessionGone(u64),
     /// Log shipping lost its position (the next generation starts with a new base).
     #[error("metadata log shipping lost its position: {0}")]
     LogGap(String),

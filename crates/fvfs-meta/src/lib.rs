@@ -31,11 +31,11 @@ mod url;
 
 pub use error::{DbError, MetaError, Result};
 pub use store::{
-    hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, DumpStore, HolderStore,
-    HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, MetaStore, MusicCacheStore,
-    MusicCacheTotals, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
-    MusicTrack, MusicView, MusicWindow, NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER,
-    MUSIC_ROOT,
+    hsm_holder_key, open, AdminStore, AudioSpan, CheckStore, DataStore, DumpStore, FileLock,
+    HolderStore, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, JournalStore, LockKind,
+    LockOwner, LockStore, MetaStore, MusicCacheStore, MusicCacheTotals, MusicCollection,
+    MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore, MusicTrack, MusicView, MusicWindow,
+    NamespaceStore, TierStore, HSM_HOLDER, MUSIC_HOLDER, MUSIC_ROOT,
 };
 
 /// The metadata traits, for callers that call methods on a concrete store (methods of a
@@ -43,7 +43,7 @@ pub use store::{
 pub mod prelude {
     pub use crate::store::{
         AdminStore, CheckStore, DataStore, DumpStore, HolderStore, HsmStore, JournalStore,
-        MetaStore, MusicCacheStore, MusicStore, NamespaceStore, TierStore,
+        LockStore, MetaStore, MusicCacheStore, MusicStore, NamespaceStore, TierStore,
     };
 }
 pub use types::*;

@@ -76,6 +76,10 @@ error_codes! {
     RangeNotSatisfiable => "range_not_satisfiable", EINVAL, 416;
     NotSupported => "not_supported", EOPNOTSUPP, 400;
     NoSpace => "no_space", ENOSPC, 507;
+    /// EAGAIN: a file lock is held by another owner (and the caller would not wait).
+    Locked => "locked", EAGAIN, 423;
+    /// EINTR: a wait for a file lock ended because its file was closed.
+    Interrupted => "interrupted", EINTR, 409;
     Unavailable => "unavailable", EIO, 503;
     Internal => "internal", EIO, 500;
 }

@@ -32,6 +32,12 @@ pub enum VfsError {
     /// EPERM: only the owner or root may do this (access.rs).
     #[error("operation not permitted: {0}")]
     NotPermitted(&'static str),
+    /// A file lock another owner holds (locks.rs).
+    #[error("the file is locked by another owner")]
+    Locked,
+    /// A wait for a file lock ended: the waiting file was closed.
+    #[error("the wait for a file lock was interrupted")]
+    Interrupted,
     #[error("{0} bytes written earlier are still waiting to be stored: no more are buffered until they are")]
     Backlog(u64),
 }
@@ -65,6 +71,7 @@ impl VfsError {
                 | MetaError::BadUrl { .. }
                 | MetaError::Corrupt(_)
                 | MetaError::LogGap(_)
+                | MetaError::SessionGone(_)
                 | MetaError::Dump(_)
                 | MetaError::Db(_)
                 | MetaError::Io { .. } => C::Internal,
@@ -78,6 +85,8 @@ impl VfsError {
             VfsError::TooBig => C::FileTooBig,
             VfsError::NameTooLong => C::NameTooLong,
             VfsError::Internal(_) => C::Internal,
+            VfsError::Locked => C::Locked,
+            VfsError::Interrupted => C::Interrupted,
             VfsError::PermissionDenied(_) => C::PermissionDenied,
             VfsError::NotPermitted(_) => C::NotPermitted,
             VfsError::Backlog(_) => C::NoSpace,

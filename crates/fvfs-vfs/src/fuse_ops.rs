@@ -4,19 +4,23 @@
 //! `VfsError::errno`, the one table, logging them here. Nothing here decides filesystem
 //! semantics; the kernel glue is fvfs-fuse's adapter.
 //!
-//! Caching: the kernel keeps entries and attributes for the adapter's TTL (1 s); file
-//! pages are kept across opens (FOPEN_KEEP_CACHE) because every write to this filesystem
+//! Caching: the kernel keeps entries and attributes for the adapter's TTL (1 s). Alone
+//! on the filesystem, file pages are kept across opens (FOPEN_KEEP_CACHE): every write
 //! from this host passes through this mount, which keeps the kernel's cache coherent.
+//! When other hosts mount it too ([`Vfs::shared`]), an open keeps them only if the file
+//! is as it was at the previous open here, and otherwise drops the pages and the
+//! kernel's attributes (close-to-open).
 //! Permission checks are the kernel's (`default_permissions`, with POSIX ACLs: the face
 //! asks for FUSE_POSIX_ACL and FUSE_DONT_MASK, so the vfs applies the umask unless a
-//! default ACL rules); POSIX and flock locks are the kernel's local locks (one host
-//! mounts an embedded-metadata filesystem).
+//! default ACL rules). POSIX and flock locks are the kernel's local locks when one host
+//! mounts; on a shared filesystem they are the metadata's (locks.rs), seen by all hosts.
 
 use crate::{
     Attr, AttrChange, Ctx, FileKind, OpenFlags, RenameFlags, TimeSet, Vfs, VfsError, XattrMode,
 };
+use crate::{LockKind, LockRequest};
 use bytes::Bytes;
-use fvfs_fuse::ops::{self, Errno, FsOps, Opened, Result, SetAttr, SetTime, XattrSet};
+use fvfs_fuse::ops::{self, Errno, FsOps, LockInfo, Opened, Result, SetAttr, SetTime, XattrSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -88,6 +92,23 @@ fn opened(fh: u64) -> Opened {
         keep_cache: true,
         ..Opened::default()
     }
+}
+
+/// The vfs's form of a kernel lock request.
+fn lock_request(owner: u64, l: &LockInfo) -> Result<LockRequest> {
+    let kind = match l.typ {
+        libc::F_RDLCK => Some(LockKind::Read),
+        libc::F_WRLCK => Some(LockKind::Write),
+        libc::F_UNLCK => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    Ok(LockRequest {
+        owner,
+        start: l.start,
+        end: l.end,
+        kind,
+        pid: l.pid,
+    })
 }
 
 impl FsOps for EngineOps {
@@ -217,11 +238,15 @@ impl FsOps for EngineOps {
     }
 
     fn open(&self, _ctx: &ops::Ctx, ino: u64, flags: i32) -> Result<Opened> {
-        let fh = self
+        let (fh, valid) = self
             .vfs
-            .open(ino, OpenFlags::from_raw(flags))
+            .open_fresh(ino, OpenFlags::from_raw(flags))
             .map_err(errno("open"))?;
-        Ok(opened(fh))
+        Ok(Opened {
+            keep_cache: valid,
+            stale: !valid,
+            ..opened(fh)
+        })
     }
 
     fn read(&self, _ctx: &ops::Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
@@ -245,6 +270,57 @@ impl FsOps for EngineOps {
         self.rt
             .block_on(self.vfs.release(fh))
             .map_err(errno("release"))
+    }
+
+    fn remote_locks(&self) -> bool {
+        self.vfs.shared()
+    }
+
+    fn getlk(
+        &self,
+        _ctx: &ops::Ctx,
+        ino: u64,
+        _fh: u64,
+        owner: u64,
+        lock: LockInfo,
+    ) -> Result<LockInfo> {
+        let req = lock_request(owner, &lock)?;
+        match self.vfs.test_lock(ino, &req).map_err(errno("getlk"))? {
+            None => Ok(LockInfo {
+                typ: libc::F_UNLCK,
+                ..lock
+            }),
+            Some(l) => Ok(LockInfo {
+                start: l.start,
+                end: l.end,
+                typ: match l.kind {
+                    LockKind::Read => libc::F_RDLCK,
+                    LockKind::Write => libc::F_WRLCK,
+                },
+                pid: l.pid,
+            }),
+        }
+    }
+
+    fn setlk(
+        &self,
+        _ctx: &ops::Ctx,
+        _ino: u64,
+        fh: u64,
+        owner: u64,
+        lock: LockInfo,
+        sleep: bool,
+    ) -> Result<()> {
+        let req = lock_request(owner, &lock)?;
+        self.rt
+            .block_on(self.vfs.set_lock(fh, &req, sleep))
+            .map_err(errno("setlk"))
+    }
+
+    fn release_locks(&self, ino: u64, owner: u64) {
+        if let Err(e) = self.vfs.release_locks(ino, owner) {
+            tracing::warn!(ino, error = %e, "cannot release file locks at close: they end with this session");
+        }
     }
 
     fn fsync(&self, _ctx: &ops::Ctx, _ino: u64, fh: u64, _datasync: bool) -> Result<()> {

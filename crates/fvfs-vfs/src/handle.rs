@@ -117,7 +117,15 @@ pub(crate) struct Handles {
     retained: AtomicUsize,
     /// Signalled when a state becomes retained (the writeback worker waits on it).
     pub(crate) retained_wake: tokio::sync::Notify,
+    /// Shared filesystems: the (mtime, ctime, size) each inode had at its last open here,
+    /// to tell whether what this host cached of it (chunk maps, the kernel's pages and
+    /// attributes) still holds. Bounded by [`SEEN_MAX`] (cleared past it: every next
+    /// open then revalidates).
+    seen: Mutex<HashMap<Ino, (i64, i64, u64)>>,
 }
+
+/// Most inodes [`Handles`] remembers the last-open attributes of.
+const SEEN_MAX: usize = 1 << 16;
 
 impl Handles {
     pub(crate) fn get(&self, fh: u64) -> Result<Arc<Handle>> {
@@ -269,8 +277,36 @@ impl Handles {
 impl Vfs {
     /// Opens an inode and returns a handle number.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> Result<u64> {
-        self.meta.getattr(ino)?;
-        Ok(self.handles.insert(ino, flags))
+        Ok(self.open_fresh(ino, flags)?.0)
+    }
+
+    /// Opens an inode: the handle number and whether what was cached of the file at its
+    /// previous open here still holds. On a shared filesystem (close-to-open) the open
+    /// reads the inode from the metadata, and when another host changed it since
+    /// (mtime, ctime or size differ) drops this process's chunk maps of it (unless this
+    /// process has uncommitted writes of its own) and answers `false`: the face then
+    /// drops the kernel's pages and attributes. Alone on the filesystem: always `true`.
+    pub fn open_fresh(&self, ino: Ino, flags: OpenFlags) -> Result<(u64, bool)> {
+        let a = self.meta.getattr(ino)?;
+        if !self.cfg.shared {
+            return Ok((self.handles.insert(ino, flags), true));
+        }
+        let stamp = (a.mtime, a.ctime, a.size);
+        let valid = {
+            let mut seen = self.handles.seen.lock();
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert(ino, stamp) == Some(stamp)
+        };
+        if !valid {
+            if let Some(st) = self.handles.state(ino) {
+                if !st.dirty() {
+                    st.invalidate();
+                }
+            }
+        }
+        Ok((self.handles.insert(ino, flags), valid))
     }
 
     /// Makes the handle's buffered writes durable (close(2) calls this for every
@@ -305,6 +341,11 @@ impl Vfs {
     /// doc) and returns the commit's error.
     pub async fn release(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
+        if self.cfg.shared {
+            if let Err(e) = self.release_handle_locks(h.ino, fh) {
+                tracing::warn!(ino = h.ino, error = %e, "cannot drop the file locks taken through a closed file: they end with this session");
+            }
+        }
         let flushed = if !h.flags.write {
             Ok(())
         } else if self.may_retain(h.ino) {

@@ -37,6 +37,7 @@ pub mod fsck;
 mod fuse_ops;
 mod handle;
 mod journal;
+mod locks;
 mod ns;
 mod paths;
 mod pin;
@@ -59,6 +60,7 @@ pub use fvfs_meta::{Attr, DirEntry, RenameFlags, SetAttr, XattrMode};
 pub use fvfs_meta::{BlockRow, QueueEntry, Session, Stats, TierUsage};
 pub use fvfs_types::{FileKind, Ino, ROOT_INO};
 pub use handle::OpenFlags;
+pub use locks::{LockKind, LockRequest};
 pub use ns::{AttrChange, StatFs, TimeSet};
 pub use paths::{FileLayout, FileReader, LayoutPiece, NewOwner, Upload, UPLOAD_PREFIX};
 pub use report::{role, CacheStats, EngineStatus, FileTiers, TierRow};
@@ -118,6 +120,11 @@ pub struct VfsConfig {
     /// Use the write journal when the hottest tier is local or write-back is on (false:
     /// never, every fsync and close stores blocks on the hottest tier).
     pub write_journal: bool,
+    /// Other hosts mount this filesystem too (the metadata is on a server): no write
+    /// journal (a close stores blocks, so another host's open finds them), an open
+    /// revalidates what this process cached of the file (close-to-open), and file locks
+    /// live in the metadata (locks.rs). docs/SEMANTICS.md, "Several hosts".
+    pub shared: bool,
 }
 
 impl Default for VfsConfig {
@@ -134,6 +141,7 @@ impl Default for VfsConfig {
             gc_grace: std::time::Duration::from_secs(2 * 3600),
             journal_retain_bytes: 64 << 20,
             write_journal: true,
+            shared: false,
         }
     }
 }
@@ -151,19 +159,23 @@ pub struct Vfs {
     pub(crate) journal: bool,
     /// The process's metadata shipper, when it ships (its status joins `status()`).
     pub(crate) shipper: std::sync::OnceLock<Arc<MetaShipper>>,
+    /// This process's session (0 until registered): owns its file locks.
+    pub(crate) session: std::sync::atomic::AtomicU64,
+    /// The (inode, lock owner) pairs this process took a lock for, with the handle of
+    /// the last request: a close asks the metadata to drop locks only for those (locks.rs).
+    pub(crate) lockers: parking_lot::Mutex<std::collections::HashMap<(Ino, u64), u64>>,
 }
 
 impl Vfs {
-    /// Builds the engine. With `purge_orphans`, first purges orphans left by a previous
-    /// session: with an embedded store only one process mounts, so every orphan is
-    /// unreferenced now.
+    /// Builds the engine. With `purge_orphans`, first purges the orphans no live session
+    /// owns (left by a process that ended or was reaped: nobody has them open).
     pub fn new(
         meta: Arc<dyn MetaStore>,
         store: Arc<BlockStore>,
         cfg: VfsConfig,
     ) -> Result<Arc<Vfs>> {
         if cfg.purge_orphans {
-            for ino in meta.orphans()? {
+            for ino in meta.unowned_orphans()? {
                 meta.purge_inode(ino)?;
             }
         }
@@ -177,7 +189,7 @@ impl Vfs {
             .tiers()
             .first()
             .is_some_and(|t| matches!(t.spec().kind, fvfs_tier::TierKind::Fs { .. }));
-        let journal = cfg.write_journal && (cfg.policy.writeback || local_hottest);
+        let journal = cfg.write_journal && !cfg.shared && (cfg.policy.writeback || local_hottest);
         let vfs = Arc::new(Vfs {
             journal,
             settings: tiering.settings.clone(),
@@ -187,6 +199,8 @@ impl Vfs {
             handles: Handles::default(),
             tiering,
             shipper: Default::default(),
+            session: Default::default(),
+            lockers: Default::default(),
         });
         let users: std::sync::Weak<dyn BlockUsers> = Arc::downgrade(&vfs) as _;
         vfs.tiering.add_users(users);
@@ -205,6 +219,21 @@ impl Vfs {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Makes `id` this process's session (after `AdminStore::register_session`).
+    pub fn set_session(&self, id: u64) {
+        self.session.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This process's session, 0 before one is registered.
+    pub fn session(&self) -> u64 {
+        self.session.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether other hosts may mount this filesystem at once ([`VfsConfig::shared`]).
+    pub fn shared(&self) -> bool {
+        self.cfg.shared
     }
 
     /// Makes every metadata operation so far durable against power loss (fsyncdir).
@@ -237,7 +266,7 @@ pub use backup::{
     backup_now, backup_stamp, is_backup_key, list_backups, prune_backups, utc_stamp, LATEST_KEY,
     META_BACKUP_KEEP, META_PREFIX,
 };
-pub use session::SessionWorker;
+pub use session::{heartbeat_of, SessionInfo, SessionWorker, DEFAULT_SESSION_TIMEOUT};
 pub use ship::{MetaShipWorker, MetaShipper, ShipConfig, ShipHook, ShipStatus};
 pub use spool::{Spool, SPOOL_SUFFIX};
 pub use tiering::{

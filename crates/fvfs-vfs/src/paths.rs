@@ -3,7 +3,8 @@
 //! (`manifest`), verified block reads, a streamed reader and the atomic upload.
 //!
 //! Invariants:
-//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`<unique>` (or a hidden file
+//! - An upload writes a hidden sibling named [`UPLOAD_PREFIX`]`s<session>-<unique>`, the
+//!   session of the process uploading (or a hidden file
 //!   in an ancestor: [`Upload::set_target_dir`]) and renames it
 //!   over the target only after every byte is durable: readers see the old content or
 //!   the new, never a part. A target with several hard links keeps its inode (every name
@@ -27,6 +28,16 @@ use std::sync::Arc;
 
 /// Names starting with this are uploads in progress (hidden by the API).
 pub const UPLOAD_PREFIX: &str = ".fvfs-put.";
+
+/// The session an upload temporary's name carries (`None`: a name of an older version,
+/// which had one process per filesystem).
+fn upload_session(name: &[u8]) -> Option<u64> {
+    let rest = name
+        .strip_prefix(UPLOAD_PREFIX.as_bytes())?
+        .strip_prefix(b"s")?;
+    let hex = rest.split(|&b| b == b'-').next()?;
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
 
 /// Entries read from the metadata per batch when listing a directory.
 const LIST_BATCH: usize = 4096;
@@ -157,12 +168,13 @@ impl Vfs {
         self.force_gid(a, owner)
     }
 
-    /// Removes a file, symlink or empty directory.
-    /// Removes the temporaries of uploads that a killed process left behind (every entry
-    /// named [`UPLOAD_PREFIX`]`…`, in any directory); returns how many. Only the process
-    /// that owns the filesystem may call it, before it accepts uploads of its own: any
-    /// such name then belongs to an upload that can never finish.
+    /// Removes the temporaries of uploads that a killed process left behind (entries
+    /// named [`UPLOAD_PREFIX`]`…`, in any directory, whose session has no row: an
+    /// upload of a live session, this process's or another host's, may still finish);
+    /// returns how many.
     pub fn sweep_uploads(&self) -> Result<usize> {
+        let live: std::collections::HashSet<u64> =
+            self.meta.sessions()?.into_iter().map(|s| s.id).collect();
         let mut n = 0;
         // Bounded: each pass removes what it found; an entry that cannot be removed
         // (gone meanwhile) ends the sweep instead of looping.
@@ -172,6 +184,9 @@ impl Vfs {
                 .entries_with_prefix(UPLOAD_PREFIX.as_bytes(), 1024)?;
             let mut removed = 0;
             for (parent, name, _) in &found {
+                if upload_session(name).is_some_and(|s| live.contains(&s)) {
+                    continue;
+                }
                 match self.unlink_for_good(*parent, name) {
                     Ok(()) => removed += 1,
                     Err(VfsError::Meta(MetaError::NotFound)) => {}
@@ -321,7 +336,8 @@ impl Vfs {
         let (tmp, attr) = loop {
             let seq = UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed);
             let tmp = format!(
-                "{UPLOAD_PREFIX}{:x}-{:x}-{seq:x}",
+                "{UPLOAD_PREFIX}s{:x}-{:x}-{:x}-{seq:x}",
+                self.session(),
                 std::process::id(),
                 crate::now_ns()
             )

@@ -180,23 +180,26 @@ fn connect(config: &tokio_postgres::Config) -> Result<Client> {
     Ok(client)
 }
 
-/// The right to serve a filesystem whose metadata is on PostgreSQL, held by one process
-/// at a time: a session-level advisory lock on a connection of its own, keyed by the
-/// filesystem's schema. The server releases it when the connection ends, so a killed
-/// process never leaves it behind.
+/// The right to use a filesystem whose metadata is on PostgreSQL: a session-level
+/// advisory lock on a connection of its own, keyed by the filesystem's schema, held
+/// shared by every mount (of any host) and exclusively by a command that must run alone.
+/// The server releases it when the connection ends, so a killed process never leaves it
+/// behind.
 pub struct MountLease {
     _client: Client,
 }
 
 impl MountLease {
-    /// Takes the lease; `None` when another process holds it.
-    pub fn take(url: &str, shown: &str) -> Result<Option<MountLease>> {
+    /// Takes the lease, `shared` or exclusive; `None` when a holder of the other kind
+    /// (or, exclusive, any holder) has it.
+    pub fn take(url: &str, shown: &str, shared: bool) -> Result<Option<MountLease>> {
         let client = connect(&config(url, shown)?)?;
-        let row = block_on(client.query_one(
-            "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':fvfs-mount'))",
-            &[],
-        ))
-        .map_err(pg_error)?;
+        let sql = if shared {
+            "SELECT pg_try_advisory_lock_shared(hashtext(current_schema() || ':fvfs-mount'))"
+        } else {
+            "SELECT pg_try_advisory_lock(hashtext(current_schema() || ':fvfs-mount'))"
+        };
+        let row = block_on(client.query_one(sql, &[])).map_err(pg_error)?;
         let got: bool = row.try_get(0).map_err(pg_error)?;
         Ok(got.then_some(MountLease { _client: client }))
     }

@@ -217,8 +217,24 @@ CREATE TABLE write_journal (
 CREATE INDEX write_journal_ino ON write_journal(ino, seq);
 "#;
 
+/// Version 10 (`crate::sqlite::schema::V10`) in PostgreSQL's types.
+const V10: &str = r#"
+ALTER TABLE orphans ADD COLUMN session BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE locks (
+  ino BIGINT NOT NULL,
+  session BIGINT NOT NULL,
+  owner BIGINT NOT NULL,
+  range_start BIGINT NOT NULL,
+  range_end BIGINT NOT NULL,
+  kind BIGINT NOT NULL,
+  pid BIGINT NOT NULL,
+  PRIMARY KEY (ino, session, owner, range_start)
+);
+CREATE INDEX locks_session ON locks(session);
+"#;
+
 /// Steps after version 8, in order; entry i moves the schema from 8 + i to 9 + i.
-const MIGRATIONS: &[&str] = &[crate::sqlite::schema::V9];
+const MIGRATIONS: &[&str] = &[crate::sqlite::schema::V9, V10];
 
 /// The advisory lock key that serialises schema changes (ASCII "fvfs").
 const SCHEMA_LOCK: i64 = 0x6676_6673;

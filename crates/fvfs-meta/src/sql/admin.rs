@@ -108,30 +108,49 @@ impl<E: Engine> AdminStore for SqlStore<E> {
     }
 
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64> {
-        self.write(|tx| {
+        let id = self.write(|tx| {
             tx.query_row(
                 "INSERT INTO sessions (host, pid, mountpoint, started, heartbeat)
          VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
                 params![host, pid, mountpoint, now],
                 |r| r.get::<u64>(0),
             )
-        })
+        })?;
+        self.session.store(id, std::sync::atomic::Ordering::Relaxed);
+        Ok(id)
     }
 
     fn heartbeat(&self, id: u64, now: i64) -> Result<()> {
-        self.write(|tx| {
+        let found = self.write(|tx| {
             tx.execute(
                 "UPDATE sessions SET heartbeat = ?2 WHERE id = ?1",
                 params![id as i64, now],
-            )?;
-            Ok(())
-        })
+            )
+        })?;
+        if found == 0 {
+            return Err(MetaError::SessionGone(id));
+        }
+        Ok(())
     }
 
     fn end_session(&self, id: u64) -> Result<()> {
         self.write(|tx| {
+            tx.execute("DELETE FROM locks WHERE session = ?1", params![id as i64])?;
             tx.execute("DELETE FROM sessions WHERE id = ?1", params![id as i64])?;
             Ok(())
+        })
+    }
+
+    fn reap_session(&self, id: u64, before: i64) -> Result<bool> {
+        self.write(|tx| {
+            let gone = tx.execute(
+                "DELETE FROM sessions WHERE id = ?1 AND heartbeat < ?2",
+                params![id as i64, before],
+            )?;
+            if gone > 0 {
+                tx.execute("DELETE FROM locks WHERE session = ?1", params![id as i64])?;
+            }
+            Ok(gone > 0)
         })
     }
 

@@ -7,8 +7,9 @@ use crate::dump::{self, DumpSink, DumpTotals, DumpValue, DumpWriter};
 use crate::error::{MetaError, Result};
 use crate::store::DumpStore;
 
-/// Tables a dump leaves out: the sessions of live processes mean nothing elsewhere.
-const SKIPPED: &[&str] = &["sessions"];
+/// Tables a dump leaves out: the sessions of live processes and their file locks mean
+/// nothing elsewhere.
+const SKIPPED: &[&str] = &["locks", "sessions"];
 
 fn tables(engine: &dyn Engine, tx: &dyn Tx) -> Result<Vec<String>> {
     let mut names = engine.tables(tx)?;

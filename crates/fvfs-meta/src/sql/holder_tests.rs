@@ -153,7 +153,7 @@ fn version_3_database_upgrades_to_holders() {
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute_batch(
         "DROP TABLE holders; DROP TABLE hsm_dirs; DROP TABLE hsm_files; DROP TABLE hsm_requests; \
-         DROP TABLE music_origins; DROP TABLE music_tracks; DROP TABLE music_collections; DROP TABLE music_views; DROP TABLE music_entries; DROP TABLE music_cache; DROP TABLE write_journal; PRAGMA user_version = 3;",
+         DROP TABLE music_origins; DROP TABLE music_tracks; DROP TABLE music_collections; DROP TABLE music_views; DROP TABLE music_entries; DROP TABLE music_cache; DROP TABLE write_journal; DROP TABLE locks; ALTER TABLE orphans DROP COLUMN session; PRAGMA user_version = 3;",
     )
     .unwrap();
     drop(c);
@@ -170,7 +170,7 @@ fn version_3_database_upgrades_to_holders() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, schema::SCHEMA_VERSION);
-    assert_eq!(v, 9);
+    assert_eq!(v, 10);
 }
 
 /// The HSM catalog: rows round-trip, ids are assigned, a state filter lists, and

@@ -22,6 +22,7 @@ mod dump;
 mod holders;
 mod hsm;
 mod journal;
+mod locks;
 mod music;
 mod music_cache;
 mod namespace;
@@ -41,7 +42,7 @@ use crate::types::LogFrames;
 use std::path::Path;
 
 /// The logical schema version both engines write (tables and columns: docs/FORMAT.md).
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// One metadata database engine.
 pub trait Engine: Send + Sync + 'static {
@@ -81,15 +82,26 @@ pub trait Engine: Send + Sync + 'static {
 /// The metadata store over an engine.
 pub struct SqlStore<E> {
     engine: E,
+    /// The session this handle registered (0: none): orphans its unlinks leave are
+    /// stamped with it, so no other process purges them while it lives.
+    session: std::sync::atomic::AtomicU64,
 }
 
 impl<E: Engine> SqlStore<E> {
     pub fn from_engine(engine: E) -> SqlStore<E> {
-        SqlStore { engine }
+        SqlStore {
+            engine,
+            session: Default::default(),
+        }
     }
 
     pub fn engine(&self) -> &E {
         &self.engine
+    }
+
+    /// The session this handle registered, 0 if none.
+    fn session(&self) -> u64 {
+        self.session.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` in one write transaction (perhaps more than once, see [`Engine::write`]).
@@ -155,6 +167,8 @@ impl dyn TestStore {
 mod alloc_tests;
 #[cfg(test)]
 mod holder_tests;
+#[cfg(test)]
+mod lock_tests;
 #[cfg(test)]
 mod music_tests;
 #[cfg(test)]

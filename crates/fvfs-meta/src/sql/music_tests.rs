@@ -356,6 +356,7 @@ fn a_version_6_database_gains_audio_spans_and_the_cache() {
          ALTER TABLE music_tracks DROP COLUMN audio_start;
          ALTER TABLE music_tracks DROP COLUMN audio_len;
          ALTER TABLE music_tracks DROP COLUMN audio_id;
+         DROP TABLE locks; ALTER TABLE orphans DROP COLUMN session;
          PRAGMA user_version = 6;",
     )
     .unwrap();

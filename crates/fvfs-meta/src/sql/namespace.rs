@@ -105,8 +105,8 @@ pub(super) fn insert_dentry(
     Ok(())
 }
 
-/// Drops one link of a non-directory; records an orphan at 0.
-fn drop_link(tx: &dyn Tx, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked> {
+/// Drops one link of a non-directory; records an orphan of `session` at 0.
+fn drop_link(tx: &dyn Tx, ino: Ino, kind: FileKind, now: i64, session: u64) -> Result<Unlinked> {
     tx.prepare_cached(
         "UPDATE inodes SET nlink = nlink - 1, ctime = ?2 WHERE ino = ?1 AND nlink > 0",
     )?
@@ -115,8 +115,8 @@ fn drop_link(tx: &dyn Tx, ino: Ino, kind: FileKind, now: i64) -> Result<Unlinked
         .prepare_cached("SELECT nlink FROM inodes WHERE ino = ?1")?
         .query_row(params![ino as i64], |r| r.get(0))?;
     if nlink == 0 {
-        tx.prepare_cached("INSERT OR IGNORE INTO orphans (ino) VALUES (?1)")?
-            .execute(params![ino as i64])?;
+        tx.prepare_cached("INSERT OR IGNORE INTO orphans (ino, session) VALUES (?1, ?2)")?
+            .execute(params![ino as i64, session as i64])?;
     }
     Ok(Unlinked { ino, kind, nlink })
 }
@@ -322,7 +322,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
             tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
                 .execute(params![parent as i64, name])?;
             touch_dir(tx, parent, 0, now)?;
-            let u = drop_link(tx, ino, kind, now)?;
+            let u = drop_link(tx, ino, kind, now, self.session())?;
             if trash {
                 return super::trash::keep(tx, u, parent, name, now);
             }
@@ -434,7 +434,7 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
                     (false, false) => {
                         tx.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
                             .execute(params![newparent as i64, newname])?;
-                        let u = drop_link(tx, dino, dkind, now)?;
+                        let u = drop_link(tx, dino, dkind, now, self.session())?;
                         replaced = Some(if flags.trash {
                             super::trash::keep(tx, u, newparent, newname, now)?
                         } else {
@@ -616,6 +616,18 @@ impl<E: Engine> NamespaceStore for SqlStore<E> {
     fn orphans(&self) -> Result<Vec<Ino>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached("SELECT ino FROM orphans")?;
+            let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
+            rows.map(|r| r.map(|i| i as u64))
+                .collect::<Result<Vec<_>>>()
+        })
+    }
+
+    fn unowned_orphans(&self) -> Result<Vec<Ino>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT ino FROM orphans o
+                 WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = o.session)",
+            )?;
             let rows = stmt.query_map(params![], |r| r.get::<i64>(0))?;
             rows.map(|r| r.map(|i| i as u64))
                 .collect::<Result<Vec<_>>>()

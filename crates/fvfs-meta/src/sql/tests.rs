@@ -420,6 +420,7 @@ fn migration_to_v3_fills_st_blocks() {
          DROP TABLE write_journal;
          ALTER TABLE inodes DROP COLUMN alloc_bytes;
          ALTER TABLE chunks DROP COLUMN alloc_bytes;
+         DROP TABLE locks; ALTER TABLE orphans DROP COLUMN session;
          PRAGMA user_version = 2;",
     )
     .unwrap();

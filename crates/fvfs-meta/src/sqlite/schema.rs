@@ -258,6 +258,25 @@ DROP INDEX blocks_garbage;
 CREATE INDEX blocks_garbage ON blocks(freed_at) WHERE refcount = 0;
 "#;
 
+/// Several hosts: an orphan belongs to the session whose unlink left it (0: none; purged
+/// by anyone once that session has no row), and file locks (flock and fcntl) live here so
+/// that every host sees them, keyed by the session and the kernel's lock owner. A range
+/// is inclusive (`range_end` i64::MAX: to the end of the file); kind 0 read, 1 write.
+pub(crate) const V10: &str = r#"
+ALTER TABLE orphans ADD COLUMN session INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE locks (
+  ino INTEGER NOT NULL,
+  session INTEGER NOT NULL,
+  owner INTEGER NOT NULL,
+  range_start INTEGER NOT NULL,
+  range_end INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  PRIMARY KEY (ino, session, owner, range_start)
+);
+CREATE INDEX locks_session ON locks(session);
+"#;
+
 /// One schema step: SQL, then an optional fill of the new columns from existing rows, in
 /// the same transaction.
 struct Migration {
@@ -301,6 +320,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: V9,
+        fill: None,
+    },
+    Migration {
+        sql: V10,
         fill: None,
     },
 ];

@@ -40,9 +40,18 @@ pub trait AdminStore {
         Ok(())
     }
 
+    /// Registers a session of a process using the filesystem and makes it this store
+    /// handle's own: orphans its unlinks leave belong to it until it ends.
     fn register_session(&self, host: &str, pid: u32, mountpoint: &str, now: i64) -> Result<u64>;
+    /// Records that the session is alive at `now`. [`crate::MetaError::SessionGone`]: its
+    /// row is gone (a reaper ended it): the process must stop using the filesystem.
     fn heartbeat(&self, session: u64, now: i64) -> Result<()>;
+    /// Ends a session: its row and its file locks go; its orphans become unowned.
     fn end_session(&self, session: u64) -> Result<()>;
+    /// Ends the session as [`AdminStore::end_session`] if its last heartbeat is before
+    /// `before` (checked in the same transaction: a session that just heartbeated
+    /// survives). Returns whether it ended it.
+    fn reap_session(&self, session: u64, before: i64) -> Result<bool>;
     fn sessions(&self) -> Result<Vec<Session>>;
 
     /// Adds to a durable counter (corruptions repaired, blocks evicted, …).

@@ -11,6 +11,7 @@
 //! - [`CheckStore`] (`check.rs`): the consistency checks and repairs behind `fvfsd fsck`;
 //! - [`JournalStore`] (`journal.rs`): the write journal (acknowledged bytes not yet in
 //!   blocks);
+//! - [`LockStore`] (`locks.rs`): fcntl and flock locks every host sees;
 //! - [`HolderStore`] (`holders.rs`): block references held by something other than a
 //!   file (archived payloads, caches of other faces);
 //! - [`HsmStore`] (`hsm.rs`): the HSM face's catalog of archived native files;
@@ -35,6 +36,7 @@ mod dump;
 mod holders;
 mod hsm;
 mod journal;
+mod locks;
 mod music;
 mod music_cache;
 mod namespace;
@@ -47,6 +49,7 @@ pub use dump::DumpStore;
 pub use holders::HolderStore;
 pub use hsm::{hsm_holder_key, HsmDir, HsmFile, HsmRequest, HsmState, HsmStore, HSM_HOLDER};
 pub use journal::JournalStore;
+pub use locks::{FileLock, LockKind, LockOwner, LockStore};
 pub use music::{
     AudioSpan, MusicCollection, MusicEntry, MusicNode, MusicOrigin, MusicStamp, MusicStore,
     MusicTrack, MusicView, MUSIC_ROOT,
@@ -64,6 +67,7 @@ pub trait MetaStore:
     NamespaceStore
     + DataStore
     + JournalStore
+    + LockStore
     + TierStore
     + AdminStore
     + CheckStore
@@ -81,6 +85,7 @@ impl<T> MetaStore for T where
     T: NamespaceStore
         + DataStore
         + JournalStore
+        + LockStore
         + TierStore
         + AdminStore
         + CheckStore

@@ -65,6 +65,11 @@ pub trait NamespaceStore {
 
     /// Inodes with no name left (nlink 0) whose data `DataStore::purge_inode` frees.
     fn orphans(&self) -> Result<Vec<Ino>>;
+    /// The orphans no live session keeps: each orphan carries the session of the store
+    /// handle whose unlink left it (`AdminStore::register_session`); the unlinking process
+    /// may still have it open while that session has a row. The others are anyone's to
+    /// purge.
+    fn unowned_orphans(&self) -> Result<Vec<Ino>>;
     /// Directory entries (parent, name, ino) whose name starts with `prefix`, in any
     /// directory, at most `limit`: for the sweep of reserved names (a full scan).
     fn entries_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Ino, Vec<u8>, Ino)>>;

@@ -87,6 +87,7 @@ impl Core {
             keep_cache: stable,
             direct_io: false,
             cache_dir: stable,
+            stale: false,
         })
     }
 

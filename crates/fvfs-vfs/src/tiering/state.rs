@@ -40,6 +40,9 @@ pub struct TierPolicy {
     /// Days deleted and replaced files stay in `/.trash` (trash.rs); 0 = no trash. The
     /// engine's default is 0; fvfsd's configuration file defaults to 1.
     pub trash_days: u32,
+    /// How long a session may go without a heartbeat before another host ends it
+    /// (session.rs; `[sessions] timeout_secs`).
+    pub session_timeout: Duration,
 }
 
 impl Default for TierPolicy {
@@ -55,6 +58,7 @@ impl Default for TierPolicy {
             writeback: false,
             meta_ship: crate::ShipConfig::default(),
             trash_days: 0,
+            session_timeout: crate::DEFAULT_SESSION_TIMEOUT,
         }
     }
 }

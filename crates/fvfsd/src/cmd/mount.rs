@@ -65,7 +65,7 @@ pub fn check_mountpoint(mp: &Path, allow_non_empty: bool) -> Result<PathBuf> {
 /// Serves the mount in this process until it is unmounted.
 pub fn foreground(args: MountArgs) -> Result<()> {
     let mp = check_mountpoint(&args.mountpoint, args.allow_non_empty)?;
-    let _lock = MountLock::acquire(&args.meta_url, &mp)?;
+    let _lock = MountLock::acquire_mount(&args.meta_url, &mp)?;
     let run = Running::start(args.engine_opts(), &mp.display().to_string())?;
     let fs = Arc::new(fvfs_vfs::EngineOps::new(
         run.vfs.clone(),

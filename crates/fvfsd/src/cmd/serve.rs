@@ -153,7 +153,7 @@ pub fn run(cfg: &Config, a: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let _lock = MountLock::acquire(&meta_url, mp.as_deref().unwrap_or(&state))?;
+    let _lock = MountLock::acquire_mount(&meta_url, mp.as_deref().unwrap_or(&state))?;
     let settings = fvfs_engine::read_settings(&meta_url)?;
     let cache_dir = cfg
         .daemon
