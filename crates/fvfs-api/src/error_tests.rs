@@ -95,6 +95,8 @@ fn every_engine_error() -> Vec<VfsError> {
         VfsError::Internal("i".into()),
         VfsError::PermissionDenied("p"),
         VfsError::NotPermitted("p"),
+        VfsError::Locked,
+        VfsError::Interrupted,
         VfsError::Backlog(1),
     ]);
     for e in &all {
@@ -145,6 +147,8 @@ fn kind(e: &VfsError) -> &'static str {
         | VfsError::Internal(_)
         | VfsError::PermissionDenied(_)
         | VfsError::NotPermitted(_)
+        | VfsError::Locked
+        | VfsError::Interrupted
         | VfsError::Backlog(_) => "vfs",
     }
 }
@@ -183,6 +187,8 @@ async fn every_engine_errno_survives_the_trip_through_the_api() {
         libc::EBADF,
         libc::EOPNOTSUPP,
         libc::EFBIG,
+        libc::EAGAIN,
+        libc::EINTR,
     ];
     assert_eq!(errnos, expected.into_iter().collect());
 }

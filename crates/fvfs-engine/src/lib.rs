@@ -35,7 +35,7 @@ pub use format::{format, format_unchecked, tiers_from_locations, FormatSpec};
 pub use fvfs_tier::redact;
 pub use fvfs_vfs::{TierPolicy, Vfs, VfsConfig};
 pub use open::{
-    check_location, check_tier, is_new, read_settings, root_owner, Engine, EngineOpts, MountLock,
-    DEFAULT_CACHE_SIZE, MEM_CACHE,
+    check_location, check_tier, is_new, is_shared, read_settings, root_owner, Engine, EngineOpts,
+    MountLock, DEFAULT_CACHE_SIZE, MEM_CACHE,
 };
 pub use running::{spawn_tiering, Running};

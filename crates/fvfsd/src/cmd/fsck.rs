@@ -38,13 +38,26 @@ pub async fn run(meta_url: &str, repair: bool) -> Result<bool> {
     Ok(problems == 0)
 }
 
+/// The least grace `fvfsd gc` deletes with while a filesystem shared by several hosts is
+/// mounted: a mount's blocks are uploaded before their commit, and its in-flight writes
+/// are pinned only in its own process. The mounts' own GC workers keep 2 h.
+const MIN_GRACE_BESIDE_MOUNTS: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// `fvfsd gc [--dry-run]`: lists, then deletes, the blocks unreferenced for longer than
 /// `grace` (from every tier) and the leaked objects (block objects no row claims, older
-/// than `grace`). Deleting needs the filesystem unmounted: a mount's uncommitted writes
-/// may rely on them. A dry run reads only, beside a mount too. Returns what is left to
-/// delete (0 after a real run that deleted everything it found).
+/// than `grace`). Embedded (SQLite): deleting needs the filesystem unmounted, since the
+/// mount's uncommitted writes may rely on them. Shared (PostgreSQL): it runs beside the
+/// mounts of every host, as their own GC workers do, with a grace of at least
+/// [`MIN_GRACE_BESIDE_MOUNTS`] while any is mounted. A dry run reads only, beside a mount
+/// too. Returns what is left to delete (0 after a real run that deleted everything).
 pub async fn gc(meta_url: &str, grace: std::time::Duration, dry_run: bool) -> Result<u64> {
-    let lock = MountLock::acquire(meta_url, std::path::Path::new("(fvfsd gc)"));
+    let holder = std::path::Path::new("(fvfsd gc)");
+    let shared = fvfs_engine::is_shared(meta_url);
+    let lock = if shared {
+        MountLock::acquire_mount(meta_url, holder)
+    } else {
+        MountLock::acquire(meta_url, holder)
+    };
     let _lock = match lock {
         Ok(l) => l,
         Err(_) if dry_run => None,
@@ -52,6 +65,20 @@ pub async fn gc(meta_url: &str, grace: std::time::Duration, dry_run: bool) -> Re
     };
     let engine = Engine::open_direct(meta_url, true).await?;
     let vfs = engine.vfs_for_gc(grace, dry_run)?;
+    if shared && !dry_run && grace < MIN_GRACE_BESIDE_MOUNTS {
+        let mounted = vfs.sessions()?;
+        if let Some(s) = mounted.first() {
+            anyhow::bail!(
+                "{} mount(s) use this filesystem (one on {} at {}): beside mounts gc deletes \
+                 only with --grace-secs {} or more (their writes in flight may use younger \
+                 objects); unmount the filesystem first for a shorter grace",
+                mounted.len(),
+                s.host,
+                s.mountpoint,
+                MIN_GRACE_BESIDE_MOUNTS.as_secs()
+            );
+        }
+    }
     let names = vfs.settings().tier_names();
     let report = vfs.tiering().gc_scan().await?;
     let human = super::status::human;

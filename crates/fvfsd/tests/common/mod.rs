@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod hosts;
 pub mod music;
 pub mod netns;
 pub mod tls;
