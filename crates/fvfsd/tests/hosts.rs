@@ -7,8 +7,9 @@
 //! - file locks (flock and fcntl) are seen by both hosts; a host killed with -9 holds
 //!   them until its session times out, then the other host gets them (also a waiting
 //!   F_SETLKW);
-//! - a file unlinked while open stays while its host lives, and the reaper of the other
-//!   host frees its blocks once the killed host's session has expired;
+//! - a file unlinked while open stays while its host lives (another host starting or
+//!   stopping does not purge it), and the reaper of the other host frees its blocks once
+//!   the killed host's session has expired;
 //! - a command that must run alone (`fvfsd load`) is refused while any host is mounted.
 
 mod common;
@@ -101,20 +102,26 @@ fn a_file_closed_on_one_host_opens_identical_on_the_other() {
         "B reads A's file"
     );
 
-    // B keeps a descriptor open while A rewrites the file (longer, other bytes).
+    // B keeps a descriptor open, having read the whole file (its page cache and chunk
+    // maps hold v1), while A rewrites it with other bytes of the same length.
     let old = File::open(b.path("f")).unwrap();
-    let mut head = vec![0u8; 4096];
-    (&old).read_exact(&mut head).unwrap();
-    assert_eq!(head, v1[..4096]);
-    let v2 = data((5 << 20) + 99, 2);
+    assert!(read_all(&old) == v1);
+    let v2 = data(v1.len(), 2);
     std::fs::write(f.path("f"), &v2).unwrap();
     let new = File::open(b.path("f")).unwrap();
-    let got = read_all(&new);
-    assert_eq!(got.len(), v2.len(), "the size B sees after A's close");
-    assert!(got == v2, "B's new open reads A's closed content");
+    assert!(
+        read_all(&new) == v2,
+        "B's new open reads A's closed content"
+    );
     // An older descriptor of B reads what B's latest open found (the host's cache of
     // the file was renewed by that open).
     assert!(read_all(&old) == v2, "B's old descriptor");
+    // Longer: B's next open sees the new size at once.
+    let v3 = data((5 << 20) + 99, 3);
+    std::fs::write(f.path("f"), &v3).unwrap();
+    let got = read_all(&File::open(b.path("f")).unwrap());
+    assert_eq!(got.len(), v3.len(), "the size B sees after A's close");
+    assert!(got == v3, "B reads the longer file");
 
     // And the other way round, with a shorter file and a new directory.
     std::fs::create_dir(b.path("d")).unwrap();
@@ -215,7 +222,10 @@ fn the_reaper_frees_a_killed_hosts_unlinked_open_file() {
     let open = File::open(f.path("doomed")).unwrap();
     std::fs::remove_file(f.path("doomed")).unwrap();
     assert_eq!(meta.orphans().unwrap().len(), 1);
-    // While A lives, B's reaper leaves A's orphan alone, and A still reads it.
+    // While A lives, a host that starts (C) and B's reaper leave A's orphan alone, and
+    // A still reads it.
+    let mut c = f.mount_host("c");
+    c.unmount();
     std::thread::sleep(Duration::from_secs(3 * TIMEOUT_SECS));
     assert_eq!(
         meta.orphans().unwrap().len(),
