@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Metadata operations per second, mdtest-style, in one directory per client.
 
-usage: meta_work.py ROOT CLIENTS FILES
+usage: meta_work.py ROOT[:ROOT...] CLIENTS FILES
 
-Each of CLIENTS processes works in ROOT/c<i>: creates FILES empty files (open O_CREAT,
+Each of CLIENTS processes works in ROOT/c<i>, client i under the (i mod n)-th ROOT (one
+ROOT per mount of one filesystem measures several mounts at once): creates FILES empty files (open O_CREAT,
 close), stats each, renames each, unlinks each; the phases are separated by a barrier so
 that every client runs the same phase at once. Prints one JSON line per phase: the
 slowest client's rate (ops/s per client, as mdtest reports) and the total.
@@ -44,10 +45,13 @@ def client(root, idx, files, barrier, out):
 
 
 def main():
-    root, clients, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    roots, clients, files = sys.argv[1].split(":"), int(sys.argv[2]), int(sys.argv[3])
     barrier = mp.Barrier(clients)
     out = mp.Queue()
-    procs = [mp.Process(target=client, args=(root, i, files, barrier, out)) for i in range(clients)]
+    procs = [
+        mp.Process(target=client, args=(roots[i % len(roots)], i, files, barrier, out))
+        for i in range(clients)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=1800) for _ in procs]

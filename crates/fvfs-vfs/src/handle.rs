@@ -122,6 +122,9 @@ pub(crate) struct Handles {
     /// attributes) still holds. Bounded by [`SEEN_MAX`] (cleared past it: every next
     /// open then revalidates).
     seen: Mutex<HashMap<Ino, (i64, i64, u64)>>,
+    /// Open inodes that lost their last name (through this process): their last close
+    /// purges them. Only these: a close of any other file costs no metadata read.
+    orphaned: Mutex<std::collections::HashSet<Ino>>,
 }
 
 /// Most inodes [`Handles`] remembers the last-open attributes of.
@@ -355,7 +358,7 @@ impl Vfs {
             self.store_inode(h.ino).await
         };
         if let Some((h, last)) = self.handles.remove(fh) {
-            if last {
+            if last && self.handles.orphaned.lock().remove(&h.ino) {
                 self.purge_if_orphan(h.ino)?;
                 if flushed.is_err() && self.handles.state(h.ino).is_some() {
                     tracing::warn!(
@@ -368,10 +371,16 @@ impl Vfs {
         flushed
     }
 
-    /// Purges an inode with no links and no open handles (with its retained bytes).
+    /// Purges an inode with no links and no open handles (with its retained bytes); one
+    /// still open is purged at its last close.
     pub(crate) fn purge_if_orphan(&self, ino: Ino) -> Result<()> {
         if self.handles.is_open(ino) {
-            return Ok(());
+            self.handles.orphaned.lock().insert(ino);
+            // The last close may have come between the check and the mark: whoever takes
+            // the mark purges.
+            if self.handles.is_open(ino) || !self.handles.orphaned.lock().remove(&ino) {
+                return Ok(());
+            }
         }
         match self.meta.getattr(ino) {
             Ok(a) if a.nlink == 0 => {
