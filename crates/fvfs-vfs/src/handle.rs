@@ -107,6 +107,8 @@ pub(crate) struct Handle {
     pub(crate) flags: OpenFlags,
     pub(crate) state: Arc<InodeState>,
     pub(crate) read: Mutex<ReadState>,
+    /// A write came through this handle: its flush (close) is a durability point.
+    pub(crate) wrote: AtomicBool,
 }
 
 #[derive(Default)]
@@ -210,6 +212,7 @@ impl Handles {
                 flags,
                 state,
                 read: Mutex::new(ReadState::default()),
+                wrote: AtomicBool::new(false),
             }),
         );
         fh
@@ -313,10 +316,13 @@ impl Vfs {
     }
 
     /// Makes the handle's buffered writes durable (close(2) calls this for every
-    /// descriptor, and so does every exec of a process that inherited one).
+    /// descriptor, and so does every exec of a process that inherited one). A handle
+    /// that wrote nothing, of a file with nothing buffered, has nothing to make durable:
+    /// its close costs no metadata sync (a `create` and `close` is not a durability point
+    /// for the new name, as on ext4; `fsync` of the file or its directory is).
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let h = self.handles.get(fh)?;
-        if h.flags.write {
+        if h.flags.write && (h.wrote.load(Ordering::Relaxed) || h.state.dirty()) {
             if self.may_retain(h.ino) {
                 self.journal_flush(h.ino).await?;
             } else if self.journal {

@@ -299,6 +299,7 @@ impl Vfs {
         if !h.flags.write {
             return Err(VfsError::BadHandle);
         }
+        h.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         let end = off.checked_add(data.len() as u64).ok_or(VfsError::TooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(VfsError::TooBig);
