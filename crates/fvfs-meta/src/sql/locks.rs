@@ -139,7 +139,6 @@ impl<E: Engine> LockStore for SqlStore<E> {
                     ],
                     row,
                 )?
-                .into_iter()
                 .collect::<Result<Vec<_>>>()?;
             let mut del = tx.prepare_cached(
                 "DELETE FROM locks WHERE ino = ?1 AND session = ?2 AND owner = ?3
@@ -198,7 +197,6 @@ impl<E: Engine> LockStore for SqlStore<E> {
                  WHERE ino = ?1 ORDER BY session, owner, range_start",
             )?
             .query_map(params![ino as i64], row)?
-            .into_iter()
             .collect()
         })
     }
