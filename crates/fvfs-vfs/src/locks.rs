@@ -63,6 +63,8 @@ impl Vfs {
     pub async fn set_lock(&self, fh: u64, req: &LockRequest, wait: bool) -> Result<()> {
         let ino = self.handles.get(fh)?.ino;
         let who = self.lock_owner(req.owner);
+        // Recorded before the request: a lock granted while its handle is being
+        // released is then still dropped by that release.
         if req.kind.is_some() {
             self.lockers.lock().insert((ino, req.owner), fh);
         }

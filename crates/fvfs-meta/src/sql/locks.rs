@@ -9,6 +9,9 @@ use crate::sql::{params, Tx};
 use crate::store::{FileLock, LockKind, LockOwner, LockStore};
 use fvfs_types::Ino;
 
+/// The columns [`row`] reads, in its order.
+const COLS: &str = "session, owner, range_start, range_end, kind, pid";
+
 /// Ranges end at most here (the kernel's OFFSET_MAX): stored as a signed integer.
 const MAX: u64 = i64::MAX as u64;
 
@@ -41,12 +44,12 @@ fn conflict(
     end: u64,
     kind: LockKind,
 ) -> Result<Option<FileLock>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT session, owner, range_start, range_end, kind, pid FROM locks
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {COLS} FROM locks
          WHERE ino = ?1 AND NOT (session = ?2 AND owner = ?3)
            AND range_start <= ?5 AND range_end >= ?4 AND (kind = 1 OR ?6 = 1)
-         ORDER BY range_start LIMIT 1",
-    )?;
+         ORDER BY range_start LIMIT 1"
+    ))?;
     let found = stmt.query_map(
         params![
             ino as i64,
@@ -124,11 +127,11 @@ impl<E: Engine> LockStore for SqlStore<E> {
             }
             let (lo, hi) = (start.saturating_sub(1), end.saturating_add(1).min(MAX));
             let touching = tx
-                .prepare_cached(
-                    "SELECT session, owner, range_start, range_end, kind, pid FROM locks
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM locks
                      WHERE ino = ?1 AND session = ?2 AND owner = ?3
-                       AND range_start <= ?5 AND range_end >= ?4",
-                )?
+                       AND range_start <= ?5 AND range_end >= ?4"
+                ))?
                 .query_map(
                     params![
                         ino as i64,
@@ -192,10 +195,9 @@ impl<E: Engine> LockStore for SqlStore<E> {
 
     fn locks(&self, ino: Ino) -> Result<Vec<FileLock>> {
         self.read(|tx| {
-            tx.prepare_cached(
-                "SELECT session, owner, range_start, range_end, kind, pid FROM locks
-                 WHERE ino = ?1 ORDER BY session, owner, range_start",
-            )?
+            tx.prepare_cached(&format!(
+                "SELECT {COLS} FROM locks WHERE ino = ?1 ORDER BY session, owner, range_start"
+            ))?
             .query_map(params![ino as i64], row)?
             .collect()
         })

@@ -78,12 +78,7 @@ impl Host {
 
     /// kill -9 of the mount process, then detach the dead mount.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: sends a signal to our own child process.
-            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        super::kill9_mount(self.child.take(), &self.mnt);
     }
 
     /// Clean unmount; waits for the daemon to exit (60 s at most).

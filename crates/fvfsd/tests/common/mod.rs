@@ -43,6 +43,16 @@ pub fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
     }
 }
 
+/// kill -9 of a mount process (if any), then a lazy unmount of its dead mount.
+pub fn kill9_mount(child: Option<Child>, mnt: &Path) {
+    if let Some(mut c) = child {
+        // SAFETY: sends a signal to our own child process.
+        unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        let _ = c.wait();
+    }
+    let _ = Command::new("umount").arg("-l").arg(mnt).status();
+}
+
 pub fn is_mounted(path: &Path) -> bool {
     let Ok(canon) = path.canonicalize() else {
         return false;
@@ -335,11 +345,7 @@ impl Fixture {
 
     /// kill -9 of the mount process, then detach the dead mount.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        kill9_mount(self.child.take(), &self.mnt);
     }
 
     /// Remount with an empty local cache, so reads come from S3.
